@@ -1,0 +1,179 @@
+// Package store keeps socialgate's users, linked external accounts, sessions
+// and short-lived flow records. Store is the interface the rest of the gateway
+// uses; Badger is the embedded implementation. Every method that changes more
+// than one record does it in one transaction, so a crash at any instant leaves
+// either the whole change or none of it.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Implementations wrap them with %w; callers test with errors.Is.
+var (
+	// ErrNotFound means the record does not exist (or has expired).
+	ErrNotFound = errors.New("not found")
+	// ErrIdentityTaken means a sign-in asked to link an identity to one user
+	// while that identity is already linked to another user. Nothing changed.
+	ErrIdentityTaken = errors.New("identity is linked to another user")
+	// ErrStale means a compare-and-swap lost: the record changed since it was read.
+	ErrStale = errors.New("record changed concurrently")
+)
+
+// Account status values.
+const (
+	StatusVerified             = "verified"
+	StatusNeedsReauthorization = "needs_reauthorization"
+)
+
+// Store is everything the gateway persists. Implementations must be safe for
+// concurrent use. A networked implementation must give the same guarantees:
+// SignIn is atomic and two concurrent first sign-ins of one identity yield one
+// user; TakeEphemeral returns a record to at most one caller.
+type Store interface {
+	// SignIn resolves an identity (issuer, subject) to a user and records the
+	// account's latest profile and tokens, all in one transaction:
+	//   - a known identity updates its account and returns its user (or, when
+	//     in.LinkToUser names another user, fails with ErrIdentityTaken);
+	//   - an unknown identity is linked to in.LinkToUser when set, else to the
+	//     user holding its verified email when in.LinkByVerifiedEmail is set
+	//     and the account asserts a verified email, else to a new user.
+	SignIn(ctx context.Context, in SignIn) (SignInResult, error)
+	// User returns the user with this id.
+	User(ctx context.Context, id string) (*User, error)
+	// ExternalAccounts returns the user's linked accounts, oldest first.
+	ExternalAccounts(ctx context.Context, userID string) ([]*ExternalAccount, error)
+
+	// CreateSession stores a new session; it expires at s.ExpiresAt.
+	CreateSession(ctx context.Context, s *Session) error
+	// Session returns a live session; expired and deleted ones are ErrNotFound.
+	Session(ctx context.Context, id string) (*Session, error)
+	// DeleteSession removes a session; deleting a missing one is not an error.
+	DeleteSession(ctx context.Context, id string) error
+	// Sessions returns the user's live sessions.
+	Sessions(ctx context.Context, userID string) ([]*Session, error)
+
+	// PutEphemeral stores a short-lived opaque record (pending flow state,
+	// nonces) under kind/id for ttl.
+	PutEphemeral(ctx context.Context, kind, id string, value []byte, ttl time.Duration) error
+	// TakeEphemeral returns and deletes the record in one step: of many
+	// concurrent callers at most one gets it; the others get ErrNotFound.
+	TakeEphemeral(ctx context.Context, kind, id string) ([]byte, error)
+
+	// Close releases the store.
+	Close() error
+}
+
+// SignIn is the input of Store.SignIn.
+type SignIn struct {
+	// Account carries the identity (Provider, Issuer, Subject), the profile,
+	// the approved scopes and the token set; ID and UserID are assigned by
+	// the store.
+	Account ExternalAccount
+	// LinkToUser, when set, links the identity to this existing user
+	// (connect while signed in).
+	LinkToUser string
+	// LinkByVerifiedEmail allows linking an unknown identity to the user who
+	// holds the same verified email. Set it only when the provider's own rules
+	// say the email is verified.
+	LinkByVerifiedEmail bool
+	// Now is the time of the sign-in.
+	Now time.Time
+}
+
+// SignInResult is the outcome of Store.SignIn.
+type SignInResult struct {
+	User           *User
+	Account        *ExternalAccount
+	UserCreated    bool
+	AccountCreated bool
+}
+
+// User is a person known to the gateway. Its id looks like user_….
+type User struct {
+	ID             string         `json:"id"`
+	Name           string         `json:"name,omitempty"`
+	ImageURL       string         `json:"image_url,omitempty"`
+	Emails         []EmailAddress `json:"emails,omitempty"`
+	PublicMetadata map[string]any `json:"public_metadata,omitempty"`
+	CreatedAt      time.Time      `json:"created_at"`
+	UpdatedAt      time.Time      `json:"updated_at"`
+	LastSignInAt   time.Time      `json:"last_sign_in_at"`
+}
+
+// PrimaryEmail returns the user's first verified email, else the first email, else "".
+func (u *User) PrimaryEmail() string {
+	for _, e := range u.Emails {
+		if e.Verified {
+			return e.Email
+		}
+	}
+	if len(u.Emails) > 0 {
+		return u.Emails[0].Email
+	}
+	return ""
+}
+
+// EmailAddress is one of a user's addresses. VerifiedBy lists the external
+// accounts whose provider asserted it as verified.
+type EmailAddress struct {
+	Email      string   `json:"email"`
+	Verified   bool     `json:"verified"`
+	VerifiedBy []string `json:"verified_by,omitempty"`
+}
+
+// ExternalAccount is an identity at a provider linked to a user. Its id looks
+// like eac_…. The identity key is (Issuer, Subject), never the email.
+type ExternalAccount struct {
+	ID             string    `json:"id"`
+	UserID         string    `json:"user_id"`
+	Provider       string    `json:"provider"`
+	Issuer         string    `json:"issuer"`
+	Subject        string    `json:"subject"`
+	Email          string    `json:"email,omitempty"`
+	EmailVerified  bool      `json:"email_verified,omitempty"`
+	Name           string    `json:"name,omitempty"`
+	Username       string    `json:"username,omitempty"`
+	ImageURL       string    `json:"image_url,omitempty"`
+	ApprovedScopes []string  `json:"approved_scopes,omitempty"`
+	Tokens         TokenSet  `json:"tokens"`
+	Status         string    `json:"status"`
+	Label          string    `json:"label,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// TokenSet is what a provider's token endpoint returned for an account.
+type TokenSet struct {
+	AccessToken  string    `json:"access_token,omitempty"`
+	RefreshToken string    `json:"refresh_token,omitempty"`
+	IDToken      string    `json:"id_token,omitempty"`
+	TokenType    string    `json:"token_type,omitempty"`
+	Expiry       time.Time `json:"expiry,omitempty"`
+}
+
+// Session is a signed-in browser or app. Its id looks like sess_…. The user's
+// email and name are copied in at sign-in so the request path needs one read.
+type Session struct {
+	ID        string    `json:"id"`
+	UserID    string    `json:"user_id"`
+	Email     string    `json:"email,omitempty"`
+	Name      string    `json:"name,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	UserAgent string    `json:"user_agent,omitempty"`
+	IP        string    `json:"ip,omitempty"`
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NewID returns prefix + "_" + 26 random characters (128 bits).
+func NewID(prefix string) string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (Go 1.24+)
+	return prefix + "_" + idEncoding.EncodeToString(b[:])
+}
