@@ -1,0 +1,233 @@
+// Package caddymodule is the Caddy glue of socialgate: the app "socialgate"
+// (global options) owns the store, providers, keys and the dev provider; the
+// handler "http.handlers.socialgate" (the site directive socialgate) applies
+// sign-in policy to the routes it matches. Everything else lives, Caddy-free,
+// under internal/.
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/flow"
+	"github.com/socialgate/socialgate/caddymodule/internal/gateway"
+	"github.com/socialgate/socialgate/caddymodule/internal/provider"
+	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
+	"github.com/socialgate/socialgate/caddymodule/internal/session"
+	"github.com/socialgate/socialgate/caddymodule/internal/ui"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// DefaultSessionLifetime is how long a session lasts when session_lifetime is not set.
+const DefaultSessionLifetime = 7 * 24 * time.Hour
+
+// App is the socialgate app: the state behind every socialgate handler of a
+// config. Several sites share it.
+type App struct {
+	// Storage is the directory of the embedded Badger store, which also holds
+	// the generated keys (keys.json, mode 0600). Default: socialgate in
+	// Caddy's data directory.
+	Storage string `json:"storage,omitempty"`
+
+	// Prefix is the path under which the gateway serves its own endpoints
+	// (sign-in, callbacks, sign-out, me). Default: /_auth.
+	Prefix string `json:"prefix,omitempty"`
+
+	// DevProvider, when set, runs the built-in development OpenID provider and
+	// adds it as the provider "dev". Never use it in production: anyone can
+	// sign in as anyone.
+	DevProvider *DevProvider `json:"dev_provider,omitempty"`
+
+	// Providers are the sign-in and connect providers, shown in this order.
+	Providers []ProviderConfig `json:"providers,omitempty"`
+
+	// CookieKeys sign and encrypt the session cookie, newest first: the first
+	// encodes, all decode, so adding a key in front rotates without signing
+	// anyone out. Each is at least 32 characters; {env.*} and {file.*} are
+	// expanded at load. Default: a secret generated once in Storage.
+	CookieKeys []string `json:"cookie_keys,omitempty"`
+
+	// SessionLifetime is how long a session lasts after sign-in. Default: 7 days.
+	SessionLifetime caddy.Duration `json:"session_lifetime,omitempty"`
+
+	// ReturnURLs are absolute URLs that a browser may be sent back to after
+	// sign-in, besides paths on the same site (matched exactly on scheme, host
+	// and path). Default: none.
+	ReturnURLs []string `json:"return_urls,omitempty"`
+
+	// UI brands the gateway's pages.
+	UI *UIConfig `json:"ui,omitempty"`
+
+	gateway  *gateway.Gateway
+	storeRef *storeRef
+	dev      *devRef
+	logger   *zap.Logger
+}
+
+// UIConfig brands the gateway's pages.
+type UIConfig struct {
+	// AppName is shown in page titles and headings. Default: socialgate.
+	AppName string `json:"app_name,omitempty"`
+	// LogoURL is an image shown above each page's heading. Default: none.
+	LogoURL string `json:"logo_url,omitempty"`
+	// Accent is the hex colour of primary buttons. Default: #2f6feb.
+	Accent string `json:"accent,omitempty"`
+	// Templates is a directory whose files replace the embedded templates of
+	// the same name (layout.html, sign-in.html, sign-out.html, error.html).
+	Templates string `json:"templates,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "socialgate",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision opens (or reuses) the store and builds the gateway. It makes no
+// network call: OIDC discovery happens on first use.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+	if a.Prefix == "" {
+		a.Prefix = gateway.DefaultPrefix
+	}
+	if err := checkPrefix(a.Prefix); err != nil {
+		return err
+	}
+	if a.SessionLifetime == 0 {
+		a.SessionLifetime = caddy.Duration(DefaultSessionLifetime)
+	}
+	dir := a.Storage
+	if dir == "" {
+		dir = filepath.Join(caddy.AppDataDir(), "socialgate")
+	}
+	ref, err := acquireStore(dir, a.logger)
+	if err != nil {
+		return err
+	}
+	a.storeRef = ref
+
+	secrets, err := cookieSecrets(repl, a.CookieKeys, ref.keys.CookieSecret)
+	if err != nil {
+		return err
+	}
+	providers, linkByEmail, err := a.buildProviders(repl, ref)
+	if err != nil {
+		return err
+	}
+	returnTo, err := redirect.NewReturnTo(a.ReturnURLs)
+	if err != nil {
+		return fmt.Errorf("return_urls: %w", err)
+	}
+	uiCfg := a.UI
+	if uiCfg == nil {
+		uiCfg = &UIConfig{}
+	}
+	renderer, err := ui.New(ui.Options{AppName: uiCfg.AppName, LogoURL: uiCfg.LogoURL, Accent: uiCfg.Accent, TemplateDir: uiCfg.Templates, Logger: a.logger})
+	if err != nil {
+		return fmt.Errorf("ui: %w", err)
+	}
+	sessions, err := session.NewManager(ref.store, secrets, time.Duration(a.SessionLifetime))
+	if err != nil {
+		return fmt.Errorf("cookie_keys: %w", err)
+	}
+	a.gateway = gateway.New(gateway.Config{
+		Prefix:      a.Prefix,
+		Providers:   providers,
+		LinkByEmail: linkByEmail,
+		Store:       ref.store,
+		Sessions:    sessions,
+		Flow:        flow.New(flow.Config{Store: ref.store, Sessions: sessions, Sanitize: returnTo.Sanitize, Logger: a.logger}),
+		UI:          renderer,
+		Logger:      a.logger,
+	})
+	return nil
+}
+
+// Validate reports configurations that can never sign anyone in.
+func (a *App) Validate() error {
+	if len(a.gateway.Providers) == 0 {
+		return errors.New("socialgate: no provider is configured: add dev_provider or a provider block to the socialgate global option")
+	}
+	return nil
+}
+
+// buildProviders turns the config into providers, the dev provider first.
+func (a *App) buildProviders(repl *caddy.Replacer, ref *storeRef) ([]*provider.Provider, map[string]bool, error) {
+	var out []*provider.Provider
+	linkByEmail := map[string]bool{}
+	seen := map[string]bool{}
+	configs := a.Providers
+	if a.DevProvider != nil {
+		dev, err := a.DevProvider.providerConfig(ref.keys.CookieSecret)
+		if err != nil {
+			return nil, nil, err
+		}
+		configs = append([]ProviderConfig{dev}, configs...)
+	}
+	for _, pc := range configs {
+		p, link, err := pc.build(repl)
+		if err != nil {
+			return nil, nil, err
+		}
+		if seen[p.Name()] {
+			return nil, nil, fmt.Errorf("provider %s: the name is used twice; give each provider its own name", p.Name())
+		}
+		seen[p.Name()] = true
+		linkByEmail[p.Name()] = link
+		out = append(out, p)
+	}
+	return out, linkByEmail, nil
+}
+
+// Start runs the dev provider when it is configured.
+func (a *App) Start() error {
+	if a.DevProvider == nil {
+		return nil
+	}
+	dev, err := startDevHost(a.DevProvider, a.storeRef.keys.CookieSecret, a.logger)
+	if err != nil {
+		return err
+	}
+	a.dev = dev
+	return nil
+}
+
+// Stop releases the dev provider (it keeps running while a newer config uses it).
+func (a *App) Stop() error {
+	if a.dev != nil {
+		a.dev.release()
+		a.dev = nil
+	}
+	return nil
+}
+
+// Cleanup releases the store exactly once per successful acquisition.
+func (a *App) Cleanup() error {
+	if a.storeRef != nil {
+		a.storeRef.release()
+		a.storeRef = nil
+	}
+	return nil
+}
+
+// Gateway returns the provisioned gateway.
+func (a *App) Gateway() *gateway.Gateway { return a.gateway }
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,262 @@
+package caddymodule
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/provider"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("socialgate", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("socialgate", parseHandler)
+	httpcaddyfile.RegisterDirectiveOrder("socialgate", httpcaddyfile.After, "forward_auth")
+}
+
+func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
+	app := new(App)
+	if err := app.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "socialgate", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// UnmarshalCaddyfile sets up the app from Caddyfile tokens. Syntax:
+//
+//	socialgate {
+//		storage          <dir>
+//		prefix           <path>
+//		dev_provider     [<listen>] {
+//			listen                <host:port>
+//			access_token_lifetime <duration>
+//		}
+//		provider <type> [<name>] {
+//			client_id      <id>
+//			client_secret  <secret>
+//			display_name   <text>
+//			issuer         <url>
+//			authorize_url  <url>
+//			token_url      <url>
+//			userinfo_url   <url>
+//			scopes         <scope...>
+//			fields {
+//				id|email|email_verified|name|picture|username <dotted.path>
+//			}
+//			auth_param     <name> <value>
+//			pkce           on|off
+//			sign_in        on|off
+//			link_by_email  on|off
+//		}
+//		cookie_keys      <key...>
+//		session_lifetime <duration>
+//		return_urls      <url...>
+//		app_name         <text>
+//		logo_url         <url>
+//		accent           <#hex>
+//		templates        <dir>
+//	}
+//
+// <type> is oidc or oauth2; <name> defaults to the type.
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the option name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		var err error
+		switch d.Val() {
+		case "storage":
+			err = oneArg(d, &a.Storage)
+		case "prefix":
+			err = oneArg(d, &a.Prefix)
+		case "dev_provider":
+			a.DevProvider, err = parseDevProvider(d)
+		case "provider":
+			var pc ProviderConfig
+			pc, err = parseProvider(d)
+			a.Providers = append(a.Providers, pc)
+		case "cookie_keys":
+			a.CookieKeys, err = someArgs(d)
+		case "session_lifetime":
+			err = durationArg(d, &a.SessionLifetime)
+		case "return_urls":
+			a.ReturnURLs, err = someArgs(d)
+		case "app_name", "logo_url", "accent", "templates":
+			if a.UI == nil {
+				a.UI = new(UIConfig)
+			}
+			err = oneArg(d, map[string]*string{"app_name": &a.UI.AppName, "logo_url": &a.UI.LogoURL, "accent": &a.UI.Accent, "templates": &a.UI.Templates}[d.Val()])
+		default:
+			return d.Errf("unrecognized socialgate option %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parseDevProvider(d *caddyfile.Dispenser) (*DevProvider, error) {
+	dev := new(DevProvider)
+	if d.NextArg() {
+		dev.Listen = d.Val()
+	}
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "listen":
+			err = oneArg(d, &dev.Listen)
+		case "access_token_lifetime":
+			err = durationArg(d, &dev.AccessTokenLifetime)
+		default:
+			return nil, d.Errf("unrecognized dev_provider option %q", d.Val())
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return dev, nil
+}
+
+func parseProvider(d *caddyfile.Dispenser) (ProviderConfig, error) {
+	var pc ProviderConfig
+	if !d.NextArg() {
+		return pc, d.Err("provider needs a type: oidc or oauth2")
+	}
+	pc.Type = d.Val()
+	if pc.Type != provider.KindOIDC && pc.Type != provider.KindOAuth2 {
+		return pc, d.Errf("unknown provider type %q (want oidc or oauth2)", pc.Type)
+	}
+	pc.Name = pc.Type
+	if d.NextArg() {
+		pc.Name = d.Val()
+	}
+	if d.NextArg() {
+		return pc, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch opt := d.Val(); opt {
+		case "client_id", "client_secret", "display_name", "issuer", "authorize_url", "token_url", "userinfo_url":
+			err = oneArg(d, map[string]*string{
+				"client_id": &pc.ClientID, "client_secret": &pc.ClientSecret, "display_name": &pc.DisplayName,
+				"issuer": &pc.Issuer, "authorize_url": &pc.AuthorizeURL, "token_url": &pc.TokenURL, "userinfo_url": &pc.UserinfoURL,
+			}[opt])
+		case "scopes":
+			var s []string
+			s, err = someArgs(d)
+			pc.Scopes = append(pc.Scopes, s...)
+		case "fields":
+			pc.Fields, err = parseFields(d)
+		case "auth_param":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return pc, d.ArgErr()
+			}
+			if pc.AuthParams == nil {
+				pc.AuthParams = map[string]string{}
+			}
+			pc.AuthParams[args[0]] = args[1]
+		case "pkce":
+			pc.PKCE, err = onOff(d)
+		case "sign_in":
+			pc.SignIn, err = onOff(d)
+		case "link_by_email":
+			pc.LinkByEmail, err = onOff(d)
+		default:
+			return pc, d.Errf("unrecognized option %q in provider %s", opt, pc.Name)
+		}
+		if err != nil {
+			return pc, err
+		}
+	}
+	return pc, nil
+}
+
+func parseFields(d *caddyfile.Dispenser) (*provider.Mapping, error) {
+	m := new(provider.Mapping)
+	targets := map[string]*string{"id": &m.ID, "email": &m.Email, "email_verified": &m.EmailVerified,
+		"name": &m.Name, "picture": &m.Picture, "username": &m.Username}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		target, ok := targets[d.Val()]
+		if !ok {
+			return nil, d.Errf("unknown profile field %q (want id, email, email_verified, name, picture or username)", d.Val())
+		}
+		if err := oneArg(d, target); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+func someArgs(d *caddyfile.Dispenser) ([]string, error) {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return nil, d.ArgErr()
+	}
+	return args, nil
+}
+
+func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil || dur <= 0 {
+		return d.Errf("%s: %q is not a positive duration", d.Val(), s)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+func onOff(d *caddyfile.Dispenser) (*bool, error) {
+	opt := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return nil, err
+	}
+	switch s {
+	case "on", "true":
+		return &[]bool{true}[0], nil
+	case "off", "false":
+		return &[]bool{false}[0], nil
+	}
+	return nil, d.Errf("%s: want on or off, got %s", opt, strconv.Quote(s))
+}
+
+// parseHandler sets up the handler from Caddyfile tokens. Syntax:
+//
+//	socialgate
+//
+// It takes no arguments yet; route requirements come with provider linking.
+func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	handler := new(Handler)
+	h.Next()
+	if h.NextArg() {
+		return nil, h.ArgErr()
+	}
+	for h.NextBlock(0) {
+		return nil, h.Errf("unrecognized socialgate option %q", h.Val())
+	}
+	return handler, nil
+}

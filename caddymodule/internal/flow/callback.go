@@ -1,0 +1,146 @@
+package flow
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/provider"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
+)
+
+// Outcome is a completed sign-in.
+type Outcome struct {
+	User     *store.User
+	Session  *store.Session
+	ReturnTo string
+	Created  bool // the sign-in created the user (sign-up)
+}
+
+// Callback completes a flow at p's callback: it checks state and the browser
+// binding before anything reaches the provider, redeems the code, resolves
+// the identity to a user and starts a new session.
+func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Provider, linkByEmail bool) (*Outcome, error) {
+	if err := r.ParseForm(); err != nil {
+		return nil, ErrInvalidState
+	}
+	rec, err := f.takePending(r, p)
+	if err != nil {
+		return nil, err
+	}
+	if code := r.Form.Get("error"); code != "" {
+		return nil, denied(p, sanitizeCode(code))
+	}
+	code := r.Form.Get("code")
+	if code == "" {
+		return nil, ErrInvalidState
+	}
+	iss, hasIss := r.Form["iss"]
+	res, err := p.Exchange(r.Context(), provider.Callback{
+		Code:        code,
+		Iss:         first(iss),
+		HasIss:      hasIss,
+		RedirectURL: rec.RedirectURL,
+		Verifier:    rec.Verifier,
+		Nonce:       rec.Nonce,
+		Scopes:      rec.Scopes,
+	})
+	if err != nil {
+		return nil, unavailable(p, err)
+	}
+	now := time.Now()
+	in := store.SignIn{
+		Account:             account(p, res),
+		LinkByVerifiedEmail: linkByEmail && res.Profile.EmailVerified,
+		Now:                 now,
+	}
+	out, err := f.Store.SignIn(r.Context(), in)
+	if err != nil {
+		return nil, fmt.Errorf("recording sign-in: %w", err)
+	}
+	sess, err := f.Sessions.Start(r.Context(), w, r, out.User)
+	if err != nil {
+		return nil, err
+	}
+	if c := f.Logger.Check(zap.InfoLevel, "signed in"); c != nil {
+		c.Write(zap.String("provider", p.Name()), zap.String("user_id", out.User.ID),
+			zap.String("session_id", sess.ID), zap.Bool("sign_up", out.UserCreated))
+	}
+	return &Outcome{User: out.User, Session: sess, ReturnTo: rec.ReturnTo, Created: out.UserCreated}, nil
+}
+
+// takePending consumes the flow named by the state parameter and checks that
+// this browser started it at this provider. Everything fails the same way.
+func (f *Flow) takePending(r *http.Request, p *provider.Provider) (*pending, error) {
+	state := r.Form.Get("state")
+	c, err := r.Cookie(BindingCookie)
+	if !validToken(state) || err != nil || !validToken(c.Value) {
+		return nil, ErrInvalidState
+	}
+	data, err := f.Store.TakeEphemeral(r.Context(), ephemeralKind, state)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrInvalidState
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading pending flow: %w", err)
+	}
+	var rec pending
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, ErrInvalidState
+	}
+	// A flow that another browser started (login CSRF), that was meant for
+	// another provider (mix-up), or that outlived its TTL ends here.
+	if !equalBytes(rec.Binding, hash(c.Value)) || rec.Provider != p.Name() || time.Now().After(rec.ExpiresAt) {
+		return nil, ErrInvalidState
+	}
+	return &rec, nil
+}
+
+// account turns a verified provider result into the store's account record.
+func account(p *provider.Provider, res *provider.Result) store.ExternalAccount {
+	tok := res.Token
+	return store.ExternalAccount{
+		Provider:       p.Name(),
+		Issuer:         p.Issuer(),
+		Subject:        res.Profile.Subject,
+		Email:          res.Profile.Email,
+		EmailVerified:  res.Profile.EmailVerified,
+		Name:           res.Profile.Name,
+		Username:       res.Profile.Username,
+		ImageURL:       res.Profile.ImageURL,
+		ApprovedScopes: res.Scopes,
+		Tokens: store.TokenSet{
+			AccessToken:  tok.AccessToken,
+			RefreshToken: tok.RefreshToken,
+			IDToken:      res.IDToken,
+			TokenType:    tok.TokenType,
+			Expiry:       tok.Expiry,
+		},
+	}
+}
+
+// sanitizeCode keeps an OAuth error code printable for logs: the RFC's codes
+// are lower-case letters and underscores.
+func sanitizeCode(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '_' || (r >= 'a' && r <= 'z') {
+			return r
+		}
+		return -1
+	}, s)
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}

@@ -1,0 +1,78 @@
+package flow
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/provider"
+)
+
+// Error is a flow failure: an HTTP status, a short reason for logs and
+// metrics, and a message fit for the person signing in. Err keeps the detail
+// for the log; it never carries a code, token, state or verifier.
+type Error struct {
+	Status  int
+	Reason  string
+	Message string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Reason + ": " + e.Err.Error()
+	}
+	return e.Reason
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Reasons, stable for logs and metrics.
+const (
+	ReasonInvalidState    = "invalid_state"
+	ReasonDenied          = "provider_denied"
+	ReasonUnavailable     = "provider_unavailable"
+	ReasonRejected        = "provider_rejected"
+	ReasonSignInDisabled  = "sign_in_disabled"
+	ReasonUnknownProvider = "unknown_provider"
+)
+
+// ErrInvalidState is the answer to every callback whose state is missing,
+// forged, replayed, expired or from another browser. They look alike on
+// purpose: telling them apart would help an attacker, not the person.
+var ErrInvalidState = &Error{
+	Status:  http.StatusBadRequest,
+	Reason:  ReasonInvalidState,
+	Message: "This sign-in link is invalid or has expired. Please start again.",
+}
+
+// UnknownProvider is the error for a provider name that is not configured.
+func UnknownProvider(name string) *Error {
+	return &Error{Status: http.StatusNotFound, Reason: ReasonUnknownProvider,
+		Message: "There is no sign-in provider with that name."}
+}
+
+func errSignInDisabled(p *provider.Provider) *Error {
+	return &Error{Status: http.StatusForbidden, Reason: ReasonSignInDisabled,
+		Message: fmt.Sprintf("%s can't be used to sign in. Sign in another way, then connect %s from your account page.", p.DisplayName(), p.DisplayName())}
+}
+
+func denied(p *provider.Provider, code string) *Error {
+	msg := fmt.Sprintf("%s did not complete the sign-in. Please try again.", p.DisplayName())
+	if code == "access_denied" {
+		msg = fmt.Sprintf("Sign-in with %s was cancelled.", p.DisplayName())
+	}
+	return &Error{Status: http.StatusForbidden, Reason: ReasonDenied, Message: msg,
+		Err: fmt.Errorf("provider %s answered error %q", p.Name(), code)}
+}
+
+func unavailable(p *provider.Provider, err error) *Error {
+	if errors.Is(err, provider.ErrRejected) {
+		return &Error{Status: http.StatusBadGateway, Reason: ReasonRejected,
+			Message: fmt.Sprintf("The answer from %s could not be verified. Please try again.", p.DisplayName()),
+			Err:     err}
+	}
+	return &Error{Status: http.StatusBadGateway, Reason: ReasonUnavailable,
+		Message: fmt.Sprintf("%s is not reachable right now. Please try again in a moment.", p.DisplayName()),
+		Err:     err}
+}

@@ -1,0 +1,173 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+
+	"go.uber.org/zap"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/flow"
+	"github.com/socialgate/socialgate/caddymodule/internal/ui"
+)
+
+// signInPage lists the sign-in providers. A signed-in visitor goes straight
+// to where they were heading.
+func (g *Gateway) signInPage(w http.ResponseWriter, r *http.Request) {
+	returnTo := g.Flow.Sanitize(r.URL.Query().Get("return_to"))
+	if _, err := g.Authenticate(r); err == nil {
+		http.Redirect(w, r, returnTo, http.StatusFound)
+		return
+	}
+	page := ui.Page{Title: "Sign in", ReturnTo: returnTo}
+	for _, p := range g.Providers {
+		if p.SignIn() {
+			page.Providers = append(page.Providers, ui.ProviderButton{
+				DisplayName: p.DisplayName(),
+				StartURL:    g.Prefix + "/oauth/" + url.PathEscape(p.Name()) + "/start",
+			})
+		}
+	}
+	g.UI.Render(w, http.StatusOK, "sign-in", page)
+}
+
+// start sends the browser to the provider.
+func (g *Gateway) start(w http.ResponseWriter, r *http.Request, name string) {
+	p, ok := g.byName[name]
+	if !ok {
+		g.flowError(w, r, flow.UnknownProvider(name))
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		g.fail(w, r, http.StatusBadRequest, "invalid_request", "The request could not be read.")
+		return
+	}
+	callback := origin(r) + g.Prefix + "/oauth/" + url.PathEscape(name) + "/callback"
+	authURL, err := g.Flow.Start(w, r, p, callback, r.Form.Get("return_to"))
+	if err != nil {
+		g.flowError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, authURL, http.StatusSeeOther)
+}
+
+// callback completes the flow and sends the browser back where it was going.
+func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, name string) {
+	p, ok := g.byName[name]
+	if !ok {
+		g.flowError(w, r, flow.UnknownProvider(name))
+		return
+	}
+	out, err := g.Flow.Callback(w, r, p, g.LinkByEmail[name])
+	if err != nil {
+		g.flowError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, out.ReturnTo, http.StatusSeeOther)
+}
+
+// flowError shows a flow failure on a page; anything unexpected is logged
+// and shown as a generic failure.
+func (g *Gateway) flowError(w http.ResponseWriter, r *http.Request, err error) {
+	var fe *flow.Error
+	if !errors.As(err, &fe) {
+		g.Logger.Error("sign-in failed", zap.Error(err))
+		g.fail(w, r, http.StatusInternalServerError, "internal_error", "Something went wrong on our side. Please try again.")
+		return
+	}
+	if c := g.Logger.Check(zap.WarnLevel, "sign-in refused"); c != nil {
+		c.Write(zap.String("reason", fe.Reason), zap.NamedError("detail", fe.Err))
+	}
+	g.fail(w, r, fe.Status, fe.Reason, fe.Message)
+}
+
+// signOut shows a confirmation page (GET) or ends the session (POST with
+// the session's CSRF token). The record is deleted, so a replayed cookie is dead.
+func (g *Gateway) signOut(w http.ResponseWriter, r *http.Request) {
+	sess, err := g.Authenticate(r)
+	if err != nil && !isNoSession(err) {
+		g.internal(w, r, "reading session", err)
+		return
+	}
+	if r.Method != http.MethodPost {
+		page := ui.Page{Title: "Sign out", SignInURL: g.Prefix + "/sign-in", SignOutURL: g.Prefix + "/sign-out"}
+		if sess != nil {
+			page.SignedIn, page.CSRFToken = true, g.Sessions.CSRFToken(sess.ID)
+			page.UserLabel = sess.Email
+			if page.UserLabel == "" {
+				page.UserLabel = sess.Name
+			}
+		}
+		g.UI.Render(w, http.StatusOK, "sign-out", page)
+		return
+	}
+	if sess != nil && !g.Sessions.CheckCSRF(sess.ID, r.PostFormValue("csrf_token")) {
+		g.fail(w, r, http.StatusForbidden, "invalid_csrf_token", "This sign-out form has expired. Reload the page and try again.")
+		return
+	}
+	if err := g.Sessions.End(r.Context(), w, r); err != nil {
+		g.internal(w, r, "ending session", err)
+		return
+	}
+	if sess != nil {
+		g.Logger.Info("signed out", zap.String("user_id", sess.UserID), zap.String("session_id", sess.ID))
+	}
+	http.Redirect(w, r, g.Prefix+"/sign-in", http.StatusSeeOther)
+}
+
+// me returns the signed-in user as JSON, for custom front ends.
+func (g *Gateway) me(w http.ResponseWriter, r *http.Request) {
+	sess, err := g.Authenticate(r)
+	if isNoSession(err) {
+		g.Challenge(w, r, g.Prefix+"/me")
+		return
+	}
+	if err != nil {
+		g.internal(w, r, "reading session", err)
+		return
+	}
+	user, err := g.Store.User(r.Context(), sess.UserID)
+	if err != nil {
+		g.internal(w, r, "reading user", err)
+		return
+	}
+	accounts, err := g.Store.ExternalAccounts(r.Context(), sess.UserID)
+	if err != nil {
+		g.internal(w, r, "reading accounts", err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, userJSON(user, accounts, sess))
+}
+
+func (g *Gateway) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
+	g.Logger.Error(what, zap.Error(err))
+	g.fail(w, r, http.StatusInternalServerError, "internal_error", "Something went wrong on our side. Please try again.")
+}
+
+// fail answers an error as a page for browsers and as JSON otherwise.
+func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, status int, code, message string) {
+	if wantsHTML(r) || r.Method == http.MethodPost && r.Header.Get("Content-Type") == "application/x-www-form-urlencoded" {
+		g.UI.Render(w, status, "error", ui.Page{Title: http.StatusText(status), Error: message, SignInURL: g.Prefix + "/sign-in"})
+		return
+	}
+	writeJSON(w, status, errorBody(code, message, nil))
+}
+
+// errorBody is the Clerk-shaped error document: {"errors":[{code, message}], …extra}.
+func errorBody(code, message string, extra map[string]any) map[string]any {
+	body := map[string]any{"errors": []map[string]string{{"code": code, "message": message}}}
+	for k, v := range extra {
+		body[k] = v
+	}
+	return body
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,147 @@
+// Package gateway is socialgate without Caddy: it serves the gateway's own
+// endpoints under a prefix (/_auth by default), decides whether a request is
+// signed in, and answers requests that are not. The Caddy handler calls it.
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/flow"
+	"github.com/socialgate/socialgate/caddymodule/internal/provider"
+	"github.com/socialgate/socialgate/caddymodule/internal/session"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/ui"
+)
+
+// DefaultPrefix is where the gateway's endpoints live.
+const DefaultPrefix = "/_auth"
+
+// maxBody caps request bodies on the gateway's own endpoints.
+const maxBody = 64 << 10
+
+// Config wires a Gateway.
+type Config struct {
+	// Prefix of the gateway's endpoints; default DefaultPrefix.
+	Prefix    string
+	Providers []*provider.Provider
+	// LinkByEmail names the providers whose verified emails may link an
+	// unknown identity to an existing user.
+	LinkByEmail map[string]bool
+	Store       store.Store
+	Sessions    *session.Manager
+	Flow        *flow.Flow
+	UI          *ui.Renderer
+	Logger      *zap.Logger
+}
+
+// Gateway serves the endpoints and makes the sign-in decisions. Safe for
+// concurrent use.
+type Gateway struct {
+	Config
+	byName map[string]*provider.Provider
+}
+
+// New returns a Gateway.
+func New(cfg Config) *Gateway {
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	g := &Gateway{Config: cfg, byName: map[string]*provider.Provider{}}
+	for _, p := range cfg.Providers {
+		g.byName[p.Name()] = p
+	}
+	return g
+}
+
+// Owns reports whether path is one of the gateway's own endpoints.
+func (g *Gateway) Owns(path string) bool {
+	return path == g.Prefix || strings.HasPrefix(path, g.Prefix+"/")
+}
+
+// ServeHTTP serves an endpoint under the prefix. path is the request's
+// original path (before any handle_path stripping).
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, path string) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	rest := strings.TrimPrefix(path, g.Prefix)
+	switch {
+	case rest == "/sign-in":
+		g.allow(w, r, g.signInPage, http.MethodGet)
+	case rest == "/sign-out":
+		g.allow(w, r, g.signOut, http.MethodGet, http.MethodPost)
+	case rest == "/me":
+		g.allow(w, r, g.me, http.MethodGet)
+	case strings.HasPrefix(rest, "/oauth/"):
+		name, action, _ := strings.Cut(strings.TrimPrefix(rest, "/oauth/"), "/")
+		switch action {
+		case "start":
+			g.allow(w, r, func(w http.ResponseWriter, r *http.Request) { g.start(w, r, name) }, http.MethodGet, http.MethodPost)
+		case "callback":
+			g.allow(w, r, func(w http.ResponseWriter, r *http.Request) { g.callback(w, r, name) }, http.MethodGet, http.MethodPost)
+		default:
+			g.notFound(w, r)
+		}
+	default:
+		g.notFound(w, r)
+	}
+}
+
+// allow calls h when the method is one of methods, else answers 405.
+func (g *Gateway) allow(w http.ResponseWriter, r *http.Request, h http.HandlerFunc, methods ...string) {
+	for _, m := range methods {
+		if r.Method == m || (m == http.MethodGet && r.Method == http.MethodHead) {
+			h(w, r)
+			return
+		}
+	}
+	w.Header().Set("Allow", strings.Join(methods, ", "))
+	g.fail(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "This endpoint does not accept "+r.Method+" requests.")
+}
+
+func (g *Gateway) notFound(w http.ResponseWriter, r *http.Request) {
+	g.fail(w, r, http.StatusNotFound, "not_found", "There is nothing here.")
+}
+
+// Authenticate returns the request's live session, or session.ErrNoSession.
+func (g *Gateway) Authenticate(r *http.Request) (*store.Session, error) {
+	return g.Sessions.Lookup(r)
+}
+
+// Challenge answers a request that needs a session and has none: a browser
+// navigating (GET or HEAD asking for HTML) is sent to the sign-in page and
+// brought back afterwards; anything else gets 401 JSON with sign_in_url.
+func (g *Gateway) Challenge(w http.ResponseWriter, r *http.Request, originalURI string) {
+	signIn := g.Prefix + "/sign-in?return_to=" + url.QueryEscape(originalURI)
+	if wantsHTML(r) {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, signIn, http.StatusFound)
+		return
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="socialgate"`)
+	writeJSON(w, http.StatusUnauthorized, errorBody("unauthenticated", "Sign in to access this resource.", map[string]any{"sign_in_url": signIn}))
+}
+
+// wantsHTML reports whether the request is a browser navigation.
+func wantsHTML(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// origin is the scheme and host the browser used. X-Forwarded-* headers are
+// not trusted: they could steer redirects and callback URLs.
+func origin(r *http.Request) string {
+	if r.TLS != nil {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
+}
+
+// isNoSession reports whether err only means "not signed in".
+func isNoSession(err error) bool { return errors.Is(err, session.ErrNoSession) }

@@ -1,0 +1,94 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/flow"
+	"github.com/socialgate/socialgate/caddymodule/internal/session"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
+)
+
+// Identity headers set on requests that go upstream.
+const (
+	HeaderUserID    = "X-Auth-User-Id"
+	HeaderUserEmail = "X-Auth-User-Email"
+	HeaderUserName  = "X-Auth-User-Name"
+	HeaderSessionID = "X-Auth-Session-Id"
+)
+
+// identityPrefix is the namespace of every header the gateway sets.
+const identityPrefix = "x-auth-"
+
+// StripIdentityHeaders deletes every client-sent header in the gateway's
+// namespace, whatever its case and with "_" for "-": upstreams behind CGI,
+// PHP or some proxies read X_Auth_User_Id as X-Auth-User-Id
+// (oauth2-proxy CVE-2025-64484, Caddy GHSA-7r4p-vjf4-gxv4).
+func StripIdentityHeaders(h http.Header) {
+	for k := range h {
+		if isIdentityHeader(k) {
+			delete(h, k)
+		}
+	}
+}
+
+func isIdentityHeader(k string) bool {
+	if len(k) < len(identityPrefix) {
+		return false
+	}
+	for i := 0; i < len(identityPrefix); i++ {
+		c := k[i]
+		if c == '_' {
+			c = '-'
+		} else if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != identityPrefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// SetIdentityHeaders sets the identity headers of a signed-in request.
+func SetIdentityHeaders(h http.Header, s *store.Session) {
+	h[HeaderUserID] = []string{s.UserID}
+	h[HeaderSessionID] = []string{s.ID}
+	if s.Email != "" {
+		h[HeaderUserEmail] = []string{s.Email}
+	}
+	if s.Name != "" {
+		h[HeaderUserName] = []string{s.Name}
+	}
+}
+
+// StripGatewayCookies removes the gateway's own cookies from the request, so
+// the session cookie never reaches an upstream. Requests without them cost a
+// substring search.
+func StripGatewayCookies(h http.Header) {
+	values := h["Cookie"]
+	found := false
+	for _, v := range values {
+		if strings.Contains(v, session.CookieName) || strings.Contains(v, flow.BindingCookie) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return
+	}
+	var kept []string
+	for _, v := range values {
+		for _, part := range strings.Split(v, ";") {
+			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if name != session.CookieName && name != flow.BindingCookie && strings.TrimSpace(part) != "" {
+				kept = append(kept, strings.TrimSpace(part))
+			}
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Cookie")
+		return
+	}
+	h["Cookie"] = []string{strings.Join(kept, "; ")}
+}

@@ -1,0 +1,77 @@
+package keyring
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestLoadOrCreate_CreatesOnceAndKeeps(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	var wg sync.WaitGroup
+	rings := make([]*Keyring, 8)
+	for i := range rings {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k, err := LoadOrCreate(dir)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			rings[i] = k
+		}()
+	}
+	wg.Wait()
+	for _, k := range rings[1:] {
+		if k == nil || !bytes.Equal(k.CookieSecret, rings[0].CookieSecret) || !bytes.Equal(k.StoreKey, rings[0].StoreKey) {
+			t.Fatal("concurrent creators got different keyrings")
+		}
+	}
+	st, err := os.Stat(filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("keyring mode = %o, want 600", st.Mode().Perm())
+	}
+	again, err := LoadOrCreate(dir)
+	if err != nil || !bytes.Equal(again.CookieSecret, rings[0].CookieSecret) {
+		t.Fatalf("reload gave another keyring (err %v)", err)
+	}
+}
+
+func TestLoadOrCreate_RefusesWorldReadableFile(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := LoadOrCreate(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, FileName), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadOrCreate(dir)
+	if err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("err = %v, want a message telling to chmod 600", err)
+	}
+}
+
+func TestLoadOrCreate_RefusesTruncatedFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, FileName), []byte(`{"cookie_secret":"AAAA"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadOrCreate(dir); err == nil || !strings.Contains(err.Error(), "incomplete") {
+		t.Fatalf("err = %v, want incomplete", err)
+	}
+}
+
+func TestDerive_SeparatesPurposes(t *testing.T) {
+	s := bytes.Repeat([]byte{7}, 32)
+	a, b := Derive(s, "cookie hash", 32), Derive(s, "cookie block", 32)
+	if bytes.Equal(a, b) || len(a) != 32 || !bytes.Equal(a, Derive(s, "cookie hash", 32)) {
+		t.Fatal("Derive must be deterministic per purpose and differ across purposes")
+	}
+}

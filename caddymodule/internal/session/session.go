@@ -1,0 +1,180 @@
+// Package session turns a browser's cookie into a server-side session and
+// back. The cookie holds only the session id, signed and encrypted with
+// gorilla/securecookie; the session record lives in the store, so signing
+// out (deleting the record) kills every copy of the cookie.
+package session
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/securecookie"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
+)
+
+// CookieName is the session cookie's name.
+const CookieName = "socialgate_session"
+
+// ErrNoSession means the request carries no valid, live session. Tampered,
+// truncated, oversized and wrong-key cookies all end here.
+var ErrNoSession = errors.New("no session")
+
+// Manager creates, finds and ends sessions.
+type Manager struct {
+	store    store.Store
+	codecs   []securecookie.Codec
+	csrfKeys [][]byte
+	lifetime time.Duration
+	now      func() time.Time
+}
+
+// NewManager returns a Manager. secrets are the cookie secrets, newest first:
+// the first encodes, all decode (rotation). lifetime is how long a session
+// lives after sign-in.
+func NewManager(st store.Store, secrets [][]byte, lifetime time.Duration) (*Manager, error) {
+	if len(secrets) == 0 {
+		return nil, errors.New("at least one cookie secret is required")
+	}
+	m := &Manager{store: st, lifetime: lifetime, now: time.Now}
+	for i, s := range secrets {
+		if len(s) < 32 {
+			return nil, fmt.Errorf("cookie secret %d is shorter than 32 bytes", i+1)
+		}
+		sc := securecookie.New(keyring.Derive(s, "cookie hash", 32), keyring.Derive(s, "cookie block", 32))
+		sc.SetSerializer(securecookie.NopEncoder{})
+		sc.MaxAge(int(lifetime / time.Second))
+		sc.MaxLength(4096)
+		m.codecs = append(m.codecs, sc)
+		m.csrfKeys = append(m.csrfKeys, keyring.Derive(s, "csrf", 32))
+	}
+	return m, nil
+}
+
+// Lookup returns the live session of the request's cookie.
+func (m *Manager) Lookup(r *http.Request) (*store.Session, error) {
+	id, ok := m.cookieSessionID(r)
+	if !ok {
+		return nil, ErrNoSession
+	}
+	s, err := m.store.Session(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoSession
+	}
+	return s, err
+}
+
+func (m *Manager) cookieSessionID(r *http.Request) (string, bool) {
+	c, err := r.Cookie(CookieName)
+	if err != nil {
+		return "", false
+	}
+	var id []byte
+	if err := securecookie.DecodeMulti(CookieName, c.Value, &id, m.codecs...); err != nil {
+		return "", false
+	}
+	return string(id), true
+}
+
+// Start creates a new session for the user and sets its cookie. Any session
+// the request already carried is ended first: every sign-in gets a new id.
+func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, user *store.User) (*store.Session, error) {
+	if old, ok := m.cookieSessionID(r); ok {
+		if err := m.store.DeleteSession(ctx, old); err != nil {
+			return nil, fmt.Errorf("ending the previous session: %w", err)
+		}
+	}
+	now := m.now()
+	s := &store.Session{
+		ID:        store.NewID("sess"),
+		UserID:    user.ID,
+		Email:     user.PrimaryEmail(),
+		Name:      user.Name,
+		CreatedAt: now,
+		ExpiresAt: now.Add(m.lifetime),
+		UserAgent: truncate(r.UserAgent(), 256),
+		IP:        clientIP(r),
+	}
+	if err := m.store.CreateSession(ctx, s); err != nil {
+		return nil, fmt.Errorf("creating session: %w", err)
+	}
+	value, err := securecookie.EncodeMulti(CookieName, []byte(s.ID), m.codecs...)
+	if err != nil {
+		return nil, fmt.Errorf("encoding session cookie: %w", err)
+	}
+	http.SetCookie(w, m.cookie(r, value, int(m.lifetime/time.Second)))
+	return s, nil
+}
+
+// End deletes the request's session record and clears its cookie.
+func (m *Manager) End(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+	http.SetCookie(w, m.cookie(r, "", -1))
+	if id, ok := m.cookieSessionID(r); ok {
+		return m.store.DeleteSession(ctx, id)
+	}
+	return nil
+}
+
+// cookie builds the session cookie per THREATS.md: HttpOnly, SameSite=Lax,
+// Secure whenever the request came over TLS.
+func (m *Manager) cookie(r *http.Request, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{
+		Name:     CookieName,
+		Value:    value,
+		Path:     "/",
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		Secure:   r.TLS != nil,
+		SameSite: http.SameSiteLaxMode,
+	}
+}
+
+// CSRFToken returns the anti-forgery token for forms posted within a session.
+func (m *Manager) CSRFToken(sessionID string) string {
+	return base64.RawURLEncoding.EncodeToString(csrfMAC(m.csrfKeys[0], sessionID))
+}
+
+// CheckCSRF reports whether token was issued for this session (by any key).
+func (m *Manager) CheckCSRF(sessionID, token string) bool {
+	got, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || sessionID == "" {
+		return false
+	}
+	for _, k := range m.csrfKeys {
+		if hmac.Equal(got, csrfMAC(k, sessionID)) {
+			return true
+		}
+	}
+	return false
+}
+
+func csrfMAC(key []byte, sessionID string) []byte {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("csrf\x00" + sessionID))
+	return mac.Sum(nil)
+}
+
+// clientIP is the peer address. X-Forwarded-For is not trusted here.
+func clientIP(r *http.Request) string {
+	host := r.RemoteAddr
+	for i := len(host) - 1; i >= 0; i-- {
+		if host[i] == ':' {
+			return host[:i]
+		}
+	}
+	return host
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

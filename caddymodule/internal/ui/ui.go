@@ -1,0 +1,130 @@
+// Package ui renders the gateway's own pages (sign-in, sign-out, errors) from
+// embedded html/template files. Operators can set the app's name, logo and
+// accent colour, and replace any template with their own file of the same name.
+package ui
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"go.uber.org/zap"
+)
+
+//go:embed templates/*.html
+var embedded embed.FS
+
+// pages are the templates a Renderer serves; each is rendered inside layout.html.
+var pages = []string{"sign-in", "sign-out", "error"}
+
+// Options brand the pages.
+type Options struct {
+	// AppName is shown in titles and headings; default "socialgate".
+	AppName string
+	// LogoURL, when set, is shown above every page's heading.
+	LogoURL string
+	// Accent is the CSS colour of primary buttons, like #4f46e5; default #2f6feb.
+	Accent string
+	// TemplateDir, when set, may hold files named like the embedded ones
+	// (layout.html, sign-in.html, …) that replace them.
+	TemplateDir string
+	Logger      *zap.Logger
+}
+
+var accentPattern = regexp.MustCompile(`^#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?$`)
+
+// Renderer renders pages. Safe for concurrent use.
+type Renderer struct {
+	opts  Options
+	pages map[string]*template.Template
+}
+
+// New parses the templates; a template error is reported here, at config load.
+func New(opts Options) (*Renderer, error) {
+	if opts.AppName == "" {
+		opts.AppName = "socialgate"
+	}
+	if opts.Accent == "" {
+		opts.Accent = "#2f6feb"
+	}
+	if !accentPattern.MatchString(opts.Accent) {
+		return nil, fmt.Errorf("accent colour %q is not a hex colour like #2f6feb", opts.Accent)
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	r := &Renderer{opts: opts, pages: map[string]*template.Template{}}
+	for _, name := range pages {
+		t := template.New(name)
+		for _, file := range []string{"layout.html", name + ".html"} {
+			src, err := r.source(file)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := t.Parse(string(src)); err != nil {
+				return nil, fmt.Errorf("parsing template %s: %w", file, err)
+			}
+		}
+		r.pages[name] = t
+	}
+	return r, nil
+}
+
+func (r *Renderer) source(file string) ([]byte, error) {
+	if r.opts.TemplateDir != "" {
+		src, err := os.ReadFile(filepath.Join(r.opts.TemplateDir, file))
+		if err == nil {
+			return src, nil
+		}
+		if !os.IsNotExist(err) {
+			return nil, fmt.Errorf("reading template %s: %w", file, err)
+		}
+	}
+	return fs.ReadFile(embedded, "templates/"+file)
+}
+
+// Page is the data every page gets; each page reads the fields it needs.
+type Page struct {
+	Title      string
+	Error      string
+	ReturnTo   string
+	SignInURL  string
+	SignOutURL string
+	CSRFToken  string
+	SignedIn   bool
+	UserLabel  string
+	Providers  []ProviderButton
+
+	AppName, LogoURL, Accent string
+}
+
+// ProviderButton is one provider on the sign-in page.
+type ProviderButton struct {
+	DisplayName string
+	StartURL    string
+}
+
+// Render writes page name with status. Pages are never cached and never framed.
+func (r *Renderer) Render(w http.ResponseWriter, status int, name string, p Page) {
+	p.AppName, p.LogoURL, p.Accent = r.opts.AppName, r.opts.LogoURL, r.opts.Accent
+	var buf bytes.Buffer
+	if err := r.pages[name].ExecuteTemplate(&buf, "layout", p); err != nil {
+		r.opts.Logger.Error("rendering page", zap.String("page", name), zap.Error(err))
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}

@@ -1,0 +1,96 @@
+package caddymodule
+
+import (
+	"fmt"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/provider"
+)
+
+// ProviderConfig configures one provider.
+type ProviderConfig struct {
+	// Name identifies the provider in URLs (/_auth/oauth/NAME/start) and
+	// records. Required and unique.
+	Name string `json:"name"`
+
+	// Type is oidc (an OpenID Connect issuer, found by discovery) or oauth2
+	// (a plain OAuth 2.0 server with explicit endpoints and field mapping).
+	Type string `json:"type"`
+
+	// DisplayName is shown on buttons. Default: the name.
+	DisplayName string `json:"display_name,omitempty"`
+
+	// ClientID is the client id registered at the provider. Required.
+	ClientID string `json:"client_id"`
+
+	// ClientSecret is the client secret; {env.*} and {file.*} are expanded at
+	// load, so the secret never sits in the JSON config.
+	ClientSecret string `json:"client_secret,omitempty"`
+
+	// Issuer is the OIDC issuer URL (required for oidc). For oauth2 it names
+	// the namespace of the provider's user ids. Default for oauth2: the
+	// authorize URL's scheme and host.
+	Issuer string `json:"issuer,omitempty"`
+
+	// AuthorizeURL, TokenURL and UserinfoURL are the provider's endpoints:
+	// required for oauth2; for oidc they override discovery.
+	AuthorizeURL string `json:"authorize_url,omitempty"`
+	TokenURL     string `json:"token_url,omitempty"`
+	UserinfoURL  string `json:"userinfo_url,omitempty"`
+
+	// Scopes are requested in addition to the defaults (oidc: openid email
+	// profile, plus offline_access when the provider advertises it).
+	Scopes []string `json:"scopes,omitempty"`
+
+	// Fields map an oauth2 provider's userinfo JSON to the profile, as dotted
+	// paths. Default: id for the user id; the others are unset.
+	Fields *provider.Mapping `json:"fields,omitempty"`
+
+	// AuthParams are extra authorization request parameters.
+	AuthParams map[string]string `json:"auth_params,omitempty"`
+
+	// PKCE sends a PKCE S256 challenge with every authorization request.
+	// Default: true; turn it off only for servers that refuse it.
+	PKCE *bool `json:"pkce,omitempty"`
+
+	// SignIn allows signing in with this provider. false makes it
+	// connect-only. Default: true.
+	SignIn *bool `json:"sign_in,omitempty"`
+
+	// LinkByEmail lets a first sign-in through this provider join the
+	// existing user holding the same verified email. Default: true for oidc,
+	// and for oauth2 when an email_verified field is mapped.
+	LinkByEmail *bool `json:"link_by_email,omitempty"`
+}
+
+// build expands secrets and validates the config; it makes no network call.
+func (pc ProviderConfig) build(repl *caddy.Replacer) (*provider.Provider, bool, error) {
+	if pc.Name == "" {
+		return nil, false, fmt.Errorf("a %s provider has no name", pc.Type)
+	}
+	cfg := provider.Config{
+		Name:         pc.Name,
+		Kind:         pc.Type,
+		DisplayName:  pc.DisplayName,
+		ClientID:     repl.ReplaceKnown(pc.ClientID, ""),
+		ClientSecret: repl.ReplaceKnown(pc.ClientSecret, ""),
+		Issuer:       pc.Issuer,
+		AuthURL:      pc.AuthorizeURL,
+		TokenURL:     pc.TokenURL,
+		UserinfoURL:  pc.UserinfoURL,
+		Scopes:       pc.Scopes,
+		AuthParams:   pc.AuthParams,
+		DisablePKCE:  pc.PKCE != nil && !*pc.PKCE,
+		SignIn:       pc.SignIn == nil || *pc.SignIn,
+	}
+	if pc.Fields != nil {
+		cfg.Mapping = *pc.Fields
+	}
+	link := pc.Type == provider.KindOIDC || cfg.Mapping.EmailVerified != ""
+	if pc.LinkByEmail != nil {
+		link = *pc.LinkByEmail
+	}
+	p, err := provider.New(cfg)
+	return p, link, err
+}

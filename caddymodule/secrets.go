@@ -1,0 +1,33 @@
+package caddymodule
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// cookieSecrets expands the configured cookie keys ({env.*}, {file.*}); with
+// none configured, the generated secret is used.
+func cookieSecrets(repl *caddy.Replacer, keys []string, generated []byte) ([][]byte, error) {
+	if len(keys) == 0 {
+		return [][]byte{generated}, nil
+	}
+	out := make([][]byte, 0, len(keys))
+	for i, k := range keys {
+		v := strings.TrimSpace(repl.ReplaceKnown(k, ""))
+		if len(v) < 32 {
+			return nil, fmt.Errorf("cookie_keys: key %d is %d characters after expansion; use at least 32 random characters", i+1, len(v))
+		}
+		out = append(out, []byte(v))
+	}
+	return out, nil
+}
+
+// checkPrefix accepts a path like /_auth: one or more segments, no trailing slash.
+func checkPrefix(p string) error {
+	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, "?#%\\ \t\r\n") || strings.Contains(p, "//") {
+		return fmt.Errorf("prefix %q must be a path like /_auth, without a trailing slash", p)
+	}
+	return nil
+}
