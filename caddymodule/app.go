@@ -58,6 +58,10 @@ type App struct {
 	// SessionLifetime is how long a session lasts after sign-in. Default: 7 days.
 	SessionLifetime caddy.Duration `json:"session_lifetime,omitempty"`
 
+	// FlowTimeout is how long a started sign-in may take to come back from
+	// the provider. Default: 10m.
+	FlowTimeout caddy.Duration `json:"flow_timeout,omitempty"`
+
 	// ReturnURLs are absolute URLs that a browser may be sent back to after
 	// sign-in, besides paths on the same site (matched exactly on scheme, host
 	// and path). Default: none.
@@ -147,9 +151,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		LinkByEmail: linkByEmail,
 		Store:       ref.store,
 		Sessions:    sessions,
-		Flow:        flow.New(flow.Config{Store: ref.store, Sessions: sessions, Sanitize: returnTo.Sanitize, Logger: a.logger}),
-		UI:          renderer,
-		Logger:      a.logger,
+		Flow: flow.New(flow.Config{Store: ref.store, Sessions: sessions, Sanitize: returnTo.Sanitize,
+			TTL: time.Duration(a.FlowTimeout), Logger: a.logger}),
+		UI:     renderer,
+		Logger: a.logger,
 	})
 	return nil
 }

@@ -54,6 +54,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		}
 //		cookie_keys      <key...>
 //		session_lifetime <duration>
+//		flow_timeout     <duration>
 //		return_urls      <url...>
 //		app_name         <text>
 //		logo_url         <url>
@@ -84,6 +85,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.CookieKeys, err = someArgs(d)
 		case "session_lifetime":
 			err = durationArg(d, &a.SessionLifetime)
+		case "flow_timeout":
+			err = durationArg(d, &a.FlowTimeout)
 		case "return_urls":
 			a.ReturnURLs, err = someArgs(d)
 		case "app_name", "logo_url", "accent", "templates":

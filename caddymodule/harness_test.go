@@ -1,0 +1,323 @@
+package caddymodule_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+	_ "github.com/socialgate/socialgate/caddymodule"
+)
+
+// These tests drive the gateway through a real Caddy server over real HTTP.
+// Caddy's running config is process-global, so they never run in parallel.
+
+// env is one running gateway: Caddy on a loopback port in front of a
+// recording upstream, with its own store and dev provider.
+type env struct {
+	t        *testing.T
+	Base     string // the protected site, http://127.0.0.1:PORT
+	DevURL   string // the dev provider's issuer
+	Storage  string
+	Upstream *upstream
+	port     int
+	devPort  int
+}
+
+// options shape the Caddyfile of an env.
+type options struct {
+	Global string // extra lines inside the socialgate global option
+	Site   string // extra lines in the site block, before socialgate
+	Proxy  string // extra lines inside reverse_proxy
+	NoDev  bool   // run without the dev provider
+}
+
+func newEnv(t *testing.T, o options) *env {
+	t.Helper()
+	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: freePort(t), devPort: freePort(t)}
+	e.Base = fmt.Sprintf("http://127.0.0.1:%d", e.port)
+	e.DevURL = fmt.Sprintf("http://127.0.0.1:%d", e.devPort)
+	if err := e.Load(o); err != nil {
+		t.Fatalf("loading config: %v", err)
+	}
+	t.Cleanup(func() { caddy.Stop() })
+	return e
+}
+
+// Caddyfile renders the env's config with o.
+func (e *env) Caddyfile(o options) string {
+	dev := fmt.Sprintf("dev_provider 127.0.0.1:%d", e.devPort)
+	if o.NoDev {
+		dev = ""
+	}
+	return fmt.Sprintf(`{
+	admin off
+	persist_config off
+	auto_https off
+	storage file_system %s/caddy
+	socialgate {
+		storage %s/socialgate
+		%s
+		%s
+	}
+}
+http://127.0.0.1:%d {
+	%s
+	socialgate
+	reverse_proxy %s {
+		%s
+	}
+}
+`, e.Storage, e.Storage, dev, o.Global, e.port, o.Site, e.Upstream.Addr(), o.Proxy)
+}
+
+// Load adapts and loads a config for this env (a reload when one is running).
+func (e *env) Load(o options) error {
+	return loadCaddyfile(e.Caddyfile(o))
+}
+
+func loadCaddyfile(src string) error {
+	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		return fmt.Errorf("adapting: %w", err)
+	}
+	return caddy.Load(cfg, true)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// upstream records every request that reaches the app behind the gateway.
+type upstream struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	seen []http.Header
+}
+
+func newUpstream(t *testing.T) *upstream {
+	u := &upstream{}
+	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		h := r.Header.Clone()
+		h.Set("X-Test-Path", r.URL.RequestURI())
+		u.seen = append(u.seen, h)
+		u.mu.Unlock()
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "upstream saw %s as %s", r.URL.Path, r.Header.Get("X-Auth-User-Id"))
+	}))
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+func (u *upstream) Addr() string { return strings.TrimPrefix(u.srv.URL, "http://") }
+
+// Requests returns the headers of every request the upstream received.
+func (u *upstream) Requests() []http.Header {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]http.Header(nil), u.seen...)
+}
+
+// Last returns the headers of the latest upstream request.
+func (u *upstream) Last(t *testing.T) http.Header {
+	t.Helper()
+	r := u.Requests()
+	if len(r) == 0 {
+		t.Fatal("the upstream received no request")
+	}
+	return r[len(r)-1]
+}
+
+// browser is a cookie-keeping client that does not follow redirects by
+// itself, so tests see every hop.
+type browser struct {
+	t *testing.T
+	c *http.Client
+}
+
+func newBrowser(t *testing.T) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}}
+}
+
+// do sends a request and returns the response with its body read.
+func (b *browser) do(req *http.Request) (*http.Response, string) {
+	b.t.Helper()
+	if req.Header.Get("Accept") == "" {
+		req.Header.Set("Accept", "text/html,application/xhtml+xml")
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+func (b *browser) get(rawURL string) (*http.Response, string) {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, rawURL, nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return b.do(req)
+}
+
+func (b *browser) post(rawURL string, form url.Values) (*http.Response, string) {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, rawURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+// location resolves a redirect's Location against the request URL.
+func location(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	if resp.StatusCode < 300 || resp.StatusCode > 399 {
+		t.Fatalf("%s %s: status %d, want a redirect", resp.Request.Method, resp.Request.URL, resp.StatusCode)
+	}
+	loc, err := resp.Location()
+	if err != nil {
+		t.Fatalf("redirect without Location: %v", err)
+	}
+	return loc.String()
+}
+
+// follow follows redirects with GETs until a non-redirect answer.
+func (b *browser) follow(resp *http.Response, body string) (*http.Response, string) {
+	b.t.Helper()
+	for i := 0; resp.StatusCode >= 300 && resp.StatusCode <= 399; i++ {
+		if i == 10 {
+			b.t.Fatal("too many redirects")
+		}
+		resp, body = b.get(location(b.t, resp))
+	}
+	return resp, body
+}
+
+var formAction = regexp.MustCompile(`<form method="post" action="([^"]+)"`)
+
+// startSignIn opens a protected path, lands on the sign-in page and presses
+// the button of provider; it returns the provider's authorization redirect.
+func (b *browser) startSignIn(e *env, path, providerName string) *http.Response {
+	b.t.Helper()
+	resp, _ := b.get(e.Base + path)
+	signIn := location(b.t, resp)
+	if !strings.Contains(signIn, "/_auth/sign-in?return_to=") {
+		b.t.Fatalf("unauthenticated browser sent to %s, want the sign-in page", signIn)
+	}
+	resp, page := b.get(signIn)
+	if resp.StatusCode != http.StatusOK {
+		b.t.Fatalf("sign-in page: status %d", resp.StatusCode)
+	}
+	var action string
+	for _, m := range formAction.FindAllStringSubmatch(page, -1) {
+		if strings.Contains(m[1], "/oauth/"+providerName+"/start") {
+			action = m[1]
+		}
+	}
+	if action == "" {
+		b.t.Fatalf("sign-in page has no button for %s:\n%s", providerName, page)
+	}
+	returnTo := regexp.MustCompile(`name="return_to" value="([^"]*)"`).FindStringSubmatch(page)
+	resp, _ = b.post(e.Base+action, url.Values{"return_to": {htmlUnescape(returnTo[1])}})
+	return resp
+}
+
+// signInDev signs in through the dev provider as the given person and
+// returns the final response (the protected page).
+func (b *browser) signInDev(e *env, path string, person url.Values) (*http.Response, string) {
+	b.t.Helper()
+	authURL := location(b.t, b.startSignIn(e, path, "dev"))
+	if !strings.HasPrefix(authURL, e.DevURL+"/authorize?") {
+		b.t.Fatalf("start sent the browser to %s, want the dev provider", authURL)
+	}
+	resp, page := b.get(authURL)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Ada Lovelace") {
+		b.t.Fatalf("dev provider page: status %d", resp.StatusCode)
+	}
+	u, _ := url.Parse(authURL)
+	form := u.Query()
+	for k, v := range person {
+		form[k] = v
+	}
+	resp, body := b.post(e.DevURL+"/authorize", form)
+	return b.follow(resp, body)
+}
+
+var ada = url.Values{"user": {"ada"}}
+
+func person(name, email string, verified bool) url.Values {
+	v := url.Values{"name": {name}, "email": {email}}
+	if verified {
+		v.Set("email_verified", "on")
+	}
+	return v
+}
+
+// cookie returns the value of the browser's cookie name for rawURL.
+func (b *browser) cookie(rawURL, name string) string {
+	u, _ := url.Parse(rawURL)
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == name {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+func htmlUnescape(s string) string {
+	return strings.NewReplacer("&amp;", "&", "&#43;", "+", "&#34;", `"`, "&lt;", "<", "&gt;", ">", "&#39;", "'").Replace(s)
+}
+
+// apiGet sends a non-browser request and decodes a JSON answer.
+func apiGet(t *testing.T, c *http.Client, rawURL string, header http.Header) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, rawURL, nil)
+	req.Header.Set("Accept", "application/json")
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,303 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Key layout. Values are the JSON of the records unless noted.
+//
+//	user/<id>                          User
+//	eac/<id>                           ExternalAccount
+//	sess/<id>                          Session (Badger TTL to ExpiresAt)
+//	idx/identity/<issuer>\x00<subject> account id
+//	idx/email/<lower-cased email>      user id (verified emails only)
+//	idx/user_eac/<user id>/<eac id>    empty
+//	idx/user_sess/<user id>/<sess id>  empty (same TTL as the session)
+//	eph/<kind>/<id>                    8-byte big-endian unix-nano expiry + opaque bytes
+const (
+	prefixUser     = "user/"
+	prefixEAC      = "eac/"
+	prefixSession  = "sess/"
+	prefixIdentity = "idx/identity/"
+	prefixEmail    = "idx/email/"
+	prefixUserEAC  = "idx/user_eac/"
+	prefixUserSess = "idx/user_sess/"
+	prefixEph      = "eph/"
+)
+
+const (
+	// maxAttempts bounds the retries of a write transaction that lost a conflict.
+	maxAttempts = 10
+	// maxIDLen caps ids that arrive from outside (cookies, query strings)
+	// before they become keys.
+	maxIDLen = 512
+	// defaultGCInterval is how often the value log is garbage-collected.
+	defaultGCInterval = 5 * time.Minute
+)
+
+// Options configures Open.
+type Options struct {
+	// Dir is the data directory. Required unless InMemory.
+	Dir string
+	// InMemory keeps everything in memory (unit tests).
+	InMemory bool
+	// EncryptionKey, when set, turns on Badger's encryption at rest. It must
+	// be 16, 24 or 32 bytes (AES-128, -192 or -256).
+	EncryptionKey []byte
+	// Logger receives Badger's messages. Nil drops Info and Debug and writes
+	// Warning and Error to stderr.
+	Logger badger.Logger
+	// Now is the clock used for expiry checks and timestamps. Default time.Now.
+	Now func() time.Time
+
+	gcInterval time.Duration // tests shorten it; zero means defaultGCInterval
+}
+
+// Badger is the Store on an embedded Badger database.
+type Badger struct {
+	db  *badger.DB
+	now func() time.Time
+
+	stop      chan struct{} // closed by Close to stop the value-log GC
+	gcDone    chan struct{} // closed when the value-log GC goroutine has returned
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (or creates) the store described by opts and starts its
+// value-log garbage collection, which Close stops.
+func Open(opts Options) (*Badger, error) {
+	where := opts.Dir
+	if opts.InMemory {
+		where = "in memory"
+	} else if opts.Dir == "" {
+		return nil, errors.New("opening store: a directory is required")
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = stderrLogger{log.New(os.Stderr, "badger: ", log.LstdFlags)}
+	}
+	bo := badger.DefaultOptions(opts.Dir)
+	if opts.InMemory {
+		bo = badger.DefaultOptions("").WithInMemory(true)
+	}
+	// Badger's defaults are sized for big databases; ours holds users and sessions.
+	bo = bo.WithSyncWrites(true).
+		WithMemTableSize(8 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(4).
+		WithNumCompactors(2).
+		WithBlockCacheSize(16 << 20).
+		WithIndexCacheSize(16 << 20). // required with encryption
+		WithValueLogFileSize(64 << 20).
+		WithLogger(logger)
+	if len(opts.EncryptionKey) > 0 {
+		bo = bo.WithEncryptionKey(opts.EncryptionKey)
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("opening store %s: %w", where, err)
+	}
+	b := &Badger{db: db, now: opts.Now, stop: make(chan struct{}), gcDone: make(chan struct{})}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	if opts.InMemory {
+		close(b.gcDone) // there is no value log to collect
+	} else {
+		interval := opts.gcInterval
+		if interval <= 0 {
+			interval = defaultGCInterval
+		}
+		go b.collectGarbage(interval)
+	}
+	return b, nil
+}
+
+// Close stops the value-log GC, waits for it and closes the database. It is
+// safe to call more than once; later calls return the first call's result.
+func (b *Badger) Close() error {
+	b.closeOnce.Do(func() {
+		close(b.stop)
+		<-b.gcDone
+		if err := b.db.Close(); err != nil {
+			b.closeErr = fmt.Errorf("closing store: %w", err)
+		}
+	})
+	return b.closeErr
+}
+
+// collectGarbage rewrites value-log files every interval until Close.
+func (b *Badger) collectGarbage(interval time.Duration) {
+	defer close(b.gcDone)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+		}
+		// RunValueLogGC rewrites at most one file per call; nil means it did
+		// and there may be more.
+		for b.db.RunValueLogGC(0.5) == nil {
+			select {
+			case <-b.stop:
+				return
+			default:
+			}
+		}
+	}
+}
+
+// update runs fn in a read-write transaction, retrying the whole transaction
+// with jittered backoff when it loses a conflict. fn must derive everything
+// from txn: it may run several times.
+func (b *Badger) update(ctx context.Context, fn func(txn *badger.Txn) error) error {
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := b.db.Update(fn)
+		if !errors.Is(err, badger.ErrConflict) || attempt == maxAttempts {
+			return err
+		}
+		backoff := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// view runs fn in a read-only transaction.
+func (b *Badger) view(ctx context.Context, fn func(txn *badger.Txn) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.db.View(fn)
+}
+
+func userKey(id string) []byte    { return []byte(prefixUser + id) }
+func eacKey(id string) []byte     { return []byte(prefixEAC + id) }
+func sessionKey(id string) []byte { return []byte(prefixSession + id) }
+func emailKey(email string) []byte {
+	return []byte(prefixEmail + normalizeEmail(email))
+}
+func identityKey(issuer, subject string) []byte {
+	return []byte(prefixIdentity + issuer + "\x00" + subject)
+}
+func userEACKey(userID, eacID string) []byte   { return []byte(prefixUserEAC + userID + "/" + eacID) }
+func userSessKey(userID, sessID string) []byte { return []byte(prefixUserSess + userID + "/" + sessID) }
+func ephKey(kind, id string) []byte            { return []byte(prefixEph + kind + "/" + id) }
+
+// normalizeEmail is the form emails are compared and indexed in.
+func normalizeEmail(email string) string { return strings.ToLower(email) }
+
+// validID reports whether id can be a key segment: ids are generated by
+// NewID, but lookups may carry anything a client sent.
+func validID(id string) bool {
+	return id != "" && len(id) <= maxIDLen && !strings.ContainsAny(id, "/\x00")
+}
+
+// badgerExpiry converts t to Badger's expiry (unix seconds), rounded up so
+// Badger never drops a record before t; the reader checks t itself.
+func badgerExpiry(t time.Time) uint64 {
+	s := t.Unix()
+	if t.Nanosecond() > 0 {
+		s++
+	}
+	return uint64(max(s, 1)) // zero would mean "never expires"
+}
+
+// getJSON decodes the record at key into v; a missing key is ErrNotFound.
+func getJSON(txn *badger.Txn, key []byte, v any) error {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return item.Value(func(val []byte) error {
+		if err := json.Unmarshal(val, v); err != nil {
+			return fmt.Errorf("decoding record: %w", err)
+		}
+		return nil
+	})
+}
+
+// getString returns the value at key as a string; a missing key is ErrNotFound.
+func getString(txn *badger.Txn, key []byte) (string, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", err
+	}
+	val, err := item.ValueCopy(nil)
+	return string(val), err
+}
+
+// exists reports whether key holds a live record.
+func exists(txn *badger.Txn, key []byte) (bool, error) {
+	_, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// setJSON stores v at key; expiresAt is Badger's expiry, 0 for none.
+func setJSON(txn *badger.Txn, key []byte, v any, expiresAt uint64) error {
+	val, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding record: %w", err)
+	}
+	e := badger.NewEntry(key, val)
+	e.ExpiresAt = expiresAt
+	return txn.SetEntry(e)
+}
+
+// scanKeys calls fn with the part after prefix of every live key under prefix,
+// in key order, without reading values.
+func scanKeys(txn *badger.Txn, prefix string, fn func(rest string) error) error {
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = []byte(prefix)
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		if err := fn(string(it.Item().Key()[len(prefix):])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stderrLogger is the default Badger logger: warnings and errors to stderr,
+// the chatty info and debug messages dropped.
+type stderrLogger struct{ l *log.Logger }
+
+func (s stderrLogger) Errorf(f string, args ...any)   { s.l.Printf("ERROR: "+f, args...) }
+func (s stderrLogger) Warningf(f string, args ...any) { s.l.Printf("WARNING: "+f, args...) }
+func (stderrLogger) Infof(string, ...any)             {}
+func (stderrLogger) Debugf(string, ...any)            {}
+
+var _ Store = (*Badger)(nil)

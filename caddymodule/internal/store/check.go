@@ -1,0 +1,223 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Check reads the whole store in one snapshot and returns every violation of
+// its invariants, one human-readable line each; none when healthy. Session ids
+// never appear in the lines: they are bearer secrets.
+func (b *Badger) Check(ctx context.Context) ([]string, error) {
+	var c checker
+	if err := b.view(ctx, c.run); err != nil {
+		return nil, fmt.Errorf("checking store: %w", err)
+	}
+	return c.problems, nil
+}
+
+type checker struct {
+	problems []string
+
+	users       map[string]*User
+	accounts    []*ExternalAccount // key order
+	accountBy   map[string]*ExternalAccount
+	identity    []keyValue // idx/identity, key order
+	identitySet map[string]string
+	userEAC     []string // "<user id>/<eac id>", key order
+	userEACSet  map[string]bool
+	sessions    map[string]*Session
+	sessionIDs  []string // key order
+	userSess    []string // "<user id>/<sess id>", key order
+	userSessSet map[string]bool
+	emails      []keyValue // idx/email, key order
+}
+
+type keyValue struct{ key, value string }
+
+func (c *checker) reportf(format string, args ...any) {
+	c.problems = append(c.problems, fmt.Sprintf(format, args...))
+}
+
+func (c *checker) run(txn *badger.Txn) error {
+	if err := c.load(txn); err != nil {
+		return err
+	}
+	for _, a := range c.accounts {
+		if c.users[a.UserID] == nil {
+			c.reportf("account %s: its user %s is missing", a.ID, a.UserID)
+		}
+		switch got, ok := c.identitySet[a.Issuer+"\x00"+a.Subject]; {
+		case !ok:
+			c.reportf("account %s: no identity index entry for issuer %q subject %q", a.ID, a.Issuer, a.Subject)
+		case got != a.ID:
+			c.reportf("account %s: its identity index entry points at account %s", a.ID, got)
+		}
+		if !c.userEACSet[a.UserID+"/"+a.ID] {
+			c.reportf("account %s: no user_eac index entry under its user %s", a.ID, a.UserID)
+		}
+	}
+	for _, kv := range c.identity {
+		a := c.accountBy[kv.value]
+		switch {
+		case a == nil:
+			c.reportf("identity index entry %q: account %s is missing", kv.key, kv.value)
+		case a.Issuer+"\x00"+a.Subject != kv.key:
+			c.reportf("identity index entry %q: account %s has issuer %q subject %q", kv.key, a.ID, a.Issuer, a.Subject)
+		}
+	}
+	for _, rest := range c.userEAC {
+		uid, eid, _ := strings.Cut(rest, "/")
+		switch a := c.accountBy[eid]; {
+		case a == nil:
+			c.reportf("user_eac entry %s/%s: the account is missing", uid, eid)
+		case a.UserID != uid:
+			c.reportf("user_eac entry %s/%s: the account belongs to user %s", uid, eid, a.UserID)
+		}
+	}
+	for _, kv := range c.emails {
+		switch u := c.users[kv.value]; {
+		case u == nil:
+			c.reportf("email index entry %q: user %s is missing", kv.key, kv.value)
+		case !hasVerifiedEmail(u, kv.key):
+			c.reportf("email index entry %q: user %s has no such verified email", kv.key, kv.value)
+		}
+	}
+	for _, id := range c.sessionIDs {
+		s := c.sessions[id]
+		if c.users[s.UserID] == nil {
+			c.reportf("a session of user %s: the user is missing", s.UserID)
+		}
+		if !c.userSessSet[s.UserID+"/"+id] {
+			c.reportf("a session of user %s has no user_sess index entry", s.UserID)
+		}
+	}
+	for _, rest := range c.userSess {
+		uid, sid, _ := strings.Cut(rest, "/")
+		switch s := c.sessions[sid]; {
+		case s == nil:
+			c.reportf("user_sess entry of user %s: the session is missing", uid)
+		case s.UserID != uid:
+			c.reportf("user_sess entry of user %s: the session belongs to user %s", uid, s.UserID)
+		}
+	}
+	return nil
+}
+
+// load reads every record and index into c; undecodable records are reported.
+func (c *checker) load(txn *badger.Txn) error {
+	c.users = map[string]*User{}
+	c.accountBy = map[string]*ExternalAccount{}
+	c.identitySet = map[string]string{}
+	c.userEACSet = map[string]bool{}
+	c.sessions = map[string]*Session{}
+	c.userSessSet = map[string]bool{}
+	scans := []struct {
+		prefix string
+		ttl    bool // records that expire: see scan
+		fn     func(rest string, val []byte) error
+	}{
+		{prefixUser, false, func(id string, val []byte) error {
+			var u User
+			if c.decode("user "+id, val, &u) {
+				if u.ID != id {
+					c.reportf("user %s: the record says id %s", id, u.ID)
+				}
+				c.users[id] = &u
+			}
+			return nil
+		}},
+		{prefixEAC, false, func(id string, val []byte) error {
+			var a ExternalAccount
+			if c.decode("account "+id, val, &a) {
+				if a.ID != id {
+					c.reportf("account %s: the record says id %s", id, a.ID)
+					a.ID = id
+				}
+				c.accounts = append(c.accounts, &a)
+				c.accountBy[id] = &a
+			}
+			return nil
+		}},
+		{prefixSession, true, func(id string, val []byte) error {
+			var s Session
+			if c.decode("a session", val, &s) {
+				c.sessionIDs = append(c.sessionIDs, id)
+				c.sessions[id] = &s
+			}
+			return nil
+		}},
+		{prefixIdentity, false, func(key string, val []byte) error {
+			c.identity = append(c.identity, keyValue{key, string(val)})
+			c.identitySet[key] = string(val)
+			return nil
+		}},
+		{prefixEmail, false, func(key string, val []byte) error {
+			c.emails = append(c.emails, keyValue{key, string(val)})
+			return nil
+		}},
+		{prefixUserEAC, false, func(rest string, _ []byte) error {
+			c.userEAC = append(c.userEAC, rest)
+			c.userEACSet[rest] = true
+			return nil
+		}},
+		{prefixUserSess, true, func(rest string, _ []byte) error {
+			c.userSess = append(c.userSess, rest)
+			c.userSessSet[rest] = true
+			return nil
+		}},
+	}
+	for _, s := range scans {
+		if err := scan(txn, s.prefix, s.ttl, s.fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scan calls fn with the rest of the key and the value of every live record
+// under prefix, in key order; val is only valid during the call. With
+// skipExpiring it skips records within a second of their Badger expiry:
+// Badger decides expiry by the wall clock at each read, so a session and its
+// index entry, which expire together, could otherwise be seen one without the
+// other within one snapshot.
+func scan(txn *badger.Txn, prefix string, skipExpiring bool, fn func(rest string, val []byte) error) error {
+	soon := uint64(time.Now().Unix()) + 1
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = []byte(prefix)
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		if exp := item.ExpiresAt(); skipExpiring && exp != 0 && exp <= soon {
+			continue
+		}
+		rest := string(item.Key()[len(prefix):])
+		if err := item.Value(func(val []byte) error { return fn(rest, val) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *checker) decode(what string, val []byte, v any) bool {
+	if err := json.Unmarshal(val, v); err != nil {
+		c.reportf("%s: undecodable record: %v", what, err)
+		return false
+	}
+	return true
+}
+
+func hasVerifiedEmail(u *User, norm string) bool {
+	for _, e := range u.Emails {
+		if e.Verified && normalizeEmail(e.Email) == norm {
+			return true
+		}
+	}
+	return false
+}

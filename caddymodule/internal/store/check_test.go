@@ -1,0 +1,146 @@
+package store
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// rawSet writes a value straight into the database, bypassing the store.
+func rawSet(t testing.TB, b *Badger, key []byte, val string) {
+	t.Helper()
+	if err := b.db.Update(func(txn *badger.Txn) error { return txn.Set(key, []byte(val)) }); err != nil {
+		t.Fatalf("raw set %q: %v", key, err)
+	}
+}
+
+func rawDelete(t testing.TB, b *Badger, key []byte) {
+	t.Helper()
+	if err := b.db.Update(func(txn *badger.Txn) error { return txn.Delete(key) }); err != nil {
+		t.Fatalf("raw delete %q: %v", key, err)
+	}
+}
+
+// healthyStore holds two users, one with two accounts, and a session.
+type healthyStore struct {
+	b          *Badger
+	rose, sam  SignInResult // rose has two accounts: rose.Account and roseGH
+	roseGH     *ExternalAccount
+	roseSessID string
+}
+
+func newHealthyStore(t *testing.T, b *Badger) healthyStore {
+	t.Helper()
+	h := healthyStore{b: b}
+	h.rose = mustSignIn(t, b, SignIn{Account: account("rose", "rose@example.com", true)})
+	h.roseGH = mustSignIn(t, b, SignIn{Account: account("rose-gh", "rose@work.example", false), LinkToUser: h.rose.User.ID}).Account
+	h.sam = mustSignIn(t, b, SignIn{Account: account("sam", "sam@example.com", true)})
+	s := &Session{UserID: h.rose.User.ID, ExpiresAt: time.Now().Add(time.Hour)}
+	if err := b.CreateSession(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	h.roseSessID = s.ID
+	return h
+}
+
+func TestCheck_HealthyStoreIsClean(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b *Badger, _ *fakeClock) {
+		newHealthyStore(t, b)
+		if problems, err := b.Check(context.Background()); err != nil || len(problems) != 0 {
+			t.Errorf("Check = %q, %v; want none", problems, err)
+		}
+	})
+}
+
+func TestCheck_ReportsEachKindOfViolation(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		corrupt func(t *testing.T, h healthyStore)
+		want    []string // substrings, one line each
+	}{
+		{"account whose user is missing", func(t *testing.T, h healthyStore) {
+			rawDelete(t, h.b, userKey(h.sam.User.ID))
+		}, []string{"account %sam.eac: its user", `email index entry "sam@example.com": user`}},
+		{"identity entry pointing at a missing account", func(t *testing.T, h healthyStore) {
+			rawSet(t, h.b, identityKey(testIssuer, "ghost"), NewID("eac"))
+		}, []string{`identity index entry "https://issuer.example\x00ghost": account`}},
+		{"identity entry pointing at an account with another identity", func(t *testing.T, h healthyStore) {
+			rawSet(t, h.b, identityKey(testIssuer, "impostor"), h.sam.Account.ID)
+		}, []string{"has issuer"}},
+		{"account without its identity entry", func(t *testing.T, h healthyStore) {
+			rawDelete(t, h.b, identityKey(testIssuer, "sam"))
+		}, []string{"no identity index entry"}},
+		{"account without its user_eac entry", func(t *testing.T, h healthyStore) {
+			rawDelete(t, h.b, userEACKey(h.rose.User.ID, h.roseGH.ID))
+		}, []string{"no user_eac index entry"}},
+		{"user_eac entry under the wrong user", func(t *testing.T, h healthyStore) {
+			rawSet(t, h.b, userEACKey(h.sam.User.ID, h.roseGH.ID), "")
+		}, []string{"the account belongs to user"}},
+		{"user_eac entry without its account", func(t *testing.T, h healthyStore) {
+			rawSet(t, h.b, userEACKey(h.sam.User.ID, NewID("eac")), "")
+		}, []string{"the account is missing"}},
+		{"email entry pointing at a missing user", func(t *testing.T, h healthyStore) {
+			rawSet(t, h.b, emailKey("ghost@example.com"), NewID("user"))
+		}, []string{`email index entry "ghost@example.com": user`}},
+		{"email entry pointing at a user without that verified email", func(t *testing.T, h healthyStore) {
+			rawSet(t, h.b, emailKey("rose@work.example"), h.rose.User.ID) // recorded, unverified
+		}, []string{"has no such verified email"}},
+		{"session whose user is missing", func(t *testing.T, h healthyStore) {
+			rawDelete(t, h.b, userKey(h.rose.User.ID))
+		}, []string{"its user", "its user", `email index entry "rose@example.com": user`, "the user is missing"}},
+		{"user_sess entry without its session", func(t *testing.T, h healthyStore) {
+			rawDelete(t, h.b, sessionKey(h.roseSessID))
+		}, []string{"the session is missing"}},
+		{"session without its user_sess entry", func(t *testing.T, h healthyStore) {
+			rawDelete(t, h.b, userSessKey(h.rose.User.ID, h.roseSessID))
+		}, []string{"no user_sess index entry"}},
+		{"undecodable account", func(t *testing.T, h healthyStore) {
+			rawSet(t, h.b, eacKey(h.sam.Account.ID), "{")
+		}, []string{"undecodable", "identity index entry", "the account is missing"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := openTest(t, Options{InMemory: true})
+			h := newHealthyStore(t, b)
+			tc.corrupt(t, h)
+			problems, err := b.Check(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := make([]string, len(tc.want))
+			for i, w := range tc.want {
+				want[i] = strings.ReplaceAll(w, "%sam.eac", h.sam.Account.ID)
+			}
+			if !matchLines(problems, want) {
+				t.Errorf("Check =\n  %s\nwant one line each containing %q", strings.Join(problems, "\n  "), want)
+			}
+			for _, p := range problems {
+				if strings.Contains(p, h.roseSessID) {
+					t.Errorf("Check printed a session id: %q", p)
+				}
+			}
+		})
+	}
+}
+
+// matchLines reports whether lines and want pair up one to one, each line
+// containing its substring.
+func matchLines(lines, want []string) bool {
+	if len(lines) != len(want) {
+		return false
+	}
+	used := make([]bool, len(lines))
+next:
+	for _, w := range want {
+		for i, l := range lines {
+			if !used[i] && strings.Contains(l, w) {
+				used[i] = true
+				continue next
+			}
+		}
+		return false
+	}
+	return true
+}

@@ -1,0 +1,265 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// User implements Store.User.
+func (b *Badger) User(ctx context.Context, id string) (*User, error) {
+	if !validID(id) {
+		return nil, fmt.Errorf("loading user: %w", ErrNotFound)
+	}
+	var u User
+	err := b.view(ctx, func(txn *badger.Txn) error { return getJSON(txn, userKey(id), &u) })
+	if err != nil {
+		return nil, fmt.Errorf("loading user %s: %w", id, err)
+	}
+	return &u, nil
+}
+
+// ExternalAccounts implements Store.ExternalAccounts: the user's accounts,
+// oldest first.
+func (b *Badger) ExternalAccounts(ctx context.Context, userID string) ([]*ExternalAccount, error) {
+	if !validID(userID) {
+		return nil, nil
+	}
+	var accs []*ExternalAccount
+	err := b.view(ctx, func(txn *badger.Txn) error {
+		return scanKeys(txn, prefixUserEAC+userID+"/", func(eacID string) error {
+			var acc ExternalAccount
+			err := getJSON(txn, eacKey(eacID), &acc)
+			if errors.Is(err, ErrNotFound) || (err == nil && acc.UserID != userID) {
+				return nil // a stale index entry; Check reports it
+			}
+			if err != nil {
+				return fmt.Errorf("loading account %s: %w", eacID, err)
+			}
+			accs = append(accs, &acc)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing accounts of user %s: %w", userID, err)
+	}
+	slices.SortFunc(accs, func(x, y *ExternalAccount) int {
+		return cmp.Or(x.CreatedAt.Compare(y.CreatedAt), strings.Compare(x.ID, y.ID))
+	})
+	return accs, nil
+}
+
+// CreateSession implements Store.CreateSession. The user must exist
+// (ErrNotFound otherwise). An empty s.ID is set to a new sess_ id and a zero
+// s.CreatedAt to now; s.ExpiresAt must be in the future.
+func (b *Badger) CreateSession(ctx context.Context, s *Session) error {
+	if s == nil {
+		return errors.New("creating session: nil session")
+	}
+	now := b.now()
+	if s.ID == "" {
+		s.ID = NewID("sess")
+	}
+	if s.CreatedAt.IsZero() {
+		s.CreatedAt = now
+	}
+	switch {
+	case !validID(s.ID):
+		return errors.New("creating session: invalid session id")
+	case !validID(s.UserID):
+		return fmt.Errorf("creating session: user: %w", ErrNotFound)
+	case !s.ExpiresAt.After(now):
+		return errors.New("creating session: it expires in the past")
+	}
+	exp := badgerExpiry(s.ExpiresAt)
+	err := b.update(ctx, func(txn *badger.Txn) error {
+		if ok, err := exists(txn, userKey(s.UserID)); err != nil || !ok {
+			return cmp.Or(err, fmt.Errorf("user %s: %w", s.UserID, ErrNotFound))
+		}
+		// Ids are 128-bit random: a clash means a caller reused one.
+		if ok, err := exists(txn, sessionKey(s.ID)); err != nil || ok {
+			return cmp.Or(err, errors.New("the session id is taken"))
+		}
+		if err := setJSON(txn, sessionKey(s.ID), s, exp); err != nil {
+			return err
+		}
+		return txn.SetEntry(&badger.Entry{Key: userSessKey(s.UserID, s.ID), ExpiresAt: exp})
+	})
+	if err != nil {
+		return fmt.Errorf("creating session: %w", redact(err, s.ID))
+	}
+	return nil
+}
+
+// Session implements Store.Session. Errors never carry the session id: it is
+// the bearer secret a cookie stands for.
+func (b *Badger) Session(ctx context.Context, id string) (*Session, error) {
+	if !validID(id) {
+		return nil, fmt.Errorf("loading session: %w", ErrNotFound)
+	}
+	var s Session
+	err := b.view(ctx, func(txn *badger.Txn) error { return getJSON(txn, sessionKey(id), &s) })
+	if err == nil && !b.now().Before(s.ExpiresAt) {
+		err = ErrNotFound // Badger drops it at the next second; the clock decides now
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading session: %w", redact(err, id))
+	}
+	return &s, nil
+}
+
+// DeleteSession implements Store.DeleteSession: the session and its user
+// index entry go together.
+func (b *Badger) DeleteSession(ctx context.Context, id string) error {
+	if !validID(id) {
+		return nil
+	}
+	err := b.update(ctx, func(txn *badger.Txn) error {
+		var s Session
+		err := getJSON(txn, sessionKey(id), &s)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := txn.Delete(sessionKey(id)); err != nil {
+			return err
+		}
+		if !validID(s.UserID) {
+			return nil // a bad record can have no valid index entry
+		}
+		return txn.Delete(userSessKey(s.UserID, id))
+	})
+	if err != nil {
+		return fmt.Errorf("deleting session: %w", redact(err, id))
+	}
+	return nil
+}
+
+// Sessions implements Store.Sessions: the user's live sessions, oldest first.
+func (b *Badger) Sessions(ctx context.Context, userID string) ([]*Session, error) {
+	if !validID(userID) {
+		return nil, nil
+	}
+	now := b.now()
+	var out []*Session
+	err := b.view(ctx, func(txn *badger.Txn) error {
+		return scanKeys(txn, prefixUserSess+userID+"/", func(sessID string) error {
+			var s Session
+			err := getJSON(txn, sessionKey(sessID), &s)
+			if errors.Is(err, ErrNotFound) || (err == nil && (s.UserID != userID || !now.Before(s.ExpiresAt))) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("loading a session: %w", redact(err, sessID))
+			}
+			out = append(out, &s)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing sessions of user %s: %w", userID, err)
+	}
+	slices.SortFunc(out, func(x, y *Session) int {
+		return cmp.Or(x.CreatedAt.Compare(y.CreatedAt), strings.Compare(x.ID, y.ID))
+	})
+	return out, nil
+}
+
+// PutEphemeral implements Store.PutEphemeral. kind is a fixed name without
+// "/"; id is opaque (it may come from a query string).
+func (b *Badger) PutEphemeral(ctx context.Context, kind, id string, value []byte, ttl time.Duration) error {
+	switch {
+	case !validKind(kind):
+		return fmt.Errorf("storing %q record: invalid kind", kind)
+	case id == "" || len(id) > maxIDLen:
+		return fmt.Errorf("storing %s record: invalid id", kind)
+	case ttl <= 0:
+		return fmt.Errorf("storing %s record: ttl %v is not positive", kind, ttl)
+	}
+	exp := b.now().Add(ttl)
+	val := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(value)), uint64(exp.UnixNano()))
+	val = append(val, value...)
+	err := b.update(ctx, func(txn *badger.Txn) error {
+		return txn.SetEntry(&badger.Entry{Key: ephKey(kind, id), Value: val, ExpiresAt: badgerExpiry(exp)})
+	})
+	if err != nil {
+		return fmt.Errorf("storing %s record: %w", kind, redact(err, id))
+	}
+	return nil
+}
+
+// TakeEphemeral implements Store.TakeEphemeral. The read and the delete are
+// one transaction, so of concurrent takers all but one lose the conflict,
+// retry, and find nothing.
+func (b *Badger) TakeEphemeral(ctx context.Context, kind, id string) ([]byte, error) {
+	if !validKind(kind) {
+		return nil, fmt.Errorf("taking %q record: invalid kind", kind)
+	}
+	if id == "" || len(id) > maxIDLen {
+		return nil, fmt.Errorf("taking %s record: %w", kind, ErrNotFound)
+	}
+	var out []byte
+	err := b.update(ctx, func(txn *badger.Txn) error {
+		out = nil
+		item, err := txn.Get(ephKey(kind, id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		val, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if len(val) < 8 {
+			return errors.New("the record is truncated")
+		}
+		if exp := int64(binary.BigEndian.Uint64(val)); !b.now().Before(time.Unix(0, exp)) {
+			return ErrNotFound // Badger's TTL removes it
+		}
+		out = val[8:]
+		return txn.Delete(ephKey(kind, id))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("taking %s record: %w", kind, redact(err, id))
+	}
+	return out, nil
+}
+
+func validKind(kind string) bool {
+	return kind != "" && len(kind) <= 64 && !strings.ContainsAny(kind, "/\x00")
+}
+
+// redact removes secret (a session or flow-state id) from err's text, keeping
+// err for errors.Is: Badger quotes the key when a read fails.
+func redact(err error, secret string) error {
+	if err == nil || secret == "" {
+		return err
+	}
+	msg := err.Error()
+	quoted := strconv.Quote(secret)
+	red := strings.ReplaceAll(strings.ReplaceAll(msg, secret, "[redacted]"), quoted[1:len(quoted)-1], "[redacted]")
+	if red == msg {
+		return err
+	}
+	return redactedError{msg: red, err: err}
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e redactedError) Error() string { return e.msg }
+func (e redactedError) Unwrap() error { return e.err }

@@ -1,0 +1,236 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// SignIn implements Store.SignIn in one transaction, retried whole on conflict,
+// so two concurrent first sign-ins of one identity create one user.
+func (b *Badger) SignIn(ctx context.Context, in SignIn) (SignInResult, error) {
+	a := in.Account
+	if a.Issuer == "" || a.Subject == "" || strings.ContainsRune(a.Issuer, 0) {
+		return SignInResult{}, fmt.Errorf("signing in with %s: the identity needs an issuer (without NUL) and a subject", a.Provider)
+	}
+	now := in.Now
+	if now.IsZero() {
+		now = b.now()
+	}
+	var res SignInResult
+	err := b.update(ctx, func(txn *badger.Txn) error {
+		var err error
+		res, err = signIn(txn, in, now)
+		return err
+	})
+	if err != nil {
+		return SignInResult{}, fmt.Errorf("signing in with %s: %w", a.Provider, err)
+	}
+	return res, nil
+}
+
+func signIn(txn *badger.Txn, in SignIn, now time.Time) (SignInResult, error) {
+	eacID, err := getString(txn, identityKey(in.Account.Issuer, in.Account.Subject))
+	switch {
+	case err == nil:
+		return signInKnown(txn, in, now, eacID)
+	case errors.Is(err, ErrNotFound):
+		return signInNew(txn, in, now)
+	default:
+		return SignInResult{}, fmt.Errorf("looking up identity: %w", err)
+	}
+}
+
+// signInKnown refreshes the account of a known identity and its user.
+func signInKnown(txn *badger.Txn, in SignIn, now time.Time, eacID string) (SignInResult, error) {
+	var acc ExternalAccount
+	if err := getJSON(txn, eacKey(eacID), &acc); err != nil {
+		return SignInResult{}, inconsistent(err, "identity index points at account %s", eacID)
+	}
+	if in.LinkToUser != "" && in.LinkToUser != acc.UserID {
+		return SignInResult{}, ErrIdentityTaken
+	}
+	var u User
+	if err := getJSON(txn, userKey(acc.UserID), &u); err != nil {
+		return SignInResult{}, inconsistent(err, "account %s belongs to user %s", acc.ID, acc.UserID)
+	}
+	acc.refresh(&in.Account, now)
+	if err := adoptAccount(txn, &u, &acc, now); err != nil {
+		return SignInResult{}, err
+	}
+	if err := setJSON(txn, eacKey(acc.ID), &acc, 0); err != nil {
+		return SignInResult{}, err
+	}
+	if err := setJSON(txn, userKey(u.ID), &u, 0); err != nil {
+		return SignInResult{}, err
+	}
+	return SignInResult{User: &u, Account: &acc}, nil
+}
+
+// signInNew links an unknown identity to LinkToUser, to the holder of its
+// verified email, or to a new user, and creates its account and indexes.
+func signInNew(txn *badger.Txn, in SignIn, now time.Time) (SignInResult, error) {
+	a := in.Account
+	var u User
+	userCreated := false
+	switch {
+	case in.LinkToUser != "":
+		if !validID(in.LinkToUser) {
+			return SignInResult{}, fmt.Errorf("loading user: %w", ErrNotFound)
+		}
+		if err := getJSON(txn, userKey(in.LinkToUser), &u); err != nil {
+			return SignInResult{}, fmt.Errorf("loading user %s: %w", in.LinkToUser, err)
+		}
+	case in.LinkByVerifiedEmail && a.EmailVerified && a.Email != "":
+		holder, err := emailHolder(txn, a.Email)
+		if err != nil {
+			return SignInResult{}, err
+		}
+		if holder != "" {
+			if err := getJSON(txn, userKey(holder), &u); err != nil {
+				return SignInResult{}, fmt.Errorf("loading user %s: %w", holder, err)
+			}
+		}
+	}
+	if u.ID == "" {
+		u = User{ID: NewID("user"), CreatedAt: now, UpdatedAt: now}
+		userCreated = true
+	}
+
+	acc := a
+	acc.ID = NewID("eac")
+	acc.UserID = u.ID
+	acc.Status = StatusVerified
+	acc.CreatedAt = now
+	acc.UpdatedAt = now
+	if err := adoptAccount(txn, &u, &acc, now); err != nil {
+		return SignInResult{}, err
+	}
+	if err := txn.Set(identityKey(acc.Issuer, acc.Subject), []byte(acc.ID)); err != nil {
+		return SignInResult{}, err
+	}
+	if err := txn.Set(userEACKey(u.ID, acc.ID), nil); err != nil {
+		return SignInResult{}, err
+	}
+	if err := setJSON(txn, eacKey(acc.ID), &acc, 0); err != nil {
+		return SignInResult{}, err
+	}
+	if err := setJSON(txn, userKey(u.ID), &u, 0); err != nil {
+		return SignInResult{}, err
+	}
+	return SignInResult{User: &u, Account: &acc, UserCreated: userCreated, AccountCreated: true}, nil
+}
+
+// refresh copies what a provider reported at this sign-in onto the account.
+// A field the provider left empty keeps its old value: Apple sends the name
+// only at the first authorization, and most providers issue a refresh token
+// only on consent, so an empty one means "unchanged", not "revoked".
+func (acc *ExternalAccount) refresh(from *ExternalAccount, now time.Time) {
+	acc.Provider = from.Provider
+	if from.Email != "" {
+		acc.Email = from.Email
+		acc.EmailVerified = from.EmailVerified
+	}
+	acc.Name = cmp.Or(from.Name, acc.Name)
+	acc.Username = cmp.Or(from.Username, acc.Username)
+	acc.ImageURL = cmp.Or(from.ImageURL, acc.ImageURL)
+	acc.ApprovedScopes = from.ApprovedScopes
+	refreshToken := acc.Tokens.RefreshToken
+	acc.Tokens = from.Tokens
+	acc.Tokens.RefreshToken = cmp.Or(from.Tokens.RefreshToken, refreshToken)
+	acc.Status = StatusVerified
+	acc.UpdatedAt = now
+}
+
+// adoptAccount records a sign-in through acc on its user u: the sign-in time,
+// the account's email, and its name and picture when u has none yet.
+func adoptAccount(txn *badger.Txn, u *User, acc *ExternalAccount, now time.Time) error {
+	u.LastSignInAt = now
+	changed, err := mergeEmail(txn, u, acc)
+	if err != nil {
+		return err
+	}
+	if u.Name == "" && acc.Name != "" {
+		u.Name = acc.Name
+		changed = true
+	}
+	if u.ImageURL == "" && acc.ImageURL != "" {
+		u.ImageURL = acc.ImageURL
+		changed = true
+	}
+	if changed {
+		u.UpdatedAt = now
+	}
+	return nil
+}
+
+// mergeEmail adds acc's email to u. A verified one is marked verified, vouched
+// for by acc, and indexed unless another user already holds it; an unverified
+// one is recorded but never indexed (so it never links).
+func mergeEmail(txn *badger.Txn, u *User, acc *ExternalAccount) (changed bool, err error) {
+	if acc.Email == "" {
+		return false, nil
+	}
+	norm := normalizeEmail(acc.Email)
+	i := slices.IndexFunc(u.Emails, func(e EmailAddress) bool { return normalizeEmail(e.Email) == norm })
+	if i < 0 {
+		u.Emails = append(u.Emails, EmailAddress{Email: acc.Email})
+		i = len(u.Emails) - 1
+		changed = true
+	}
+	if !acc.EmailVerified {
+		return changed, nil
+	}
+	e := &u.Emails[i]
+	if !e.Verified {
+		e.Verified = true
+		changed = true
+	}
+	if !slices.Contains(e.VerifiedBy, acc.ID) {
+		e.VerifiedBy = append(e.VerifiedBy, acc.ID)
+		changed = true
+	}
+	holder, err := emailHolder(txn, acc.Email)
+	if err != nil {
+		return false, err
+	}
+	if holder == "" {
+		if err := txn.Set(emailKey(acc.Email), []byte(u.ID)); err != nil {
+			return false, err
+		}
+	}
+	return changed, nil
+}
+
+// emailHolder returns the user indexed under a verified email, or "" when
+// none is (an entry whose user is gone counts as none).
+func emailHolder(txn *badger.Txn, email string) (string, error) {
+	uid, err := getString(txn, emailKey(email))
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("looking up email: %w", err)
+	}
+	ok, err := exists(txn, userKey(uid))
+	if err != nil || !ok {
+		return "", err
+	}
+	return uid, nil
+}
+
+// inconsistent describes a record an index promised but the store lacks. It
+// deliberately does not wrap ErrNotFound, which callers read as "no such user".
+func inconsistent(err error, format string, args ...any) error {
+	what := fmt.Sprintf(format, args...)
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("store is inconsistent: %s, which is missing", what)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

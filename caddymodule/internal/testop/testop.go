@@ -1,0 +1,355 @@
+// Package testop is a local OAuth 2.0 / OpenID Connect provider for the
+// gateway's end-to-end tests. It auto-approves every authorization request,
+// counts the calls it receives (so a test can assert that a forged callback
+// caused no call to the provider) and can be told, through SetFault, to answer
+// with exactly one thing wrong: each Fault is one attack from THREATS.md.
+//
+// It listens on 127.0.0.1 only and is meant for _test.go files: its API takes
+// a testing.TB and the server is closed by t.Cleanup.
+package testop
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Mode selects the protocol the provider speaks.
+type Mode int
+
+const (
+	// OIDC serves discovery, a JWKS, an iss parameter on the authorization
+	// response and an RS256 id_token whenever the "openid" scope was requested.
+	OIDC Mode = iota
+	// OAuth2 is a plain OAuth 2.0 provider: no discovery (404), no JWKS (404),
+	// no iss parameter, no id_token, and a userinfo of a custom JSON shape.
+	OAuth2
+)
+
+// Options configures a Server. The zero value is a working OIDC provider.
+type Options struct {
+	// Mode is the protocol spoken. Default: OIDC.
+	Mode Mode
+	// ClientID is the only client the provider knows. Default: "test-client".
+	ClientID string
+	// ClientSecret authenticates ClientID at the token and revocation
+	// endpoints, by HTTP Basic or in the form body. Default: "test-secret".
+	ClientSecret string
+	// Claims describe the signed-in user. In OIDC mode they are the userinfo
+	// response and go into the id_token, which adds iss, aud, iat, exp and
+	// nonce. Default: DefaultClaims().
+	Claims map[string]any
+	// UserinfoBody is, in OAuth2 mode, the exact JSON object the userinfo
+	// endpoint returns, for example
+	// {"data":{"uid":12345,"mail":"x@example.com","mail_ok":"true"}}, so that
+	// field mappings (dotted paths, numeric ids) can be tested. When nil,
+	// Claims is served. Ignored in OIDC mode.
+	UserinfoBody map[string]any
+	// AccessTokenLifetime is how long access tokens are accepted by the
+	// userinfo endpoint; expires_in is sent in whole seconds. Zero means one
+	// hour; a negative value means the tokens never expire and expires_in is
+	// omitted from token responses.
+	AccessTokenLifetime time.Duration
+	// IssueRefreshToken makes token responses carry a refresh_token. The
+	// refresh_token grant rotates it: the old one stops working. Default: false.
+	IssueRefreshToken bool
+}
+
+// DefaultClaims returns the claims of the default user, "user-1".
+func DefaultClaims() map[string]any {
+	return map[string]any{
+		"sub":            "user-1",
+		"email":          "u1@example.com",
+		"email_verified": true,
+		"name":           "User One",
+		"picture":        "https://img.example/u1.png",
+	}
+}
+
+// Endpoint paths.
+const (
+	pathDiscovery = "/.well-known/openid-configuration"
+	pathJWKS      = "/jwks"
+	pathAuthorize = "/authorize"
+	pathToken     = "/token"
+	pathUserinfo  = "/userinfo"
+	pathRevoke    = "/revoke"
+)
+
+// endpointPaths maps the names Calls counts requests under to their paths.
+var endpointPaths = map[string]string{
+	"discovery": pathDiscovery,
+	"jwks":      pathJWKS,
+	"authorize": pathAuthorize,
+	"token":     pathToken,
+	"userinfo":  pathUserinfo,
+	"revoke":    pathRevoke,
+}
+
+// Server is a running provider. Its methods are safe for concurrent use.
+type Server struct {
+	t            testing.TB
+	srv          *httptest.Server
+	done         chan struct{} // closed at cleanup, so that FaultSlow never delays it
+	mode         Mode
+	clientID     string
+	clientSecret string
+	lifetime     time.Duration
+	refresh      bool
+	key          *rsa.PrivateKey
+	kid          string
+	strayKey     func() *rsa.PrivateKey // FaultUnknownKid's key, generated on first use
+
+	mu            sync.Mutex
+	claims        []byte // JSON, so that callers' later edits to their map have no effect
+	userinfoBody  []byte // JSON, OAuth2 mode only; nil means claims
+	fault         Fault
+	calls         map[string]int
+	lastQuery     url.Values
+	codes         map[string]grant
+	accessTokens  map[string]time.Time // expiry; zero means never
+	refreshTokens map[string]grant
+}
+
+// grant is what an authorization code or a refresh token stands for.
+type grant struct {
+	redirectURI string
+	challenge   string // PKCE S256 code_challenge; empty when none was sent
+	nonce       string
+	scope       string
+	expires     time.Time // codes only
+}
+
+// Start starts a provider on 127.0.0.1; t.Cleanup closes it.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatalf("testop: generating the signing key: %v", err)
+	}
+	s := &Server{
+		t:             t,
+		done:          make(chan struct{}),
+		mode:          opts.Mode,
+		clientID:      cmp.Or(opts.ClientID, "test-client"),
+		clientSecret:  cmp.Or(opts.ClientSecret, "test-secret"),
+		lifetime:      cmp.Or(opts.AccessTokenLifetime, time.Hour),
+		refresh:       opts.IssueRefreshToken,
+		key:           key,
+		kid:           "k-" + rand.Text()[:10],
+		strayKey:      sync.OnceValue(mustRSAKey),
+		calls:         make(map[string]int),
+		codes:         make(map[string]grant),
+		accessTokens:  make(map[string]time.Time),
+		refreshTokens: make(map[string]grant),
+	}
+	claims := opts.Claims
+	if claims == nil {
+		claims = DefaultClaims()
+	}
+	s.claims = marshalObject(t, "Claims", claims)
+	if s.mode == OAuth2 && opts.UserinfoBody != nil {
+		s.userinfoBody = marshalObject(t, "UserinfoBody", opts.UserinfoBody)
+	}
+
+	// An explicit listener: httptest may otherwise fall back to [::1] or
+	// obey -httptest.serve.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testop: listening on 127.0.0.1: %v", err)
+	}
+	s.srv = &httptest.Server{Listener: ln, Config: &http.Server{Handler: s.routes()}}
+	s.srv.Start()
+	t.Cleanup(func() {
+		close(s.done)
+		s.srv.Close()
+	})
+	return s
+}
+
+// URL is the issuer: http://127.0.0.1:port, without a trailing slash.
+func (s *Server) URL() string { return s.srv.URL }
+
+// AuthorizeURL is the authorization endpoint.
+func (s *Server) AuthorizeURL() string { return s.srv.URL + pathAuthorize }
+
+// TokenURL is the token endpoint.
+func (s *Server) TokenURL() string { return s.srv.URL + pathToken }
+
+// UserinfoURL is the userinfo endpoint.
+func (s *Server) UserinfoURL() string { return s.srv.URL + pathUserinfo }
+
+// RevokeURL is the RFC 7009 revocation endpoint.
+func (s *Server) RevokeURL() string { return s.srv.URL + pathRevoke }
+
+// SetClaims replaces the signed-in user's claims for subsequent id_tokens and
+// userinfo responses (in OAuth2 mode, only when UserinfoBody was nil).
+func (s *Server) SetClaims(claims map[string]any) {
+	s.t.Helper()
+	b := marshalObject(s.t, "SetClaims", claims)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.claims = b
+}
+
+// SetFault makes subsequent responses misbehave as f describes; FaultNone
+// restores correct behaviour.
+func (s *Server) SetFault(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fault = f
+}
+
+// Calls reports how many requests an endpoint has received: "discovery",
+// "jwks", "authorize", "token", "userinfo" or "revoke". Requests the endpoint
+// refused, and discovery or JWKS requests in OAuth2 mode, count too.
+func (s *Server) Calls(endpoint string) int {
+	if _, ok := endpointPaths[endpoint]; !ok {
+		s.t.Errorf("testop: Calls(%q): unknown endpoint", endpoint)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[endpoint]
+}
+
+// LastAuthorizeQuery returns a copy of the query of the last authorization
+// request (state, nonce, code_challenge, scope…), or nil if none came.
+func (s *Server) LastAuthorizeQuery() url.Values {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastQuery == nil {
+		return nil
+	}
+	q := make(url.Values, len(s.lastQuery))
+	for k, v := range s.lastQuery {
+		q[k] = slices.Clone(v)
+	}
+	return q
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	for name, h := range map[string]http.HandlerFunc{
+		"discovery": s.discovery,
+		"jwks":      s.jwks,
+		"authorize": s.authorize,
+		"token":     s.token,
+		"userinfo":  s.userinfo,
+		"revoke":    s.revoke,
+	} {
+		mux.HandleFunc(endpointPaths[name], func(w http.ResponseWriter, r *http.Request) {
+			s.mu.Lock()
+			s.calls[name]++
+			s.mu.Unlock()
+			h(w, r)
+		})
+	}
+	return mux
+}
+
+func (s *Server) currentFault() Fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fault
+}
+
+func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
+	if s.mode != OIDC {
+		http.NotFound(w, r)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"issuer":                                         s.URL(),
+		"authorization_endpoint":                         s.AuthorizeURL(),
+		"token_endpoint":                                 s.TokenURL(),
+		"userinfo_endpoint":                              s.UserinfoURL(),
+		"revocation_endpoint":                            s.RevokeURL(),
+		"jwks_uri":                                       s.URL() + pathJWKS,
+		"response_types_supported":                       []string{"code"},
+		"response_modes_supported":                       []string{"query"},
+		"grant_types_supported":                          []string{"authorization_code", "refresh_token"},
+		"subject_types_supported":                        []string{"public"},
+		"scopes_supported":                               []string{"openid", "email", "profile", "offline_access"},
+		"claims_supported":                               []string{"iss", "sub", "aud", "exp", "iat", "nonce", "email", "email_verified", "name", "picture"},
+		"token_endpoint_auth_methods_supported":          []string{"client_secret_basic", "client_secret_post"},
+		"code_challenge_methods_supported":               []string{"S256"},
+		"id_token_signing_alg_values_supported":          []string{"RS256"},
+		"authorization_response_iss_parameter_supported": true,
+	})
+}
+
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
+	if s.mode != OIDC {
+		http.NotFound(w, r)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keys": []map[string]string{{
+		"kty": "RSA",
+		"use": "sig",
+		"alg": "RS256",
+		"kid": s.kid,
+		"n":   b64(s.key.N.Bytes()),
+		"e":   b64(big.NewInt(int64(s.key.E)).Bytes()),
+	}}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(mustJSON(v))
+}
+
+// marshalObject encodes a caller's map once, failing the test on values JSON
+// cannot carry, so handlers never meet an encoding error.
+func marshalObject(t testing.TB, what string, m map[string]any) []byte {
+	t.Helper()
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatalf("testop: %s is not JSON-encodable: %v", what, err)
+	}
+	return b
+}
+
+// decodeObject decodes JSON produced by marshalObject; UseNumber keeps
+// numeric ids exact.
+func decodeObject(b []byte) map[string]any {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
+		panic("testop: decoding our own JSON: " + err.Error())
+	}
+	return m
+}
+
+// mustJSON encodes values built by this package, which are always encodable.
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("testop: encoding our own JSON: " + err.Error())
+	}
+	return b
+}
+
+func mustRSAKey() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic("testop: generating an RSA key: " + err.Error())
+	}
+	return k
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
