@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 
 	"go.uber.org/zap"
 )
@@ -29,7 +30,8 @@ type Options struct {
 	AppName string
 	// LogoURL, when set, is shown above every page's heading.
 	LogoURL string
-	// Accent is the CSS colour of primary buttons, like #4f46e5; default #2f6feb.
+	// Accent is the hex colour of primary buttons, like #4f46e5 or 4f46e5;
+	// default #2f6feb.
 	Accent string
 	// TemplateDir, when set, may hold files named like the embedded ones
 	// (layout.html, sign-in.html, …) that replace them.
@@ -52,6 +54,9 @@ func New(opts Options) (*Renderer, error) {
 	}
 	if opts.Accent == "" {
 		opts.Accent = "#2f6feb"
+	}
+	if !strings.HasPrefix(opts.Accent, "#") {
+		opts.Accent = "#" + opts.Accent // "#" starts a Caddyfile comment unless quoted
 	}
 	if !accentPattern.MatchString(opts.Accent) {
 		return nil, fmt.Errorf("accent colour %q is not a hex colour like #2f6feb", opts.Accent)

@@ -1,0 +1,140 @@
+package caddymodule_test
+
+import (
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
+)
+
+func TestReload_KeepsTheStoreOpenAndSessionsValid(t *testing.T) {
+	e := newEnv(t, options{})
+	b := newBrowser(t)
+	b.signInDev(e, "/", ada)
+	userID := e.Upstream.Last(t).Get("X-Auth-User-Id")
+
+	configs := []options{
+		{Global: "app_name Second"},
+		{Global: "app_name Third\n\t\tsession_lifetime 48h"},
+		{Global: "provider oidc other {\n\t\t\tissuer http://127.0.0.1:1\n\t\t\tclient_id x\n\t\t}"},
+		{},
+	}
+	for i, o := range configs {
+		if err := e.Load(o); err != nil {
+			t.Fatalf("reload %d: %v", i+1, err)
+		}
+		status, _ := apiGet(t, b.c, e.Base+"/after-reload", nil)
+		if status != http.StatusOK {
+			t.Fatalf("after reload %d the session is gone: status %d", i+1, status)
+		}
+		if got := e.Upstream.Last(t).Get("X-Auth-User-Id"); got != userID {
+			t.Fatalf("after reload %d the user is %s, want %s", i+1, got, userID)
+		}
+	}
+	// New sign-ins work after the reloads: the store and dev provider are live.
+	resp, _ := newBrowser(t).signInDev(e, "/", person("New Person", "new@example.com", true))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in after reloads: status %d", resp.StatusCode)
+	}
+
+	// Stopping releases the store: its directory can be opened again.
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(e.Storage, "socialgate")
+	keys, err := keyring.LoadOrCreate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(store.Options{Dir: dir, EncryptionKey: keys.StoreKey})
+	if err != nil {
+		t.Fatalf("the store is still held after stop: %v", err)
+	}
+	st.Close()
+}
+
+func TestRestart_KeepsSessions(t *testing.T) {
+	e := newEnv(t, options{})
+	b := newBrowser(t)
+	b.signInDev(e, "/", ada)
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Load(options{}); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := apiGet(t, b.c, e.Base+"/after-restart", nil); status != http.StatusOK {
+		t.Fatalf("after a restart the session is gone: status %d", status)
+	}
+}
+
+func TestConfig_ErrorsNameTheProblem(t *testing.T) {
+	e := newEnv(t, options{})
+	cases := []struct {
+		name   string
+		global string
+		want   string
+	}{
+		{"missing client_id", "provider oidc corp {\n issuer https://idp.example.com\n }", "provider corp: client_id is required"},
+		{"unknown provider type", "provider saml corp {\n client_id x\n }", `unknown provider type "saml"`},
+		{"bad issuer URL", "provider oidc corp {\n issuer idp.example.com\n client_id x\n }", `issuer "idp.example.com" is not an absolute http(s) URL`},
+		{"issuer with fragment", "provider oidc corp {\n issuer https://idp.example.com/#x\n client_id x\n }", "is not an absolute http(s) URL"},
+		{"duplicate provider name", "provider oidc corp {\n issuer https://a.example.com\n client_id x\n }\n provider oidc corp {\n issuer https://b.example.com\n client_id y\n }", "provider corp: the name is used twice"},
+		{"dev provider name taken", "provider oidc dev {\n issuer https://a.example.com\n client_id x\n }", "provider dev: the name is used twice"},
+		{"oauth2 without token url", "provider oauth2 plain {\n authorize_url https://a.example.com/auth\n userinfo_url https://a.example.com/me\n client_id x\n }", "provider plain: token_url is required"},
+		{"short cookie key", "cookie_keys tooshort", "cookie_keys: key 1 is 8 characters"},
+		{"unknown option", "colour blue", `unrecognized socialgate option "colour"`},
+		{"unknown provider option", "provider oidc corp {\n issuer https://a.example.com\n client_id x\n scope openid\n }", `unrecognized option "scope" in provider corp`},
+		{"bad duration", "session_lifetime forever", `"forever" is not a positive duration`},
+		{"bad accent", "accent red", `accent colour "red" is not a hex colour`},
+		{"bad prefix", "prefix auth/", `prefix "auth/" must be a path`},
+		{"bad return url", "return_urls javascript:alert(1)", "return_urls"},
+		{"bad sign_in value", "provider oidc corp {\n issuer https://a.example.com\n client_id x\n sign_in maybe\n }", `sign_in: want on or off, got "maybe"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := e.Load(options{Global: tc.global})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("no provider at all", func(t *testing.T) {
+		err := e.Load(options{NoDev: true})
+		if err == nil || !strings.Contains(err.Error(), "no provider is configured") {
+			t.Fatalf("error = %v", err)
+		}
+	})
+
+	// Failed loads release what they acquired: a good config on the same
+	// storage still loads and serves.
+	if err := e.Load(options{}); err != nil {
+		t.Fatalf("a good config after the failures: %v", err)
+	}
+	resp, _ := newBrowser(t).signInDev(e, "/", ada)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in after failed loads: status %d", resp.StatusCode)
+	}
+}
+
+func TestConfig_SecretsAreExpandedAtLoadNotStored(t *testing.T) {
+	t.Setenv("SG_TEST_SECRET", "s3cr3t-from-env")
+	e := newEnv(t, options{})
+	src := e.Caddyfile(options{Global: fmt.Sprintf("provider oidc corp {\n issuer https://a.example.com\n client_id x\n client_secret {env.SG_TEST_SECRET}\n }\n cookie_keys {env.SG_TEST_SECRET}-padded-to-thirty-two-chars")})
+	if err := loadCaddyfile(src); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := caddy.ActiveContext().App("socialgate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(mustJSON(t, cfg), "s3cr3t-from-env") {
+		t.Fatal("the expanded secret sits in the config")
+	}
+}
