@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log"
 	"math/rand/v2"
 	"os"
@@ -24,6 +25,9 @@ import (
 //	idx/email/<lower-cased email>      user id (verified emails only)
 //	idx/user_eac/<user id>/<eac id>    empty
 //	idx/user_sess/<user id>/<sess id>  empty (same TTL as the session)
+//	idx/user_created/<order>/<user id> empty; <order> is createdOrder(CreatedAt)
+//	idx/user_email/<lower email>/<uid> createdOrder of the user (every address, verified or not)
+//	meta/user_count                    number of users, decimal
 //	eph/<kind>/<id>                    8-byte big-endian unix-nano expiry + opaque bytes
 const (
 	prefixUser     = "user/"
@@ -33,7 +37,10 @@ const (
 	prefixEmail    = "idx/email/"
 	prefixUserEAC  = "idx/user_eac/"
 	prefixUserSess = "idx/user_sess/"
+	prefixCreated  = "idx/user_created/"
+	prefixUserMail = "idx/user_email/"
 	prefixEph      = "eph/"
+	keyUserCount   = "meta/user_count"
 )
 
 const (
@@ -73,6 +80,13 @@ type Badger struct {
 	gcDone    chan struct{} // closed when the value-log GC goroutine has returned
 	closeOnce sync.Once
 	closeErr  error
+
+	// accountLocks serialize UpdateExternalAccount per account (striped by
+	// hash of the id): updaters of one account would otherwise all conflict
+	// and could exhaust their retries. Badger locks its directory, so every
+	// writer is in this process.
+	accountLocks [64]chan struct{}
+	lockSeed     maphash.Seed
 }
 
 // Open opens (or creates) the store described by opts and starts its
@@ -110,7 +124,10 @@ func Open(opts Options) (*Badger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", where, err)
 	}
-	b := &Badger{db: db, now: opts.Now, stop: make(chan struct{}), gcDone: make(chan struct{})}
+	b := &Badger{db: db, now: opts.Now, stop: make(chan struct{}), gcDone: make(chan struct{}), lockSeed: maphash.MakeSeed()}
+	for i := range b.accountLocks {
+		b.accountLocks[i] = make(chan struct{}, 1)
+	}
 	if b.now == nil {
 		b.now = time.Now
 	}

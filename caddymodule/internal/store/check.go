@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +27,7 @@ type checker struct {
 	problems []string
 
 	users       map[string]*User
+	userIDs     []string           // key order
 	accounts    []*ExternalAccount // key order
 	accountBy   map[string]*ExternalAccount
 	identity    []keyValue // idx/identity, key order
@@ -36,6 +39,11 @@ type checker struct {
 	userSess    []string // "<user id>/<sess id>", key order
 	userSessSet map[string]bool
 	emails      []keyValue // idx/email, key order
+	created     []string   // idx/user_created: "<order>/<user id>", key order
+	createdSet  map[string]bool
+	userMail    []keyValue // idx/user_email: "<email>/<user id>" → order, key order
+	userMailSet map[string]bool
+	count       *string // meta/user_count, nil when missing
 }
 
 type keyValue struct{ key, value string }
@@ -88,6 +96,7 @@ func (c *checker) run(txn *badger.Txn) error {
 			c.reportf("email index entry %q: user %s has no such verified email", kv.key, kv.value)
 		}
 	}
+	c.checkUsers()
 	for _, id := range c.sessionIDs {
 		s := c.sessions[id]
 		if c.users[s.UserID] == nil {
@@ -109,9 +118,80 @@ func (c *checker) run(txn *badger.Txn) error {
 	return nil
 }
 
+// checkUsers checks each user's vouching accounts, and idx/user_created,
+// idx/user_email and the user count against the users, both ways.
+func (c *checker) checkUsers() {
+	for _, id := range c.userIDs {
+		u := c.users[id]
+		if !c.createdSet[createdOrder(u.CreatedAt)+"/"+id] {
+			c.reportf("user %s: no user_created index entry", id)
+		}
+		for _, e := range u.Emails {
+			if !c.userMailSet[normalizeEmail(e.Email)+"/"+id] {
+				c.reportf("user %s: no user_email index entry for %q", id, e.Email)
+			}
+			c.checkVouching(u, &e)
+		}
+	}
+	for _, rest := range c.created {
+		order, uid, _ := strings.Cut(rest, "/")
+		switch u := c.users[uid]; {
+		case u == nil:
+			c.reportf("user_created entry %s: user %s is missing", rest, uid)
+		case createdOrder(u.CreatedAt) != order:
+			c.reportf("user_created entry %s: user %s was created at %v", rest, uid, u.CreatedAt)
+		}
+	}
+	for _, kv := range c.userMail {
+		i := strings.LastIndexByte(kv.key, '/')
+		email, uid := kv.key[:max(i, 0)], kv.key[i+1:]
+		switch u := c.users[uid]; {
+		case u == nil:
+			c.reportf("user_email entry %q: user %s is missing", kv.key, uid)
+		case !slices.ContainsFunc(u.Emails, func(e EmailAddress) bool { return normalizeEmail(e.Email) == email }):
+			c.reportf("user_email entry %q: user %s has no such address", kv.key, uid)
+		case kv.value != createdOrder(u.CreatedAt):
+			c.reportf("user_email entry %q: value %q is not the creation order of user %s", kv.key, kv.value, uid)
+		}
+	}
+	if c.count == nil {
+		if len(c.users) > 0 {
+			c.reportf("user count is missing; there are %d users", len(c.users))
+		}
+		return
+	}
+	switch n, err := strconv.Atoi(*c.count); {
+	case err != nil:
+		c.reportf("user count %q is not a number", *c.count)
+	case n != len(c.users):
+		c.reportf("user count is %d; there are %d users", n, len(c.users))
+	}
+}
+
+// checkVouching: an address is verified exactly when some account vouches
+// for it, and each voucher is an account of the user that asserts this
+// address as verified now (a stale voucher would let the address link).
+func (c *checker) checkVouching(u *User, e *EmailAddress) {
+	if e.Verified != (len(e.VerifiedBy) > 0) {
+		c.reportf("user %s: email %q has verified %v and %d vouching accounts", u.ID, e.Email, e.Verified, len(e.VerifiedBy))
+	}
+	for _, aid := range e.VerifiedBy {
+		switch a := c.accountBy[aid]; {
+		case a == nil:
+			c.reportf("user %s: email %q is vouched for by missing account %s", u.ID, e.Email, aid)
+		case a.UserID != u.ID:
+			c.reportf("user %s: email %q is vouched for by account %s of user %s", u.ID, e.Email, aid, a.UserID)
+		case !a.EmailVerified || normalizeEmail(a.Email) != normalizeEmail(e.Email):
+			c.reportf("user %s: email %q is vouched for by account %s, which asserts %q (verified %v)", u.ID, e.Email, aid, a.Email, a.EmailVerified)
+		}
+	}
+}
+
 // load reads every record and index into c; undecodable records are reported.
 func (c *checker) load(txn *badger.Txn) error {
 	c.users = map[string]*User{}
+	c.createdSet = map[string]bool{}
+	c.userMailSet = map[string]bool{}
 	c.accountBy = map[string]*ExternalAccount{}
 	c.identitySet = map[string]string{}
 	c.userEACSet = map[string]bool{}
@@ -129,6 +209,7 @@ func (c *checker) load(txn *badger.Txn) error {
 					c.reportf("user %s: the record says id %s", id, u.ID)
 				}
 				c.users[id] = &u
+				c.userIDs = append(c.userIDs, id)
 			}
 			return nil
 		}},
@@ -169,6 +250,23 @@ func (c *checker) load(txn *badger.Txn) error {
 		{prefixUserSess, true, func(rest string, _ []byte) error {
 			c.userSess = append(c.userSess, rest)
 			c.userSessSet[rest] = true
+			return nil
+		}},
+		{prefixCreated, false, func(rest string, _ []byte) error {
+			c.created = append(c.created, rest)
+			c.createdSet[rest] = true
+			return nil
+		}},
+		{prefixUserMail, false, func(rest string, val []byte) error {
+			c.userMail = append(c.userMail, keyValue{rest, string(val)})
+			c.userMailSet[rest] = true
+			return nil
+		}},
+		{keyUserCount, false, func(rest string, val []byte) error {
+			if rest == "" { // the prefix also matches longer keys
+				v := string(val)
+				c.count = &v
+			}
 			return nil
 		}},
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -63,7 +64,8 @@ func TestCheck_ReportsEachKindOfViolation(t *testing.T) {
 	}{
 		{"account whose user is missing", func(t *testing.T, h healthyStore) {
 			rawDelete(t, h.b, userKey(h.sam.User.ID))
-		}, []string{"account %sam.eac: its user", `email index entry "sam@example.com": user`}},
+		}, []string{"account %sam.eac: its user", `email index entry "sam@example.com": user`,
+			"user_created entry", `user_email entry "sam@example.com/`, "user count is 2; there are 1 users"}},
 		{"identity entry pointing at a missing account", func(t *testing.T, h healthyStore) {
 			rawSet(t, h.b, identityKey(testIssuer, "ghost"), NewID("eac"))
 		}, []string{`identity index entry "https://issuer.example\x00ghost": account`}},
@@ -90,16 +92,62 @@ func TestCheck_ReportsEachKindOfViolation(t *testing.T) {
 		}, []string{"has no such verified email"}},
 		{"session whose user is missing", func(t *testing.T, h healthyStore) {
 			rawDelete(t, h.b, userKey(h.rose.User.ID))
-		}, []string{"its user", "its user", `email index entry "rose@example.com": user`, "the user is missing"}},
+		}, []string{"its user", "its user", `email index entry "rose@example.com": user`, "the user is missing",
+			"user_created entry", `user_email entry "rose@example.com/`, `user_email entry "rose@work.example/`, "user count is 2"}},
 		{"user_sess entry without its session", func(t *testing.T, h healthyStore) {
 			rawDelete(t, h.b, sessionKey(h.roseSessID))
 		}, []string{"the session is missing"}},
 		{"session without its user_sess entry", func(t *testing.T, h healthyStore) {
 			rawDelete(t, h.b, userSessKey(h.rose.User.ID, h.roseSessID))
 		}, []string{"no user_sess index entry"}},
+		{"user without its user_created entry", func(t *testing.T, h healthyStore) {
+			rawDelete(t, h.b, createdKey(h.sam.User))
+		}, []string{"no user_created index entry"}},
+		{"user_created entry with another creation time", func(t *testing.T, h healthyStore) {
+			rawDelete(t, h.b, createdKey(h.sam.User))
+			moved := *h.sam.User
+			moved.CreatedAt = moved.CreatedAt.Add(-time.Hour)
+			rawSet(t, h.b, createdKey(&moved), "")
+		}, []string{"no user_created index entry", "was created at"}},
+		{"user_created entry without its user", func(t *testing.T, h healthyStore) {
+			rawSet(t, h.b, createdKey(&User{ID: NewID("user"), CreatedAt: time.Now()}), "")
+		}, []string{"user_created entry"}},
+		{"address without its user_email entry", func(t *testing.T, h healthyStore) {
+			rawDelete(t, h.b, userEmailKey("rose@work.example", h.rose.User.ID))
+		}, []string{`no user_email index entry for "rose@work.example"`}},
+		{"user_email entry for an address the user lacks", func(t *testing.T, h healthyStore) {
+			rawSet(t, h.b, userEmailKey("x/y@example.com", h.sam.User.ID), createdOrder(h.sam.User.CreatedAt))
+		}, []string{"has no such address"}},
+		{"user_email entry with a wrong creation order", func(t *testing.T, h healthyStore) {
+			rawSet(t, h.b, userEmailKey("sam@example.com", h.sam.User.ID), createdOrder(h.rose.User.CreatedAt))
+		}, []string{"is not the creation order"}},
+		{"user count that disagrees", func(t *testing.T, h healthyStore) {
+			rawSet(t, h.b, []byte(keyUserCount), "3")
+		}, []string{"user count is 3; there are 2 users"}},
+		{"user count that is not a number", func(t *testing.T, h healthyStore) {
+			rawSet(t, h.b, []byte(keyUserCount), "two")
+		}, []string{`user count "two" is not a number`}},
+		{"user count that is missing", func(t *testing.T, h healthyStore) {
+			rawDelete(t, h.b, []byte(keyUserCount))
+		}, []string{"user count is missing"}},
 		{"undecodable account", func(t *testing.T, h healthyStore) {
 			rawSet(t, h.b, eacKey(h.sam.Account.ID), "{")
-		}, []string{"undecodable", "identity index entry", "the account is missing"}},
+		}, []string{"undecodable", "identity index entry", "the account is missing", "vouched for by missing account"}},
+		{"email vouched for by another user's account", func(t *testing.T, h healthyStore) {
+			rose := must(h.b.User(context.Background(), h.rose.User.ID))
+			rose.Emails[0].VerifiedBy = []string{h.sam.Account.ID}
+			rawSet(t, h.b, userKey(rose.ID), string(must(json.Marshal(rose))))
+		}, []string{"of user " + "%sam.user"}},
+		{"email vouched for by an account that no longer asserts it", func(t *testing.T, h healthyStore) {
+			sam := *h.sam.Account
+			sam.Email = "sam@new.example"
+			rawSet(t, h.b, eacKey(sam.ID), string(must(json.Marshal(sam))))
+		}, []string{`which asserts "sam@new.example"`}},
+		{"verified email without vouchers", func(t *testing.T, h healthyStore) {
+			sam := *h.sam.User
+			sam.Emails = []EmailAddress{{Email: "sam@example.com", Verified: true}}
+			rawSet(t, h.b, userKey(sam.ID), string(must(json.Marshal(sam))))
+		}, []string{"has verified true and 0 vouching accounts"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := openTest(t, Options{InMemory: true})
@@ -111,7 +159,7 @@ func TestCheck_ReportsEachKindOfViolation(t *testing.T) {
 			}
 			want := make([]string, len(tc.want))
 			for i, w := range tc.want {
-				want[i] = strings.ReplaceAll(w, "%sam.eac", h.sam.Account.ID)
+				want[i] = strings.NewReplacer("%sam.eac", h.sam.Account.ID, "%sam.user", h.sam.User.ID).Replace(w)
 			}
 			if !matchLines(problems, want) {
 				t.Errorf("Check =\n  %s\nwant one line each containing %q", strings.Join(problems, "\n  "), want)
@@ -123,6 +171,13 @@ func TestCheck_ReportsEachKindOfViolation(t *testing.T) {
 			}
 		})
 	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 // matchLines reports whether lines and want pair up one to one, each line

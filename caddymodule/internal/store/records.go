@@ -35,25 +35,13 @@ func (b *Badger) ExternalAccounts(ctx context.Context, userID string) ([]*Extern
 	}
 	var accs []*ExternalAccount
 	err := b.view(ctx, func(txn *badger.Txn) error {
-		return scanKeys(txn, prefixUserEAC+userID+"/", func(eacID string) error {
-			var acc ExternalAccount
-			err := getJSON(txn, eacKey(eacID), &acc)
-			if errors.Is(err, ErrNotFound) || (err == nil && acc.UserID != userID) {
-				return nil // a stale index entry; Check reports it
-			}
-			if err != nil {
-				return fmt.Errorf("loading account %s: %w", eacID, err)
-			}
-			accs = append(accs, &acc)
-			return nil
-		})
+		var err error
+		accs, err = accountsOf(txn, userID)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing accounts of user %s: %w", userID, err)
 	}
-	slices.SortFunc(accs, func(x, y *ExternalAccount) int {
-		return cmp.Or(x.CreatedAt.Compare(y.CreatedAt), strings.Compare(x.ID, y.ID))
-	})
 	return accs, nil
 }
 

@@ -101,6 +101,9 @@ func signInNew(txn *badger.Txn, in SignIn, now time.Time) (SignInResult, error) 
 	if u.ID == "" {
 		u = User{ID: NewID("user"), CreatedAt: now, UpdatedAt: now}
 		userCreated = true
+		if err := addUser(txn, &u); err != nil {
+			return SignInResult{}, err
+		}
 	}
 
 	acc := a
@@ -152,7 +155,7 @@ func (acc *ExternalAccount) refresh(from *ExternalAccount, now time.Time) {
 // the account's email, and its name and picture when u has none yet.
 func adoptAccount(txn *badger.Txn, u *User, acc *ExternalAccount, now time.Time) error {
 	u.LastSignInAt = now
-	changed, err := mergeEmail(txn, u, acc)
+	changed, err := syncEmail(txn, u, acc)
 	if err != nil {
 		return err
 	}
@@ -170,9 +173,64 @@ func adoptAccount(txn *badger.Txn, u *User, acc *ExternalAccount, now time.Time)
 	return nil
 }
 
-// mergeEmail adds acc's email to u. A verified one is marked verified, vouched
-// for by acc, and indexed unless another user already holds it; an unverified
-// one is recorded but never indexed (so it never links).
+// syncEmail brings u's addresses in line with acc's current email: acc
+// vouches for that address when the provider says it is verified, and for no
+// other. An address acc no longer asserts (the person changed it at the
+// provider, which may hand it to someone else) must not keep linking
+// sign-ins to u.
+func syncEmail(txn *badger.Txn, u *User, acc *ExternalAccount) (changed bool, err error) {
+	keep := ""
+	if acc.Email != "" && acc.EmailVerified {
+		keep = normalizeEmail(acc.Email)
+	}
+	changed, err = withdrawVouching(txn, u, acc.ID, keep)
+	if err != nil {
+		return false, err
+	}
+	merged, err := mergeEmail(txn, u, acc)
+	return changed || merged, err
+}
+
+// withdrawVouching removes accID from the vouchers of u's addresses other
+// than keep (normalized; "" keeps none). An address left without vouchers
+// becomes unverified and leaves idx/email, if that names u; it stays on u's
+// list (and in idx/user_email) as an unverified address.
+func withdrawVouching(txn *badger.Txn, u *User, accID, keep string) (changed bool, err error) {
+	for i := range u.Emails {
+		e := &u.Emails[i]
+		if !slices.Contains(e.VerifiedBy, accID) || normalizeEmail(e.Email) == keep {
+			continue
+		}
+		e.VerifiedBy = slices.DeleteFunc(e.VerifiedBy, func(id string) bool { return id == accID })
+		changed = true
+		if len(e.VerifiedBy) > 0 {
+			continue
+		}
+		e.VerifiedBy = nil
+		e.Verified = false
+		if err := releaseEmail(txn, e.Email, u.ID); err != nil {
+			return false, err
+		}
+	}
+	return changed, nil
+}
+
+// releaseEmail deletes the idx/email entry of email if it names userID.
+func releaseEmail(txn *badger.Txn, email, userID string) error {
+	holder, err := getString(txn, emailKey(email))
+	if errors.Is(err, ErrNotFound) || (err == nil && holder != userID) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("looking up email: %w", err)
+	}
+	return txn.Delete(emailKey(email))
+}
+
+// mergeEmail adds acc's email to u (and to idx/user_email). A verified one is
+// marked verified, vouched for by acc, and indexed unless another user
+// already holds it; an unverified one is recorded but never indexed in
+// idx/email (so it never links).
 func mergeEmail(txn *badger.Txn, u *User, acc *ExternalAccount) (changed bool, err error) {
 	if acc.Email == "" {
 		return false, nil
@@ -183,6 +241,9 @@ func mergeEmail(txn *badger.Txn, u *User, acc *ExternalAccount) (changed bool, e
 		u.Emails = append(u.Emails, EmailAddress{Email: acc.Email})
 		i = len(u.Emails) - 1
 		changed = true
+		if err := txn.Set(userEmailKey(acc.Email, u.ID), []byte(createdOrder(u.CreatedAt))); err != nil {
+			return false, err
+		}
 	}
 	if !acc.EmailVerified {
 		return changed, nil

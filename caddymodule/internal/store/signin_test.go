@@ -259,3 +259,24 @@ func TestSignIn_SameSubjectAtTwoIssuersIsTwoIdentities(t *testing.T) {
 		}
 	})
 }
+
+func TestSignIn_ChangedEmailWithdrawsTheOldVouching(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b *Badger, _ *fakeClock) {
+		// lou's provider account now reports another address; the old one may
+		// be handed to someone else at the provider and must stop linking.
+		lou := mustSignIn(t, b, SignIn{Account: account("lou", "lou@old.example", true)})
+		again := mustSignIn(t, b, SignIn{Account: account("lou", "lou@new.example", true)})
+		e := again.User.Emails
+		if len(e) != 2 || e[0].Verified || len(e[0].VerifiedBy) != 0 || !e[1].Verified {
+			t.Errorf("emails = %+v, want lou@old.example unverified and lou@new.example verified", e)
+		}
+		heir := mustSignIn(t, b, SignIn{Account: account("heir", "lou@old.example", true), LinkByVerifiedEmail: true})
+		if heir.User.ID == lou.User.ID {
+			t.Error("the old address still links to lou")
+		}
+		if n := mustSignIn(t, b, SignIn{Account: account("twin", "lou@new.example", true), LinkByVerifiedEmail: true}); n.User.ID != lou.User.ID {
+			t.Error("the new address does not link to lou")
+		}
+		checkClean(t, b)
+	})
+}

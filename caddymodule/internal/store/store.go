@@ -47,6 +47,29 @@ type Store interface {
 	User(ctx context.Context, id string) (*User, error)
 	// ExternalAccounts returns the user's linked accounts, oldest first.
 	ExternalAccounts(ctx context.Context, userID string) ([]*ExternalAccount, error)
+	// ExternalAccount returns one linked account.
+	ExternalAccount(ctx context.Context, id string) (*ExternalAccount, error)
+	// UpdateExternalAccount reads the account, calls fn with it and writes
+	// what fn left, in one transaction (retried on conflict, so fn may run
+	// more than once and must not have side effects). fn returning an error
+	// aborts the update and UpdateExternalAccount returns that error: this is
+	// the compare-and-swap of token refreshes (return ErrStale when the
+	// account is not in the expected state). Identity fields (ID, UserID,
+	// Issuer, Subject, CreatedAt) cannot be changed.
+	UpdateExternalAccount(ctx context.Context, id string, fn func(a *ExternalAccount) error) (*ExternalAccount, error)
+	// DeleteExternalAccount unlinks an account of userID in one transaction:
+	// the account, its identity and user indexes, and its vouching for the
+	// user's emails (an email no longer vouched by any account becomes
+	// unverified and leaves the email index). check is called inside the
+	// transaction with the accounts that would remain; its error aborts the
+	// unlink and is returned. An account of another user is ErrNotFound.
+	DeleteExternalAccount(ctx context.Context, userID, accountID string, check func(remaining []*ExternalAccount) error) (*ExternalAccount, error)
+
+	// Users lists users, newest first, with the total count of matches.
+	Users(ctx context.Context, q UserQuery) ([]*User, int, error)
+	// DeleteUser removes a user with all its accounts, sessions and indexes
+	// in one transaction.
+	DeleteUser(ctx context.Context, id string) error
 
 	// CreateSession stores a new session; it expires at s.ExpiresAt.
 	CreateSession(ctx context.Context, s *Session) error
@@ -66,6 +89,14 @@ type Store interface {
 
 	// Close releases the store.
 	Close() error
+}
+
+// UserQuery filters and pages Store.Users.
+type UserQuery struct {
+	// Email, when set, matches users holding this address (any case).
+	Email  string
+	Limit  int // default 10, at most 500
+	Offset int
 }
 
 // SignIn is the input of Store.SignIn.

@@ -1,0 +1,215 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// ExternalAccount implements Store.ExternalAccount.
+func (b *Badger) ExternalAccount(ctx context.Context, id string) (*ExternalAccount, error) {
+	if !validID(id) {
+		return nil, fmt.Errorf("loading account: %w", ErrNotFound)
+	}
+	var a ExternalAccount
+	err := b.view(ctx, func(txn *badger.Txn) error { return getJSON(txn, eacKey(id), &a) })
+	if err != nil {
+		return nil, fmt.Errorf("loading account %s: %w", id, err)
+	}
+	return &a, nil
+}
+
+// callerError carries an error of a caller's callback out of a transaction
+// untouched: update retries only what Is badger.ErrConflict, and this does
+// not unwrap.
+type callerError struct{ err error }
+
+func (e callerError) Error() string { return e.err.Error() }
+
+// callerErr returns the callback's own error when err carries one, else nil.
+func callerErr(err error) error {
+	var ce callerError
+	if errors.As(err, &ce) {
+		return ce.err
+	}
+	return nil
+}
+
+// UpdateExternalAccount implements Store.UpdateExternalAccount. When fn
+// changes the account's email or its verification, the user's addresses and
+// the email indexes follow in the same transaction, as at sign-in.
+func (b *Badger) UpdateExternalAccount(ctx context.Context, id string, fn func(a *ExternalAccount) error) (*ExternalAccount, error) {
+	if !validID(id) {
+		return nil, fmt.Errorf("updating account: %w", ErrNotFound)
+	}
+	if fn == nil {
+		return nil, fmt.Errorf("updating account %s: nil update function", id)
+	}
+	unlock, err := b.lockAccount(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("updating account %s: %w", id, err)
+	}
+	defer unlock()
+	var out *ExternalAccount
+	err = b.update(ctx, func(txn *badger.Txn) error {
+		var old ExternalAccount
+		if err := getJSON(txn, eacKey(id), &old); err != nil {
+			return err
+		}
+		acc := old
+		if err := fn(&acc); err != nil {
+			return callerError{err}
+		}
+		// fn cannot move the account to another user or identity.
+		acc.ID, acc.UserID, acc.Issuer, acc.Subject, acc.CreatedAt = old.ID, old.UserID, old.Issuer, old.Subject, old.CreatedAt
+		now := b.now()
+		acc.UpdatedAt = now
+		if acc.Email != old.Email || acc.EmailVerified != old.EmailVerified {
+			if err := syncUserEmail(txn, &acc, now); err != nil {
+				return err
+			}
+		}
+		if err := setJSON(txn, eacKey(id), &acc, 0); err != nil {
+			return err
+		}
+		out = &acc
+		return nil
+	})
+	if cerr := callerErr(err); cerr != nil {
+		return nil, cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("updating account %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// lockAccount waits for the account's update lock, or for ctx.
+func (b *Badger) lockAccount(ctx context.Context, id string) (unlock func(), err error) {
+	l := b.accountLocks[maphash.String(b.lockSeed, id)%uint64(len(b.accountLocks))]
+	select {
+	case l <- struct{}{}:
+		return func() { <-l }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// syncUserEmail brings the addresses of acc's user in line with acc's email.
+func syncUserEmail(txn *badger.Txn, acc *ExternalAccount, now time.Time) error {
+	var u User
+	if err := getJSON(txn, userKey(acc.UserID), &u); err != nil {
+		return inconsistent(err, "account %s belongs to user %s", acc.ID, acc.UserID)
+	}
+	changed, err := syncEmail(txn, &u, acc)
+	if err != nil || !changed {
+		return err
+	}
+	u.UpdatedAt = now
+	return setJSON(txn, userKey(u.ID), &u, 0)
+}
+
+// DeleteExternalAccount implements Store.DeleteExternalAccount. A nil check
+// allows any unlink.
+func (b *Badger) DeleteExternalAccount(ctx context.Context, userID, accountID string, check func(remaining []*ExternalAccount) error) (*ExternalAccount, error) {
+	if !validID(userID) || !validID(accountID) {
+		return nil, fmt.Errorf("unlinking account: %w", ErrNotFound)
+	}
+	var out *ExternalAccount
+	err := b.update(ctx, func(txn *badger.Txn) error {
+		var acc ExternalAccount
+		err := getJSON(txn, eacKey(accountID), &acc)
+		if err == nil && acc.UserID != userID {
+			err = ErrNotFound // never reveal or touch another user's account
+		}
+		if err != nil {
+			return err
+		}
+		var u User
+		if err := getJSON(txn, userKey(userID), &u); err != nil {
+			return inconsistent(err, "account %s belongs to user %s", acc.ID, userID)
+		}
+		// Reading the user and every user_eac entry makes a concurrent link
+		// or unlink of this user conflict, so check sees what will remain.
+		accs, err := accountsOf(txn, userID)
+		if err != nil {
+			return err
+		}
+		remaining := slices.DeleteFunc(accs, func(a *ExternalAccount) bool { return a.ID == acc.ID })
+		if check != nil {
+			if err := check(remaining); err != nil {
+				return callerError{err}
+			}
+		}
+		if err := deleteAccountRecords(txn, &acc); err != nil {
+			return err
+		}
+		changed, err := withdrawVouching(txn, &u, acc.ID, "")
+		if err != nil {
+			return err
+		}
+		if changed {
+			u.UpdatedAt = b.now()
+			if err := setJSON(txn, userKey(u.ID), &u, 0); err != nil {
+				return err
+			}
+		}
+		out = &acc
+		return nil
+	})
+	if cerr := callerErr(err); cerr != nil {
+		return nil, cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("unlinking account %s of user %s: %w", accountID, userID, err)
+	}
+	return out, nil
+}
+
+// accountsOf returns the user's accounts, oldest first.
+func accountsOf(txn *badger.Txn, userID string) ([]*ExternalAccount, error) {
+	var accs []*ExternalAccount
+	err := scanKeys(txn, prefixUserEAC+userID+"/", func(eacID string) error {
+		var acc ExternalAccount
+		err := getJSON(txn, eacKey(eacID), &acc)
+		if errors.Is(err, ErrNotFound) || (err == nil && acc.UserID != userID) {
+			return nil // a stale index entry; Check reports it
+		}
+		if err != nil {
+			return fmt.Errorf("loading account %s: %w", eacID, err)
+		}
+		accs = append(accs, &acc)
+		return nil
+	})
+	slices.SortFunc(accs, func(x, y *ExternalAccount) int {
+		return cmp.Or(x.CreatedAt.Compare(y.CreatedAt), strings.Compare(x.ID, y.ID))
+	})
+	return accs, err
+}
+
+// deleteAccountRecords deletes the account, its user_eac entry and its
+// identity entry (when that points at it). Its user's record is the caller's.
+func deleteAccountRecords(txn *badger.Txn, a *ExternalAccount) error {
+	if err := txn.Delete(eacKey(a.ID)); err != nil {
+		return err
+	}
+	if err := txn.Delete(userEACKey(a.UserID, a.ID)); err != nil {
+		return err
+	}
+	idKey := identityKey(a.Issuer, a.Subject)
+	got, err := getString(txn, idKey)
+	if errors.Is(err, ErrNotFound) || (err == nil && got != a.ID) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return txn.Delete(idKey)
+}
