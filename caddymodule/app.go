@@ -14,11 +14,14 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/api"
+	"github.com/socialgate/socialgate/caddymodule/internal/assertion"
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
 	"github.com/socialgate/socialgate/caddymodule/internal/gateway"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
+	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
 )
 
@@ -61,6 +64,23 @@ type App struct {
 	// FlowTimeout is how long a started sign-in may take to come back from
 	// the provider. Default: 10m.
 	FlowTimeout caddy.Duration `json:"flow_timeout,omitempty"`
+
+	// TokenRefreshSkew is how long before it expires a provider access token
+	// is refreshed on read. Default: 2m.
+	TokenRefreshSkew caddy.Duration `json:"token_refresh_skew,omitempty"`
+
+	// APIKeys are the keys the backend API (/_auth/api/v1/…) accepts as
+	// Authorization: Bearer <key>; several allow rotation. {env.*} and
+	// {file.*} are expanded at load. Default: none, and the API refuses
+	// every request.
+	APIKeys []string `json:"api_keys,omitempty"`
+
+	// IdentityIssuer is the iss claim of the identity token upstreams receive
+	// in X-Auth-Identity. Default: socialgate.
+	IdentityIssuer string `json:"identity_issuer,omitempty"`
+
+	// IdentityAudience is the aud claim of the identity token. Default: none.
+	IdentityAudience []string `json:"identity_audience,omitempty"`
 
 	// ReturnURLs are absolute URLs that a browser may be sent back to after
 	// sign-in, besides paths on the same site (matched exactly on scheme, host
@@ -145,6 +165,27 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("cookie_keys: %w", err)
 	}
+	identity, err := a.identitySigner(ref)
+	if err != nil {
+		return err
+	}
+	apiKeys, err := expandAll(repl, "api_key", a.APIKeys)
+	if err != nil {
+		return err
+	}
+	byName := map[string]*provider.Provider{}
+	for _, p := range providers {
+		byName[p.Name()] = p
+	}
+	engine := tokens.New(tokens.Options{
+		Store: ref.store,
+		Providers: func(name string) (tokens.Refresher, bool) {
+			p, ok := byName[name]
+			return p, ok
+		},
+		Skew:   time.Duration(a.TokenRefreshSkew),
+		Logger: a.logger,
+	})
 	a.gateway = gateway.New(gateway.Config{
 		Prefix:      a.Prefix,
 		Providers:   providers,
@@ -153,10 +194,36 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Sessions:    sessions,
 		Flow: flow.New(flow.Config{Store: ref.store, Sessions: sessions, Sanitize: returnTo.Sanitize,
 			TTL: time.Duration(a.FlowTimeout), Logger: a.logger}),
-		UI:     renderer,
+		UI:       renderer,
+		Tokens:   engine,
+		Identity: identity,
+		API: api.New(api.Options{
+			Store:  ref.store,
+			Tokens: engine,
+			Revokers: func(name string) (api.Revoker, bool) {
+				p, ok := byName[name]
+				return p, ok
+			},
+			Keys:         apiKeys,
+			OnSessionEnd: identity.Forget,
+			Logger:       a.logger.Named("api"),
+		}),
 		Logger: a.logger,
 	})
 	return nil
+}
+
+// identitySigner signs identity tokens with the keyring's key.
+func (a *App) identitySigner(ref *storeRef) (*assertion.Signer, error) {
+	key, err := ref.keys.Signer()
+	if err != nil {
+		return nil, err
+	}
+	issuer := a.IdentityIssuer
+	if issuer == "" {
+		issuer = "socialgate"
+	}
+	return assertion.New(assertion.Options{Key: key, Issuer: issuer, Audience: a.IdentityAudience})
 }
 
 // Validate reports configurations that can never sign anyone in.

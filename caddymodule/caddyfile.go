@@ -55,6 +55,10 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		cookie_keys      <key...>
 //		session_lifetime <duration>
 //		flow_timeout     <duration>
+//		token_refresh_skew <duration>
+//		api_key          <key...>
+//		identity_issuer  <text>
+//		identity_audience <aud...>
 //		return_urls      <url...>
 //		app_name         <text>
 //		logo_url         <url>
@@ -87,6 +91,16 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = durationArg(d, &a.SessionLifetime)
 		case "flow_timeout":
 			err = durationArg(d, &a.FlowTimeout)
+		case "token_refresh_skew":
+			err = durationArg(d, &a.TokenRefreshSkew)
+		case "api_key":
+			var keys []string
+			keys, err = someArgs(d)
+			a.APIKeys = append(a.APIKeys, keys...)
+		case "identity_issuer":
+			err = oneArg(d, &a.IdentityIssuer)
+		case "identity_audience":
+			a.IdentityAudience, err = someArgs(d)
 		case "return_urls":
 			a.ReturnURLs, err = someArgs(d)
 		case "app_name", "logo_url", "accent", "templates":
@@ -249,9 +263,12 @@ func onOff(d *caddyfile.Dispenser) (*bool, error) {
 
 // parseHandler sets up the handler from Caddyfile tokens. Syntax:
 //
-//	socialgate
+//	socialgate {
+//		require       <provider> [scopes <scope...>]
+//		forward_token <provider...>
+//	}
 //
-// It takes no arguments yet; route requirements come with provider linking.
+// require and forward_token may repeat; every requirement must be met.
 func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	handler := new(Handler)
 	h.Next()
@@ -259,7 +276,26 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 		return nil, h.ArgErr()
 	}
 	for h.NextBlock(0) {
-		return nil, h.Errf("unrecognized socialgate option %q", h.Val())
+		switch h.Val() {
+		case "require":
+			args := h.RemainingArgs()
+			if len(args) == 0 || len(args) == 2 || (len(args) > 2 && args[1] != "scopes") {
+				return nil, h.Errf("require: want <provider> [scopes <scope...>]")
+			}
+			req := Requirement{Provider: args[0]}
+			if len(args) > 2 {
+				req.Scopes = args[2:]
+			}
+			handler.Require = append(handler.Require, req)
+		case "forward_token":
+			args := h.RemainingArgs()
+			if len(args) == 0 {
+				return nil, h.ArgErr()
+			}
+			handler.ForwardTokens = append(handler.ForwardTokens, args...)
+		default:
+			return nil, h.Errf("unrecognized socialgate option %q", h.Val())
+		}
 	}
 	return handler, nil
 }

@@ -81,13 +81,13 @@ func TestConfig_ErrorsNameTheProblem(t *testing.T) {
 		global string
 		want   string
 	}{
-		{"missing client_id", "provider oidc corp {\n issuer https://idp.example.com\n }", "provider corp: client_id is required"},
+		{"missing client_id", "provider oidc corp {\n issuer https://idp.example.com\n }", "client_id is required"},
 		{"unknown provider type", "provider saml corp {\n client_id x\n }", `unknown provider type "saml"`},
 		{"bad issuer URL", "provider oidc corp {\n issuer idp.example.com\n client_id x\n }", `issuer "idp.example.com" is not an absolute http(s) URL`},
 		{"issuer with fragment", "provider oidc corp {\n issuer https://idp.example.com/#x\n client_id x\n }", "is not an absolute http(s) URL"},
 		{"duplicate provider name", "provider oidc corp {\n issuer https://a.example.com\n client_id x\n }\n provider oidc corp {\n issuer https://b.example.com\n client_id y\n }", "provider corp: the name is used twice"},
 		{"dev provider name taken", "provider oidc dev {\n issuer https://a.example.com\n client_id x\n }", "provider dev: the name is used twice"},
-		{"oauth2 without token url", "provider oauth2 plain {\n authorize_url https://a.example.com/auth\n userinfo_url https://a.example.com/me\n client_id x\n }", "provider plain: token_url is required"},
+		{"oauth2 without token url", "provider oauth2 plain {\n authorize_url https://a.example.com/auth\n userinfo_url https://a.example.com/me\n client_id x\n }", "provider plain (oauth2): token_url is required"},
 		{"short cookie key", "cookie_keys tooshort", "cookie_keys: key 1 is 8 characters"},
 		{"unknown option", "colour blue", `unrecognized socialgate option "colour"`},
 		{"unknown provider option", "provider oidc corp {\n issuer https://a.example.com\n client_id x\n scope openid\n }", `unrecognized option "scope" in provider corp`},

@@ -18,12 +18,35 @@ func init() {
 
 // Handler protects the routes it matches: a request passes only with a live
 // session, and then carries the user's identity upstream in X-Auth-User-Id,
-// X-Auth-User-Email, X-Auth-User-Name and X-Auth-Session-Id, and to later
-// handlers in {http.auth.user.id}, {http.auth.user.email},
-// {http.auth.user.name} and {http.auth.session.id}. It also serves the
-// gateway's own endpoints under the app's prefix (/_auth by default).
+// X-Auth-User-Email, X-Auth-User-Name, X-Auth-Session-Id and the signed
+// identity token X-Auth-Identity, and to later handlers in
+// {http.auth.user.id}, {http.auth.user.email}, {http.auth.user.name} and
+// {http.auth.session.id}. It also serves the gateway's own endpoints under
+// the app's prefix (/_auth by default).
 type Handler struct {
-	gw *gateway.Gateway
+	// Require lists what a request needs beyond a session: a linked account
+	// of a provider, in good standing, with at least these scopes. A browser
+	// missing one is asked to connect or grant access and comes back; an API
+	// client gets 403 JSON with a reauthorize_url. Default: nothing.
+	Require []Requirement `json:"require,omitempty"`
+
+	// ForwardTokens names providers whose access token goes upstream in
+	// X-Auth-Token-<Provider> (X-Auth-Token-Github), always fresh: the
+	// gateway refreshes it before it expires. Each is also a requirement.
+	// Default: none.
+	ForwardTokens []string `json:"forward_tokens,omitempty"`
+
+	gw           *gateway.Gateway
+	reqs         []gateway.Requirement
+	tokenHeaders map[string]string
+}
+
+// Requirement is one route requirement.
+type Requirement struct {
+	// Provider is the name of a configured provider.
+	Provider string `json:"provider"`
+	// Scopes the linked account must have approved. Default: none.
+	Scopes []string `json:"scopes,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -41,6 +64,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("loading the socialgate app: %w", err)
 	}
 	h.gw = app.(*App).Gateway()
+	for _, r := range h.Require {
+		req := gateway.Requirement{Provider: r.Provider, Scopes: r.Scopes}
+		if err := h.gw.CheckRequirement(req); err != nil {
+			return err
+		}
+		h.reqs = append(h.reqs, req)
+	}
+	h.tokenHeaders = map[string]string{}
+	for _, name := range h.ForwardTokens {
+		if err := h.gw.CheckRequirement(gateway.Requirement{Provider: name}); err != nil {
+			return fmt.Errorf("forward_token: %w", err)
+		}
+		h.tokenHeaders[name] = gateway.TokenHeader(name)
+	}
 	return nil
 }
 
@@ -71,12 +108,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("reading session: %w", err))
 	}
 
+	var tokens map[string]string
+	if len(h.reqs) > 0 || len(h.ForwardTokens) > 0 {
+		var unmet *gateway.Requirement
+		tokens, unmet, err = h.gw.Resolve(r.Context(), sess, h.reqs, h.ForwardTokens)
+		switch {
+		case errors.Is(err, gateway.ErrTokenUnavailable):
+			h.gw.TokenUnavailable(w, r)
+			return nil
+		case err != nil:
+			return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("reading linked accounts: %w", err))
+		case unmet != nil:
+			h.gw.DenyUnmet(w, r, orig.URL.RequestURI(), *unmet)
+			return nil
+		}
+	}
+	identity, err := h.gw.Identity.Token(sess)
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	repl.Set("http.auth.user.id", sess.UserID)
 	repl.Set("http.auth.user.email", sess.Email)
 	repl.Set("http.auth.user.name", sess.Name)
 	repl.Set("http.auth.session.id", sess.ID)
 	gateway.SetIdentityHeaders(r.Header, sess)
+	r.Header[gateway.HeaderIdentity] = []string{identity}
+	for name, token := range tokens {
+		r.Header[h.tokenHeaders[name]] = []string{token}
+	}
 	gateway.StripGatewayCookies(r.Header)
 	return next.ServeHTTP(w, r)
 }

@@ -34,6 +34,8 @@ type env struct {
 	Upstream *upstream
 	port     int
 	devPort  int
+	handler  string // lines inside the site's socialgate block
+	corp     string // a provider block kept across reloads
 }
 
 // options shape the Caddyfile of an env.
@@ -52,9 +54,11 @@ func newEnv(t *testing.T, o options) *env {
 	if err := e.Load(o); err != nil {
 		t.Fatalf("loading config: %v", err)
 	}
-	t.Cleanup(func() { caddy.Stop() })
+	t.Cleanup(stopCaddy)
 	return e
 }
+
+func stopCaddy() { caddy.Stop() }
 
 // Caddyfile renders the env's config with o.
 func (e *env) Caddyfile(o options) string {
@@ -75,12 +79,14 @@ func (e *env) Caddyfile(o options) string {
 }
 http://127.0.0.1:%d {
 	%s
-	socialgate
+	socialgate {
+		%s
+	}
 	reverse_proxy %s {
 		%s
 	}
 }
-`, e.Storage, e.Storage, dev, o.Global, e.port, o.Site, e.Upstream.Addr(), o.Proxy)
+`, e.Storage, e.Storage, dev, o.Global, e.port, o.Site, e.handler, e.Upstream.Addr(), o.Proxy)
 }
 
 // Load adapts and loads a config for this env (a reload when one is running).

@@ -24,6 +24,20 @@ func cookieSecrets(repl *caddy.Replacer, keys []string, generated []byte) ([][]b
 	return out, nil
 }
 
+// expandAll expands {env.*} and {file.*} in each value; an empty result is
+// an error naming the option.
+func expandAll(repl *caddy.Replacer, option string, values []string) ([]string, error) {
+	out := make([]string, 0, len(values))
+	for i, v := range values {
+		x := strings.TrimSpace(repl.ReplaceKnown(v, ""))
+		if x == "" {
+			return nil, fmt.Errorf("%s %d is empty after expansion", option, i+1)
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
 // checkPrefix accepts a path like /_auth: one or more segments, no trailing slash.
 func checkPrefix(p string) error {
 	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, "?#%\\ \t\r\n") || strings.Contains(p, "//") {

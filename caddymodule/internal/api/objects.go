@@ -1,4 +1,4 @@
-package gateway
+package api
 
 import (
 	"strings"
@@ -6,10 +6,16 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
-// userJSON shapes a user like Clerk's User object, so a custom front end
-// written for Clerk's JSON reads it unchanged. Times are Unix milliseconds.
-// Token material is never part of it.
-func userJSON(u *store.User, accounts []*store.ExternalAccount, s *store.Session) map[string]any {
+// The JSON objects are shaped like Clerk's Backend API objects, so code
+// written against Clerk's JSON reads them unchanged. Times are Unix
+// milliseconds, as in Clerk. Token material is never part of them, except in
+// OAuthAccessToken, which exists to hand it out.
+
+// ProviderID is the Clerk-style provider id of a provider name: oauth_github.
+func ProviderID(name string) string { return "oauth_" + name }
+
+// User is a user object with its email addresses and external accounts.
+func User(u *store.User, accounts []*store.ExternalAccount) map[string]any {
 	emails := make([]map[string]any, 0, len(u.Emails))
 	for _, e := range u.Emails {
 		status := "unverified"
@@ -24,20 +30,7 @@ func userJSON(u *store.User, accounts []*store.ExternalAccount, s *store.Session
 	}
 	eacs := make([]map[string]any, 0, len(accounts))
 	for _, a := range accounts {
-		eacs = append(eacs, map[string]any{
-			"object":           "external_account",
-			"id":               a.ID,
-			"provider":         "oauth_" + a.Provider,
-			"provider_user_id": a.Subject,
-			"email_address":    a.Email,
-			"username":         a.Username,
-			"image_url":        a.ImageURL,
-			"approved_scopes":  strings.Join(a.ApprovedScopes, " "),
-			"label":            a.Label,
-			"verification":     map[string]any{"status": a.Status},
-			"created_at":       a.CreatedAt.UnixMilli(),
-			"updated_at":       a.UpdatedAt.UnixMilli(),
-		})
+		eacs = append(eacs, ExternalAccount(a))
 	}
 	return map[string]any{
 		"object":                "user",
@@ -51,8 +44,61 @@ func userJSON(u *store.User, accounts []*store.ExternalAccount, s *store.Session
 		"created_at":            u.CreatedAt.UnixMilli(),
 		"updated_at":            u.UpdatedAt.UnixMilli(),
 		"last_sign_in_at":       u.LastSignInAt.UnixMilli(),
-		"session_id":            s.ID,
 	}
+}
+
+// ExternalAccount is an external account object. Its verification status is
+// "verified" or "needs_reauthorization".
+func ExternalAccount(a *store.ExternalAccount) map[string]any {
+	return map[string]any{
+		"object":           "external_account",
+		"id":               a.ID,
+		"provider":         ProviderID(a.Provider),
+		"provider_user_id": a.Subject,
+		"email_address":    a.Email,
+		"username":         a.Username,
+		"image_url":        a.ImageURL,
+		"approved_scopes":  strings.Join(a.ApprovedScopes, " "),
+		"label":            a.Label,
+		"verification":     map[string]any{"status": a.Status},
+		"created_at":       a.CreatedAt.UnixMilli(),
+		"updated_at":       a.UpdatedAt.UnixMilli(),
+	}
+}
+
+// Session is a session object with its status: active or revoked.
+func Session(s *store.Session, status string) map[string]any {
+	return map[string]any{
+		"object":     "session",
+		"id":         s.ID,
+		"user_id":    s.UserID,
+		"status":     status,
+		"created_at": s.CreatedAt.UnixMilli(),
+		"expire_at":  s.ExpiresAt.UnixMilli(),
+		"user_agent": s.UserAgent,
+		"ip_address": s.IP,
+	}
+}
+
+// OAuthAccessToken is one item of the oauth_access_tokens list: the
+// account's fresh access token. The refresh token is never returned.
+func OAuthAccessToken(a *store.ExternalAccount) map[string]any {
+	item := map[string]any{
+		"object":              "oauth_access_token",
+		"external_account_id": a.ID,
+		"provider":            ProviderID(a.Provider),
+		"token":               a.Tokens.AccessToken,
+		"scopes":              orEmptyList(a.ApprovedScopes),
+		"label":               a.Label,
+		"public_metadata":     map[string]any{},
+	}
+	if !a.Tokens.Expiry.IsZero() {
+		item["expires_at"] = a.Tokens.Expiry.Unix()
+	}
+	if a.Tokens.IDToken != "" {
+		item["id_token"] = a.Tokens.IDToken
+	}
+	return item
 }
 
 func orEmpty(m map[string]any) map[string]any {
@@ -60,4 +106,11 @@ func orEmpty(m map[string]any) map[string]any {
 		return map[string]any{}
 	}
 	return m
+}
+
+func orEmptyList(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
 }

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,9 +15,11 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
-// Outcome is a completed sign-in.
+// Outcome is a completed flow.
 type Outcome struct {
+	Mode     Mode
 	User     *store.User
+	Account  *store.ExternalAccount
 	Session  *store.Session
 	ReturnTo string
 	Created  bool // the sign-in created the user (sign-up)
@@ -24,7 +27,10 @@ type Outcome struct {
 
 // Callback completes a flow at p's callback: it checks state and the browser
 // binding before anything reaches the provider, redeems the code, resolves
-// the identity to a user and starts a new session.
+// the identity to a user (sign-in) or links it to the signed-in user
+// (connect, reauthorize), and starts a new session: every sign-in and every
+// link gets a new session id. linkByEmail allows a first sign-in to join the
+// user holding the same verified email.
 func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Provider, linkByEmail bool) (*Outcome, error) {
 	if err := r.ParseForm(); err != nil {
 		return nil, ErrInvalidState
@@ -40,6 +46,18 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 	if code == "" {
 		return nil, ErrInvalidState
 	}
+	// A connect or reauthorize flow belongs to a session that must still be
+	// live: signing out in another tab ends it.
+	var current *store.Session
+	if rec.Mode != ModeSignIn {
+		current, err = f.Store.Session(r.Context(), rec.SessionID)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && current.UserID != rec.UserID) {
+			return nil, errSessionEnded
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading session: %w", err)
+		}
+	}
 	iss, hasIss := r.Form["iss"]
 	res, err := p.Exchange(r.Context(), provider.Callback{
 		Code:        code,
@@ -49,29 +67,57 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 		Verifier:    rec.Verifier,
 		Nonce:       rec.Nonce,
 		Scopes:      rec.Scopes,
+		User:        r.Form.Get("user"),
 	})
 	if err != nil {
 		return nil, unavailable(p, err)
 	}
-	now := time.Now()
-	in := store.SignIn{
-		Account:             account(p, res),
-		LinkByVerifiedEmail: linkByEmail && res.Profile.EmailVerified,
-		Now:                 now,
+	in := store.SignIn{Account: account(p, res), Now: time.Now()}
+	switch rec.Mode {
+	case ModeSignIn:
+		in.LinkByVerifiedEmail = linkByEmail && res.Profile.EmailVerified
+	case ModeConnect:
+		in.LinkToUser = rec.UserID
+	case ModeReauthorize:
+		if err := f.sameAccount(r.Context(), rec, in.Account); err != nil {
+			return nil, err
+		}
+		in.LinkToUser = rec.UserID
 	}
 	out, err := f.Store.SignIn(r.Context(), in)
+	if errors.Is(err, store.ErrIdentityTaken) {
+		return nil, errIdentityTaken(p)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("recording sign-in: %w", err)
 	}
-	sess, err := f.Sessions.Start(r.Context(), w, r, out.User)
+	sess, err := f.Sessions.Start(r.Context(), w, r, out.User, current)
 	if err != nil {
 		return nil, err
 	}
-	if c := f.Logger.Check(zap.InfoLevel, "signed in"); c != nil {
+	if c := f.Logger.Check(zap.InfoLevel, string(rec.Mode)); c != nil {
 		c.Write(zap.String("provider", p.Name()), zap.String("user_id", out.User.ID),
-			zap.String("session_id", sess.ID), zap.Bool("sign_up", out.UserCreated))
+			zap.String("external_account_id", out.Account.ID), zap.String("session_id", sess.ID),
+			zap.Bool("user_created", out.UserCreated), zap.Bool("account_created", out.AccountCreated))
 	}
-	return &Outcome{User: out.User, Session: sess, ReturnTo: rec.ReturnTo, Created: out.UserCreated}, nil
+	return &Outcome{Mode: rec.Mode, User: out.User, Account: out.Account, Session: sess,
+		ReturnTo: rec.ReturnTo, Created: out.UserCreated}, nil
+}
+
+// sameAccount refuses a reauthorization that came back as another identity:
+// renewing one linked account must not quietly link a different one.
+func (f *Flow) sameAccount(ctx context.Context, rec *pending, got store.ExternalAccount) error {
+	a, err := f.Store.ExternalAccount(ctx, rec.AccountID)
+	if errors.Is(err, store.ErrNotFound) {
+		return errNoSuchAccount
+	}
+	if err != nil {
+		return fmt.Errorf("reading account: %w", err)
+	}
+	if a.Issuer != got.Issuer || a.Subject != got.Subject {
+		return errOtherAccount
+	}
+	return nil
 }
 
 // takePending consumes the flow named by the state parameter and checks that
@@ -104,9 +150,13 @@ func (f *Flow) takePending(r *http.Request, p *provider.Provider) (*pending, err
 // account turns a verified provider result into the store's account record.
 func account(p *provider.Provider, res *provider.Result) store.ExternalAccount {
 	tok := res.Token
+	issuer := res.Issuer
+	if issuer == "" {
+		issuer = p.Issuer()
+	}
 	return store.ExternalAccount{
 		Provider:       p.Name(),
-		Issuer:         p.Issuer(),
+		Issuer:         issuer,
 		Subject:        res.Profile.Subject,
 		Email:          res.Profile.Email,
 		EmailVerified:  res.Profile.EmailVerified,

@@ -76,3 +76,19 @@ func unavailable(p *provider.Provider, err error) *Error {
 		Message: fmt.Sprintf("%s is not reachable right now. Please try again in a moment.", p.DisplayName()),
 		Err:     err}
 }
+
+var (
+	errNeedsSession = &Error{Status: http.StatusUnauthorized, Reason: "no_session",
+		Message: "Sign in first, then connect more accounts from your account page."}
+	errSessionEnded = &Error{Status: http.StatusUnauthorized, Reason: "session_ended",
+		Message: "Your session ended while you were away. Sign in again, then try once more."}
+	errNoSuchAccount = &Error{Status: http.StatusNotFound, Reason: "no_such_account",
+		Message: "That connected account does not exist (any more)."}
+	errOtherAccount = &Error{Status: http.StatusConflict, Reason: "other_account",
+		Message: "You came back with a different account than the one you were renewing. Nothing was changed."}
+)
+
+func errIdentityTaken(p *provider.Provider) *Error {
+	return &Error{Status: http.StatusConflict, Reason: "identity_taken",
+		Message: fmt.Sprintf("This %s account is already connected to another user. Nothing was changed: sign in with it to use that user, or disconnect it there first.", p.DisplayName())}
+}

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -58,9 +59,41 @@ func New(cfg Config) *Flow {
 	return &Flow{Config: cfg}
 }
 
+// Mode is what a flow is for.
+type Mode string
+
+// Modes of a flow.
+const (
+	// ModeSignIn signs a person in, creating the user on first sign-in.
+	ModeSignIn Mode = "sign_in"
+	// ModeConnect links another provider account to the signed-in user.
+	ModeConnect Mode = "connect"
+	// ModeReauthorize renews an existing linked account's grant, usually to
+	// add scopes (incremental authorization).
+	ModeReauthorize Mode = "reauthorize"
+)
+
+// Request is what Start needs to begin a flow.
+type Request struct {
+	Provider *provider.Provider
+	// CallbackURL is the provider's absolute callback URL as the browser sees it.
+	CallbackURL string
+	// ReturnTo is where to go afterwards; it is checked by Sanitize.
+	ReturnTo string
+	Mode     Mode
+	// Session is the signed-in session that starts a connect or reauthorize
+	// flow; the flow is bound to it.
+	Session *store.Session
+	// Account is the linked account a reauthorize flow renews.
+	Account *store.ExternalAccount
+	// Scopes are requested in addition to the provider's own.
+	Scopes []string
+}
+
 // pending is the server-side record of a started flow. The PKCE verifier and
 // the nonce live here, never in the state parameter.
 type pending struct {
+	Mode        Mode      `json:"mode"`
 	Provider    string    `json:"provider"`
 	Binding     []byte    `json:"binding"` // SHA-256 of the binding cookie
 	Verifier    string    `json:"verifier,omitempty"`
@@ -68,32 +101,58 @@ type pending struct {
 	RedirectURL string    `json:"redirect_url"`
 	Scopes      []string  `json:"scopes,omitempty"`
 	ReturnTo    string    `json:"return_to"`
+	SessionID   string    `json:"session_id,omitempty"`
+	UserID      string    `json:"user_id,omitempty"`
+	AccountID   string    `json:"account_id,omitempty"`
 	ExpiresAt   time.Time `json:"expires_at"`
 }
 
-// Start begins a sign-in at p: it records the pending flow and returns the
-// provider's authorization URL. callbackURL is this provider's absolute
-// callback URL as the browser sees it; returnTo is checked by Sanitize.
-func (f *Flow) Start(w http.ResponseWriter, r *http.Request, p *provider.Provider, callbackURL, returnTo string) (string, error) {
-	if !p.SignIn() {
-		return "", errSignInDisabled(p)
-	}
-	binding := f.binding(w, r)
-	state, nonce := randomString(), randomString()
+// Start begins a flow: it records the pending flow and returns the
+// provider's authorization URL.
+func (f *Flow) Start(w http.ResponseWriter, r *http.Request, req Request) (string, error) {
+	p := req.Provider
 	rec := pending{
+		Mode:        req.Mode,
 		Provider:    p.Name(),
-		Binding:     hash(binding),
-		Nonce:       nonce,
-		RedirectURL: callbackURL,
-		ReturnTo:    f.Sanitize(returnTo),
+		Nonce:       randomString(),
+		RedirectURL: req.CallbackURL,
+		Scopes:      req.Scopes,
+		ReturnTo:    f.Sanitize(req.ReturnTo),
 		ExpiresAt:   time.Now().Add(f.TTL),
 	}
-	req := provider.AuthRequest{RedirectURL: callbackURL, State: state, Nonce: nonce}
+	auth := provider.AuthRequest{RedirectURL: req.CallbackURL, Nonce: rec.Nonce, Scopes: req.Scopes}
+	switch req.Mode {
+	case ModeSignIn:
+		if !p.SignIn() {
+			return "", errSignInDisabled(p)
+		}
+	case ModeConnect, ModeReauthorize:
+		if req.Session == nil {
+			return "", errNeedsSession
+		}
+		rec.SessionID, rec.UserID = req.Session.ID, req.Session.UserID
+		// Ask again even when the provider remembers an earlier consent, so
+		// new scopes are shown and a refresh token is issued anew.
+		auth.Prompt = "consent"
+		if req.Mode == ModeReauthorize {
+			if req.Account == nil || req.Account.UserID != req.Session.UserID || req.Account.Provider != p.Name() {
+				return "", errNoSuchAccount
+			}
+			rec.AccountID = req.Account.ID
+			rec.Scopes = mergeScopes(req.Account.ApprovedScopes, req.Scopes)
+			auth.Scopes = rec.Scopes
+		}
+	default:
+		return "", fmt.Errorf("unknown flow mode %q", req.Mode)
+	}
+	rec.Binding = hash(f.binding(w, r, p.FormPost()))
+	state := randomString()
+	auth.State = state
 	if p.UsesPKCE() {
 		rec.Verifier = randomString() + randomString() // 86 chars, within RFC 7636's 43–128
-		req.CodeChallenge = s256(rec.Verifier)
+		auth.CodeChallenge = s256(rec.Verifier)
 	}
-	authURL, err := p.AuthCodeURL(r.Context(), req)
+	authURL, err := p.AuthCodeURL(r.Context(), auth)
 	if err != nil {
 		return "", unavailable(p, err)
 	}
@@ -107,13 +166,33 @@ func (f *Flow) Start(w http.ResponseWriter, r *http.Request, p *provider.Provide
 	return authURL, nil
 }
 
-// binding returns the browser's binding value, setting the cookie when the
-// request has none.
-func (f *Flow) binding(w http.ResponseWriter, r *http.Request) string {
-	if c, err := r.Cookie(BindingCookie); err == nil && validToken(c.Value) {
-		return c.Value
+// mergeScopes returns a followed by the scopes of b it lacks.
+func mergeScopes(a, b []string) []string {
+	out := append([]string(nil), a...)
+	for _, s := range b {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
 	}
+	return out
+}
+
+// binding returns the browser's binding value, setting the cookie when the
+// request has none. A provider that answers with a cross-site POST
+// (form_post) needs SameSite=None, or the browser would not send the cookie
+// with the callback; it is Secure over TLS, as browsers require.
+func (f *Flow) binding(w http.ResponseWriter, r *http.Request, formPost bool) string {
 	v := randomString()
+	if c, err := r.Cookie(BindingCookie); err == nil && validToken(c.Value) {
+		if !formPost {
+			return c.Value
+		}
+		v = c.Value // keep it, but re-set it as SameSite=None
+	}
+	sameSite := http.SameSiteLaxMode
+	if formPost {
+		sameSite = http.SameSiteNoneMode
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name:     BindingCookie,
 		Value:    v,
@@ -121,7 +200,7 @@ func (f *Flow) binding(w http.ResponseWriter, r *http.Request) string {
 		MaxAge:   int(f.TTL / time.Second),
 		HttpOnly: true,
 		Secure:   r.TLS != nil,
-		SameSite: http.SameSiteLaxMode,
+		SameSite: sameSite,
 	})
 	return v
 }

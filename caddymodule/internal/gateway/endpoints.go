@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
 )
@@ -43,14 +44,7 @@ func (g *Gateway) start(w http.ResponseWriter, r *http.Request, name string) {
 		g.fail(w, r, http.StatusBadRequest, "invalid_request", "The request could not be read.")
 		return
 	}
-	callback := origin(r) + g.Prefix + "/oauth/" + url.PathEscape(name) + "/callback"
-	authURL, err := g.Flow.Start(w, r, p, callback, r.Form.Get("return_to"))
-	if err != nil {
-		g.flowError(w, r, err)
-		return
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, authURL, http.StatusSeeOther)
+	g.startFlow(w, r, flow.Request{Provider: p, Mode: flow.ModeSignIn, ReturnTo: r.Form.Get("return_to")})
 }
 
 // callback completes the flow and sends the browser back where it was going.
@@ -113,6 +107,9 @@ func (g *Gateway) signOut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sess != nil {
+		g.Identity.Forget(sess.ID)
+	}
+	if sess != nil {
 		g.Logger.Info("signed out", zap.String("user_id", sess.UserID), zap.String("session_id", sess.ID))
 	}
 	http.Redirect(w, r, g.Prefix+"/sign-in", http.StatusSeeOther)
@@ -140,7 +137,16 @@ func (g *Gateway) me(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, userJSON(user, accounts, sess))
+	body := api.User(user, accounts)
+	body["session_id"] = sess.ID
+	writeJSON(w, http.StatusOK, body)
+}
+
+// jwks publishes the keys that verify identity tokens.
+func (g *Gateway) jwks(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Write(g.Identity.JWKS())
 }
 
 func (g *Gateway) internal(w http.ResponseWriter, r *http.Request, what string, err error) {

@@ -11,10 +11,13 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/api"
+	"github.com/socialgate/socialgate/caddymodule/internal/assertion"
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
 )
 
@@ -36,7 +39,12 @@ type Config struct {
 	Sessions    *session.Manager
 	Flow        *flow.Flow
 	UI          *ui.Renderer
-	Logger      *zap.Logger
+	Tokens      *tokens.Engine
+	// API serves /api/v1/… (backend API).
+	API *api.API
+	// Identity signs the identity token of signed-in requests.
+	Identity *assertion.Signer
+	Logger   *zap.Logger
 }
 
 // Gateway serves the endpoints and makes the sign-in decisions. Safe for
@@ -76,8 +84,24 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, path string)
 		g.allow(w, r, g.signInPage, http.MethodGet)
 	case rest == "/sign-out":
 		g.allow(w, r, g.signOut, http.MethodGet, http.MethodPost)
+	case rest == "/.well-known/jwks.json":
+		g.allow(w, r, g.jwks, http.MethodGet)
+	case strings.HasPrefix(rest, "/api/v1/"):
+		g.API.ServeHTTP(w, r, strings.TrimPrefix(rest, "/api/v1"))
 	case rest == "/me":
 		g.allow(w, r, g.me, http.MethodGet)
+	case rest == "/account":
+		g.allow(w, r, g.accountPage, http.MethodGet)
+	case rest == "/account/connect":
+		g.allow(w, r, g.accountConnect, http.MethodPost)
+	case rest == "/account/reauthorize":
+		g.allow(w, r, g.accountReauthorize, http.MethodPost)
+	case rest == "/account/disconnect":
+		g.allow(w, r, g.accountDisconnect, http.MethodPost)
+	case rest == "/account/sessions/revoke-others":
+		g.allow(w, r, g.revokeOtherSessions, http.MethodPost)
+	case rest == "/reauthorize":
+		g.allow(w, r, g.reauthorizePage, http.MethodGet)
 	case strings.HasPrefix(rest, "/oauth/"):
 		name, action, _ := strings.Cut(strings.TrimPrefix(rest, "/oauth/"), "/")
 		switch action {

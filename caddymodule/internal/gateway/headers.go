@@ -15,7 +15,16 @@ const (
 	HeaderUserEmail = "X-Auth-User-Email"
 	HeaderUserName  = "X-Auth-User-Name"
 	HeaderSessionID = "X-Auth-Session-Id"
+	// HeaderIdentity carries the signed identity token (a JWT; keys at
+	// /_auth/.well-known/jwks.json).
+	HeaderIdentity = "X-Auth-Identity"
 )
+
+// TokenHeader is the header that carries a provider's access token upstream:
+// X-Auth-Token-Github for github.
+func TokenHeader(provider string) string {
+	return http.CanonicalHeaderKey("X-Auth-Token-" + provider)
+}
 
 // identityPrefix is the namespace of every header the gateway sets.
 const identityPrefix = "x-auth-"

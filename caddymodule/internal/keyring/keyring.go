@@ -5,9 +5,12 @@
 package keyring
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +28,8 @@ type Keyring struct {
 	CookieSecret []byte `json:"cookie_secret"`
 	// StoreKey encrypts the store at rest (AES-256).
 	StoreKey []byte `json:"store_key"`
+	// SigningKey signs identity tokens: a P-256 key, PKCS #8 DER.
+	SigningKey []byte `json:"signing_key"`
 }
 
 // New returns a keyring of fresh random secrets.
@@ -32,7 +37,33 @@ func New() *Keyring {
 	k := &Keyring{CookieSecret: make([]byte, 32), StoreKey: make([]byte, 32)}
 	rand.Read(k.CookieSecret)
 	rand.Read(k.StoreKey)
+	k.SigningKey = newSigningKey()
 	return k
+}
+
+func newSigningKey() []byte {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err) // only fails when crypto/rand fails, which Go never lets happen
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		panic(err)
+	}
+	return der
+}
+
+// Signer returns the identity-token signing key.
+func (k *Keyring) Signer() (*ecdsa.PrivateKey, error) {
+	key, err := x509.ParsePKCS8PrivateKey(k.SigningKey)
+	if err != nil {
+		return nil, fmt.Errorf("keyring signing key: %w", err)
+	}
+	ec, ok := key.(*ecdsa.PrivateKey)
+	if !ok || ec.Curve != elliptic.P256() {
+		return nil, errors.New("keyring signing key is not a P-256 key")
+	}
+	return ec, nil
 }
 
 // LoadOrCreate reads the keyring in dir, creating it if it does not exist.
@@ -50,7 +81,27 @@ func LoadOrCreate(dir string) (*Keyring, error) {
 		// Read back what is on disk: a concurrent creator may have won.
 		k, err = load(path)
 	}
+	if err == nil && len(k.SigningKey) == 0 {
+		// A keyring from before identity tokens: add the key, keep the rest.
+		k.SigningKey = newSigningKey()
+		if err := replace(path, k); err != nil {
+			return nil, err
+		}
+	}
 	return k, err
+}
+
+// replace rewrites the keyring atomically (write a temporary file, rename).
+func replace(path string, k *Keyring) error {
+	tmp := path + ".new"
+	os.Remove(tmp)
+	if err := create(tmp, k); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("updating keyring: %w", err)
+	}
+	return nil
 }
 
 func load(path string) (*Keyring, error) {

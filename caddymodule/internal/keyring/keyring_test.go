@@ -75,3 +75,30 @@ func TestDerive_SeparatesPurposes(t *testing.T) {
 		t.Fatal("Derive must be deterministic per purpose and differ across purposes")
 	}
 }
+
+func TestLoadOrCreate_AddsASigningKeyToAnOldKeyring(t *testing.T) {
+	dir := t.TempDir()
+	old := New()
+	old.SigningKey = nil
+	if err := create(filepath.Join(dir, FileName), old); err != nil {
+		t.Fatal(err)
+	}
+	k, err := LoadOrCreate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(k.CookieSecret, old.CookieSecret) || !bytes.Equal(k.StoreKey, old.StoreKey) {
+		t.Fatal("upgrading the keyring changed existing keys")
+	}
+	signer, err := k.Signer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := LoadOrCreate(dir)
+	if s2, _ := again.Signer(); !s2.Equal(signer) {
+		t.Fatal("the added signing key was not kept")
+	}
+	if st, _ := os.Stat(filepath.Join(dir, FileName)); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode after upgrade %o", st.Mode().Perm())
+	}
+}

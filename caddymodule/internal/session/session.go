@@ -11,7 +11,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -83,11 +85,19 @@ func (m *Manager) cookieSessionID(r *http.Request) (string, bool) {
 	return string(id), true
 }
 
-// Start creates a new session for the user and sets its cookie. Any session
-// the request already carried is ended first: every sign-in gets a new id.
-func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, user *store.User) (*store.Session, error) {
-	if old, ok := m.cookieSessionID(r); ok {
-		if err := m.store.DeleteSession(ctx, old); err != nil {
+// Start creates a new session for the user and sets its cookie. The session
+// the request's cookie carried, and previous when given (the session that
+// started a link), are ended: every sign-in and every link gets a new id.
+func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, user *store.User, previous *store.Session) (*store.Session, error) {
+	var old []string
+	if id, ok := m.cookieSessionID(r); ok {
+		old = append(old, id)
+	}
+	if previous != nil {
+		old = append(old, previous.ID)
+	}
+	for _, id := range old {
+		if err := m.store.DeleteSession(ctx, id); err != nil {
 			return nil, fmt.Errorf("ending the previous session: %w", err)
 		}
 	}
@@ -95,8 +105,8 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	s := &store.Session{
 		ID:        store.NewID("sess"),
 		UserID:    user.ID,
-		Email:     user.PrimaryEmail(),
-		Name:      user.Name,
+		Email:     headerSafe(user.PrimaryEmail()),
+		Name:      headerSafe(user.Name),
 		CreatedAt: now,
 		ExpiresAt: now.Add(m.lifetime),
 		UserAgent: truncate(r.UserAgent(), 256),
@@ -163,13 +173,22 @@ func csrfMAC(key []byte, sessionID string) []byte {
 
 // clientIP is the peer address. X-Forwarded-For is not trusted here.
 func clientIP(r *http.Request) string {
-	host := r.RemoteAddr
-	for i := len(host) - 1; i >= 0; i-- {
-		if host[i] == ':' {
-			return host[:i]
-		}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
 	}
 	return host
+}
+
+// headerSafe drops control characters, so a provider's profile can never
+// break the identity headers built from it.
+func headerSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, truncate(s, 512))
 }
 
 func truncate(s string, n int) string {

@@ -22,7 +22,7 @@ import (
 var embedded embed.FS
 
 // pages are the templates a Renderer serves; each is rendered inside layout.html.
-var pages = []string{"sign-in", "sign-out", "error"}
+var pages = []string{"sign-in", "sign-out", "error", "account", "reauthorize"}
 
 // Options brand the pages.
 type Options struct {
@@ -34,7 +34,8 @@ type Options struct {
 	// default #2f6feb.
 	Accent string
 	// TemplateDir, when set, may hold files named like the embedded ones
-	// (layout.html, sign-in.html, …) that replace them.
+	// (layout.html, sign-in.html, sign-out.html, error.html, account.html,
+	// reauthorize.html) that replace them.
 	TemplateDir string
 	Logger      *zap.Logger
 }
@@ -55,12 +56,14 @@ func New(opts Options) (*Renderer, error) {
 	if opts.Accent == "" {
 		opts.Accent = "#2f6feb"
 	}
-	if !strings.HasPrefix(opts.Accent, "#") {
-		opts.Accent = "#" + opts.Accent // "#" starts a Caddyfile comment unless quoted
+	accent := opts.Accent
+	if !strings.HasPrefix(accent, "#") {
+		accent = "#" + accent // "#" starts a Caddyfile comment unless quoted
 	}
-	if !accentPattern.MatchString(opts.Accent) {
+	if !accentPattern.MatchString(accent) {
 		return nil, fmt.Errorf("accent colour %q is not a hex colour like #2f6feb", opts.Accent)
 	}
+	opts.Accent = accent
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
@@ -105,12 +108,60 @@ type Page struct {
 	SignedIn   bool
 	UserLabel  string
 	Providers  []ProviderButton
+	Notice     string
+
+	// Account page
+	Account *AccountView
+	// Reauthorize page
+	Reauthorize *ReauthorizeView
 
 	AppName, LogoURL, Accent string
 }
 
+// AccountView is what the account page shows.
+type AccountView struct {
+	Name, ImageURL                                             string
+	Emails                                                     []EmailView
+	Accounts                                                   []AccountRow
+	Connect                                                    []ProviderButton // providers the user may connect
+	Sessions                                                   []SessionRow
+	ConnectURL, DisconnectURL, ReauthorizeURL, RevokeOthersURL string
+}
+
+// EmailView is one email address.
+type EmailView struct {
+	Email    string
+	Verified bool
+}
+
+// AccountRow is one connected account.
+type AccountRow struct {
+	ID, Provider, ProviderName, Email, Username string
+	Scopes                                      []string
+	MissingScopes                               []string
+	NeedsReauthorization                        bool
+	CanDisconnect                               bool
+}
+
+// SessionRow is one active session.
+type SessionRow struct {
+	UserAgent, IP, Created string
+	Current                bool
+}
+
+// ReauthorizeView asks to grant a provider more access.
+type ReauthorizeView struct {
+	ProviderName string
+	Provider     string
+	AccountID    string
+	Scopes       []string
+	ActionURL    string
+	Connect      bool // no account yet: connecting, not renewing
+}
+
 // ProviderButton is one provider on the sign-in page.
 type ProviderButton struct {
+	Name        string
 	DisplayName string
 	StartURL    string
 }

@@ -1,0 +1,162 @@
+// Package assertion issues the identity JWT that upstreams receive with every
+// signed-in request, and publishes the keys to verify it (JWKS). A token is
+// signed once per session and reused until shortly before it expires, so the
+// request path does no signing.
+package assertion
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
+)
+
+// DefaultLifetime is how long an identity token is valid.
+const DefaultLifetime = 5 * time.Minute
+
+// maxCached bounds the per-session token cache.
+const maxCached = 100_000
+
+// Claims are the identity token's claims.
+type Claims struct {
+	jwt.Claims
+	SessionID string `json:"sid"`
+	Email     string `json:"email,omitempty"`
+	Name      string `json:"name,omitempty"`
+}
+
+// Signer issues identity tokens. Safe for concurrent use.
+type Signer struct {
+	signer   jose.Signer
+	jwks     []byte
+	issuer   string
+	audience []string
+	lifetime time.Duration
+	now      func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]cached
+}
+
+type cached struct {
+	token     string
+	refreshAt time.Time
+}
+
+// Options configure a Signer.
+type Options struct {
+	// Key signs tokens (ES256). Older keys go in Previous: they stay in the
+	// JWKS so tokens signed before a rotation still verify.
+	Key      *ecdsa.PrivateKey
+	Previous []*ecdsa.PublicKey
+	// Issuer is the iss claim; required.
+	Issuer string
+	// Audience is the aud claim; default none.
+	Audience []string
+	// Lifetime of a token; default DefaultLifetime.
+	Lifetime time.Duration
+	Now      func() time.Time
+}
+
+// New returns a Signer.
+func New(o Options) (*Signer, error) {
+	if o.Key == nil || o.Issuer == "" {
+		return nil, errors.New("identity token: a key and an issuer are required")
+	}
+	if o.Lifetime == 0 {
+		o.Lifetime = DefaultLifetime
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	kid := KeyID(&o.Key.PublicKey)
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: o.Key},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader(jose.HeaderKey("kid"), kid))
+	if err != nil {
+		return nil, fmt.Errorf("identity token signer: %w", err)
+	}
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &o.Key.PublicKey, KeyID: kid, Algorithm: "ES256", Use: "sig"}}}
+	for _, pub := range o.Previous {
+		set.Keys = append(set.Keys, jose.JSONWebKey{Key: pub, KeyID: KeyID(pub), Algorithm: "ES256", Use: "sig"})
+	}
+	jwks, err := json.Marshal(set)
+	if err != nil {
+		return nil, err
+	}
+	return &Signer{signer: sig, jwks: jwks, issuer: o.Issuer, audience: o.Audience,
+		lifetime: o.Lifetime, now: o.Now, cache: map[string]cached{}}, nil
+}
+
+// KeyID is the key's RFC 7638 thumbprint, base64url.
+func KeyID(pub *ecdsa.PublicKey) string {
+	tp, err := (&jose.JSONWebKey{Key: pub}).Thumbprint(crypto.SHA256)
+	if err != nil {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString(tp)
+}
+
+// JWKS is the JSON Web Key Set that verifies the tokens.
+func (s *Signer) JWKS() []byte { return s.jwks }
+
+// Token returns the identity token of a session, signing a new one only when
+// the cached one is within a fifth of its lifetime of expiring.
+func (s *Signer) Token(sess *store.Session) (string, error) {
+	now := s.now()
+	s.mu.Lock()
+	c, ok := s.cache[sess.ID]
+	s.mu.Unlock()
+	if ok && now.Before(c.refreshAt) {
+		return c.token, nil
+	}
+	exp := now.Add(s.lifetime)
+	if sess.ExpiresAt.Before(exp) {
+		exp = sess.ExpiresAt
+	}
+	claims := Claims{
+		Claims: jwt.Claims{
+			Issuer:   s.issuer,
+			Subject:  sess.UserID,
+			Audience: s.audience,
+			IssuedAt: jwt.NewNumericDate(now),
+			Expiry:   jwt.NewNumericDate(exp),
+			ID:       tokenID(sess.ID, now),
+		},
+		SessionID: sess.ID,
+		Email:     sess.Email,
+		Name:      sess.Name,
+	}
+	token, err := jwt.Signed(s.signer).Claims(claims).Serialize()
+	if err != nil {
+		return "", fmt.Errorf("signing identity token: %w", err)
+	}
+	s.mu.Lock()
+	if len(s.cache) >= maxCached {
+		clear(s.cache)
+	}
+	s.cache[sess.ID] = cached{token: token, refreshAt: exp.Add(-s.lifetime / 5)}
+	s.mu.Unlock()
+	return token, nil
+}
+
+// Forget drops a session's cached token (sign-out).
+func (s *Signer) Forget(sessionID string) {
+	s.mu.Lock()
+	delete(s.cache, sessionID)
+	s.mu.Unlock()
+}
+
+func tokenID(sessionID string, now time.Time) string {
+	h := sha256.Sum256([]byte(fmt.Sprintf("%s|%d", sessionID, now.UnixNano())))
+	return base64.RawURLEncoding.EncodeToString(h[:12])
+}

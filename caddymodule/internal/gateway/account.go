@@ -1,0 +1,268 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/flow"
+	"github.com/socialgate/socialgate/caddymodule/internal/provider"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/ui"
+)
+
+// errLastIdentity refuses to unlink the only account a user can sign in with.
+var errLastIdentity = errors.New("last sign-in identity")
+
+// notices are the account page's fixed messages, selected by ?notice= and
+// ?error=: the page never reflects text from the URL.
+var notices = map[string]string{
+	"connected":        "Account connected.",
+	"reauthorized":     "Access updated.",
+	"disconnected":     "Account disconnected.",
+	"signed_out_other": "Your other sessions are signed out.",
+	"last_identity":    "That is the only account you can sign in with. Connect another sign-in provider before disconnecting it.",
+}
+
+// signedIn returns the request's session or answers the request (sign-in
+// redirect, 401) and returns nil.
+func (g *Gateway) signedIn(w http.ResponseWriter, r *http.Request, here string) *store.Session {
+	sess, err := g.Authenticate(r)
+	if isNoSession(err) {
+		g.Challenge(w, r, here)
+		return nil
+	}
+	if err != nil {
+		g.internal(w, r, "reading session", err)
+		return nil
+	}
+	return sess
+}
+
+// postedBySession checks a form POST's CSRF token against its session.
+func (g *Gateway) postedBySession(w http.ResponseWriter, r *http.Request) *store.Session {
+	sess := g.signedIn(w, r, g.Prefix+"/account")
+	if sess == nil {
+		return nil
+	}
+	if !g.Sessions.CheckCSRF(sess.ID, r.PostFormValue("csrf_token")) {
+		g.fail(w, r, http.StatusForbidden, "invalid_csrf_token", "This form has expired. Reload the page and try again.")
+		return nil
+	}
+	return sess
+}
+
+// accountPage shows the profile, connected accounts and sessions.
+func (g *Gateway) accountPage(w http.ResponseWriter, r *http.Request) {
+	sess := g.signedIn(w, r, g.Prefix+"/account")
+	if sess == nil {
+		return
+	}
+	ctx := r.Context()
+	user, err := g.Store.User(ctx, sess.UserID)
+	if err != nil {
+		g.internal(w, r, "reading user", err)
+		return
+	}
+	accounts, err := g.Store.ExternalAccounts(ctx, user.ID)
+	if err != nil {
+		g.internal(w, r, "reading accounts", err)
+		return
+	}
+	sessions, err := g.Store.Sessions(ctx, user.ID)
+	if err != nil {
+		g.internal(w, r, "reading sessions", err)
+		return
+	}
+	view := &ui.AccountView{
+		Name: user.Name, ImageURL: user.ImageURL,
+		ConnectURL:      g.Prefix + "/account/connect",
+		DisconnectURL:   g.Prefix + "/account/disconnect",
+		ReauthorizeURL:  g.Prefix + "/account/reauthorize",
+		RevokeOthersURL: g.Prefix + "/account/sessions/revoke-others",
+	}
+	for _, e := range user.Emails {
+		view.Emails = append(view.Emails, ui.EmailView{Email: e.Email, Verified: e.Verified})
+	}
+	linked := map[string]bool{}
+	for _, a := range accounts {
+		linked[a.Provider] = true
+		row := ui.AccountRow{ID: a.ID, Provider: a.Provider, ProviderName: a.Provider, Email: a.Email,
+			Username: a.Username, Scopes: a.ApprovedScopes,
+			NeedsReauthorization: a.Status == store.StatusNeedsReauthorization,
+			CanDisconnect:        g.canSignInWithout(accounts, a.ID)}
+		if p, ok := g.byName[a.Provider]; ok {
+			row.ProviderName = p.DisplayName()
+			row.MissingScopes = missingScopes(p, a.ApprovedScopes, p.RequiredScopes())
+		}
+		view.Accounts = append(view.Accounts, row)
+	}
+	for _, p := range g.Providers {
+		if !linked[p.Name()] {
+			view.Connect = append(view.Connect, ui.ProviderButton{Name: p.Name(), DisplayName: p.DisplayName()})
+		}
+	}
+	for _, s := range sessions {
+		view.Sessions = append(view.Sessions, ui.SessionRow{UserAgent: orDash(s.UserAgent), IP: s.IP,
+			Created: s.CreatedAt.UTC().Format(time.DateTime + " UTC"), Current: s.ID == sess.ID})
+	}
+	q := r.URL.Query()
+	g.UI.Render(w, http.StatusOK, "account", ui.Page{
+		Title: "Your account", Account: view, CSRFToken: g.Sessions.CSRFToken(sess.ID),
+		SignOutURL: g.Prefix + "/sign-out", Notice: notices[q.Get("notice")], Error: notices[q.Get("error")],
+	})
+}
+
+// canSignInWithout reports whether the user keeps a sign-in-capable account
+// when the account without is gone.
+func (g *Gateway) canSignInWithout(accounts []*store.ExternalAccount, without string) bool {
+	for _, a := range accounts {
+		if p, ok := g.byName[a.Provider]; ok && a.ID != without && p.SignIn() {
+			return true
+		}
+	}
+	return false
+}
+
+// accountConnect starts linking another provider to the signed-in user.
+func (g *Gateway) accountConnect(w http.ResponseWriter, r *http.Request) {
+	sess := g.postedBySession(w, r)
+	if sess == nil {
+		return
+	}
+	p, ok := g.byName[r.PostFormValue("provider")]
+	if !ok {
+		g.flowError(w, r, flow.UnknownProvider(r.PostFormValue("provider")))
+		return
+	}
+	g.startFlow(w, r, flow.Request{Provider: p, Mode: flow.ModeConnect, Session: sess,
+		ReturnTo: orDefault(r.PostFormValue("return_to"), g.Prefix+"/account?notice=connected"),
+		Scopes:   r.PostForm["scopes"]})
+}
+
+// accountReauthorize renews a linked account's grant, adding scopes; with a
+// provider and no account it connects instead.
+func (g *Gateway) accountReauthorize(w http.ResponseWriter, r *http.Request) {
+	sess := g.postedBySession(w, r)
+	if sess == nil {
+		return
+	}
+	returnTo := orDefault(r.PostFormValue("return_to"), g.Prefix+"/account?notice=reauthorized")
+	id := r.PostFormValue("account_id")
+	if id == "" {
+		g.accountConnect(w, r)
+		return
+	}
+	a, err := g.Store.ExternalAccount(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && a.UserID != sess.UserID) {
+		g.fail(w, r, http.StatusNotFound, "not_found", "That connected account does not exist (any more).")
+		return
+	}
+	if err != nil {
+		g.internal(w, r, "reading account", err)
+		return
+	}
+	p, ok := g.byName[a.Provider]
+	if !ok {
+		g.flowError(w, r, flow.UnknownProvider(a.Provider))
+		return
+	}
+	scopes := append(p.RequiredScopes(), r.PostForm["scopes"]...)
+	g.startFlow(w, r, flow.Request{Provider: p, Mode: flow.ModeReauthorize, Session: sess, Account: a,
+		ReturnTo: returnTo, Scopes: scopes})
+}
+
+// startFlow starts a flow and sends the browser to the provider.
+func (g *Gateway) startFlow(w http.ResponseWriter, r *http.Request, req flow.Request) {
+	req.CallbackURL = origin(r) + g.Prefix + "/oauth/" + url.PathEscape(req.Provider.Name()) + "/callback"
+	authURL, err := g.Flow.Start(w, r, req)
+	if err != nil {
+		g.flowError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, authURL, http.StatusSeeOther)
+}
+
+// accountDisconnect unlinks an account and revokes its tokens at the
+// provider where the provider supports it.
+func (g *Gateway) accountDisconnect(w http.ResponseWriter, r *http.Request) {
+	sess := g.postedBySession(w, r)
+	if sess == nil {
+		return
+	}
+	gone, err := g.Store.DeleteExternalAccount(r.Context(), sess.UserID, r.PostFormValue("account_id"),
+		func(remaining []*store.ExternalAccount) error {
+			if !g.canSignInWithout(remaining, "") {
+				return errLastIdentity
+			}
+			return nil
+		})
+	switch {
+	case errors.Is(err, errLastIdentity):
+		http.Redirect(w, r, g.Prefix+"/account?error=last_identity", http.StatusSeeOther)
+		return
+	case errors.Is(err, store.ErrNotFound):
+		g.fail(w, r, http.StatusNotFound, "not_found", "That connected account does not exist (any more).")
+		return
+	case err != nil:
+		g.internal(w, r, "unlinking account", err)
+		return
+	}
+	g.Logger.Info("unlinked", zap.String("user_id", sess.UserID), zap.String("external_account_id", gone.ID),
+		zap.String("provider", gone.Provider))
+	if p, ok := g.byName[gone.Provider]; ok && p.CanRevoke() {
+		if err := p.Revoke(r.Context(), gone.Tokens.AccessToken, gone.Tokens.RefreshToken); err != nil {
+			g.Logger.Warn("revoking tokens at the provider failed; the account is unlinked all the same",
+				zap.String("provider", gone.Provider), zap.Error(err))
+		}
+	}
+	http.Redirect(w, r, g.Prefix+"/account?notice=disconnected", http.StatusSeeOther)
+}
+
+// revokeOtherSessions signs out every other session of the user.
+func (g *Gateway) revokeOtherSessions(w http.ResponseWriter, r *http.Request) {
+	sess := g.postedBySession(w, r)
+	if sess == nil {
+		return
+	}
+	sessions, err := g.Store.Sessions(r.Context(), sess.UserID)
+	if err != nil {
+		g.internal(w, r, "reading sessions", err)
+		return
+	}
+	for _, s := range sessions {
+		if s.ID != sess.ID {
+			if err := g.Store.DeleteSession(r.Context(), s.ID); err != nil {
+				g.internal(w, r, "revoking session", err)
+				return
+			}
+			g.Logger.Info("session revoked", zap.String("user_id", sess.UserID), zap.String("session_id", s.ID))
+		}
+	}
+	http.Redirect(w, r, g.Prefix+"/account?notice=signed_out_other", http.StatusSeeOther)
+}
+
+// missingScopes returns the scopes of want that approved does not cover.
+func missingScopes(p *provider.Provider, approved, want []string) []string {
+	var missing []string
+	for _, s := range want {
+		if !slices.Contains(approved, s) {
+			missing = append(missing, s)
+		}
+	}
+	return missing
+}
+
+func orDash(s string) string { return orDefault(s, "—") }
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

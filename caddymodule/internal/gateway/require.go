@@ -1,0 +1,152 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
+	"github.com/socialgate/socialgate/caddymodule/internal/ui"
+)
+
+// Requirement is a route's need: a linked account of Provider, in good
+// standing, whose approved scopes cover Scopes.
+type Requirement struct {
+	Provider string
+	Scopes   []string
+}
+
+// CheckRequirement validates a requirement against the configured providers.
+func (g *Gateway) CheckRequirement(req Requirement) error {
+	if _, ok := g.byName[req.Provider]; !ok {
+		return fmt.Errorf("require %s: no provider of that name is configured", req.Provider)
+	}
+	return nil
+}
+
+// ErrTokenUnavailable means a token to forward is expired and its provider
+// could not refresh it now; the request should be retried later.
+var ErrTokenUnavailable = tokens.ErrUnavailable
+
+// Resolve checks a route's requirements for a session and fetches the fresh
+// access tokens it forwards (each forwarded provider is also required). It
+// returns the tokens by provider name, or the first unmet requirement. One
+// store read serves both.
+func (g *Gateway) Resolve(ctx context.Context, sess *store.Session, reqs []Requirement, forward []string) (map[string]string, *Requirement, error) {
+	accounts, err := g.Store.ExternalAccounts(ctx, sess.UserID)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, req := range reqs {
+		if matching(g, accounts, req) == nil {
+			return nil, &reqs[i], nil
+		}
+	}
+	var out map[string]string
+	for _, name := range forward {
+		req := Requirement{Provider: name}
+		a := matching(g, accounts, req)
+		if a == nil {
+			return nil, &req, nil
+		}
+		fresh, err := g.Tokens.Fresh(ctx, a)
+		if errors.Is(err, tokens.ErrNeedsReauthorization) {
+			return nil, &req, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if out == nil {
+			out = make(map[string]string, len(forward))
+		}
+		out[name] = fresh.Tokens.AccessToken
+	}
+	return out, nil, nil
+}
+
+// matching returns the user's first account of req.Provider in good
+// standing whose approved scopes cover req.Scopes.
+func matching(g *Gateway, accounts []*store.ExternalAccount, req Requirement) *store.ExternalAccount {
+	p := g.byName[req.Provider]
+	for _, a := range accounts {
+		if a.Provider == req.Provider && a.Status != store.StatusNeedsReauthorization &&
+			len(missingScopes(p, a.ApprovedScopes, req.Scopes)) == 0 {
+			return a
+		}
+	}
+	return nil
+}
+
+// ReauthorizeURL is the page that asks the user to grant what req needs and
+// then returns to returnTo.
+func (g *Gateway) ReauthorizeURL(req Requirement, returnTo string) string {
+	q := url.Values{"provider": {req.Provider}, "return_to": {returnTo}}
+	if len(req.Scopes) > 0 {
+		q.Set("scopes", strings.Join(req.Scopes, " "))
+	}
+	return g.Prefix + "/reauthorize?" + q.Encode()
+}
+
+// DenyUnmet answers a request whose route requirement is unmet: a browser is
+// sent to the reauthorize page (one click, a POST with a CSRF token, starts
+// the provider round trip and comes back); an API client gets 403 JSON with
+// the reauthorize_url to open in a browser.
+func (g *Gateway) DenyUnmet(w http.ResponseWriter, r *http.Request, originalURI string, req Requirement) {
+	target := g.ReauthorizeURL(req, originalURI)
+	if wantsHTML(r) {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, target, http.StatusFound)
+		return
+	}
+	msg := fmt.Sprintf("This resource needs a connected %s account.", req.Provider)
+	if len(req.Scopes) > 0 {
+		msg = fmt.Sprintf("This resource needs a connected %s account with access: %s.", req.Provider, strings.Join(req.Scopes, " "))
+	}
+	writeJSON(w, http.StatusForbidden, errorBody("reauthorization_required", msg,
+		map[string]any{"reauthorize_url": target, "provider": "oauth_" + req.Provider, "scopes": req.Scopes}))
+}
+
+// TokenUnavailable answers a request whose forwarded token could not be
+// refreshed: 503 with Retry-After; the session itself is unaffected.
+func (g *Gateway) TokenUnavailable(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Retry-After", "30")
+	g.fail(w, r, http.StatusServiceUnavailable, "oauth_provider_unavailable",
+		"A provider this page depends on is not answering right now. Please try again in a moment.")
+}
+
+// reauthorizePage asks the signed-in user to connect a provider or grant it
+// more scopes. Starting the flow takes a POST with a CSRF token, so another
+// site cannot start it for the user.
+func (g *Gateway) reauthorizePage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	returnTo := g.Flow.Sanitize(q.Get("return_to"))
+	sess := g.signedIn(w, r, r.URL.RequestURI())
+	if sess == nil {
+		return
+	}
+	p, ok := g.byName[q.Get("provider")]
+	if !ok {
+		g.fail(w, r, http.StatusNotFound, "unknown_provider", "There is no provider with that name.")
+		return
+	}
+	scopes := strings.Fields(q.Get("scopes"))
+	view := &ui.ReauthorizeView{ProviderName: p.DisplayName(), Provider: p.Name(), Scopes: scopes,
+		ActionURL: g.Prefix + "/account/reauthorize", Connect: true}
+	accounts, err := g.Store.ExternalAccounts(r.Context(), sess.UserID)
+	if err != nil {
+		g.internal(w, r, "reading accounts", err)
+		return
+	}
+	for _, a := range accounts {
+		if a.Provider == p.Name() {
+			view.AccountID, view.Connect = a.ID, false
+			break
+		}
+	}
+	g.UI.Render(w, http.StatusOK, "reauthorize", ui.Page{Title: "Grant access", Reauthorize: view,
+		ReturnTo: returnTo, CSRFToken: g.Sessions.CSRFToken(sess.ID)})
+}

@@ -1,0 +1,274 @@
+package caddymodule_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/testop"
+)
+
+const apiKey = "sk_test_0123456789abcdef0123456789abcdef"
+
+// apiCall calls the backend API with the test key.
+func apiCall(t *testing.T, e *env, method, path string) (int, http.Header, any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, e.Base+"/_auth/api/v1"+path, nil)
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, resp.Header, out
+}
+
+// userinfoWorks reports whether an access token is accepted by a provider's
+// userinfo endpoint: the real test of a token.
+func userinfoWorks(t *testing.T, userinfoURL, token string) bool {
+	req, _ := http.NewRequest(http.MethodGet, userinfoURL, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// newTokenEnv runs the gateway with corp issuing short-lived tokens with
+// rotating refresh tokens.
+func newTokenEnv(t *testing.T, handler string) (*env, *testop.Server) {
+	op := testop.Start(t, testop.Options{AccessTokenLifetime: 3 * time.Second, IssueRefreshToken: true})
+	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: freePort(t), devPort: freePort(t)}
+	e.Base = fmt.Sprintf("http://127.0.0.1:%d", e.port)
+	e.DevURL = fmt.Sprintf("http://127.0.0.1:%d", e.devPort)
+	e.handler = handler
+	e.corp = fmt.Sprintf("provider oidc corp {\n\t\t\tissuer %s\n\t\t\tclient_id test-client\n\t\t\tclient_secret test-secret\n\t\t}\n\t\tapi_key %s sk_old_key_still_accepted_during_rotation\n\t\ttoken_refresh_skew 1s", op.URL(), apiKey)
+	if err := e.Load(options{Global: e.corp, NoDev: true}); err != nil {
+		t.Fatalf("loading config: %v", err)
+	}
+	t.Cleanup(stopCaddy)
+	return e, op
+}
+
+func TestAPI_RefusesWithoutAValidKey(t *testing.T) {
+	e, _ := newTokenEnv(t, "")
+	b := newBrowser(t)
+	signInCorp(b, e)
+	for name, auth := range map[string]string{
+		"no key":        "",
+		"wrong key":     "Bearer sk_wrong",
+		"prefix of key": "Bearer " + apiKey[:len(apiKey)-1],
+		"basic":         "Basic " + apiKey,
+		"lower bearer":  "bearer " + apiKey,
+	} {
+		t.Run(name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, e.Base+"/_auth/api/v1/users", nil)
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			resp, err := b.c.Do(req) // the browser's session cookie goes along
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("status %d, want 401", resp.StatusCode)
+			}
+		})
+	}
+	req, _ := http.NewRequest(http.MethodGet, e.Base+"/_auth/api/v1/users", nil)
+	req.Header.Set("Authorization", "Bearer sk_old_key_still_accepted_during_rotation")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the second key is refused: %v %v", resp.StatusCode, err)
+	}
+}
+
+func TestAPI_OAuthAccessTokensAreAlwaysFresh(t *testing.T) {
+	e, op := newTokenEnv(t, "")
+	b := newBrowser(t)
+	signInCorp(b, e)
+	userID := b.me(e)["id"].(string)
+
+	tokenOf := func(provider string) map[string]any {
+		t.Helper()
+		status, _, body := apiCall(t, e, "GET", "/users/"+userID+"/oauth_access_tokens/"+provider)
+		if status != http.StatusOK {
+			t.Fatalf("status %d: %v", status, body)
+		}
+		list := body.([]any)
+		if len(list) != 1 {
+			t.Fatalf("%d items", len(list))
+		}
+		return list[0].(map[string]any)
+	}
+	first := tokenOf("oauth_corp")
+	if first["object"] != "oauth_access_token" || first["provider"] != "oauth_corp" || first["token"] == "" {
+		t.Fatalf("item = %v", first)
+	}
+	if _, ok := first["refresh_token"]; ok || strings.Contains(mustJSON(t, first), "refresh") {
+		t.Fatal("the API returned a refresh token")
+	}
+	if !userinfoWorks(t, op.UserinfoURL(), first["token"].(string)) {
+		t.Fatal("the returned token does not work at the provider")
+	}
+
+	time.Sleep(3 * time.Second) // the access token expires
+	calls := op.Calls("token")
+	second := tokenOf("corp")
+	if second["token"] == first["token"] {
+		t.Fatal("an expired token was returned")
+	}
+	if op.Calls("token") != calls+1 {
+		t.Errorf("token endpoint calls: %d, want one refresh", op.Calls("token")-calls)
+	}
+	if !userinfoWorks(t, op.UserinfoURL(), second["token"].(string)) {
+		t.Fatal("the refreshed token does not work at the provider")
+	}
+	if exp, _ := second["expires_at"].(float64); time.Unix(int64(exp), 0).Before(time.Now()) {
+		t.Errorf("expires_at %v is in the past", second["expires_at"])
+	}
+
+	status, _, body := apiCall(t, e, "GET", "/users/"+userID+"/oauth_access_tokens/corp?paginated=true&limit=1")
+	page, _ := body.(map[string]any)
+	if status != http.StatusOK || page["total_count"] != float64(1) || len(page["data"].([]any)) != 1 {
+		t.Errorf("paginated: %d %v", status, body)
+	}
+}
+
+func TestTokens_RefreshStormCausesOneRefresh(t *testing.T) {
+	e, op := newTokenEnv(t, "forward_token corp")
+	b := newBrowser(t)
+	signInCorp(b, e)
+	time.Sleep(3 * time.Second)
+	calls := op.Calls("token")
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if status, _ := apiGet(t, b.c, e.Base+"/storm", nil); status != http.StatusOK {
+				t.Errorf("status %d", status)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := op.Calls("token") - calls; n != 1 {
+		t.Fatalf("%d refreshes for 50 concurrent requests, want 1", n)
+	}
+	tokens := map[string]bool{}
+	for _, h := range e.Upstream.Requests()[1:] {
+		tokens[h.Get("X-Auth-Token-Corp")] = true
+	}
+	if len(tokens) != 1 {
+		t.Errorf("the storm saw %d different tokens", len(tokens))
+	}
+	for tok := range tokens {
+		if !userinfoWorks(t, op.UserinfoURL(), tok) {
+			t.Error("the forwarded token does not work at the provider")
+		}
+	}
+}
+
+func TestTokens_RevokedGrantNeedsReauthorization(t *testing.T) {
+	e, op := newTokenEnv(t, "forward_token corp")
+	b := newBrowser(t)
+	signInCorp(b, e)
+	userID := b.me(e)["id"].(string)
+	op.SetFault(testop.FaultTokenError) // the provider now answers invalid_grant
+	time.Sleep(3 * time.Second)
+
+	status, _, body := apiCall(t, e, "GET", "/users/"+userID+"/oauth_access_tokens/corp")
+	if status != http.StatusUnprocessableEntity || !strings.Contains(mustJSON(t, body), "oauth_token_needs_reauthorization") {
+		t.Fatalf("API: %d %v", status, body)
+	}
+	calls := op.Calls("token")
+	if status, body := apiGet(t, b.c, e.Base+"/needs-token", nil); status != http.StatusForbidden || body["reauthorize_url"] == nil {
+		t.Errorf("API client on a forward_token route: %d %v", status, body)
+	}
+	resp, _ := b.get(e.Base + "/needs-token")
+	if loc := location(t, resp); !strings.Contains(loc, "/_auth/reauthorize?provider=corp") {
+		t.Errorf("browser sent to %s", loc)
+	}
+	if op.Calls("token") != calls {
+		t.Error("a dead grant was retried at the provider")
+	}
+	if status, _ := apiGet(t, b.c, e.Base+"/_auth/me", nil); status != http.StatusOK {
+		t.Error("the session ended with the grant")
+	}
+	page, _ := b.accountPage(e)
+	if !strings.Contains(page, "Reconnect") {
+		t.Error("the account page does not offer to reconnect")
+	}
+}
+
+func TestTokens_ProviderDownGives503OnlyWhereATokenIsNeeded(t *testing.T) {
+	e, op := newTokenEnv(t, "forward_token corp")
+	b := newBrowser(t)
+	signInCorp(b, e)
+	op.SetFault(testop.FaultTokenHTML)
+	time.Sleep(3 * time.Second)
+	req, _ := http.NewRequest(http.MethodGet, e.Base+"/needs-token", nil)
+	req.Header.Set("Accept", "application/json")
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("status %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if status, _ := apiGet(t, b.c, e.Base+"/_auth/me", nil); status != http.StatusOK {
+		t.Error("the session is affected by a provider outage")
+	}
+}
+
+func TestIdentityToken_VerifiesWithTheGatewaysJWKS(t *testing.T) {
+	e, _ := newTokenEnv(t, "")
+	b := newBrowser(t)
+	signInCorp(b, e)
+	h := e.Upstream.Last(t)
+	raw := h.Get("X-Auth-Identity")
+	resp, body := b.get(e.Base + "/_auth/.well-known/jwks.json")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("jwks: %d", resp.StatusCode)
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal([]byte(body), &set); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatalf("X-Auth-Identity %q: %v", raw, err)
+	}
+	var claims struct {
+		jwt.Claims
+		SessionID string `json:"sid"`
+		Email     string `json:"email"`
+	}
+	keys := set.Key(tok.Headers[0].KeyID)
+	if len(keys) != 1 {
+		t.Fatal("the token's kid is not in the JWKS")
+	}
+	if err := tok.Claims(keys[0].Key, &claims); err != nil {
+		t.Fatal(err)
+	}
+	if err := claims.Validate(jwt.Expected{Issuer: "socialgate", Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if claims.Subject != h.Get("X-Auth-User-Id") || claims.SessionID != h.Get("X-Auth-Session-Id") || claims.Email != "u1@example.com" {
+		t.Errorf("claims %+v do not match the identity headers", claims)
+	}
+}
