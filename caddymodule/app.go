@@ -6,6 +6,7 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -81,6 +82,13 @@ type App struct {
 
 	// IdentityAudience is the aud claim of the identity token. Default: none.
 	IdentityAudience []string `json:"identity_audience,omitempty"`
+
+	// RedirectURLs are the URLs native apps may be sent back to after sign-in
+	// (myapp://oauth-callback, https://app.example.com/after-sign-in). They
+	// are recorded in the store at load, beside those added through the
+	// backend API. Matching is exact on scheme, host and path; loopback
+	// URLs may vary only the port (RFC 8252). Default: none.
+	RedirectURLs []string `json:"redirect_urls,omitempty"`
 
 	// ReturnURLs are absolute URLs that a browser may be sent back to after
 	// sign-in, besides paths on the same site (matched exactly on scheme, host
@@ -165,6 +173,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("cookie_keys: %w", err)
 	}
+	if err := seedRedirectURLs(ref.store, a.RedirectURLs); err != nil {
+		return err
+	}
 	identity, err := a.identitySigner(ref)
 	if err != nil {
 		return err
@@ -193,7 +204,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Store:       ref.store,
 		Sessions:    sessions,
 		Flow: flow.New(flow.Config{Store: ref.store, Sessions: sessions, Sanitize: returnTo.Sanitize,
-			TTL: time.Duration(a.FlowTimeout), Logger: a.logger}),
+			TTL: time.Duration(a.FlowTimeout), Logger: a.logger,
+			NativeAllowed: func(ctx context.Context, u string) bool { return a.gateway.NativeAllowed(ctx, u) }}),
 		UI:       renderer,
 		Tokens:   engine,
 		Identity: identity,

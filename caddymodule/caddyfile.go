@@ -60,6 +60,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		identity_issuer  <text>
 //		identity_audience <aud...>
 //		return_urls      <url...>
+//		redirect_urls    <url...>
 //		app_name         <text>
 //		logo_url         <url>
 //		accent           <#hex>
@@ -103,6 +104,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.IdentityAudience, err = someArgs(d)
 		case "return_urls":
 			a.ReturnURLs, err = someArgs(d)
+		case "redirect_urls":
+			var urls []string
+			urls, err = someArgs(d)
+			a.RedirectURLs = append(a.RedirectURLs, urls...)
 		case "app_name", "logo_url", "accent", "templates":
 			if a.UI == nil {
 				a.UI = new(UIConfig)

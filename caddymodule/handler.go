@@ -99,7 +99,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 
-	sess, err := h.gw.Authenticate(r)
+	sess, bearer, err := h.gw.AuthenticateRequest(r)
 	if errors.Is(err, session.ErrNoSession) {
 		h.gw.Challenge(w, r, orig.URL.RequestURI())
 		return nil
@@ -139,6 +139,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		r.Header[h.tokenHeaders[name]] = []string{token}
 	}
 	gateway.StripGatewayCookies(r.Header)
+	if bearer {
+		r.Header.Del("Authorization") // the session token is the gateway's, not the app's
+	}
 	return next.ServeHTTP(w, r)
 }
 

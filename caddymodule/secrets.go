@@ -1,10 +1,15 @@
 package caddymodule
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
 // cookieSecrets expands the configured cookie keys ({env.*}, {file.*}); with
@@ -36,6 +41,20 @@ func expandAll(repl *caddy.Replacer, option string, values []string) ([]string, 
 		out = append(out, x)
 	}
 	return out, nil
+}
+
+// seedRedirectURLs validates the configured native redirect URLs and records
+// the missing ones in the store.
+func seedRedirectURLs(st store.Store, urls []string) error {
+	for _, u := range urls {
+		if _, err := redirect.ParseNativeRedirect(u); err != nil {
+			return fmt.Errorf("redirect_urls: %w", err)
+		}
+		if _, err := st.CreateRedirectURL(context.Background(), u); err != nil && !errors.Is(err, store.ErrExists) {
+			return fmt.Errorf("redirect_urls: %w", err)
+		}
+	}
+	return nil
 }
 
 // checkPrefix accepts a path like /_auth: one or more segments, no trailing slash.

@@ -80,6 +80,14 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, path string) {
 		a.oauthAccessTokens(w, r, seg[1], seg[3])
 	case route(4, "users") && seg[2] == "external_accounts" && r.Method == http.MethodDelete:
 		a.deleteExternalAccount(w, r, seg[1], seg[3])
+	case route(1, "redirect_urls") && r.Method == http.MethodGet:
+		a.listRedirectURLs(w, r)
+	case route(1, "redirect_urls") && r.Method == http.MethodPost:
+		a.createRedirectURL(w, r)
+	case route(2, "redirect_urls") && r.Method == http.MethodGet:
+		a.getRedirectURL(w, r, seg[1])
+	case route(2, "redirect_urls") && r.Method == http.MethodDelete:
+		a.deleteRedirectURL(w, r, seg[1])
 	case route(1, "sessions") && r.Method == http.MethodGet:
 		a.listSessions(w, r)
 	case route(3, "sessions") && seg[2] == "revoke" && r.Method == http.MethodPost:

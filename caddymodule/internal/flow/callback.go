@@ -91,6 +91,16 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 	if err != nil {
 		return nil, fmt.Errorf("recording sign-in: %w", err)
 	}
+	if rec.Native != nil {
+		// The app redeems the nonce for a session token; no cookie here.
+		back, err := f.nativeReturn(r.Context(), rec.Native, out.User.ID)
+		if err != nil {
+			return nil, err
+		}
+		f.Logger.Info("native sign-in", zap.String("provider", p.Name()), zap.String("user_id", out.User.ID),
+			zap.Bool("user_created", out.UserCreated))
+		return &Outcome{Mode: rec.Mode, User: out.User, Account: out.Account, ReturnTo: back, Created: out.UserCreated}, nil
+	}
 	sess, err := f.Sessions.Start(r.Context(), w, r, out.User, current)
 	if err != nil {
 		return nil, err

@@ -92,3 +92,14 @@ func errIdentityTaken(p *provider.Provider) *Error {
 	return &Error{Status: http.StatusConflict, Reason: "identity_taken",
 		Message: fmt.Sprintf("This %s account is already connected to another user. Nothing was changed: sign in with it to use that user, or disconnect it there first.", p.DisplayName())}
 }
+
+var (
+	errNativeRedirect = &Error{Status: http.StatusBadRequest, Reason: "redirect_url_not_allowed",
+		Message: "This app's redirect URL is not on the allowlist. Ask its developer to register it."}
+	errNativeChallenge = &Error{Status: http.StatusBadRequest, Reason: "invalid_code_challenge",
+		Message: "The app did not send a valid code_challenge (S256, 43 characters)."}
+	// ErrInvalidNonce answers a rotating token nonce that is unknown, used,
+	// expired, or redeemed with the wrong verifier.
+	ErrInvalidNonce = &Error{Status: http.StatusBadRequest, Reason: "invalid_rotating_token_nonce",
+		Message: "The rotating token nonce is invalid, expired or already used."}
+)

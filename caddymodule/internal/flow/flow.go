@@ -6,6 +6,7 @@
 package flow
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -39,8 +40,11 @@ type Config struct {
 	// Sanitize turns a requested return-to into a safe one.
 	Sanitize func(raw string) string
 	// TTL bounds a pending flow; default DefaultTTL.
-	TTL    time.Duration
-	Logger *zap.Logger
+	TTL time.Duration
+	// NativeAllowed reports whether a native app's redirect URL is on the
+	// allowlist; checked when a native flow starts and again when it ends.
+	NativeAllowed func(ctx context.Context, url string) bool
+	Logger        *zap.Logger
 }
 
 // Flow starts and completes authorizations. Safe for concurrent use.
@@ -88,6 +92,16 @@ type Request struct {
 	Account *store.ExternalAccount
 	// Scopes are requested in addition to the provider's own.
 	Scopes []string
+	// Native, for a sign-in from a native app, is where the app wants the
+	// rotating token nonce and the challenge its verifier must match.
+	Native *Native
+}
+
+// Native is the app side of a native sign-in: an allowlisted redirect URL
+// and an S256 challenge of a verifier only the app knows.
+type Native struct {
+	RedirectURL string
+	Challenge   string
 }
 
 // pending is the server-side record of a started flow. The PKCE verifier and
@@ -104,6 +118,7 @@ type pending struct {
 	SessionID   string    `json:"session_id,omitempty"`
 	UserID      string    `json:"user_id,omitempty"`
 	AccountID   string    `json:"account_id,omitempty"`
+	Native      *Native   `json:"native,omitempty"`
 	ExpiresAt   time.Time `json:"expires_at"`
 }
 
@@ -125,6 +140,15 @@ func (f *Flow) Start(w http.ResponseWriter, r *http.Request, req Request) (strin
 	case ModeSignIn:
 		if !p.SignIn() {
 			return "", errSignInDisabled(p)
+		}
+		if n := req.Native; n != nil {
+			if !validToken(n.Challenge) {
+				return "", errNativeChallenge
+			}
+			if f.NativeAllowed == nil || !f.NativeAllowed(r.Context(), n.RedirectURL) {
+				return "", errNativeRedirect
+			}
+			rec.Native = n
 		}
 	case ModeConnect, ModeReauthorize:
 		if req.Session == nil {

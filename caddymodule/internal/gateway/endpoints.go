@@ -44,7 +44,11 @@ func (g *Gateway) start(w http.ResponseWriter, r *http.Request, name string) {
 		g.fail(w, r, http.StatusBadRequest, "invalid_request", "The request could not be read.")
 		return
 	}
-	g.startFlow(w, r, flow.Request{Provider: p, Mode: flow.ModeSignIn, ReturnTo: r.Form.Get("return_to")})
+	req := flow.Request{Provider: p, Mode: flow.ModeSignIn, ReturnTo: r.Form.Get("return_to")}
+	if native := r.Form.Get("redirect_url"); native != "" {
+		req.Native = &flow.Native{RedirectURL: native, Challenge: r.Form.Get("code_challenge")}
+	}
+	g.startFlow(w, r, req)
 }
 
 // callback completes the flow and sends the browser back where it was going.

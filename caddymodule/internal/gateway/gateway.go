@@ -100,6 +100,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, path string)
 		g.allow(w, r, g.accountDisconnect, http.MethodPost)
 	case rest == "/account/sessions/revoke-others":
 		g.allow(w, r, g.revokeOtherSessions, http.MethodPost)
+	case rest == "/native/token":
+		g.allow(w, r, g.nativeToken, http.MethodPost)
 	case rest == "/reauthorize":
 		g.allow(w, r, g.reauthorizePage, http.MethodGet)
 	case strings.HasPrefix(rest, "/oauth/"):
@@ -135,6 +137,14 @@ func (g *Gateway) notFound(w http.ResponseWriter, r *http.Request) {
 
 // Authenticate returns the request's live session, or session.ErrNoSession.
 func (g *Gateway) Authenticate(r *http.Request) (*store.Session, error) {
+	s, _, err := g.Sessions.Lookup(r)
+	return s, err
+}
+
+// AuthenticateRequest is Authenticate that also reports whether a session
+// token (Authorization: Bearer) carried the session: that header is the
+// gateway's credential and must not go upstream.
+func (g *Gateway) AuthenticateRequest(r *http.Request) (*store.Session, bool, error) {
 	return g.Sessions.Lookup(r)
 }
 

@@ -60,17 +60,64 @@ func NewManager(st store.Store, secrets [][]byte, lifetime time.Duration) (*Mana
 	return m, nil
 }
 
-// Lookup returns the live session of the request's cookie.
-func (m *Manager) Lookup(r *http.Request) (*store.Session, error) {
+// Lookup returns the live session of the request's cookie, or of its
+// session token (Authorization: Bearer, for native apps). bearer reports
+// that the token carried it.
+func (m *Manager) Lookup(r *http.Request) (s *store.Session, bearer bool, err error) {
 	id, ok := m.cookieSessionID(r)
 	if !ok {
-		return nil, ErrNoSession
+		if id, ok = m.bearerSessionID(r); !ok {
+			return nil, false, ErrNoSession
+		}
+		bearer = true
 	}
-	s, err := m.store.Session(r.Context(), id)
+	s, err = m.store.Session(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrNoSession
+		return nil, false, ErrNoSession
 	}
-	return s, err
+	return s, bearer, err
+}
+
+// bearerSessionID decodes a session token from the Authorization header.
+func (m *Manager) bearerSessionID(r *http.Request) (string, bool) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || token == "" {
+		return "", false
+	}
+	var id []byte
+	if err := securecookie.DecodeMulti(CookieName, token, &id, m.codecs...); err != nil {
+		return "", false
+	}
+	return string(id), true
+}
+
+// Issue creates a session for a native app and returns its session token,
+// which works as Authorization: Bearer on every protected route. It is the
+// same kind of session as a cookie's: listed, revocable, expiring.
+func (m *Manager) Issue(ctx context.Context, r *http.Request, user *store.User) (*store.Session, string, error) {
+	s := m.newSession(r, user)
+	if err := m.store.CreateSession(ctx, s); err != nil {
+		return nil, "", fmt.Errorf("creating session: %w", err)
+	}
+	token, err := securecookie.EncodeMulti(CookieName, []byte(s.ID), m.codecs...)
+	if err != nil {
+		return nil, "", fmt.Errorf("encoding session token: %w", err)
+	}
+	return s, token, nil
+}
+
+func (m *Manager) newSession(r *http.Request, user *store.User) *store.Session {
+	now := m.now()
+	return &store.Session{
+		ID:        store.NewID("sess"),
+		UserID:    user.ID,
+		Email:     headerSafe(user.PrimaryEmail()),
+		Name:      headerSafe(user.Name),
+		CreatedAt: now,
+		ExpiresAt: now.Add(m.lifetime),
+		UserAgent: truncate(r.UserAgent(), 256),
+		IP:        clientIP(r),
+	}
 }
 
 func (m *Manager) cookieSessionID(r *http.Request) (string, bool) {
@@ -101,17 +148,7 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 			return nil, fmt.Errorf("ending the previous session: %w", err)
 		}
 	}
-	now := m.now()
-	s := &store.Session{
-		ID:        store.NewID("sess"),
-		UserID:    user.ID,
-		Email:     headerSafe(user.PrimaryEmail()),
-		Name:      headerSafe(user.Name),
-		CreatedAt: now,
-		ExpiresAt: now.Add(m.lifetime),
-		UserAgent: truncate(r.UserAgent(), 256),
-		IP:        clientIP(r),
-	}
+	s := m.newSession(r, user)
 	if err := m.store.CreateSession(ctx, s); err != nil {
 		return nil, fmt.Errorf("creating session: %w", err)
 	}

@@ -20,6 +20,8 @@ var (
 	// ErrIdentityTaken means a sign-in asked to link an identity to one user
 	// while that identity is already linked to another user. Nothing changed.
 	ErrIdentityTaken = errors.New("identity is linked to another user")
+	// ErrExists means the record to create exists already.
+	ErrExists = errors.New("already exists")
 	// ErrStale means a compare-and-swap lost: the record changed since it was read.
 	ErrStale = errors.New("record changed concurrently")
 )
@@ -80,6 +82,16 @@ type Store interface {
 	// Sessions returns the user's live sessions.
 	Sessions(ctx context.Context, userID string) ([]*Session, error)
 
+	// CreateRedirectURL records a native redirect URL; creating a URL that
+	// exists returns the existing record with ErrExists.
+	CreateRedirectURL(ctx context.Context, url string) (*RedirectURL, error)
+	// RedirectURLs lists the recorded redirect URLs, oldest first.
+	RedirectURLs(ctx context.Context) ([]*RedirectURL, error)
+	// RedirectURL returns one redirect URL.
+	RedirectURL(ctx context.Context, id string) (*RedirectURL, error)
+	// DeleteRedirectURL removes one redirect URL.
+	DeleteRedirectURL(ctx context.Context, id string) error
+
 	// PutEphemeral stores a short-lived opaque record (pending flow state,
 	// nonces) under kind/id for ttl.
 	PutEphemeral(ctx context.Context, kind, id string, value []byte, ttl time.Duration) error
@@ -89,6 +101,14 @@ type Store interface {
 
 	// Close releases the store.
 	Close() error
+}
+
+// RedirectURL is a URL that native apps may be sent back to (ru_…).
+type RedirectURL struct {
+	ID        string    `json:"id"`
+	URL       string    `json:"url"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // UserQuery filters and pages Store.Users.

@@ -1,0 +1,242 @@
+package caddymodule_test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// The request path through a real Caddy in this process, over loopback HTTP
+// with keep-alive: a plain reverse_proxy site and the same site behind the
+// socialgate handler, so the difference between the rows is what the
+// handler adds. B/op and allocs/op count the whole process (client, Caddy,
+// upstream): compare rows, not absolutes.
+//
+//	go test ./caddymodule -run '^$' -bench Proxy -benchmem
+//
+// perf/loadrun measures the same with separate processes under load.
+
+// benchSites is one Caddy config with a site per row, sharing one app and
+// store, and the Cookie header of a dev-provider session valid on all.
+type benchSites struct {
+	urls   map[string]string // row → http://127.0.0.1:PORT/
+	cookie string
+}
+
+var benchRows = []struct{ name, handler string }{
+	{"plain", ""},
+	{"gateway", "socialgate"},
+	{"gateway-require", "socialgate {\n\t\trequire dev\n\t}"},
+	{"gateway-forward_token", "socialgate {\n\t\tforward_token dev\n\t}"},
+}
+
+func startBenchSites(b *testing.B) *benchSites {
+	b.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "hello from the upstream\n")
+	}))
+	b.Cleanup(up.Close)
+	dir := b.TempDir()
+	devPort := benchPort(b)
+	var sites strings.Builder
+	s := &benchSites{urls: map[string]string{}}
+	for _, row := range benchRows {
+		port := benchPort(b)
+		s.urls[row.name] = fmt.Sprintf("http://127.0.0.1:%d/", port)
+		fmt.Fprintf(&sites, "http://127.0.0.1:%d {\n\t%s\n\treverse_proxy %s\n}\n", port, row.handler, strings.TrimPrefix(up.URL, "http://"))
+	}
+	cfg := fmt.Sprintf(`{
+	admin off
+	persist_config off
+	auto_https off
+	storage file_system %s/caddy
+	log {
+		output discard
+	}
+	socialgate {
+		storage %s/socialgate
+		dev_provider 127.0.0.1:%d
+	}
+}
+%s`, dir, dir, devPort, sites.String())
+	if err := loadCaddyfile(cfg); err != nil {
+		b.Fatalf("loading config: %v", err)
+	}
+	b.Cleanup(func() { caddy.Stop() })
+	s.cookie = benchSignIn(b, s.urls["gateway"], fmt.Sprintf("http://127.0.0.1:%d", devPort))
+	return s
+}
+
+func benchPort(b *testing.B) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+var (
+	benchStartForm = regexp.MustCompile(`<form method="post" action="([^"]*/oauth/dev/start)"`)
+	benchReturnTo  = regexp.MustCompile(`name="return_to" value="([^"]*)"`)
+)
+
+// benchSignIn signs in as ada through the dev provider, as a browser
+// would, and returns the Cookie header of the session.
+func benchSignIn(b *testing.B, site, devURL string) string {
+	b.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	do := func(method, target string, form url.Values) (*http.Response, string) {
+		var body io.Reader
+		if form != nil {
+			body = strings.NewReader(form.Encode())
+		}
+		req, _ := http.NewRequest(method, target, body)
+		req.Header.Set("Accept", "text/html")
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			b.Fatalf("%s %s: %v", method, target, err)
+		}
+		defer resp.Body.Close()
+		page, _ := io.ReadAll(resp.Body)
+		return resp, string(page)
+	}
+	next := func(resp *http.Response) string {
+		loc, err := resp.Location()
+		if err != nil {
+			b.Fatalf("%s %s: status %d, want a redirect", resp.Request.Method, resp.Request.URL, resp.StatusCode)
+		}
+		return loc.String()
+	}
+	resp, _ := do(http.MethodGet, site, nil)
+	resp, page := do(http.MethodGet, next(resp), nil)
+	action, returnTo := benchStartForm.FindStringSubmatch(page), benchReturnTo.FindStringSubmatch(page)
+	if action == nil || returnTo == nil {
+		b.Fatalf("sign-in page without a dev button:\n%s", page)
+	}
+	resp, _ = do(http.MethodPost, strings.TrimSuffix(site, "/")+action[1], url.Values{"return_to": {htmlUnescape(returnTo[1])}})
+	authorize := next(resp)
+	if !strings.HasPrefix(authorize, devURL+"/authorize?") {
+		b.Fatalf("start sent the browser to %s", authorize)
+	}
+	do(http.MethodGet, authorize, nil)
+	u, _ := url.Parse(authorize)
+	form := u.Query()
+	form.Set("user", "ada")
+	resp, _ = do(http.MethodPost, devURL+"/authorize", form)
+	for i := 0; resp.StatusCode >= 300 && resp.StatusCode < 400 && i < 5; i++ {
+		resp, _ = do(http.MethodGet, next(resp), nil)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b.Fatalf("after sign-in: status %d", resp.StatusCode)
+	}
+	site0, _ := url.Parse(site)
+	for _, ck := range jar.Cookies(site0) {
+		if ck.Name == "socialgate_session" {
+			return ck.Name + "=" + ck.Value
+		}
+	}
+	b.Fatal("no session cookie after sign-in")
+	return ""
+}
+
+func benchClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+}
+
+// get sends one request and checks it reached the upstream.
+func (s *benchSites) get(c *http.Client, target string, cookie bool) error {
+	req, _ := http.NewRequest(http.MethodGet, target, nil)
+	if cookie {
+		req.Header.Set("Cookie", s.cookie)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// BenchmarkProxy is one request at a time: ns/op is the round trip.
+func BenchmarkProxy(b *testing.B) {
+	s := startBenchSites(b)
+	for _, row := range benchRows {
+		b.Run(row.name, func(b *testing.B) {
+			c := benchClient()
+			if err := s.get(c, s.urls[row.name], true); err != nil {
+				b.Skipf("%s does not pass a signed-in request: %v", row.name, err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := s.get(c, s.urls[row.name], true); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkProxy_Parallel keeps GOMAXPROCS×4 requests in flight: ns/op is
+// the inverse of throughput.
+func BenchmarkProxy_Parallel(b *testing.B) {
+	s := startBenchSites(b)
+	for _, row := range benchRows {
+		b.Run(row.name, func(b *testing.B) {
+			c := benchClient()
+			if err := s.get(c, s.urls[row.name], true); err != nil {
+				b.Skipf("%s does not pass a signed-in request: %v", row.name, err)
+			}
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := s.get(c, s.urls[row.name], true); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkProxy_Unauthenticated is a browser without a session: the
+// redirect to the sign-in page, answered by the handler alone.
+func BenchmarkProxy_Unauthenticated(b *testing.B) {
+	s := startBenchSites(b)
+	c := benchClient()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	req, _ := http.NewRequest(http.MethodGet, s.urls["gateway"]+"reports?year=2026", nil)
+	req.Header.Set("Accept", "text/html")
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := c.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound {
+			b.Fatalf("status %d, want 302", resp.StatusCode)
+		}
+	}
+}

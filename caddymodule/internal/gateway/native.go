@@ -1,0 +1,94 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/api"
+	"github.com/socialgate/socialgate/caddymodule/internal/flow"
+	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
+)
+
+// NativeAllowed reports whether a native app's redirect URL matches the
+// allowlist: the configured URLs and those added through the API. Matching
+// is exact on scheme, host and path; loopback URLs may vary the port.
+func (g *Gateway) NativeAllowed(ctx context.Context, raw string) bool {
+	records, err := g.Store.RedirectURLs(ctx)
+	if err != nil {
+		g.Logger.Error("reading redirect URLs", zap.Error(err))
+		return false
+	}
+	urls := make([]string, 0, len(records))
+	for _, ru := range records {
+		urls = append(urls, ru.URL)
+	}
+	list, err := redirect.NewAllowlist(urls)
+	if err != nil {
+		g.Logger.Error("a stored redirect URL is invalid", zap.Error(err))
+		return false
+	}
+	return list.Match(raw)
+}
+
+// nativeToken redeems a rotating token nonce (with the verifier of the
+// flow's code_challenge) for a session token and the user's JSON. The body
+// is a form or JSON: {rotating_token_nonce, code_verifier}.
+func (g *Gateway) nativeToken(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Nonce    string `json:"rotating_token_nonce"`
+		Verifier string `json:"code_verifier"`
+	}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			writeJSON(w, http.StatusBadRequest, errorBody("invalid_request", "The body is not valid JSON.", nil))
+			return
+		}
+	} else {
+		in.Nonce, in.Verifier = r.PostFormValue("rotating_token_nonce"), r.PostFormValue("code_verifier")
+	}
+	user, err := g.Flow.RedeemNonce(r.Context(), in.Nonce, in.Verifier)
+	var fe *flow.Error
+	if errors.As(err, &fe) {
+		writeJSON(w, fe.Status, errorBody(fe.Reason, fe.Message, nil))
+		return
+	}
+	if err != nil {
+		g.Logger.Error("redeeming nonce", zap.Error(err))
+		writeJSON(w, http.StatusInternalServerError, errorBody("internal_error", "Something went wrong on our side.", nil))
+		return
+	}
+	g.issueNative(w, r, user.ID)
+}
+
+// issueNative starts a session for a native app and answers its token and
+// the user.
+func (g *Gateway) issueNative(w http.ResponseWriter, r *http.Request, userID string) {
+	user, err := g.Store.User(r.Context(), userID)
+	if err != nil {
+		g.internal(w, r, "reading user", err)
+		return
+	}
+	sess, token, err := g.Sessions.Issue(r.Context(), r, user)
+	if err != nil {
+		g.internal(w, r, "creating session", err)
+		return
+	}
+	accounts, err := g.Store.ExternalAccounts(r.Context(), user.ID)
+	if err != nil {
+		g.internal(w, r, "reading accounts", err)
+		return
+	}
+	g.Logger.Info("native session", zap.String("user_id", user.ID), zap.String("session_id", sess.ID))
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]any{
+		"object":        "client",
+		"session_token": token,
+		"session":       api.Session(sess, "active"),
+		"user":          api.User(user, accounts),
+	})
+}
