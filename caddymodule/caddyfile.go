@@ -1,7 +1,9 @@
 package caddymodule
 
 import (
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -43,6 +45,14 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //			authorize_url  <url>
 //			token_url      <url>
 //			userinfo_url   <url>
+//			revoke_url     <url>
+//			emails_url     <url>
+//			jwks_url       <url>
+//			tenant         <tenant>
+//			base_url       <url>
+//			team_id        <id>
+//			key_id         <id>
+//			private_key    <pem>
 //			scopes         <scope...>
 //			fields {
 //				id|email|email_verified|name|picture|username <dotted.path>
@@ -67,7 +77,9 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		templates        <dir>
 //	}
 //
-// <type> is oidc or oauth2; <name> defaults to the type.
+// <type> is oidc, oauth2 or a preset (google, github, microsoft, apple,
+// facebook, x, discord, gitlab, linkedin, slack, notion, bitbucket, twitch,
+// spotify); <name> defaults to the type.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the option name
 	if d.NextArg() {
@@ -154,8 +166,8 @@ func parseProvider(d *caddyfile.Dispenser) (ProviderConfig, error) {
 		return pc, d.Err("provider needs a type: oidc or oauth2")
 	}
 	pc.Type = d.Val()
-	if pc.Type != provider.KindOIDC && pc.Type != provider.KindOAuth2 {
-		return pc, d.Errf("unknown provider type %q (want oidc or oauth2)", pc.Type)
+	if !slices.Contains(provider.Kinds(), pc.Type) {
+		return pc, d.Errf("unknown provider type %q (want one of %s)", pc.Type, strings.Join(provider.Kinds(), ", "))
 	}
 	pc.Name = pc.Type
 	if d.NextArg() {
@@ -167,10 +179,13 @@ func parseProvider(d *caddyfile.Dispenser) (ProviderConfig, error) {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
 		switch opt := d.Val(); opt {
-		case "client_id", "client_secret", "display_name", "issuer", "authorize_url", "token_url", "userinfo_url":
+		case "client_id", "client_secret", "display_name", "issuer", "authorize_url", "token_url", "userinfo_url",
+			"revoke_url", "emails_url", "jwks_url", "tenant", "base_url", "team_id", "key_id", "private_key":
 			err = oneArg(d, map[string]*string{
 				"client_id": &pc.ClientID, "client_secret": &pc.ClientSecret, "display_name": &pc.DisplayName,
 				"issuer": &pc.Issuer, "authorize_url": &pc.AuthorizeURL, "token_url": &pc.TokenURL, "userinfo_url": &pc.UserinfoURL,
+				"revoke_url": &pc.RevokeURL, "emails_url": &pc.EmailsURL, "jwks_url": &pc.JWKSURL, "tenant": &pc.Tenant,
+				"base_url": &pc.BaseURL, "team_id": &pc.TeamID, "key_id": &pc.KeyID, "private_key": &pc.PrivateKey,
 			}[opt])
 		case "scopes":
 			var s []string

@@ -14,8 +14,12 @@ type ProviderConfig struct {
 	// records. Required and unique.
 	Name string `json:"name"`
 
-	// Type is oidc (an OpenID Connect issuer, found by discovery) or oauth2
-	// (a plain OAuth 2.0 server with explicit endpoints and field mapping).
+	// Type is oidc (an OpenID Connect issuer, found by discovery), oauth2 (a
+	// plain OAuth 2.0 server with explicit endpoints and field mapping), or a
+	// preset: google, github, microsoft, apple, facebook, x, discord, gitlab,
+	// linkedin, slack, notion, bitbucket, twitch, spotify. A preset knows its
+	// endpoints, scopes, profile mapping and email rules; every endpoint can
+	// still be overridden.
 	Type string `json:"type"`
 
 	// DisplayName is shown on buttons. Default: the name.
@@ -39,6 +43,34 @@ type ProviderConfig struct {
 	TokenURL     string `json:"token_url,omitempty"`
 	UserinfoURL  string `json:"userinfo_url,omitempty"`
 
+	// RevokeURL is the token revocation endpoint, used when an account is
+	// disconnected. Default: the preset's, or for oidc the discovery
+	// document's revocation_endpoint.
+	RevokeURL string `json:"revoke_url,omitempty"`
+
+	// EmailsURL is the email list endpoint of github and bitbucket
+	// (overridable for self-hosted instances).
+	EmailsURL string `json:"emails_url,omitempty"`
+
+	// JWKSURL is where an oidc provider publishes its ID token keys; with
+	// authorize_url and token_url it lets the provider skip discovery.
+	JWKSURL string `json:"jwks_url,omitempty"`
+
+	// Tenant is the microsoft tenant: common (the default), organizations,
+	// consumers, a tenant id or a verified domain.
+	Tenant string `json:"tenant,omitempty"`
+
+	// BaseURL is the root of a self-hosted instance (gitlab; default
+	// https://gitlab.com); the endpoints derive from it.
+	BaseURL string `json:"base_url,omitempty"`
+
+	// TeamID, KeyID and PrivateKey sign apple's client secret: the Apple
+	// developer team id, the key id, and the .p8 key's PEM text (use
+	// {file./path/AuthKey_XXXX.p8}). Required for apple.
+	TeamID     string `json:"team_id,omitempty"`
+	KeyID      string `json:"key_id,omitempty"`
+	PrivateKey string `json:"private_key,omitempty"`
+
 	// Scopes are requested in addition to the defaults (oidc: openid email
 	// profile, plus offline_access when the provider advertises it).
 	Scopes []string `json:"scopes,omitempty"`
@@ -59,8 +91,10 @@ type ProviderConfig struct {
 	SignIn *bool `json:"sign_in,omitempty"`
 
 	// LinkByEmail lets a first sign-in through this provider join the
-	// existing user holding the same verified email. Default: true for oidc,
-	// and for oauth2 when an email_verified field is mapped.
+	// existing user holding the same verified email, as the provider's own
+	// rules decide it (Google's email_verified, GitHub's primary verified
+	// address, …; never Apple relay addresses). Default: true for oidc and
+	// the presets, and for oauth2 when an email_verified field is mapped.
 	LinkByEmail *bool `json:"link_by_email,omitempty"`
 }
 
@@ -79,6 +113,14 @@ func (pc ProviderConfig) build(repl *caddy.Replacer) (*provider.Provider, bool, 
 		AuthURL:      pc.AuthorizeURL,
 		TokenURL:     pc.TokenURL,
 		UserinfoURL:  pc.UserinfoURL,
+		RevokeURL:    pc.RevokeURL,
+		EmailsURL:    pc.EmailsURL,
+		JWKSURL:      pc.JWKSURL,
+		Tenant:       pc.Tenant,
+		BaseURL:      pc.BaseURL,
+		TeamID:       pc.TeamID,
+		KeyID:        pc.KeyID,
+		PrivateKey:   repl.ReplaceKnown(pc.PrivateKey, ""),
 		Scopes:       pc.Scopes,
 		AuthParams:   pc.AuthParams,
 		DisablePKCE:  pc.PKCE != nil && !*pc.PKCE,
@@ -87,7 +129,7 @@ func (pc ProviderConfig) build(repl *caddy.Replacer) (*provider.Provider, bool, 
 	if pc.Fields != nil {
 		cfg.Mapping = *pc.Fields
 	}
-	link := pc.Type == provider.KindOIDC || cfg.Mapping.EmailVerified != ""
+	link := pc.Type != provider.KindOAuth2 || cfg.Mapping.EmailVerified != ""
 	if pc.LinkByEmail != nil {
 		link = *pc.LinkByEmail
 	}

@@ -2,40 +2,12 @@ package provider
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
-
-	"golang.org/x/oauth2"
 )
-
-// fetchJSON GETs a JSON object with the access token (userinfo).
-func (p *Provider) fetchJSON(ctx context.Context, url string, tok *oauth2.Token) (map[string]any, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: userinfo: %v", ErrUnavailable, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-	req.Header.Set("Accept", "application/json")
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%w: userinfo: %v", ErrUnavailable, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: userinfo answered HTTP %d", ErrUnavailable, resp.StatusCode)
-	}
-	dec := json.NewDecoder(resp.Body)
-	dec.UseNumber()
-	var out map[string]any
-	if err := dec.Decode(&out); err != nil || out == nil {
-		return nil, fmt.Errorf("%w: userinfo is not a JSON object", ErrUnavailable)
-	}
-	return out, nil
-}
 
 // decodeInto re-decodes a generic JSON object into a struct.
 func decodeInto(m map[string]any, v any) error {
@@ -46,34 +18,73 @@ func decodeInto(m map[string]any, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// lookup follows a dotted path ("data.user.id") into a JSON object.
+// lookup follows a dotted path ("data.user.id", "images.0.url") into a JSON
+// document; a number indexes an array.
 func lookup(m map[string]any, path string) (any, bool) {
 	if path == "" {
 		return nil, false
 	}
 	var cur any = m
 	for _, part := range strings.Split(path, ".") {
-		obj, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = obj[part]; !ok {
+		switch node := cur.(type) {
+		case map[string]any:
+			v, ok := node[part]
+			if !ok {
+				return nil, false
+			}
+			cur = v
+		case []any:
+			i, err := strconv.Atoi(part)
+			if err != nil || i < 0 || i >= len(node) {
+				return nil, false
+			}
+			cur = node[i]
+		default:
 			return nil, false
 		}
 	}
 	return cur, true
 }
 
-// lookupString returns a string or number at path as a string; anything else is "".
+// lookupString returns a string or number at path as a string; anything else
+// is "". A path with braces is a template (see Mapping).
 func lookupString(m map[string]any, path string) string {
+	if strings.Contains(path, "{") {
+		return expandTemplate(m, path)
+	}
 	v, _ := lookup(m, path)
 	switch v := v.(type) {
 	case string:
 		return v
 	case json.Number:
 		return v.String()
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
 	}
 	return ""
+}
+
+// expandTemplate replaces each {path} of tmpl by that field; it returns ""
+// when a field is missing or empty, so no half-built URL comes out.
+func expandTemplate(m map[string]any, tmpl string) string {
+	var b strings.Builder
+	for {
+		before, rest, ok := strings.Cut(tmpl, "{")
+		b.WriteString(before)
+		if !ok {
+			return b.String()
+		}
+		path, after, ok := strings.Cut(rest, "}")
+		if !ok {
+			return ""
+		}
+		v := lookupString(m, path)
+		if v == "" {
+			return ""
+		}
+		b.WriteString(url.PathEscape(v))
+		tmpl = after
+	}
 }
 
 // lookupBool accepts true and "true" (some providers send booleans as strings).

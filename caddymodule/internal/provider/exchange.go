@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -13,8 +15,14 @@ import (
 
 // Profile is what a provider says about the signed-in person.
 type Profile struct {
-	Subject       string
-	Email         string
+	// Subject is the person's stable id at the provider (for microsoft the
+	// oid when present, which is stable across the tenant's apps).
+	Subject string
+	Email   string
+	// EmailVerified means the provider asserts, under its own rules, that
+	// the person controls Email: safe to link accounts by it. It is false for
+	// providers that do not verify (facebook, spotify, notion, x), for
+	// Apple relay addresses and for Microsoft emails a tenant admin may set.
 	EmailVerified bool
 	Name          string
 	Username      string
@@ -34,11 +42,19 @@ type Callback struct {
 	Nonce       string // the nonce sent in the authorization request (OIDC)
 	// Scopes are the scopes requested, recorded when the token response omits scope.
 	Scopes []string
+	// User is Apple's user form field, raw: a JSON object with the person's
+	// name, sent only at the first authorization. Only the name is read.
+	User string
 }
 
 // Result is a verified sign-in at the provider.
 type Result struct {
+	// Issuer is the namespace of Profile.Subject: an identity is (Issuer,
+	// Subject). It is p.Issuer(), except for a multi-tenant provider, where
+	// it is the tenant's issuer.
+	Issuer  string
 	Profile Profile
+	// Token is the token response; Extra gives its other fields.
 	Token   *oauth2.Token
 	IDToken string
 	// Scopes are the approved scopes: the token response's, else the requested ones.
@@ -47,59 +63,111 @@ type Result struct {
 
 // Exchange redeems the authorization code and returns the verified identity.
 // Every check that the flow depends on happens here: the callback's issuer,
-// the ID token (signature, issuer, audience, expiry, nonce, iat, sub, azp) and
-// the userinfo subject.
+// the ID token (signature, issuer, audience, expiry, nonce, iat, sub, azp),
+// the userinfo subject, and the provider's rule for trusting the email.
 func (p *Provider) Exchange(ctx context.Context, cb Callback) (*Result, error) {
-	conf, d, err := p.oauth2Config(ctx, cb.RedirectURL)
+	e, err := p.endpoints(ctx)
 	if err != nil {
 		return nil, err
 	}
 	// Mix-up defence (RFC 9207): a response minted by another provider names
-	// its own issuer.
-	if cb.HasIss && cb.Iss != p.cfg.Issuer {
+	// its own issuer. Checked before the code goes anywhere.
+	if cb.HasIss && !p.issuerMatches(e.d, cb.Iss) {
 		return nil, fmt.Errorf("%w: callback iss %q is not %q", ErrRejected, cb.Iss, p.cfg.Issuer)
 	}
-	if d != nil && d.issParameter && !cb.HasIss {
+	if e.d != nil && e.d.issParameter && !cb.HasIss {
 		return nil, fmt.Errorf("%w: callback lacks the iss parameter the provider advertises", ErrRejected)
 	}
-	ctx = oidc.ClientContext(ctx, p.client)
-	var opts []oauth2.AuthCodeOption
-	if cb.Verifier != "" {
-		opts = append(opts, oauth2.VerifierOption(cb.Verifier))
+	params := url.Values{"grant_type": {"authorization_code"}, "code": {cb.Code}}
+	if cb.RedirectURL != "" {
+		params.Set("redirect_uri", cb.RedirectURL)
 	}
-	tok, err := conf.Exchange(ctx, cb.Code, opts...)
+	if cb.Verifier != "" && p.UsesPKCE() {
+		params.Set("code_verifier", cb.Verifier)
+	}
+	tok, raw, err := p.token(ctx, e, params)
 	if err != nil {
-		return nil, classifyTokenError(err)
+		return nil, err
 	}
-	if tok.AccessToken == "" {
-		return nil, fmt.Errorf("%w: token response has no access_token", ErrUnavailable)
+	res := &Result{Issuer: p.cfg.Issuer, Token: tok, Scopes: p.grantedScopes(raw)}
+	if res.Scopes == nil {
+		res.Scopes = mergeScopes(p.requestScopes(e), cb.Scopes)
 	}
-	res := &Result{Token: tok, Scopes: mergeScopes(conf.Scopes, cb.Scopes)}
-	if s, ok := tok.Extra("scope").(string); ok && s != "" {
-		res.Scopes = splitScopes(s)
-	}
-	if d != nil {
-		err = p.verifyOIDC(ctx, d, tok, cb.Nonce, res)
+	var claims map[string]any
+	if e.d != nil {
+		claims, err = p.verifyOIDC(ctx, e, tok, cb.Nonce, res)
 	} else {
-		err = p.fetchOAuth2Profile(ctx, tok, res)
+		claims, err = p.oauth2Profile(ctx, e, tok, raw, res)
 	}
 	if err != nil {
 		return nil, err
 	}
+	if cb.HasIss && cb.Iss != res.Issuer {
+		return nil, fmt.Errorf("%w: callback iss %q is not the token's issuer", ErrRejected, cb.Iss)
+	}
+	res.Profile.EmailVerified = p.emailVerified(res.Profile, claims)
+	if p.pre.userField && res.Profile.Name == "" {
+		res.Profile.Name = nameFromUserField(cb.User)
+	}
 	return res, nil
 }
 
-// classifyTokenError tells a refusal by the provider (the code is bad) from a
-// provider that could not be used. Neither message carries the code.
-func classifyTokenError(err error) error {
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) && re.ErrorCode != "" {
-		return fmt.Errorf("%w: token endpoint answered %s", ErrRejected, re.ErrorCode)
+// issuerMatches reports whether iss can be this provider's issuer; for a
+// tenant-templated one, any tenant's (the token then pins it).
+func (p *Provider) issuerMatches(d *discovered, iss string) bool {
+	if d == nil || !p.pre.tenantIssuer {
+		return iss == p.cfg.Issuer
 	}
-	if errors.As(err, &re) {
-		return fmt.Errorf("%w: token endpoint answered HTTP %d", ErrUnavailable, re.Response.StatusCode)
+	prefix, suffix, templated := strings.Cut(d.issuer, "{tenantid}")
+	if !templated {
+		return iss == d.issuer
 	}
-	return fmt.Errorf("%w: token endpoint: %v", ErrUnavailable, err)
+	tid, ok := strings.CutPrefix(iss, prefix)
+	if !ok {
+		return false
+	}
+	tid, ok = strings.CutSuffix(tid, suffix)
+	return ok && guidPattern.MatchString(tid)
+}
+
+// guidPattern is the shape of a Microsoft tenant id.
+var guidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// tenantIssuer checks a multi-tenant token's issuer: the discovery
+// document's issuer with {tenantid} replaced by the token's own tid claim.
+// go-oidc cannot (its issuer is fixed), so it skipped the check.
+func tenantIssuer(template, iss, tid string) (string, error) {
+	want := template
+	if strings.Contains(template, "{tenantid}") {
+		if !guidPattern.MatchString(tid) {
+			return "", errors.New("tid is missing or not a tenant id")
+		}
+		want = strings.ReplaceAll(template, "{tenantid}", tid)
+	}
+	if iss != want {
+		return "", fmt.Errorf("iss %q is not the issuer of tenant %q", iss, tid)
+	}
+	return want, nil
+}
+
+// grantedScopes reads the token response's scopes: a space- or
+// comma-separated string (GitHub uses commas) or a list (Twitch).
+func (p *Provider) grantedScopes(raw map[string]any) []string {
+	switch v := raw[or(p.pre.scopeKey, "scope")].(type) {
+	case string:
+		if f := strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' }); len(f) > 0 {
+			return f
+		}
+	case []any:
+		var out []string
+		for _, s := range v {
+			if s, ok := s.(string); ok && s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
 }
 
 // idClaims are the ID token and userinfo claims the gateway reads.
@@ -118,53 +186,74 @@ type idClaims struct {
 	Audience          audience   `json:"aud"`
 }
 
-func (p *Provider) verifyOIDC(ctx context.Context, d *discovered, tok *oauth2.Token, nonce string, res *Result) error {
+// verifyOIDC verifies the ID token, maps its claims and completes them from
+// userinfo. It returns the ID token's claims for the email rule.
+func (p *Provider) verifyOIDC(ctx context.Context, e *endpoints, tok *oauth2.Token, nonce string, res *Result) (map[string]any, error) {
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
-		return fmt.Errorf("%w: token response has no id_token", ErrRejected)
+		return nil, fmt.Errorf("%w: token response has no id_token", ErrRejected)
 	}
-	verifier := d.oidc.Verifier(&oidc.Config{ClientID: p.cfg.ClientID, SupportedSigningAlgs: d.signingAlgs})
+	d := e.d
+	ctx = oidc.ClientContext(ctx, p.client)
+	verifier := d.oidc.Verifier(&oidc.Config{
+		ClientID: p.cfg.ClientID, SupportedSigningAlgs: d.signingAlgs, SkipIssuerCheck: p.pre.tenantIssuer,
+	})
 	idt, err := verifier.Verify(ctx, raw)
 	if err != nil {
-		return fmt.Errorf("%w: id_token: %v", ErrRejected, err)
+		return nil, fmt.Errorf("%w: id_token: %v", ErrRejected, err)
 	}
 	var c idClaims
+	var all map[string]any
 	if err := idt.Claims(&c); err != nil {
-		return fmt.Errorf("%w: id_token claims: %v", ErrRejected, err)
+		return nil, fmt.Errorf("%w: id_token claims: %v", ErrRejected, err)
 	}
-	if err := checkIDClaims(&c, p.cfg.ClientID, nonce); err != nil {
-		return fmt.Errorf("%w: id_token: %v", ErrRejected, err)
+	_ = idt.Claims(&all) // cannot fail where the struct decoding did not
+	if err := checkIDClaims(&c, p.cfg.ClientID, nonce, p.pre.noNonce); err != nil {
+		return nil, fmt.Errorf("%w: id_token: %v", ErrRejected, err)
+	}
+	if p.pre.tenantIssuer {
+		if res.Issuer, err = tenantIssuer(d.issuer, idt.Issuer, lookupString(all, "tid")); err != nil {
+			return nil, fmt.Errorf("%w: id_token: %v", ErrRejected, err)
+		}
 	}
 	res.IDToken = raw
 	res.Profile = c.profile()
-	if d.userinfoURL == "" {
-		return nil
+	if s := lookupString(all, p.pre.subjectClaim); s != "" {
+		res.Profile.Subject = s
 	}
-	info, err := p.fetchJSON(ctx, d.userinfoURL, tok)
+	if e.userinfo == "" {
+		return all, nil
+	}
+	info, err := p.fetchObject(ctx, e.userinfo, tok.AccessToken, "userinfo")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var u idClaims
 	if err := decodeInto(info, &u); err != nil {
-		return fmt.Errorf("%w: userinfo: %v", ErrRejected, err)
+		return nil, fmt.Errorf("%w: userinfo: %v", ErrRejected, err)
 	}
 	// OIDC Core 5.3.2: the userinfo sub MUST equal the ID token's.
 	if u.Subject != c.Subject {
-		return fmt.Errorf("%w: userinfo sub differs from the id_token's", ErrRejected)
+		return nil, fmt.Errorf("%w: userinfo sub differs from the id_token's", ErrRejected)
 	}
 	res.Profile.fillFrom(u.profile(), u.EmailVerified.set)
-	return nil
+	return all, nil
 }
 
 // checkIDClaims checks what go-oidc leaves to the caller (OIDC Core 3.1.3.7).
-func checkIDClaims(c *idClaims, clientID, nonce string) error {
+// noNonce is for providers that never echo the nonce: a nonce present must
+// still match.
+func checkIDClaims(c *idClaims, clientID, nonce string, noNonce bool) error {
 	switch {
 	case c.Subject == "":
 		return errors.New("sub is missing")
 	case c.IssuedAt == nil:
 		return errors.New("iat is missing")
+	case noNonce && c.Nonce == "":
 	case nonce == "" || c.Nonce != nonce:
 		return errors.New("nonce does not match the authorization request")
+	}
+	switch {
 	case len(c.Audience) > 1 && c.AuthorizedParty == "":
 		return errors.New("several audiences and no azp")
 	case c.AuthorizedParty != "" && c.AuthorizedParty != clientID:
@@ -205,27 +294,4 @@ func (p *Profile) fillFrom(q Profile, verifiedSet bool) {
 	if p.ImageURL == "" {
 		p.ImageURL = q.ImageURL
 	}
-}
-
-func (p *Provider) fetchOAuth2Profile(ctx context.Context, tok *oauth2.Token, res *Result) error {
-	info, err := p.fetchJSON(ctx, p.cfg.UserinfoURL, tok)
-	if err != nil {
-		return err
-	}
-	m := p.cfg.Mapping
-	prof := Profile{
-		Subject:  lookupString(info, m.ID),
-		Email:    lookupString(info, m.Email),
-		Name:     lookupString(info, m.Name),
-		Username: lookupString(info, m.Username),
-		ImageURL: lookupString(info, m.Picture),
-	}
-	if m.EmailVerified != "" {
-		prof.EmailVerified = lookupBool(info, m.EmailVerified) && prof.Email != ""
-	}
-	if prof.Subject == "" {
-		return fmt.Errorf("%w: userinfo has no %q field for the user id", ErrRejected, m.ID)
-	}
-	res.Profile = prof
-	return nil
 }

@@ -1,7 +1,11 @@
 package provider
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -30,6 +34,14 @@ func NewHTTPClient() *http.Client {
 			return http.ErrUseLastResponse // back-channel calls never follow redirects
 		},
 	}
+}
+
+// timeoutOf is the client's timeout, or Timeout for a client without one.
+func timeoutOf(c *http.Client) time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return Timeout
 }
 
 // limitTransport caps every response body at MaxBody bytes.
@@ -67,3 +79,65 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 }
 
 func (b *limitedBody) Close() error { return b.rc.Close() }
+
+// do sends req with the provider's headers and reads the answer, bounded in
+// time and size whatever client was configured.
+func (p *Provider) do(req *http.Request) (int, []byte, http.Header, error) {
+	ctx, cancel := context.WithTimeout(req.Context(), timeoutOf(p.client))
+	defer cancel()
+	req = req.WithContext(ctx)
+	for k, v := range p.pre.headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
+	if err == nil && len(body) > MaxBody {
+		err = errBodyTooLarge
+	}
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	return resp.StatusCode, body, resp.Header, nil
+}
+
+// fetch GETs a JSON document with the access token (userinfo, emails).
+// Numbers decode as json.Number, so long ids keep their digits.
+func (p *Provider) fetch(ctx context.Context, url, accessToken, what string) (any, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, what, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+accessToken)
+	req.Header.Set("Accept", "application/json")
+	status, body, _, err := p.do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, what, err)
+	}
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("%w: %s answered HTTP %d", ErrUnavailable, what, status)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var out any
+	if err := dec.Decode(&out); err != nil || out == nil {
+		return nil, fmt.Errorf("%w: %s is not JSON", ErrUnavailable, what)
+	}
+	return out, nil
+}
+
+// fetchObject is fetch for a document that must be a JSON object.
+func (p *Provider) fetchObject(ctx context.Context, url, accessToken, what string) (map[string]any, error) {
+	v, err := p.fetch(ctx, url, accessToken, what)
+	if err != nil {
+		return nil, err
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s is not a JSON object", ErrUnavailable, what)
+	}
+	return obj, nil
+}

@@ -1,8 +1,10 @@
 // Package provider talks to OAuth 2.0 and OpenID Connect providers: it builds
 // authorization URLs, redeems codes, validates ID tokens beyond what go-oidc
-// checks, and maps a provider's profile to a Profile. One Provider type serves
-// every kind: an OIDC issuer found by discovery, or a plain OAuth 2.0 server
-// with explicit endpoints and a userinfo field mapping.
+// checks, maps a provider's profile to a Profile, refreshes and revokes
+// tokens. One Provider type serves every kind: a generic OIDC issuer found by
+// discovery, a generic OAuth 2.0 server with explicit endpoints and a field
+// mapping, or a preset (google, github, ...) that fills all of that in from
+// the table in presets.go.
 package provider
 
 import (
@@ -11,16 +13,18 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 )
 
-// Kinds of provider.
+// Generic kinds of provider; Kinds lists the presets too.
 const (
 	KindOIDC   = "oidc"
 	KindOAuth2 = "oauth2"
@@ -29,36 +33,64 @@ const (
 // Errors a caller can tell apart.
 var (
 	// ErrUnavailable means the provider could not be reached or answered
-	// something unusable (discovery, token or userinfo endpoint).
+	// something unusable (discovery, token, userinfo or revocation endpoint).
 	ErrUnavailable = errors.New("provider unavailable")
-	// ErrRejected means what the provider sent failed validation: an ID token,
-	// an issuer, a profile. The flow must stop.
+	// ErrRejected means what the provider sent failed validation, or the
+	// provider refused the request: an ID token, an issuer, a profile, a code.
+	// The flow must stop.
 	ErrRejected = errors.New("provider response rejected")
+	// ErrInvalidGrant means the token endpoint refused the grant: the refresh
+	// token is revoked or expired. The user must authorize again; retrying
+	// cannot help. It comes wrapped together with ErrRejected.
+	ErrInvalidGrant = errors.New("grant revoked or expired")
 )
 
-// Config describes one provider. Kind OIDC needs Issuer; kind OAuth2 needs
-// AuthURL, TokenURL and UserinfoURL. Endpoint URLs given for an OIDC provider
-// override what discovery says.
+// Config describes one provider. Kind oidc needs Issuer; kind oauth2 needs
+// AuthURL, TokenURL and UserinfoURL; a preset needs only the client
+// credentials (and Apple its key). Any URL given here replaces the preset's
+// or discovery's, which is how self-hosted instances and tests are pointed.
 type Config struct {
 	Name         string
-	Kind         string
-	DisplayName  string
+	Kind         string // oidc, oauth2, or a preset: see Kinds
+	DisplayName  string // default: the preset's name, else Name
 	ClientID     string
-	ClientSecret string
+	ClientSecret string // unused by apple, whose secret is signed with PrivateKey
 	// Issuer is the OIDC issuer, or for OAuth2 the namespace of its subjects
-	// (default: the authorization URL's scheme and host).
+	// (default: the preset's, but the authorization URL's scheme and host
+	// when AuthURL is set or the kind is oauth2).
 	Issuer      string
 	AuthURL     string
 	TokenURL    string
 	UserinfoURL string
-	// Scopes are requested in addition to the kind's defaults
-	// (OIDC: openid email profile, and offline_access when advertised).
+	// RevokeURL is the token revocation endpoint. Default: the preset's, or
+	// for OIDC discovery's revocation_endpoint; none means Revoke does nothing.
+	RevokeURL string
+	// EmailsURL is the email list endpoint of github and bitbucket.
+	EmailsURL string
+	// JWKSURL is where ID token keys are published. With AuthURL and
+	// TokenURL it lets an OIDC provider skip discovery (apple always does).
+	JWKSURL string
+	// Tenant is the microsoft tenant: common (the default), organizations,
+	// consumers, a tenant id or a verified domain.
+	Tenant string
+	// BaseURL is a self-hosted instance's root URL (gitlab, default
+	// https://gitlab.com); the preset's endpoints derive from it.
+	BaseURL string
+	// TeamID, KeyID and PrivateKey (the PEM text of the .p8 key file, an
+	// ECDSA P-256 key) sign apple's client secret. Required for apple.
+	TeamID     string
+	KeyID      string
+	PrivateKey string
+	// Scopes are requested in addition to the kind's (see RequiredScopes).
 	Scopes []string
-	// Mapping names the userinfo JSON fields (dotted paths) of an OAuth2 provider.
+	// Mapping names the userinfo JSON fields of an OAuth2 provider; for a
+	// preset, the fields set here replace the preset's.
 	Mapping Mapping
-	// AuthParams are extra authorization request parameters.
+	// AuthParams are extra authorization request parameters; they replace
+	// the preset's of the same name.
 	AuthParams map[string]string
-	// DisablePKCE turns off PKCE for servers that refuse it. PKCE is on by default.
+	// DisablePKCE turns off PKCE for servers that refuse it. PKCE is on by
+	// default, except for the presets whose servers break on it.
 	DisablePKCE bool
 	// SignIn reports whether the provider may be used to sign in (true) or only
 	// to connect an account to a signed-in user (false).
@@ -67,8 +99,11 @@ type Config struct {
 	HTTPClient *http.Client
 }
 
-// Mapping names where an OAuth2 userinfo document keeps each profile field,
-// as dotted paths into the JSON ("data.user.id"). Numbers become strings.
+// Mapping names where a JSON document keeps each profile field, as dotted
+// paths ("data.user.id", "images.0.url": numbers index arrays). Numbers
+// become strings. A value with braces is a template: each {path} is replaced
+// by that field, and the whole is empty when any of them is
+// ("https://cdn.example/{id}/{avatar}.png").
 type Mapping struct {
 	ID            string `json:"id,omitempty"`
 	Email         string `json:"email,omitempty"`
@@ -82,8 +117,14 @@ type Mapping struct {
 // For OIDC, discovery happens on first use and is cached, so a provider that
 // is down never fails a config load.
 type Provider struct {
-	cfg    Config
+	cfg    Config // URLs resolved from the preset
+	pre    preset
+	params map[string]string // authorization parameters: preset's, then cfg's
 	client *http.Client
+	secret *clientSecretJWT // apple only
+	// probedStyle remembers which client authentication a server without
+	// a declared style accepted (an oauth2.AuthStyle).
+	probedStyle atomic.Int32
 
 	mu        sync.Mutex
 	discovery *discovered
@@ -91,61 +132,150 @@ type Provider struct {
 	lastErr   error
 }
 
-// discovered is what OIDC discovery returned.
-type discovered struct {
-	oidc          *oidc.Provider
-	endpoint      oauth2.Endpoint
-	userinfoURL   string
-	scopes        []string // scopes to request
-	issParameter  bool     // authorization_response_iss_parameter_supported
-	signingAlgs   []string
-	revocationURL string
-}
+// reservedParams carry the flow's own values; a configured parameter must
+// not replace them (a fixed state would undo the CSRF defence).
+var reservedParams = []string{"client_id", "redirect_uri", "response_type", "state", "nonce",
+	"code_challenge", "code_challenge_method", "scope"}
+
+// tenantPattern keeps the tenant a single path segment.
+var tenantPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,254}$`)
 
 // New validates cfg and returns a Provider. It makes no network call.
 func New(cfg Config) (*Provider, error) {
 	if cfg.Name == "" {
 		return nil, errors.New("provider name is required")
 	}
+	pre, ok := presets[cfg.Kind]
+	if !ok {
+		return nil, fmt.Errorf("provider %s: unknown kind %q (want one of %s)", cfg.Name, cfg.Kind, strings.Join(Kinds(), ", "))
+	}
 	if cfg.ClientID == "" {
 		return nil, fmt.Errorf("provider %s: client_id is required", cfg.Name)
 	}
-	switch cfg.Kind {
-	case KindOIDC:
-		if err := checkURL("issuer", cfg.Issuer); err != nil {
-			return nil, fmt.Errorf("provider %s: %w", cfg.Name, err)
-		}
-	case KindOAuth2:
-		for _, u := range [][2]string{{"authorize_url", cfg.AuthURL}, {"token_url", cfg.TokenURL}, {"userinfo_url", cfg.UserinfoURL}} {
-			if err := checkURL(u[0], u[1]); err != nil {
-				return nil, fmt.Errorf("provider %s: %w", cfg.Name, err)
-			}
-		}
-		if cfg.Mapping.ID == "" {
-			cfg.Mapping.ID = "id"
-		}
-		if cfg.Issuer == "" {
-			u, _ := url.Parse(cfg.AuthURL)
-			cfg.Issuer = u.Scheme + "://" + u.Host
-		}
-	default:
-		return nil, fmt.Errorf("provider %s: unknown kind %q (want oidc or oauth2)", cfg.Name, cfg.Kind)
+	p := &Provider{pre: pre, client: cfg.HTTPClient}
+	if err := p.resolve(&cfg); err != nil {
+		return nil, fmt.Errorf("provider %s (%s): %w", cfg.Name, cfg.Kind, err)
 	}
-	for _, u := range [][2]string{{"authorize_url", cfg.AuthURL}, {"token_url", cfg.TokenURL}, {"userinfo_url", cfg.UserinfoURL}} {
-		if u[1] != "" {
-			if err := checkURL(u[0], u[1]); err != nil {
-				return nil, fmt.Errorf("provider %s: %w", cfg.Name, err)
+	p.cfg = cfg
+	if p.client == nil {
+		p.client = NewHTTPClient()
+	}
+	p.params = make(map[string]string, len(pre.authParams)+len(cfg.AuthParams))
+	for k, v := range pre.authParams {
+		p.params[k] = v
+	}
+	for k, v := range cfg.AuthParams {
+		p.params[k] = v
+	}
+	return p, nil
+}
+
+// resolve fills cfg from the preset and checks what the kind needs.
+func (p *Provider) resolve(cfg *Config) error {
+	pre := p.pre
+	uses := func(param string) bool {
+		for _, u := range []string{pre.issuer, pre.authURL, pre.tokenURL, pre.userinfoURL, pre.emailsURL, pre.jwksURL, pre.revoke.url} {
+			if strings.Contains(u, param) {
+				return true
 			}
 		}
+		return false
+	}
+	switch {
+	case !uses("{tenant}") && cfg.Tenant != "":
+		return errors.New("tenant applies only to microsoft")
+	case uses("{tenant}") && cfg.Tenant == "":
+		cfg.Tenant = "common"
+	case uses("{tenant}") && !tenantPattern.MatchString(cfg.Tenant):
+		return fmt.Errorf("tenant %q is not a tenant id, a domain, common, organizations or consumers", cfg.Tenant)
+	}
+	switch {
+	case !uses("{base}") && cfg.BaseURL != "":
+		return errors.New("base_url applies only to self-hosted presets (gitlab)")
+	case uses("{base}"):
+		if cfg.BaseURL == "" {
+			cfg.BaseURL = pre.base
+		}
+		if err := checkURL("base_url", cfg.BaseURL); err != nil {
+			return err
+		}
+		cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	}
+	r := strings.NewReplacer("{tenant}", cfg.Tenant, "{base}", cfg.BaseURL, "{client_id}", url.PathEscape(cfg.ClientID))
+	if pre.oidc || cfg.AuthURL == "" {
+		// An OAuth 2.0 preset pointed at another server (GitHub Enterprise)
+		// is another namespace of user ids: it gets the server's, below.
+		cfg.Issuer = or(cfg.Issuer, r.Replace(pre.issuer))
+	}
+	for _, f := range []struct {
+		dst *string
+		def string
+	}{
+		{&cfg.AuthURL, pre.authURL}, {&cfg.TokenURL, pre.tokenURL},
+		{&cfg.UserinfoURL, pre.userinfoURL}, {&cfg.EmailsURL, pre.emailsURL}, {&cfg.JWKSURL, pre.jwksURL},
+		{&cfg.RevokeURL, pre.revoke.url},
+	} {
+		if *f.dst == "" {
+			*f.dst = r.Replace(f.def)
+		}
+	}
+	for k := range cfg.AuthParams {
+		if slices.Contains(reservedParams, k) {
+			return fmt.Errorf("auth_params may not set %s: the gateway sets it", k)
+		}
+	}
+	cfg.Mapping = pre.mapping.overriddenBy(cfg.Mapping)
+	if err := checkURLs(cfg, pre); err != nil {
+		return err
+	}
+	if !pre.oidc && cfg.Issuer == "" {
+		u, _ := url.Parse(cfg.AuthURL)
+		cfg.Issuer = u.Scheme + "://" + u.Host
+	}
+	if !pre.oidc && cfg.Mapping.ID == "" {
+		cfg.Mapping.ID = "id"
+	}
+	if cfg.DisplayName == "" {
+		cfg.DisplayName = pre.display
 	}
 	if cfg.DisplayName == "" {
 		cfg.DisplayName = cfg.Name
 	}
-	client := cfg.HTTPClient
-	if client == nil {
-		client = NewHTTPClient()
+	if !pre.clientSecretJWT {
+		if cfg.TeamID != "" || cfg.KeyID != "" || cfg.PrivateKey != "" {
+			return errors.New("team_id, key_id and private_key apply only to apple")
+		}
+		return nil
 	}
-	return &Provider{cfg: cfg, client: client}, nil
+	var err error
+	p.secret, err = newClientSecretJWT(cfg.TeamID, cfg.KeyID, cfg.ClientID, cfg.PrivateKey)
+	return err
+}
+
+// checkURLs checks the URLs the kind needs and every URL given.
+func checkURLs(cfg *Config, pre preset) error {
+	required := []string{"issuer"}
+	if !pre.oidc {
+		required = []string{"authorize_url", "token_url"}
+		if !pre.profileFromToken {
+			required = append(required, "userinfo_url")
+		}
+	}
+	for _, u := range []struct{ field, value string }{
+		{"issuer", cfg.Issuer}, {"authorize_url", cfg.AuthURL}, {"token_url", cfg.TokenURL},
+		{"userinfo_url", cfg.UserinfoURL}, {"emails_url", cfg.EmailsURL}, {"jwks_url", cfg.JWKSURL},
+		{"revoke_url", cfg.RevokeURL},
+	} {
+		if u.value != "" || slices.Contains(required, u.field) {
+			if err := checkURL(u.field, u.value); err != nil {
+				return err
+			}
+		}
+	}
+	if pre.email == emailFromList && cfg.EmailsURL == "" {
+		return errors.New("emails_url is required")
+	}
+	return nil
 }
 
 func checkURL(field, raw string) error {
@@ -159,78 +289,107 @@ func checkURL(field, raw string) error {
 	return nil
 }
 
+// overriddenBy returns m with the fields that o sets replaced.
+func (m Mapping) overriddenBy(o Mapping) Mapping {
+	for _, f := range []struct {
+		dst *string
+		v   string
+	}{
+		{&m.ID, o.ID}, {&m.Email, o.Email}, {&m.EmailVerified, o.EmailVerified},
+		{&m.Name, o.Name}, {&m.Picture, o.Picture}, {&m.Username, o.Username},
+	} {
+		if f.v != "" {
+			*f.dst = f.v
+		}
+	}
+	return m
+}
+
 // Name is the configured name, used in URLs and headers.
 func (p *Provider) Name() string { return p.cfg.Name }
 
 // DisplayName is the name shown on buttons.
 func (p *Provider) DisplayName() string { return p.cfg.DisplayName }
 
-// Issuer is the namespace of the provider's subjects: an identity is
-// (Issuer, Subject).
+// Issuer is the provider's configured issuer. For most providers it is the
+// namespace of subjects; a multi-tenant one (microsoft) has one namespace
+// per tenant: use Result.Issuer for identities.
 func (p *Provider) Issuer() string { return p.cfg.Issuer }
 
 // SignIn reports whether the provider may be used to sign in.
 func (p *Provider) SignIn() bool { return p.cfg.SignIn }
+
+// UsesPKCE reports whether authorization requests carry a PKCE challenge.
+func (p *Provider) UsesPKCE() bool { return !p.cfg.DisablePKCE && !p.pre.noPKCE }
+
+// FormPost reports whether the provider returns to the callback with a
+// cross-site POST (response_mode=form_post, as Apple does): SameSite=Lax
+// cookies do not come with it.
+func (p *Provider) FormPost() bool { return p.params["response_mode"] == "form_post" }
+
+// RequiredScopes are the scopes every authorization of this provider asks
+// for: the kind's (generic OIDC: openid email profile) and the configured
+// ones. AuthCodeURL may add offline_access when discovery advertises it.
+func (p *Provider) RequiredScopes() []string {
+	base := p.pre.scopes
+	if base == nil && p.pre.oidc {
+		base = []string{oidc.ScopeOpenID, "email", "profile"}
+	}
+	return mergeScopes(base, p.cfg.Scopes)
+}
 
 // AuthRequest is what an authorization URL carries.
 type AuthRequest struct {
 	RedirectURL   string
 	State         string
 	Nonce         string // OIDC only
-	CodeChallenge string // S256 challenge; empty when PKCE is disabled
-	Scopes        []string
+	CodeChallenge string // S256 challenge; ignored unless UsesPKCE
+	// Scopes are asked for in addition to RequiredScopes (incremental
+	// authorization).
+	Scopes []string
+	// Prompt is the prompt parameter: "consent" to reauthorize (Google
+	// re-issues a refresh token only then), "select_account", "login".
+	Prompt string
 }
-
-// UsesPKCE reports whether authorization requests carry a PKCE challenge.
-func (p *Provider) UsesPKCE() bool { return !p.cfg.DisablePKCE }
 
 // AuthCodeURL returns the URL to send the browser to. For OIDC it needs
 // discovery, so it can fail with ErrUnavailable.
 func (p *Provider) AuthCodeURL(ctx context.Context, req AuthRequest) (string, error) {
-	conf, _, err := p.oauth2Config(ctx, req.RedirectURL)
+	e, err := p.endpoints(ctx)
 	if err != nil {
 		return "", err
 	}
-	conf.Scopes = mergeScopes(conf.Scopes, req.Scopes)
+	conf := &oauth2.Config{
+		ClientID:    p.cfg.ClientID,
+		RedirectURL: req.RedirectURL,
+		Endpoint:    oauth2.Endpoint{AuthURL: e.auth},
+		Scopes:      mergeScopes(p.requestScopes(e), req.Scopes),
+	}
 	var opts []oauth2.AuthCodeOption
-	if req.Nonce != "" && p.cfg.Kind == KindOIDC {
+	if req.Nonce != "" && p.pre.oidc {
 		opts = append(opts, oidc.Nonce(req.Nonce))
 	}
-	if req.CodeChallenge != "" {
+	if req.CodeChallenge != "" && p.UsesPKCE() {
 		opts = append(opts,
 			oauth2.SetAuthURLParam("code_challenge", req.CodeChallenge),
 			oauth2.SetAuthURLParam("code_challenge_method", "S256"))
 	}
-	for k, v := range p.cfg.AuthParams {
+	for k, v := range p.params {
 		opts = append(opts, oauth2.SetAuthURLParam(k, v))
+	}
+	if req.Prompt != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", req.Prompt))
 	}
 	return conf.AuthCodeURL(req.State, opts...), nil
 }
 
-// oauth2Config returns the client configuration, discovering OIDC endpoints on first use.
-func (p *Provider) oauth2Config(ctx context.Context, redirectURL string) (*oauth2.Config, *discovered, error) {
-	conf := &oauth2.Config{
-		ClientID:     p.cfg.ClientID,
-		ClientSecret: p.cfg.ClientSecret,
-		RedirectURL:  redirectURL,
-		Endpoint:     oauth2.Endpoint{AuthURL: p.cfg.AuthURL, TokenURL: p.cfg.TokenURL},
-		Scopes:       slices.Clone(p.cfg.Scopes),
+// requestScopes are the scopes of every authorization request.
+func (p *Provider) requestScopes(e *endpoints) []string {
+	scopes := p.RequiredScopes()
+	if e.d != nil && e.d.offline {
+		scopes = mergeScopes(scopes, []string{oidc.ScopeOfflineAccess})
 	}
-	if p.cfg.Kind != KindOIDC {
-		return conf, nil, nil
-	}
-	d, err := p.discover(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	if conf.Endpoint.AuthURL == "" {
-		conf.Endpoint.AuthURL = d.endpoint.AuthURL
-	}
-	if conf.Endpoint.TokenURL == "" {
-		conf.Endpoint.TokenURL = d.endpoint.TokenURL
-	}
-	conf.Scopes = mergeScopes(d.scopes, conf.Scopes)
-	return conf, d, nil
+	return scopes
 }
 
 // mergeScopes returns a followed by the scopes of b it lacks.
@@ -243,6 +402,3 @@ func mergeScopes(a, b []string) []string {
 	}
 	return out
 }
-
-// splitScopes parses a space-separated scope string.
-func splitScopes(s string) []string { return strings.Fields(s) }
