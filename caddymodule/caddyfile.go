@@ -53,6 +53,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //			team_id        <id>
 //			key_id         <id>
 //			private_key    <pem>
+//			bundle_ids     <bundle id...>
 //			scopes         <scope...>
 //			fields {
 //				id|email|email_verified|name|picture|username <dotted.path>
@@ -191,6 +192,10 @@ func parseProvider(d *caddyfile.Dispenser) (ProviderConfig, error) {
 			var s []string
 			s, err = someArgs(d)
 			pc.Scopes = append(pc.Scopes, s...)
+		case "bundle_ids":
+			var ids []string
+			ids, err = someArgs(d)
+			pc.BundleIDs = append(pc.BundleIDs, ids...)
 		case "fields":
 			pc.Fields, err = parseFields(d)
 		case "auth_param":

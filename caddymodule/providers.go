@@ -71,6 +71,10 @@ type ProviderConfig struct {
 	KeyID      string `json:"key_id,omitempty"`
 	PrivateKey string `json:"private_key,omitempty"`
 
+	// BundleIDs are the apple app ids (com.example.app) whose native Sign in
+	// with Apple results POST /_auth/native/apple accepts. Default: none.
+	BundleIDs []string `json:"bundle_ids,omitempty"`
+
 	// Scopes are requested in addition to the defaults (oidc: openid email
 	// profile, plus offline_access when the provider advertises it).
 	Scopes []string `json:"scopes,omitempty"`
@@ -121,6 +125,7 @@ func (pc ProviderConfig) build(repl *caddy.Replacer) (*provider.Provider, bool, 
 		TeamID:       pc.TeamID,
 		KeyID:        pc.KeyID,
 		PrivateKey:   repl.ReplaceKnown(pc.PrivateKey, ""),
+		BundleIDs:    pc.BundleIDs,
 		Scopes:       pc.Scopes,
 		AuthParams:   pc.AuthParams,
 		DisablePKCE:  pc.PKCE != nil && !*pc.PKCE,

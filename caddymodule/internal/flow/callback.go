@@ -114,6 +114,19 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 		ReturnTo: rec.ReturnTo, Created: out.UserCreated}, nil
 }
 
+// SignInResult records a sign-in verified outside a browser flow (native
+// Sign in with Apple): the identity resolves to a user as in a callback.
+func (f *Flow) SignInResult(ctx context.Context, p *provider.Provider, res *provider.Result, linkByEmail bool) (store.SignInResult, error) {
+	out, err := f.Store.SignIn(ctx, store.SignIn{Account: account(p, res), Now: time.Now(),
+		LinkByVerifiedEmail: linkByEmail && res.Profile.EmailVerified})
+	if err != nil {
+		return out, fmt.Errorf("recording sign-in: %w", err)
+	}
+	f.Logger.Info("native sign-in", zap.String("provider", p.Name()), zap.String("user_id", out.User.ID),
+		zap.Bool("user_created", out.UserCreated))
+	return out, nil
+}
+
 // sameAccount refuses a reauthorization that came back as another identity:
 // renewing one linked account must not quietly link a different one.
 func (f *Flow) sameAccount(ctx context.Context, rec *pending, got store.ExternalAccount) error {

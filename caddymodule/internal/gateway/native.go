@@ -11,6 +11,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
+	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
 )
 
@@ -63,6 +64,53 @@ func (g *Gateway) nativeToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.issueNative(w, r, user.ID)
+}
+
+// nativeApple signs in a native app's Sign in with Apple result: JSON
+// {id_token, code, nonce, given_name, family_name, provider}. provider names
+// the apple provider when there are several; default "apple".
+func (g *Gateway) nativeApple(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		IDToken    string `json:"id_token"`
+		Code       string `json:"code"`
+		Nonce      string `json:"nonce"`
+		GivenName  string `json:"given_name"`
+		FamilyName string `json:"family_name"`
+		Provider   string `json:"provider"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody("invalid_request", "The body must be JSON: {id_token, code, nonce, given_name, family_name}.", nil))
+		return
+	}
+	name := orDefault(in.Provider, "apple")
+	p, ok := g.byName[name]
+	if !ok || !p.SignIn() {
+		writeJSON(w, http.StatusNotFound, errorBody("unknown_provider", "There is no apple provider named "+name+" that signs in.", nil))
+		return
+	}
+	res, err := p.ExchangeNative(r.Context(), provider.NativeApple{IDToken: in.IDToken, Code: in.Code, RawNonce: in.Nonce,
+		GivenName: in.GivenName, FamilyName: in.FamilyName})
+	switch {
+	case errors.Is(err, provider.ErrNativeNotConfigured):
+		writeJSON(w, http.StatusNotFound, errorBody("native_sign_in_not_configured", err.Error(), nil))
+		return
+	case errors.Is(err, provider.ErrRejected):
+		g.Logger.Warn("native apple sign-in refused", zap.Error(err))
+		writeJSON(w, http.StatusUnauthorized, errorBody("invalid_apple_credential",
+			"The identity token or authorization code was not accepted: check the bundle id, the nonce, and that the code is fresh.", nil))
+		return
+	case err != nil:
+		g.Logger.Warn("native apple sign-in failed", zap.Error(err))
+		w.Header().Set("Retry-After", "30")
+		writeJSON(w, http.StatusBadGateway, errorBody("provider_unavailable", "Apple could not be reached. Try again in a moment.", nil))
+		return
+	}
+	out, err := g.Flow.SignInResult(r.Context(), p, res, g.LinkByEmail[name])
+	if err != nil {
+		g.internal(w, r, "recording native sign-in", err)
+		return
+	}
+	g.issueNative(w, r, out.User.ID)
 }
 
 // issueNative starts a session for a native app and answers its token and

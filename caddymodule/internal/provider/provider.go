@@ -81,6 +81,9 @@ type Config struct {
 	TeamID     string
 	KeyID      string
 	PrivateKey string
+	// BundleIDs are the apple app ids (com.example.app) whose native Sign in
+	// with Apple results the gateway accepts (ExchangeNative).
+	BundleIDs []string
 	// Scopes are requested in addition to the kind's (see RequiredScopes).
 	Scopes []string
 	// Mapping names the userinfo JSON fields of an OAuth2 provider; for a
@@ -122,6 +125,8 @@ type Provider struct {
 	params map[string]string // authorization parameters: preset's, then cfg's
 	client *http.Client
 	secret *clientSecretJWT // apple only
+	// native signs the client secret of each bundle id (apple, native apps).
+	native map[string]*clientSecretJWT
 	// probedStyle remembers which client authentication a server without
 	// a declared style accepted (an oauth2.AuthStyle).
 	probedStyle atomic.Int32
@@ -242,14 +247,25 @@ func (p *Provider) resolve(cfg *Config) error {
 		cfg.DisplayName = cfg.Name
 	}
 	if !pre.clientSecretJWT {
-		if cfg.TeamID != "" || cfg.KeyID != "" || cfg.PrivateKey != "" {
-			return errors.New("team_id, key_id and private_key apply only to apple")
+		if cfg.TeamID != "" || cfg.KeyID != "" || cfg.PrivateKey != "" || len(cfg.BundleIDs) > 0 {
+			return errors.New("team_id, key_id, private_key and bundle_ids apply only to apple")
 		}
 		return nil
 	}
 	var err error
-	p.secret, err = newClientSecretJWT(cfg.TeamID, cfg.KeyID, cfg.ClientID, cfg.PrivateKey)
-	return err
+	if p.secret, err = newClientSecretJWT(cfg.TeamID, cfg.KeyID, cfg.ClientID, cfg.PrivateKey); err != nil {
+		return err
+	}
+	p.native = map[string]*clientSecretJWT{}
+	for _, id := range cfg.BundleIDs {
+		if !bundleIDPattern.MatchString(id) {
+			return fmt.Errorf("bundle_ids: %q is not a bundle id like com.example.app", id)
+		}
+		if p.native[id], err = newClientSecretJWT(cfg.TeamID, cfg.KeyID, id, cfg.PrivateKey); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkURLs checks the URLs the kind needs and every URL given.

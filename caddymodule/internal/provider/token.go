@@ -59,11 +59,11 @@ func (p *Provider) token(ctx context.Context, e *endpoints, params url.Values) (
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: client secret: %v", ErrUnavailable, err)
 	}
-	tok, raw, err := p.postToken(ctx, e.token, params, style, secret)
+	tok, raw, err := p.postToken(ctx, e.token, params, style, p.cfg.ClientID, secret)
 	var te *tokenError
 	if probing && errors.As(err, &te) {
 		style = oauth2.AuthStyleInParams
-		tok, raw, err = p.postToken(ctx, e.token, params, style, secret)
+		tok, raw, err = p.postToken(ctx, e.token, params, style, p.cfg.ClientID, secret)
 	}
 	if probing && err == nil {
 		p.probedStyle.Store(int32(style))
@@ -89,7 +89,7 @@ func (p *Provider) clientAuthStyle(d *discovered) (style oauth2.AuthStyle, probi
 	return oauth2.AuthStyleInHeader, true
 }
 
-func (p *Provider) postToken(ctx context.Context, tokenURL string, params url.Values, style oauth2.AuthStyle, secret string) (*oauth2.Token, map[string]any, error) {
+func (p *Provider) postToken(ctx context.Context, tokenURL string, params url.Values, style oauth2.AuthStyle, clientID, secret string) (*oauth2.Token, map[string]any, error) {
 	v := make(map[string]string, len(params)+2)
 	for k := range params {
 		v[k] = params.Get(k)
@@ -97,7 +97,7 @@ func (p *Provider) postToken(ctx context.Context, tokenURL string, params url.Va
 	// A public client (no secret) names itself with client_id (RFC 6749 2.3.1).
 	basic := style == oauth2.AuthStyleInHeader && secret != ""
 	if !basic {
-		v["client_id"] = p.cfg.ClientID
+		v["client_id"] = clientID
 		if secret != "" {
 			v["client_secret"] = secret
 		}
@@ -121,7 +121,7 @@ func (p *Provider) postToken(ctx context.Context, tokenURL string, params url.Va
 	// GitHub answers with a form unless asked for JSON.
 	req.Header.Set("Accept", "application/json")
 	if basic {
-		req.SetBasicAuth(url.QueryEscape(p.cfg.ClientID), url.QueryEscape(secret))
+		req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(secret))
 	}
 	status, resp, header, err := p.do(req)
 	if err != nil {

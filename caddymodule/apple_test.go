@@ -1,0 +1,237 @@
+package caddymodule_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"html"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+const (
+	appleIssuer = "https://appleid.apple.com"
+	appleWebID  = "com.example.web"
+	appleBundle = "com.example.ios"
+)
+
+// fakeApple answers like Sign in with Apple: /auth/authorize posts the
+// code back with form_post (an auto-submitting form), /auth/token checks the
+// ES256 client secret, /auth/keys publishes the ID token key.
+type fakeApple struct {
+	t      *testing.T
+	srv    *httptest.Server
+	key    *rsa.PrivateKey
+	p8     *ecdsa.PrivateKey
+	mu     sync.Mutex
+	codes  map[string]map[string]any // code → ID token claims
+	sub    string
+	email  string
+	secret map[string]string // the last client secret per client_id
+}
+
+func newFakeApple(t *testing.T) *fakeApple {
+	a := &fakeApple{t: t, codes: map[string]map[string]any{}, sub: "001234.abcdef.1234", email: "jane@example.com",
+		secret: map[string]string{}}
+	a.key, _ = rsa.GenerateKey(rand.Reader, 2048)
+	a.p8, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /auth/keys", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &a.key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+	})
+	mux.HandleFunc("GET /auth/authorize", a.authorize)
+	mux.HandleFunc("POST /auth/token", a.token)
+	a.srv = httptest.NewServer(mux)
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+// p8File writes the client-secret key as Apple's .p8 file.
+func (a *fakeApple) p8File() string {
+	der, _ := x509.MarshalPKCS8PrivateKey(a.p8)
+	path := filepath.Join(a.t.TempDir(), "AuthKey_KEY1234567.p8")
+	os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	return path
+}
+
+func (a *fakeApple) idToken(claims map[string]any) string {
+	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: a.key}, (&jose.SignerOptions{}).WithHeader("kid", "k1"))
+	now := time.Now()
+	c := map[string]any{"iss": appleIssuer, "sub": a.sub, "email": a.email, "email_verified": "true",
+		"is_private_email": "false", "iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()}
+	for k, v := range claims {
+		c[k] = v
+	}
+	tok, _ := jwt.Signed(signer).Claims(c).Serialize()
+	return tok
+}
+
+// mintCode records the claims the code's ID token will carry.
+func (a *fakeApple) mintCode(claims map[string]any) string {
+	code := fmt.Sprintf("c%d", time.Now().UnixNano())
+	a.mu.Lock()
+	a.codes[code] = claims
+	a.mu.Unlock()
+	return code
+}
+
+func (a *fakeApple) authorize(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("response_mode") != "form_post" {
+		http.Error(w, "Apple needs response_mode=form_post when asking for name or email", http.StatusBadRequest)
+		return
+	}
+	code := a.mintCode(map[string]any{"aud": q.Get("client_id"), "nonce": q.Get("nonce")})
+	fmt.Fprintf(w, `<form method="post" action="%s"><input name="code" value="%s"><input name="state" value="%s"><input name="user" value="%s"></form>`,
+		html.EscapeString(q.Get("redirect_uri")), code, html.EscapeString(q.Get("state")),
+		html.EscapeString(`{"name":{"firstName":"Jane","lastName":"Appleseed"},"email":"jane@example.com"}`))
+}
+
+func (a *fakeApple) token(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	r.ParseForm()
+	client := r.PostForm.Get("client_id")
+	secret, err := jwt.ParseSigned(r.PostForm.Get("client_secret"), []jose.SignatureAlgorithm{jose.ES256})
+	var c jwt.Claims
+	if err != nil || secret.Claims(&a.p8.PublicKey, &c) != nil || c.Subject != client || c.Issuer != "TEAM123456" {
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write([]byte(`{"error":"invalid_client"}`))
+		return
+	}
+	a.mu.Lock()
+	claims, ok := a.codes[r.PostForm.Get("code")]
+	delete(a.codes, r.PostForm.Get("code"))
+	a.secret[client] = r.PostForm.Get("client_secret")
+	a.mu.Unlock()
+	if !ok || claims["aud"] != client {
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write([]byte(`{"error":"invalid_grant"}`))
+		return
+	}
+	json.NewEncoder(w).Encode(map[string]any{"access_token": "apple-at", "token_type": "Bearer", "expires_in": 3600,
+		"refresh_token": "apple-rt", "id_token": a.idToken(claims)})
+}
+
+func newAppleEnv(t *testing.T) (*env, *fakeApple) {
+	a := newFakeApple(t)
+	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: freePort(t), devPort: freePort(t)}
+	e.Base = fmt.Sprintf("http://127.0.0.1:%d", e.port)
+	e.DevURL = fmt.Sprintf("http://127.0.0.1:%d", e.devPort)
+	e.corp = fmt.Sprintf(`provider apple {
+			client_id %s
+			team_id TEAM123456
+			key_id KEY1234567
+			private_key {file.%s}
+			bundle_ids %s
+			authorize_url %s/auth/authorize
+			token_url %s/auth/token
+			jwks_url %s/auth/keys
+			revoke_url %s/auth/revoke
+		}`, appleWebID, a.p8File(), appleBundle, a.srv.URL, a.srv.URL, a.srv.URL, a.srv.URL)
+	if err := e.Load(options{Global: e.corp}); err != nil {
+		t.Fatalf("loading config: %v", err)
+	}
+	t.Cleanup(stopCaddy)
+	return e, a
+}
+
+var hiddenInput = regexp.MustCompile(`<input name="(\w+)" value="([^"]*)">`)
+
+func TestApple_WebSignInWithFormPost(t *testing.T) {
+	e, _ := newAppleEnv(t)
+	b := newBrowser(t)
+	resp := b.startSignIn(e, "/", "apple")
+	for _, c := range resp.Cookies() {
+		if c.Name == "socialgate_flow" && c.SameSite != http.SameSiteNoneMode {
+			t.Errorf("the binding cookie is SameSite %v: Apple's cross-site POST would arrive without it", c.SameSite)
+		}
+	}
+	resp, page := b.get(location(t, resp))
+	form := url.Values{}
+	for _, m := range hiddenInput.FindAllStringSubmatch(page, -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	action := html.UnescapeString(between(page, `action="`, `"`))
+	resp, body := b.follow(b.post(action, form))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("after Apple: status %d: %s", resp.StatusCode, body)
+	}
+	h := e.Upstream.Last(t)
+	if h.Get("X-Auth-User-Name") != "Jane Appleseed" || h.Get("X-Auth-User-Email") != "jane@example.com" {
+		t.Errorf("identity: %q %q", h.Get("X-Auth-User-Name"), h.Get("X-Auth-User-Email"))
+	}
+}
+
+func TestApple_NativeSignIn(t *testing.T) {
+	e, a := newAppleEnv(t)
+	raw := "nonce-the-app-generated"
+	sum := sha256.Sum256([]byte(raw))
+	hashed := hex.EncodeToString(sum[:])
+	post := func(body map[string]any) (int, map[string]any) {
+		b, _ := json.Marshal(body)
+		resp, err := http.Post(e.Base+"/_auth/native/apple", "application/json", strings.NewReader(string(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	claims := map[string]any{"aud": appleBundle, "nonce": hashed}
+	status, out := post(map[string]any{"id_token": a.idToken(claims), "code": a.mintCode(claims), "nonce": raw,
+		"given_name": "Jane", "family_name": "Appleseed"})
+	if status != http.StatusOK {
+		t.Fatalf("native sign-in: %d %v", status, out)
+	}
+	user := out["user"].(map[string]any)
+	if user["name"] != "Jane Appleseed" || out["session_token"] == "" {
+		t.Fatalf("answer %v", out)
+	}
+	if a.secret[appleBundle] == "" {
+		t.Error("the code was not redeemed with the bundle's client secret")
+	}
+	bearer := http.Header{"Authorization": {"Bearer " + out["session_token"].(string)}}
+	if status, _ := apiGet(t, http.DefaultClient, e.Base+"/", bearer); status != http.StatusOK {
+		t.Fatalf("session token: %d", status)
+	}
+
+	// A later sign-in (no name from Apple) finds the same user and keeps the name.
+	status, again := post(map[string]any{"id_token": a.idToken(claims), "code": a.mintCode(claims), "nonce": raw})
+	if status != http.StatusOK || again["user"].(map[string]any)["id"] != user["id"] || again["user"].(map[string]any)["name"] != "Jane Appleseed" {
+		t.Fatalf("second native sign-in: %d %v", status, again)
+	}
+
+	for name, body := range map[string]map[string]any{
+		"wrong raw nonce": {"id_token": a.idToken(claims), "code": a.mintCode(claims), "nonce": "other"},
+		"another app":     {"id_token": a.idToken(map[string]any{"aud": "com.other.app", "nonce": hashed}), "code": a.mintCode(claims), "nonce": raw},
+		"the web client":  {"id_token": a.idToken(map[string]any{"aud": appleWebID, "nonce": hashed}), "code": a.mintCode(claims), "nonce": raw},
+		"a used code":     {"id_token": a.idToken(claims), "code": "c-used", "nonce": raw},
+		"expired token":   {"id_token": a.idToken(map[string]any{"aud": appleBundle, "nonce": hashed, "exp": time.Now().Add(-time.Minute).Unix()}), "code": a.mintCode(claims), "nonce": raw},
+		"nothing":         {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if status, out := post(body); status != http.StatusUnauthorized {
+				t.Errorf("status %d: %v", status, out)
+			}
+		})
+	}
+}
