@@ -5,6 +5,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 )
 
@@ -138,6 +139,9 @@ func (pc ProviderConfig) build(repl *caddy.Replacer) (*provider.Provider, bool, 
 	if pc.LinkByEmail != nil {
 		link = *pc.LinkByEmail
 	}
+	client := provider.NewHTTPClient()
+	client.Transport = metrics.Transport(client.Transport, pc.Name)
+	cfg.HTTPClient = client
 	p, err := provider.New(cfg)
 	return p, link, err
 }

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
 )
@@ -83,6 +84,7 @@ func (a *API) deleteExternalAccount(w http.ResponseWriter, r *http.Request, user
 		return
 	}
 	a.revoke(r, gone)
+	metrics.Unlinks.WithLabelValues(gone.Provider).Inc()
 	a.Logger.Info("api: external account deleted", zap.String("user_id", userID), zap.String("external_account_id", id))
 	writeJSON(w, http.StatusOK, map[string]any{"object": "external_account", "id": id, "deleted": true})
 }
@@ -173,6 +175,7 @@ func (a *API) revokeSession(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	a.OnSessionEnd(id)
+	metrics.Sessions.WithLabelValues("revoked").Inc()
 	a.Logger.Info("api: session revoked", zap.String("user_id", s.UserID), zap.String("session_id", id))
 	writeJSON(w, http.StatusOK, Session(s, "revoked"))
 }

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
@@ -104,6 +105,14 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 	sess, err := f.Sessions.Start(r.Context(), w, r, out.User, current)
 	if err != nil {
 		return nil, err
+	}
+	switch {
+	case rec.Mode == ModeConnect:
+		metrics.Links.WithLabelValues(p.Name()).Inc()
+	case rec.Mode == ModeSignIn && out.UserCreated:
+		metrics.SignIns.WithLabelValues(p.Name(), "sign_up").Inc()
+	case rec.Mode == ModeSignIn:
+		metrics.SignIns.WithLabelValues(p.Name(), "success").Inc()
 	}
 	if c := f.Logger.Check(zap.InfoLevel, string(rec.Mode)); c != nil {
 		c.Write(zap.String("provider", p.Name()), zap.String("user_id", out.User.ID),

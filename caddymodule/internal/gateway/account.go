@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
+	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
@@ -215,6 +216,7 @@ func (g *Gateway) accountDisconnect(w http.ResponseWriter, r *http.Request) {
 	}
 	g.Logger.Info("unlinked", zap.String("user_id", sess.UserID), zap.String("external_account_id", gone.ID),
 		zap.String("provider", gone.Provider))
+	metrics.Unlinks.WithLabelValues(gone.Provider).Inc()
 	if p, ok := g.byName[gone.Provider]; ok && p.CanRevoke() {
 		if err := p.Revoke(r.Context(), gone.Tokens.AccessToken, gone.Tokens.RefreshToken); err != nil {
 			g.Logger.Warn("revoking tokens at the provider failed; the account is unlinked all the same",
@@ -241,6 +243,8 @@ func (g *Gateway) revokeOtherSessions(w http.ResponseWriter, r *http.Request) {
 				g.internal(w, r, "revoking session", err)
 				return
 			}
+			g.Identity.Forget(s.ID)
+			metrics.Sessions.WithLabelValues("revoked").Inc()
 			g.Logger.Info("session revoked", zap.String("user_id", sess.UserID), zap.String("session_id", s.ID))
 		}
 	}

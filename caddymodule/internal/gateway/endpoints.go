@@ -10,6 +10,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
+	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
 )
 
@@ -59,6 +60,9 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, name string) 
 		return
 	}
 	out, err := g.Flow.Callback(w, r, p, g.LinkByEmail[name])
+	if fe := (*flow.Error)(nil); errors.As(err, &fe) {
+		metrics.SignIns.WithLabelValues(name, fe.Reason).Inc()
+	}
 	if err != nil {
 		g.flowError(w, r, err)
 		return
@@ -76,6 +80,7 @@ func (g *Gateway) flowError(w http.ResponseWriter, r *http.Request, err error) {
 		g.fail(w, r, http.StatusInternalServerError, "internal_error", "Something went wrong on our side. Please try again.")
 		return
 	}
+	metrics.FlowErrors.WithLabelValues(fe.Reason).Inc()
 	if c := g.Logger.Check(zap.WarnLevel, "sign-in refused"); c != nil {
 		c.Write(zap.String("reason", fe.Reason), zap.NamedError("detail", fe.Err))
 	}
@@ -112,6 +117,7 @@ func (g *Gateway) signOut(w http.ResponseWriter, r *http.Request) {
 	}
 	if sess != nil {
 		g.Identity.Forget(sess.ID)
+		metrics.Sessions.WithLabelValues("ended").Inc()
 	}
 	if sess != nil {
 		g.Logger.Info("signed out", zap.String("user_id", sess.UserID), zap.String("session_id", sess.ID))

@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/securecookie"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
+	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
@@ -99,6 +100,7 @@ func (m *Manager) Issue(ctx context.Context, r *http.Request, user *store.User) 
 	if err := m.store.CreateSession(ctx, s); err != nil {
 		return nil, "", fmt.Errorf("creating session: %w", err)
 	}
+	metrics.Sessions.WithLabelValues("created").Inc()
 	token, err := securecookie.EncodeMulti(CookieName, []byte(s.ID), m.codecs...)
 	if err != nil {
 		return nil, "", fmt.Errorf("encoding session token: %w", err)
@@ -152,6 +154,7 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if err := m.store.CreateSession(ctx, s); err != nil {
 		return nil, fmt.Errorf("creating session: %w", err)
 	}
+	metrics.Sessions.WithLabelValues("created").Inc()
 	value, err := securecookie.EncodeMulti(CookieName, []byte(s.ID), m.codecs...)
 	if err != nil {
 		return nil, fmt.Errorf("encoding session cookie: %w", err)

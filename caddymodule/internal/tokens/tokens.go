@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
@@ -140,9 +141,11 @@ func (e *Engine) refresh(ctx context.Context, id string) (*store.ExternalAccount
 	old := a.Tokens.RefreshToken
 	tok, err := p.Refresh(ctx, old)
 	if errors.Is(err, provider.ErrInvalidGrant) {
+		metrics.Refreshes.WithLabelValues(a.Provider, "invalid_grant").Inc()
 		return e.needsReauthorization(ctx, a, "the provider refused the refresh token")
 	}
 	if err != nil {
+		metrics.Refreshes.WithLabelValues(a.Provider, "error").Inc()
 		e.logger.Warn("token refresh failed", zap.String("provider", a.Provider),
 			zap.String("external_account_id", a.ID), zap.Error(err))
 		return e.serveOr(a, fmt.Errorf("%w: %v", ErrUnavailable, err))
@@ -164,6 +167,7 @@ func (e *Engine) refresh(ctx context.Context, id string) (*store.ExternalAccount
 			zap.String("external_account_id", a.ID), zap.Error(err))
 		return nil, fmt.Errorf("%w: storing the refreshed token: %v", ErrUnavailable, err)
 	}
+	metrics.Refreshes.WithLabelValues(a.Provider, "success").Inc()
 	e.logger.Debug("token refreshed", zap.String("provider", a.Provider), zap.String("external_account_id", a.ID))
 	return updated, nil
 }
@@ -191,6 +195,7 @@ func (e *Engine) needsReauthorization(ctx context.Context, a *store.ExternalAcco
 	if err != nil {
 		return nil, fmt.Errorf("marking account: %w", err)
 	}
+	metrics.Reauthorizations.WithLabelValues(a.Provider).Inc()
 	e.logger.Info("account needs reauthorization", zap.String("provider", a.Provider),
 		zap.String("external_account_id", a.ID), zap.String("user_id", a.UserID), zap.String("reason", why))
 	return nil, ErrNeedsReauthorization
