@@ -21,6 +21,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/gateway"
 	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
+	"github.com/socialgate/socialgate/caddymodule/internal/ratelimit"
 	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
@@ -96,6 +97,14 @@ type App struct {
 	// and path). Default: none.
 	ReturnURLs []string `json:"return_urls,omitempty"`
 
+	// RateLimits are per-client limits on the gateway's endpoints, by class:
+	// start (beginning a sign-in), callback, native (native app endpoints)
+	// and api (backend API). A client over the limit gets 429 with
+	// Retry-After. Defaults: start and callback 30 per minute, native 20 per
+	// minute, api 600 per minute; events 0 turns a class off. The client is
+	// Caddy's client IP (see the trusted_proxies server option).
+	RateLimits map[string]RateLimit `json:"rate_limits,omitempty"`
+
 	// UI brands the gateway's pages.
 	UI *UIConfig `json:"ui,omitempty"`
 
@@ -103,6 +112,38 @@ type App struct {
 	storeRef *storeRef
 	dev      *devRef
 	logger   *zap.Logger
+}
+
+// RateLimit allows Events requests per Window per client.
+type RateLimit struct {
+	Events int            `json:"events"`
+	Window caddy.Duration `json:"window"`
+}
+
+// defaultRateLimits apply to the classes a config does not set.
+var defaultRateLimits = map[string]RateLimit{
+	"start":    {Events: 30, Window: caddy.Duration(time.Minute)},
+	"callback": {Events: 30, Window: caddy.Duration(time.Minute)},
+	"native":   {Events: 20, Window: caddy.Duration(time.Minute)},
+	"api":      {Events: 600, Window: caddy.Duration(time.Minute)},
+}
+
+// limiter builds the abuse limits from the defaults and the config.
+func (a *App) limiter() (*ratelimit.Limiter, error) {
+	rules := map[string]ratelimit.Rule{}
+	for class, rl := range defaultRateLimits {
+		rules[class] = ratelimit.Rule{Events: rl.Events, Window: time.Duration(rl.Window)}
+	}
+	for class, rl := range a.RateLimits {
+		if _, ok := defaultRateLimits[class]; !ok {
+			return nil, fmt.Errorf("rate_limit: unknown class %q (want start, callback, native or api)", class)
+		}
+		if rl.Events < 0 || (rl.Events > 0 && rl.Window <= 0) {
+			return nil, fmt.Errorf("rate_limit %s: want a positive number of events in a positive window", class)
+		}
+		rules[class] = ratelimit.Rule{Events: rl.Events, Window: time.Duration(rl.Window)}
+	}
+	return ratelimit.New(rules, nil), nil
 }
 
 // UIConfig brands the gateway's pages.
@@ -180,6 +221,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := seedRedirectURLs(ref.store, a.RedirectURLs); err != nil {
 		return err
 	}
+	limits, err := a.limiter()
+	if err != nil {
+		return err
+	}
 	identity, err := a.identitySigner(ref)
 	if err != nil {
 		return err
@@ -211,6 +256,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 			TTL: time.Duration(a.FlowTimeout), Logger: a.logger,
 			NativeAllowed: func(ctx context.Context, u string) bool { return a.gateway.NativeAllowed(ctx, u) }}),
 		UI:       renderer,
+		Limits:   limits,
+		ClientIP: clientIP,
 		Tokens:   engine,
 		Identity: identity,
 		API: api.New(api.Options{

@@ -72,6 +72,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		identity_audience <aud...>
 //		return_urls      <url...>
 //		redirect_urls    <url...>
+//		rate_limit       <start|callback|native|api> <events> <window>
 //		app_name         <text>
 //		logo_url         <url>
 //		accent           <#hex>
@@ -117,6 +118,20 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.IdentityAudience, err = someArgs(d)
 		case "return_urls":
 			a.ReturnURLs, err = someArgs(d)
+		case "rate_limit":
+			args := d.RemainingArgs()
+			if len(args) != 3 {
+				return d.Err("rate_limit: want <class> <events> <window>, like rate_limit start 30 1m")
+			}
+			events, perr := strconv.Atoi(args[1])
+			window, derr := caddy.ParseDuration(args[2])
+			if perr != nil || derr != nil {
+				return d.Errf("rate_limit %s: %q events per %q is not a number per duration", args[0], args[1], args[2])
+			}
+			if a.RateLimits == nil {
+				a.RateLimits = map[string]RateLimit{}
+			}
+			a.RateLimits[args[0]] = RateLimit{Events: events, Window: caddy.Duration(window)}
 		case "redirect_urls":
 			var urls []string
 			urls, err = someArgs(d)

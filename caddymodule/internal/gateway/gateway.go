@@ -5,8 +5,10 @@ package gateway
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"go.uber.org/zap"
@@ -14,7 +16,9 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/assertion"
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
+	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
+	"github.com/socialgate/socialgate/caddymodule/internal/ratelimit"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
@@ -44,6 +48,11 @@ type Config struct {
 	API *api.API
 	// Identity signs the identity token of signed-in requests.
 	Identity *assertion.Signer
+	// Limits are the per-client abuse limits of the gateway's endpoints, by
+	// class: start, callback, native, api.
+	Limits *ratelimit.Limiter
+	// ClientIP names the client for the limits; default: the peer address.
+	ClientIP func(r *http.Request) string
 	Logger   *zap.Logger
 }
 
@@ -62,6 +71,12 @@ func New(cfg Config) *Gateway {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	if cfg.ClientIP == nil {
+		cfg.ClientIP = func(r *http.Request) string {
+			host, _, _ := net.SplitHostPort(r.RemoteAddr)
+			return host
+		}
+	}
 	g := &Gateway{Config: cfg, byName: map[string]*provider.Provider{}}
 	for _, p := range cfg.Providers {
 		g.byName[p.Name()] = p
@@ -79,6 +94,14 @@ func (g *Gateway) Owns(path string) bool {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, path string) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	rest := strings.TrimPrefix(path, g.Prefix)
+	if class := limitClass(rest); class != "" && g.Limits != nil {
+		if ok, wait := g.Limits.Allow(class, g.ClientIP(r)); !ok {
+			metrics.RateLimited.WithLabelValues(class).Inc()
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.5)))
+			g.fail(w, r, http.StatusTooManyRequests, "too_many_requests", "Too many requests. Please wait a moment and try again.")
+			return
+		}
+	}
 	switch {
 	case rest == "/sign-in":
 		g.allow(w, r, g.signInPage, http.MethodGet)
@@ -119,6 +142,21 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, path string)
 	default:
 		g.notFound(w, r)
 	}
+}
+
+// limitClass is the abuse-limit class of an endpoint, or "" for none.
+func limitClass(rest string) string {
+	switch {
+	case strings.HasPrefix(rest, "/oauth/") && strings.HasSuffix(rest, "/start"):
+		return "start"
+	case strings.HasPrefix(rest, "/oauth/") && strings.HasSuffix(rest, "/callback"):
+		return "callback"
+	case strings.HasPrefix(rest, "/native/"):
+		return "native"
+	case strings.HasPrefix(rest, "/api/"):
+		return "api"
+	}
+	return ""
 }
 
 // allow calls h when the method is one of methods, else answers 405.
