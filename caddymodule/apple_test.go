@@ -149,7 +149,7 @@ func newAppleEnv(t *testing.T) (*env, *fakeApple) {
 	if err := e.Load(options{Global: e.corp}); err != nil {
 		t.Fatalf("loading config: %v", err)
 	}
-	t.Cleanup(stopCaddy)
+	e.stopAtCleanup()
 	return e, a
 }
 

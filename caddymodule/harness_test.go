@@ -9,6 +9,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -19,6 +21,7 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	_ "github.com/socialgate/socialgate/caddymodule"
+	"github.com/socialgate/socialgate/caddymodule/internal/testop"
 )
 
 // These tests drive the gateway through a real Caddy server over real HTTP.
@@ -38,6 +41,54 @@ type env struct {
 	corp     string // a provider block kept across reloads
 }
 
+// secrets are values that must never appear in the gateway's logs: every
+// cookie the gateway set, every code and nonce that passed through a test
+// browser, and what tests register with watchSecrets.
+var secrets struct {
+	sync.Mutex
+	values  []string
+	sources []func() []string
+}
+
+func recordSecret(v string) {
+	if len(v) < 12 { // short values (like "1") match by chance
+		return
+	}
+	secrets.Lock()
+	secrets.values = append(secrets.values, v)
+	secrets.Unlock()
+}
+
+// watchSecrets adds a source of secrets (a provider's issued tokens).
+func watchSecrets(source func() []string) {
+	secrets.Lock()
+	secrets.sources = append(secrets.sources, source)
+	secrets.Unlock()
+}
+
+// checkLogForSecrets fails the test if the debug log holds any secret.
+func checkLogForSecrets(t *testing.T, logFile string) {
+	data, err := os.ReadFile(logFile)
+	if err != nil {
+		return // nothing was logged
+	}
+	secrets.Lock()
+	values := append([]string{apiKey}, secrets.values...)
+	for _, src := range secrets.sources {
+		values = append(values, src()...)
+	}
+	secrets.Unlock()
+	for _, line := range strings.Split(string(data), "\n") {
+		for _, v := range values {
+			if len(v) >= 12 && strings.Contains(line, v) {
+				var entry struct{ Logger, Msg string }
+				json.Unmarshal([]byte(line), &entry)
+				t.Errorf("the debug log leaks a secret (%.6s…) in logger %q, message %q", v, entry.Logger, entry.Msg)
+			}
+		}
+	}
+}
+
 // options shape the Caddyfile of an env.
 type options struct {
 	Global string // extra lines inside the socialgate global option
@@ -54,8 +105,24 @@ func newEnv(t *testing.T, o options) *env {
 	if err := e.Load(o); err != nil {
 		t.Fatalf("loading config: %v", err)
 	}
-	t.Cleanup(stopCaddy)
+	e.stopAtCleanup()
 	return e
+}
+
+// stopAtCleanup stops Caddy when the test ends, then checks that its debug
+// log holds no secret.
+func (e *env) stopAtCleanup() {
+	e.t.Cleanup(func() {
+		stopCaddy()
+		checkLogForSecrets(e.t, filepath.Join(e.Storage, "debug.log"))
+	})
+}
+
+// startOP starts a local provider whose issued tokens the leak check knows.
+func startOP(t *testing.T, o testop.Options) *testop.Server {
+	op := testop.Start(t, o)
+	watchSecrets(op.Secrets)
+	return op
 }
 
 func stopCaddy() { caddy.Stop() }
@@ -70,23 +137,33 @@ func (e *env) Caddyfile(o options) string {
 	admin off
 	persist_config off
 	auto_https off
-	storage file_system %s/caddy
+	log {
+		output file %[1]s/debug.log
+		level DEBUG
+		# As the README says: Caddy's debug log of upstream requests redacts
+		# only Cookie and Authorization, so drop forwarded provider tokens.
+		format filter {
+			request>headers>X-Auth-Token-Corp delete
+			request>headers>X-Auth-Token-Dev delete
+		}
+	}
+	storage file_system %[1]s/caddy
 	socialgate {
-		storage %s/socialgate
-		%s
-		%s
+		storage %[1]s/socialgate
+		%[2]s
+		%[3]s
 	}
 }
-http://127.0.0.1:%d {
-	%s
+http://127.0.0.1:%[4]d {
+	%[5]s
 	socialgate {
-		%s
+		%[6]s
 	}
-	reverse_proxy %s {
-		%s
+	reverse_proxy %[7]s {
+		%[8]s
 	}
 }
-`, e.Storage, e.Storage, dev, o.Global, e.port, o.Site, e.handler, e.Upstream.Addr(), o.Proxy)
+`, e.Storage, dev, o.Global, e.port, o.Site, e.handler, e.Upstream.Addr(), o.Proxy)
 }
 
 // Load adapts and loads a config for this env (a reload when one is running).
@@ -179,6 +256,15 @@ func (b *browser) do(req *http.Request) (*http.Response, string) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
+	for _, c := range resp.Cookies() {
+		recordSecret(c.Value)
+	}
+	if loc, err := resp.Location(); err == nil {
+		q := loc.Query()
+		for _, k := range []string{"code", "rotating_token_nonce", "code_verifier"} {
+			recordSecret(q.Get(k))
+		}
+	}
 	return resp, string(body)
 }
 

@@ -14,7 +14,7 @@ import (
 // "corp"; corpOptions are extra lines of corp's block, site extra lines of
 // the site's socialgate block.
 func newLinkEnv(t *testing.T, corpOptions, handler string) (*env, *testop.Server) {
-	op := testop.Start(t, testop.Options{})
+	op := startOP(t, testop.Options{})
 	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: freePort(t), devPort: freePort(t)}
 	e.Base = fmt.Sprintf("http://127.0.0.1:%d", e.port)
 	e.DevURL = fmt.Sprintf("http://127.0.0.1:%d", e.devPort)
@@ -23,7 +23,7 @@ func newLinkEnv(t *testing.T, corpOptions, handler string) (*env, *testop.Server
 	if err := e.Load(options{Global: e.corp}); err != nil {
 		t.Fatalf("loading config: %v", err)
 	}
-	t.Cleanup(stopCaddy)
+	e.stopAtCleanup()
 	return e, op
 }
 

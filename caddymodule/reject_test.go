@@ -14,7 +14,7 @@ import (
 // newOIDCEnv runs the gateway with one oidc provider "corp" at a local
 // issuer that can be told to misbehave.
 func newOIDCEnv(t *testing.T, extraGlobal string) (*env, *testop.Server) {
-	op := testop.Start(t, testop.Options{})
+	op := startOP(t, testop.Options{})
 	e := newEnv(t, options{NoDev: true, Global: fmt.Sprintf(`provider oidc corp {
 			issuer %s
 			client_id test-client
@@ -66,7 +66,7 @@ func TestOIDC_SignsInThroughAnIssuer(t *testing.T) {
 }
 
 func TestOAuth2_MapsUserinfoFields(t *testing.T) {
-	op := testop.Start(t, testop.Options{Mode: testop.OAuth2, UserinfoBody: map[string]any{
+	op := startOP(t, testop.Options{Mode: testop.OAuth2, UserinfoBody: map[string]any{
 		"data": map[string]any{"uid": 12345, "mail": "plain@example.com", "mail_ok": "true", "display": "Plain User"},
 	}})
 	e := newEnv(t, options{NoDev: true, Global: fmt.Sprintf(`provider oauth2 plain {

@@ -50,7 +50,7 @@ func userinfoWorks(t *testing.T, userinfoURL, token string) bool {
 // newTokenEnv runs the gateway with corp issuing short-lived tokens with
 // rotating refresh tokens.
 func newTokenEnv(t *testing.T, handler string) (*env, *testop.Server) {
-	op := testop.Start(t, testop.Options{AccessTokenLifetime: 3 * time.Second, IssueRefreshToken: true})
+	op := startOP(t, testop.Options{AccessTokenLifetime: 3 * time.Second, IssueRefreshToken: true})
 	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: freePort(t), devPort: freePort(t)}
 	e.Base = fmt.Sprintf("http://127.0.0.1:%d", e.port)
 	e.DevURL = fmt.Sprintf("http://127.0.0.1:%d", e.devPort)
@@ -59,7 +59,7 @@ func newTokenEnv(t *testing.T, handler string) (*env, *testop.Server) {
 	if err := e.Load(options{Global: e.corp, NoDev: true}); err != nil {
 		t.Fatalf("loading config: %v", err)
 	}
-	t.Cleanup(stopCaddy)
+	e.stopAtCleanup()
 	return e, op
 }
 

@@ -76,6 +76,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	default:
 		code := rand.Text()
 		s.mu.Lock()
+		s.secrets = append(s.secrets, code)
 		s.codes[code] = grant{
 			redirectURI: q.Get("redirect_uri"),
 			challenge:   q.Get("code_challenge"),
@@ -237,15 +238,20 @@ func (s *Server) issue(w http.ResponseWriter, g grant, fault Fault) {
 
 	s.mu.Lock()
 	s.accessTokens[resp.AccessToken] = expiry
+	s.secrets = append(s.secrets, resp.AccessToken)
 	if s.refresh {
 		resp.RefreshToken = rand.Text()
 		s.refreshTokens[resp.RefreshToken] = g
+		s.secrets = append(s.secrets, resp.RefreshToken)
 	}
 	claims := s.claims
 	s.mu.Unlock()
 
 	if s.mode == OIDC && slices.Contains(strings.Fields(g.scope), "openid") {
 		resp.IDToken = s.idToken(claims, g.nonce, fault, now)
+		s.mu.Lock()
+		s.secrets = append(s.secrets, resp.IDToken)
+		s.mu.Unlock()
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

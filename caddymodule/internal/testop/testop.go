@@ -98,6 +98,15 @@ var endpointPaths = map[string]string{
 	"revoke":    pathRevoke,
 }
 
+// Secrets returns every authorization code, access token, refresh token and
+// ID token the provider has issued, so a test can check that none of them
+// leaked into logs or pages.
+func (s *Server) Secrets() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string{s.clientSecret}, s.secrets...)
+}
+
 // Server is a running provider. Its methods are safe for concurrent use.
 type Server struct {
 	t            testing.TB
@@ -121,6 +130,7 @@ type Server struct {
 	codes         map[string]grant
 	accessTokens  map[string]time.Time // expiry; zero means never
 	refreshTokens map[string]grant
+	secrets       []string // every code and token ever issued, for leak checks
 }
 
 // grant is what an authorization code or a refresh token stands for.
