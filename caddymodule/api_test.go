@@ -68,3 +68,27 @@ func TestAPI_UsersAndSessions(t *testing.T) {
 		t.Errorf("deleted user still found: %d", status)
 	}
 }
+
+func TestHealth_AndProviderReachability(t *testing.T) {
+	e, _ := newTokenEnv(t, "")
+	e.corp += "\n\t\tprovider oidc down {\n\t\t\tissuer http://127.0.0.1:1\n\t\t\tclient_id x\n\t\t}"
+	if err := e.Load(options{Global: e.corp, NoDev: true}); err != nil {
+		t.Fatal(err)
+	}
+	status, body := apiGet(t, http.DefaultClient, e.Base+"/_auth/health", nil)
+	if status != http.StatusOK || body["status"] != "ok" {
+		t.Fatalf("health: %d %v", status, body)
+	}
+	status, _, list := apiCall(t, e, "GET", "/providers")
+	if status != http.StatusOK {
+		t.Fatalf("providers: %d", status)
+	}
+	got := map[string]any{}
+	for _, p := range list.([]any) {
+		item := p.(map[string]any)
+		got[item["name"].(string)] = item["reachable"]
+	}
+	if got["corp"] != true || got["down"] != false {
+		t.Errorf("reachability = %v, want corp true and down false", got)
+	}
+}

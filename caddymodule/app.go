@@ -268,12 +268,22 @@ func (a *App) Provision(ctx caddy.Context) error {
 				return p, ok
 			},
 			Keys:         apiKeys,
+			Providers:    statuses(providers),
 			OnSessionEnd: identity.Forget,
 			Logger:       a.logger.Named("api"),
 		}),
 		Logger: a.logger,
 	})
 	return nil
+}
+
+// statuses lists the providers for the API's health report.
+func statuses(providers []*provider.Provider) []api.ProviderStatus {
+	out := make([]api.ProviderStatus, len(providers))
+	for i, p := range providers {
+		out[i] = p
+	}
+	return out
 }
 
 // identitySigner signs identity tokens with the keyring's key.

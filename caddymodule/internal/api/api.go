@@ -25,12 +25,22 @@ type Revoker interface {
 	Revoke(ctx context.Context, accessToken, refreshToken string) error
 }
 
+// ProviderStatus is what the API reports of a provider.
+type ProviderStatus interface {
+	Name() string
+	DisplayName() string
+	SignIn() bool
+	Reachable(ctx context.Context) error
+}
+
 // Options configure an API.
 type Options struct {
 	Store  store.Store
 	Tokens *tokens.Engine
 	// Revokers finds the provider of an account by name, to revoke tokens.
 	Revokers func(name string) (Revoker, bool)
+	// Providers are the configured providers, for GET /providers.
+	Providers []ProviderStatus
 	// Keys are the accepted API keys; several allow rotation.
 	Keys []string
 	// OnSessionEnd is told about every session the API revokes or deletes.
@@ -88,6 +98,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, path string) {
 		a.getRedirectURL(w, r, seg[1])
 	case route(2, "redirect_urls") && r.Method == http.MethodDelete:
 		a.deleteRedirectURL(w, r, seg[1])
+	case route(1, "providers") && r.Method == http.MethodGet:
+		a.listProviders(w, r)
 	case route(1, "sessions") && r.Method == http.MethodGet:
 		a.listSessions(w, r)
 	case route(3, "sessions") && seg[2] == "revoke" && r.Method == http.MethodPost:

@@ -1,16 +1,19 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
 	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
 )
 
@@ -150,6 +153,21 @@ func (g *Gateway) me(w http.ResponseWriter, r *http.Request) {
 	body := api.User(user, accounts)
 	body["session_id"] = sess.ID
 	writeJSON(w, http.StatusOK, body)
+}
+
+// health tells load balancers whether the store is usable: 200
+// {"status":"ok"} or 503 {"status":"unavailable"}. It needs no session and
+// reveals nothing else.
+func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Cache-Control", "no-store")
+	if _, err := g.Store.Session(ctx, "sess_health_probe"); err != nil && !errors.Is(err, store.ErrNotFound) {
+		g.Logger.Error("health: the store is unusable", zap.Error(err))
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // jwks publishes the keys that verify identity tokens.

@@ -107,6 +107,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, path string)
 		g.allow(w, r, g.signInPage, http.MethodGet)
 	case rest == "/sign-out":
 		g.allow(w, r, g.signOut, http.MethodGet, http.MethodPost)
+	case rest == "/health":
+		g.allow(w, r, g.health, http.MethodGet)
 	case rest == "/.well-known/jwks.json":
 		g.allow(w, r, g.jwks, http.MethodGet)
 	case strings.HasPrefix(rest, "/api/v1/"):

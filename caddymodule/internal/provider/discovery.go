@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -174,4 +175,25 @@ func authStyleFor(methods []string) oauth2.AuthStyle {
 		return oauth2.AuthStyleInParams
 	}
 	return oauth2.AuthStyleInHeader
+}
+
+// Reachable checks that the provider answers: discovery for OIDC (cached
+// once it succeeded), then a request to its token endpoint, where any HTTP
+// answer counts (it will refuse a bare GET). It is for health reports; the
+// flows never need it.
+func (p *Provider) Reachable(ctx context.Context) error {
+	e, err := p.endpoints(ctx)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.token, nil)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: token endpoint: %v", ErrUnavailable, err)
+	}
+	resp.Body.Close()
+	return nil
 }
