@@ -22,14 +22,22 @@ const (
 // errBodyTooLarge is returned by reads past MaxBody.
 var errBodyTooLarge = errors.New("response body exceeds 1 MiB")
 
+// sharedTransport pools connections to providers for the whole process:
+// configs come and go with reloads, their clients share these connections
+// instead of leaving idle ones behind each time.
+var sharedTransport = func() http.RoundTripper {
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.ResponseHeaderTimeout = Timeout
+	base.IdleConnTimeout = 30 * time.Second
+	return limitTransport{base}
+}()
+
 // NewHTTPClient returns the client used for provider calls: bounded in time
 // and in the size of every response body it reads.
 func NewHTTPClient() *http.Client {
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.ResponseHeaderTimeout = Timeout
 	return &http.Client{
 		Timeout:   Timeout,
-		Transport: limitTransport{base},
+		Transport: sharedTransport,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			return http.ErrUseLastResponse // back-channel calls never follow redirects
 		},
