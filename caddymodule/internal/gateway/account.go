@@ -108,7 +108,7 @@ func (g *Gateway) accountPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for _, s := range sessions {
-		view.Sessions = append(view.Sessions, ui.SessionRow{UserAgent: orDash(s.UserAgent), IP: s.IP,
+		view.Sessions = append(view.Sessions, ui.SessionRow{Device: ui.Device(s.UserAgent), IP: s.IP,
 			Created: s.CreatedAt.UTC().Format(time.DateTime + " UTC"), Current: s.ID == sess.ID})
 	}
 	q := r.URL.Query()
@@ -262,7 +262,6 @@ func missingScopes(p *provider.Provider, approved, want []string) []string {
 	return missing
 }
 
-func orDash(s string) string { return orDefault(s, "—") }
 
 func orDefault(s, def string) string {
 	if s == "" {

@@ -145,8 +145,10 @@ type AccountRow struct {
 
 // SessionRow is one active session.
 type SessionRow struct {
-	UserAgent, IP, Created string
-	Current                bool
+	// Device is a short description of the browser or app, like
+	// "Chrome on Linux", from the session's user agent.
+	Device, IP, Created string
+	Current             bool
 }
 
 // ReauthorizeView asks to grant a provider more access.
