@@ -262,7 +262,6 @@ func missingScopes(p *provider.Provider, approved, want []string) []string {
 	return missing
 }
 
-
 func orDefault(s, def string) string {
 	if s == "" {
 		return def
