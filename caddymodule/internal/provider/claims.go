@@ -124,6 +124,11 @@ func (n *flexInt64) UnmarshalJSON(data []byte) error {
 	if err != nil {
 		return fmt.Errorf("not a number: %s", data)
 	}
+	// A time beyond year 9999 (or before 1970) is no time: converting it to
+	// int64 could overflow into the past and pass "not in the future" checks.
+	if f < 0 || f > 253402300799 {
+		return fmt.Errorf("time out of range: %s", data)
+	}
 	*n = flexInt64(f)
 	return nil
 }

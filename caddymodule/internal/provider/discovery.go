@@ -30,6 +30,14 @@ type discovered struct {
 	signingAlgs   []string
 	revocationURL string
 	authStyle     oauth2.AuthStyle // from token_endpoint_auth_methods_supported
+	keys          *keySet          // the provider's published signing keys
+}
+
+// verifier checks ID tokens against the provider's keys (rate-limited
+// refetch for unknown key ids) and the rules of cfg.
+func (d *discovered) verifier(cfg *oidc.Config) *oidc.IDTokenVerifier {
+	cfg.SupportedSigningAlgs = d.signingAlgs
+	return oidc.NewVerifier(d.issuer, d.keys, cfg)
 }
 
 // endpoints are a provider's URLs once resolved.
@@ -107,8 +115,9 @@ func (p *Provider) fetchDiscovery(ctx context.Context) (*discovered, error) {
 			IssuerURL: c.Issuer, AuthURL: c.AuthURL, TokenURL: c.TokenURL,
 			UserInfoURL: c.UserinfoURL, JWKSURL: c.JWKSURL, Algorithms: []string{oidc.RS256},
 		}).NewProvider(ctx)
+		algs := []string{oidc.RS256, oidc.ES256}
 		return &discovered{oidc: op, issuer: c.Issuer, endpoint: op.Endpoint(), userinfoURL: c.UserinfoURL,
-			signingAlgs: []string{oidc.RS256}}, nil
+			signingAlgs: algs, keys: newKeySet(c.JWKSURL, p.client, algs)}, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeoutOf(p.client))
 	defer cancel()
@@ -128,6 +137,7 @@ func (p *Provider) fetchDiscovery(ctx context.Context) (*discovered, error) {
 		Algs            []string `json:"id_token_signing_alg_values_supported"`
 		RevocationURL   string   `json:"revocation_endpoint"`
 		AuthMethods     []string `json:"token_endpoint_auth_methods_supported"`
+		JWKSURI         string   `json:"jwks_uri"`
 	}
 	if err := op.Claims(&meta); err != nil {
 		return nil, err
@@ -165,6 +175,7 @@ func (p *Provider) fetchDiscovery(ctx context.Context) (*discovered, error) {
 		signingAlgs:   algs,
 		revocationURL: meta.RevocationURL,
 		authStyle:     authStyleFor(meta.AuthMethods),
+		keys:          newKeySet(meta.JWKSURI, p.client, algs),
 	}, nil
 }
 

@@ -195,9 +195,7 @@ func (p *Provider) verifyOIDC(ctx context.Context, e *endpoints, tok *oauth2.Tok
 	}
 	d := e.d
 	ctx = oidc.ClientContext(ctx, p.client)
-	verifier := d.oidc.Verifier(&oidc.Config{
-		ClientID: p.cfg.ClientID, SupportedSigningAlgs: d.signingAlgs, SkipIssuerCheck: p.pre.tenantIssuer,
-	})
+	verifier := d.verifier(&oidc.Config{ClientID: p.cfg.ClientID, SkipIssuerCheck: p.pre.tenantIssuer})
 	idt, err := verifier.Verify(ctx, raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: id_token: %v", ErrRejected, err)

@@ -55,7 +55,7 @@ func (p *Provider) ExchangeNative(ctx context.Context, in NativeApple) (*Result,
 	ctx = oidc.ClientContext(ctx, p.client)
 	// The audience is one of several bundle ids: go-oidc checks everything
 	// else, the audience is checked below.
-	idt, err := e.d.oidc.Verifier(&oidc.Config{SkipClientIDCheck: true, SupportedSigningAlgs: e.d.signingAlgs}).Verify(ctx, in.IDToken)
+	idt, err := e.d.verifier(&oidc.Config{SkipClientIDCheck: true}).Verify(ctx, in.IDToken)
 	if err != nil {
 		return nil, fmt.Errorf("%w: identity token: %v", ErrRejected, err)
 	}
@@ -102,7 +102,7 @@ func sameSubject(ctx context.Context, e *endpoints, tok *oauth2.Token, bundle, s
 	if raw == "" {
 		return fmt.Errorf("%w: the token endpoint sent no id_token to match the identity token", ErrRejected)
 	}
-	idt, err := e.d.oidc.Verifier(&oidc.Config{ClientID: bundle, SupportedSigningAlgs: e.d.signingAlgs}).Verify(ctx, raw)
+	idt, err := e.d.verifier(&oidc.Config{ClientID: bundle}).Verify(ctx, raw)
 	if err != nil {
 		return fmt.Errorf("%w: token endpoint id_token: %v", ErrRejected, err)
 	}

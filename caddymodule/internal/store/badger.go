@@ -44,8 +44,10 @@ const (
 )
 
 const (
-	// maxAttempts bounds the retries of a write transaction that lost a conflict.
-	maxAttempts = 10
+	// maxAttempts bounds the retries of a write transaction that lost a
+	// conflict. Bursts conflict in clusters (50 sign-ups at once all bump the
+	// user counter): with backoff capped at 64 ms, 100 tries span seconds.
+	maxAttempts = 100
 	// maxIDLen caps ids that arrive from outside (cookies, query strings)
 	// before they become keys.
 	maxIDLen = 512

@@ -69,8 +69,23 @@ func (b *Badger) CreateSession(ctx context.Context, s *Session) error {
 	}
 	exp := badgerExpiry(s.ExpiresAt)
 	err := b.update(ctx, func(txn *badger.Txn) error {
-		if ok, err := exists(txn, userKey(s.UserID)); err != nil || !ok {
-			return cmp.Or(err, fmt.Errorf("user %s: %w", s.UserID, ErrNotFound))
+		item, err := txn.Get(userKey(s.UserID))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("user %s: %w", s.UserID, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		// Rewrite the user unchanged: a DeleteUser running alongside read it,
+		// so one of the two now conflicts and retries. Without the write,
+		// DeleteUser could miss this session (it did not exist when it listed
+		// them) and a deleted user would stay signed in.
+		user, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if err := txn.Set(userKey(s.UserID), user); err != nil {
+			return err
 		}
 		// Ids are 128-bit random: a clash means a caller reused one.
 		if ok, err := exists(txn, sessionKey(s.ID)); err != nil || ok {

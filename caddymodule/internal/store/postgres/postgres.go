@@ -1,0 +1,336 @@
+// Package postgres is the Store on PostgreSQL, for several gateways that
+// share one user base. It keeps the guarantees of the embedded Badger store
+// (store.Store's doc comments): one logical change is one transaction, two
+// concurrent first sign-ins of one identity make one user, TakeEphemeral has
+// a single winner, and UpdateExternalAccount is a compare-and-swap. The
+// schema is created and migrated by Open from the SQL files embedded under
+// migrations/.
+//
+// Concurrency: writes run at READ COMMITTED and take row locks, always a
+// user's row before its accounts' rows, so they queue instead of failing; a
+// transaction that loses a race on a unique constraint (an identity, a
+// verified email), a serialization failure or a deadlock is retried whole.
+//
+// Secrets: provider tokens and ephemeral values are sealed with AES-256-GCM
+// under Options.EncryptionKey before they leave the process, and session and
+// ephemeral ids, which are bearer secrets, are stored as their SHA-256.
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxConns        = 10
+	DefaultConnectTimeout  = 5 * time.Second
+	DefaultQueryTimeout    = 10 * time.Second
+	DefaultCleanupInterval = time.Minute
+)
+
+const (
+	// maxAttempts bounds the retries of a write transaction that lost a race.
+	maxAttempts = 10
+	// maxIDLen caps ids that arrive from outside before they reach a query.
+	maxIDLen = 512
+	// cleanupBatch is how many expired rows one cleanup statement deletes.
+	cleanupBatch = 1000
+)
+
+// Options configures Open.
+type Options struct {
+	// DSN is the connection string, a URL (postgres://user@host/db?…) or
+	// keyword/value pairs (host=… dbname=…). Required. Its search_path, when
+	// set, chooses the schema the tables live in.
+	DSN string
+	// EncryptionKey seals provider tokens and ephemeral values. Required: 32
+	// bytes (AES-256). Every gateway on one database needs the same key; Open
+	// refuses a key that differs from the one the database was created with.
+	EncryptionKey []byte
+	// MaxConns caps the connection pool. Default 10, at least 2 (see
+	// WithAccountLock).
+	MaxConns int32
+	// ConnectTimeout bounds establishing one connection. Default 5s.
+	ConnectTimeout time.Duration
+	// QueryTimeout bounds each store call whose context has no deadline of
+	// its own. Default 10s.
+	QueryTimeout time.Duration
+	// CleanupInterval is how often expired sessions and ephemeral records are
+	// deleted (they are never returned once expired, whether deleted or not).
+	// Default 1m.
+	CleanupInterval time.Duration
+	// Now is the clock of expiry checks and timestamps. Default time.Now.
+	Now func() time.Time
+}
+
+// Store is the store.Store on PostgreSQL. Safe for concurrent use by any
+// number of goroutines and gateway processes.
+type Store struct {
+	pool         *pgxpool.Pool
+	sealer       sealer
+	now          func() time.Time
+	queryTimeout time.Duration
+
+	// lockSlots caps the connections WithAccountLock holds, so that its
+	// callbacks always find a free connection for their own queries.
+	lockSlots chan struct{}
+
+	stop      chan struct{} // closed by Close to stop the cleanup
+	done      chan struct{} // closed when the cleanup goroutine has returned
+	closeOnce sync.Once
+}
+
+// Open connects to the database, creates or migrates the schema, checks the
+// encryption key and starts the periodic cleanup of expired rows, which Close
+// stops.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if opts.DSN == "" {
+		return nil, errors.New("opening postgres store: a DSN is required")
+	}
+	sl, err := newSealer(opts.EncryptionKey)
+	if err != nil {
+		return nil, fmt.Errorf("opening postgres store: %w", err)
+	}
+	cfg, err := pgxpool.ParseConfig(opts.DSN)
+	if err != nil {
+		// pgx quotes the DSN, password included, in some parse errors.
+		return nil, errors.New("opening postgres store: the DSN is invalid")
+	}
+	cfg.MaxConns = opts.MaxConns
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxConns < 2 {
+		return nil, fmt.Errorf("opening postgres store: MaxConns %d is below 2", cfg.MaxConns)
+	}
+	cfg.ConnConfig.ConnectTimeout = cmp.Or(opts.ConnectTimeout, DefaultConnectTimeout)
+	s := &Store{
+		sealer:       sl,
+		now:          opts.Now,
+		queryTimeout: cmp.Or(opts.QueryTimeout, DefaultQueryTimeout),
+		lockSlots:    make(chan struct{}, cfg.MaxConns/2),
+		stop:         make(chan struct{}),
+		done:         make(chan struct{}),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.pool, err = pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("opening postgres store: %w", err)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if err := s.migrate(ctx); err != nil {
+		s.pool.Close()
+		return nil, fmt.Errorf("opening postgres store: %w", err)
+	}
+	if err := s.checkKey(ctx); err != nil {
+		s.pool.Close()
+		return nil, fmt.Errorf("opening postgres store: %w", err)
+	}
+	go s.cleanup(cmp.Or(opts.CleanupInterval, DefaultCleanupInterval))
+	return s, nil
+}
+
+// Close stops the cleanup and closes the pool, waiting for connections in
+// use to be released. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		<-s.done
+		s.pool.Close()
+	})
+	return nil
+}
+
+// checkKey seals a constant into meta on first use and, on every Open,
+// checks that this gateway's key opens it.
+func (s *Store) checkKey(ctx context.Context) error {
+	const name, aad, plain = "key_check", "meta/key_check", "socialgate"
+	_, err := s.pool.Exec(ctx, `INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`,
+		name, s.sealer.seal([]byte(plain), aad))
+	if err != nil {
+		return fmt.Errorf("storing the key check: %w", err)
+	}
+	var sealed []byte
+	if err := s.pool.QueryRow(ctx, `SELECT value FROM meta WHERE name = $1`, name).Scan(&sealed); err != nil {
+		return fmt.Errorf("reading the key check: %w", err)
+	}
+	if got, err := s.sealer.open(sealed, aad); err != nil || string(got) != plain {
+		return errors.New("the encryption key is not the one this database was created with")
+	}
+	return nil
+}
+
+// cleanup deletes expired sessions and ephemeral records every interval
+// until Close. Several gateways may run it at once: each deletes what it
+// finds, and none finds an expired row it must keep.
+func (s *Store) cleanup(interval time.Duration) {
+	defer close(s.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		for _, table := range []string{"sessions", "ephemeral"} {
+			s.deleteExpired(table)
+		}
+	}
+}
+
+// deleteExpired deletes table's expired rows, cleanupBatch per statement.
+// Errors wait for the next round: reads never return expired rows anyway.
+func (s *Store) deleteExpired(table string) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.queryTimeout)
+	defer cancel()
+	go func() {
+		select { // Close must not wait for a slow database
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	q := `DELETE FROM ` + table + ` WHERE ctid = ANY (ARRAY(SELECT ctid FROM ` + table +
+		` WHERE expires_ns <= $1 LIMIT ` + fmt.Sprint(cleanupBatch) + `))`
+	for {
+		tag, err := s.pool.Exec(ctx, q, s.now().UnixNano())
+		if err != nil || tag.RowsAffected() < cleanupBatch {
+			return
+		}
+	}
+}
+
+// bound gives ctx the store's query timeout unless it has a deadline.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.queryTimeout)
+}
+
+// errRetry makes write run its transaction again: something it read moved
+// before it could lock it.
+var errRetry = errors.New("retry the transaction")
+
+// callerError carries the error of a caller's callback out of a transaction
+// untouched and unretried.
+type callerError struct{ err error }
+
+func (e callerError) Error() string { return e.err.Error() }
+
+// callerErr returns the callback's own error when err carries one, else nil.
+func callerErr(err error) error {
+	var ce callerError
+	if errors.As(err, &ce) {
+		return ce.err
+	}
+	return nil
+}
+
+// write runs fn in a READ COMMITTED transaction, retrying the whole
+// transaction with jittered backoff when it lost a race (see retryable).
+// fn must derive everything from tx: it may run several times.
+func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		err := pgx.BeginFunc(ctx, s.pool, fn)
+		if !retryable(err) || attempt == maxAttempts {
+			if errors.Is(err, errRetry) {
+				err = errors.New("the records kept changing; gave up")
+			}
+			return err
+		}
+		backoff := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// read runs fn in a read-only snapshot (REPEATABLE READ).
+func (s *Store) read(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
+}
+
+// retryable reports whether a transaction failed only because another one
+// won a race: a serialization failure, a deadlock, or a unique violation of
+// a constraint that two first sign-ins can both reach (the next attempt sees
+// the winner's row).
+func retryable(err error) bool {
+	if errors.Is(err, errRetry) {
+		return true
+	}
+	if callerErr(err) != nil {
+		return false
+	}
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "40001", "40P01": // serialization_failure, deadlock_detected
+		return true
+	case "23505": // unique_violation
+		return pe.ConstraintName == "external_accounts_identity" || pe.ConstraintName == "user_emails_one_holder"
+	}
+	return false
+}
+
+// pgCode returns the SQLSTATE of err, or "".
+func pgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// notFound maps "no row" to store.ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	return err
+}
+
+// validID reports whether id can be a record id: ids are generated by
+// store.NewID, but lookups may carry anything a client sent. The rules are
+// Badger's, so both stores accept the same ids.
+func validID(id string) bool {
+	return id != "" && len(id) <= maxIDLen && !strings.ContainsAny(id, "/\x00")
+}
+
+func validKind(kind string) bool {
+	return kind != "" && len(kind) <= 64 && !strings.ContainsAny(kind, "/\x00")
+}
+
+// normalizeEmail is the form emails are compared and indexed in; Go lowers
+// them, not the database, so every gateway and the Badger store agree
+// whatever the database's collation.
+func normalizeEmail(email string) string { return strings.ToLower(email) }
+
+var _ store.Store = (*Store)(nil)

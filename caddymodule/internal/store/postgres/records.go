@@ -1,0 +1,300 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
+)
+
+// CreateSession implements store.Store.CreateSession. The user must exist
+// (ErrNotFound otherwise). An empty s.ID is set to a new sess_ id and a zero
+// s.CreatedAt to now; s.ExpiresAt must be in the future. The row holds the
+// id's digest and the id sealed, never the id itself.
+func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
+	if sess == nil {
+		return errors.New("creating session: nil session")
+	}
+	now := s.now()
+	if sess.ID == "" {
+		sess.ID = store.NewID("sess")
+	}
+	if sess.CreatedAt.IsZero() {
+		sess.CreatedAt = now
+	}
+	switch {
+	case !validID(sess.ID):
+		return errors.New("creating session: invalid session id")
+	case !validID(sess.UserID):
+		return fmt.Errorf("creating session: user: %w", store.ErrNotFound)
+	case !sess.ExpiresAt.After(now):
+		return errors.New("creating session: it expires in the past")
+	}
+	bare := *sess
+	bare.ID = ""
+	record, err := json.Marshal(&bare)
+	if err != nil {
+		return fmt.Errorf("creating session: %w", err)
+	}
+	hash := digest(sess.ID)
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	_, err = s.pool.Exec(ctx, `INSERT INTO sessions (id_hash, id_sealed, user_id, expires_ns, record) VALUES ($1, $2, $3, $4, $5)`,
+		hash, s.sealer.seal([]byte(sess.ID), sessionAAD(hash)), sess.UserID, sess.ExpiresAt.UnixNano(), record)
+	switch pgCode(err) {
+	case "":
+	case "23503": // foreign_key_violation: no such user
+		return fmt.Errorf("creating session: user %s: %w", sess.UserID, store.ErrNotFound)
+	case "23505": // ids are 128-bit random: a clash means a caller reused one
+		return errors.New("creating session: the session id is taken")
+	}
+	if err != nil {
+		return fmt.Errorf("creating session: %w", err)
+	}
+	return nil
+}
+
+// Session implements store.Store.Session. Errors never carry the session id:
+// it is the bearer secret a cookie stands for.
+func (s *Store) Session(ctx context.Context, id string) (*store.Session, error) {
+	if !validID(id) {
+		return nil, fmt.Errorf("loading session: %w", store.ErrNotFound)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var expires int64
+	var record []byte
+	err := s.pool.QueryRow(ctx, `SELECT expires_ns, record FROM sessions WHERE id_hash = $1`, digest(id)).Scan(&expires, &record)
+	if err == nil && s.now().UnixNano() >= expires {
+		err = pgx.ErrNoRows // the cleanup deletes it later; the clock decides now
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading session: %w", notFound(err))
+	}
+	var sess store.Session
+	if err := json.Unmarshal(record, &sess); err != nil {
+		return nil, fmt.Errorf("loading session: decoding record: %w", err)
+	}
+	sess.ID = id
+	return &sess, nil
+}
+
+// DeleteSession implements store.Store.DeleteSession.
+func (s *Store) DeleteSession(ctx context.Context, id string) error {
+	if !validID(id) {
+		return nil
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if _, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE id_hash = $1`, digest(id)); err != nil {
+		return fmt.Errorf("deleting session: %w", err)
+	}
+	return nil
+}
+
+// Sessions implements store.Store.Sessions: the user's live sessions,
+// oldest first.
+func (s *Store) Sessions(ctx context.Context, userID string) ([]*store.Session, error) {
+	if !validID(userID) {
+		return nil, nil
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `SELECT id_hash, id_sealed, record FROM sessions WHERE user_id = $1 AND expires_ns > $2`,
+		userID, s.now().UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("listing sessions of user %s: %w", userID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Session, error) {
+		var hash, sealed, record []byte
+		if err := row.Scan(&hash, &sealed, &record); err != nil {
+			return nil, err
+		}
+		id, err := s.sealer.open(sealed, sessionAAD(hash))
+		if err != nil {
+			return nil, fmt.Errorf("a session id: %w", err)
+		}
+		var sess store.Session
+		if err := json.Unmarshal(record, &sess); err != nil {
+			return nil, fmt.Errorf("decoding a session: %w", err)
+		}
+		sess.ID = string(id)
+		return &sess, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing sessions of user %s: %w", userID, err)
+	}
+	slices.SortFunc(out, func(x, y *store.Session) int {
+		return cmp.Or(x.CreatedAt.Compare(y.CreatedAt), strings.Compare(x.ID, y.ID))
+	})
+	return out, nil
+}
+
+func sessionAAD(hash []byte) string { return "session/" + string(hash) }
+
+// PutEphemeral implements store.Store.PutEphemeral; a record put again
+// under the same kind and id replaces the first. kind is a fixed name
+// without "/"; id is opaque (it may come from a query string).
+func (s *Store) PutEphemeral(ctx context.Context, kind, id string, value []byte, ttl time.Duration) error {
+	switch {
+	case !validKind(kind):
+		return fmt.Errorf("storing %q record: invalid kind", kind)
+	case id == "" || len(id) > maxIDLen:
+		return fmt.Errorf("storing %s record: invalid id", kind)
+	case ttl <= 0:
+		return fmt.Errorf("storing %s record: ttl %v is not positive", kind, ttl)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	_, err := s.pool.Exec(ctx, `INSERT INTO ephemeral (kind, id_hash, expires_ns, value) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (kind, id_hash) DO UPDATE SET expires_ns = excluded.expires_ns, value = excluded.value`,
+		kind, digest(id), s.now().Add(ttl).UnixNano(), s.sealer.seal(value, ephemeralAAD(kind, id)))
+	if err != nil {
+		return fmt.Errorf("storing %s record: %w", kind, err)
+	}
+	return nil
+}
+
+// TakeEphemeral implements store.Store.TakeEphemeral: one DELETE …
+// RETURNING, so of concurrent takers exactly one gets the row.
+func (s *Store) TakeEphemeral(ctx context.Context, kind, id string) ([]byte, error) {
+	if !validKind(kind) {
+		return nil, fmt.Errorf("taking %q record: invalid kind", kind)
+	}
+	if id == "" || len(id) > maxIDLen {
+		return nil, fmt.Errorf("taking %s record: %w", kind, store.ErrNotFound)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var expires int64
+	var sealed []byte
+	err := s.pool.QueryRow(ctx, `DELETE FROM ephemeral WHERE kind = $1 AND id_hash = $2 RETURNING expires_ns, value`,
+		kind, digest(id)).Scan(&expires, &sealed)
+	if err == nil && s.now().UnixNano() >= expires {
+		err = pgx.ErrNoRows // expired: gone either way
+	}
+	if err != nil {
+		return nil, fmt.Errorf("taking %s record: %w", kind, notFound(err))
+	}
+	value, err := s.sealer.open(sealed, ephemeralAAD(kind, id))
+	if err != nil {
+		return nil, fmt.Errorf("taking %s record: %w", kind, err)
+	}
+	return value, nil
+}
+
+func ephemeralAAD(kind, id string) string { return "ephemeral/" + kind + "/" + id }
+
+// CreateRedirectURL implements store.Store.CreateRedirectURL.
+func (s *Store) CreateRedirectURL(ctx context.Context, url string) (*store.RedirectURL, error) {
+	if url == "" || strings.ContainsRune(url, 0) {
+		return nil, errors.New("creating redirect URL: the URL is empty or invalid")
+	}
+	var out *store.RedirectURL
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		now := s.now()
+		ru := &store.RedirectURL{ID: store.NewID("ru"), URL: url, CreatedAt: now, UpdatedAt: now}
+		record, err := json.Marshal(ru)
+		if err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO redirect_urls (id, url, created_ns, record) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (url) DO NOTHING`, ru.ID, url, now.UnixNano(), record)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 1 {
+			out = ru
+			return nil
+		}
+		if err := tx.QueryRow(ctx, `SELECT record FROM redirect_urls WHERE url = $1`, url).Scan(&record); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return errRetry // deleted since the insert found it
+			}
+			return err
+		}
+		var existing store.RedirectURL
+		if err := json.Unmarshal(record, &existing); err != nil {
+			return fmt.Errorf("decoding record: %w", err)
+		}
+		out = &existing
+		return store.ErrExists
+	})
+	if errors.Is(err, store.ErrExists) {
+		return out, store.ErrExists
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating redirect URL: %w", err)
+	}
+	return out, nil
+}
+
+// RedirectURLs implements store.Store.RedirectURLs.
+func (s *Store) RedirectURLs(ctx context.Context) ([]*store.RedirectURL, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `SELECT record FROM redirect_urls ORDER BY created_ns, id`)
+	if err != nil {
+		return nil, fmt.Errorf("listing redirect URLs: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, scanRedirectURL)
+	if err != nil {
+		return nil, fmt.Errorf("listing redirect URLs: %w", err)
+	}
+	return out, nil
+}
+
+// RedirectURL implements store.Store.RedirectURL.
+func (s *Store) RedirectURL(ctx context.Context, id string) (*store.RedirectURL, error) {
+	if !validID(id) {
+		return nil, store.ErrNotFound
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `SELECT record FROM redirect_urls WHERE id = $1`, id)
+	if err != nil {
+		return nil, fmt.Errorf("loading redirect URL %s: %w", id, err)
+	}
+	ru, err := pgx.CollectExactlyOneRow(rows, scanRedirectURL)
+	if err != nil {
+		return nil, fmt.Errorf("loading redirect URL %s: %w", id, notFound(err))
+	}
+	return ru, nil
+}
+
+// DeleteRedirectURL implements store.Store.DeleteRedirectURL.
+func (s *Store) DeleteRedirectURL(ctx context.Context, id string) error {
+	if !validID(id) {
+		return store.ErrNotFound
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, `DELETE FROM redirect_urls WHERE id = $1`, id)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("deleting redirect URL %s: %w", id, err)
+	}
+	return nil
+}
+
+func scanRedirectURL(row pgx.CollectableRow) (*store.RedirectURL, error) {
+	var record []byte
+	if err := row.Scan(&record); err != nil {
+		return nil, err
+	}
+	var ru store.RedirectURL
+	if err := json.Unmarshal(record, &ru); err != nil {
+		return nil, fmt.Errorf("decoding record: %w", err)
+	}
+	return &ru, nil
+}

@@ -1,0 +1,296 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
+)
+
+// SignIn implements store.Store.SignIn in one transaction. Two concurrent
+// first sign-ins of one identity both insert an account; the unique
+// (issuer, subject) constraint lets one commit, and the other is retried
+// and finds the winner's account.
+func (s *Store) SignIn(ctx context.Context, in store.SignIn) (store.SignInResult, error) {
+	a := in.Account
+	if a.Issuer == "" || a.Subject == "" || strings.ContainsRune(a.Issuer, 0) || strings.ContainsRune(a.Subject, 0) {
+		return store.SignInResult{}, fmt.Errorf("signing in with %s: the identity needs an issuer and a subject (without NUL)", a.Provider)
+	}
+	now := in.Now
+	if now.IsZero() {
+		now = s.now()
+	}
+	var res store.SignInResult
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		var err error
+		res, err = s.signIn(ctx, tx, in, now)
+		return err
+	})
+	if err != nil {
+		return store.SignInResult{}, fmt.Errorf("signing in with %s: %w", a.Provider, err)
+	}
+	return res, nil
+}
+
+func (s *Store) signIn(ctx context.Context, tx pgx.Tx, in store.SignIn, now time.Time) (store.SignInResult, error) {
+	var eacID, userID string
+	err := tx.QueryRow(ctx, `SELECT id, user_id FROM external_accounts WHERE issuer = $1 AND subject = $2`,
+		in.Account.Issuer, in.Account.Subject).Scan(&eacID, &userID)
+	switch {
+	case err == nil:
+		return s.signInKnown(ctx, tx, in, now, eacID, userID)
+	case errors.Is(err, pgx.ErrNoRows):
+		return s.signInNew(ctx, tx, in, now)
+	default:
+		return store.SignInResult{}, fmt.Errorf("looking up identity: %w", err)
+	}
+}
+
+// signInKnown refreshes the account of a known identity and its user.
+func (s *Store) signInKnown(ctx context.Context, tx pgx.Tx, in store.SignIn, now time.Time, eacID, userID string) (store.SignInResult, error) {
+	if in.LinkToUser != "" && in.LinkToUser != userID {
+		return store.SignInResult{}, store.ErrIdentityTaken
+	}
+	u, err := lockUser(ctx, tx, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.SignInResult{}, errRetry // deleted since the lookup
+	}
+	if err != nil {
+		return store.SignInResult{}, err
+	}
+	acc, err := s.lockAccount(ctx, tx, eacID, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.SignInResult{}, errRetry // unlinked since the lookup
+	}
+	if err != nil {
+		return store.SignInResult{}, err
+	}
+	refresh(acc, &in.Account, now)
+	if err := adoptAccount(ctx, tx, u, acc, now); err != nil {
+		return store.SignInResult{}, err
+	}
+	if err := s.saveAccount(ctx, tx, acc); err != nil {
+		return store.SignInResult{}, err
+	}
+	if err := saveUser(ctx, tx, u); err != nil {
+		return store.SignInResult{}, err
+	}
+	return store.SignInResult{User: u, Account: acc}, nil
+}
+
+// signInNew links an unknown identity to LinkToUser, to the holder of its
+// verified email, or to a new user, and creates its account.
+func (s *Store) signInNew(ctx context.Context, tx pgx.Tx, in store.SignIn, now time.Time) (store.SignInResult, error) {
+	a := in.Account
+	var u *store.User
+	switch {
+	case in.LinkToUser != "":
+		if !validID(in.LinkToUser) {
+			return store.SignInResult{}, fmt.Errorf("loading user: %w", store.ErrNotFound)
+		}
+		var err error
+		if u, err = lockUser(ctx, tx, in.LinkToUser); err != nil {
+			return store.SignInResult{}, fmt.Errorf("loading user %s: %w", in.LinkToUser, err)
+		}
+	case in.LinkByVerifiedEmail && a.EmailVerified && a.Email != "":
+		holder, err := emailHolder(ctx, tx, a.Email)
+		if err != nil {
+			return store.SignInResult{}, err
+		}
+		if holder == "" {
+			break
+		}
+		if u, err = lockUser(ctx, tx, holder); errors.Is(err, store.ErrNotFound) {
+			return store.SignInResult{}, errRetry // deleted since the lookup
+		} else if err != nil {
+			return store.SignInResult{}, err
+		}
+		// The holder may have given the address up before we locked it.
+		again, err := emailHolder(ctx, tx, a.Email)
+		if err != nil {
+			return store.SignInResult{}, err
+		}
+		if again != holder {
+			return store.SignInResult{}, errRetry
+		}
+	}
+	userCreated := u == nil
+	if userCreated {
+		u = &store.User{ID: store.NewID("user"), CreatedAt: now, UpdatedAt: now}
+		if err := insertUser(ctx, tx, u); err != nil {
+			return store.SignInResult{}, err
+		}
+	}
+	acc := a
+	acc.ID = store.NewID("eac")
+	acc.UserID = u.ID
+	acc.Status = store.StatusVerified
+	acc.CreatedAt = now
+	acc.UpdatedAt = now
+	if err := s.insertAccount(ctx, tx, &acc); err != nil {
+		return store.SignInResult{}, err
+	}
+	if err := adoptAccount(ctx, tx, u, &acc, now); err != nil {
+		return store.SignInResult{}, err
+	}
+	if userCreated && in.LinkToUser == "" && in.LinkByVerifiedEmail && a.EmailVerified && a.Email != "" {
+		// No one held the address when we looked; if someone committed it
+		// since, this identity links to them: start over.
+		holder, err := emailHolder(ctx, tx, a.Email)
+		if err != nil {
+			return store.SignInResult{}, err
+		}
+		if holder != u.ID {
+			return store.SignInResult{}, errRetry
+		}
+	}
+	if err := saveUser(ctx, tx, u); err != nil {
+		return store.SignInResult{}, err
+	}
+	return store.SignInResult{User: u, Account: &acc, UserCreated: userCreated, AccountCreated: true}, nil
+}
+
+// refresh copies what a provider reported at this sign-in onto the account,
+// as the Badger store does: a field the provider left empty keeps its old
+// value (Apple sends the name once; an empty refresh token means unchanged).
+func refresh(acc, from *store.ExternalAccount, now time.Time) {
+	acc.Provider = from.Provider
+	if from.Email != "" {
+		acc.Email = from.Email
+		acc.EmailVerified = from.EmailVerified
+	}
+	acc.Name = cmp.Or(from.Name, acc.Name)
+	acc.Username = cmp.Or(from.Username, acc.Username)
+	acc.ImageURL = cmp.Or(from.ImageURL, acc.ImageURL)
+	acc.ApprovedScopes = from.ApprovedScopes
+	refreshToken := acc.Tokens.RefreshToken
+	acc.Tokens = from.Tokens
+	acc.Tokens.RefreshToken = cmp.Or(from.Tokens.RefreshToken, refreshToken)
+	acc.Status = store.StatusVerified
+	acc.UpdatedAt = now
+}
+
+// adoptAccount records a sign-in through acc on its user u: the sign-in time,
+// the account's email, and its name and picture when u has none yet. The
+// caller holds u's row lock and saves u.
+func adoptAccount(ctx context.Context, tx pgx.Tx, u *store.User, acc *store.ExternalAccount, now time.Time) error {
+	u.LastSignInAt = now
+	changed, err := syncEmail(ctx, tx, u, acc)
+	if err != nil {
+		return err
+	}
+	if u.Name == "" && acc.Name != "" {
+		u.Name = acc.Name
+		changed = true
+	}
+	if u.ImageURL == "" && acc.ImageURL != "" {
+		u.ImageURL = acc.ImageURL
+		changed = true
+	}
+	if changed {
+		u.UpdatedAt = now
+	}
+	return nil
+}
+
+// syncEmail brings u's addresses in line with acc's current email: acc
+// vouches for that address when the provider says it is verified, and for no
+// other (an address the provider no longer asserts may belong to someone
+// else by now and must not keep linking sign-ins to u).
+func syncEmail(ctx context.Context, tx pgx.Tx, u *store.User, acc *store.ExternalAccount) (changed bool, err error) {
+	keep := ""
+	if acc.Email != "" && acc.EmailVerified {
+		keep = normalizeEmail(acc.Email)
+	}
+	changed, err = withdrawVouching(ctx, tx, u, acc.ID, keep)
+	if err != nil {
+		return false, err
+	}
+	merged, err := mergeEmail(ctx, tx, u, acc)
+	return changed || merged, err
+}
+
+// withdrawVouching removes accID from the vouchers of u's addresses other
+// than keep (normalized; "" keeps none). An address left without vouchers
+// becomes unverified and stops linking to u; it stays on u's list.
+func withdrawVouching(ctx context.Context, tx pgx.Tx, u *store.User, accID, keep string) (changed bool, err error) {
+	for i := range u.Emails {
+		e := &u.Emails[i]
+		if !slices.Contains(e.VerifiedBy, accID) || normalizeEmail(e.Email) == keep {
+			continue
+		}
+		e.VerifiedBy = slices.DeleteFunc(e.VerifiedBy, func(id string) bool { return id == accID })
+		changed = true
+		if len(e.VerifiedBy) > 0 {
+			continue
+		}
+		e.VerifiedBy = nil
+		e.Verified = false
+		if _, err := tx.Exec(ctx, `UPDATE user_emails SET holder = false WHERE email_lower = $1 AND user_id = $2 AND holder`,
+			normalizeEmail(e.Email), u.ID); err != nil {
+			return false, fmt.Errorf("releasing an email: %w", err)
+		}
+	}
+	return changed, nil
+}
+
+// mergeEmail adds acc's email to u. A verified one is marked verified,
+// vouched for by acc, and made to link to u unless another user holds it
+// already; an unverified one is recorded but never links.
+func mergeEmail(ctx context.Context, tx pgx.Tx, u *store.User, acc *store.ExternalAccount) (changed bool, err error) {
+	if acc.Email == "" {
+		return false, nil
+	}
+	norm := normalizeEmail(acc.Email)
+	i := slices.IndexFunc(u.Emails, func(e store.EmailAddress) bool { return normalizeEmail(e.Email) == norm })
+	if i < 0 {
+		u.Emails = append(u.Emails, store.EmailAddress{Email: acc.Email})
+		i = len(u.Emails) - 1
+		changed = true
+		if _, err := tx.Exec(ctx, `INSERT INTO user_emails (email_lower, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+			norm, u.ID); err != nil {
+			return false, fmt.Errorf("recording an email: %w", err)
+		}
+	}
+	if !acc.EmailVerified {
+		return changed, nil
+	}
+	e := &u.Emails[i]
+	if !e.Verified {
+		e.Verified = true
+		changed = true
+	}
+	if !slices.Contains(e.VerifiedBy, acc.ID) {
+		e.VerifiedBy = append(e.VerifiedBy, acc.ID)
+		changed = true
+	}
+	// Two users taking one free address at once: the unique index
+	// user_emails_one_holder fails one, whose transaction is retried.
+	_, err = tx.Exec(ctx, `UPDATE user_emails SET holder = true
+		WHERE email_lower = $1 AND user_id = $2 AND NOT holder
+		AND NOT EXISTS (SELECT 1 FROM user_emails WHERE email_lower = $1 AND holder)`, norm, u.ID)
+	if err != nil {
+		return false, fmt.Errorf("indexing an email: %w", err)
+	}
+	return changed, nil
+}
+
+// emailHolder returns the user a verified email links to, or "".
+func emailHolder(ctx context.Context, tx pgx.Tx, email string) (string, error) {
+	var uid string
+	err := tx.QueryRow(ctx, `SELECT user_id FROM user_emails WHERE email_lower = $1 AND holder`, normalizeEmail(email)).Scan(&uid)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("looking up email: %w", err)
+	}
+	return uid, nil
+}

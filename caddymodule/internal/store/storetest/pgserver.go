@@ -1,0 +1,105 @@
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// EnvPostgresDSN names the environment variable that points the tests at an
+// existing PostgreSQL server instead of a private one. Its database must let
+// the user create and drop schemas.
+const EnvPostgresDSN = "SOCIALGATE_TEST_POSTGRES_DSN"
+
+// ErrNoPostgres means no PostgreSQL server could be started: the server
+// binaries are not installed. The error's text says what to install.
+var ErrNoPostgres = errors.New("no PostgreSQL server for the tests")
+
+// PostgresServer is the PostgreSQL server of a test binary: the one named by
+// SOCIALGATE_TEST_POSTGRES_DSN, or a private one that StartPostgres ran on
+// loopback. Start it once in TestMain and Stop it after m.Run.
+type PostgresServer struct {
+	// DSN connects to the server's test database.
+	DSN  string
+	stop func() error
+}
+
+// StartPostgres returns the server named by SOCIALGATE_TEST_POSTGRES_DSN, or
+// starts a private one: initdb into a temporary directory (as the postgres
+// user when the tests run as root), postgres listening on 127.0.0.1 on a free
+// port with its unix socket in that directory, and a database
+// socialgate_test. The error wraps ErrNoPostgres when the binaries are
+// missing.
+func StartPostgres() (*PostgresServer, error) {
+	if dsn := strings.TrimSpace(os.Getenv(EnvPostgresDSN)); dsn != "" {
+		return &PostgresServer{DSN: dsn, stop: func() error { return nil }}, nil
+	}
+	return startPrivate()
+}
+
+// Stop stops a private server and removes its files; it leaves a server
+// named by SOCIALGATE_TEST_POSTGRES_DSN running.
+func (s *PostgresServer) Stop() error {
+	if s == nil || s.stop == nil {
+		return nil
+	}
+	return s.stop()
+}
+
+// FreshDSN creates an empty schema for t and returns a DSN whose
+// search_path is that schema, so every test gets a database of its own on
+// one server. The schema is dropped when t ends.
+func (s *PostgresServer) FreshDSN(t testing.TB) string {
+	t.Helper()
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "t_" + hex.EncodeToString(b[:])
+	exec := func(sql string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, s.DSN)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, sql)
+		return err
+	}
+	if err := exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatalf("creating schema %s: %v", schema, err)
+	}
+	t.Cleanup(func() {
+		if err := exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+			t.Errorf("dropping schema %s: %v", schema, err)
+		}
+	})
+	dsn, err := withSearchPath(s.DSN, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dsn
+}
+
+// withSearchPath adds search_path to a DSN in URL or keyword/value form.
+func withSearchPath(dsn, schema string) (string, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", fmt.Errorf("parsing the test DSN: %w", err)
+		}
+		q := u.Query()
+		q.Set("search_path", schema)
+		u.RawQuery = q.Encode()
+		return u.String(), nil
+	}
+	return dsn + " search_path=" + schema, nil
+}
