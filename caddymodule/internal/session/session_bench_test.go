@@ -87,7 +87,7 @@ func BenchmarkLookup(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		sess, _ := s.Lookup(r)
+		sess, _, _ := s.Lookup(r)
 		m, _ := session.NewManager(oneSession{s: sess}, [][]byte{currentKey}, time.Hour)
 		benchLookup(b, m, r, nil)
 	})
@@ -96,8 +96,27 @@ func BenchmarkLookup(b *testing.B) {
 		st := openMemory(b)
 		r := signedIn(b, st, [][]byte{olderKey})
 		s, _ := session.NewManager(st, [][]byte{olderKey}, time.Hour)
-		sess, _ := s.Lookup(r)
+		sess, _, _ := s.Lookup(r)
 		m, _ := session.NewManager(oneSession{s: sess}, [][]byte{currentKey, olderKey}, time.Hour)
+		benchLookup(b, m, r, nil)
+	})
+	// A native app's session token in Authorization: Bearer, after the
+	// Cookie header is searched in vain.
+	b.Run("bearer-token", func(b *testing.B) {
+		st := openMemory(b)
+		r := signedIn(b, st, [][]byte{currentKey})
+		m, _ := session.NewManager(st, [][]byte{currentKey}, time.Hour)
+		sess, _, _ := m.Lookup(r)
+		user, err := st.User(context.Background(), sess.UserID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, token, err := m.Issue(context.Background(), r, user)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.Header.Set("Cookie", otherCookies)
+		r.Header.Set("Authorization", "Bearer "+token)
 		benchLookup(b, m, r, nil)
 	})
 	b.Run("no-cookie", func(b *testing.B) {
@@ -117,7 +136,7 @@ func BenchmarkLookup(b *testing.B) {
 func benchLookup(b *testing.B, m *session.Manager, r *http.Request, want error) {
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := m.Lookup(r); err != want {
+		if _, _, err := m.Lookup(r); err != want {
 			b.Fatalf("Lookup = %v, want %v", err, want)
 		}
 	}
