@@ -43,6 +43,11 @@ type App struct {
 	// Caddy's data directory.
 	Storage string `json:"storage,omitempty"`
 
+	// Postgres, when set, keeps users, accounts, sessions and flows in
+	// PostgreSQL instead of the embedded store, so that several gateways
+	// behind a load balancer share one user base. Storage is then unused.
+	Postgres *PostgresStorage `json:"postgres,omitempty"`
+
 	// Prefix is the path under which the gateway serves its own endpoints
 	// (sign-in, callbacks, sign-out, me). Default: /_auth.
 	Prefix string `json:"prefix,omitempty"`
@@ -63,6 +68,14 @@ type App struct {
 
 	// SessionLifetime is how long a session lasts after sign-in. Default: 7 days.
 	SessionLifetime caddy.Duration `json:"session_lifetime,omitempty"`
+
+	// SessionCache is how long a session read from the store is kept in
+	// memory, so most requests need no store read. Sessions ended through
+	// this gateway leave the cache at once; with several gateways on one
+	// database, one ended elsewhere is noticed within this time, and while
+	// the database is down sessions seen within it keep working. Default:
+	// 5s; 0 reads the store on every request.
+	SessionCache *caddy.Duration `json:"session_cache,omitempty"`
 
 	// FlowTimeout is how long a started sign-in may take to come back from
 	// the provider. Default: 10m.
@@ -112,6 +125,21 @@ type App struct {
 	storeRef *storeRef
 	dev      *devRef
 	logger   *zap.Logger
+}
+
+// PostgresStorage configures the PostgreSQL store.
+type PostgresStorage struct {
+	// DSN is the connection string (postgres://user:pass@host/db or
+	// key=value pairs); {env.*} and {file.*} are expanded. Required.
+	DSN string `json:"dsn"`
+	// Secret, the same on every gateway of the database, is what the cookie
+	// key, the token encryption key and the identity-token key derive from.
+	// At least 32 characters; {env.*} and {file.*} are expanded. Required.
+	Secret string `json:"secret"`
+	// MaxConns caps the connection pool. Default: 10.
+	MaxConns int32 `json:"max_conns,omitempty"`
+	// ConnectTimeout bounds opening one connection. Default: 5s.
+	ConnectTimeout caddy.Duration `json:"connect_timeout,omitempty"`
 }
 
 // RateLimit allows Events requests per Window per client.
@@ -184,11 +212,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.SessionLifetime == 0 {
 		a.SessionLifetime = caddy.Duration(DefaultSessionLifetime)
 	}
-	dir := a.Storage
-	if dir == "" {
-		dir = filepath.Join(caddy.AppDataDir(), "socialgate")
-	}
-	ref, err := acquireStore(dir, a.logger)
+	ref, err := a.acquireStore(repl)
 	if err != nil {
 		return err
 	}
@@ -218,6 +242,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("cookie_keys: %w", err)
 	}
+	cacheTTL := 5 * time.Second
+	if a.SessionCache != nil {
+		cacheTTL = time.Duration(*a.SessionCache)
+	}
+	sessions.WithCache(cacheTTL)
 	if err := seedRedirectURLs(ref.store, a.RedirectURLs); err != nil {
 		return err
 	}
@@ -267,14 +296,33 @@ func (a *App) Provision(ctx caddy.Context) error {
 				p, ok := byName[name]
 				return p, ok
 			},
-			Keys:         apiKeys,
-			Providers:    statuses(providers),
-			OnSessionEnd: identity.Forget,
-			Logger:       a.logger.Named("api"),
+			Keys:      apiKeys,
+			Providers: statuses(providers),
+			OnSessionEnd: func(id string) {
+				identity.Forget(id)
+				sessions.Forget(id)
+			},
+			Logger: a.logger.Named("api"),
 		}),
 		Logger: a.logger,
 	})
 	return nil
+}
+
+// acquireStore opens the configured store: PostgreSQL, or Badger in Storage.
+func (a *App) acquireStore(repl *caddy.Replacer) (*storeRef, error) {
+	if pg := a.Postgres; pg != nil {
+		dsn := repl.ReplaceKnown(pg.DSN, "")
+		if dsn == "" {
+			return nil, errors.New("storage postgres: dsn is required")
+		}
+		return acquirePostgres(pg, dsn, repl.ReplaceKnown(pg.Secret, ""))
+	}
+	dir := a.Storage
+	if dir == "" {
+		dir = filepath.Join(caddy.AppDataDir(), "socialgate")
+	}
+	return acquireBadger(dir, a.logger)
 }
 
 // statuses lists the providers for the API's health report.

@@ -31,7 +31,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 // UnmarshalCaddyfile sets up the app from Caddyfile tokens. Syntax:
 //
 //	socialgate {
-//		storage          <dir>
+//		storage          <dir> | postgres {
+//			dsn             <dsn>
+//			secret          <secret>
+//			max_conns       <n>
+//			connect_timeout <duration>
+//		}
 //		prefix           <path>
 //		dev_provider     [<listen>] {
 //			listen                <host:port>
@@ -65,6 +70,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		}
 //		cookie_keys      <key...>
 //		session_lifetime <duration>
+//		session_cache    <duration>
 //		flow_timeout     <duration>
 //		token_refresh_skew <duration>
 //		api_key          <key...>
@@ -91,7 +97,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch d.Val() {
 		case "storage":
-			err = oneArg(d, &a.Storage)
+			err = parseStorage(d, a)
 		case "prefix":
 			err = oneArg(d, &a.Prefix)
 		case "dev_provider":
@@ -104,6 +110,15 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.CookieKeys, err = someArgs(d)
 		case "session_lifetime":
 			err = durationArg(d, &a.SessionLifetime)
+		case "session_cache":
+			var s string
+			if err = oneArg(d, &s); err == nil {
+				dur, perr := caddy.ParseDuration(s)
+				if perr != nil || dur < 0 {
+					return d.Errf("session_cache: %q is not a duration", s)
+				}
+				a.SessionCache = (*caddy.Duration)(&dur)
+			}
 		case "flow_timeout":
 			err = durationArg(d, &a.FlowTimeout)
 		case "token_refresh_skew":
@@ -148,6 +163,47 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return err
 		}
 	}
+	return nil
+}
+
+func parseStorage(d *caddyfile.Dispenser, a *App) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.Val() != "postgres" {
+		a.Storage = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		return nil
+	}
+	pg := new(PostgresStorage)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "dsn":
+			err = oneArg(d, &pg.DSN)
+		case "secret":
+			err = oneArg(d, &pg.Secret)
+		case "max_conns":
+			var s string
+			if err = oneArg(d, &s); err == nil {
+				n, perr := strconv.Atoi(s)
+				if perr != nil || n < 2 {
+					return d.Errf("max_conns: %q is not a number of connections (at least 2)", s)
+				}
+				pg.MaxConns = int32(n)
+			}
+		case "connect_timeout":
+			err = durationArg(d, &pg.ConnectTimeout)
+		default:
+			return d.Errf("unrecognized storage postgres option %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	a.Postgres = pg
 	return nil
 }
 

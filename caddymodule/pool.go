@@ -1,25 +1,28 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
 )
 
-// stores shares one open store per directory across config reloads: Caddy
-// starts the new config before cleaning up the old one, and Badger locks its
-// directory, so the two configs must use the same handle.
+// stores shares one open store per location across config reloads: Caddy
+// starts the new config before cleaning up the old one, Badger locks its
+// directory, and a database pool should not be opened twice.
 var stores = caddy.NewUsagePool()
 
-// openStore is a pooled store and the keys kept beside it.
+// openStore is a pooled store and its keys.
 type openStore struct {
-	store *store.Badger
+	store store.Store
 	keys  *keyring.Keyring
 }
 
@@ -33,14 +36,23 @@ type storeRef struct {
 	once sync.Once
 }
 
-// acquireStore opens the store in dir, or shares the one already open there.
-func acquireStore(dir string, logger *zap.Logger) (*storeRef, error) {
+// acquire opens the store under key with open, or shares the one open there.
+func acquire(key string, open func() (*openStore, error)) (*storeRef, error) {
+	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) { return open() })
+	if err != nil {
+		return nil, err
+	}
+	return &storeRef{openStore: v.(*openStore), key: key}, nil
+}
+
+// acquireBadger opens the Badger store in dir, with the keys kept beside it.
+func acquireBadger(dir string, logger *zap.Logger) (*storeRef, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("storage %s: %w", dir, err)
 	}
 	key := filepath.Clean(abs)
-	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
+	return acquire("badger:"+key, func() (*openStore, error) {
 		keys, err := keyring.LoadOrCreate(key)
 		if err != nil {
 			return nil, fmt.Errorf("storage %s: %w", key, err)
@@ -51,10 +63,23 @@ func acquireStore(dir string, logger *zap.Logger) (*storeRef, error) {
 		}
 		return &openStore{store: st, keys: keys}, nil
 	})
+}
+
+// acquirePostgres connects to the database; every key derives from the
+// shared secret, so every gateway on the database agrees on them.
+func acquirePostgres(cfg *PostgresStorage, dsn, secret string) (*storeRef, error) {
+	keys, err := keyring.FromSecret([]byte(secret))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("storage postgres: secret: %w", err)
 	}
-	return &storeRef{openStore: v.(*openStore), key: key}, nil
+	return acquire("postgres:"+dsn, func() (*openStore, error) {
+		st, err := postgres.Open(context.Background(), postgres.Options{DSN: dsn, EncryptionKey: keys.StoreKey,
+			MaxConns: cfg.MaxConns, ConnectTimeout: time.Duration(cfg.ConnectTimeout)})
+		if err != nil {
+			return nil, fmt.Errorf("storage postgres: %w", err)
+		}
+		return &openStore{store: st, keys: keys}, nil
+	})
 }
 
 func (r *storeRef) release() {

@@ -244,6 +244,7 @@ func (g *Gateway) revokeOtherSessions(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			g.Identity.Forget(s.ID)
+			g.Sessions.Forget(s.ID)
 			metrics.Sessions.WithLabelValues("revoked").Inc()
 			g.Logger.Info("session revoked", zap.String("user_id", sess.UserID), zap.String("session_id", s.ID))
 		}

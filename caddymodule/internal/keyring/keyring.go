@@ -170,3 +170,25 @@ func Derive(secret []byte, purpose string, n int) []byte {
 	}
 	return key
 }
+
+// FromSecret derives a whole keyring from one shared secret, so that several
+// gateways on one database hold the same keys without a file to copy: the
+// cookie secret, the store key and the identity-token key all follow from it.
+func FromSecret(secret []byte) (*Keyring, error) {
+	if len(secret) < 32 {
+		return nil, errors.New("the secret must be at least 32 characters")
+	}
+	k := &Keyring{CookieSecret: Derive(secret, "cookie secret", 32), StoreKey: Derive(secret, "store key", 32)}
+	// A P-256 private key is a scalar below the group order: derive one,
+	// trying again in the (2^-32) case it is out of range.
+	for i := 0; ; i++ {
+		key, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), Derive(secret, fmt.Sprintf("identity key %d", i), 32))
+		if err != nil {
+			continue
+		}
+		if k.SigningKey, err = x509.MarshalPKCS8PrivateKey(key); err != nil {
+			return nil, err
+		}
+		return k, nil
+	}
+}

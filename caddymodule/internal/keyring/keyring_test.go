@@ -102,3 +102,25 @@ func TestLoadOrCreate_AddsASigningKeyToAnOldKeyring(t *testing.T) {
 		t.Errorf("mode after upgrade %o", st.Mode().Perm())
 	}
 }
+
+func TestFromSecret_IsDeterministicAndSeparatesKeys(t *testing.T) {
+	secret := []byte("a shared secret of at least thirty-two characters")
+	a, err := FromSecret(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := FromSecret(secret)
+	other, _ := FromSecret([]byte("another shared secret of thirty-two characters"))
+	if !bytes.Equal(a.CookieSecret, b.CookieSecret) || !bytes.Equal(a.StoreKey, b.StoreKey) || !bytes.Equal(a.SigningKey, b.SigningKey) {
+		t.Fatal("the same secret gave different keys")
+	}
+	if bytes.Equal(a.CookieSecret, a.StoreKey) || bytes.Equal(a.StoreKey, other.StoreKey) {
+		t.Fatal("keys are not separated")
+	}
+	if _, err := a.Signer(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FromSecret([]byte("short")); err == nil {
+		t.Fatal("a short secret was accepted")
+	}
+}

@@ -37,6 +37,7 @@ type Manager struct {
 	csrfKeys [][]byte
 	lifetime time.Duration
 	now      func() time.Time
+	cache    *cache
 }
 
 // NewManager returns a Manager. secrets are the cookie secrets, newest first:
@@ -72,12 +73,34 @@ func (m *Manager) Lookup(r *http.Request) (s *store.Session, bearer bool, err er
 		}
 		bearer = true
 	}
+	if s = m.cache.get(id, m.now()); s != nil {
+		return s, bearer, nil
+	}
 	s, err = m.store.Session(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, false, ErrNoSession
 	}
+	if err == nil {
+		m.cache.put(s, m.now())
+	}
 	return s, bearer, err
 }
+
+// WithCache keeps sessions read from the store in memory for ttl, so that
+// most requests need no store read. A session ended through this gateway
+// (sign-out, revocation, Forget) leaves the cache at once; one ended by
+// another gateway sharing the store is noticed within ttl. Zero turns the
+// cache off.
+func (m *Manager) WithCache(ttl time.Duration) *Manager {
+	if ttl > 0 {
+		m.cache = &cache{ttl: ttl, entries: map[string]cached{}, tokens: map[string]string{}}
+	}
+	return m
+}
+
+// Forget drops a session from the cache: call it when a session ends
+// without this manager (API revocation, user deletion).
+func (m *Manager) Forget(sessionID string) { m.cache.forget(sessionID) }
 
 // bearerSessionID decodes a session token from the Authorization header.
 func (m *Manager) bearerSessionID(r *http.Request) (string, bool) {
@@ -85,11 +108,7 @@ func (m *Manager) bearerSessionID(r *http.Request) (string, bool) {
 	if !ok || token == "" {
 		return "", false
 	}
-	var id []byte
-	if err := securecookie.DecodeMulti(CookieName, token, &id, m.codecs...); err != nil {
-		return "", false
-	}
-	return string(id), true
+	return m.decode(token)
 }
 
 // Issue creates a session for a native app and returns its session token,
@@ -123,15 +142,43 @@ func (m *Manager) newSession(r *http.Request, user *store.User) *store.Session {
 }
 
 func (m *Manager) cookieSessionID(r *http.Request) (string, bool) {
-	c, err := r.Cookie(CookieName)
-	if err != nil {
+	value := cookieValue(r.Header["Cookie"])
+	if value == "" {
 		return "", false
+	}
+	return m.decode(value)
+}
+
+// decode verifies a cookie value or session token and returns its session
+// id. A value verified once is remembered (when the cache is on): the HMAC
+// and decryption then cost nothing on later requests.
+func (m *Manager) decode(value string) (string, bool) {
+	if id, ok := m.cache.verified(value); ok {
+		return id, true
 	}
 	var id []byte
-	if err := securecookie.DecodeMulti(CookieName, c.Value, &id, m.codecs...); err != nil {
+	if err := securecookie.DecodeMulti(CookieName, value, &id, m.codecs...); err != nil {
 		return "", false
 	}
+	m.cache.remember(value, string(id))
 	return string(id), true
+}
+
+// cookieValue finds the session cookie in Cookie headers without parsing
+// every cookie (r.Cookie allocates them all); the first one wins, as there.
+func cookieValue(headers []string) string {
+	const prefix = CookieName + "="
+	for _, h := range headers {
+		for h != "" {
+			var part string
+			part, h, _ = strings.Cut(h, ";")
+			part = strings.TrimLeft(part, " ")
+			if v, ok := strings.CutPrefix(part, prefix); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+	}
+	return ""
 }
 
 // Start creates a new session for the user and sets its cookie. The session
@@ -146,6 +193,7 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		old = append(old, previous.ID)
 	}
 	for _, id := range old {
+		m.cache.forget(id)
 		if err := m.store.DeleteSession(ctx, id); err != nil {
 			return nil, fmt.Errorf("ending the previous session: %w", err)
 		}
@@ -167,6 +215,7 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 func (m *Manager) End(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
 	http.SetCookie(w, m.cookie(r, "", -1))
 	if id, ok := m.cookieSessionID(r); ok {
+		m.cache.forget(id)
 		return m.store.DeleteSession(ctx, id)
 	}
 	return nil

@@ -39,6 +39,12 @@ var (
 	ErrUnavailable = errors.New("the provider could not refresh the token")
 )
 
+// AccountLocker is a store shared by several gateways that can hold a lock on
+// one account across all of them (PostgreSQL's advisory locks).
+type AccountLocker interface {
+	WithAccountLock(ctx context.Context, accountID string, fn func(ctx context.Context) error) error
+}
+
 // Refresher is the part of a provider the engine uses.
 type Refresher interface {
 	Refresh(ctx context.Context, refreshToken string) (*oauth2.Token, error)
@@ -93,7 +99,20 @@ func (e *Engine) Fresh(ctx context.Context, a *store.ExternalAccount) (*store.Ex
 	ch := e.flight.DoChan(a.ID, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
 		defer cancel()
-		return e.refresh(ctx, a.ID)
+		locker, ok := e.store.(AccountLocker)
+		if !ok {
+			return e.refresh(ctx, a.ID)
+		}
+		// Several gateways share the store: one refresh per account across
+		// all of them. The refresh re-reads the account under the lock, so
+		// the gateways that waited find it fresh.
+		var out *store.ExternalAccount
+		err := locker.WithAccountLock(ctx, a.ID, func(ctx context.Context) error {
+			var err error
+			out, err = e.refresh(ctx, a.ID)
+			return err
+		})
+		return out, err
 	})
 	select {
 	case res := <-ch:

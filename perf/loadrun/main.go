@@ -1,0 +1,337 @@
+// Command loadrun measures what the socialgate handler costs a request: it
+// builds the binary, runs a tiny upstream and two Caddy processes of that
+// binary on loopback (PLAIN: reverse_proxy only; GATEWAY: the same sites
+// behind socialgate with the dev provider), signs in once through the dev
+// provider, and drives the rows alternately with wrk, or with a built-in Go
+// client when wrk is not installed. It prints a Markdown table.
+//
+//	go run ./perf/loadrun                       # defaults: 5 runs × 3s per row, ≈ 2 minutes
+//	go run ./perf/loadrun -runs 5 -duration 10s -connections 64
+//	go run ./perf/loadrun -cpuprofile gw.pprof  # also profile GATEWAY on row 1
+//
+// Rows: plain reverse_proxy; authenticated pass-through; with `require dev`;
+// with `forward_token dev` (when the binary supports it); whole sign-in
+// flows per second. Every measured request is checked to have reached the
+// upstream with the identity the row promises. Besides throughput and
+// latency, each row shows the serving Caddy's CPU time per request, which
+// holds steady when other work competes for the cores.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+type config struct {
+	duration, warmup time.Duration
+	runs, conns      int
+	threads          int
+	flowConcurrency  int
+	client           string
+	cpuprofile       string
+	keep             bool
+}
+
+func main() {
+	var cfg config
+	serve := flag.String("serve-upstream", "", "internal: run as the upstream on this address")
+	flag.DurationVar(&cfg.duration, "duration", 3*time.Second, "length of each measured run of each row")
+	flag.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured load on each row before its first run")
+	flag.IntVar(&cfg.runs, "runs", 5, "runs per row; the table shows medians")
+	flag.IntVar(&cfg.conns, "connections", 16, "concurrent keep-alive connections")
+	flag.IntVar(&cfg.threads, "threads", max(1, runtime.NumCPU()/4), "wrk threads")
+	flag.IntVar(&cfg.flowConcurrency, "flow-concurrency", 4, "concurrent browsers in the sign-in row")
+	flag.StringVar(&cfg.client, "client", "auto", "load client: auto (wrk if installed), wrk or go")
+	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of GATEWAY under row-1 load to this file and print its top")
+	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (configs, logs, store)")
+	flag.Parse()
+	if *serve != "" {
+		if err := serveUpstream(*serve); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "loadrun:", err)
+		os.Exit(1)
+	}
+}
+
+// row is one line of the table.
+type row struct {
+	name    string
+	site    site  // zero for the sign-in row
+	server  *proc // the Caddy process serving site
+	skipped string
+	runs    []measurement
+	checks  []string // failed checks of the requests that reached the upstream
+}
+
+func run(ctx context.Context, cfg config) error {
+	dir, err := os.MkdirTemp("", "loadrun-")
+	if err != nil {
+		return err
+	}
+	if cfg.keep {
+		fmt.Printf("Temporary files: %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+
+	load, note, err := pickLoader(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "building ./cmd/socialgate …")
+	bin, err := build(dir)
+	if err != nil {
+		return err
+	}
+	up, upstream, err := startUpstream(dir)
+	if err != nil {
+		return err
+	}
+	defer up.stop()
+
+	ports, err := freePorts(8)
+	if err != nil {
+		return err
+	}
+	plainAdmin, gwAdmin, devPort := ports[0], ports[1], ports[2]
+	plainSite := site{row: "plain reverse_proxy", port: ports[3]}
+	gwSites := []site{
+		{row: "(1) authenticated pass-through", port: ports[4], handler: "socialgate"},
+		{row: "(2) + require dev", port: ports[5], handler: "socialgate {\n\trequire dev\n}"},
+		{row: "(3) + forward_token dev", port: ports[6], handler: "socialgate {\n\tforward_token dev\n}"},
+	}
+	rows := []*row{{name: plainSite.row, site: plainSite}}
+	var running []site
+	for _, s := range gwSites {
+		r := &row{name: s.row, site: s}
+		if ok, why := adapts(bin, dir, s.handler); !ok {
+			r.skipped = "not supported by this build: `socialgate adapt` says: " + why
+		} else {
+			running = append(running, s)
+		}
+		rows = append(rows, r)
+	}
+	signInRow := &row{name: fmt.Sprintf("(4) sign-in flows/s (%d browsers)", cfg.flowConcurrency)}
+	rows = append(rows, signInRow)
+
+	// Every browser of the sign-in row is 127.0.0.1: lift the per-client
+	// limits on starting and finishing sign-ins, where the build has them.
+	var options []string
+	noLimits := []string{"rate_limit start 0 1m", "rate_limit callback 0 1m"}
+	if ok, _ := adapts(bin, dir, "socialgate", noLimits...); ok {
+		options = noLimits
+	}
+
+	fmt.Fprintln(os.Stderr, "starting PLAIN and GATEWAY …")
+	plain, err := startCaddy("PLAIN", bin, filepath.Join(dir, "plain"), plainAdmin,
+		caddyfile(filepath.Join(dir, "plain"), plainAdmin, 0, upstream, []site{plainSite}), []site{plainSite})
+	if err != nil {
+		return err
+	}
+	defer plain.stop()
+	gwDir := filepath.Join(dir, "gateway")
+	gw, err := startCaddy("GATEWAY", bin, gwDir, gwAdmin, caddyfile(gwDir, gwAdmin, devPort, upstream, running, options...), running)
+	if err != nil && len(running) > 1 {
+		// A directive that adapts may still fail to provision; measure the rest.
+		for _, r := range rows[2:4] {
+			if r.skipped == "" {
+				r.skipped = "GATEWAY failed to start with it: " + lastLine(err.Error())
+			}
+		}
+		running = running[:1]
+		gw, err = startCaddy("GATEWAY", bin, gwDir, gwAdmin, caddyfile(gwDir, gwAdmin, devPort, upstream, running, options...), running)
+	}
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+	rows[0].server = plain
+	for _, r := range rows[1:4] {
+		r.server = gw
+	}
+
+	devURL := fmt.Sprintf("http://127.0.0.1:%d", devPort)
+	first := newBrowser(http.DefaultTransport)
+	if err := first.signIn(ctx, running[0].url(), devURL); err != nil {
+		return fmt.Errorf("signing in through the dev provider: %w\n%s", err, gw.tail())
+	}
+	cookie, err := first.cookieHeader(running[0].url())
+	if err != nil {
+		return err
+	}
+
+	printHeader(bin, load, note, cfg, options)
+	measured := slices.DeleteFunc(slices.Clone(rows[:4]), func(r *row) bool { return r.skipped != "" })
+	for _, r := range measured {
+		if err := preflight(ctx, r, cookie, upstream); err != nil {
+			r.skipped = err.Error()
+		}
+	}
+	measured = slices.DeleteFunc(measured, func(r *row) bool { return r.skipped != "" })
+	for _, r := range measured {
+		fmt.Fprintf(os.Stderr, "warming up %s …\n", r.name)
+		load.run(ctx, r.site.url(), cookie, cfg.warmup)
+	}
+	if _, err := settledStats(upstream); err != nil {
+		return err
+	}
+	if err := measure(ctx, cfg, load, measured, cookie, upstream); err != nil {
+		return err
+	}
+	measureSignIns(ctx, cfg, signInRow, running[0].url(), devURL)
+	printTable(rows)
+	fmt.Printf("Load average after the runs: %s\n\n", loadAverage())
+
+	if cfg.cpuprofile != "" {
+		if err := profile(ctx, cfg, load, bin, gwAdmin, rows[1], cookie); err != nil {
+			return fmt.Errorf("profiling: %w", err)
+		}
+	}
+	return nil
+}
+
+// measure drives the rows in turn, cfg.runs times, and checks each run's
+// requests against what reached the upstream.
+func measure(ctx context.Context, cfg config, load loader, rows []*row, cookie, upstream string) error {
+	for i := range cfg.runs {
+		for _, r := range rows {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "run %d/%d: %s …\n", i+1, cfg.runs, r.name)
+			before, err := readStats(upstream)
+			if err != nil {
+				return err
+			}
+			cpu0 := r.server.cpu()
+			// Plain gets the same Cookie header: both parse the same request.
+			m, err := load.run(ctx, r.site.url(), cookie, cfg.duration)
+			if err != nil {
+				return fmt.Errorf("%s: %w", r.name, err)
+			}
+			m.cpuPerRequest = (r.server.cpu() - cpu0) / time.Duration(max(1, m.requests))
+			after, err := settledStats(upstream)
+			if err != nil {
+				return err
+			}
+			r.runs = append(r.runs, m)
+			r.checks = append(r.checks, check(r, m, after.minus(before), cfg.conns)...)
+		}
+	}
+	return nil
+}
+
+// measureSignIns runs whole sign-in flows against site, cfg.runs times.
+func measureSignIns(ctx context.Context, cfg config, signInRow *row, site, devURL string) {
+	for i := range cfg.runs {
+		fmt.Fprintf(os.Stderr, "run %d/%d: %s …\n", i+1, cfg.runs, signInRow.name)
+		res := signInFlows(ctx, site, devURL, cfg.flowConcurrency, cfg.duration)
+		if res.firstErr != nil {
+			signInRow.checks = append(signInRow.checks, fmt.Sprintf("%d flows failed, first: %v", res.errors, res.firstErr))
+		}
+		if res.requests > 0 {
+			signInRow.runs = append(signInRow.runs, res.measurement)
+		}
+	}
+}
+
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for len(ports) < n {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(ports, p) {
+			ports = append(ports, p)
+		}
+	}
+	return ports, nil
+}
+
+// pickLoader chooses wrk or the Go client; note says why when it matters.
+func pickLoader(cfg config) (loader, string, error) {
+	path, err := exec.LookPath("wrk")
+	switch {
+	case cfg.client == "go":
+		return &goLoader{conns: cfg.conns}, "the built-in Go client (-client go)", nil
+	case err == nil && cfg.client != "go":
+		return &wrkLoader{path: path, threads: min(cfg.threads, cfg.conns), conns: cfg.conns}, "", nil
+	case cfg.client == "wrk":
+		return nil, "", errors.New("wrk is not installed; on Debian or Ubuntu: apt-get update && apt-get install -y wrk")
+	default:
+		return &goLoader{conns: cfg.conns}, "wrk is not installed, so the built-in Go client drives the load " +
+			"(install wrk for numbers comparable across machines: apt-get update && apt-get install -y wrk)", nil
+	}
+}
+
+// preflight sends one request and checks that it reached the upstream the
+// way the row promises.
+func preflight(ctx context.Context, r *row, cookie, upstream string) error {
+	before, err := readStats(upstream)
+	if err != nil {
+		return err
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.site.url(), nil)
+	req.Header.Set("Cookie", cookie)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != upstreamBody {
+		return fmt.Errorf("a signed-in request got %d %q, not the upstream's answer", resp.StatusCode, body)
+	}
+	after, err := readStats(upstream)
+	if err != nil {
+		return err
+	}
+	if problems := check(r, measurement{requests: 1}, after.minus(before), 0); len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// check compares what the client counted with what reached the upstream.
+// The upstream may see up to slack more: requests in flight when the client
+// stopped counting.
+func check(r *row, m measurement, seen upstreamStats, slack int) []string {
+	var out []string
+	if m.errors > 0 {
+		out = append(out, fmt.Sprintf("%d errors or non-2xx/3xx answers", m.errors))
+	}
+	if seen.Requests < m.requests || seen.Requests > m.requests+int64(slack) {
+		out = append(out, fmt.Sprintf("the client counted %d requests, the upstream saw %d", m.requests, seen.Requests))
+	}
+	gateway := r.site.handler != ""
+	if gateway && seen.WithUser != seen.Requests {
+		out = append(out, fmt.Sprintf("%d of %d upstream requests lacked X-Auth-User-Id", seen.Requests-seen.WithUser, seen.Requests))
+	}
+	if strings.Contains(r.site.handler, "forward_token") && seen.WithToken != seen.Requests {
+		out = append(out, fmt.Sprintf("%d of %d upstream requests lacked X-Auth-Token-Dev", seen.Requests-seen.WithToken, seen.Requests))
+	}
+	if gateway && seen.WithCookie > 0 {
+		out = append(out, fmt.Sprintf("%d upstream requests carried the gateway's cookie", seen.WithCookie))
+	}
+	return out
+}
