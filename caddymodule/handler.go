@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/gateway"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
 func init() {
@@ -100,13 +102,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 
-	sess, bearer, err := h.gw.AuthenticateRequest(r)
-	if errors.Is(err, session.ErrNoSession) {
-		h.gw.Challenge(w, r, orig.URL.RequestURI())
-		return nil
-	}
-	if err != nil {
-		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("reading session: %w", err))
+	// An outer socialgate (site-wide, with this one on a route) has already
+	// authenticated the request and removed its credentials: reuse its session.
+	sess, _ := r.Context().Value(sessionCtxKey).(*store.Session)
+	bearer := false
+	var err error
+	if sess == nil {
+		sess, bearer, err = h.gw.AuthenticateRequest(r)
+		if errors.Is(err, session.ErrNoSession) {
+			h.gw.Challenge(w, r, orig.URL.RequestURI())
+			return nil
+		}
+		if err != nil {
+			return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("reading session: %w", err))
+		}
+		r = r.WithContext(context.WithValue(r.Context(), sessionCtxKey, sess))
 	}
 
 	var tokens map[string]string
@@ -145,6 +155,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	return next.ServeHTTP(w, r)
 }
+
+// sessionCtxKey carries the authenticated session to nested socialgate handlers.
+var sessionCtxKey = ctxKey{}
+
+type ctxKey struct{}
 
 // clientIP is Caddy's idea of the client: the peer, or what a trusted
 // proxy says (trusted_proxies); never a header from an untrusted peer.

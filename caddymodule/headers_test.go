@@ -150,3 +150,22 @@ func TestSession_BadCookiesAreNoSessionNeverAnError(t *testing.T) {
 		t.Fatalf("the real cookie stopped working: %d", status)
 	}
 }
+
+func TestHeaders_NestedHandlersShareTheSession(t *testing.T) {
+	// A site-wide socialgate and another on a route: the inner one must see
+	// the session the outer one authenticated (and stripped from the request).
+	e := newEnv(t, options{})
+	if err := e.Load(options{Site: strings.ReplaceAll("route /nested/* {\n\t\tsocialgate {\n\t\t\tforward_token dev\n\t\t}\n\t\treverse_proxy UPSTREAM\n\t}", "UPSTREAM", e.Upstream.Addr())}); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t)
+	b.signInDev(e, "/", ada)
+	if status, body := apiGet(t, b.c, e.Base+"/nested/x", nil); status != http.StatusOK {
+		t.Fatalf("nested route: %d %v", status, body)
+	}
+	h := e.Upstream.Last(t)
+	if h.Get("X-Auth-User-Id") == "" || h.Get("X-Auth-Token-Dev") == "" || strings.Contains(h.Get("Cookie"), "socialgate_session") {
+		t.Errorf("upstream of the nested route: user %q token set %v cookie %q",
+			h.Get("X-Auth-User-Id"), h.Get("X-Auth-Token-Dev") != "", h.Get("Cookie"))
+	}
+}
