@@ -90,7 +90,7 @@ func StripGatewayCookies(h http.Header) {
 	for _, v := range values {
 		for _, part := range strings.Split(v, ";") {
 			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
-			if name != session.CookieName && name != flow.BindingCookie && strings.TrimSpace(part) != "" {
+			if name != session.CookieName && name != session.HostCookieName && name != flow.BindingCookie && strings.TrimSpace(part) != "" {
 				kept = append(kept, strings.TrimSpace(part))
 			}
 		}

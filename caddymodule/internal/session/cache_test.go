@@ -15,7 +15,10 @@ func TestCookieValue_FindsOnlyTheSessionCookie(t *testing.T) {
 		want    string
 	}{
 		{[]string{"a=1; socialgate_session=X; b=2"}, "X"},
-		{[]string{"socialgate_session=first", "socialgate_session=second"}, "first"},
+		{[]string{"socialgate_session=same", "socialgate_session=same"}, "same"},
+		{[]string{"socialgate_session=first", "socialgate_session=second"}, ""},
+		{[]string{"__Host-socialgate_session=H"}, "H"},
+		{[]string{"__Host-socialgate_session=H; socialgate_session=P"}, ""},
 		{[]string{"socialgate_session_old=Y; xsocialgate_session=Z"}, ""},
 		{[]string{"a=1;socialgate_session=T"}, "T"},
 		{[]string{""}, ""},

@@ -23,8 +23,14 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
-// CookieName is the session cookie's name.
-const CookieName = "socialgate_session"
+// CookieName is the session cookie's name over plain HTTP. Over HTTPS the
+// cookie is HostCookieName: browsers accept a __Host- cookie only from the
+// host itself (Secure, Path=/, no Domain), so a sibling subdomain or a
+// plain-HTTP answer cannot plant one (cookie tossing).
+const (
+	CookieName     = "socialgate_session"
+	HostCookieName = "__Host-" + CookieName
+)
 
 // ErrNoSession means the request carries no valid, live session. Tampered,
 // truncated, oversized and wrong-key cookies all end here.
@@ -165,20 +171,30 @@ func (m *Manager) decode(value string) (string, bool) {
 }
 
 // cookieValue finds the session cookie in Cookie headers without parsing
-// every cookie (r.Cookie allocates them all); the first one wins, as there.
+// every cookie (r.Cookie allocates them all). Two different session cookies
+// (one planted for a narrower path: cookie tossing) are ambiguous, and
+// ambiguity is no session: the request must not run as either user.
 func cookieValue(headers []string) string {
-	const prefix = CookieName + "="
+	found := ""
 	for _, h := range headers {
 		for h != "" {
 			var part string
 			part, h, _ = strings.Cut(h, ";")
 			part = strings.TrimLeft(part, " ")
-			if v, ok := strings.CutPrefix(part, prefix); ok {
-				return strings.TrimSpace(v)
+			v, ok := strings.CutPrefix(part, CookieName+"=")
+			if !ok {
+				v, ok = strings.CutPrefix(part, HostCookieName+"=")
 			}
+			if !ok {
+				continue
+			}
+			if v = strings.TrimSpace(v); found != "" && v != found {
+				return ""
+			}
+			found = v
 		}
 	}
-	return ""
+	return found
 }
 
 // Start creates a new session for the user and sets its cookie. The session
@@ -214,6 +230,9 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 // End deletes the request's session record and clears its cookie.
 func (m *Manager) End(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
 	http.SetCookie(w, m.cookie(r, "", -1))
+	if r.TLS != nil {
+		http.SetCookie(w, &http.Cookie{Name: CookieName, Path: "/", MaxAge: -1, HttpOnly: true, Secure: true})
+	}
 	if id, ok := m.cookieSessionID(r); ok {
 		m.cache.forget(id)
 		return m.store.DeleteSession(ctx, id)
@@ -224,8 +243,12 @@ func (m *Manager) End(ctx context.Context, w http.ResponseWriter, r *http.Reques
 // cookie builds the session cookie per THREATS.md: HttpOnly, SameSite=Lax,
 // Secure whenever the request came over TLS.
 func (m *Manager) cookie(r *http.Request, value string, maxAge int) *http.Cookie {
+	name := CookieName
+	if r.TLS != nil {
+		name = HostCookieName
+	}
 	return &http.Cookie{
-		Name:     CookieName,
+		Name:     name,
 		Value:    value,
 		Path:     "/",
 		MaxAge:   maxAge,
