@@ -86,18 +86,33 @@ func StripGatewayCookies(h http.Header) {
 	if !found {
 		return
 	}
-	var kept []string
+	var kept strings.Builder
+	size := 0
 	for _, v := range values {
-		for _, part := range strings.Split(v, ";") {
-			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
-			if name != session.CookieName && name != session.HostCookieName && name != flow.BindingCookie && strings.TrimSpace(part) != "" {
-				kept = append(kept, strings.TrimSpace(part))
+		size += len(v)
+	}
+	kept.Grow(size)
+	for _, v := range values {
+		for v != "" {
+			var part string
+			part, v, _ = strings.Cut(v, ";")
+			part = strings.TrimSpace(part)
+			name, _, _ := strings.Cut(part, "=")
+			// "socialgate_session =v" is no cookie to Go, but some upstream
+			// parsers read it as one: strip every spelling of the name.
+			name = strings.TrimSpace(name)
+			if part == "" || name == session.CookieName || name == session.HostCookieName || name == flow.BindingCookie {
+				continue
 			}
+			if kept.Len() > 0 {
+				kept.WriteString("; ")
+			}
+			kept.WriteString(part)
 		}
 	}
-	if len(kept) == 0 {
+	if kept.Len() == 0 {
 		delete(h, "Cookie")
 		return
 	}
-	h["Cookie"] = []string{strings.Join(kept, "; ")}
+	h["Cookie"] = []string{kept.String()}
 }

@@ -9,12 +9,14 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 )
 
-// Found by FuzzUpstreamHygiene: Go's cookie parser (net/http, which the
-// gateway's own session lookup uses) trims whitespace around a cookie's
-// name, so "socialgate_session =VALUE" signs the request in; but
-// StripGatewayCookies compares the untrimmed name ("socialgate_session ")
-// and forwards the cookie to the upstream, where any Go (or RFC 6265 5.2)
-// parser reads it as the session cookie.
+// Found by FuzzUpstreamHygiene: StripGatewayCookies compares the untrimmed
+// cookie name, so "socialgate_session =VALUE" (whitespace before "=") is
+// forwarded, and Go's net/http parser, like any that trims names as RFC 6265
+// 5.2 does, reads it upstream as the session cookie. Sent after a normal one
+// ("socialgate_session=V; socialgate_session =V") the request is signed in
+// by the first and the upstream receives a live session cookie in the second.
+// Only the cookie's owner can send such a header (browsers write "name=value"),
+// so this breaks the hygiene guarantee rather than opening an attack.
 func TestStripGatewayCookies_NameWithWhitespaceBeforeEquals(t *testing.T) {
 	fg := newFuzzGateway(t)
 	_, value := fg.signIn(t)
@@ -23,6 +25,7 @@ func TestStripGatewayCookies_NameWithWhitespaceBeforeEquals(t *testing.T) {
 		session.CookieName + "\t=" + value,
 		"theme=dark; " + session.CookieName + "  =" + value,
 		flow.BindingCookie + " =" + "binding-value-binding-value-binding-value-1",
+		session.CookieName + "=" + value + "; " + session.CookieName + " =" + value,
 	} {
 		r := httptest.NewRequest(http.MethodGet, "/app", nil)
 		r.Header.Set("Cookie", header)
