@@ -287,8 +287,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		UI:       renderer,
 		Limits:   limits,
 		ClientIP: clientIP,
-		Tokens:   engine,
-		Identity: identity,
+		// Route requirements read linked accounts: cache them like sessions.
+		AccountsCache: cacheTTL,
+		Tokens:        engine,
+		Identity:      identity,
 		API: api.New(api.Options{
 			Store:  ref.store,
 			Tokens: engine,

@@ -45,7 +45,10 @@ type Options struct {
 	Keys []string
 	// OnSessionEnd is told about every session the API revokes or deletes.
 	OnSessionEnd func(sessionID string)
-	Logger       *zap.Logger
+	// OnAccountsChange is told about every user whose linked accounts the
+	// API changed (unlink, user deletion).
+	OnAccountsChange func(userID string)
+	Logger           *zap.Logger
 }
 
 // API serves the backend API. Safe for concurrent use.
@@ -61,6 +64,9 @@ func New(o Options) *API {
 	}
 	if o.OnSessionEnd == nil {
 		o.OnSessionEnd = func(string) {}
+	}
+	if o.OnAccountsChange == nil {
+		o.OnAccountsChange = func(string) {}
 	}
 	a := &API{Options: o}
 	for _, k := range o.Keys {

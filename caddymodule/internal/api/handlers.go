@@ -70,6 +70,7 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, id string) {
 	for _, s := range sessions {
 		a.OnSessionEnd(s.ID)
 	}
+	a.OnAccountsChange(id)
 	for _, acct := range accounts {
 		a.revoke(r, acct)
 	}
@@ -84,6 +85,7 @@ func (a *API) deleteExternalAccount(w http.ResponseWriter, r *http.Request, user
 		return
 	}
 	a.revoke(r, gone)
+	a.OnAccountsChange(userID)
 	metrics.Unlinks.WithLabelValues(gone.Provider).Inc()
 	a.Logger.Info("api: external account deleted", zap.String("user_id", userID), zap.String("external_account_id", id))
 	writeJSON(w, http.StatusOK, map[string]any{"object": "external_account", "id": id, "deleted": true})

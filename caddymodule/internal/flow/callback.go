@@ -103,6 +103,9 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 		return &Outcome{Mode: rec.Mode, User: out.User, Account: out.Account, ReturnTo: back, Created: out.UserCreated}, nil
 	}
 	sess, err := f.Sessions.Start(r.Context(), w, r, out.User, current)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errUserGone // deleted between the sign-in and its session
+	}
 	if err != nil {
 		return nil, err
 	}

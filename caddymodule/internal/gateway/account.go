@@ -65,6 +65,11 @@ func (g *Gateway) accountPage(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	user, err := g.Store.User(ctx, sess.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		g.Sessions.Forget(sess.ID)
+		g.Challenge(w, r, g.Prefix+"/account")
+		return
+	}
 	if err != nil {
 		g.internal(w, r, "reading user", err)
 		return
@@ -217,6 +222,7 @@ func (g *Gateway) accountDisconnect(w http.ResponseWriter, r *http.Request) {
 	g.Logger.Info("unlinked", zap.String("user_id", sess.UserID), zap.String("external_account_id", gone.ID),
 		zap.String("provider", gone.Provider))
 	metrics.Unlinks.WithLabelValues(gone.Provider).Inc()
+	g.ForgetAccounts(sess.UserID)
 	if p, ok := g.byName[gone.Provider]; ok && p.CanRevoke() {
 		if err := p.Revoke(r.Context(), gone.Tokens.AccessToken, gone.Tokens.RefreshToken); err != nil {
 			g.Logger.Warn("revoking tokens at the provider failed; the account is unlinked all the same",

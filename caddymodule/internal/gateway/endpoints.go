@@ -63,6 +63,9 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, name string) 
 		return
 	}
 	out, err := g.Flow.Callback(w, r, p, g.LinkByEmail[name])
+	if out != nil {
+		g.ForgetAccounts(out.User.ID)
+	}
 	if fe := (*flow.Error)(nil); errors.As(err, &fe) {
 		metrics.SignIns.WithLabelValues(name, fe.Reason).Inc()
 	}
@@ -140,6 +143,12 @@ func (g *Gateway) me(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, err := g.Store.User(r.Context(), sess.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		// Deleted a moment ago; its cached session has not expired yet.
+		g.Sessions.Forget(sess.ID)
+		g.Challenge(w, r, g.Prefix+"/me")
+		return
+	}
 	if err != nil {
 		g.internal(w, r, "reading user", err)
 		return

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -53,14 +54,18 @@ type Config struct {
 	Limits *ratelimit.Limiter
 	// ClientIP names the client for the limits; default: the peer address.
 	ClientIP func(r *http.Request) string
-	Logger   *zap.Logger
+	// AccountsCache is how long the linked accounts that route requirements
+	// check stay in memory; zero reads them on every such request.
+	AccountsCache time.Duration
+	Logger        *zap.Logger
 }
 
 // Gateway serves the endpoints and makes the sign-in decisions. Safe for
 // concurrent use.
 type Gateway struct {
 	Config
-	byName map[string]*provider.Provider
+	byName   map[string]*provider.Provider
+	accounts *accountsCache
 }
 
 // New returns a Gateway.
@@ -77,7 +82,10 @@ func New(cfg Config) *Gateway {
 			return host
 		}
 	}
-	g := &Gateway{Config: cfg, byName: map[string]*provider.Provider{}}
+	g := &Gateway{Config: cfg, byName: map[string]*provider.Provider{}, accounts: newAccountsCache(cfg.AccountsCache)}
+	if cfg.API != nil {
+		cfg.API.OnAccountsChange = g.ForgetAccounts
+	}
 	for _, p := range cfg.Providers {
 		g.byName[p.Name()] = p
 	}
