@@ -79,6 +79,7 @@ func newSignedInGateway(b *testing.B) *signedInGateway {
 	if err != nil {
 		b.Fatal(err)
 	}
+	sessions.WithCache(5 * time.Second) // as configured by default (session_cache)
 	rec := httptest.NewRecorder()
 	sess, err := sessions.Start(ctx, rec, httptest.NewRequest(http.MethodGet, "/", nil), res.User, nil)
 	if err != nil {
@@ -90,7 +91,7 @@ func newSignedInGateway(b *testing.B) *signedInGateway {
 		b.Fatal(err)
 	}
 	gw := gateway.New(gateway.Config{Store: st, Sessions: sessions, Identity: identity,
-		Tokens: tokens.New(tokens.Options{Store: st})})
+		Tokens: tokens.New(tokens.Options{Store: st}), AccountsCache: 5 * time.Second})
 	return &signedInGateway{gw: gw, sess: sess, cookie: otherCookies + "; " + rec.Result().Cookies()[0].String()}
 }
 
