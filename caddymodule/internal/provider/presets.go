@@ -49,8 +49,11 @@ type preset struct {
 	// clientSecretJWT: the client secret is an ES256 JWT signed with the
 	// configured key (Apple).
 	clientSecretJWT bool
-	scopeKey        string   // token response key of the granted scopes; default "scope"
-	grantMessages   []string // "message" texts meaning invalid_grant (Twitch)
+	scopeKey        string // token response key of the granted scopes; default "scope"
+	// scopeAliases maps a scope as requested to how the token response may
+	// name it when granted (Google answers "email" with .../userinfo.email).
+	scopeAliases  map[string]string
+	grantMessages []string // "message" texts meaning invalid_grant (Twitch)
 
 	revoke revocation
 }
@@ -126,6 +129,10 @@ var presets = map[string]preset{
 		display: "Google", oidc: true, issuer: "https://accounts.google.com",
 		authParams: map[string]string{"access_type": "offline", "include_granted_scopes": "true"},
 		revoke:     revocation{style: revokeForm, auth: revokeAuthNone, url: "https://oauth2.googleapis.com/revoke"},
+		scopeAliases: map[string]string{
+			"email":   "https://www.googleapis.com/auth/userinfo.email",
+			"profile": "https://www.googleapis.com/auth/userinfo.profile",
+		},
 	},
 	"github": {
 		display: "GitHub", issuer: "https://github.com",

@@ -352,3 +352,21 @@ func TestPresets_SignInRefreshRevoke(t *testing.T) {
 		})
 	}
 }
+
+func TestMissingScopes_ReadsTheProvidersSpelling(t *testing.T) {
+	google, err := New(Config{Name: "g", Kind: "google", ClientID: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := []string{"https://www.googleapis.com/auth/userinfo.email", "https://www.googleapis.com/auth/drive.readonly"}
+	if m := google.MissingScopes(granted, []string{"openid", "email", "https://www.googleapis.com/auth/drive.readonly"}); len(m) != 0 {
+		t.Errorf("google: missing %v, want none", m)
+	}
+	if m := google.MissingScopes(granted, []string{"profile", "https://www.googleapis.com/auth/calendar"}); len(m) != 2 {
+		t.Errorf("google: missing %v, want profile and calendar", m)
+	}
+	github, _ := New(Config{Name: "gh", Kind: "github", ClientID: "c"})
+	if m := github.MissingScopes([]string{"user:email"}, []string{"user:email", "repo"}); len(m) != 1 || m[0] != "repo" {
+		t.Errorf("github: missing %v, want repo", m)
+	}
+}

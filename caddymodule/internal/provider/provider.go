@@ -418,3 +418,21 @@ func mergeScopes(a, b []string) []string {
 	}
 	return out
 }
+
+// MissingScopes returns the scopes of want that approved does not grant,
+// reading approved the provider's way: Google grants "email" as
+// https://www.googleapis.com/auth/userinfo.email, and an OpenID provider
+// that signed the user in granted "openid" whether or not it lists it.
+func (p *Provider) MissingScopes(approved, want []string) []string {
+	var missing []string
+	for _, s := range want {
+		switch {
+		case slices.Contains(approved, s):
+		case p.pre.scopeAliases[s] != "" && slices.Contains(approved, p.pre.scopeAliases[s]):
+		case s == "openid" && p.pre.oidc:
+		default:
+			missing = append(missing, s)
+		}
+	}
+	return missing
+}
