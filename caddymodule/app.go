@@ -26,6 +26,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
+	"github.com/socialgate/socialgate/caddymodule/internal/webhook"
 )
 
 func init() {
@@ -92,7 +93,7 @@ type App struct {
 	APIKeys []string `json:"api_keys,omitempty"`
 
 	// IdentityIssuer is the iss claim of the identity token upstreams receive
-	// in X-Auth-Identity. Default: socialgate.
+	// in X-Auth-Jwt. Default: socialgate.
 	IdentityIssuer string `json:"identity_issuer,omitempty"`
 
 	// IdentityAudience is the aud claim of the identity token. Default: none.
@@ -121,10 +122,19 @@ type App struct {
 	// UI brands the gateway's pages.
 	UI *UIConfig `json:"ui,omitempty"`
 
-	gateway  *gateway.Gateway
-	storeRef *storeRef
-	dev      *devRef
-	logger   *zap.Logger
+	// Webhooks are endpoints that receive the gateway's events (users,
+	// sessions, external accounts), signed, in order, at least once.
+	// Gateways that share a PostgreSQL database take turns delivering; give
+	// them the same webhooks. Default: none.
+	Webhooks []WebhookConfig `json:"webhooks,omitempty"`
+
+	gateway     *gateway.Gateway
+	storeRef    *storeRef
+	hooks       *dispatcherRef
+	endpoints   []webhook.Endpoint
+	unconfigure func() // withdraws endpoints from hooks
+	dev         *devRef
+	logger      *zap.Logger
 }
 
 // PostgresStorage configures the PostgreSQL store.
@@ -217,6 +227,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.storeRef = ref
+	if a.endpoints, err = a.webhookEndpoints(repl); err != nil {
+		return err
+	}
+	if a.hooks, err = acquireDispatcher(ref, a.logger.Named("webhooks")); err != nil {
+		return err
+	}
 
 	secrets, err := cookieSecrets(repl, a.CookieKeys, ref.keys.CookieSecret)
 	if err != nil {
@@ -300,6 +316,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			},
 			Keys:      apiKeys,
 			Providers: statuses(providers),
+			Webhooks:  a.hooks.Dispatcher,
 			OnSessionEnd: func(id string) {
 				identity.Forget(id)
 				sessions.Forget(id)
@@ -385,8 +402,10 @@ func (a *App) buildProviders(repl *caddy.Replacer, ref *storeRef) ([]*provider.P
 	return out, linkByEmail, nil
 }
 
-// Start runs the dev provider when it is configured.
+// Start puts this config's webhooks in force and runs the dev provider when
+// it is configured.
 func (a *App) Start() error {
+	a.unconfigure = a.hooks.Configure(a.endpoints)
 	if a.DevProvider == nil {
 		return nil
 	}
@@ -398,8 +417,13 @@ func (a *App) Start() error {
 	return nil
 }
 
-// Stop releases the dev provider (it keeps running while a newer config uses it).
+// Stop withdraws this config's webhooks (a newer config's stay in force) and
+// releases the dev provider (it keeps running while a newer config uses it).
 func (a *App) Stop() error {
+	if a.unconfigure != nil {
+		a.unconfigure()
+		a.unconfigure = nil
+	}
 	if a.dev != nil {
 		a.dev.release()
 		a.dev = nil
@@ -407,8 +431,13 @@ func (a *App) Stop() error {
 	return nil
 }
 
-// Cleanup releases the store exactly once per successful acquisition.
+// Cleanup releases the webhook dispatcher, then the store it reads, exactly
+// once per successful acquisition.
 func (a *App) Cleanup() error {
+	if a.hooks != nil {
+		a.hooks.release()
+		a.hooks = nil
+	}
 	if a.storeRef != nil {
 		a.storeRef.release()
 		a.storeRef = nil

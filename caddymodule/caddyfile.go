@@ -83,9 +83,14 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		logo_url         <url>
 //		accent           <#hex>
 //		templates        <dir>
+//		webhook <name> <url> {
+//			secret  <whsec_…> [<older whsec_…>]
+//			events  <type…>
+//			retries <duration…>
+//		}
 //	}
 //
-// <type> is oidc, oauth2 or a preset (google, github, microsoft, apple,
+// webhook repeats, one per endpoint. <type> is oidc, oauth2 or a preset (google, github, microsoft, apple,
 // facebook, x, discord, gitlab, linkedin, slack, notion, bitbucket, twitch,
 // spotify); <name> defaults to the type.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -151,6 +156,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			var urls []string
 			urls, err = someArgs(d)
 			a.RedirectURLs = append(a.RedirectURLs, urls...)
+		case "webhook":
+			var wc WebhookConfig
+			wc, err = parseWebhook(d)
+			a.Webhooks = append(a.Webhooks, wc)
 		case "app_name", "logo_url", "accent", "templates":
 			if a.UI == nil {
 				a.UI = new(UIConfig)
@@ -361,7 +370,7 @@ func onOff(d *caddyfile.Dispenser) (*bool, error) {
 //
 //	socialgate {
 //		require       <provider> [scopes <scope...>]
-//		forward_token <provider...>
+//		forward_token <provider> [header <name>]
 //	}
 //
 // require and forward_token may repeat; every requirement must be met.
@@ -385,10 +394,14 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 			handler.Require = append(handler.Require, req)
 		case "forward_token":
 			args := h.RemainingArgs()
-			if len(args) == 0 {
-				return nil, h.ArgErr()
+			switch {
+			case len(args) == 1:
+				handler.ForwardTokens = append(handler.ForwardTokens, ForwardToken{Provider: args[0]})
+			case len(args) == 3 && args[1] == "header":
+				handler.ForwardTokens = append(handler.ForwardTokens, ForwardToken{Provider: args[0], Header: args[2]})
+			default:
+				return nil, h.Errf("forward_token: want <provider> [header <name>]")
 			}
-			handler.ForwardTokens = append(handler.ForwardTokens, args...)
 		default:
 			return nil, h.Errf("unrecognized socialgate option %q", h.Val())
 		}

@@ -22,7 +22,7 @@ func init() {
 // Handler protects the routes it matches: a request passes only with a live
 // session, and then carries the user's identity upstream in X-Auth-User-Id,
 // X-Auth-User-Email, X-Auth-User-Name, X-Auth-Session-Id and the signed
-// identity token X-Auth-Identity, and to later handlers in
+// identity token X-Auth-Jwt, and to later handlers in
 // {http.auth.user.id}, {http.auth.user.email}, {http.auth.user.name} and
 // {http.auth.session.id}. It also serves the gateway's own endpoints under
 // the app's prefix (/_auth by default).
@@ -33,15 +33,25 @@ type Handler struct {
 	// client gets 403 JSON with a reauthorize_url. Default: nothing.
 	Require []Requirement `json:"require,omitempty"`
 
-	// ForwardTokens names providers whose access token goes upstream in
+	// ForwardTokens are providers whose access token goes upstream in
 	// X-Auth-Token-<Provider> (X-Auth-Token-Github), always fresh: the
 	// gateway refreshes it before it expires. Each is also a requirement.
 	// Default: none.
-	ForwardTokens []string `json:"forward_tokens,omitempty"`
+	ForwardTokens []ForwardToken `json:"forward_tokens,omitempty"`
 
 	gw           *gateway.Gateway
 	reqs         []gateway.Requirement
-	tokenHeaders map[string]string
+	forward      []string          // provider names of ForwardTokens
+	tokenHeaders map[string]string // provider name → header
+}
+
+// ForwardToken sends a provider's fresh access token upstream.
+type ForwardToken struct {
+	// Provider is the name of a configured provider.
+	Provider string `json:"provider"`
+	// Header carries the token. Default: X-Auth-Token-<Provider>. The token
+	// is also the placeholder {http.auth.token.<provider>}.
+	Header string `json:"header,omitempty"`
 }
 
 // Requirement is one route requirement.
@@ -75,11 +85,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.reqs = append(h.reqs, req)
 	}
 	h.tokenHeaders = map[string]string{}
-	for _, name := range h.ForwardTokens {
-		if err := h.gw.CheckRequirement(gateway.Requirement{Provider: name}); err != nil {
+	for _, ft := range h.ForwardTokens {
+		if err := h.gw.CheckRequirement(gateway.Requirement{Provider: ft.Provider}); err != nil {
 			return fmt.Errorf("forward_token: %w", err)
 		}
-		h.tokenHeaders[name] = gateway.TokenHeader(name)
+		header := gateway.TokenHeader(ft.Provider)
+		if ft.Header != "" {
+			header = http.CanonicalHeaderKey(ft.Header)
+		}
+		h.forward = append(h.forward, ft.Provider)
+		h.tokenHeaders[ft.Provider] = header
 	}
 	return nil
 }
@@ -120,9 +135,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	var tokens map[string]string
-	if len(h.reqs) > 0 || len(h.ForwardTokens) > 0 {
+	if len(h.reqs) > 0 || len(h.forward) > 0 {
 		var unmet *gateway.Requirement
-		tokens, unmet, err = h.gw.Resolve(r.Context(), sess, h.reqs, h.ForwardTokens)
+		tokens, unmet, err = h.gw.Resolve(r.Context(), sess, h.reqs, h.forward)
 		switch {
 		case errors.Is(err, gateway.ErrTokenUnavailable):
 			h.gw.TokenUnavailable(w, r)
@@ -148,6 +163,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	r.Header[gateway.HeaderIdentity] = []string{identity}
 	for name, token := range tokens {
 		r.Header[h.tokenHeaders[name]] = []string{token}
+		repl.Set("http.auth.token."+name, token)
 	}
 	gateway.StripGatewayCookies(r.Header)
 	if bearer {

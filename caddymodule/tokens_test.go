@@ -1,6 +1,7 @@
 package caddymodule_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
@@ -155,7 +157,7 @@ func TestTokens_RefreshStormCausesOneRefresh(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	calls := op.Calls("token")
 	var wg sync.WaitGroup
-	for i := 0; i < 50; i++ {
+	for i := 0; i < 100; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -166,7 +168,7 @@ func TestTokens_RefreshStormCausesOneRefresh(t *testing.T) {
 	}
 	wg.Wait()
 	if n := op.Calls("token") - calls; n != 1 {
-		t.Fatalf("%d refreshes for 50 concurrent requests, want 1", n)
+		t.Fatalf("%d refreshes for 100 concurrent requests, want 1", n)
 	}
 	tokens := map[string]bool{}
 	for _, h := range e.Upstream.Requests()[1:] {
@@ -240,7 +242,7 @@ func TestIdentityToken_VerifiesWithTheGatewaysJWKS(t *testing.T) {
 	b := newBrowser(t)
 	signInCorp(b, e)
 	h := e.Upstream.Last(t)
-	raw := h.Get("X-Auth-Identity")
+	raw := h.Get("X-Auth-Jwt")
 	resp, body := b.get(e.Base + "/_auth/.well-known/jwks.json")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("jwks: %d", resp.StatusCode)
@@ -251,7 +253,7 @@ func TestIdentityToken_VerifiesWithTheGatewaysJWKS(t *testing.T) {
 	}
 	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
-		t.Fatalf("X-Auth-Identity %q: %v", raw, err)
+		t.Fatalf("X-Auth-Jwt %q: %v", raw, err)
 	}
 	var claims struct {
 		jwt.Claims
@@ -270,5 +272,62 @@ func TestIdentityToken_VerifiesWithTheGatewaysJWKS(t *testing.T) {
 	}
 	if claims.Subject != h.Get("X-Auth-User-Id") || claims.SessionID != h.Get("X-Auth-Session-Id") || claims.Email != "u1@example.com" {
 		t.Errorf("claims %+v do not match the identity headers", claims)
+	}
+	// A tampered token fails verification.
+	parts := strings.Split(raw, ".")
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	forged := strings.Replace(string(payload), claims.Subject, "user_attacker", 1)
+	parts[1] = base64.RawURLEncoding.EncodeToString([]byte(forged))
+	tampered, err := jwt.ParseSigned(strings.Join(parts, "."), []jose.SignatureAlgorithm{jose.ES256})
+	if err == nil {
+		var c jwt.Claims
+		err = tampered.Claims(keys[0].Key, &c)
+	}
+	if err == nil {
+		t.Fatal("a tampered identity token verified")
+	}
+}
+
+func TestTokens_ForwardTokenHeaderAndPlaceholder(t *testing.T) {
+	e, op := newTokenEnv(t, "forward_token corp header Authorization")
+	if err := e.Load(options{Global: e.corp, NoDev: true, Proxy: "header_up X-Auth-Token-Corp {http.auth.token.corp}"}); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t)
+	signInCorp(b, e)
+	h := e.Upstream.Last(t)
+	token, ok := strings.CutPrefix(h.Get("Authorization"), "Bearer ")
+	if !ok {
+		token = h.Get("Authorization")
+	}
+	if token == "" || !userinfoWorks(t, op.UserinfoURL(), token) || h.Get("X-Auth-Token-Corp") != token {
+		t.Errorf("Authorization set %v, placeholder set %v: want the corp token in both", h.Get("Authorization") != "", h.Get("X-Auth-Token-Corp") != "")
+	}
+}
+
+func TestTokens_RotatedRefreshTokenSurvivesARestart(t *testing.T) {
+	e, op := newTokenEnv(t, "forward_token corp")
+	b := newBrowser(t)
+	signInCorp(b, e)
+	for round := 1; round <= 2; round++ {
+		time.Sleep(3 * time.Second) // expire the access token
+		calls := op.Calls("token")
+		if status, _ := apiGet(t, b.c, e.Base+"/needs-token", nil); status != http.StatusOK {
+			t.Fatalf("round %d: %d", round, status)
+		}
+		if op.Calls("token") != calls+1 {
+			t.Fatalf("round %d: no refresh", round)
+		}
+		// Restart on the same storage: the rotated refresh token (the old one
+		// is now refused by the provider) must have been stored.
+		if err := caddy.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Load(options{Global: e.corp, NoDev: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !userinfoWorks(t, op.UserinfoURL(), e.Upstream.Last(t).Get("X-Auth-Token-Corp")) {
+		t.Error("the token after two rotations and restarts does not work")
 	}
 }

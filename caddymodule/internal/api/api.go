@@ -17,6 +17,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
+	"github.com/socialgate/socialgate/caddymodule/internal/webhook"
 )
 
 // Revoker revokes a provider's tokens when an account is deleted.
@@ -48,7 +49,9 @@ type Options struct {
 	// OnAccountsChange is told about every user whose linked accounts the
 	// API changed (unlink, user deletion).
 	OnAccountsChange func(userID string)
-	Logger           *zap.Logger
+	// Webhooks reports webhook delivery (GET /webhooks); nil lists none.
+	Webhooks *webhook.Dispatcher
+	Logger   *zap.Logger
 }
 
 // API serves the backend API. Safe for concurrent use.
@@ -110,6 +113,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, path string) {
 		a.listSessions(w, r)
 	case route(3, "sessions") && seg[2] == "revoke" && r.Method == http.MethodPost:
 		a.revokeSession(w, r, seg[1])
+	case route(1, "webhooks") && r.Method == http.MethodGet:
+		a.listWebhooks(w, r)
 	default:
 		writeError(w, http.StatusNotFound, "resource_not_found", "There is no such endpoint.")
 	}

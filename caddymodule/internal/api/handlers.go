@@ -172,7 +172,7 @@ func (a *API) revokeSession(w http.ResponseWriter, r *http.Request, id string) {
 	if a.notFound(w, err, "session") {
 		return
 	}
-	if err := a.Store.DeleteSession(r.Context(), id); err != nil {
+	if err := a.Store.RevokeSession(r.Context(), id); err != nil {
 		a.internal(w, "revoking session", err)
 		return
 	}

@@ -125,12 +125,13 @@ func (s *Signer) Token(sess *store.Session) (string, error) {
 	}
 	claims := Claims{
 		Claims: jwt.Claims{
-			Issuer:   s.issuer,
-			Subject:  sess.UserID,
-			Audience: s.audience,
-			IssuedAt: jwt.NewNumericDate(now),
-			Expiry:   jwt.NewNumericDate(exp),
-			ID:       tokenID(sess.ID, now),
+			Issuer:    s.issuer,
+			Subject:   sess.UserID,
+			Audience:  s.audience,
+			IssuedAt:  jwt.NewNumericDate(now),
+			NotBefore: jwt.NewNumericDate(now),
+			Expiry:    jwt.NewNumericDate(exp),
+			ID:        tokenID(sess.ID, now),
 		},
 		SessionID: sess.ID,
 		Email:     sess.Email,

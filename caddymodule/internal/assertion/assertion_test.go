@@ -59,7 +59,7 @@ func TestToken_VerifiesWithTheJWKSAndCarriesTheIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := verify(t, s, token, now)
-	if c.Subject != "user_1" || c.SessionID != "sess_1" || c.Email != "a@example.com" || c.Name != "A" {
+	if c.Subject != "user_1" || c.SessionID != "sess_1" || c.Email != "a@example.com" || c.Name != "A" || c.NotBefore == nil || c.ID == "" {
 		t.Errorf("claims = %+v", c)
 	}
 	if got := c.Expiry.Time().Sub(now); got > DefaultLifetime || got < DefaultLifetime-time.Second {

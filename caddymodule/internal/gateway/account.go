@@ -245,7 +245,7 @@ func (g *Gateway) revokeOtherSessions(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, s := range sessions {
 		if s.ID != sess.ID {
-			if err := g.Store.DeleteSession(r.Context(), s.ID); err != nil {
+			if err := g.Store.RevokeSession(r.Context(), s.ID); err != nil {
 				g.internal(w, r, "revoking session", err)
 				return
 			}
@@ -258,8 +258,12 @@ func (g *Gateway) revokeOtherSessions(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, g.Prefix+"/account?notice=signed_out_other", http.StatusSeeOther)
 }
 
-// missingScopes returns the scopes of want that approved does not cover.
+// missingScopes returns the scopes of want that approved does not cover, in
+// the provider's spelling when the provider is configured.
 func missingScopes(p *provider.Provider, approved, want []string) []string {
+	if p != nil {
+		return p.MissingScopes(approved, want)
+	}
 	var missing []string
 	for _, s := range want {
 		if !slices.Contains(approved, s) {

@@ -17,7 +17,7 @@ const (
 	HeaderSessionID = "X-Auth-Session-Id"
 	// HeaderIdentity carries the signed identity token (a JWT; keys at
 	// /_auth/.well-known/jwks.json).
-	HeaderIdentity = "X-Auth-Identity"
+	HeaderIdentity = "X-Auth-Jwt"
 )
 
 // TokenHeader is the header that carries a provider's access token upstream:

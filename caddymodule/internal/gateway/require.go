@@ -110,7 +110,9 @@ func (g *Gateway) DenyUnmet(w http.ResponseWriter, r *http.Request, originalURI 
 		msg = fmt.Sprintf("This resource needs a connected %s account with access: %s.", req.Provider, strings.Join(req.Scopes, " "))
 	}
 	writeJSON(w, http.StatusForbidden, errorBody("reauthorization_required", msg,
-		map[string]any{"reauthorize_url": target, "provider": "oauth_" + req.Provider, "scopes": req.Scopes}))
+		// connect_url and reauthorize_url are the same page: it connects a
+		// missing account or renews an existing one, whichever is needed.
+		map[string]any{"reauthorize_url": target, "connect_url": target, "provider": "oauth_" + req.Provider, "scopes": req.Scopes}))
 }
 
 // TokenUnavailable answers a request whose forwarded token could not be

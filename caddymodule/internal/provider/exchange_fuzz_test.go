@@ -716,16 +716,16 @@ func FuzzIDToken(f *testing.F) {
 		with(func(s *seed) { s.alg, s.flags = "none", 1<<11 }),
 		with(func(s *seed) { s.alg, s.flags = "HS256", 1<<10 }),
 		with(func(s *seed) { s.alg, s.flags = "HS256", 1<<10|1<<14 }),
-		with(func(s *seed) { s.flags = 1 << 9 }),                 // another key, same kid
-		with(func(s *seed) { s.kid, s.flags = "other", 1<<9 }),   // unknown kid
-		with(func(s *seed) { s.alg = "RS512" }),                  // header lies about the algorithm
+		with(func(s *seed) { s.flags = 1 << 9 }),               // another key, same kid
+		with(func(s *seed) { s.kid, s.flags = "other", 1<<9 }), // unknown kid
+		with(func(s *seed) { s.alg = "RS512" }),                // header lies about the algorithm
 		with(func(s *seed) { s.alg = "rs256" }),
 		with(func(s *seed) { s.iss = "{iss}/" }),
 		with(func(s *seed) { s.iss = "{ISS}" }),
 		with(func(s *seed) { s.flags = 1 << 0 }), // no iss
 		with(func(s *seed) { s.aud = "someone-else" }),
-		with(func(s *seed) { s.flags = 1 << 2 }),           // aud as a list of one
-		with(func(s *seed) { s.flags = 1 << 3 }),           // a second audience, no azp
+		with(func(s *seed) { s.flags = 1 << 2 }), // aud as a list of one
+		with(func(s *seed) { s.flags = 1 << 3 }), // a second audience, no azp
 		with(func(s *seed) { s.flags, s.azp = 1<<3, "{client}" }),
 		with(func(s *seed) { s.flags, s.azp = 1<<3, "someone-else" }),
 		with(func(s *seed) { s.azp = "someone-else" }),
@@ -740,7 +740,8 @@ func FuzzIDToken(f *testing.F) {
 		with(func(s *seed) { s.iat = 290 }),
 		with(func(s *seed) { s.flags = 1 << 12 }), // nbf = now + iat delta
 		with(func(s *seed) { s.flags, s.iat = 1<<12, 7200 }),
-		// iat beyond int64 (1e300, 9.3e18): TestIDToken_RejectsIatBeyondInt64.
+		with(func(s *seed) { s.extra = `{"iat":1e300}` }), // beyond int64: TestIDToken_RejectsIatBeyondInt64
+		with(func(s *seed) { s.extra = `{"iat":9.3e18}` }),
 		with(func(s *seed) { s.extra = `{"iat":-1e300}` }),
 		with(func(s *seed) { s.extra = `{"iat":"0"}` }),
 		with(func(s *seed) { s.extra = `{"iat":null}` }),

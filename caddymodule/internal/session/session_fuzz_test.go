@@ -209,12 +209,12 @@ func sameBytes(presented, issued string) bool {
 }
 
 // presented lists the credential strings a request carries: every value of
-// a socialgate_session cookie, and the Authorization header's bearer token.
+// a session cookie (either name), and the Authorization header's bearer token.
 func presented(r *http.Request) (cookies []string, bearer string) {
 	for _, line := range r.Header.Values("Cookie") {
 		for _, part := range strings.Split(line, ";") {
 			name, value, ok := strings.Cut(strings.TrimSpace(part), "=")
-			if ok && name == CookieName {
+			if ok && (name == CookieName || name == HostCookieName) {
 				cookies = append(cookies, value)
 			}
 		}
@@ -229,7 +229,7 @@ func FuzzSessionCookie(f *testing.F) {
 	// Seeds: every issued credential as it is and tampered, in each place
 	// it can travel, and hostile raw values.
 	for pick := 0; pick <= n; pick++ {
-		for where := uint8(0); where < 6; where++ {
+		for where := uint8(0); where < 7; where++ {
 			f.Add(uint8(pick), []byte(nil), "", where)
 		}
 		f.Add(uint8(pick), []byte{0, 10, 3}, "", uint8(0))    // one flipped bit
@@ -254,7 +254,7 @@ func FuzzSessionCookie(f *testing.F) {
 			value = mutate(iss.values[i], edits)
 		}
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		switch where % 6 {
+		switch where % 7 {
 		case 0:
 			r.Header.Set("Cookie", CookieName+"="+value)
 		case 1:
@@ -268,6 +268,8 @@ func FuzzSessionCookie(f *testing.F) {
 			r.Header.Set("Authorization", "Bearer "+value)
 		case 5: // cookie tossing: two cookies of the same name
 			r.Header.Set("Cookie", CookieName+"="+raw+"; "+CookieName+"="+value)
+		case 6: // the HTTPS name next to the plain one
+			r.Header.Set("Cookie", HostCookieName+"="+value+"; "+CookieName+"="+raw)
 		}
 		for _, m := range []*Manager{iss.m, iss.cached} {
 			iss.check(t, m, r)
@@ -294,6 +296,9 @@ func (iss *fuzzIssued) check(t *testing.T, m *Manager, r *http.Request) {
 	carried := cookies
 	if bearer {
 		carried = []string{token}
+	} else if distinct(cookies) > 1 {
+		// Two different session cookies: one was planted (tossing).
+		t.Fatalf("Lookup took one of two different session cookies: %q", r.Header.Get("Cookie"))
 	}
 	ok := false
 	for v, id := range iss.live {
@@ -350,6 +355,17 @@ func FuzzHeaderSafe(f *testing.F) {
 			t.Fatalf("headerSafe(%q) = %q is not s with characters removed", s, got)
 		}
 	})
+}
+
+// distinct counts the different non-empty values (an empty cookie names no one).
+func distinct(values []string) int {
+	seen := map[string]bool{}
+	for _, v := range values {
+		if v = strings.TrimSpace(v); v != "" {
+			seen[v] = true
+		}
+	}
+	return len(seen)
 }
 
 func isSubsequence(sub, s string) bool {

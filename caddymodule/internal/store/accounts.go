@@ -44,7 +44,9 @@ func callerErr(err error) error {
 
 // UpdateExternalAccount implements Store.UpdateExternalAccount. When fn
 // changes the account's email or its verification, the user's addresses and
-// the email indexes follow in the same transaction, as at sign-in.
+// the email indexes follow in the same transaction, as at sign-in (and
+// user.updated is recorded when they changed). An account that fn moves to
+// needs_reauthorization records external_account.reauthorization_required.
 func (b *Badger) UpdateExternalAccount(ctx context.Context, id string, fn func(a *ExternalAccount) error) (*ExternalAccount, error) {
 	if !validID(id) {
 		return nil, fmt.Errorf("updating account: %w", ErrNotFound)
@@ -58,7 +60,7 @@ func (b *Badger) UpdateExternalAccount(ctx context.Context, id string, fn func(a
 	}
 	defer unlock()
 	var out *ExternalAccount
-	err = b.update(ctx, func(txn *badger.Txn) error {
+	err = b.updateWithEvents(ctx, func(txn *badger.Txn, events *Outbox) error {
 		var old ExternalAccount
 		if err := getJSON(txn, eacKey(id), &old); err != nil {
 			return err
@@ -71,13 +73,25 @@ func (b *Badger) UpdateExternalAccount(ctx context.Context, id string, fn func(a
 		acc.ID, acc.UserID, acc.Issuer, acc.Subject, acc.CreatedAt = old.ID, old.UserID, old.Issuer, old.Subject, old.CreatedAt
 		now := b.now()
 		acc.UpdatedAt = now
+		var user *User
 		if acc.Email != old.Email || acc.EmailVerified != old.EmailVerified {
-			if err := syncUserEmail(txn, &acc, now); err != nil {
+			var err error
+			if user, err = syncUserEmail(txn, &acc, now); err != nil {
 				return err
 			}
 		}
 		if err := setJSON(txn, eacKey(id), &acc, 0); err != nil {
 			return err
+		}
+		if acc.Status == StatusNeedsReauthorization && old.Status != StatusNeedsReauthorization {
+			if err := events.Add(Event{Type: EventAccountReauthed, CreatedAt: now, Account: &acc}); err != nil {
+				return err
+			}
+		}
+		if user != nil {
+			if err := userEvent(txn, events, EventUserUpdated, user, now); err != nil {
+				return err
+			}
 		}
 		out = &acc
 		return nil
@@ -102,28 +116,30 @@ func (b *Badger) lockAccount(ctx context.Context, id string) (unlock func(), err
 	}
 }
 
-// syncUserEmail brings the addresses of acc's user in line with acc's email.
-func syncUserEmail(txn *badger.Txn, acc *ExternalAccount, now time.Time) error {
+// syncUserEmail brings the addresses of acc's user in line with acc's email;
+// it returns the user when that changed it.
+func syncUserEmail(txn *badger.Txn, acc *ExternalAccount, now time.Time) (*User, error) {
 	var u User
 	if err := getJSON(txn, userKey(acc.UserID), &u); err != nil {
-		return inconsistent(err, "account %s belongs to user %s", acc.ID, acc.UserID)
+		return nil, inconsistent(err, "account %s belongs to user %s", acc.ID, acc.UserID)
 	}
 	changed, err := syncEmail(txn, &u, acc)
 	if err != nil || !changed {
-		return err
+		return nil, err
 	}
 	u.UpdatedAt = now
-	return setJSON(txn, userKey(u.ID), &u, 0)
+	return &u, setJSON(txn, userKey(u.ID), &u, 0)
 }
 
 // DeleteExternalAccount implements Store.DeleteExternalAccount. A nil check
-// allows any unlink.
+// allows any unlink. It records external_account.deleted, and user.updated
+// when the user's addresses changed.
 func (b *Badger) DeleteExternalAccount(ctx context.Context, userID, accountID string, check func(remaining []*ExternalAccount) error) (*ExternalAccount, error) {
 	if !validID(userID) || !validID(accountID) {
 		return nil, fmt.Errorf("unlinking account: %w", ErrNotFound)
 	}
 	var out *ExternalAccount
-	err := b.update(ctx, func(txn *badger.Txn) error {
+	err := b.updateWithEvents(ctx, func(txn *badger.Txn, events *Outbox) error {
 		var acc ExternalAccount
 		err := getJSON(txn, eacKey(accountID), &acc)
 		if err == nil && acc.UserID != userID {
@@ -155,9 +171,16 @@ func (b *Badger) DeleteExternalAccount(ctx context.Context, userID, accountID st
 		if err != nil {
 			return err
 		}
+		now := b.now()
+		if err := events.Add(Event{Type: EventAccountDeleted, CreatedAt: now, Account: &acc}); err != nil {
+			return err
+		}
 		if changed {
-			u.UpdatedAt = b.now()
+			u.UpdatedAt = now
 			if err := setJSON(txn, userKey(u.ID), &u, 0); err != nil {
+				return err
+			}
+			if err := events.Add(Event{Type: EventUserUpdated, CreatedAt: now, User: &u, Accounts: remaining}); err != nil {
 				return err
 			}
 		}

@@ -28,6 +28,9 @@ import (
 //	idx/user_created/<order>/<user id> empty; <order> is createdOrder(CreatedAt)
 //	idx/user_email/<lower email>/<uid> createdOrder of the user (every address, verified or not)
 //	meta/user_count                    number of users, decimal
+//	meta/event_clock                   sequence number of the last event, decimal
+//	evt/<event id>                     Event (without its id), see events.go
+//	kv/<name>                          a meta value (Store.PutMeta), opaque bytes
 //	eph/<kind>/<id>                    8-byte big-endian unix-nano expiry + opaque bytes
 const (
 	prefixUser     = "user/"
@@ -89,6 +92,11 @@ type Badger struct {
 	// writer is in this process.
 	accountLocks [64]chan struct{}
 	lockSeed     maphash.Seed
+
+	// eventMu orders event ids with commits (see updateWithEvents);
+	// eventClock is the sequence number of the last event.
+	eventMu    sync.Mutex
+	eventClock int64
 }
 
 // Open opens (or creates) the store described by opts and starts its
@@ -132,6 +140,10 @@ func Open(opts Options) (*Badger, error) {
 	}
 	if b.now == nil {
 		b.now = time.Now
+	}
+	if err := b.loadEventClock(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening store %s: %w", where, err)
 	}
 	if opts.InMemory {
 		close(b.gcDone) // there is no value log to collect
@@ -185,11 +197,16 @@ func (b *Badger) collectGarbage(interval time.Duration) {
 // with jittered backoff when it loses a conflict. fn must derive everything
 // from txn: it may run several times.
 func (b *Badger) update(ctx context.Context, fn func(txn *badger.Txn) error) error {
+	return b.retry(ctx, func() error { return b.db.Update(fn) })
+}
+
+// retry runs commit until it does not lose a conflict, with jittered backoff.
+func (b *Badger) retry(ctx context.Context, commit func() error) error {
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		err := b.db.Update(fn)
+		err := commit()
 		if !errors.Is(err, badger.ErrConflict) || attempt == maxAttempts {
 			return err
 		}

@@ -47,7 +47,8 @@ func (b *Badger) ExternalAccounts(ctx context.Context, userID string) ([]*Extern
 
 // CreateSession implements Store.CreateSession. The user must exist
 // (ErrNotFound otherwise). An empty s.ID is set to a new sess_ id and a zero
-// s.CreatedAt to now; s.ExpiresAt must be in the future.
+// s.CreatedAt to now; s.ExpiresAt must be in the future. It records
+// session.created.
 func (b *Badger) CreateSession(ctx context.Context, s *Session) error {
 	if s == nil {
 		return errors.New("creating session: nil session")
@@ -68,7 +69,7 @@ func (b *Badger) CreateSession(ctx context.Context, s *Session) error {
 		return errors.New("creating session: it expires in the past")
 	}
 	exp := badgerExpiry(s.ExpiresAt)
-	err := b.update(ctx, func(txn *badger.Txn) error {
+	err := b.updateWithEvents(ctx, func(txn *badger.Txn, out *Outbox) error {
 		item, err := txn.Get(userKey(s.UserID))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return fmt.Errorf("user %s: %w", s.UserID, ErrNotFound)
@@ -94,7 +95,10 @@ func (b *Badger) CreateSession(ctx context.Context, s *Session) error {
 		if err := setJSON(txn, sessionKey(s.ID), s, exp); err != nil {
 			return err
 		}
-		return txn.SetEntry(&badger.Entry{Key: userSessKey(s.UserID, s.ID), ExpiresAt: exp})
+		if err := txn.SetEntry(&badger.Entry{Key: userSessKey(s.UserID, s.ID), ExpiresAt: exp}); err != nil {
+			return err
+		}
+		return out.Add(Event{Type: EventSessionCreated, CreatedAt: now, Session: s})
 	})
 	if err != nil {
 		return fmt.Errorf("creating session: %w", redact(err, s.ID))
@@ -122,10 +126,27 @@ func (b *Badger) Session(ctx context.Context, id string) (*Session, error) {
 // DeleteSession implements Store.DeleteSession: the session and its user
 // index entry go together.
 func (b *Badger) DeleteSession(ctx context.Context, id string) error {
+	if err := b.endSession(ctx, id, EventSessionEnded); err != nil {
+		return fmt.Errorf("deleting session: %w", redact(err, id))
+	}
+	return nil
+}
+
+// RevokeSession implements Store.RevokeSession.
+func (b *Badger) RevokeSession(ctx context.Context, id string) error {
+	if err := b.endSession(ctx, id, EventSessionRevoked); err != nil {
+		return fmt.Errorf("revoking session: %w", redact(err, id))
+	}
+	return nil
+}
+
+// endSession deletes a session and its index entry and, when it was live,
+// records an event of type typ.
+func (b *Badger) endSession(ctx context.Context, id, typ string) error {
 	if !validID(id) {
 		return nil
 	}
-	err := b.update(ctx, func(txn *badger.Txn) error {
+	return b.updateWithEvents(ctx, func(txn *badger.Txn, out *Outbox) error {
 		var s Session
 		err := getJSON(txn, sessionKey(id), &s)
 		if errors.Is(err, ErrNotFound) {
@@ -137,15 +158,16 @@ func (b *Badger) DeleteSession(ctx context.Context, id string) error {
 		if err := txn.Delete(sessionKey(id)); err != nil {
 			return err
 		}
+		if now := b.now(); now.Before(s.ExpiresAt) {
+			if err := out.Add(Event{Type: typ, CreatedAt: now, Session: &s}); err != nil {
+				return err
+			}
+		}
 		if !validID(s.UserID) {
 			return nil // a bad record can have no valid index entry
 		}
 		return txn.Delete(userSessKey(s.UserID, id))
 	})
-	if err != nil {
-		return fmt.Errorf("deleting session: %w", redact(err, id))
-	}
-	return nil
 }
 
 // Sessions implements Store.Sessions: the user's live sessions, oldest first.

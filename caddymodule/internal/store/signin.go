@@ -13,7 +13,9 @@ import (
 )
 
 // SignIn implements Store.SignIn in one transaction, retried whole on conflict,
-// so two concurrent first sign-ins of one identity create one user.
+// so two concurrent first sign-ins of one identity create one user. It
+// records user.created, external_account.created and user.updated (when the
+// sign-in changed an existing user's name, picture or addresses).
 func (b *Badger) SignIn(ctx context.Context, in SignIn) (SignInResult, error) {
 	a := in.Account
 	if a.Issuer == "" || a.Subject == "" || strings.ContainsRune(a.Issuer, 0) {
@@ -24,9 +26,9 @@ func (b *Badger) SignIn(ctx context.Context, in SignIn) (SignInResult, error) {
 		now = b.now()
 	}
 	var res SignInResult
-	err := b.update(ctx, func(txn *badger.Txn) error {
+	err := b.updateWithEvents(ctx, func(txn *badger.Txn, out *Outbox) error {
 		var err error
-		res, err = signIn(txn, in, now)
+		res, err = signIn(txn, out, in, now)
 		return err
 	})
 	if err != nil {
@@ -35,20 +37,20 @@ func (b *Badger) SignIn(ctx context.Context, in SignIn) (SignInResult, error) {
 	return res, nil
 }
 
-func signIn(txn *badger.Txn, in SignIn, now time.Time) (SignInResult, error) {
+func signIn(txn *badger.Txn, out *Outbox, in SignIn, now time.Time) (SignInResult, error) {
 	eacID, err := getString(txn, identityKey(in.Account.Issuer, in.Account.Subject))
 	switch {
 	case err == nil:
-		return signInKnown(txn, in, now, eacID)
+		return signInKnown(txn, out, in, now, eacID)
 	case errors.Is(err, ErrNotFound):
-		return signInNew(txn, in, now)
+		return signInNew(txn, out, in, now)
 	default:
 		return SignInResult{}, fmt.Errorf("looking up identity: %w", err)
 	}
 }
 
 // signInKnown refreshes the account of a known identity and its user.
-func signInKnown(txn *badger.Txn, in SignIn, now time.Time, eacID string) (SignInResult, error) {
+func signInKnown(txn *badger.Txn, out *Outbox, in SignIn, now time.Time, eacID string) (SignInResult, error) {
 	var acc ExternalAccount
 	if err := getJSON(txn, eacKey(eacID), &acc); err != nil {
 		return SignInResult{}, inconsistent(err, "identity index points at account %s", eacID)
@@ -61,7 +63,8 @@ func signInKnown(txn *badger.Txn, in SignIn, now time.Time, eacID string) (SignI
 		return SignInResult{}, inconsistent(err, "account %s belongs to user %s", acc.ID, acc.UserID)
 	}
 	acc.refresh(&in.Account, now)
-	if err := adoptAccount(txn, &u, &acc, now); err != nil {
+	changed, err := adoptAccount(txn, &u, &acc, now)
+	if err != nil {
 		return SignInResult{}, err
 	}
 	if err := setJSON(txn, eacKey(acc.ID), &acc, 0); err != nil {
@@ -70,12 +73,26 @@ func signInKnown(txn *badger.Txn, in SignIn, now time.Time, eacID string) (SignI
 	if err := setJSON(txn, userKey(u.ID), &u, 0); err != nil {
 		return SignInResult{}, err
 	}
+	if changed {
+		if err := userEvent(txn, out, EventUserUpdated, &u, now); err != nil {
+			return SignInResult{}, err
+		}
+	}
 	return SignInResult{User: &u, Account: &acc}, nil
+}
+
+// userEvent adds an event about u, with its accounts as txn sees them, to out.
+func userEvent(txn *badger.Txn, out *Outbox, typ string, u *User, now time.Time) error {
+	accs, err := accountsOf(txn, u.ID)
+	if err != nil {
+		return err
+	}
+	return out.Add(Event{Type: typ, CreatedAt: now, User: u, Accounts: accs})
 }
 
 // signInNew links an unknown identity to LinkToUser, to the holder of its
 // verified email, or to a new user, and creates its account and indexes.
-func signInNew(txn *badger.Txn, in SignIn, now time.Time) (SignInResult, error) {
+func signInNew(txn *badger.Txn, out *Outbox, in SignIn, now time.Time) (SignInResult, error) {
 	a := in.Account
 	var u User
 	userCreated := false
@@ -112,7 +129,8 @@ func signInNew(txn *badger.Txn, in SignIn, now time.Time) (SignInResult, error) 
 	acc.Status = StatusVerified
 	acc.CreatedAt = now
 	acc.UpdatedAt = now
-	if err := adoptAccount(txn, &u, &acc, now); err != nil {
+	changed, err := adoptAccount(txn, &u, &acc, now)
+	if err != nil {
 		return SignInResult{}, err
 	}
 	if err := txn.Set(identityKey(acc.Issuer, acc.Subject), []byte(acc.ID)); err != nil {
@@ -125,6 +143,18 @@ func signInNew(txn *badger.Txn, in SignIn, now time.Time) (SignInResult, error) 
 		return SignInResult{}, err
 	}
 	if err := setJSON(txn, userKey(u.ID), &u, 0); err != nil {
+		return SignInResult{}, err
+	}
+	if userCreated {
+		err = out.Add(Event{Type: EventUserCreated, CreatedAt: now, User: &u, Accounts: []*ExternalAccount{&acc}})
+	}
+	if err == nil {
+		err = out.Add(Event{Type: EventAccountCreated, CreatedAt: now, Account: &acc})
+	}
+	if err == nil && changed && !userCreated {
+		err = userEvent(txn, out, EventUserUpdated, &u, now)
+	}
+	if err != nil {
 		return SignInResult{}, err
 	}
 	return SignInResult{User: &u, Account: &acc, UserCreated: userCreated, AccountCreated: true}, nil
@@ -152,12 +182,13 @@ func (acc *ExternalAccount) refresh(from *ExternalAccount, now time.Time) {
 }
 
 // adoptAccount records a sign-in through acc on its user u: the sign-in time,
-// the account's email, and its name and picture when u has none yet.
-func adoptAccount(txn *badger.Txn, u *User, acc *ExternalAccount, now time.Time) error {
+// the account's email, and its name and picture when u has none yet. changed
+// reports a change beyond the sign-in time.
+func adoptAccount(txn *badger.Txn, u *User, acc *ExternalAccount, now time.Time) (changed bool, err error) {
 	u.LastSignInAt = now
-	changed, err := syncEmail(txn, u, acc)
+	changed, err = syncEmail(txn, u, acc)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if u.Name == "" && acc.Name != "" {
 		u.Name = acc.Name
@@ -170,7 +201,7 @@ func adoptAccount(txn *badger.Txn, u *User, acc *ExternalAccount, now time.Time)
 	if changed {
 		u.UpdatedAt = now
 	}
-	return nil
+	return changed, nil
 }
 
 // syncEmail brings u's addresses in line with acc's current email: acc

@@ -77,8 +77,14 @@ type Store interface {
 	CreateSession(ctx context.Context, s *Session) error
 	// Session returns a live session; expired and deleted ones are ErrNotFound.
 	Session(ctx context.Context, id string) (*Session, error)
-	// DeleteSession removes a session; deleting a missing one is not an error.
+	// DeleteSession removes a session (sign-out, a new sign-in replacing it);
+	// deleting a missing one is not an error. A live session's deletion
+	// records a session.ended event.
 	DeleteSession(ctx context.Context, id string) error
+	// RevokeSession is DeleteSession for a session ended by someone else
+	// than its holder (the API, "sign out other sessions"): it records a
+	// session.revoked event instead.
+	RevokeSession(ctx context.Context, id string) error
 	// Sessions returns the user's live sessions.
 	Sessions(ctx context.Context, userID string) ([]*Session, error)
 
@@ -98,6 +104,24 @@ type Store interface {
 	// TakeEphemeral returns and deletes the record in one step: of many
 	// concurrent callers at most one gets it; the others get ErrNotFound.
 	TakeEphemeral(ctx context.Context, kind, id string) ([]byte, error)
+
+	// Events returns up to limit events recorded after the event afterID
+	// ("" for the oldest one kept), oldest first. Every change above records
+	// its events in its own transaction (see Event), and event ids grow in
+	// the order their transactions commit: a reader that has seen an event
+	// has seen every earlier one, so a consumer's position is the id of the
+	// last event it handled.
+	Events(ctx context.Context, afterID string, limit int) ([]*Event, error)
+	// DeleteEventsBefore deletes the events whose id sorts before id (the
+	// outbox's retention: what every consumer has handled).
+	DeleteEventsBefore(ctx context.Context, id string) error
+	// GetMeta returns a value stored with PutMeta; a missing one is
+	// ErrNotFound. Meta values are a small durable key-value space for the
+	// store's consumers (the webhook dispatcher's delivery state).
+	GetMeta(ctx context.Context, name string) ([]byte, error)
+	// PutMeta stores value under name, replacing any previous value. name is
+	// 1–200 bytes without NUL.
+	PutMeta(ctx context.Context, name string, value []byte) error
 
 	// Close releases the store.
 	Close() error

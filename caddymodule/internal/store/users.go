@@ -184,15 +184,18 @@ func usersByEmail(txn *badger.Txn, email string, offset, limit int) ([]string, i
 // first in batches of whole sessions (record and index together), and the
 // user with everything else goes in one transaction after. A crash between
 // the two leaves a user with fewer sessions, which is still consistent.
+//
+// It records external_account.deleted for each account, then user.deleted;
+// the sessions end without events of their own.
 func (b *Badger) DeleteUser(ctx context.Context, id string) error {
 	if !validID(id) {
 		return fmt.Errorf("deleting user: %w", ErrNotFound)
 	}
-	del := func(txn *badger.Txn) error { return deleteUser(txn, id) }
-	err := b.update(ctx, del)
+	del := func(txn *badger.Txn, out *Outbox) error { return deleteUser(txn, out, id, b.now()) }
+	err := b.updateWithEvents(ctx, del)
 	if errors.Is(err, badger.ErrTxnTooBig) {
 		if err = b.deleteSessionsOf(ctx, id); err == nil {
-			err = b.update(ctx, del)
+			err = b.updateWithEvents(ctx, del)
 		}
 	}
 	if err != nil {
@@ -201,11 +204,12 @@ func (b *Badger) DeleteUser(ctx context.Context, id string) error {
 	return nil
 }
 
-func deleteUser(txn *badger.Txn, id string) error {
+func deleteUser(txn *badger.Txn, out *Outbox, id string, now time.Time) error {
 	var u User
 	if err := getJSON(txn, userKey(id), &u); err != nil {
 		return err
 	}
+	var accounts []*ExternalAccount
 	eacIDs, err := collectKeys(txn, prefixUserEAC+id+"/", 0)
 	if err != nil {
 		return err
@@ -223,6 +227,15 @@ func deleteUser(txn *badger.Txn, id string) error {
 			return fmt.Errorf("loading account %s: %w", eid, err)
 		}
 		if err := deleteAccountRecords(txn, &a); err != nil {
+			return err
+		}
+		accounts = append(accounts, &a)
+	}
+	slices.SortFunc(accounts, func(x, y *ExternalAccount) int {
+		return cmp.Or(x.CreatedAt.Compare(y.CreatedAt), strings.Compare(x.ID, y.ID))
+	})
+	for _, a := range accounts {
+		if err := out.Add(Event{Type: EventAccountDeleted, CreatedAt: now, Account: a}); err != nil {
 			return err
 		}
 	}
@@ -245,6 +258,10 @@ func deleteUser(txn *badger.Txn, id string) error {
 		return err
 	}
 	if err := txn.Delete(userKey(id)); err != nil {
+		return err
+	}
+	// The user is gone: its event names it and no more.
+	if err := out.Add(Event{Type: EventUserDeleted, CreatedAt: now, User: &User{ID: id}}); err != nil {
 		return err
 	}
 	return addUserCount(txn, -1)

@@ -80,7 +80,8 @@ func (s *Store) accountsOf(ctx context.Context, q querier, userID string) ([]*st
 // account's row is locked (after its user's) while fn runs, so of concurrent
 // updaters each sees the previous one's result. When fn changes the
 // account's email or its verification, the user's addresses follow in the
-// same transaction, as at sign-in.
+// same transaction, as at sign-in. Events as in the Badger store:
+// external_account.reauthorization_required, user.updated.
 func (s *Store) UpdateExternalAccount(ctx context.Context, id string, fn func(a *store.ExternalAccount) error) (*store.ExternalAccount, error) {
 	if !validID(id) {
 		return nil, fmt.Errorf("updating account: %w", store.ErrNotFound)
@@ -89,7 +90,7 @@ func (s *Store) UpdateExternalAccount(ctx context.Context, id string, fn func(a 
 		return nil, fmt.Errorf("updating account %s: nil update function", id)
 	}
 	var out *store.ExternalAccount
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.writeWithEvents(ctx, func(tx pgx.Tx, events *store.Outbox) error {
 		var userID string
 		if err := tx.QueryRow(ctx, `SELECT user_id FROM external_accounts WHERE id = $1`, id).Scan(&userID); err != nil {
 			return notFound(err)
@@ -111,12 +112,12 @@ func (s *Store) UpdateExternalAccount(ctx context.Context, id string, fn func(a 
 		acc.ID, acc.UserID, acc.Issuer, acc.Subject, acc.CreatedAt = old.ID, old.UserID, old.Issuer, old.Subject, old.CreatedAt
 		now := s.now()
 		acc.UpdatedAt = now
+		userChanged := false
 		if acc.Email != old.Email || acc.EmailVerified != old.EmailVerified {
-			changed, err := syncEmail(ctx, tx, u, &acc)
-			if err != nil {
+			if userChanged, err = syncEmail(ctx, tx, u, &acc); err != nil {
 				return err
 			}
-			if changed {
+			if userChanged {
 				u.UpdatedAt = now
 				if err := saveUser(ctx, tx, u); err != nil {
 					return err
@@ -125,6 +126,16 @@ func (s *Store) UpdateExternalAccount(ctx context.Context, id string, fn func(a 
 		}
 		if err := s.saveAccount(ctx, tx, &acc); err != nil {
 			return err
+		}
+		if acc.Status == store.StatusNeedsReauthorization && old.Status != store.StatusNeedsReauthorization {
+			if err := events.Add(store.Event{Type: store.EventAccountReauthed, CreatedAt: now, Account: &acc}); err != nil {
+				return err
+			}
+		}
+		if userChanged {
+			if err := s.userEvent(ctx, tx, events, store.EventUserUpdated, u, now); err != nil {
+				return err
+			}
 		}
 		out = &acc
 		return nil
@@ -141,13 +152,13 @@ func (s *Store) UpdateExternalAccount(ctx context.Context, id string, fn func(a 
 // DeleteExternalAccount implements store.Store.DeleteExternalAccount. The
 // user's row lock, taken first, makes concurrent links and unlinks of one
 // user queue, so check sees exactly what will remain. A nil check allows any
-// unlink.
+// unlink. Events: external_account.deleted, user.updated.
 func (s *Store) DeleteExternalAccount(ctx context.Context, userID, accountID string, check func(remaining []*store.ExternalAccount) error) (*store.ExternalAccount, error) {
 	if !validID(userID) || !validID(accountID) {
 		return nil, fmt.Errorf("unlinking account: %w", store.ErrNotFound)
 	}
 	var out *store.ExternalAccount
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.writeWithEvents(ctx, func(tx pgx.Tx, events *store.Outbox) error {
 		u, err := lockUser(ctx, tx, userID)
 		if err != nil {
 			return err
@@ -174,9 +185,16 @@ func (s *Store) DeleteExternalAccount(ctx context.Context, userID, accountID str
 		if err != nil {
 			return err
 		}
+		now := s.now()
+		if err := events.Add(store.Event{Type: store.EventAccountDeleted, CreatedAt: now, Account: acc}); err != nil {
+			return err
+		}
 		if changed {
-			u.UpdatedAt = s.now()
+			u.UpdatedAt = now
 			if err := saveUser(ctx, tx, u); err != nil {
+				return err
+			}
+			if err := events.Add(store.Event{Type: store.EventUserUpdated, CreatedAt: now, User: u, Accounts: remaining}); err != nil {
 				return err
 			}
 		}

@@ -75,3 +75,49 @@ func accountLockKey(accountID string) int64 {
 	h := sha256.Sum256([]byte("socialgate account lock\x00" + accountID))
 	return int64(binary.BigEndian.Uint64(h[:8]))
 }
+
+// WithLockIfFree runs fn while holding the lock called name, when no other
+// session on this database holds it, and reports whether it ran fn. It is
+// how one of several gateways sharing the database takes a turn at work only
+// one may do at a time (delivering webhooks): the others skip their turn.
+// The lock is per schema and, like WithAccountLock's, a session-level
+// advisory lock on a pooled connection of its own, counted among the
+// MaxConns/2 that locks may hold (when all are held, fn does not run). A
+// connection lost while fn runs loses the lock with it, and another gateway
+// may then start the same work.
+func (s *Store) WithLockIfFree(ctx context.Context, name string, fn func(ctx context.Context) error) (bool, error) {
+	select {
+	case s.lockSlots <- struct{}{}:
+	default:
+		return false, nil
+	}
+	defer func() { <-s.lockSlots }()
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return false, fmt.Errorf("locking %s: %w", name, err)
+	}
+	const key = `hashtextextended('socialgate lock ' || $1 || ' ' || current_schema(), 0)`
+	var held bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+key+`)`, name).Scan(&held); err != nil {
+		// As in WithAccountLock: the lock may be held all the same.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
+		defer cancel()
+		conn.Hijack().Close(cctx)
+		return false, fmt.Errorf("locking %s: %w", name, err)
+	}
+	if !held {
+		conn.Release()
+		return false, nil
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
+		defer cancel()
+		var released bool
+		if err := conn.QueryRow(uctx, `SELECT pg_advisory_unlock(`+key+`)`, name).Scan(&released); err != nil || !released {
+			conn.Hijack().Close(uctx)
+			return
+		}
+		conn.Release()
+	}()
+	return true, fn(ctx)
+}

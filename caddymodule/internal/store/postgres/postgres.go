@@ -248,10 +248,23 @@ func callerErr(err error) error {
 // transaction with jittered backoff when it lost a race (see retryable).
 // fn must derive everything from tx: it may run several times.
 func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return s.writeWithEvents(ctx, func(tx pgx.Tx, _ *store.Outbox) error { return fn(tx) })
+}
+
+// writeWithEvents is write for a change that records events: fn adds them
+// to the outbox it is given, and they are stored at the end of its
+// transaction (see writeEvents).
+func (s *Store) writeWithEvents(ctx context.Context, fn func(tx pgx.Tx, out *store.Outbox) error) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
-		err := pgx.BeginFunc(ctx, s.pool, fn)
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			var out store.Outbox
+			if err := fn(tx, &out); err != nil {
+				return err
+			}
+			return s.writeEvents(ctx, tx, out.Pending())
+		})
 		if !retryable(err) || attempt == maxAttempts {
 			if errors.Is(err, errRetry) {
 				err = errors.New("the records kept changing; gave up")

@@ -18,7 +18,8 @@ import (
 // CreateSession implements store.Store.CreateSession. The user must exist
 // (ErrNotFound otherwise). An empty s.ID is set to a new sess_ id and a zero
 // s.CreatedAt to now; s.ExpiresAt must be in the future. The row holds the
-// id's digest and the id sealed, never the id itself.
+// id's digest and the id sealed, never the id itself. It records
+// session.created.
 func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 	if sess == nil {
 		return errors.New("creating session: nil session")
@@ -45,10 +46,14 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 		return fmt.Errorf("creating session: %w", err)
 	}
 	hash := digest(sess.ID)
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	_, err = s.pool.Exec(ctx, `INSERT INTO sessions (id_hash, id_sealed, user_id, expires_ns, record) VALUES ($1, $2, $3, $4, $5)`,
-		hash, s.sealer.seal([]byte(sess.ID), sessionAAD(hash)), sess.UserID, sess.ExpiresAt.UnixNano(), record)
+	err = s.writeWithEvents(ctx, func(tx pgx.Tx, out *store.Outbox) error {
+		_, err := tx.Exec(ctx, `INSERT INTO sessions (id_hash, id_sealed, user_id, expires_ns, record) VALUES ($1, $2, $3, $4, $5)`,
+			hash, s.sealer.seal([]byte(sess.ID), sessionAAD(hash)), sess.UserID, sess.ExpiresAt.UnixNano(), record)
+		if err != nil {
+			return err
+		}
+		return out.Add(store.Event{Type: store.EventSessionCreated, CreatedAt: now, Session: sess})
+	})
 	switch pgCode(err) {
 	case "":
 	case "23503": // foreign_key_violation: no such user
@@ -89,15 +94,47 @@ func (s *Store) Session(ctx context.Context, id string) (*store.Session, error) 
 
 // DeleteSession implements store.Store.DeleteSession.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	if !validID(id) {
-		return nil
-	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	if _, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE id_hash = $1`, digest(id)); err != nil {
+	if err := s.endSession(ctx, id, store.EventSessionEnded); err != nil {
 		return fmt.Errorf("deleting session: %w", err)
 	}
 	return nil
+}
+
+// RevokeSession implements store.Store.RevokeSession.
+func (s *Store) RevokeSession(ctx context.Context, id string) error {
+	if err := s.endSession(ctx, id, store.EventSessionRevoked); err != nil {
+		return fmt.Errorf("revoking session: %w", err)
+	}
+	return nil
+}
+
+// endSession deletes a session and, when it was live, records an event of
+// type typ.
+func (s *Store) endSession(ctx context.Context, id, typ string) error {
+	if !validID(id) {
+		return nil
+	}
+	return s.writeWithEvents(ctx, func(tx pgx.Tx, out *store.Outbox) error {
+		var expires int64
+		var record []byte
+		err := tx.QueryRow(ctx, `DELETE FROM sessions WHERE id_hash = $1 RETURNING expires_ns, record`, digest(id)).Scan(&expires, &record)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		if now.UnixNano() >= expires {
+			return nil
+		}
+		var sess store.Session
+		if err := json.Unmarshal(record, &sess); err != nil {
+			return fmt.Errorf("decoding record: %w", err)
+		}
+		sess.ID = id
+		return out.Add(store.Event{Type: typ, CreatedAt: now, Session: &sess})
+	})
 }
 
 // Sessions implements store.Store.Sessions: the user's live sessions,

@@ -17,7 +17,8 @@ import (
 // SignIn implements store.Store.SignIn in one transaction. Two concurrent
 // first sign-ins of one identity both insert an account; the unique
 // (issuer, subject) constraint lets one commit, and the other is retried
-// and finds the winner's account.
+// and finds the winner's account. It records the events the Badger store
+// does: user.created, external_account.created and user.updated.
 func (s *Store) SignIn(ctx context.Context, in store.SignIn) (store.SignInResult, error) {
 	a := in.Account
 	if a.Issuer == "" || a.Subject == "" || strings.ContainsRune(a.Issuer, 0) || strings.ContainsRune(a.Subject, 0) {
@@ -28,9 +29,9 @@ func (s *Store) SignIn(ctx context.Context, in store.SignIn) (store.SignInResult
 		now = s.now()
 	}
 	var res store.SignInResult
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.writeWithEvents(ctx, func(tx pgx.Tx, out *store.Outbox) error {
 		var err error
-		res, err = s.signIn(ctx, tx, in, now)
+		res, err = s.signIn(ctx, tx, out, in, now)
 		return err
 	})
 	if err != nil {
@@ -39,22 +40,22 @@ func (s *Store) SignIn(ctx context.Context, in store.SignIn) (store.SignInResult
 	return res, nil
 }
 
-func (s *Store) signIn(ctx context.Context, tx pgx.Tx, in store.SignIn, now time.Time) (store.SignInResult, error) {
+func (s *Store) signIn(ctx context.Context, tx pgx.Tx, out *store.Outbox, in store.SignIn, now time.Time) (store.SignInResult, error) {
 	var eacID, userID string
 	err := tx.QueryRow(ctx, `SELECT id, user_id FROM external_accounts WHERE issuer = $1 AND subject = $2`,
 		in.Account.Issuer, in.Account.Subject).Scan(&eacID, &userID)
 	switch {
 	case err == nil:
-		return s.signInKnown(ctx, tx, in, now, eacID, userID)
+		return s.signInKnown(ctx, tx, out, in, now, eacID, userID)
 	case errors.Is(err, pgx.ErrNoRows):
-		return s.signInNew(ctx, tx, in, now)
+		return s.signInNew(ctx, tx, out, in, now)
 	default:
 		return store.SignInResult{}, fmt.Errorf("looking up identity: %w", err)
 	}
 }
 
 // signInKnown refreshes the account of a known identity and its user.
-func (s *Store) signInKnown(ctx context.Context, tx pgx.Tx, in store.SignIn, now time.Time, eacID, userID string) (store.SignInResult, error) {
+func (s *Store) signInKnown(ctx context.Context, tx pgx.Tx, out *store.Outbox, in store.SignIn, now time.Time, eacID, userID string) (store.SignInResult, error) {
 	if in.LinkToUser != "" && in.LinkToUser != userID {
 		return store.SignInResult{}, store.ErrIdentityTaken
 	}
@@ -73,7 +74,8 @@ func (s *Store) signInKnown(ctx context.Context, tx pgx.Tx, in store.SignIn, now
 		return store.SignInResult{}, err
 	}
 	refresh(acc, &in.Account, now)
-	if err := adoptAccount(ctx, tx, u, acc, now); err != nil {
+	changed, err := adoptAccount(ctx, tx, u, acc, now)
+	if err != nil {
 		return store.SignInResult{}, err
 	}
 	if err := s.saveAccount(ctx, tx, acc); err != nil {
@@ -82,12 +84,26 @@ func (s *Store) signInKnown(ctx context.Context, tx pgx.Tx, in store.SignIn, now
 	if err := saveUser(ctx, tx, u); err != nil {
 		return store.SignInResult{}, err
 	}
+	if changed {
+		if err := s.userEvent(ctx, tx, out, store.EventUserUpdated, u, now); err != nil {
+			return store.SignInResult{}, err
+		}
+	}
 	return store.SignInResult{User: u, Account: acc}, nil
+}
+
+// userEvent adds an event about u, with its accounts as tx sees them, to out.
+func (s *Store) userEvent(ctx context.Context, tx pgx.Tx, out *store.Outbox, typ string, u *store.User, now time.Time) error {
+	accs, err := s.accountsOf(ctx, tx, u.ID)
+	if err != nil {
+		return err
+	}
+	return out.Add(store.Event{Type: typ, CreatedAt: now, User: u, Accounts: accs})
 }
 
 // signInNew links an unknown identity to LinkToUser, to the holder of its
 // verified email, or to a new user, and creates its account.
-func (s *Store) signInNew(ctx context.Context, tx pgx.Tx, in store.SignIn, now time.Time) (store.SignInResult, error) {
+func (s *Store) signInNew(ctx context.Context, tx pgx.Tx, out *store.Outbox, in store.SignIn, now time.Time) (store.SignInResult, error) {
 	a := in.Account
 	var u *store.User
 	switch {
@@ -137,7 +153,8 @@ func (s *Store) signInNew(ctx context.Context, tx pgx.Tx, in store.SignIn, now t
 	if err := s.insertAccount(ctx, tx, &acc); err != nil {
 		return store.SignInResult{}, err
 	}
-	if err := adoptAccount(ctx, tx, u, &acc, now); err != nil {
+	changed, err := adoptAccount(ctx, tx, u, &acc, now)
+	if err != nil {
 		return store.SignInResult{}, err
 	}
 	if userCreated && in.LinkToUser == "" && in.LinkByVerifiedEmail && a.EmailVerified && a.Email != "" {
@@ -152,6 +169,18 @@ func (s *Store) signInNew(ctx context.Context, tx pgx.Tx, in store.SignIn, now t
 		}
 	}
 	if err := saveUser(ctx, tx, u); err != nil {
+		return store.SignInResult{}, err
+	}
+	if userCreated {
+		err = out.Add(store.Event{Type: store.EventUserCreated, CreatedAt: now, User: u, Accounts: []*store.ExternalAccount{&acc}})
+	}
+	if err == nil {
+		err = out.Add(store.Event{Type: store.EventAccountCreated, CreatedAt: now, Account: &acc})
+	}
+	if err == nil && changed && !userCreated {
+		err = s.userEvent(ctx, tx, out, store.EventUserUpdated, u, now)
+	}
+	if err != nil {
 		return store.SignInResult{}, err
 	}
 	return store.SignInResult{User: u, Account: &acc, UserCreated: userCreated, AccountCreated: true}, nil
@@ -179,12 +208,13 @@ func refresh(acc, from *store.ExternalAccount, now time.Time) {
 
 // adoptAccount records a sign-in through acc on its user u: the sign-in time,
 // the account's email, and its name and picture when u has none yet. The
-// caller holds u's row lock and saves u.
-func adoptAccount(ctx context.Context, tx pgx.Tx, u *store.User, acc *store.ExternalAccount, now time.Time) error {
+// caller holds u's row lock and saves u. changed reports a change beyond the
+// sign-in time.
+func adoptAccount(ctx context.Context, tx pgx.Tx, u *store.User, acc *store.ExternalAccount, now time.Time) (changed bool, err error) {
 	u.LastSignInAt = now
-	changed, err := syncEmail(ctx, tx, u, acc)
+	changed, err = syncEmail(ctx, tx, u, acc)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if u.Name == "" && acc.Name != "" {
 		u.Name = acc.Name
@@ -197,7 +227,7 @@ func adoptAccount(ctx context.Context, tx pgx.Tx, u *store.User, acc *store.Exte
 	if changed {
 		u.UpdatedAt = now
 	}
-	return nil
+	return changed, nil
 }
 
 // syncEmail brings u's addresses in line with acc's current email: acc

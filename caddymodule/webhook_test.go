@@ -1,0 +1,342 @@
+package caddymodule_test
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// hookSecret is the endpoint's signing secret: whsec_ + base64 of 32 bytes.
+var hookSecret = "whsec_" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("k3y!"), 8))
+
+// hookReceiver is a webhook endpoint on loopback that records every request
+// and answers 200, or 503 while it is down.
+type hookReceiver struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	got  []hookDelivery
+	down bool
+}
+
+type hookDelivery struct {
+	ID, Type string
+	Status   int
+	Verified error
+	Body     []byte
+	Data     map[string]any
+}
+
+func newHookReceiver(t *testing.T) *hookReceiver {
+	h := &hookReceiver{}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var ev struct {
+			Type   string         `json:"type"`
+			Object string         `json:"object"`
+			Data   map[string]any `json:"data"`
+		}
+		json.Unmarshal(body, &ev)
+		d := hookDelivery{ID: r.Header.Get("webhook-id"), Type: ev.Type, Body: body, Data: ev.Data,
+			Verified: verifyHook(hookSecret, r.Header, body)}
+		h.mu.Lock()
+		d.Status = http.StatusOK
+		if h.down {
+			d.Status = http.StatusServiceUnavailable
+		}
+		h.got = append(h.got, d)
+		h.mu.Unlock()
+		w.WriteHeader(d.Status)
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *hookReceiver) setDown(down bool) {
+	h.mu.Lock()
+	h.down = down
+	h.mu.Unlock()
+}
+
+func (h *hookReceiver) all() []hookDelivery {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.got)
+}
+
+// delivered returns the deliveries the receiver accepted, in order.
+func (h *hookReceiver) delivered() []hookDelivery {
+	var out []hookDelivery
+	for _, d := range h.all() {
+		if d.Status == http.StatusOK {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// waitFor polls until cond holds, for at most 15 seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// verifyHook checks a delivery as the Standard Webhooks spec tells a
+// receiver to: HMAC-SHA256 keyed with the base64-decoded secret over
+// "id.timestamp.body", matching one "v1," signature in constant time, with a
+// timestamp within five minutes.
+func verifyHook(secret string, h http.Header, body []byte) error {
+	id, ts := h.Get("webhook-id"), h.Get("webhook-timestamp")
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if id == "" || err != nil || time.Since(time.Unix(sec, 0)).Abs() > 5*time.Minute {
+		return fmt.Errorf("bad webhook-id %q or webhook-timestamp %q", id, ts)
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	if err != nil {
+		return err
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(id + "." + ts + "." + string(body)))
+	want := []byte("v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	for _, sig := range strings.Fields(h.Get("webhook-signature")) {
+		if subtle.ConstantTimeCompare([]byte(sig), want) == 1 {
+			return nil
+		}
+	}
+	return fmt.Errorf("no valid signature in %q", h.Get("webhook-signature"))
+}
+
+// hookOptions configure a gateway with the receiver as its webhook "app",
+// retrying every 300ms, and the API key.
+func hookOptions(h *hookReceiver) options {
+	recordSecret(hookSecret)
+	return options{Global: fmt.Sprintf(`api_key %s
+		webhook app %s/hooks {
+			secret %s
+			retries 300ms 300ms 300ms 300ms 300ms 300ms 300ms 300ms 300ms 300ms 300ms 300ms
+		}`, apiKey, h.srv.URL, hookSecret)}
+}
+
+func hookTypes(ds []hookDelivery) []string {
+	out := []string{}
+	for _, d := range ds {
+		out = append(out, d.Type)
+	}
+	return out
+}
+
+// webhookState returns the API's delivery state of endpoint "app".
+func webhookState(t *testing.T, e *env) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, e.Base+"/_auth/api/v1/webhooks", nil)
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list []map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || resp.StatusCode != http.StatusOK || len(list) != 1 {
+		t.Fatalf("GET /webhooks: status %d, %d endpoints, %v", resp.StatusCode, len(list), err)
+	}
+	return list[0]
+}
+
+func TestWebhooks_SignInAndSignOutArriveSigned(t *testing.T) {
+	h := newHookReceiver(t)
+	e := newEnv(t, hookOptions(h))
+	b := newBrowser(t)
+	b.signInDev(e, "/", ada)
+	userID := e.Upstream.Last(t).Get("X-Auth-User-Id")
+	sessionID := e.Upstream.Last(t).Get("X-Auth-Session-Id")
+
+	want := []string{"user.created", "external_account.created", "session.created"}
+	waitFor(t, "the sign-in's events", func() bool { return len(h.delivered()) >= len(want) })
+	got := h.delivered()
+	if !slices.Equal(hookTypes(got), want) {
+		t.Fatalf("delivered %q, want %q", hookTypes(got), want)
+	}
+	for _, d := range got {
+		if d.Verified != nil {
+			t.Errorf("%s: %v", d.Type, d.Verified)
+		}
+		if !strings.HasPrefix(d.ID, "evt_") {
+			t.Errorf("%s: webhook-id %q", d.Type, d.ID)
+		}
+	}
+	if u := got[0].Data; u["object"] != "user" || u["id"] != userID {
+		t.Errorf("user.created data = %v, want user %s", u, userID)
+	}
+	if a := got[1].Data; a["object"] != "external_account" || a["provider"] != "oauth_dev" || a["user_id"] != userID {
+		t.Errorf("external_account.created data = %v", a)
+	}
+	if s := got[2].Data; s["object"] != "session" || s["id"] != sessionID || s["status"] != "active" {
+		t.Errorf("session.created data = %v, want session %s", s, sessionID)
+	}
+
+	_, page := b.get(e.Base + "/_auth/sign-out")
+	token := htmlUnescape(between(page, `name="csrf_token" value="`, `"`))
+	if resp, _ := b.post(e.Base+"/_auth/sign-out", url.Values{"csrf_token": {token}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-out: status %d", resp.StatusCode)
+	}
+	waitFor(t, "session.ended", func() bool { return len(h.delivered()) >= 4 })
+	ended := h.delivered()[3]
+	if ended.Type != "session.ended" || ended.Data["id"] != sessionID || ended.Data["status"] != "ended" || ended.Verified != nil {
+		t.Errorf("after sign-out: %s %v (%v)", ended.Type, ended.Data, ended.Verified)
+	}
+
+	secrets.Lock()
+	leaks := slices.Clone(secrets.values)
+	secrets.Unlock()
+	for _, d := range h.all() {
+		for _, s := range append(leaks, "access_token", "refresh_token", "id_token") {
+			if len(s) >= 12 && bytes.Contains(d.Body, []byte(s)) {
+				t.Errorf("%s carries a secret (%.6s…)", d.Type, s)
+			}
+		}
+	}
+	st := webhookState(t, e)
+	if st["name"] != "app" || st["delivered"] != 4.0 || st["failed"] != 0.0 || st["last_event_id"] != ended.ID || st["url"] != h.srv.URL+"/hooks" {
+		t.Errorf("GET /webhooks = %v", st)
+	}
+}
+
+func TestWebhooks_AReceiverThatIsDownGetsEverythingOnceItIsUp(t *testing.T) {
+	h := newHookReceiver(t)
+	h.setDown(true)
+	e := newEnv(t, hookOptions(h))
+	newBrowser(t).signInDev(e, "/", ada)
+	newBrowser(t).signInDev(e, "/", person("Grace Hopper", "grace@example.com", true))
+	waitFor(t, "three failed attempts", func() bool { return len(h.all()) >= 3 })
+	st := webhookState(t, e)
+	if st["attempts"].(float64) < 1 || st["last_error"] != "the endpoint answered 503" || st["next_attempt_at"] == nil || st["delivered"] != 0.0 {
+		t.Errorf("while the receiver is down, GET /webhooks = %v", st)
+	}
+
+	h.setDown(false)
+	want := []string{"user.created", "external_account.created", "session.created", "user.created", "external_account.created", "session.created"}
+	waitFor(t, "every event", func() bool { return len(h.delivered()) >= len(want) })
+	time.Sleep(500 * time.Millisecond) // time for a duplicate to show up
+	got := h.delivered()
+	if !slices.Equal(hookTypes(got), want) {
+		t.Fatalf("after the outage %q arrived, want %q", hookTypes(got), want)
+	}
+	for i, d := range got {
+		if d.Verified != nil {
+			t.Errorf("%s: %v", d.Type, d.Verified)
+		}
+		if i > 0 && d.ID <= got[i-1].ID {
+			t.Errorf("%s (%s) arrived after %s (%s), out of order or twice", d.Type, d.ID, got[i-1].Type, got[i-1].ID)
+		}
+	}
+	if firstTry := h.all()[0]; firstTry.ID != got[0].ID {
+		t.Errorf("the first attempt was %s, the first delivery %s: the retried event must keep its id", firstTry.ID, got[0].ID)
+	}
+}
+
+func TestWebhooks_AnEventSurvivesAGatewayRestartBeforeItsDelivery(t *testing.T) {
+	h := newHookReceiver(t)
+	h.setDown(true)
+	o := hookOptions(h)
+	e := newEnv(t, o)
+	newBrowser(t).signInDev(e, "/", ada)
+	waitFor(t, "a failed attempt", func() bool { return len(h.all()) >= 1 })
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	attempts := len(h.all())
+	time.Sleep(700 * time.Millisecond)
+	if n := len(h.all()); n != attempts {
+		t.Fatalf("%d attempts while the gateway was stopped", n-attempts)
+	}
+
+	h.setDown(false)
+	if err := e.Load(o); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"user.created", "external_account.created", "session.created"}
+	waitFor(t, "the events after the restart", func() bool { return len(h.delivered()) >= len(want) })
+	time.Sleep(500 * time.Millisecond)
+	if got := h.delivered(); !slices.Equal(hookTypes(got), want) {
+		t.Fatalf("after the restart %q arrived, want %q once each", hookTypes(got), want)
+	}
+}
+
+func TestWebhooks_ConfigErrorsNameTheProblem(t *testing.T) {
+	e := newEnv(t, options{})
+	good := "whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 32))
+	for _, tc := range []struct{ name, global, want string }{
+		{"relative URL", "webhook app /hooks {\n secret " + good + "\n }", "webhook app: the URL must be absolute http or https"},
+		{"no secret", "webhook app https://example.com/hooks", "webhook app: a secret is required"},
+		{"secret without prefix", "webhook app https://example.com/hooks {\n secret abc\n }", "webhook app: secret 1: a secret starts with whsec_"},
+		{"short secret", "webhook app https://example.com/hooks {\n secret whsec_c2hvcnQ=\n }", "webhook app: secret 1: a secret decodes to 5 bytes"},
+		{"unknown event", "webhook app https://example.com/hooks {\n secret " + good + "\n events user.signed_in\n }", `webhook app: unknown event type "user.signed_in"`},
+		{"bad name", "webhook a.b https://example.com/hooks {\n secret " + good + "\n }", `webhook "a.b": a name is 1 to 64 letters`},
+		{"twice", "webhook app https://a.example.com {\n secret " + good + "\n }\n webhook app https://b.example.com {\n secret " + good + "\n }", "webhook app: the name is used twice"},
+		{"bad retry", "webhook app https://example.com/hooks {\n secret " + good + "\n retries 5s soon\n }", `webhook app: retries: "soon" is not a positive duration`},
+		{"unknown option", "webhook app https://example.com/hooks {\n secret " + good + "\n timeout 5s\n }", `unrecognized option "timeout" in webhook app`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := e.Load(options{Global: tc.global}); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("secret from the environment", func(t *testing.T) {
+		t.Setenv("SG_TEST_WHSEC", good)
+		if err := e.Load(options{Global: "webhook app https://example.com/hooks {\n secret {env.SG_TEST_WHSEC}\n }"}); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := caddy.ActiveContext().App("socialgate")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(mustJSON(t, cfg), good) {
+			t.Fatal("the expanded secret sits in the config")
+		}
+	})
+}
+
+func TestWebhooks_ReloadsKeepOneDispatcherAndSendEachEventOnce(t *testing.T) {
+	h := newHookReceiver(t)
+	o := hookOptions(h)
+	e := newEnv(t, o)
+	for i := range 3 {
+		newBrowser(t).signInDev(e, "/", person(fmt.Sprint("Reloaded ", i), fmt.Sprintf("r%d@example.com", i), true))
+		reload := o
+		reload.Global += fmt.Sprintf("\n\t\tapp_name \"Config %d\"", i)
+		if err := e.Load(reload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "every event", func() bool { return len(h.delivered()) >= 9 })
+	time.Sleep(500 * time.Millisecond) // time for a duplicate to show up
+	got := h.delivered()
+	if len(got) != 9 {
+		t.Fatalf("%d deliveries for 9 events: %q", len(got), hookTypes(got))
+	}
+	for i, d := range got {
+		if i > 0 && d.ID <= got[i-1].ID {
+			t.Errorf("%s (%s) arrived after %s (%s), out of order or twice", d.Type, d.ID, got[i-1].Type, got[i-1].ID)
+		}
+	}
+}

@@ -1,0 +1,164 @@
+package caddymodule
+
+import (
+	"fmt"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/api"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/webhook"
+)
+
+// WebhookConfig is an endpoint that receives the gateway's events (user,
+// session and external account changes) as signed POST requests, in order,
+// at least once: see the README's Webhooks section.
+type WebhookConfig struct {
+	// Name identifies the endpoint in the API's delivery state and in logs;
+	// the endpoint's place in the event outbox is kept under it, so a renamed
+	// endpoint starts afresh. Letters, digits, - and _. Required.
+	Name string `json:"name"`
+	// URL receives the events: an absolute http or https URL. Required.
+	URL string `json:"url"`
+	// Secrets sign every delivery (the webhook-signature header, one
+	// signature per secret): Standard Webhooks secrets, whsec_ then the
+	// base64 of 24 to 64 random bytes. Put the new one first while a
+	// receiver rotates. {env.*} and {file.*} are expanded at load. Required.
+	Secrets []string `json:"secrets"`
+	// Events are the event types sent to the endpoint. Default: all.
+	Events []string `json:"events,omitempty"`
+	// Retries are the waits between the attempts at one event; after the
+	// last, the event is given up (recorded in the API) and the next one
+	// goes. Default: 5s 30s 2m 10m 1h 3h 6h (eight attempts over ten hours).
+	Retries []caddy.Duration `json:"retries,omitempty"`
+}
+
+var webhookName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// webhookEndpoints checks the configured webhooks and expands their secrets.
+func (a *App) webhookEndpoints(repl *caddy.Replacer) ([]webhook.Endpoint, error) {
+	var out []webhook.Endpoint
+	seen := map[string]bool{}
+	for _, wc := range a.Webhooks {
+		if !webhookName.MatchString(wc.Name) {
+			return nil, fmt.Errorf("webhook %q: a name is 1 to 64 letters, digits, - or _", wc.Name)
+		}
+		if seen[wc.Name] {
+			return nil, fmt.Errorf("webhook %s: the name is used twice", wc.Name)
+		}
+		seen[wc.Name] = true
+		ep := webhook.Endpoint{Name: wc.Name, URL: wc.URL, Events: wc.Events}
+		secrets, err := expandAll(repl, "webhook "+wc.Name+": secret", wc.Secrets)
+		if err != nil {
+			return nil, err
+		}
+		for i, s := range secrets {
+			key, err := webhook.ParseSecret(s)
+			if err != nil {
+				return nil, fmt.Errorf("webhook %s: secret %d: %w", wc.Name, i+1, err)
+			}
+			ep.Secrets = append(ep.Secrets, key)
+		}
+		for _, r := range wc.Retries {
+			ep.Retries = append(ep.Retries, time.Duration(r))
+		}
+		if err := ep.Check(); err != nil {
+			return nil, err
+		}
+		out = append(out, ep)
+	}
+	return out, nil
+}
+
+// dispatchers runs one webhook dispatcher per store, across config reloads:
+// it starts with the first config that opens the store and stops when the
+// last one using it is cleaned up, before the store closes. Each config's
+// endpoints are in force from its Start to its Stop (see
+// webhook.Dispatcher.Configure). Gateways on one PostgreSQL database take
+// turns (webhook.Locker).
+var dispatchers = caddy.NewUsagePool()
+
+type pooledDispatcher struct{ *webhook.Dispatcher }
+
+func (p pooledDispatcher) Destruct() error {
+	p.Stop()
+	return nil
+}
+
+// dispatcherRef is one config's reference to its store's dispatcher.
+type dispatcherRef struct {
+	*webhook.Dispatcher
+	key  string
+	once sync.Once
+}
+
+func acquireDispatcher(ref *storeRef, logger *zap.Logger) (*dispatcherRef, error) {
+	v, _, err := dispatchers.LoadOrNew(ref.key, func() (caddy.Destructor, error) {
+		d := webhook.New(webhook.Options{
+			Store:   ref.store,
+			Payload: func(e *store.Event) any { return api.Event(e) },
+			Logger:  logger,
+		})
+		d.Start()
+		return pooledDispatcher{d}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &dispatcherRef{Dispatcher: v.(pooledDispatcher).Dispatcher, key: ref.key}, nil
+}
+
+func (r *dispatcherRef) release() {
+	r.once.Do(func() { dispatchers.Delete(r.key) })
+}
+
+// parseWebhook reads a webhook block:
+//
+//	webhook <name> <url> {
+//		secret  <whsec_…> [<older whsec_…>]
+//		events  <type…>
+//		retries <duration…>
+//	}
+func parseWebhook(d *caddyfile.Dispenser) (WebhookConfig, error) {
+	var wc WebhookConfig
+	args := d.RemainingArgs()
+	if len(args) != 2 {
+		return wc, d.Err("webhook: want <name> <url> { secret <whsec_…> }")
+	}
+	wc.Name, wc.URL = args[0], args[1]
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "secret":
+			var s []string
+			s, err = someArgs(d)
+			wc.Secrets = append(wc.Secrets, s...)
+		case "events":
+			var e []string
+			e, err = someArgs(d)
+			wc.Events = append(wc.Events, e...)
+		case "retries":
+			var waits []string
+			if waits, err = someArgs(d); err == nil {
+				for _, w := range waits {
+					dur, perr := caddy.ParseDuration(w)
+					if perr != nil || dur <= 0 {
+						return wc, d.Errf("webhook %s: retries: %q is not a positive duration", wc.Name, w)
+					}
+					wc.Retries = append(wc.Retries, caddy.Duration(dur))
+				}
+			}
+		default:
+			return wc, d.Errf("unrecognized option %q in webhook %s", d.Val(), wc.Name)
+		}
+		if err != nil {
+			return wc, err
+		}
+	}
+	return wc, nil
+}
