@@ -352,7 +352,7 @@ func cmdSessionRevoke(fl caddycmd.Flags) (int, error) {
 	if err != nil {
 		return notFound(err, "live session with this id")
 	}
-	if err := st.DeleteSession(ctx, id); err != nil {
+	if err := st.RevokeSession(ctx, id); err != nil {
 		return exitFailed, err
 	}
 	fmt.Printf("revoked a session of user %s\n", s.UserID)

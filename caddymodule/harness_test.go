@@ -176,8 +176,20 @@ func loadCaddyfile(src string) error {
 	if err != nil {
 		return fmt.Errorf("adapting: %w", err)
 	}
-	return caddy.Load(cfg, true)
+	err = caddy.Load(cfg, true)
+	// A reload retires the old servers and their keep-alive connections; a
+	// client that reuses one may be reset (Caddy's behaviour, not ours): the
+	// test clients start on fresh connections instead.
+	http.DefaultClient.CloseIdleConnections()
+	browsers.Range(func(b, _ any) bool {
+		b.(*browser).c.CloseIdleConnections()
+		return true
+	})
+	return err
 }
+
+// browsers are the live test browsers, whose idle connections a reload closes.
+var browsers sync.Map
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -239,9 +251,12 @@ type browser struct {
 
 func newBrowser(t *testing.T) *browser {
 	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+	b := &browser{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}}}
+	browsers.Store(b, true)
+	t.Cleanup(func() { browsers.Delete(b) })
+	return b
 }
 
 // do sends a request and returns the response with its body read.

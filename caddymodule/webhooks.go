@@ -12,6 +12,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
 	"github.com/socialgate/socialgate/caddymodule/internal/webhook"
 )
 
@@ -162,3 +163,9 @@ func parseWebhook(d *caddyfile.Dispenser) (WebhookConfig, error) {
 	}
 	return wc, nil
 }
+
+// Interface guards: gateways sharing a database must take turns delivering.
+var (
+	_ caddy.Destructor = pooledDispatcher{}
+	_ webhook.Locker   = (*postgres.Store)(nil)
+)

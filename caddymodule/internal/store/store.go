@@ -2,7 +2,9 @@
 // and short-lived flow records. Store is the interface the rest of the gateway
 // uses; Badger is the embedded implementation. Every method that changes more
 // than one record does it in one transaction, so a crash at any instant leaves
-// either the whole change or none of it.
+// either the whole change or none of it. A change that others may want to
+// hear of (a new user, an ended session…) records an Event in that same
+// transaction: the outbox that webhooks are delivered from.
 package store
 
 import (
