@@ -162,7 +162,11 @@ func newGateway(t *testing.T, bin string) *gateway {
 	storage file_system %s/caddy
 	socialgate {
 		storage %s
-		dev_provider 127.0.0.1:%d
+		dev_provider 127.0.0.1:%d {
+			# Short-lived tokens: the forward_token route refreshes them.
+			access_token_lifetime 2s
+		}
+		token_refresh_skew 1s
 		api_key %s
 		# One client IP signs in thousands of times: no abuse limits.
 		rate_limit start 0 1m
@@ -171,6 +175,12 @@ func newGateway(t *testing.T, bin string) *gateway {
 	}
 }
 http://127.0.0.1:%d {
+	route /token/* {
+		socialgate {
+			forward_token dev
+		}
+		respond "token for {http.auth.user.id}"
+	}
 	socialgate
 	respond "hello {http.auth.user.id}"
 }
@@ -344,6 +354,7 @@ type ledger struct {
 	emails   []string          // regulars' emails, first seen order
 
 	signIns, signInsOK, signOutsOK, deletesOK, lists int
+	links, disconnects, tokenReads                   int
 	checks                                           int      // users and sessions verified after restarts
 	odd                                              []string // answers no step expects (the first 20)
 	odds                                             int
@@ -358,6 +369,14 @@ func (l *ledger) do(f func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	f()
+}
+
+// sessionUser returns the user of a recorded session.
+func (l *ledger) sessionUser(cookie string) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	uid, ok := l.sessions[cookie]
+	return uid, ok
 }
 
 func (l *ledger) signedIn() int {
@@ -381,8 +400,10 @@ func (l *ledger) summary() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := fmt.Sprintf("%d sign-ins reached the gateway, %d answered with success (%d distinct users, %d deleted by the test); "+
-		"%d sign-outs and %d deletes answered; %d user lists; %d checks of users and sessions after restarts",
-		l.signIns, l.signInsOK, len(l.users), len(l.deleting), l.signOutsOK, l.deletesOK, l.lists, l.checks)
+		"%d sign-outs and %d deletes answered; %d links and %d disconnects answered; %d token-route requests "+
+		"answered (refreshing short-lived tokens); %d user lists; %d checks of users and sessions after restarts",
+		l.signIns, l.signInsOK, len(l.users), len(l.deleting), l.signOutsOK, l.deletesOK, l.links, l.disconnects,
+		l.tokenReads, l.lists, l.checks)
 	if l.odds > 0 {
 		s += fmt.Sprintf("; %d unexpected answers: %s", l.odds, strings.Join(l.odd, ", "))
 	}
@@ -475,11 +496,17 @@ func (w *worker) run(ctx context.Context) {
 	// Bounded by the context; the count bounds it too should a kill be missed.
 	for i := 0; i < 10000 && ctx.Err() == nil; i++ {
 		switch n := w.rng.IntN(100); {
-		case n < 55:
+		case n < 40:
 			w.signIn(ctx)
-		case n < 70:
+		case n < 50:
 			w.signOut(ctx)
-		case n < 88:
+		case n < 58:
+			w.link(ctx)
+		case n < 64:
+			w.disconnect(ctx)
+		case n < 80:
+			w.readToken(ctx)
+		case n < 92:
 			w.listUsers(ctx)
 		default:
 			w.deleteUser(ctx)
@@ -600,7 +627,9 @@ func (w *worker) signIn(ctx context.Context) {
 		}
 	}
 	if resp.StatusCode != http.StatusOK {
-		w.unexpected("the callback", resp, err)
+		if resp.StatusCode != http.StatusConflict { // 409: the user was deleted mid-sign-in
+			w.unexpected("the callback", resp, err)
+		}
 		return
 	}
 	cookie := b.cookie()
@@ -661,6 +690,107 @@ func (w *worker) signOut(ctx context.Context) {
 		w.l.signOutsOK++
 		w.l.ended[cookie] = true
 	})
+}
+
+// link connects another dev identity to a signed-in browser's user from the
+// account page. A link gives the browser a new session: the old one ends.
+func (w *worker) link(ctx context.Context) {
+	if len(w.browsers) == 0 {
+		return
+	}
+	b := w.browsers[w.rng.IntN(len(w.browsers))]
+	resp, page, err := b.send(ctx, http.MethodGet, w.g.base+"/_auth/account", nil)
+	m := csrfField.FindStringSubmatch(page)
+	if err != nil || resp.StatusCode != http.StatusOK || m == nil {
+		return // signed out or deleted meanwhile
+	}
+	old := b.cookie()
+	uid, _ := w.l.sessionUser(old)
+	w.l.do(func() { w.l.ending[old] = true })
+	resp, _, err = b.send(ctx, http.MethodPost, w.g.base+"/_auth/account/connect", url.Values{"csrf_token": {m[1]}, "provider": {"dev"}})
+	if err != nil || resp.StatusCode != http.StatusSeeOther {
+		if err == nil && resp.StatusCode != http.StatusUnauthorized { // 401: signed out meanwhile
+			w.unexpected("POST /_auth/account/connect", resp, err)
+		}
+		return
+	}
+	authURL := resp.Header.Get("Location")
+	u, _ := url.Parse(authURL)
+	form := u.Query()
+	form.Set("name", "Linked person")
+	form.Set("email", fmt.Sprintf("link-%016x@crash.example", w.rng.Uint64()))
+	if resp, _, err = b.send(ctx, http.MethodPost, w.g.devURL+"/authorize", form); err != nil || resp.StatusCode != http.StatusFound {
+		w.unexpected("POST dev /authorize (link)", resp, err)
+		return
+	}
+	next, _ := resp.Location()
+	if resp, _, err = b.send(ctx, http.MethodGet, next.String(), nil); err != nil {
+		return
+	}
+	if resp.StatusCode != http.StatusSeeOther {
+		// 401: the session ended meanwhile; 409: the user was deleted meanwhile.
+		if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusConflict {
+			w.unexpected("the link callback", resp, err)
+		}
+		return
+	}
+	cookie := b.cookie()
+	if status, got, err := w.g.me(ctx, b.c, ""); err == nil && status == http.StatusOK && got == uid {
+		w.l.do(func() {
+			w.l.links++
+			w.l.ended[old] = true
+			w.l.sessions[cookie] = uid
+		})
+	}
+}
+
+var disconnectForm = regexp.MustCompile(`name="account_id" value="([^"]+)">\s*<button class="btn small danger"`)
+
+// disconnect unlinks one of a signed-in user's accounts from the account
+// page (the page offers only those the user can sign in without).
+func (w *worker) disconnect(ctx context.Context) {
+	if len(w.browsers) == 0 {
+		return
+	}
+	b := w.browsers[w.rng.IntN(len(w.browsers))]
+	resp, page, err := b.send(ctx, http.MethodGet, w.g.base+"/_auth/account", nil)
+	csrf, target := csrfField.FindStringSubmatch(page), disconnectForm.FindStringSubmatch(page)
+	if err != nil || resp.StatusCode != http.StatusOK || csrf == nil || target == nil {
+		return
+	}
+	resp, _, err = b.send(ctx, http.MethodPost, w.g.base+"/_auth/account/disconnect", url.Values{"csrf_token": {csrf[1]}, "account_id": {target[1]}})
+	if err != nil {
+		return
+	}
+	switch resp.StatusCode {
+	case http.StatusSeeOther:
+		w.l.do(func() { w.l.disconnects++ })
+	case http.StatusNotFound, http.StatusUnauthorized: // unlinked or signed out meanwhile
+	default:
+		w.unexpected("POST /_auth/account/disconnect", resp, err)
+	}
+}
+
+// readToken asks for a route that forwards the dev token: with 2-second
+// tokens this refreshes them (rotating refresh tokens) under the kills.
+func (w *worker) readToken(ctx context.Context) {
+	if len(w.browsers) == 0 {
+		return
+	}
+	b := w.browsers[w.rng.IntN(len(w.browsers))]
+	resp, _, err := b.send(ctx, http.MethodGet, w.g.base+"/token/x", nil)
+	if err != nil {
+		return
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		w.l.do(func() { w.l.tokenReads++ })
+	// After a restart the dev provider has forgotten its refresh tokens, so
+	// the grant ends (reauthorize page); signed out or deleted: sign-in page.
+	case http.StatusFound, http.StatusServiceUnavailable:
+	default:
+		w.unexpected("GET /token/x", resp, err)
+	}
 }
 
 func (w *worker) listUsers(ctx context.Context) {

@@ -89,6 +89,9 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 	if errors.Is(err, store.ErrIdentityTaken) {
 		return nil, errIdentityTaken(p)
 	}
+	if errors.Is(err, store.ErrNotFound) && in.LinkToUser != "" {
+		return nil, errUserGone // the user was deleted while linking
+	}
 	if err != nil {
 		return nil, fmt.Errorf("recording sign-in: %w", err)
 	}

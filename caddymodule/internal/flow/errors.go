@@ -85,7 +85,7 @@ var (
 	errNoSuchAccount = &Error{Status: http.StatusNotFound, Reason: "no_such_account",
 		Message: "That connected account does not exist (any more)."}
 	errUserGone = &Error{Status: http.StatusConflict, Reason: "user_deleted",
-		Message: "Your account was deleted while you were signing in. Please sign in again."}
+		Message: "Your account was deleted meanwhile. Please sign in again."}
 	errOtherAccount = &Error{Status: http.StatusConflict, Reason: "other_account",
 		Message: "You came back with a different account than the one you were renewing. Nothing was changed."}
 )

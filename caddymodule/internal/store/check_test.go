@@ -75,6 +75,12 @@ func TestCheck_ReportsEachKindOfViolation(t *testing.T) {
 		{"account without its identity entry", func(t *testing.T, h healthyStore) {
 			rawDelete(t, h.b, identityKey(testIssuer, "sam"))
 		}, []string{"no identity index entry"}},
+		{"half-written token set", func(t *testing.T, h healthyStore) {
+			a := *h.roseGH
+			a.Tokens = TokenSet{RefreshToken: "refresh-without-access"}
+			raw, _ := json.Marshal(&a)
+			rawSet(t, h.b, eacKey(a.ID), string(raw))
+		}, []string{"half-written token set"}},
 		{"account without its user_eac entry", func(t *testing.T, h healthyStore) {
 			rawDelete(t, h.b, userEACKey(h.rose.User.ID, h.roseGH.ID))
 		}, []string{"no user_eac index entry"}},
