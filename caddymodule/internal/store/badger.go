@@ -72,6 +72,10 @@ type Options struct {
 	Logger badger.Logger
 	// Now is the clock used for expiry checks and timestamps. Default time.Now.
 	Now func() time.Time
+	// BulkLoad turns off synchronous writes, for building a store offline
+	// (migrations, load tests): a crash during it may lose the last writes.
+	// Never for a serving gateway.
+	BulkLoad bool
 
 	gcInterval time.Duration // tests shorten it; zero means defaultGCInterval
 }
@@ -117,7 +121,7 @@ func Open(opts Options) (*Badger, error) {
 		bo = badger.DefaultOptions("").WithInMemory(true)
 	}
 	// Badger's defaults are sized for big databases; ours holds users and sessions.
-	bo = bo.WithSyncWrites(true).
+	bo = bo.WithSyncWrites(!opts.BulkLoad).
 		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).

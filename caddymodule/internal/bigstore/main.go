@@ -1,0 +1,256 @@
+// Command bigstore measures the gateway on a big store: it builds a Badger
+// store of -users users with two linked accounts each (time to build, size on
+// disk), then runs the gateway binary on it and on a small store, and
+// compares the latency of signed-in requests whose session is not cached
+// (session_cache 0: one store read each) and the gateway's resident memory.
+//
+//	go run ./caddymodule/internal/bigstore -users 1000000
+//
+// It lives under caddymodule/internal because it builds stores with the
+// store package directly.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
+	"github.com/socialgate/socialgate/caddymodule/internal/session"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
+)
+
+func main() {
+	users := flag.Int("users", 1_000_000, "users in the big store (each with two linked accounts)")
+	small := flag.Int("small", 10_000, "users in the small store")
+	sample := flag.Int("sample", 2_000, "users of each store given a session for the requests")
+	duration := flag.Duration("duration", 10*time.Second, "request time per store")
+	flag.Parse()
+	tmp, err := os.MkdirTemp("", "bigstore-")
+	check(err)
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "socialgate")
+	out, err := exec.Command("go", "build", "-o", bin, "./cmd/socialgate").CombinedOutput()
+	if err != nil {
+		log.Fatalf("building: %v\n%s", err, out)
+	}
+	fmt.Printf("## socialgate on a big store\n\n- machine: %s, %d cores (shared)\n\n", cpuModel(), numCPU())
+	fmt.Println("| store | users / accounts | build time | size on disk | p50 | p90 | p99 | requests/s | gateway RSS (anon) |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	var p50s []time.Duration
+	for _, n := range []int{*small, *users} {
+		dir := filepath.Join(tmp, fmt.Sprintf("store-%d", n))
+		built, tokens := build(dir, n, *sample)
+		size := diskSize(dir)
+		lat, rps, rss := measure(bin, dir, tokens, *duration)
+		p50s = append(p50s, lat[0])
+		fmt.Printf("| %d users | %d / %d | %s | %d MiB | %s | %s | %s | %.0f | %d MiB |\n",
+			n, n, 2*n, built.Round(time.Second), size>>20, lat[0], lat[1], lat[2], rps, rss>>10)
+	}
+	fmt.Printf("\nbig/small p50 of uncached signed-in requests: %.2f\n", float64(p50s[1])/float64(p50s[0]))
+}
+
+// build signs in n users with two accounts each (concurrently, without
+// fsync) and gives sample of them a session; it returns the build time and
+// the session tokens.
+func build(dir string, n, sample int) (time.Duration, []string) {
+	keys, err := keyring.LoadOrCreate(dir)
+	check(err)
+	st, err := store.Open(store.Options{Dir: dir, EncryptionKey: keys.StoreKey, BulkLoad: true})
+	check(err)
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	ctx := context.Background()
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+				email := fmt.Sprintf("user%d@big.example", i)
+				res, err := st.SignIn(ctx, store.SignIn{Now: time.Now(), Account: store.ExternalAccount{
+					Provider: "dev", Issuer: "http://127.0.0.1:1", Subject: fmt.Sprint("dev-", i), Email: email,
+					EmailVerified: true, Name: fmt.Sprint("User ", i),
+					Tokens: store.TokenSet{AccessToken: fmt.Sprint("at-", i), RefreshToken: fmt.Sprint("rt-", i), Expiry: time.Now().Add(time.Hour)}}})
+				check(err)
+				_, err = st.SignIn(ctx, store.SignIn{Now: time.Now(), LinkToUser: res.User.ID, Account: store.ExternalAccount{
+					Provider: "corp", Issuer: "http://127.0.0.1:2", Subject: fmt.Sprint("corp-", i), Email: email,
+					Tokens: store.TokenSet{AccessToken: fmt.Sprint("cat-", i)}}})
+				check(err)
+			}
+		}()
+	}
+	wg.Wait()
+	built := time.Since(start)
+	mgr, err := session.NewManager(st, [][]byte{keys.CookieSecret}, 24*time.Hour)
+	check(err)
+	var tokens []string
+	for i := 0; i < sample; i++ {
+		page, _, err := st.Users(ctx, store.UserQuery{Limit: 1, Offset: rand.IntN(n)})
+		check(err)
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		_, token, err := mgr.Issue(ctx, r, page[0])
+		check(err)
+		tokens = append(tokens, token)
+	}
+	check(st.Close())
+	return built, tokens
+}
+
+// measure runs the gateway on dir and sends signed-in requests with random
+// session tokens for duration; it returns p50/p90/p99, requests/s and the
+// gateway's peak RSS in KiB.
+func measure(bin, dir string, tokens []string, duration time.Duration) ([3]time.Duration, float64, int) {
+	port := freePort()
+	cfg := filepath.Join(dir, "..", filepath.Base(dir)+".caddyfile")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`{
+	admin off
+	persist_config off
+	auto_https off
+	socialgate {
+		storage %s
+		session_cache 0
+		provider oidc dev {
+			issuer http://127.0.0.1:1
+			client_id x
+		}
+		rate_limit api 0 1m
+	}
+}
+http://127.0.0.1:%d {
+	socialgate
+	respond "ok"
+}
+`, dir, port)), 0o600)
+	cmd := exec.Command(bin, "run", "--config", cfg)
+	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir+"-data", "XDG_CONFIG_HOME="+dir+"-config")
+	check(cmd.Start())
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	base := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	for i := 0; ; i++ {
+		if resp, err := http.Get(base + "_auth/health"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if i > 200 {
+			log.Fatal("the gateway did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	var mu sync.Mutex
+	var lat []time.Duration
+	deadline := time.Now().Add(duration)
+	var wg sync.WaitGroup
+	peak := 0
+	stop := make(chan struct{})
+	go func() { // sample RSS
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+				peak = max(peak, rssKiB(cmd.Process.Pid))
+			}
+		}
+	}()
+	for c := 0; c < 8; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for time.Now().Before(deadline) {
+				req, _ := http.NewRequest(http.MethodGet, base, nil)
+				req.Header.Set("Authorization", "Bearer "+tokens[rand.IntN(len(tokens))])
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					log.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					log.Fatalf("a signed-in request got %d", resp.StatusCode)
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	slices.Sort(lat)
+	q := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))].Round(time.Microsecond) }
+	return [3]time.Duration{q(.5), q(.9), q(.99)}, float64(len(lat)) / duration.Seconds(), peak
+}
+
+// rssKiB is the process's anonymous resident memory (heap, stacks, Badger's
+// caches); file-backed pages of the memory-mapped store files, which the
+// kernel drops under pressure, are not counted.
+func rssKiB(pid int) int {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "RssAnon:" {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	return 0
+}
+
+func diskSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func cpuModel() string {
+	data, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func numCPU() int {
+	data, _ := os.ReadFile("/proc/cpuinfo")
+	return strings.Count(string(data), "processor\t:")
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
