@@ -9,7 +9,11 @@
 //	go run ./perf/loadrun -runs 5 -duration 10s -connections 64
 //	go run ./perf/loadrun -cpuprofile gw.pprof  # also profile GATEWAY on row 1
 //
-// Rows: plain reverse_proxy; authenticated pass-through; with `require dev`;
+// Rows: plain reverse_proxy; authenticated pass-through; the same on the
+// PostgreSQL store (GATEWAY_PG, a third Caddy process on a private
+// PostgreSQL server started under the temporary directory, when the
+// server binaries are installed; else the row says why it was skipped);
+// with `require dev`;
 // with `forward_token dev` (when the binary supports it); whole sign-in
 // flows per second. Every measured request is checked to have reached the
 // upstream with the identity the row promises. Besides throughput and
@@ -42,6 +46,7 @@ type config struct {
 	client           string
 	cpuprofile       string
 	keep             bool
+	postgres         bool
 }
 
 func main() {
@@ -55,6 +60,7 @@ func main() {
 	flag.IntVar(&cfg.flowConcurrency, "flow-concurrency", 4, "concurrent browsers in the sign-in row")
 	flag.StringVar(&cfg.client, "client", "auto", "load client: auto (wrk if installed), wrk or go")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of GATEWAY under row-1 load to this file and print its top")
+	flag.BoolVar(&cfg.postgres, "postgres", true, "also measure row 1 on the PostgreSQL store (GATEWAY_PG), when PostgreSQL is installed")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (configs, logs, store)")
 	flag.Parse()
 	if *serve != "" {
@@ -75,8 +81,9 @@ func main() {
 // row is one line of the table.
 type row struct {
 	name    string
-	site    site  // zero for the sign-in row
-	server  *proc // the Caddy process serving site
+	site    site   // zero for the sign-in row
+	server  *proc  // the Caddy process serving site
+	cookie  string // the session cookie for site, when not the GATEWAY's
 	skipped string
 	runs    []measurement
 	checks  []string // failed checks of the requests that reached the upstream
@@ -108,7 +115,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	defer up.stop()
 
-	ports, err := freePorts(8)
+	ports, err := freePorts(10)
 	if err != nil {
 		return err
 	}
@@ -179,17 +186,39 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 
-	printHeader(bin, load, note, cfg, options)
+	// GATEWAY_PG: the same gateway on the PostgreSQL store, when a private
+	// server can be started.
+	pgRow := &row{name: "(1p) authenticated pass-through (PostgreSQL store)",
+		site: site{row: "(1p) authenticated pass-through (PostgreSQL store)", port: ports[9], handler: "socialgate"}}
+	if !cfg.postgres {
+		pgRow.skipped = "no PostgreSQL row: -postgres=false"
+	} else if gwPG, err := startGatewayPG(ctx, bin, dir, upstream, ports[7], ports[8], pgRow.site, options); err != nil {
+		pgRow.skipped = "no PostgreSQL row: " + err.Error()
+		fmt.Fprintln(os.Stderr, "skipping the PostgreSQL row:", err)
+	} else {
+		defer gwPG.stop()
+		pgRow.server, pgRow.cookie = gwPG.caddy, gwPG.cookie
+	}
+
+	pgNote := "GATEWAY_PG (row 1p): GATEWAY's config with `storage postgres { dsn …; secret … }`, on a private " +
+		"PostgreSQL server on loopback (fsync off); the server's own CPU time is not in Caddy CPU/request"
+	if pgRow.skipped != "" {
+		pgNote = "row 1p (PostgreSQL store) skipped: " + strings.TrimPrefix(pgRow.skipped, "no PostgreSQL row: ")
+	}
+	printHeader(bin, load, note, cfg, options, pgNote)
 	measured := slices.DeleteFunc(slices.Clone(rows[:4]), func(r *row) bool { return r.skipped != "" })
+	if pgRow.skipped == "" {
+		measured = slices.Insert(measured, min(2, len(measured)), pgRow)
+	}
 	for _, r := range measured {
-		if err := preflight(ctx, r, cookie, upstream); err != nil {
+		if err := preflight(ctx, r, r.cookieOr(cookie), upstream); err != nil {
 			r.skipped = err.Error()
 		}
 	}
 	measured = slices.DeleteFunc(measured, func(r *row) bool { return r.skipped != "" })
 	for _, r := range measured {
 		fmt.Fprintf(os.Stderr, "warming up %s …\n", r.name)
-		load.run(ctx, r.site.url(), cookie, cfg.warmup)
+		load.run(ctx, r.site.url(), r.cookieOr(cookie), cfg.warmup)
 	}
 	if _, err := settledStats(upstream); err != nil {
 		return err
@@ -198,7 +227,7 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	measureSignIns(ctx, cfg, signInRow, running[0].url(), devURL)
-	printTable(rows)
+	printTable(slices.Insert(slices.Clone(rows), 2, pgRow))
 	fmt.Printf("Load average after the runs: %s\n\n", loadAverage())
 
 	if cfg.cpuprofile != "" {
@@ -224,7 +253,7 @@ func measure(ctx context.Context, cfg config, load loader, rows []*row, cookie, 
 			}
 			cpu0 := r.server.cpu()
 			// Plain gets the same Cookie header: both parse the same request.
-			m, err := load.run(ctx, r.site.url(), cookie, cfg.duration)
+			m, err := load.run(ctx, r.site.url(), r.cookieOr(cookie), cfg.duration)
 			if err != nil {
 				return fmt.Errorf("%s: %w", r.name, err)
 			}
@@ -252,6 +281,14 @@ func measureSignIns(ctx context.Context, cfg config, signInRow *row, site, devUR
 			signInRow.runs = append(signInRow.runs, res.measurement)
 		}
 	}
+}
+
+// cookieOr is the row's own cookie, else the GATEWAY's.
+func (r *row) cookieOr(gateway string) string {
+	if r.cookie != "" {
+		return r.cookie
+	}
+	return gateway
 }
 
 func freePorts(n int) ([]int, error) {

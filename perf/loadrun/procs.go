@@ -65,13 +65,18 @@ type proc struct {
 }
 
 func start(name, logPath string, env []string, bin string, args ...string) (*proc, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	return launch(name, logPath, cmd)
+}
+
+// launch starts cmd with its output in logPath.
+func launch(name, logPath string, cmd *exec.Cmd) (*proc, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)
@@ -159,10 +164,16 @@ func (s site) url() string { return fmt.Sprintf("http://127.0.0.1:%d/", s.port) 
 // it configures the socialgate app with the dev provider on that port, its
 // store under dir and the extra options.
 func caddyfile(dir string, adminPort, devPort int, upstream string, sites []site, options ...string) string {
+	return caddyfileStorage(dir, filepath.Join(dir, "socialgate"), adminPort, devPort, upstream, sites, options...)
+}
+
+// caddyfileStorage is caddyfile with the socialgate app's storage option
+// given verbatim (a directory, or a `postgres { … }` block).
+func caddyfileStorage(dir, storage string, adminPort, devPort int, upstream string, sites []site, options ...string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "{\n\tadmin 127.0.0.1:%d\n\tpersist_config off\n\tauto_https off\n\tstorage file_system %s\n", adminPort, filepath.Join(dir, "caddy"))
 	if devPort > 0 {
-		fmt.Fprintf(&b, "\tsocialgate {\n\t\tstorage %s\n\t\tdev_provider 127.0.0.1:%d\n", filepath.Join(dir, "socialgate"), devPort)
+		fmt.Fprintf(&b, "\tsocialgate {\n\t\tstorage %s\n\t\tdev_provider 127.0.0.1:%d\n", storage, devPort)
 		for _, o := range options {
 			fmt.Fprintf(&b, "\t\t%s\n", o)
 		}

@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-func printHeader(bin string, load loader, note string, cfg config, options []string) {
+func printHeader(bin string, load loader, note string, cfg config, options []string, notes ...string) {
 	fmt.Printf("## socialgate load run\n\n")
 	fmt.Printf("- machine: %s, %d cores (GOMAXPROCS %d); load client, Caddy and upstream share them\n", cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0))
 	fmt.Printf("- Go: %s %s/%s; binary: %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, caddyVersion(bin))
@@ -34,6 +34,9 @@ func printHeader(bin string, load loader, note string, cfg config, options []str
 	}
 	if len(options) > 0 {
 		fmt.Printf("- GATEWAY adds `%s`: every sign-in comes from 127.0.0.1\n", strings.Join(options, "`, `"))
+	}
+	for _, n := range notes {
+		fmt.Printf("- %s\n", n)
 	}
 	fmt.Printf("- %d runs × %s per row, alternating rows; medians; warm-up %s per row\n", cfg.runs, cfg.duration, cfg.warmup)
 	fmt.Printf("- load average before the runs: %s (other work on the machine skews every row)\n\n", loadAverage())

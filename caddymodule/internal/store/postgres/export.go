@@ -1,0 +1,221 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
+)
+
+// Export calls fn with every user (oldest first, with its accounts, tokens
+// opened, and live sessions), then every redirect URL (oldest first), all
+// read in one snapshot. An error of fn stops the export and is returned.
+func (s *Store) Export(ctx context.Context, fn func(rec store.Record) error) error {
+	var recs []store.Record
+	// A long export must not be cut by the per-call query timeout.
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT record FROM users ORDER BY created_ns, id`)
+		if err != nil {
+			return err
+		}
+		users, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.User, error) {
+			var record []byte
+			if err := row.Scan(&record); err != nil {
+				return nil, err
+			}
+			return decodeUser(record)
+		})
+		if err != nil {
+			return fmt.Errorf("listing users: %w", err)
+		}
+		store.SortForExport(users)
+		now := s.now().UnixNano()
+		for _, u := range users {
+			accs, err := s.accountsOf(ctx, tx, u.ID)
+			if err != nil {
+				return fmt.Errorf("accounts of user %s: %w", u.ID, err)
+			}
+			rows, err := tx.Query(ctx, `SELECT id_hash, id_sealed, record FROM sessions
+				WHERE user_id = $1 AND expires_ns > $2 ORDER BY expires_ns`, u.ID, now)
+			if err != nil {
+				return err
+			}
+			sessions, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Session, error) {
+				var hash, sealed, record []byte
+				if err := row.Scan(&hash, &sealed, &record); err != nil {
+					return nil, err
+				}
+				id, err := s.sealer.open(sealed, sessionAAD(hash))
+				if err != nil {
+					return nil, fmt.Errorf("a session id: %w", err)
+				}
+				var sess store.Session
+				if err := json.Unmarshal(record, &sess); err != nil {
+					return nil, fmt.Errorf("decoding a session: %w", err)
+				}
+				sess.ID = string(id)
+				return &sess, nil
+			})
+			if err != nil {
+				return fmt.Errorf("sessions of user %s: %w", u.ID, err)
+			}
+			recs = append(recs, store.Record{User: u, Accounts: accs, Sessions: sessions})
+		}
+		rows, err = tx.Query(ctx, `SELECT record FROM redirect_urls ORDER BY created_ns, id`)
+		if err != nil {
+			return err
+		}
+		rus, err := pgx.CollectRows(rows, scanRedirectURL)
+		if err != nil {
+			return fmt.Errorf("listing redirect URLs: %w", err)
+		}
+		for _, ru := range rus {
+			recs = append(recs, store.Record{RedirectURL: ru})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("exporting store: %w", err)
+	}
+	for _, rec := range recs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Import writes one exported record in one transaction, exactly as given
+// (ids, timestamps, tokens, sealed under this store's key), and records no
+// events. A record whose user (or redirect URL) exists already is skipped
+// whole, so importing an export twice changes nothing the second time.
+// Expired sessions are not written. A verified address that another user
+// holds already stays verified on this user but does not link sign-ins to it.
+func (s *Store) Import(ctx context.Context, rec store.Record) (store.ImportResult, error) {
+	var res store.ImportResult
+	switch {
+	case rec.RedirectURL != nil:
+		ru := rec.RedirectURL
+		if !validID(ru.ID) || ru.URL == "" || strings.ContainsRune(ru.URL, 0) {
+			return res, fmt.Errorf("importing redirect URL %q: invalid record", ru.ID)
+		}
+		record, err := json.Marshal(ru)
+		if err != nil {
+			return res, err
+		}
+		err = s.write(ctx, func(tx pgx.Tx) error {
+			res = store.ImportResult{}
+			var id string
+			err := tx.QueryRow(ctx, `SELECT id FROM redirect_urls WHERE id = $1 OR url = $2`, ru.ID, ru.URL).Scan(&id)
+			switch {
+			case err == nil && id == ru.ID:
+				return nil
+			case err == nil:
+				return fmt.Errorf("%w: the URL is recorded as %s", store.ErrImportConflict, id)
+			case !errors.Is(err, pgx.ErrNoRows):
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO redirect_urls (id, url, created_ns, record) VALUES ($1, $2, $3, $4)`,
+				ru.ID, ru.URL, ru.CreatedAt.UnixNano(), record); err != nil {
+				return err
+			}
+			res.Imported = true
+			return nil
+		})
+		if err != nil {
+			return store.ImportResult{}, fmt.Errorf("importing redirect URL %s: %w", ru.ID, err)
+		}
+		return res, nil
+	case rec.User != nil:
+	default:
+		return res, errors.New("importing: empty record")
+	}
+	u := rec.User
+	if !validID(u.ID) {
+		return res, fmt.Errorf("importing user %q: invalid id", u.ID)
+	}
+	for _, a := range rec.Accounts {
+		if !validID(a.ID) || a.UserID != u.ID || a.Issuer == "" || a.Subject == "" ||
+			strings.ContainsRune(a.Issuer, 0) || strings.ContainsRune(a.Subject, 0) {
+			return res, fmt.Errorf("importing user %s: account %q is invalid or not the user's", u.ID, a.ID)
+		}
+	}
+	now := s.now()
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		res = store.ImportResult{}
+		var one int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM users WHERE id = $1`, u.ID).Scan(&one)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		for _, a := range rec.Accounts {
+			var id string
+			err := tx.QueryRow(ctx, `SELECT id FROM external_accounts WHERE (issuer = $1 AND subject = $2) OR id = $3`,
+				a.Issuer, a.Subject, a.ID).Scan(&id)
+			if err == nil {
+				return fmt.Errorf("%w: account %s or its identity exists (as account %s)", store.ErrImportConflict, a.ID, id)
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+		}
+		if err := insertUser(ctx, tx, u); err != nil {
+			return err
+		}
+		for _, e := range u.Emails {
+			norm := normalizeEmail(e.Email)
+			if _, err := tx.Exec(ctx, `INSERT INTO user_emails (email_lower, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+				norm, u.ID); err != nil {
+				return fmt.Errorf("recording an email: %w", err)
+			}
+			if !e.Verified {
+				continue
+			}
+			if _, err := tx.Exec(ctx, `UPDATE user_emails SET holder = true
+				WHERE email_lower = $1 AND user_id = $2 AND NOT holder
+				AND NOT EXISTS (SELECT 1 FROM user_emails WHERE email_lower = $1 AND holder)`, norm, u.ID); err != nil {
+				return fmt.Errorf("indexing an email: %w", err)
+			}
+		}
+		for _, a := range rec.Accounts {
+			if err := s.insertAccount(ctx, tx, a); err != nil {
+				return err
+			}
+			res.Accounts++
+		}
+		for _, sess := range rec.Sessions {
+			if sess.UserID != u.ID || !validID(sess.ID) || !now.Before(sess.ExpiresAt) {
+				continue
+			}
+			bare := *sess
+			bare.ID = ""
+			record, err := json.Marshal(&bare)
+			if err != nil {
+				return err
+			}
+			hash := digest(sess.ID)
+			if _, err := tx.Exec(ctx, `INSERT INTO sessions (id_hash, id_sealed, user_id, expires_ns, record) VALUES ($1, $2, $3, $4, $5)`,
+				hash, s.sealer.seal([]byte(sess.ID), sessionAAD(hash)), sess.UserID, sess.ExpiresAt.UnixNano(), record); err != nil {
+				return fmt.Errorf("a session: %w", err)
+			}
+			res.Sessions++
+		}
+		res.Imported = true
+		return nil
+	})
+	if err != nil {
+		return store.ImportResult{}, fmt.Errorf("importing user %s: %w", u.ID, err)
+	}
+	return res, nil
+}
