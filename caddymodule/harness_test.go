@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -168,7 +169,29 @@ http://127.0.0.1:%[4]d {
 
 // Load adapts and loads a config for this env (a reload when one is running).
 func (e *env) Load(o options) error {
-	return loadCaddyfile(e.Caddyfile(o))
+	if err := loadCaddyfile(e.Caddyfile(o)); err != nil {
+		return err
+	}
+	e.settle()
+	return nil
+}
+
+// settle waits until the site answers three requests in a row on fresh
+// connections: right after a reload, Caddy's retiring servers may still
+// reset a connection or two (each config binds its own SO_REUSEPORT socket).
+func (e *env) settle() {
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second}
+	deadline := time.Now().Add(3 * time.Second)
+	for ok := 0; ok < 3 && time.Now().Before(deadline); {
+		resp, err := c.Get(e.Base + "/_auth/health")
+		if err == nil {
+			resp.Body.Close()
+			ok++
+			continue
+		}
+		ok = 0
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func loadCaddyfile(src string) error {
@@ -266,6 +289,12 @@ func (b *browser) do(req *http.Request) (*http.Response, string) {
 		req.Header.Set("Accept", "text/html,application/xhtml+xml")
 	}
 	resp, err := b.c.Do(req)
+	// Like a real browser, retry an idempotent request whose connection
+	// broke before any answer (Caddy resets a few around reloads).
+	for try := 0; err != nil && req.Method == http.MethodGet && try < 3; try++ {
+		time.Sleep(20 * time.Millisecond)
+		resp, err = b.c.Do(req)
+	}
 	if err != nil {
 		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
