@@ -53,17 +53,6 @@ func eventTypes(events []*store.Event) []string {
 	return types
 }
 
-// event returns the event of type typ in events, failing when there is none.
-func (e *env) event(events []*store.Event, typ string) *store.Event {
-	e.t.Helper()
-	for _, ev := range events {
-		if ev.Type == typ {
-			return ev
-		}
-	}
-	e.t.Fatalf("no %s event in %q", typ, eventTypes(events))
-	return nil
-}
 
 func eventsSignInRecordsCreationsThenOnlyRealChanges(t *testing.T, o opener) {
 	e := o.env(t)
