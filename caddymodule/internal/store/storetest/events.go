@@ -53,7 +53,6 @@ func eventTypes(events []*store.Event) []string {
 	return types
 }
 
-
 func eventsSignInRecordsCreationsThenOnlyRealChanges(t *testing.T, o opener) {
 	e := o.env(t)
 	var cursor string
