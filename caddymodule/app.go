@@ -359,11 +359,15 @@ func (a *App) identitySigner(ref *storeRef) (*assertion.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
+	previous, err := ref.keys.Previous()
+	if err != nil {
+		return nil, err
+	}
 	issuer := a.IdentityIssuer
 	if issuer == "" {
 		issuer = "socialgate"
 	}
-	return assertion.New(assertion.Options{Key: key, Issuer: issuer, Audience: a.IdentityAudience})
+	return assertion.New(assertion.Options{Key: key, Previous: previous, Issuer: issuer, Audience: a.IdentityAudience})
 }
 
 // Validate reports configurations that can never sign anyone in.

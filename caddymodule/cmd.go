@@ -139,6 +139,30 @@ such live session.
 	})
 
 	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "identity-key-rotate",
+		Usage: "[--storage <dir>]",
+		Short: "Makes a new key for the identity JWT, keeping the old ones in the JWKS",
+		Long: `
+Generates a new signing key for X-Auth-Jwt in keys.json; the current key and
+the one before it stay in /_auth/.well-known/jwks.json, so tokens signed
+before the rotation verify until they expire. A running gateway uses the
+new key after its next restart. With the PostgreSQL store
+the keys derive from its secret: change the secret instead.
+` + storageHelp,
+		CobraFunc: func(cmd *cobra.Command) {
+			storageFlag(cmd)
+			cmd.RunE = caddycmd.WrapCommandFuncForCobra(func(fl caddycmd.Flags) (int, error) {
+				dir := fl.String("storage")
+				if err := keyring.RotateSigningKey(dir); err != nil {
+					return exitFailed, fmt.Errorf("storage %s: %w", dir, err)
+				}
+				fmt.Printf("storage %s: a new identity key signs after the next restart; the previous two stay in the JWKS\n", dir)
+				return exitOK, nil
+			})
+		},
+	})
+
+	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "account-disconnect",
 		Usage: "[--storage <dir>] [--admin <addr>] <user id> <external account id>",
 		Short: "Unlinks an external account from a socialgate user",

@@ -140,3 +140,32 @@ func ourGoroutines() []string {
 	}
 	return ours
 }
+
+func TestIdentityKeyRotation_OldTokensStillVerify(t *testing.T) {
+	e := newEnv(t, options{})
+	b := newBrowser(t)
+	b.signInDev(e, "/", ada)
+	before := e.Upstream.Last(t).Get("X-Auth-Jwt")
+	if err := keyring.RotateSigningKey(filepath.Join(e.Storage, "socialgate")); err != nil {
+		t.Fatal(err)
+	}
+	// The store is open in the running gateway: the pooled keyring was read
+	// at its opening, so a restart picks up the new key.
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Load(options{}); err != nil {
+		t.Fatal(err)
+	}
+	newBrowser(t).signInDev(e, "/", person("Grace Hopper", "grace@example.com", true))
+	after := e.Upstream.Last(t).Get("X-Auth-Jwt")
+	_, jwks := b.get(e.Base + "/_auth/.well-known/jwks.json")
+	for name, token := range map[string]string{"before the rotation": before, "after": after} {
+		if !verifiesWith(t, jwks, token) {
+			t.Errorf("a token signed %s does not verify with the JWKS", name)
+		}
+	}
+	if kidOf(t, before) == kidOf(t, after) {
+		t.Error("the key did not change")
+	}
+}

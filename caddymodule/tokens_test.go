@@ -331,3 +331,26 @@ func TestTokens_RotatedRefreshTokenSurvivesARestart(t *testing.T) {
 		t.Error("the token after two rotations and restarts does not work")
 	}
 }
+
+// verifiesWith reports whether a JWT verifies with a JWKS document.
+func verifiesWith(t *testing.T, jwks, token string) bool {
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal([]byte(jwks), &set); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		return false
+	}
+	keys := set.Key(tok.Headers[0].KeyID)
+	var c jwt.Claims
+	return len(keys) == 1 && tok.Claims(keys[0].Key, &c) == nil
+}
+
+func kidOf(t *testing.T, token string) string {
+	tok, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.Headers[0].KeyID
+}

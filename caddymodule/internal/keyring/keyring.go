@@ -30,6 +30,10 @@ type Keyring struct {
 	StoreKey []byte `json:"store_key"`
 	// SigningKey signs identity tokens: a P-256 key, PKCS #8 DER.
 	SigningKey []byte `json:"signing_key"`
+	// PreviousSigningKeys are the keys SigningKey replaced, newest first:
+	// their public halves stay in the JWKS so tokens signed before a
+	// rotation keep verifying until they expire.
+	PreviousSigningKeys [][]byte `json:"previous_signing_keys,omitempty"`
 }
 
 // New returns a keyring of fresh random secrets.
@@ -55,7 +59,41 @@ func newSigningKey() []byte {
 
 // Signer returns the identity-token signing key.
 func (k *Keyring) Signer() (*ecdsa.PrivateKey, error) {
-	key, err := x509.ParsePKCS8PrivateKey(k.SigningKey)
+	return parseSigningKey(k.SigningKey)
+}
+
+// Previous returns the public keys of PreviousSigningKeys.
+func (k *Keyring) Previous() ([]*ecdsa.PublicKey, error) {
+	var out []*ecdsa.PublicKey
+	for _, der := range k.PreviousSigningKeys {
+		key, err := parseSigningKey(der)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &key.PublicKey)
+	}
+	return out, nil
+}
+
+// RotateSigningKey makes a new identity-token key in the keyring file in dir;
+// the current one becomes the newest previous key (two are kept). Gateways
+// pick it up at their next config load.
+func RotateSigningKey(dir string) error {
+	path := filepath.Join(dir, FileName)
+	k, err := load(path)
+	if err != nil {
+		return err
+	}
+	k.PreviousSigningKeys = append([][]byte{k.SigningKey}, k.PreviousSigningKeys...)
+	if len(k.PreviousSigningKeys) > 2 {
+		k.PreviousSigningKeys = k.PreviousSigningKeys[:2]
+	}
+	k.SigningKey = newSigningKey()
+	return replace(path, k)
+}
+
+func parseSigningKey(der []byte) (*ecdsa.PrivateKey, error) {
+	key, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
 		return nil, fmt.Errorf("keyring signing key: %w", err)
 	}

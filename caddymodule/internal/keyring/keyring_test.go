@@ -124,3 +124,27 @@ func TestFromSecret_IsDeterministicAndSeparatesKeys(t *testing.T) {
 		t.Fatal("a short secret was accepted")
 	}
 }
+
+func TestRotateSigningKey_KeepsTwoPreviousKeys(t *testing.T) {
+	dir := t.TempDir()
+	first, err := LoadOrCreate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := RotateSigningKey(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k, _ := LoadOrCreate(dir)
+	prev, err := k.Previous()
+	if err != nil || len(prev) != 2 {
+		t.Fatalf("previous keys: %d, %v; want 2", len(prev), err)
+	}
+	if bytes.Equal(k.SigningKey, first.SigningKey) || !bytes.Equal(k.CookieSecret, first.CookieSecret) {
+		t.Fatal("rotation must change the signing key and nothing else")
+	}
+	if st, _ := os.Stat(filepath.Join(dir, FileName)); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %o after rotation", st.Mode().Perm())
+	}
+}
