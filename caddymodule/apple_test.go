@@ -235,3 +235,38 @@ func TestApple_NativeSignIn(t *testing.T) {
 		})
 	}
 }
+
+func TestNativeIDToken_SignsInWithAnSDKToken(t *testing.T) {
+	e, a := newAppleEnv(t)
+	raw := "raw-nonce-of-the-sdk"
+	sum := sha256.Sum256([]byte(raw))
+	post := func(body map[string]any) (int, map[string]any) {
+		b, _ := json.Marshal(body)
+		resp, err := http.Post(e.Base+"/_auth/native/id_token", "application/json", strings.NewReader(string(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	for name, nonce := range map[string]string{"hashed nonce (Apple)": hex.EncodeToString(sum[:]), "raw nonce (Google)": raw} {
+		status, out := post(map[string]any{"provider": "apple", "nonce": raw,
+			"id_token": a.idToken(map[string]any{"aud": appleBundle, "nonce": nonce})})
+		if status != http.StatusOK || out["session_token"] == nil {
+			t.Fatalf("%s: %d %v", name, status, out)
+		}
+	}
+	for name, body := range map[string]map[string]any{
+		"another app": {"provider": "apple", "nonce": raw, "id_token": a.idToken(map[string]any{"aud": "com.other.app", "nonce": raw})},
+		"wrong nonce": {"provider": "apple", "nonce": "other", "id_token": a.idToken(map[string]any{"aud": appleBundle, "nonce": raw})},
+		"expired":     {"provider": "apple", "nonce": raw, "id_token": a.idToken(map[string]any{"aud": appleBundle, "nonce": raw, "exp": time.Now().Add(-time.Minute).Unix()})},
+		"forged":      {"provider": "apple", "nonce": raw, "id_token": "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."},
+		"unknown":     {"provider": "nope", "nonce": raw, "id_token": a.idToken(map[string]any{"aud": appleBundle, "nonce": raw})},
+	} {
+		if status, out := post(body); status != http.StatusUnauthorized && !(name == "unknown" && status == http.StatusNotFound) {
+			t.Errorf("%s: %d %v", name, status, out)
+		}
+	}
+}

@@ -59,6 +59,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //			key_id         <id>
 //			private_key    <pem>
 //			bundle_ids     <bundle id...>
+//			native_client_ids <client id...>
 //			scopes         <scope...>
 //			fields {
 //				id|email|email_verified|name|picture|username <dotted.path>
@@ -272,6 +273,10 @@ func parseProvider(d *caddyfile.Dispenser) (ProviderConfig, error) {
 			var s []string
 			s, err = someArgs(d)
 			pc.Scopes = append(pc.Scopes, s...)
+		case "native_client_ids":
+			var ids []string
+			ids, err = someArgs(d)
+			pc.NativeClientIDs = append(pc.NativeClientIDs, ids...)
 		case "bundle_ids":
 			var ids []string
 			ids, err = someArgs(d)

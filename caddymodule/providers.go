@@ -76,6 +76,11 @@ type ProviderConfig struct {
 	// with Apple results POST /_auth/native/apple accepts. Default: none.
 	BundleIDs []string `json:"bundle_ids,omitempty"`
 
+	// NativeClientIDs are the client ids of native apps (Google's iOS and
+	// Android clients, …) whose ID tokens POST /_auth/native/id_token
+	// accepts, besides client_id. Default: none.
+	NativeClientIDs []string `json:"native_client_ids,omitempty"`
+
 	// Scopes are requested in addition to the defaults (oidc: openid email
 	// profile, plus offline_access when the provider advertises it).
 	Scopes []string `json:"scopes,omitempty"`
@@ -109,28 +114,29 @@ func (pc ProviderConfig) build(repl *caddy.Replacer) (*provider.Provider, bool, 
 		return nil, false, fmt.Errorf("a %s provider has no name", pc.Type)
 	}
 	cfg := provider.Config{
-		Name:         pc.Name,
-		Kind:         pc.Type,
-		DisplayName:  pc.DisplayName,
-		ClientID:     repl.ReplaceKnown(pc.ClientID, ""),
-		ClientSecret: repl.ReplaceKnown(pc.ClientSecret, ""),
-		Issuer:       pc.Issuer,
-		AuthURL:      pc.AuthorizeURL,
-		TokenURL:     pc.TokenURL,
-		UserinfoURL:  pc.UserinfoURL,
-		RevokeURL:    pc.RevokeURL,
-		EmailsURL:    pc.EmailsURL,
-		JWKSURL:      pc.JWKSURL,
-		Tenant:       pc.Tenant,
-		BaseURL:      pc.BaseURL,
-		TeamID:       pc.TeamID,
-		KeyID:        pc.KeyID,
-		PrivateKey:   repl.ReplaceKnown(pc.PrivateKey, ""),
-		BundleIDs:    pc.BundleIDs,
-		Scopes:       pc.Scopes,
-		AuthParams:   pc.AuthParams,
-		DisablePKCE:  pc.PKCE != nil && !*pc.PKCE,
-		SignIn:       pc.SignIn == nil || *pc.SignIn,
+		Name:            pc.Name,
+		Kind:            pc.Type,
+		DisplayName:     pc.DisplayName,
+		ClientID:        repl.ReplaceKnown(pc.ClientID, ""),
+		ClientSecret:    repl.ReplaceKnown(pc.ClientSecret, ""),
+		Issuer:          pc.Issuer,
+		AuthURL:         pc.AuthorizeURL,
+		TokenURL:        pc.TokenURL,
+		UserinfoURL:     pc.UserinfoURL,
+		RevokeURL:       pc.RevokeURL,
+		EmailsURL:       pc.EmailsURL,
+		JWKSURL:         pc.JWKSURL,
+		Tenant:          pc.Tenant,
+		BaseURL:         pc.BaseURL,
+		TeamID:          pc.TeamID,
+		KeyID:           pc.KeyID,
+		PrivateKey:      repl.ReplaceKnown(pc.PrivateKey, ""),
+		BundleIDs:       pc.BundleIDs,
+		NativeClientIDs: pc.NativeClientIDs,
+		Scopes:          pc.Scopes,
+		AuthParams:      pc.AuthParams,
+		DisablePKCE:     pc.PKCE != nil && !*pc.PKCE,
+		SignIn:          pc.SignIn == nil || *pc.SignIn,
 	}
 	if pc.Fields != nil {
 		cfg.Mapping = *pc.Fields

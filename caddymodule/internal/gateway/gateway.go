@@ -135,6 +135,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, path string)
 		g.allow(w, r, g.revokeOtherSessions, http.MethodPost)
 	case rest == "/native/apple":
 		g.allow(w, r, g.nativeApple, http.MethodPost)
+	case rest == "/native/id_token":
+		g.allow(w, r, g.nativeIDToken, http.MethodPost)
 	case rest == "/native/token":
 		g.allow(w, r, g.nativeToken, http.MethodPost)
 	case rest == "/reauthorize":

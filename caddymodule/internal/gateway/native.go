@@ -113,6 +113,46 @@ func (g *Gateway) nativeApple(w http.ResponseWriter, r *http.Request) {
 	g.issueNative(w, r, out.User.ID)
 }
 
+// nativeIDToken signs in with an ID token a native SDK got from an OpenID
+// provider (Google Sign-In and the like): JSON {provider, id_token, nonce}.
+func (g *Gateway) nativeIDToken(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Provider string `json:"provider"`
+		IDToken  string `json:"id_token"`
+		Nonce    string `json:"nonce"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody("invalid_request", "The body must be JSON: {provider, id_token, nonce}.", nil))
+		return
+	}
+	p, ok := g.byName[in.Provider]
+	if !ok || !p.SignIn() {
+		writeJSON(w, http.StatusNotFound, errorBody("unknown_provider", "There is no provider named "+in.Provider+" that signs in.", nil))
+		return
+	}
+	res, err := p.VerifyNativeIDToken(r.Context(), in.IDToken, in.Nonce)
+	switch {
+	case errors.Is(err, provider.ErrNativeNotConfigured):
+		writeJSON(w, http.StatusNotFound, errorBody("native_sign_in_not_configured", err.Error(), nil))
+		return
+	case errors.Is(err, provider.ErrRejected):
+		g.Logger.Warn("native id_token refused", zap.String("provider", p.Name()), zap.Error(err))
+		writeJSON(w, http.StatusUnauthorized, errorBody("invalid_id_token",
+			"The ID token was not accepted: check the client id, the nonce, and that the token is fresh.", nil))
+		return
+	case err != nil:
+		w.Header().Set("Retry-After", "30")
+		writeJSON(w, http.StatusBadGateway, errorBody("provider_unavailable", p.DisplayName()+" could not be reached. Try again in a moment.", nil))
+		return
+	}
+	out, err := g.Flow.SignInResult(r.Context(), p, res, g.LinkByEmail[p.Name()])
+	if err != nil {
+		g.internal(w, r, "recording native sign-in", err)
+		return
+	}
+	g.issueNative(w, r, out.User.ID)
+}
+
 // issueNative starts a session for a native app and answers its token and
 // the user.
 func (g *Gateway) issueNative(w http.ResponseWriter, r *http.Request, userID string) {

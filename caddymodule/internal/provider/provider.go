@@ -84,6 +84,9 @@ type Config struct {
 	// BundleIDs are the apple app ids (com.example.app) whose native Sign in
 	// with Apple results the gateway accepts (ExchangeNative).
 	BundleIDs []string
+	// NativeClientIDs are the client ids of native apps (Google's iOS and
+	// Android clients, …) whose ID tokens VerifyNativeIDToken accepts.
+	NativeClientIDs []string
 	// Scopes are requested in addition to the kind's (see RequiredScopes).
 	Scopes []string
 	// Mapping names the userinfo JSON fields of an OAuth2 provider; for a
