@@ -44,7 +44,7 @@ type Signer struct {
 	lifetime time.Duration
 	now      func() time.Time
 
-	mu    sync.Mutex
+	mu    sync.RWMutex // read on every request, written once per session per lifetime
 	cache map[string]cached
 }
 
@@ -113,9 +113,9 @@ func (s *Signer) JWKS() []byte { return s.jwks }
 // the cached one is within a fifth of its lifetime of expiring.
 func (s *Signer) Token(sess *store.Session) (string, error) {
 	now := s.now()
-	s.mu.Lock()
+	s.mu.RLock()
 	c, ok := s.cache[sess.ID]
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	if ok && now.Before(c.refreshAt) {
 		return c.token, nil
 	}

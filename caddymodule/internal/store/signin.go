@@ -62,7 +62,7 @@ func signInKnown(txn *badger.Txn, out *Outbox, in SignIn, now time.Time, eacID s
 	if err := getJSON(txn, userKey(acc.UserID), &u); err != nil {
 		return SignInResult{}, inconsistent(err, "account %s belongs to user %s", acc.ID, acc.UserID)
 	}
-	acc.refresh(&in.Account, now)
+	acc.Refresh(&in.Account, now)
 	changed, err := adoptAccount(txn, &u, &acc, now)
 	if err != nil {
 		return SignInResult{}, err
@@ -160,11 +160,12 @@ func signInNew(txn *badger.Txn, out *Outbox, in SignIn, now time.Time) (SignInRe
 	return SignInResult{User: &u, Account: &acc, UserCreated: userCreated, AccountCreated: true}, nil
 }
 
-// refresh copies what a provider reported at this sign-in onto the account.
-// A field the provider left empty keeps its old value: Apple sends the name
-// only at the first authorization, and most providers issue a refresh token
-// only on consent, so an empty one means "unchanged", not "revoked".
-func (acc *ExternalAccount) refresh(from *ExternalAccount, now time.Time) {
+// Refresh copies what a provider reported at this sign-in onto the account;
+// every Store implementation applies sign-ins this way. A field the provider
+// left empty keeps its old value: Apple sends the name only at the first
+// authorization, and most providers issue a refresh token only on consent,
+// so an empty one means "unchanged", not "revoked".
+func (acc *ExternalAccount) Refresh(from *ExternalAccount, now time.Time) {
 	acc.Provider = from.Provider
 	if from.Email != "" {
 		acc.Email = from.Email
@@ -190,18 +191,26 @@ func adoptAccount(txn *badger.Txn, u *User, acc *ExternalAccount, now time.Time)
 	if err != nil {
 		return false, err
 	}
-	if u.Name == "" && acc.Name != "" {
-		u.Name = acc.Name
-		changed = true
-	}
-	if u.ImageURL == "" && acc.ImageURL != "" {
-		u.ImageURL = acc.ImageURL
+	if u.AdoptProfile(acc) {
 		changed = true
 	}
 	if changed {
 		u.UpdatedAt = now
 	}
 	return changed, nil
+}
+
+// AdoptProfile gives u the account's name and picture where u has none;
+// every Store implementation applies sign-ins this way. It reports a change.
+func (u *User) AdoptProfile(acc *ExternalAccount) bool {
+	changed := false
+	if u.Name == "" && acc.Name != "" {
+		u.Name, changed = acc.Name, true
+	}
+	if u.ImageURL == "" && acc.ImageURL != "" {
+		u.ImageURL, changed = acc.ImageURL, true
+	}
+	return changed
 }
 
 // syncEmail brings u's addresses in line with acc's current email: acc

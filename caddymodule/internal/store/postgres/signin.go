@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -73,7 +72,7 @@ func (s *Store) signInKnown(ctx context.Context, tx pgx.Tx, out *store.Outbox, i
 	if err != nil {
 		return store.SignInResult{}, err
 	}
-	refresh(acc, &in.Account, now)
+	acc.Refresh(&in.Account, now)
 	changed, err := adoptAccount(ctx, tx, u, acc, now)
 	if err != nil {
 		return store.SignInResult{}, err
@@ -186,26 +185,6 @@ func (s *Store) signInNew(ctx context.Context, tx pgx.Tx, out *store.Outbox, in 
 	return store.SignInResult{User: u, Account: &acc, UserCreated: userCreated, AccountCreated: true}, nil
 }
 
-// refresh copies what a provider reported at this sign-in onto the account,
-// as the Badger store does: a field the provider left empty keeps its old
-// value (Apple sends the name once; an empty refresh token means unchanged).
-func refresh(acc, from *store.ExternalAccount, now time.Time) {
-	acc.Provider = from.Provider
-	if from.Email != "" {
-		acc.Email = from.Email
-		acc.EmailVerified = from.EmailVerified
-	}
-	acc.Name = cmp.Or(from.Name, acc.Name)
-	acc.Username = cmp.Or(from.Username, acc.Username)
-	acc.ImageURL = cmp.Or(from.ImageURL, acc.ImageURL)
-	acc.ApprovedScopes = from.ApprovedScopes
-	refreshToken := acc.Tokens.RefreshToken
-	acc.Tokens = from.Tokens
-	acc.Tokens.RefreshToken = cmp.Or(from.Tokens.RefreshToken, refreshToken)
-	acc.Status = store.StatusVerified
-	acc.UpdatedAt = now
-}
-
 // adoptAccount records a sign-in through acc on its user u: the sign-in time,
 // the account's email, and its name and picture when u has none yet. The
 // caller holds u's row lock and saves u. changed reports a change beyond the
@@ -216,12 +195,7 @@ func adoptAccount(ctx context.Context, tx pgx.Tx, u *store.User, acc *store.Exte
 	if err != nil {
 		return false, err
 	}
-	if u.Name == "" && acc.Name != "" {
-		u.Name = acc.Name
-		changed = true
-	}
-	if u.ImageURL == "" && acc.ImageURL != "" {
-		u.ImageURL = acc.ImageURL
+	if u.AdoptProfile(acc) {
 		changed = true
 	}
 	if changed {
