@@ -47,6 +47,7 @@ type config struct {
 	cpuprofile       string
 	keep             bool
 	postgres         bool
+	storm            bool
 }
 
 func main() {
@@ -61,6 +62,7 @@ func main() {
 	flag.StringVar(&cfg.client, "client", "auto", "load client: auto (wrk if installed), wrk or go")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of GATEWAY under row-1 load to this file and print its top")
 	flag.BoolVar(&cfg.postgres, "postgres", true, "also measure row 1 on the PostgreSQL store (GATEWAY_PG), when PostgreSQL is installed")
+	flag.BoolVar(&cfg.storm, "storm", true, fmt.Sprintf("also run the refresh storm (row 5: %d requests over %d users whose tokens just expired)", stormRequests, stormUsers))
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (configs, logs, store)")
 	flag.Parse()
 	if *serve != "" {
@@ -115,7 +117,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	defer up.stop()
 
-	ports, err := freePorts(10)
+	ports, err := freePorts(14)
 	if err != nil {
 		return err
 	}
@@ -178,7 +180,7 @@ func run(ctx context.Context, cfg config) error {
 
 	devURL := fmt.Sprintf("http://127.0.0.1:%d", devPort)
 	first := newBrowser(http.DefaultTransport)
-	if err := first.signIn(ctx, running[0].url(), devURL); err != nil {
+	if err := first.signIn(ctx, running[0].url(), devURL, ada); err != nil {
 		return fmt.Errorf("signing in through the dev provider: %w\n%s", err, gw.tail())
 	}
 	cookie, err := first.cookieHeader(running[0].url())
@@ -227,7 +229,9 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	measureSignIns(ctx, cfg, signInRow, running[0].url(), devURL)
+	storms, stormSkipped := measureStorms(ctx, cfg, bin, filepath.Join(dir, "storm"), upstream, ports[10:14], options)
 	printTable(slices.Insert(slices.Clone(rows), 2, pgRow))
+	printStorm(storms, stormSkipped)
 	fmt.Printf("Load average after the runs: %s\n\n", loadAverage())
 
 	if cfg.cpuprofile != "" {
@@ -281,6 +285,33 @@ func measureSignIns(ctx context.Context, cfg config, signInRow *row, site, devUR
 			signInRow.runs = append(signInRow.runs, res.measurement)
 		}
 	}
+}
+
+// measureStorms starts STORM and runs cfg.runs refresh storms on it; when it
+// cannot, skipped says why.
+func measureStorms(ctx context.Context, cfg config, bin, dir, upstream string, ports []int, options []string) (results []stormResult, skipped string) {
+	if !cfg.storm {
+		return nil, "-storm=false"
+	}
+	fmt.Fprintln(os.Stderr, "starting STORM and signing its users in …")
+	st, err := startStorm(ctx, bin, dir, upstream, ports, options)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "skipping the refresh storm:", err)
+		return nil, lastLine(err.Error())
+	}
+	defer st.caddy.stop()
+	for i := range cfg.runs {
+		if ctx.Err() != nil {
+			break
+		}
+		fmt.Fprintf(os.Stderr, "run %d/%d: (5) refresh storm …\n", i+1, cfg.runs)
+		res, err := st.run(ctx, upstream)
+		if err != nil {
+			return results, err.Error()
+		}
+		results = append(results, res)
+	}
+	return results, ""
 }
 
 // cookieOr is the row's own cookie, else the GATEWAY's.

@@ -186,7 +186,7 @@ func startGatewayPG(ctx context.Context, bin, dir, upstream string, adminPort, d
 	}
 	g := &gatewayPG{pg: pg, caddy: gw}
 	b := newBrowser(http.DefaultTransport)
-	if err := b.signIn(ctx, s.url(), fmt.Sprintf("http://127.0.0.1:%d", devPort)); err != nil {
+	if err := b.signIn(ctx, s.url(), fmt.Sprintf("http://127.0.0.1:%d", devPort), ada); err != nil {
 		g.stop()
 		return nil, fmt.Errorf("signing in through GATEWAY_PG: %v", err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -247,6 +249,7 @@ type upstreamStats struct {
 	WithUser   int64 `json:"with_user"`   // carried X-Auth-User-Id
 	WithToken  int64 `json:"with_token"`  // carried an X-Auth-Token-* header
 	WithCookie int64 `json:"with_cookie"` // carried a gateway cookie (must stay 0)
+	Tokens     int64 `json:"tokens"`      // distinct X-Auth-Token-* values seen under /storm/
 }
 
 func serveUpstream(addr string) error {
@@ -256,18 +259,28 @@ func serveUpstream(addr string) error {
 	}
 	fmt.Println(ln.Addr().String())
 	var requests, withUser, withToken, withCookie atomic.Int64
+	var mu sync.Mutex
+	tokens := map[[sha256.Size]byte]bool{} // digests of the tokens seen
 	mux := http.NewServeMux()
 	mux.HandleFunc("/__stats", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(upstreamStats{requests.Load(), withUser.Load(), withToken.Load(), withCookie.Load()})
+		mu.Lock()
+		distinct := int64(len(tokens))
+		mu.Unlock()
+		json.NewEncoder(w).Encode(upstreamStats{requests.Load(), withUser.Load(), withToken.Load(), withCookie.Load(), distinct})
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
 		if r.Header.Get("X-Auth-User-Id") != "" {
 			withUser.Add(1)
 		}
-		for k := range r.Header {
+		for k, v := range r.Header {
 			if strings.HasPrefix(k, "X-Auth-Token-") {
 				withToken.Add(1)
+				if strings.HasPrefix(r.URL.Path, stormPath) { // only there: the other rows don't pay for it
+					mu.Lock()
+					tokens[sha256.Sum256([]byte(strings.Join(v, ",")))] = true
+					mu.Unlock()
+				}
 				break
 			}
 		}
@@ -338,7 +351,7 @@ func settledStats(upstream string) (upstreamStats, error) {
 }
 
 func (s upstreamStats) minus(o upstreamStats) upstreamStats {
-	return upstreamStats{s.Requests - o.Requests, s.WithUser - o.WithUser, s.WithToken - o.WithToken, s.WithCookie - o.WithCookie}
+	return upstreamStats{s.Requests - o.Requests, s.WithUser - o.WithUser, s.WithToken - o.WithToken, s.WithCookie - o.WithCookie, s.Tokens - o.Tokens}
 }
 
 // caddyVersion is the first line of `socialgate version`.

@@ -68,10 +68,15 @@ func next(resp *http.Response) (string, error) {
 	return loc.String(), nil
 }
 
-// signIn is the browser's whole sign-in through the dev provider as ada,
-// starting at a protected page of site and ending back on it (200 from the
-// upstream): 7 requests, 5 to the gateway and 2 to the dev provider.
-func (b *browser) signIn(ctx context.Context, site, devURL string) error {
+// ada is the dev provider's preset test user that most rows sign in as.
+var ada = url.Values{"user": {"ada"}}
+
+// signIn is the browser's whole sign-in through the dev provider as who (a
+// preset user, or name, email and email_verified as typed into the dev
+// provider's form), starting at a protected page of site and ending back on
+// it (200 from the upstream): 7 requests, 5 to the gateway and 2 to the dev
+// provider.
+func (b *browser) signIn(ctx context.Context, site, devURL string, who url.Values) error {
 	resp, _, err := b.do(ctx, http.MethodGet, site, nil)
 	if err != nil {
 		return err
@@ -105,7 +110,9 @@ func (b *browser) signIn(ctx context.Context, site, devURL string) error {
 	}
 	u, _ := url.Parse(authorize)
 	form := u.Query()
-	form.Set("user", "ada")
+	for k, v := range who {
+		form[k] = v
+	}
 	resp, _, err = b.do(ctx, http.MethodPost, devURL+"/authorize", form)
 	for i := 0; err == nil && resp.StatusCode >= 300 && resp.StatusCode <= 399; i++ {
 		if i == 5 {
@@ -163,7 +170,7 @@ func signInFlows(ctx context.Context, site, devURL string, concurrency int, d ti
 			defer wg.Done()
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				t0 := time.Now()
-				err := newBrowser(transport).signIn(ctx, site, devURL)
+				err := newBrowser(transport).signIn(ctx, site, devURL, ada)
 				took := time.Since(t0)
 				mu.Lock()
 				if err != nil {

@@ -12,8 +12,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"log"
 	"math/rand/v2"
@@ -35,15 +37,24 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
+// profiles is the directory for pprof profiles of the gateway (-profile).
+var profiles *string
+
 func main() {
 	users := flag.Int("users", 1_000_000, "users in the big store (each with two linked accounts)")
 	small := flag.Int("small", 10_000, "users in the small store")
 	sample := flag.Int("sample", 2_000, "users of each store given a session for the requests")
 	duration := flag.Duration("duration", 10*time.Second, "request time per store")
+	keep := flag.String("dir", "", "keep the stores in this directory and reuse the ones already built there")
+	profiles = flag.String("profile", "", "write the gateway's CPU and heap profiles under load (pprof) into this directory")
 	flag.Parse()
 	tmp, err := os.MkdirTemp("", "bigstore-")
 	check(err)
 	defer os.RemoveAll(tmp)
+	stores := tmp
+	if *keep != "" {
+		stores = *keep
+	}
 	bin := filepath.Join(tmp, "socialgate")
 	out, err := exec.Command("go", "build", "-o", bin, "./cmd/socialgate").CombinedOutput()
 	if err != nil {
@@ -54,7 +65,7 @@ func main() {
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	var p50s []time.Duration
 	for _, n := range []int{*small, *users} {
-		dir := filepath.Join(tmp, fmt.Sprintf("store-%d", n))
+		dir := filepath.Join(stores, fmt.Sprintf("store-%d", n))
 		built, tokens := build(dir, n, *sample)
 		size := diskSize(dir)
 		lat, rps, rss := measure(bin, dir, tokens, *duration)
@@ -68,11 +79,20 @@ func main() {
 // build signs in n users with two accounts each (concurrently, without
 // fsync) and gives sample of them a session; it returns the build time and
 // the session tokens.
+//
+// A store already built in dir (by an earlier run with -dir) is reused: only
+// the sessions are issued, and the build time is the one recorded then.
 func build(dir string, n, sample int) (time.Duration, []string) {
 	keys, err := keyring.LoadOrCreate(dir)
 	check(err)
 	st, err := store.Open(store.Options{Dir: dir, EncryptionKey: keys.StoreKey, BulkLoad: true})
 	check(err)
+	marker := filepath.Join(dir, "bigstore-built")
+	if data, err := os.ReadFile(marker); err == nil {
+		built, err := time.ParseDuration(strings.TrimSpace(string(data)))
+		check(err)
+		return built, issueSessions(st, keys, n, sample)
+	}
 	start := time.Now()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -97,6 +117,14 @@ func build(dir string, n, sample int) (time.Duration, []string) {
 	}
 	wg.Wait()
 	built := time.Since(start)
+	check(os.WriteFile(marker, []byte(built.String()), 0o600))
+	return built, issueSessions(st, keys, n, sample)
+}
+
+// issueSessions gives sample random users of st a session each, closes st
+// and returns the session tokens.
+func issueSessions(st *store.Badger, keys *keyring.Keyring, n, sample int) []string {
+	ctx := context.Background()
 	mgr, err := session.NewManager(st, [][]byte{keys.CookieSecret}, 24*time.Hour)
 	check(err)
 	var tokens []string
@@ -109,17 +137,20 @@ func build(dir string, n, sample int) (time.Duration, []string) {
 		tokens = append(tokens, token)
 	}
 	check(st.Close())
-	return built, tokens
+	return tokens
 }
 
 // measure runs the gateway on dir and sends signed-in requests with random
 // session tokens for duration; it returns p50/p90/p99, requests/s and the
 // gateway's peak RSS in KiB.
 func measure(bin, dir string, tokens []string, duration time.Duration) ([3]time.Duration, float64, int) {
-	port := freePort()
+	port, admin := freePort(), "off"
+	if *profiles != "" {
+		admin = fmt.Sprintf("127.0.0.1:%d", freePort())
+	}
 	cfg := filepath.Join(dir, "..", filepath.Base(dir)+".caddyfile")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`{
-	admin off
+	admin %s
 	persist_config off
 	auto_https off
 	socialgate {
@@ -136,7 +167,7 @@ http://127.0.0.1:%d {
 	socialgate
 	respond "ok"
 }
-`, dir, port)), 0o600)
+`, admin, dir, port)), 0o600)
 	cmd := exec.Command(bin, "run", "--config", cfg)
 	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir+"-data", "XDG_CONFIG_HOME="+dir+"-config")
 	check(cmd.Start())
@@ -169,6 +200,10 @@ http://127.0.0.1:%d {
 			}
 		}
 	}()
+	waitProfiles := func() {}
+	if *profiles != "" {
+		waitProfiles = takeProfiles(admin, filepath.Join(*profiles, filepath.Base(dir)), duration)
+	}
 	for c := 0; c < 8; c++ {
 		wg.Add(1)
 		go func() {
@@ -194,10 +229,36 @@ http://127.0.0.1:%d {
 		}()
 	}
 	wg.Wait()
+	waitProfiles()
 	close(stop)
 	slices.Sort(lat)
 	q := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))].Round(time.Microsecond) }
 	return [3]time.Duration{q(.5), q(.9), q(.99)}, float64(len(lat)) / duration.Seconds(), peak
+}
+
+// takeProfiles starts taking, from the gateway's admin endpoint, a CPU
+// profile of the middle half of the load and then heap profiles; the
+// returned func waits for them. Files are named prefix-cpu.pprof and
+// prefix-heap.pprof.
+func takeProfiles(admin, prefix string, duration time.Duration) (wait func()) {
+	check(os.MkdirAll(filepath.Dir(prefix), 0o700))
+	done := make(chan struct{})
+	fetch := func(path, file string) {
+		resp, err := http.Get("http://" + admin + path)
+		check(err)
+		defer resp.Body.Close()
+		f, err := os.Create(prefix + "-" + file)
+		check(err)
+		_, err = io.Copy(f, resp.Body)
+		check(errors.Join(err, f.Close()))
+	}
+	go func() {
+		defer close(done)
+		time.Sleep(duration / 4)
+		fetch(fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(1, int(duration.Seconds()/2))), "cpu.pprof")
+		fetch("/debug/pprof/heap", "heap.pprof")
+	}()
+	return func() { <-done }
 }
 
 // rssKiB is the process's anonymous resident memory (heap, stacks, Badger's
