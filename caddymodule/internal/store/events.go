@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -249,6 +250,11 @@ func (b *Badger) Events(ctx context.Context, afterID string, limit int) ([]*Even
 // events per transaction. The deletes are blind: events are never read in a
 // write transaction, so they conflict with nothing.
 func (b *Badger) DeleteEventsBefore(ctx context.Context, id string) error {
+	// Each batch starts after the last key of the one before: deleted keys
+	// stay in the LSM tree as tombstones until compaction, and an iterator
+	// walks over them, so starting every batch at the prefix would make
+	// pruning a long backlog quadratic.
+	from, end := []byte(prefixEvent), []byte(prefixEvent+id)
 	for {
 		var keys [][]byte
 		err := b.view(ctx, func(txn *badger.Txn) error {
@@ -257,10 +263,9 @@ func (b *Badger) DeleteEventsBefore(ctx context.Context, id string) error {
 			opts.Prefix = []byte(prefixEvent)
 			it := txn.NewIterator(opts)
 			defer it.Close()
-			end := []byte(prefixEvent + id)
-			for it.Rewind(); it.Valid() && len(keys) < eventDeleteBatch; it.Next() {
+			for it.Seek(from); it.Valid() && len(keys) < eventDeleteBatch; it.Next() {
 				k := it.Item().KeyCopy(nil)
-				if string(k) >= string(end) {
+				if bytes.Compare(k, end) >= 0 {
 					break
 				}
 				keys = append(keys, k)
@@ -283,6 +288,7 @@ func (b *Badger) DeleteEventsBefore(ctx context.Context, id string) error {
 		if len(keys) < eventDeleteBatch {
 			return nil
 		}
+		from = append(keys[len(keys)-1], 0) // the next key after the last one deleted
 	}
 }
 
