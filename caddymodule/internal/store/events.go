@@ -138,6 +138,11 @@ const (
 	prefixEvent   = "evt/"
 	prefixMeta    = "kv/"
 	keyEventClock = "meta/event_clock"
+	// keyEventsPruned holds where the events that remain begin: every event
+	// key below evt/ + its value has been deleted. Reads start there
+	// instead of walking the deleted keys' tombstones, which Badger keeps
+	// until compaction reaches the last level.
+	keyEventsPruned = "meta/events_pruned"
 )
 
 // updateWithEvents is update for a change that records events: fn adds them
@@ -222,7 +227,12 @@ func (b *Badger) Events(ctx context.Context, afterID string, limit int) ([]*Even
 		it := txn.NewIterator(opts)
 		defer it.Close()
 		after := prefixEvent + afterID
-		for it.Seek([]byte(after)); it.Valid() && len(out) < limit; it.Next() {
+		floor, err := eventsFloor(txn)
+		if err != nil {
+			return err
+		}
+		start := max(after, prefixEvent+floor)
+		for it.Seek([]byte(start)); it.Valid() && len(out) < limit; it.Next() {
 			item := it.Item()
 			key := string(item.Key())
 			if key == after {
@@ -250,14 +260,23 @@ func (b *Badger) Events(ctx context.Context, afterID string, limit int) ([]*Even
 // events per transaction. The deletes are blind: events are never read in a
 // write transaction, so they conflict with nothing.
 func (b *Badger) DeleteEventsBefore(ctx context.Context, id string) error {
-	// Each batch starts after the last key of the one before: deleted keys
-	// stay in the LSM tree as tombstones until compaction, and an iterator
-	// walks over them, so starting every batch at the prefix would make
-	// pruning a long backlog quadratic.
-	from, end := []byte(prefixEvent), []byte(prefixEvent+id)
+	// Each batch starts where the one before ended, and the first where the
+	// last pruning ended (keyEventsPruned): deleted keys stay in the LSM tree
+	// as tombstones until compaction, and an iterator walks over them, so
+	// starting at the prefix would make pruning a long backlog quadratic and
+	// every later pruning walk it again.
+	end := []byte(prefixEvent + id)
+	var from []byte
 	for {
 		var keys [][]byte
 		err := b.view(ctx, func(txn *badger.Txn) error {
+			if from == nil {
+				floor, err := eventsFloor(txn)
+				if err != nil {
+					return err
+				}
+				from = []byte(prefixEvent + floor)
+			}
 			opts := badger.DefaultIteratorOptions
 			opts.PrefetchValues = false
 			opts.Prefix = []byte(prefixEvent)
@@ -273,13 +292,15 @@ func (b *Badger) DeleteEventsBefore(ctx context.Context, id string) error {
 			return nil
 		})
 		if err == nil && len(keys) > 0 {
+			// The next key after the last one deleted.
+			from = append(keys[len(keys)-1], 0)
 			err = b.update(ctx, func(txn *badger.Txn) error {
 				for _, k := range keys {
 					if err := txn.Delete(k); err != nil {
 						return err
 					}
 				}
-				return nil
+				return txn.Set([]byte(keyEventsPruned), from[len(prefixEvent):])
 			})
 		}
 		if err != nil {
@@ -288,8 +309,17 @@ func (b *Badger) DeleteEventsBefore(ctx context.Context, id string) error {
 		if len(keys) < eventDeleteBatch {
 			return nil
 		}
-		from = append(keys[len(keys)-1], 0) // the next key after the last one deleted
 	}
+}
+
+// eventsFloor is where the events that remain begin (keyEventsPruned), ""
+// before the first pruning.
+func eventsFloor(txn *badger.Txn) (string, error) {
+	floor, err := getString(txn, []byte(keyEventsPruned))
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	return floor, err
 }
 
 // GetMeta implements Store.GetMeta.
