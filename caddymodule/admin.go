@@ -60,10 +60,10 @@ func adminErr(status int, format string, args ...any) error {
 
 // pooledStore returns the open store the request names with ?storage=, or
 // the only one.
-func pooledStore(r *http.Request) (store.Store, error) {
-	open := map[string]store.Store{}
+func pooledStore(r *http.Request) (*openStore, error) {
+	open := map[string]*openStore{}
 	stores.Range(func(key, value any) bool {
-		open[key.(string)] = value.(*openStore).store
+		open[key.(string)] = value.(*openStore)
 		return true
 	})
 	if want := r.URL.Query().Get("storage"); want != "" {
@@ -99,11 +99,11 @@ func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	route := func(n int, first, method string) bool {
 		return len(seg) == n && seg[0] == first && r.Method == method
 	}
-	st, err := pooledStore(r)
+	open, err := pooledStore(r)
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
+	st, ctx := open.store, r.Context()
 	switch {
 	case route(1, "users", http.MethodGet):
 		q := r.URL.Query()
@@ -156,9 +156,17 @@ func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 
 	case route(2, "users", http.MethodDelete):
 		id := seg[1]
+		sessions, err := st.Sessions(ctx, id)
+		if err != nil {
+			return storeErr(err, "user "+id)
+		}
 		if err := st.DeleteUser(ctx, id); err != nil {
 			return storeErr(err, "user "+id)
 		}
+		for _, s := range sessions {
+			open.sessionEnded(s.ID)
+		}
+		open.accountsChanged(id)
 		return adminJSON(w, map[string]any{"object": "user", "id": id, "deleted": true})
 
 	case route(4, "users", http.MethodDelete) && seg[2] == "external_accounts":
@@ -166,6 +174,7 @@ func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		if _, err := st.DeleteExternalAccount(ctx, userID, id, func([]*store.ExternalAccount) error { return nil }); err != nil {
 			return storeErr(err, "external account "+id+" of user "+userID)
 		}
+		open.accountsChanged(userID)
 		return adminJSON(w, map[string]any{"object": "external_account", "id": id, "deleted": true})
 
 	case route(3, "sessions", http.MethodPost) && seg[2] == "revoke":
@@ -177,6 +186,7 @@ func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		if err := st.RevokeSession(ctx, s.ID); err != nil {
 			return adminErr(http.StatusInternalServerError, "revoking session: %v", err)
 		}
+		open.sessionEnded(s.ID)
 		return adminJSON(w, api.Session(s, "revoked"))
 
 	case route(1, "check", http.MethodGet):

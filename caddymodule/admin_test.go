@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,12 +18,20 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 )
 
+// adminGateway is a gateway process with Caddy's admin API.
+type adminGateway struct {
+	admin string // the admin API's host:port
+	site  *env   // its protected site (respond "hello") and dev provider
+}
+
 // startAdminGateway runs bin as a gateway on storage dir with Caddy's admin
-// API on a free loopback port until the test ends, and returns that address.
-func startAdminGateway(t *testing.T, bin, dir string) string {
+// API on a free loopback port until the test ends. Its sessions are cached
+// for an hour, so a revocation that does not reach the cache shows.
+func startAdminGateway(t *testing.T, bin, dir string) adminGateway {
 	t.Helper()
 	port, devPort, adminPort := freePort(t), freePort(t), freePort(t)
 	admin := fmt.Sprintf("127.0.0.1:%d", adminPort)
+	site := &env{t: t, Base: fmt.Sprintf("http://127.0.0.1:%d", port), DevURL: fmt.Sprintf("http://127.0.0.1:%d", devPort)}
 	conf := filepath.Join(t.TempDir(), "Caddyfile")
 	caddyfile := fmt.Sprintf(`{
 	admin %s
@@ -32,6 +41,7 @@ func startAdminGateway(t *testing.T, bin, dir string) string {
 	socialgate {
 		storage %s
 		dev_provider 127.0.0.1:%d
+		session_cache 1h
 	}
 }
 http://127.0.0.1:%d {
@@ -57,14 +67,14 @@ http://127.0.0.1:%d {
 		if resp, err := http.Get("http://" + admin + "/socialgate/check"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return admin
+				return adminGateway{admin: admin, site: site}
 			}
 		}
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
 	t.Fatalf("the gateway's admin API did not start:\n%s", logs.String())
-	return ""
+	return adminGateway{}
 }
 
 // adminGet calls the admin API directly and decodes its JSON answer.
@@ -106,7 +116,8 @@ func copyKeys(t *testing.T, from string) string {
 func TestAdminCLI_Online(t *testing.T) {
 	bin := cli(buildSocialgate(t))
 	s := seedStore(t)
-	admin := startAdminGateway(t, string(bin), s.dir)
+	gw := startAdminGateway(t, string(bin), s.dir)
+	admin := gw.admin
 	on := func(args ...string) result {
 		return bin.run(t, append(args, "--storage", s.dir, "--admin", admin)...)
 	}
@@ -167,6 +178,38 @@ func TestAdminCLI_Online(t *testing.T) {
 		on("user-delete", s.grace).wantError(t, 1, "there is no user "+s.grace)
 		on("user", s.ada).want(t, 0, "0 accounts")
 		on("storage-check").want(t, 0, "store is consistent: 1 users")
+	})
+
+	// The serving gateway caches sessions (here for an hour): what the
+	// commands end must be refused by the very next request.
+	t.Run("ChangesReachTheServingGateway", func(t *testing.T) {
+		signedIn := func(who url.Values) (*browser, map[string]any) {
+			b := newBrowser(t)
+			if resp, page := b.signInDev(gw.site, "/", who); resp.StatusCode != http.StatusOK || page != "hello" {
+				t.Fatalf("sign-in: status %d %q", resp.StatusCode, page)
+			}
+			resp, page := b.get(gw.site.Base + "/_auth/me")
+			var me map[string]any
+			if err := json.Unmarshal([]byte(page), &me); resp.StatusCode != http.StatusOK || err != nil {
+				t.Fatalf("/_auth/me: status %d %v", resp.StatusCode, err)
+			}
+			return b, me
+		}
+		refused := func(b *browser, after string) {
+			t.Helper()
+			resp, _ := b.get(gw.site.Base + "/")
+			if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther ||
+				!strings.Contains(loc, "/_auth/sign-in") {
+				t.Errorf("after %s the session still opens the site: status %d, Location %q", after, resp.StatusCode, loc)
+			}
+		}
+		b, me := signedIn(person("Kit Revoked", "kit@example.com", true))
+		on("session-revoke", me["session_id"].(string)).want(t, 0, "revoked a session of user "+me["id"].(string))
+		refused(b, "session-revoke")
+
+		b, me = signedIn(person("Lou Deleted", "lou@example.com", true))
+		on("user-delete", me["id"].(string)).want(t, 0, "deleted user "+me["id"].(string))
+		refused(b, "user-delete")
 	})
 
 	t.Run("UnreachableAdminExitsTwo", func(t *testing.T) {

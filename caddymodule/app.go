@@ -291,6 +291,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Skew:   time.Duration(a.TokenRefreshSkew),
 		Logger: a.logger,
 	})
+	sessionEnded := func(id string) {
+		identity.Forget(id)
+		sessions.Forget(id)
+	}
 	a.gateway = gateway.New(gateway.Config{
 		Prefix:      a.Prefix,
 		Providers:   providers,
@@ -317,14 +321,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 			Keys:      apiKeys,
 			Providers: statuses(providers),
 			Webhooks:  a.hooks.Dispatcher,
-			OnSessionEnd: func(id string) {
-				identity.Forget(id)
-				sessions.Forget(id)
-			},
+			OnSessionEnd: sessionEnded,
 			Logger: a.logger.Named("api"),
 		}),
 		Logger: a.logger,
 	})
+	ref.watch(caches{SessionEnded: sessionEnded, AccountsChanged: a.gateway.ForgetAccounts})
 	return nil
 }
 

@@ -24,6 +24,47 @@ var stores = caddy.NewUsagePool()
 type openStore struct {
 	store store.Store
 	keys  *keyring.Keyring
+
+	mu     sync.Mutex
+	caches map[*storeRef]caches // of the configs using the store
+}
+
+// caches are one config's in-memory copies of what is in the store (sessions,
+// identity tokens, linked accounts). The admin API changes the store behind
+// the gateway's back and tells them, so that a revoked session is refused at
+// once rather than when its cache entry expires.
+type caches struct {
+	SessionEnded    func(sessionID string)
+	AccountsChanged func(userID string)
+}
+
+// watch registers the caches of r's config until r is released.
+func (r *storeRef) watch(c caches) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.caches == nil {
+		r.caches = map[*storeRef]caches{}
+	}
+	r.caches[r] = c
+}
+
+// sessionEnded tells every config's caches that a session ended.
+func (o *openStore) sessionEnded(id string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, c := range o.caches {
+		c.SessionEnded(id)
+	}
+}
+
+// accountsChanged tells every config's caches that a user's linked accounts
+// changed (or the user was deleted).
+func (o *openStore) accountsChanged(userID string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, c := range o.caches {
+		c.AccountsChanged(userID)
+	}
 }
 
 // Destruct closes the store when the last config using it is cleaned up.
@@ -83,7 +124,12 @@ func acquirePostgres(cfg *PostgresStorage, dsn, secret string) (*storeRef, error
 }
 
 func (r *storeRef) release() {
-	r.once.Do(func() { stores.Delete(r.key) })
+	r.once.Do(func() {
+		r.mu.Lock()
+		delete(r.caches, r)
+		r.mu.Unlock()
+		stores.Delete(r.key)
+	})
 }
 
 // badgerLogger sends Badger's messages to Caddy's log; its chatter at info
