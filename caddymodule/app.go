@@ -318,11 +318,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 				p, ok := byName[name]
 				return p, ok
 			},
-			Keys:      apiKeys,
-			Providers: statuses(providers),
-			Webhooks:  a.hooks.Dispatcher,
+			Keys:         apiKeys,
+			Providers:    statuses(providers),
+			Webhooks:     a.hooks.Dispatcher,
 			OnSessionEnd: sessionEnded,
-			Logger: a.logger.Named("api"),
+			Logger:       a.logger.Named("api"),
 		}),
 		Logger: a.logger,
 	})
