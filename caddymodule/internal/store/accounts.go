@@ -123,7 +123,7 @@ func syncUserEmail(txn *badger.Txn, acc *ExternalAccount, now time.Time) (*User,
 	if err := getJSON(txn, userKey(acc.UserID), &u); err != nil {
 		return nil, inconsistent(err, "account %s belongs to user %s", acc.ID, acc.UserID)
 	}
-	changed, err := syncEmail(txn, &u, acc)
+	changed, err := SyncEmail(badgerEmails{txn}, &u, acc)
 	if err != nil || !changed {
 		return nil, err
 	}
@@ -167,7 +167,7 @@ func (b *Badger) DeleteExternalAccount(ctx context.Context, userID, accountID st
 		if err := deleteAccountRecords(txn, &acc); err != nil {
 			return err
 		}
-		changed, err := withdrawVouching(txn, &u, acc.ID, "")
+		changed, err := WithdrawVouching(badgerEmails{txn}, &u, acc.ID, "")
 		if err != nil {
 			return err
 		}

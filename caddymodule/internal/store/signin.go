@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -187,7 +186,7 @@ func (acc *ExternalAccount) Refresh(from *ExternalAccount, now time.Time) {
 // reports a change beyond the sign-in time.
 func adoptAccount(txn *badger.Txn, u *User, acc *ExternalAccount, now time.Time) (changed bool, err error) {
 	u.LastSignInAt = now
-	changed, err = syncEmail(txn, u, acc)
+	changed, err = SyncEmail(badgerEmails{txn}, u, acc)
 	if err != nil {
 		return false, err
 	}
@@ -213,46 +212,30 @@ func (u *User) AdoptProfile(acc *ExternalAccount) bool {
 	return changed
 }
 
-// syncEmail brings u's addresses in line with acc's current email: acc
-// vouches for that address when the provider says it is verified, and for no
-// other. An address acc no longer asserts (the person changed it at the
-// provider, which may hand it to someone else) must not keep linking
-// sign-ins to u.
-func syncEmail(txn *badger.Txn, u *User, acc *ExternalAccount) (changed bool, err error) {
-	keep := ""
-	if acc.Email != "" && acc.EmailVerified {
-		keep = normalizeEmail(acc.Email)
-	}
-	changed, err = withdrawVouching(txn, u, acc.ID, keep)
-	if err != nil {
-		return false, err
-	}
-	merged, err := mergeEmail(txn, u, acc)
-	return changed || merged, err
+// badgerEmails is the Badger EmailIndex: idx/user_email records the
+// addresses each user has, idx/email names the holder of a verified one.
+type badgerEmails struct{ txn *badger.Txn }
+
+// Record sets u's idx/user_email entry for email.
+func (x badgerEmails) Record(email string, u *User) error {
+	return x.txn.Set(userEmailKey(email, u.ID), []byte(createdOrder(u.CreatedAt)))
 }
 
-// withdrawVouching removes accID from the vouchers of u's addresses other
-// than keep (normalized; "" keeps none). An address left without vouchers
-// becomes unverified and leaves idx/email, if that names u; it stays on u's
-// list (and in idx/user_email) as an unverified address.
-func withdrawVouching(txn *badger.Txn, u *User, accID, keep string) (changed bool, err error) {
-	for i := range u.Emails {
-		e := &u.Emails[i]
-		if !slices.Contains(e.VerifiedBy, accID) || normalizeEmail(e.Email) == keep {
-			continue
-		}
-		e.VerifiedBy = slices.DeleteFunc(e.VerifiedBy, func(id string) bool { return id == accID })
-		changed = true
-		if len(e.VerifiedBy) > 0 {
-			continue
-		}
-		e.VerifiedBy = nil
-		e.Verified = false
-		if err := releaseEmail(txn, e.Email, u.ID); err != nil {
-			return false, err
-		}
+// Claim points idx/email at u unless it names another live user.
+func (x badgerEmails) Claim(email string, u *User) error {
+	holder, err := emailHolder(x.txn, email)
+	if err != nil {
+		return err
 	}
-	return changed, nil
+	if holder == "" {
+		return x.txn.Set(emailKey(email), []byte(u.ID))
+	}
+	return nil
+}
+
+// Release deletes the idx/email entry of email if it names userID.
+func (x badgerEmails) Release(email, userID string) error {
+	return releaseEmail(x.txn, email, userID)
 }
 
 // releaseEmail deletes the idx/email entry of email if it names userID.
@@ -265,48 +248,6 @@ func releaseEmail(txn *badger.Txn, email, userID string) error {
 		return fmt.Errorf("looking up email: %w", err)
 	}
 	return txn.Delete(emailKey(email))
-}
-
-// mergeEmail adds acc's email to u (and to idx/user_email). A verified one is
-// marked verified, vouched for by acc, and indexed unless another user
-// already holds it; an unverified one is recorded but never indexed in
-// idx/email (so it never links).
-func mergeEmail(txn *badger.Txn, u *User, acc *ExternalAccount) (changed bool, err error) {
-	if acc.Email == "" {
-		return false, nil
-	}
-	norm := normalizeEmail(acc.Email)
-	i := slices.IndexFunc(u.Emails, func(e EmailAddress) bool { return normalizeEmail(e.Email) == norm })
-	if i < 0 {
-		u.Emails = append(u.Emails, EmailAddress{Email: acc.Email})
-		i = len(u.Emails) - 1
-		changed = true
-		if err := txn.Set(userEmailKey(acc.Email, u.ID), []byte(createdOrder(u.CreatedAt))); err != nil {
-			return false, err
-		}
-	}
-	if !acc.EmailVerified {
-		return changed, nil
-	}
-	e := &u.Emails[i]
-	if !e.Verified {
-		e.Verified = true
-		changed = true
-	}
-	if !slices.Contains(e.VerifiedBy, acc.ID) {
-		e.VerifiedBy = append(e.VerifiedBy, acc.ID)
-		changed = true
-	}
-	holder, err := emailHolder(txn, acc.Email)
-	if err != nil {
-		return false, err
-	}
-	if holder == "" {
-		if err := txn.Set(emailKey(acc.Email), []byte(u.ID)); err != nil {
-			return false, err
-		}
-	}
-	return changed, nil
 }
 
 // emailHolder returns the user indexed under a verified email, or "" when

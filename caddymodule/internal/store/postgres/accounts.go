@@ -114,7 +114,7 @@ func (s *Store) UpdateExternalAccount(ctx context.Context, id string, fn func(a 
 		acc.UpdatedAt = now
 		userChanged := false
 		if acc.Email != old.Email || acc.EmailVerified != old.EmailVerified {
-			if userChanged, err = syncEmail(ctx, tx, u, &acc); err != nil {
+			if userChanged, err = store.SyncEmail(pgEmails{ctx, tx}, u, &acc); err != nil {
 				return err
 			}
 			if userChanged {
@@ -181,7 +181,7 @@ func (s *Store) DeleteExternalAccount(ctx context.Context, userID, accountID str
 		if _, err := tx.Exec(ctx, `DELETE FROM external_accounts WHERE id = $1`, acc.ID); err != nil {
 			return err
 		}
-		changed, err := withdrawVouching(ctx, tx, u, acc.ID, "")
+		changed, err := store.WithdrawVouching(pgEmails{ctx, tx}, u, acc.ID, "")
 		if err != nil {
 			return err
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -191,7 +190,7 @@ func (s *Store) signInNew(ctx context.Context, tx pgx.Tx, out *store.Outbox, in 
 // sign-in time.
 func adoptAccount(ctx context.Context, tx pgx.Tx, u *store.User, acc *store.ExternalAccount, now time.Time) (changed bool, err error) {
 	u.LastSignInAt = now
-	changed, err = syncEmail(ctx, tx, u, acc)
+	changed, err = store.SyncEmail(pgEmails{ctx, tx}, u, acc)
 	if err != nil {
 		return false, err
 	}
@@ -204,86 +203,42 @@ func adoptAccount(ctx context.Context, tx pgx.Tx, u *store.User, acc *store.Exte
 	return changed, nil
 }
 
-// syncEmail brings u's addresses in line with acc's current email: acc
-// vouches for that address when the provider says it is verified, and for no
-// other (an address the provider no longer asserts may belong to someone
-// else by now and must not keep linking sign-ins to u).
-func syncEmail(ctx context.Context, tx pgx.Tx, u *store.User, acc *store.ExternalAccount) (changed bool, err error) {
-	keep := ""
-	if acc.Email != "" && acc.EmailVerified {
-		keep = normalizeEmail(acc.Email)
-	}
-	changed, err = withdrawVouching(ctx, tx, u, acc.ID, keep)
-	if err != nil {
-		return false, err
-	}
-	merged, err := mergeEmail(ctx, tx, u, acc)
-	return changed || merged, err
+// pgEmails is the PostgreSQL store.EmailIndex: a user_emails row records
+// an address a user has, and holder marks the user a verified one links to.
+type pgEmails struct {
+	ctx context.Context
+	tx  pgx.Tx
 }
 
-// withdrawVouching removes accID from the vouchers of u's addresses other
-// than keep (normalized; "" keeps none). An address left without vouchers
-// becomes unverified and stops linking to u; it stays on u's list.
-func withdrawVouching(ctx context.Context, tx pgx.Tx, u *store.User, accID, keep string) (changed bool, err error) {
-	for i := range u.Emails {
-		e := &u.Emails[i]
-		if !slices.Contains(e.VerifiedBy, accID) || normalizeEmail(e.Email) == keep {
-			continue
-		}
-		e.VerifiedBy = slices.DeleteFunc(e.VerifiedBy, func(id string) bool { return id == accID })
-		changed = true
-		if len(e.VerifiedBy) > 0 {
-			continue
-		}
-		e.VerifiedBy = nil
-		e.Verified = false
-		if _, err := tx.Exec(ctx, `UPDATE user_emails SET holder = false WHERE email_lower = $1 AND user_id = $2 AND holder`,
-			normalizeEmail(e.Email), u.ID); err != nil {
-			return false, fmt.Errorf("releasing an email: %w", err)
-		}
+// Record inserts u's user_emails row for email, if it is missing.
+func (x pgEmails) Record(email string, u *store.User) error {
+	if _, err := x.tx.Exec(x.ctx, `INSERT INTO user_emails (email_lower, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+		normalizeEmail(email), u.ID); err != nil {
+		return fmt.Errorf("recording an email: %w", err)
 	}
-	return changed, nil
+	return nil
 }
 
-// mergeEmail adds acc's email to u. A verified one is marked verified,
-// vouched for by acc, and made to link to u unless another user holds it
-// already; an unverified one is recorded but never links.
-func mergeEmail(ctx context.Context, tx pgx.Tx, u *store.User, acc *store.ExternalAccount) (changed bool, err error) {
-	if acc.Email == "" {
-		return false, nil
-	}
-	norm := normalizeEmail(acc.Email)
-	i := slices.IndexFunc(u.Emails, func(e store.EmailAddress) bool { return normalizeEmail(e.Email) == norm })
-	if i < 0 {
-		u.Emails = append(u.Emails, store.EmailAddress{Email: acc.Email})
-		i = len(u.Emails) - 1
-		changed = true
-		if _, err := tx.Exec(ctx, `INSERT INTO user_emails (email_lower, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-			norm, u.ID); err != nil {
-			return false, fmt.Errorf("recording an email: %w", err)
-		}
-	}
-	if !acc.EmailVerified {
-		return changed, nil
-	}
-	e := &u.Emails[i]
-	if !e.Verified {
-		e.Verified = true
-		changed = true
-	}
-	if !slices.Contains(e.VerifiedBy, acc.ID) {
-		e.VerifiedBy = append(e.VerifiedBy, acc.ID)
-		changed = true
-	}
+// Claim makes u's row for email the holder, unless some row holds it.
+func (x pgEmails) Claim(email string, u *store.User) error {
 	// Two users taking one free address at once: the unique index
 	// user_emails_one_holder fails one, whose transaction is retried.
-	_, err = tx.Exec(ctx, `UPDATE user_emails SET holder = true
+	_, err := x.tx.Exec(x.ctx, `UPDATE user_emails SET holder = true
 		WHERE email_lower = $1 AND user_id = $2 AND NOT holder
-		AND NOT EXISTS (SELECT 1 FROM user_emails WHERE email_lower = $1 AND holder)`, norm, u.ID)
+		AND NOT EXISTS (SELECT 1 FROM user_emails WHERE email_lower = $1 AND holder)`, normalizeEmail(email), u.ID)
 	if err != nil {
-		return false, fmt.Errorf("indexing an email: %w", err)
+		return fmt.Errorf("indexing an email: %w", err)
 	}
-	return changed, nil
+	return nil
+}
+
+// Release clears holder on userID's row for email.
+func (x pgEmails) Release(email, userID string) error {
+	if _, err := x.tx.Exec(x.ctx, `UPDATE user_emails SET holder = false WHERE email_lower = $1 AND user_id = $2 AND holder`,
+		normalizeEmail(email), userID); err != nil {
+		return fmt.Errorf("releasing an email: %w", err)
+	}
+	return nil
 }
 
 // emailHolder returns the user a verified email links to, or "".
