@@ -5,6 +5,11 @@
 // (session_cache 0: one store read each) and the gateway's resident memory.
 //
 //	go run ./caddymodule/internal/bigstore -users 1000000
+//	go run ./caddymodule/internal/bigstore -dir /var/tmp/bs   # keep the stores, reuse them next time
+//	go run ./caddymodule/internal/bigstore -profile prof      # also CPU and heap profiles of each gateway
+//
+// Both gateways run at once and are measured alternately (-runs, -duration);
+// the table shows medians and each gateway's peak resident memory.
 //
 // It lives under caddymodule/internal because it builds stores with the
 // store package directly.
@@ -31,6 +36,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
@@ -45,7 +51,8 @@ func main() {
 	users := flag.Int("users", 1_000_000, "users in the big store (each with two linked accounts)")
 	small := flag.Int("small", 10_000, "users in the small store")
 	sample := flag.Int("sample", 2_000, "users of each store given a session for the requests")
-	duration := flag.Duration("duration", 10*time.Second, "request time per store")
+	duration := flag.Duration("duration", 10*time.Second, "request time per store and run")
+	runs := flag.Int("runs", 3, "measured runs per store, alternating between them; the table shows medians")
 	keep := flag.String("dir", "", "keep the stores in this directory and reuse the ones already built there")
 	profiles = flag.String("profile", "", "write the gateway's CPU and heap profiles under load (pprof) into this directory")
 	flag.Parse()
@@ -62,19 +69,59 @@ func main() {
 		log.Fatalf("building: %v\n%s", err, out)
 	}
 	fmt.Printf("## socialgate on a big store\n\n- machine: %s, %d cores (shared)\n\n", cpuModel(), numCPU())
-	fmt.Println("| store | users / accounts | build time | size on disk | p50 | p90 | p99 | requests/s | gateway RSS (anon) |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-	var p50s []time.Duration
+	type result struct {
+		n, size int
+		built   time.Duration
+		gw      *gateway
+	}
+	var results []*result
 	for _, n := range []int{*small, *users} {
 		dir := filepath.Join(stores, fmt.Sprintf("store-%d", n))
 		built, tokens := build(dir, n, *sample)
-		size := diskSize(dir)
-		lat, rps, rss := measure(bin, dir, tokens, *duration)
-		p50s = append(p50s, lat[0])
-		fmt.Printf("| %d users | %d / %d | %s | %d MiB | %s | %s | %s | %.0f | %d MiB |\n",
-			n, n, 2*n, built.Round(time.Second), size>>20, lat[0], lat[1], lat[2], rps, rss>>10)
+		results = append(results, &result{n: n, size: int(diskSize(dir) >> 20), built: built, gw: startGateway(bin, dir, tokens)})
+		defer results[len(results)-1].gw.stop()
 	}
-	fmt.Printf("\nbig/small p50 of uncached signed-in requests: %.2f\n", float64(p50s[1])/float64(p50s[0]))
+	// Warm both up, then measure them alternately, so that other work on
+	// the machine weighs on both alike.
+	for _, r := range results {
+		r.gw.measure(*duration/4, false, false)
+	}
+	for i := range *runs {
+		for _, r := range results {
+			fmt.Fprintf(os.Stderr, "run %d/%d: %d users …\n", i+1, *runs, r.n)
+			r.gw.measure(*duration, true, i == 0 && *profiles != "")
+		}
+	}
+	fmt.Printf("- %d runs × %s per store, alternating; medians; 8 clients, keep-alive, random sessions of %d users\n", *runs, *duration, *sample)
+	fmt.Printf("- load average after the runs: %s\n\n", loadAverage())
+	fmt.Println("| store | build time | size on disk | p50 | p90 | p99 | requests/s | gateway RSS (anon) | RSS incl. mapped store files |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range results {
+		g := r.gw
+		fmt.Printf("| %d users / %d accounts | %s | %d MiB | %s | %s | %s | %.0f | %d MiB | %d MiB |\n",
+			r.n, 2*r.n, r.built.Round(time.Second), r.size, median(g.p50s).Round(time.Microsecond),
+			median(g.p90s).Round(time.Microsecond), median(g.p99s).Round(time.Microsecond), median(g.rps), g.anon>>10, g.rss>>10)
+	}
+	fmt.Printf("\nbig/small p50 of uncached signed-in requests: %.2f (runs: %s)\n",
+		float64(median(results[1].gw.p50s))/float64(median(results[0].gw.p50s)), ratios(results[1].gw.p50s, results[0].gw.p50s))
+}
+
+// ratios is big/small per run.
+func ratios(big, small []time.Duration) string {
+	var out []string
+	for i := range big {
+		out = append(out, fmt.Sprintf("%.2f", float64(big[i])/float64(small[i])))
+	}
+	return strings.Join(out, ", ")
+}
+
+// loadAverage is the 1, 5 and 15 minute load average.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
 
 // build signs in n users with two accounts each (concurrently, without
@@ -155,16 +202,29 @@ func issueSessions(st *store.Badger, keys *keyring.Keyring, n, sample int) []str
 	return tokens
 }
 
-// measure runs the gateway on dir and sends signed-in requests with random
-// session tokens for duration; it returns p50/p90/p99, requests/s and the
-// gateway's peak RSS in KiB.
-func measure(bin, dir string, tokens []string, duration time.Duration) ([3]time.Duration, float64, int) {
+// gateway is the gateway binary running on one store, with the RSS peaks
+// seen while it was measured.
+type gateway struct {
+	cmd        *exec.Cmd
+	base       string // http://127.0.0.1:port/
+	admin      string // "off", or the admin address for profiles
+	name       string
+	tokens     []string
+	anon, rss  int // peak resident memory in KiB: anonymous, total
+	p50s, p99s []time.Duration
+	p90s       []time.Duration
+	rps        []float64
+}
+
+// startGateway runs the gateway on dir with session_cache 0, so that every
+// signed-in request reads its session from the store.
+func startGateway(bin, dir string, tokens []string) *gateway {
 	port, admin := freePort(), "off"
 	if *profiles != "" {
 		admin = fmt.Sprintf("127.0.0.1:%d", freePort())
 	}
 	cfg := filepath.Join(dir, "..", filepath.Base(dir)+".caddyfile")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`{
+	check(os.WriteFile(cfg, []byte(fmt.Sprintf(`{
 	admin %s
 	persist_config off
 	auto_https off
@@ -182,28 +242,36 @@ http://127.0.0.1:%d {
 	socialgate
 	respond "ok"
 }
-`, admin, dir, port)), 0o600)
-	cmd := exec.Command(bin, "run", "--config", cfg)
-	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir+"-data", "XDG_CONFIG_HOME="+dir+"-config")
-	check(cmd.Start())
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	base := fmt.Sprintf("http://127.0.0.1:%d/", port)
+`, admin, dir, port)), 0o600))
+	g := &gateway{cmd: exec.Command(bin, "run", "--config", cfg), base: fmt.Sprintf("http://127.0.0.1:%d/", port),
+		admin: admin, name: filepath.Base(dir), tokens: tokens}
+	g.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir+"-data", "XDG_CONFIG_HOME="+dir+"-config")
+	g.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive a log.Fatal
+	check(g.cmd.Start())
 	for i := 0; ; i++ {
-		if resp, err := http.Get(base + "_auth/health"); err == nil {
+		if resp, err := http.Get(g.base + "_auth/health"); err == nil {
 			resp.Body.Close()
-			break
+			return g
 		}
 		if i > 200 {
 			log.Fatal("the gateway did not start")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func (g *gateway) stop() { g.cmd.Process.Kill(); g.cmd.Wait() }
+
+// measure sends signed-in requests with random session tokens from 8
+// clients for duration and records p50/p90/p99, requests/s and the RSS
+// peaks. With profile set it also takes pprof profiles.
+func (g *gateway) measure(duration time.Duration, record, profile bool) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	defer client.CloseIdleConnections()
 	var mu sync.Mutex
 	var lat []time.Duration
 	deadline := time.Now().Add(duration)
 	var wg sync.WaitGroup
-	peak := 0
 	stop := make(chan struct{})
 	go func() { // sample RSS
 		for {
@@ -211,13 +279,16 @@ http://127.0.0.1:%d {
 			case <-stop:
 				return
 			case <-time.After(100 * time.Millisecond):
-				peak = max(peak, rssKiB(cmd.Process.Pid))
+				anon, total := rssKiB(g.cmd.Process.Pid)
+				mu.Lock()
+				g.anon, g.rss = max(g.anon, anon), max(g.rss, total)
+				mu.Unlock()
 			}
 		}
 	}()
 	waitProfiles := func() {}
-	if *profiles != "" {
-		waitProfiles = takeProfiles(admin, filepath.Join(*profiles, filepath.Base(dir)), duration)
+	if profile && g.admin != "off" {
+		waitProfiles = takeProfiles(g.admin, filepath.Join(*profiles, g.name), duration)
 	}
 	for c := 0; c < 8; c++ {
 		wg.Add(1)
@@ -225,8 +296,8 @@ http://127.0.0.1:%d {
 			defer wg.Done()
 			var mine []time.Duration
 			for time.Now().Before(deadline) {
-				req, _ := http.NewRequest(http.MethodGet, base, nil)
-				req.Header.Set("Authorization", "Bearer "+tokens[rand.IntN(len(tokens))])
+				req, _ := http.NewRequest(http.MethodGet, g.base, nil)
+				req.Header.Set("Authorization", "Bearer "+g.tokens[rand.IntN(len(g.tokens))])
 				t0 := time.Now()
 				resp, err := client.Do(req)
 				if err != nil {
@@ -246,9 +317,19 @@ http://127.0.0.1:%d {
 	wg.Wait()
 	waitProfiles()
 	close(stop)
+	if !record {
+		return
+	}
 	slices.Sort(lat)
-	q := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))].Round(time.Microsecond) }
-	return [3]time.Duration{q(.5), q(.9), q(.99)}, float64(len(lat)) / duration.Seconds(), peak
+	q := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))] }
+	g.p50s, g.p90s, g.p99s = append(g.p50s, q(.5)), append(g.p90s, q(.9)), append(g.p99s, q(.99))
+	g.rps = append(g.rps, float64(len(lat))/duration.Seconds())
+}
+
+func median[T time.Duration | float64](v []T) T {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 // takeProfiles starts taking, from the gateway's admin endpoint, a CPU
@@ -276,18 +357,24 @@ func takeProfiles(admin, prefix string, duration time.Duration) (wait func()) {
 	return func() { <-done }
 }
 
-// rssKiB is the process's anonymous resident memory (heap, stacks, Badger's
-// caches); file-backed pages of the memory-mapped store files, which the
-// kernel drops under pressure, are not counted.
-func rssKiB(pid int) int {
+// rssKiB is the process's resident memory: anon is its own (heap, stacks,
+// Badger's caches); total adds the file-backed pages of the memory-mapped
+// store files, which are the kernel's page cache and dropped under pressure.
+func rssKiB(pid int) (anon, total int) {
 	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "RssAnon:" {
-			n, _ := strconv.Atoi(f[1])
-			return n
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "RssAnon:":
+			anon, _ = strconv.Atoi(f[1])
+		case "VmRSS:":
+			total, _ = strconv.Atoi(f[1])
 		}
 	}
-	return 0
+	return anon, total
 }
 
 func diskSize(dir string) int64 {
