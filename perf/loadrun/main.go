@@ -45,6 +45,7 @@ type config struct {
 	flowConcurrency  int
 	client           string
 	cpuprofile       string
+	profileRow       string
 	keep             bool
 	postgres         bool
 	storm            bool
@@ -61,6 +62,7 @@ func main() {
 	flag.IntVar(&cfg.flowConcurrency, "flow-concurrency", 4, "concurrent browsers in the sign-in row")
 	flag.StringVar(&cfg.client, "client", "auto", "load client: auto (wrk if installed), wrk or go")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of GATEWAY under row-1 load to this file and print its top")
+	flag.StringVar(&cfg.profileRow, "profile-row", "1", "the row whose gateway -cpuprofile profiles: 1 (GATEWAY) or 1p (GATEWAY_PG)")
 	flag.BoolVar(&cfg.postgres, "postgres", true, "also measure row 1 on the PostgreSQL store (GATEWAY_PG), when PostgreSQL is installed")
 	flag.BoolVar(&cfg.storm, "storm", true, fmt.Sprintf("also run the refresh storm (row 5: %d requests over %d users whose tokens just expired)", stormRequests, stormUsers))
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (configs, logs, store)")
@@ -235,7 +237,11 @@ func run(ctx context.Context, cfg config) error {
 	fmt.Printf("Load average after the runs: %s\n\n", loadAverage())
 
 	if cfg.cpuprofile != "" {
-		if err := profile(ctx, cfg, load, bin, gwAdmin, rows[1], cookie); err != nil {
+		r, admin := rows[1], gwAdmin
+		if cfg.profileRow == "1p" {
+			r, admin = pgRow, ports[7]
+		}
+		if err := profile(ctx, cfg, load, bin, admin, r, r.cookieOr(cookie)); err != nil {
 			return fmt.Errorf("profiling: %w", err)
 		}
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -151,14 +150,14 @@ func fmtDuration(d time.Duration) string {
 	}
 }
 
-// profile drives row 1 while GATEWAY's admin endpoint records a CPU
+// profile drives row r while its gateway's admin endpoint records a CPU
 // profile, saves it and prints its top functions.
 func profile(ctx context.Context, cfg config, load loader, bin string, adminPort int, r *row, cookie string) error {
-	if r.skipped != "" {
-		return errors.New("row 1 did not run")
+	if r.skipped != "" || r.server == nil {
+		return fmt.Errorf("row %s did not run", cfg.profileRow)
 	}
 	seconds := max(1, int(cfg.duration/time.Second))
-	fmt.Fprintf(os.Stderr, "profiling GATEWAY for %ds under row-1 load …\n", seconds)
+	fmt.Fprintf(os.Stderr, "profiling %s for %ds under row-%s load …\n", r.server.name, seconds, cfg.profileRow)
 	done := make(chan error, 1)
 	go func() {
 		_, err := load.run(ctx, r.site.url(), cookie, cfg.duration+2*time.Second)
@@ -186,7 +185,7 @@ func profile(ctx context.Context, cfg config, load loader, bin string, adminPort
 	if err := <-done; err != nil {
 		return err
 	}
-	fmt.Printf("CPU profile of GATEWAY under row-1 load: %s (binary %s)\n\n", cfg.cpuprofile, bin)
+	fmt.Printf("CPU profile of %s under row-%s load: %s (binary %s)\n\n", r.server.name, cfg.profileRow, cfg.cpuprofile, bin)
 	for _, args := range [][]string{
 		{"tool", "pprof", "-top", "-nodecount=25", bin, cfg.cpuprofile},
 		// The handler's own work: its subtree without the reverse_proxy it calls.
