@@ -19,6 +19,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/assertion"
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
 	"github.com/socialgate/socialgate/caddymodule/internal/gateway"
+	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/ratelimit"
@@ -357,11 +358,22 @@ func statuses(providers []*provider.Provider) []api.ProviderStatus {
 
 // identitySigner signs identity tokens with the keyring's key.
 func (a *App) identitySigner(ref *storeRef) (*assertion.Signer, error) {
-	key, err := ref.keys.Signer()
+	keys := ref.keys
+	if ref.dir != "" {
+		// The pooled keyring was read when the store opened, maybe several
+		// reloads ago: read the identity keys again, so that a reload picks
+		// up identity-key-rotate.
+		fresh, err := keyring.LoadOrCreate(ref.dir)
+		if err != nil {
+			return nil, fmt.Errorf("storage %s: %w", ref.dir, err)
+		}
+		keys = fresh
+	}
+	key, err := keys.Signer()
 	if err != nil {
 		return nil, err
 	}
-	previous, err := ref.keys.Previous()
+	previous, err := keys.Previous()
 	if err != nil {
 		return nil, err
 	}

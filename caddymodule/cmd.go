@@ -146,7 +146,7 @@ such live session.
 Generates a new signing key for X-Auth-Jwt in keys.json; the current key and
 the one before it stay in /_auth/.well-known/jwks.json, so tokens signed
 before the rotation verify until they expire. A running gateway uses the
-new key after its next restart. With the PostgreSQL store
+new key after its next reload (caddy reload) or restart. With the PostgreSQL store
 the keys derive from its secret: change the secret instead.
 ` + storageHelp,
 		CobraFunc: func(cmd *cobra.Command) {
@@ -156,7 +156,7 @@ the keys derive from its secret: change the secret instead.
 				if err := keyring.RotateSigningKey(dir); err != nil {
 					return exitFailed, fmt.Errorf("storage %s: %w", dir, err)
 				}
-				fmt.Printf("storage %s: a new identity key signs after the next restart; the previous two stay in the JWKS\n", dir)
+				fmt.Printf("storage %s: a new identity key signs after the gateway's next reload or restart; the previous two stay in the JWKS\n", dir)
 				return exitOK, nil
 			})
 		},

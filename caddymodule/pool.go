@@ -74,6 +74,7 @@ func (o *openStore) Destruct() error { return o.store.Close() }
 type storeRef struct {
 	*openStore
 	key  string
+	dir  string // the Badger store's directory (its keys.json); "" for PostgreSQL
 	once sync.Once
 }
 
@@ -93,7 +94,7 @@ func acquireBadger(dir string, logger *zap.Logger) (*storeRef, error) {
 		return nil, fmt.Errorf("storage %s: %w", dir, err)
 	}
 	key := filepath.Clean(abs)
-	return acquire("badger:"+key, func() (*openStore, error) {
+	ref, err := acquire("badger:"+key, func() (*openStore, error) {
 		keys, err := keyring.LoadOrCreate(key)
 		if err != nil {
 			return nil, fmt.Errorf("storage %s: %w", key, err)
@@ -104,6 +105,11 @@ func acquireBadger(dir string, logger *zap.Logger) (*storeRef, error) {
 		}
 		return &openStore{store: st, keys: keys}, nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	ref.dir = key
+	return ref, nil
 }
 
 // acquirePostgres connects to the database; every key derives from the

@@ -77,7 +77,7 @@ func (k *Keyring) Previous() ([]*ecdsa.PublicKey, error) {
 
 // RotateSigningKey makes a new identity-token key in the keyring file in dir;
 // the current one becomes the newest previous key (two are kept). Gateways
-// pick it up at their next config load.
+// pick it up at their next config load (reload or restart).
 func RotateSigningKey(dir string) error {
 	path := filepath.Join(dir, FileName)
 	k, err := load(path)
