@@ -223,10 +223,22 @@ func TestWebhooks_SignInAndSignOutArriveSigned(t *testing.T) {
 func TestWebhooks_AReceiverThatIsDownGetsEverythingOnceItIsUp(t *testing.T) {
 	h := newHookReceiver(t)
 	h.setDown(true)
-	e := newEnv(t, hookOptions(h))
-	newBrowser(t).signInDev(e, "/", ada)
+	o := hookOptions(h)
+	o.Site = "handle /metrics {\n\t\tmetrics\n\t}"
+	// Metrics are process-wide: an endpoint name of its own starts this
+	// test's counts at zero.
+	endpoint := fmt.Sprintf("outage%d", time.Now().UnixNano())
+	o.Global = strings.Replace(o.Global, "webhook app ", "webhook "+endpoint+" ", 1)
+	e := newEnv(t, o)
+	b := newBrowser(t)
+	b.signInDev(e, "/", ada)
 	newBrowser(t).signInDev(e, "/", person("Grace Hopper", "grace@example.com", true))
+	deliveries := func(outcome string) float64 {
+		_, page := b.get(e.Base + "/metrics") // behind the gateway: a signed-in browser
+		return metricValue(page, "socialgate_webhook_deliveries_total", `endpoint="`+endpoint+`",outcome="`+outcome+`"`)
+	}
 	waitFor(t, "three failed attempts", func() bool { return len(h.all()) >= 3 })
+	waitFor(t, "socialgate_webhook_deliveries_total{outcome=failed} to count them", func() bool { return deliveries("failed") >= 3 })
 	st := webhookState(t, e)
 	if st["attempts"].(float64) < 1 || st["last_error"] != "the endpoint answered 503" || st["next_attempt_at"] == nil || st["delivered"] != 0.0 {
 		t.Errorf("while the receiver is down, GET /webhooks = %v", st)
@@ -250,6 +262,10 @@ func TestWebhooks_AReceiverThatIsDownGetsEverythingOnceItIsUp(t *testing.T) {
 	}
 	if firstTry := h.all()[0]; firstTry.ID != got[0].ID {
 		t.Errorf("the first attempt was %s, the first delivery %s: the retried event must keep its id", firstTry.ID, got[0].ID)
+	}
+	waitFor(t, "socialgate_webhook_deliveries_total{outcome=delivered} to count them", func() bool { return deliveries("delivered") >= float64(len(want)) })
+	if delivered := deliveries("delivered"); delivered != float64(len(want)) {
+		t.Errorf("socialgate_webhook_deliveries_total{outcome=delivered} = %v, want %d", delivered, len(want))
 	}
 }
 

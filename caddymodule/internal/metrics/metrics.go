@@ -66,9 +66,17 @@ var (
 	RateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "rate_limited_total", Help: "Requests answered 429 by the per-client limits.",
 	}, []string{"endpoint"})
+
+	// WebhookDeliveries counts webhook delivery attempts by endpoint and
+	// outcome: delivered, failed (retried later) or given_up (the last
+	// attempt at an event failed; the endpoint moves past it).
+	WebhookDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "webhook_deliveries_total",
+		Help: "Webhook delivery attempts by endpoint and outcome (delivered, failed: retried later, given_up).",
+	}, []string{"endpoint", "outcome"})
 )
 
-var all = []prometheus.Collector{SignIns, Links, Unlinks, Refreshes, Reauthorizations, Sessions, FlowErrors, ProviderCalls, RateLimited}
+var all = []prometheus.Collector{SignIns, Links, Unlinks, Refreshes, Reauthorizations, Sessions, FlowErrors, ProviderCalls, RateLimited, WebhookDeliveries}
 
 // Register adds the collectors to reg. A collector already there (the same
 // process-wide one, from an earlier config) is fine.

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
@@ -290,8 +291,12 @@ func (d *Dispatcher) deliver(ctx context.Context, ep *Endpoint) (more bool, err 
 			st.Cursor, st.Pending, st.Attempts, st.NextAttemptAt = ev.ID, "", 0, time.Time{}
 			st.LastSuccessAt = now
 			st.Delivered++
+			metrics.WebhookDeliveries.WithLabelValues(ep.Name, "delivered").Inc()
 		} else if !d.failed(ep, &st, ev, failure, now) {
+			metrics.WebhookDeliveries.WithLabelValues(ep.Name, "failed").Inc()
 			return false, d.saveState(ctx, ep.Name, &st)
+		} else {
+			metrics.WebhookDeliveries.WithLabelValues(ep.Name, "given_up").Inc()
 		}
 		skipped = false
 		if err := d.saveState(ctx, ep.Name, &st); err != nil {
