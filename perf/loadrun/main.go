@@ -8,6 +8,7 @@
 //	go run ./perf/loadrun                       # defaults: 5 runs × 3s per row, ≈ 2 minutes
 //	go run ./perf/loadrun -runs 5 -duration 10s -connections 64
 //	go run ./perf/loadrun -cpuprofile gw.pprof  # also profile GATEWAY on row 1
+//	go run ./perf/loadrun -big-store 1000000    # also the million-user store row (≈ 8 more minutes)
 //
 // Rows: plain reverse_proxy; authenticated pass-through; the same on the
 // PostgreSQL store (GATEWAY_PG, a third Caddy process on a private
@@ -49,6 +50,7 @@ type config struct {
 	keep             bool
 	postgres         bool
 	storm            bool
+	bigStore         int
 }
 
 func main() {
@@ -65,6 +67,7 @@ func main() {
 	flag.StringVar(&cfg.profileRow, "profile-row", "1", "the row whose gateway -cpuprofile profiles: 1 (GATEWAY) or 1p (GATEWAY_PG)")
 	flag.BoolVar(&cfg.postgres, "postgres", true, "also measure row 1 on the PostgreSQL store (GATEWAY_PG), when PostgreSQL is installed")
 	flag.BoolVar(&cfg.storm, "storm", true, fmt.Sprintf("also run the refresh storm (row 5: %d requests over %d users whose tokens just expired)", stormRequests, stormUsers))
+	flag.IntVar(&cfg.bigStore, "big-store", 0, "also run the big-store row: build a store of this many users (two accounts each) and compare it with a small one (go run ./caddymodule/internal/bigstore; 1000000 takes about 8 minutes)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (configs, logs, store)")
 	flag.Parse()
 	if *serve != "" {
@@ -236,6 +239,11 @@ func run(ctx context.Context, cfg config) error {
 	printStorm(storms, stormSkipped)
 	fmt.Printf("Load average after the runs: %s\n\n", loadAverage())
 
+	if cfg.bigStore > 0 {
+		if err := runBigStore(ctx, cfg.bigStore); err != nil {
+			return fmt.Errorf("big store: %w", err)
+		}
+	}
 	if cfg.cpuprofile != "" {
 		r, admin := rows[1], gwAdmin
 		if cfg.profileRow == "1p" {
@@ -318,6 +326,19 @@ func measureStorms(ctx context.Context, cfg config, bin, dir, upstream string, p
 		results = append(results, res)
 	}
 	return results, ""
+}
+
+// runBigStore runs the big-store row (caddymodule/internal/bigstore, which
+// builds stores with the store package directly) and passes its table on.
+func runBigStore(ctx context.Context, users int) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "big store: building %d users and measuring (go run ./caddymodule/internal/bigstore) …\n", users)
+	cmd := exec.CommandContext(ctx, "go", "run", "./caddymodule/internal/bigstore", "-users", fmt.Sprint(users))
+	cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stdout, os.Stderr
+	return cmd.Run()
 }
 
 // cookieOr is the row's own cookie, else the GATEWAY's.
