@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/socialgate/socialgate/internal/pgserver"
 )
 
 // EnvPostgresDSN names the environment variable that points the tests at an
@@ -21,7 +23,8 @@ import (
 const EnvPostgresDSN = "SOCIALGATE_TEST_POSTGRES_DSN"
 
 // ErrNoPostgres means no PostgreSQL server could be started: the server
-// binaries are not installed. The error's text says what to install.
+// binaries are not installed (or the tests run as root and there is no
+// postgres user, or not on Linux). The error's text says what to install.
 var ErrNoPostgres = errors.New("no PostgreSQL server for the tests")
 
 // PostgresServer is the PostgreSQL server of a test binary: the one named by
@@ -34,16 +37,33 @@ type PostgresServer struct {
 }
 
 // StartPostgres returns the server named by SOCIALGATE_TEST_POSTGRES_DSN, or
-// starts a private one: initdb into a temporary directory (as the postgres
-// user when the tests run as root), postgres listening on 127.0.0.1 on a free
-// port with its unix socket in that directory, and a database
-// socialgate_test. The error wraps ErrNoPostgres when the binaries are
-// missing.
+// starts a private one with pgserver.Start: initdb into a temporary
+// directory (as the postgres user when the tests run as root), postgres
+// listening on 127.0.0.1 on a free port with its unix socket in that
+// directory, durability off, and a database socialgate_test. The server
+// dies with the test binary. The error wraps ErrNoPostgres when the
+// binaries are missing.
 func StartPostgres() (*PostgresServer, error) {
 	if dsn := strings.TrimSpace(os.Getenv(EnvPostgresDSN)); dsn != "" {
 		return &PostgresServer{DSN: dsn, stop: func() error { return nil }}, nil
 	}
 	return startPrivate()
+}
+
+// startPrivate starts the private server. Besides fsync (pgserver turns it
+// off), commits do not wait for the log and pages are not written whole
+// after checkpoints, since the data is thrown away; max_connections is 200
+// rather than the default 100, and the log holds warnings and worse.
+func startPrivate() (*PostgresServer, error) {
+	srv, err := pgserver.Start(pgserver.Options{Database: "socialgate_test", Settings: []string{
+		"synchronous_commit=off", "full_page_writes=off", "max_connections=200", "log_min_messages=warning"}})
+	if errors.Is(err, pgserver.ErrUnavailable) {
+		return nil, fmt.Errorf("%w: %w; or set %s", ErrNoPostgres, err, EnvPostgresDSN)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &PostgresServer{DSN: srv.DSN(), stop: srv.Stop}, nil
 }
 
 // Stop stops a private server and removes its files; it leaves a server
