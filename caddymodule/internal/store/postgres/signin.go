@@ -72,7 +72,7 @@ func (s *Store) signInKnown(ctx context.Context, tx pgx.Tx, out *store.Outbox, i
 		return store.SignInResult{}, err
 	}
 	acc.Refresh(&in.Account, now)
-	changed, err := adoptAccount(ctx, tx, u, acc, now)
+	changed, err := store.AdoptAccount(pgEmails{ctx, tx}, u, acc, now) // u is locked (lockUser)
 	if err != nil {
 		return store.SignInResult{}, err
 	}
@@ -151,7 +151,7 @@ func (s *Store) signInNew(ctx context.Context, tx pgx.Tx, out *store.Outbox, in 
 	if err := s.insertAccount(ctx, tx, &acc); err != nil {
 		return store.SignInResult{}, err
 	}
-	changed, err := adoptAccount(ctx, tx, u, &acc, now)
+	changed, err := store.AdoptAccount(pgEmails{ctx, tx}, u, &acc, now)
 	if err != nil {
 		return store.SignInResult{}, err
 	}
@@ -182,25 +182,6 @@ func (s *Store) signInNew(ctx context.Context, tx pgx.Tx, out *store.Outbox, in 
 		return store.SignInResult{}, err
 	}
 	return store.SignInResult{User: u, Account: &acc, UserCreated: userCreated, AccountCreated: true}, nil
-}
-
-// adoptAccount records a sign-in through acc on its user u: the sign-in time,
-// the account's email, and its name and picture when u has none yet. The
-// caller holds u's row lock and saves u. changed reports a change beyond the
-// sign-in time.
-func adoptAccount(ctx context.Context, tx pgx.Tx, u *store.User, acc *store.ExternalAccount, now time.Time) (changed bool, err error) {
-	u.LastSignInAt = now
-	changed, err = store.SyncEmail(pgEmails{ctx, tx}, u, acc)
-	if err != nil {
-		return false, err
-	}
-	if u.AdoptProfile(acc) {
-		changed = true
-	}
-	if changed {
-		u.UpdatedAt = now
-	}
-	return changed, nil
 }
 
 // pgEmails is the PostgreSQL store.EmailIndex: a user_emails row records
