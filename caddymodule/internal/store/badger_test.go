@@ -73,6 +73,19 @@ func eachBackend(t *testing.T, test func(t *testing.T, b *Badger, clk *fakeClock
 	}
 }
 
+// benchEachBackend runs bench against an in-memory and an on-disk store.
+func benchEachBackend(b *testing.B, bench func(b *testing.B, st *Badger)) {
+	for _, name := range []string{"memory", "disk"} {
+		b.Run(name, func(b *testing.B) {
+			opts := Options{InMemory: name == "memory"}
+			if !opts.InMemory {
+				opts.Dir = b.TempDir()
+			}
+			bench(b, openTest(b, opts))
+		})
+	}
+}
+
 // dump returns every live key and value, raw.
 func dump(t testing.TB, b *Badger) map[string]string {
 	t.Helper()

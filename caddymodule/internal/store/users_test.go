@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,122 +29,10 @@ func signInUsers(t testing.TB, b *Badger, clk *fakeClock, prefix string, n int) 
 	return ids
 }
 
-func userIDs(users []*User) []string {
-	ids := make([]string, len(users))
-	for i, u := range users {
-		ids[i] = u.ID
-	}
-	return ids
-}
-
-func TestUsers_PagesNewestFirstWithTheTotal(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b *Badger, clk *fakeClock) {
-		ctx := context.Background()
-		ids := signInUsers(t, b, clk, "u", 25)
-		newest := slices.Clone(ids)
-		slices.Reverse(newest)
-		for _, tc := range []struct {
-			offset int
-			want   []string
-		}{
-			{0, newest[:10]},
-			{10, newest[10:20]},
-			{20, newest[20:]},
-			{25, nil},
-			{1000, nil},
-		} {
-			users, total, err := b.Users(ctx, UserQuery{Limit: 10, Offset: tc.offset})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := userIDs(users); total != 25 || !slices.Equal(got, tc.want) {
-				t.Errorf("offset %d: %d users %v (total %d), want %d %v (total 25)", tc.offset, len(got), got, total, len(tc.want), tc.want)
-			}
-		}
-	})
-}
-
-func TestUsers_LimitAndOffsetDefaults(t *testing.T) {
-	b := openTest(t, Options{InMemory: true})
-	clk := newClock()
-	ids := signInUsers(t, b, clk, "u", maxUsersLimit+1)
-	slices.Reverse(ids)
-	for _, tc := range []struct {
-		name  string
-		q     UserQuery
-		want  []string
-		total int
-	}{
-		{"zero limit is 10", UserQuery{}, ids[:10], len(ids)},
-		{"negative limit is 10", UserQuery{Limit: -3}, ids[:10], len(ids)},
-		{"limit is at most 500", UserQuery{Limit: 10000}, ids[:500], len(ids)},
-		{"negative offset is 0", UserQuery{Limit: 2, Offset: -7}, ids[:2], len(ids)},
-		{"offset counts from the newest", UserQuery{Limit: 2, Offset: 499}, ids[499:], len(ids)},
-	} {
-		users, total, err := b.Users(context.Background(), tc.q)
-		if err != nil || total != tc.total || !slices.Equal(userIDs(users), tc.want) {
-			t.Errorf("%s: %d users, total %d, %v; want %d, %d", tc.name, len(users), total, err, len(tc.want), tc.total)
-		}
-	}
-}
-
-func TestUsers_FiltersByAnyAddressIgnoringCase(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b *Badger, clk *fakeClock) {
-		ctx := context.Background()
-		at := func(subject, email string, verified bool) string {
-			clk.Advance(time.Second)
-			return mustSignIn(t, b, SignIn{Account: account(subject, email, verified), Now: clk.Now()}).User.ID
-		}
-		verified := at("nia", "Nia@Example.com", true)
-		unverified := at("nia-2", "nia@example.com", false) // a second person claiming it, unverified
-		slash := at("oz", "o/z@example.com", true)
-		other := at("pam", "pam@example.com", true)
-		second := mustSignIn(t, b, SignIn{Account: account("pam-2", "pam@work.example", false), LinkToUser: other}).User.ID
-		for _, tc := range []struct {
-			email string
-			q     UserQuery
-			want  []string
-			total int
-		}{
-			{"nia@example.com", UserQuery{}, []string{unverified, verified}, 2},
-			{"NIA@EXAMPLE.COM", UserQuery{}, []string{unverified, verified}, 2},
-			{"nia@example.com", UserQuery{Limit: 1}, []string{unverified}, 2},
-			{"nia@example.com", UserQuery{Limit: 1, Offset: 1}, []string{verified}, 2},
-			{"nia@example.com", UserQuery{Offset: 2}, nil, 2},
-			{"pam@work.example", UserQuery{}, []string{second}, 1},
-			{"o/z@example.com", UserQuery{}, []string{slash}, 1},
-			{"o", UserQuery{}, nil, 0}, // "o/z@…" starts with "o/" but is another address
-			{"nia@", UserQuery{}, nil, 0},
-			{"nobody@example.com", UserQuery{}, nil, 0},
-		} {
-			tc.q.Email = tc.email
-			users, total, err := b.Users(ctx, tc.q)
-			if err != nil || total != tc.total || !slices.Equal(userIDs(users), tc.want) {
-				t.Errorf("Users(%+v) = %v, %d, %v; want %v, %d", tc.q, userIDs(users), total, err, tc.want, tc.total)
-			}
-		}
-	})
-}
-
-func TestSignIn_ConcurrentNewUsersAreAllCounted(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b *Badger, _ *fakeClock) {
-		const n = 50
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				if _, err := b.SignIn(context.Background(), SignIn{Account: account(fmt.Sprint("new", i), "", false)}); err != nil {
-					t.Errorf("SignIn: %v", err)
-				}
-			})
-		}
-		wg.Wait()
-		if _, total, err := b.Users(context.Background(), UserQuery{}); err != nil || total != n {
-			t.Errorf("Users total = %d, %v; want %d", total, err, n)
-		}
-		checkClean(t, b)
-	})
-}
-
+// TestDeleteUser_RemovesTheUserWithEverythingItOwns checks the raw keys: none
+// but the outbox's still names the user or what she owned, and no other key
+// changed besides the user count. What the interface shows is storetest's
+// DeleteUser_RemovesTheUserWithEverythingItOwns.
 func TestDeleteUser_RemovesTheUserWithEverythingItOwns(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b *Badger, clk *fakeClock) {
 		ctx := context.Background()
@@ -179,27 +66,13 @@ func TestDeleteUser_RemovesTheUserWithEverythingItOwns(t *testing.T) {
 				t.Errorf("%q changed from %q to %q", k, v, after[k])
 			}
 		}
-		if _, err := b.User(ctx, h.rose.User.ID); !errors.Is(err, ErrNotFound) {
-			t.Errorf("User after delete = %v, want ErrNotFound", err)
-		}
-		if _, err := b.Session(ctx, h.roseSessID); !errors.Is(err, ErrNotFound) {
-			t.Errorf("Session after delete = %v, want ErrNotFound", err)
-		}
-		if users, total, _ := b.Users(ctx, UserQuery{}); total != 1 || len(users) != 1 || users[0].ID != h.sam.User.ID {
-			t.Errorf("Users after delete = %v (total %d), want only sam", userIDs(users), total)
-		}
 		checkClean(t, b)
-		if err := b.DeleteUser(ctx, h.rose.User.ID); !errors.Is(err, ErrNotFound) {
-			t.Errorf("second DeleteUser = %v, want ErrNotFound", err)
-		}
-		// Her identities and email are free for anyone now.
-		again := mustSignIn(t, b, SignIn{Account: account("rose-gh", "rose@example.com", true), LinkByVerifiedEmail: true})
-		if !again.UserCreated {
-			t.Errorf("sign-in with a deleted user's identity = %+v, want a new user", again)
-		}
 	})
 }
 
+// TestDeleteUser_UnknownUserIsNotFound checks that refused deletes leave the
+// raw keys and the user count as they were (storetest compares what the
+// interface shows).
 func TestDeleteUser_UnknownUserIsNotFound(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b *Badger, _ *fakeClock) {
 		mustSignIn(t, b, SignIn{Account: account("quin", "", false)})
@@ -285,24 +158,17 @@ func BenchmarkUsersPage(b *testing.B) {
 }
 
 func BenchmarkExternalAccount(b *testing.B) {
-	for _, name := range []string{"memory", "disk"} {
-		b.Run(name, func(b *testing.B) {
-			opts := Options{InMemory: name == "memory"}
-			if !opts.InMemory {
-				opts.Dir = b.TempDir()
-			}
-			st := openTest(b, opts)
-			ctx := context.Background()
-			res, err := st.SignIn(ctx, SignIn{Account: account("bench", "bench@example.com", true)})
-			if err != nil {
+	benchEachBackend(b, func(b *testing.B, st *Badger) {
+		ctx := context.Background()
+		res, err := st.SignIn(ctx, SignIn{Account: account("bench", "bench@example.com", true)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := st.ExternalAccount(ctx, res.Account.ID); err != nil {
 				b.Fatal(err)
 			}
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := st.ExternalAccount(ctx, res.Account.ID); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+		}
+	})
 }

@@ -246,6 +246,7 @@ func signInLinkToUnknownUserIsNotFound(t *testing.T, o opener) {
 	if users, accs := e.counts(); users != 1 || accs != 1 {
 		t.Errorf("%d users and %d accounts, want only the unlinked one", users, accs)
 	}
+	e.checkClean()
 }
 
 func signInRejectsIncompleteIdentity(t *testing.T, o opener) {
