@@ -159,8 +159,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	repl.Set("http.auth.user.email", sess.Email)
 	repl.Set("http.auth.user.name", sess.Name)
 	repl.Set("http.auth.session.id", sess.ID)
-	gateway.SetIdentityHeaders(r.Header, sess)
-	r.Header[gateway.HeaderIdentity] = []string{identity}
+	gateway.SetIdentityHeaders(r.Header, sess, identity)
 	for name, token := range tokens {
 		r.Header[h.tokenHeaders[name]] = []string{token}
 		repl.Set("http.auth.token."+name, token)

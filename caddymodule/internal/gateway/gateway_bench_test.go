@@ -120,7 +120,7 @@ func BenchmarkSetIdentityHeaders(b *testing.B) {
 	h := browserHeaders(otherCookies)
 	b.ReportAllocs()
 	for b.Loop() {
-		gateway.SetIdentityHeaders(h, s)
+		gateway.SetIdentityHeaders(h, s, "eyJ.identity.token")
 	}
 }
 
@@ -206,8 +206,7 @@ func BenchmarkPassThrough(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		gateway.SetIdentityHeaders(r.Header, sess)
-		r.Header[gateway.HeaderIdentity] = []string{identity}
+		gateway.SetIdentityHeaders(r.Header, sess, identity)
 		gateway.StripGatewayCookies(r.Header)
 	}
 }

@@ -59,16 +59,23 @@ func isIdentityHeader(k string) bool {
 	return true
 }
 
-// SetIdentityHeaders sets the identity headers of a signed-in request.
-func SetIdentityHeaders(h http.Header, s *store.Session) {
-	h[HeaderUserID] = []string{s.UserID}
-	h[HeaderSessionID] = []string{s.ID}
-	if s.Email != "" {
-		h[HeaderUserEmail] = []string{s.Email}
+// SetIdentityHeaders sets the identity headers of a signed-in request,
+// identity being its signed identity token (HeaderIdentity). The values
+// share one allocation; each header's slice is capped at its one value, so
+// a later handler that appends to a header gets a copy and touches no other.
+func SetIdentityHeaders(h http.Header, s *store.Session, identity string) {
+	v := make([]string, 0, 5)
+	set := func(name, value string) {
+		if value != "" {
+			v = append(v, value)
+			h[name] = v[len(v)-1 : len(v) : len(v)]
+		}
 	}
-	if s.Name != "" {
-		h[HeaderUserName] = []string{s.Name}
-	}
+	set(HeaderUserID, s.UserID)
+	set(HeaderSessionID, s.ID)
+	set(HeaderUserEmail, s.Email)
+	set(HeaderUserName, s.Name)
+	set(HeaderIdentity, identity)
 }
 
 // StripGatewayCookies removes the gateway's own cookies from the request, so
