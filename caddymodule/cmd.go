@@ -146,8 +146,8 @@ such live session.
 Generates a new signing key for X-Auth-Jwt in keys.json; the current key and
 the one before it stay in /_auth/.well-known/jwks.json, so tokens signed
 before the rotation verify until they expire. A running gateway uses the
-new key after its next reload (caddy reload) or restart. With the PostgreSQL store
-the keys derive from its secret: change the secret instead.
+new key after its next reload (caddy reload) or restart. With the
+PostgreSQL store the keys derive from its secret: change the secret instead.
 ` + storageHelp,
 		CobraFunc: func(cmd *cobra.Command) {
 			storageFlag(cmd)
