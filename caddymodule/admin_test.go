@@ -1,7 +1,6 @@
 package caddymodule_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,73 +8,12 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 )
-
-// adminGateway is a gateway process with Caddy's admin API.
-type adminGateway struct {
-	admin string // the admin API's host:port
-	site  *env   // its protected site (respond "hello") and dev provider
-}
-
-// startAdminGateway runs bin as a gateway on storage dir with Caddy's admin
-// API on a free loopback port until the test ends. Its sessions are cached
-// for an hour, so a revocation that does not reach the cache shows.
-func startAdminGateway(t *testing.T, bin, dir string) adminGateway {
-	t.Helper()
-	port, devPort, adminPort := freePort(t), freePort(t), freePort(t)
-	admin := fmt.Sprintf("127.0.0.1:%d", adminPort)
-	site := &env{t: t, Base: fmt.Sprintf("http://127.0.0.1:%d", port), DevURL: fmt.Sprintf("http://127.0.0.1:%d", devPort)}
-	conf := filepath.Join(t.TempDir(), "Caddyfile")
-	caddyfile := fmt.Sprintf(`{
-	admin %s
-	persist_config off
-	auto_https off
-	storage file_system %s/caddy
-	socialgate {
-		storage %s
-		dev_provider 127.0.0.1:%d
-		session_cache 1h
-	}
-}
-http://127.0.0.1:%d {
-	socialgate
-	respond "hello"
-}
-`, admin, filepath.Dir(dir), dir, devPort, port)
-	if err := os.WriteFile(conf, []byte(caddyfile), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "run", "--config", conf, "--adapter", "caddyfile")
-	cmd.Env = privateEnv(t)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get("http://" + admin + "/socialgate/check"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return adminGateway{admin: admin, site: site}
-			}
-		}
-	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	t.Fatalf("the gateway's admin API did not start:\n%s", logs.String())
-	return adminGateway{}
-}
 
 // adminGet calls the admin API directly and decodes its JSON answer.
 func adminGet(t *testing.T, rawURL string) (int, map[string]any) {
@@ -116,7 +54,7 @@ func copyKeys(t *testing.T, from string) string {
 func TestAdminCLI_Online(t *testing.T) {
 	bin := cli(buildSocialgate(t))
 	s := seedStore(t)
-	gw := startAdminGateway(t, string(bin), s.dir)
+	gw := startGateway(t, string(bin), s.dir, true)
 	admin := gw.admin
 	on := func(args ...string) result {
 		return bin.run(t, append(args, "--storage", s.dir, "--admin", admin)...)

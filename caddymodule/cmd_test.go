@@ -173,7 +173,7 @@ func TestOperatorCommands(t *testing.T) {
 
 	t.Run("Commands_RefuseTheStoreOfARunningGateway", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "socialgate")
-		startGateway(t, string(bin), dir)
+		startGateway(t, string(bin), dir, false)
 		for _, args := range [][]string{
 			{"storage-check", "--storage", dir},
 			{"users", "--storage", dir},
@@ -300,27 +300,43 @@ func TestOperatorCommands(t *testing.T) {
 	})
 }
 
+// gatewayProcess is the gateway binary running on a Badger store for a test.
+type gatewayProcess struct {
+	admin string // Caddy's admin API, host:port ("" without it)
+	site  *env   // its protected site (respond "hello") and dev provider
+}
+
 // startGateway runs bin as a gateway with the dev provider on storage dir
-// until the test ends, and waits until it serves.
-func startGateway(t *testing.T, bin, dir string) {
+// until the test ends, with Caddy's admin API on a free loopback port when
+// admin is set, and waits until it serves (and its socialgate admin routes
+// answer). Its sessions are cached for an hour, so a revocation that does
+// not reach the cache shows.
+func startGateway(t *testing.T, bin, dir string, admin bool) gatewayProcess {
 	t.Helper()
 	port, devPort := freePort(t), freePort(t)
+	g := gatewayProcess{site: &env{t: t, Base: fmt.Sprintf("http://127.0.0.1:%d", port), DevURL: fmt.Sprintf("http://127.0.0.1:%d", devPort)}}
+	adminAddr := "off"
+	if admin {
+		g.admin = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		adminAddr = g.admin
+	}
 	conf := filepath.Join(t.TempDir(), "Caddyfile")
 	caddyfile := fmt.Sprintf(`{
-	admin off
+	admin %s
 	persist_config off
 	auto_https off
 	storage file_system %s/caddy
 	socialgate {
 		storage %s
 		dev_provider 127.0.0.1:%d
+		session_cache 1h
 	}
 }
 http://127.0.0.1:%d {
 	socialgate
 	respond "hello"
 }
-`, filepath.Dir(dir), dir, devPort, port)
+`, adminAddr, filepath.Dir(dir), dir, devPort, port)
 	if err := os.WriteFile(conf, []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -335,14 +351,20 @@ http://127.0.0.1:%d {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	url := fmt.Sprintf("http://127.0.0.1:%d/_auth/sign-in", port)
+	ready := g.site.Base + "/_auth/health"
+	if admin {
+		ready = "http://" + g.admin + "/socialgate/check"
+	}
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get(url); err == nil {
+		if resp, err := http.Get(ready); err == nil {
 			resp.Body.Close()
-			return
+			if resp.StatusCode == http.StatusOK {
+				return g
+			}
 		}
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
 	t.Fatalf("the gateway did not start:\n%s", logs.String())
+	return g
 }

@@ -45,22 +45,7 @@ func (s *Store) Export(ctx context.Context, fn func(rec store.Record) error) err
 			if err != nil {
 				return err
 			}
-			sessions, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Session, error) {
-				var hash, sealed, record []byte
-				if err := row.Scan(&hash, &sealed, &record); err != nil {
-					return nil, err
-				}
-				id, err := s.sealer.open(sealed, sessionAAD(hash))
-				if err != nil {
-					return nil, fmt.Errorf("a session id: %w", err)
-				}
-				var sess store.Session
-				if err := json.Unmarshal(record, &sess); err != nil {
-					return nil, fmt.Errorf("decoding a session: %w", err)
-				}
-				sess.ID = string(id)
-				return &sess, nil
-			})
+			sessions, err := pgx.CollectRows(rows, s.scanSession)
 			if err != nil {
 				return fmt.Errorf("sessions of user %s: %w", u.ID, err)
 			}

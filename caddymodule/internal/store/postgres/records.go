@@ -150,22 +150,7 @@ func (s *Store) Sessions(ctx context.Context, userID string) ([]*store.Session, 
 	if err != nil {
 		return nil, fmt.Errorf("listing sessions of user %s: %w", userID, err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Session, error) {
-		var hash, sealed, record []byte
-		if err := row.Scan(&hash, &sealed, &record); err != nil {
-			return nil, err
-		}
-		id, err := s.sealer.open(sealed, sessionAAD(hash))
-		if err != nil {
-			return nil, fmt.Errorf("a session id: %w", err)
-		}
-		var sess store.Session
-		if err := json.Unmarshal(record, &sess); err != nil {
-			return nil, fmt.Errorf("decoding a session: %w", err)
-		}
-		sess.ID = string(id)
-		return &sess, nil
-	})
+	out, err := pgx.CollectRows(rows, s.scanSession)
 	if err != nil {
 		return nil, fmt.Errorf("listing sessions of user %s: %w", userID, err)
 	}
@@ -176,6 +161,25 @@ func (s *Store) Sessions(ctx context.Context, userID string) ([]*store.Session, 
 }
 
 func sessionAAD(hash []byte) string { return "session/" + string(hash) }
+
+// scanSession decodes a session row selected as (id_hash, id_sealed,
+// record): the id is stored sealed, keyed to its digest.
+func (s *Store) scanSession(row pgx.CollectableRow) (*store.Session, error) {
+	var hash, sealed, record []byte
+	if err := row.Scan(&hash, &sealed, &record); err != nil {
+		return nil, err
+	}
+	id, err := s.sealer.open(sealed, sessionAAD(hash))
+	if err != nil {
+		return nil, fmt.Errorf("a session id: %w", err)
+	}
+	var sess store.Session
+	if err := json.Unmarshal(record, &sess); err != nil {
+		return nil, fmt.Errorf("decoding a session: %w", err)
+	}
+	sess.ID = string(id)
+	return &sess, nil
+}
 
 // PutEphemeral implements store.Store.PutEphemeral; a record put again
 // under the same kind and id replaces the first. kind is a fixed name
