@@ -3,7 +3,6 @@ package caddymodule_test
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -13,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/socialgate/socialgate/internal/freeport"
 )
 
 // The request path through a real Caddy in this process, over loopback HTTP
@@ -78,12 +79,11 @@ func startBenchSites(b *testing.B) *benchSites {
 }
 
 func benchPort(b *testing.B) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Take()
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 var (

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -23,6 +22,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	_ "github.com/socialgate/socialgate/caddymodule"
 	"github.com/socialgate/socialgate/caddymodule/internal/testop"
+	"github.com/socialgate/socialgate/internal/freeport"
 )
 
 // These tests drive the gateway through a real Caddy server over real HTTP.
@@ -214,14 +214,15 @@ func loadCaddyfile(src string) error {
 // browsers are the live test browsers, whose idle connections a reload closes.
 var browsers sync.Map
 
+// freePort is a port for a server the test configures: one that no
+// other test, here or in a package tested in parallel, gets.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Take()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // upstream records every request that reaches the app behind the gateway.

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/socialgate/socialgate/internal/freeport"
 )
 
 // start runs initdb and postgres as children of this process, as the
@@ -75,7 +77,7 @@ func start(opts Options) (_ *Server, err error) {
 		return nil, fmt.Errorf("initdb: %v\n%s%s", err, out, unreachable(dir, cred))
 	}
 
-	port, err := freePort()
+	port, err := freeport.Take()
 	if err != nil {
 		return nil, err
 	}

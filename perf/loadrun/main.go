@@ -37,6 +37,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/socialgate/socialgate/internal/freeport"
 )
 
 type config struct {
@@ -350,15 +352,13 @@ func (r *row) cookieOr(gateway string) string {
 }
 
 func freePorts(n int) ([]int, error) {
-	var ports []int
-	for len(ports) < n {
-		p, err := freePort()
+	ports := make([]int, n)
+	for i := range ports {
+		p, err := freeport.Take()
 		if err != nil {
 			return nil, err
 		}
-		if !slices.Contains(ports, p) {
-			ports = append(ports, p)
-		}
+		ports[i] = p
 	}
 	return ports, nil
 }

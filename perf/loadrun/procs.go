@@ -49,15 +49,6 @@ func moduleRoot() (string, error) {
 	return filepath.Dir(mod), nil
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // proc is a child process this runner started; stop ends exactly it.
 type proc struct {
 	name string

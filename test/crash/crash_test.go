@@ -13,7 +13,6 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -26,6 +25,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/socialgate/socialgate/internal/freeport"
 )
 
 var seedFlag = flag.Uint64("crash.seed", 0, "seed of the kill schedule and of the load; 0 picks a new one")
@@ -195,14 +196,15 @@ http://127.0.0.1:%d {
 	return g
 }
 
+// freePort is a port for a server the test configures: one that no
+// other test, here or in a package tested in parallel, gets.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Take()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // start runs the gateway and waits until the site and the dev provider answer.

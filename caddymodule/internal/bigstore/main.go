@@ -25,7 +25,6 @@ import (
 	"log"
 	"math"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -42,6 +41,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/internal/freeport"
 )
 
 // profiles is the directory for pprof profiles of the gateway (-profile).
@@ -391,10 +391,9 @@ func diskSize(dir string) int64 {
 }
 
 func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Take()
 	check(err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 func cpuModel() string {
