@@ -36,8 +36,8 @@ func init() {
 //
 // When several stores are open, ?storage= names one: the Badger directory.
 // Errors are Caddy's admin errors, {"error": "…"}; a missing record is 404.
-// Changes made here reach the gateway's session cache only when its entries
-// expire (the app's session_cache, 5s by default).
+// Changes made here reach the caches of every config serving on the store at
+// once: a revoked session or a deleted user is refused on the next request.
 type AdminAPI struct{}
 
 // CaddyModule returns the Caddy module information.

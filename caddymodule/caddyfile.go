@@ -88,6 +88,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //			secret  <whsec_…> [<older whsec_…>]
 //			events  <type…>
 //			retries <duration…>
+//			retain  <duration>
 //		}
 //	}
 //

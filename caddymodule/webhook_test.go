@@ -309,6 +309,7 @@ func TestWebhooks_ConfigErrorsNameTheProblem(t *testing.T) {
 		{"bad name", "webhook a.b https://example.com/hooks {\n secret " + good + "\n }", `webhook "a.b": a name is 1 to 64 letters`},
 		{"twice", "webhook app https://a.example.com {\n secret " + good + "\n }\n webhook app https://b.example.com {\n secret " + good + "\n }", "webhook app: the name is used twice"},
 		{"bad retry", "webhook app https://example.com/hooks {\n secret " + good + "\n retries 5s soon\n }", `webhook app: retries: "soon" is not a positive duration`},
+		{"bad retain", "webhook app https://example.com/hooks {\n secret " + good + "\n retain -1h\n }", `webhook app: retain: "-1h" is not a duration of 0 or more`},
 		{"unknown option", "webhook app https://example.com/hooks {\n secret " + good + "\n timeout 5s\n }", `unrecognized option "timeout" in webhook app`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -354,5 +355,118 @@ func TestWebhooks_ReloadsKeepOneDispatcherAndSendEachEventOnce(t *testing.T) {
 		if i > 0 && d.ID <= got[i-1].ID {
 			t.Errorf("%s (%s) arrived after %s (%s), out of order or twice", d.Type, d.ID, got[i-1].Type, got[i-1].ID)
 		}
+	}
+}
+
+// apiPost posts a JSON body to the backend API with the test key.
+func apiPost(t *testing.T, e *env, path, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.Base+"/_auth/api/v1"+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("POST %s: status %d, the body is not a JSON object: %v", path, resp.StatusCode, err)
+	}
+	return resp.StatusCode, out
+}
+
+func TestWebhooks_AGivenUpEventComesBackWithAReplay(t *testing.T) {
+	h := newHookReceiver(t)
+	h.setDown(true)
+	o := hookOptions(h)
+	// Two quick attempts at user.created only, then it is given up.
+	o.Global = strings.Replace(o.Global, "retries 300ms", "events user.created\n\t\t\tretries", 1)
+	signedUpAfter := time.Now()
+	e := newEnv(t, o)
+	newBrowser(t).signInDev(e, "/", ada)
+	waitFor(t, "user.created to be given up", func() bool {
+		failures, _ := webhookState(t, e)["recent_failures"].([]any)
+		return len(failures) == 1
+	})
+	st := webhookState(t, e)
+	givenUp := st["recent_failures"].([]any)[0].(map[string]any)["event_id"].(string)
+	attempts := h.all()
+	if len(attempts) < 2 || attempts[0].ID != givenUp || st["failed"] != 1.0 {
+		t.Fatalf("attempts %v, state %v", hookTypes(attempts), st)
+	}
+	earliest, _ := st["replayable_from"].(float64)
+	if want := time.Now().Add(-24 * time.Hour).UnixMilli(); earliest < float64(want) || earliest > float64(want+2*60_000) {
+		t.Errorf("replayable_from = %v, want about a day ago (the default retain), %d", st["replayable_from"], want)
+	}
+
+	h.setDown(false)
+	status, out := apiPost(t, e, "/webhooks/app/replay", `{"event_id":"`+givenUp+`"}`)
+	if status != http.StatusAccepted || out["object"] != "webhook_replay" || out["endpoint"] != "app" {
+		t.Fatalf("replay by event id: %d %v", status, out)
+	}
+	waitFor(t, "the replayed event", func() bool { return len(h.delivered()) >= 1 })
+	if got := h.delivered(); got[0].ID != givenUp || got[0].Type != "user.created" || got[0].Verified != nil {
+		t.Fatalf("the replay delivered %s %s (%v), want %s user.created, signed", got[0].ID, got[0].Type, got[0].Verified, givenUp)
+	}
+
+	// From a time: the same event once more, and nothing else (the endpoint
+	// wants user.created only).
+	status, out = apiPost(t, e, "/webhooks/app/replay", fmt.Sprintf(`{"since":%d}`, signedUpAfter.UnixMilli()))
+	if status != http.StatusAccepted {
+		t.Fatalf("replay since a time: %d %v", status, out)
+	}
+	waitFor(t, "the second replay", func() bool { return len(h.delivered()) >= 2 })
+	time.Sleep(500 * time.Millisecond) // time for a duplicate to show up
+	if got := h.delivered(); len(got) != 2 || got[1].ID != givenUp {
+		t.Fatalf("after the second replay %d deliveries (%v), want the event twice in all", len(got), hookTypes(got))
+	}
+	if st := webhookState(t, e); st["delivered"] != 2.0 || st["last_event_id"] == nil {
+		t.Errorf("after the replays GET /webhooks = %v", st)
+	}
+
+	for _, tc := range []struct {
+		path, body string
+		status     int
+		code       string
+	}{
+		{"/webhooks/other/replay", `{"event_id":"` + givenUp + `"}`, http.StatusNotFound, "resource_not_found"},
+		{"/webhooks/app/replay", `{}`, http.StatusUnprocessableEntity, "form_param_missing"},
+		{"/webhooks/app/replay", `{"since":1,"event_id":"` + givenUp + `"}`, http.StatusUnprocessableEntity, "form_param_missing"},
+		{"/webhooks/app/replay", `{"event_id":"usr_123"}`, http.StatusUnprocessableEntity, "form_param_format_invalid"},
+		{"/webhooks/app/replay", `{"since":"yesterday"}`, http.StatusBadRequest, "invalid_request_body"},
+		{"/webhooks/app/replay", `{"since":` + strconv.FormatInt(time.Now().Add(-48*time.Hour).UnixMilli(), 10) + `}`, http.StatusUnprocessableEntity, "webhook_events_not_retained"},
+	} {
+		status, out := apiPost(t, e, tc.path, tc.body)
+		errs, _ := out["errors"].([]any)
+		if status != tc.status || len(errs) != 1 || errs[0].(map[string]any)["code"] != tc.code {
+			t.Errorf("POST %s %s: %d %v, want %d %s", tc.path, tc.body, status, out, tc.status, tc.code)
+			continue
+		}
+		if tc.code == "webhook_events_not_retained" {
+			apiErr := errs[0].(map[string]any)
+			meta, _ := apiErr["meta"].(map[string]any)
+			if from, _ := meta["replayable_from"].(float64); from < earliest {
+				t.Errorf("not retained: meta %v, want replayable_from at or after %v", meta, earliest)
+			}
+			if msg, _ := apiErr["message"].(string); !strings.Contains(msg, "webhook app keeps events for 24h0m0s: replay from ") {
+				t.Errorf("not retained: message %q", msg)
+			}
+		}
+	}
+}
+
+func TestWebhooks_RetainZeroKeepsNothingToReplay(t *testing.T) {
+	h := newHookReceiver(t)
+	o := hookOptions(h)
+	o.Global = strings.Replace(o.Global, "retries 300ms", "retain 0\n\t\t\tretries 300ms", 1)
+	e := newEnv(t, o)
+	if st := webhookState(t, e); st["replayable_from"] != nil {
+		t.Errorf("replayable_from = %v with retain 0, want null", st["replayable_from"])
+	}
+	status, out := apiPost(t, e, "/webhooks/app/replay", fmt.Sprintf(`{"since":%d}`, time.Now().UnixMilli()))
+	errs, _ := out["errors"].([]any)
+	if status != http.StatusUnprocessableEntity || len(errs) != 1 || !strings.Contains(fmt.Sprint(errs[0]), "keeps no delivered events") {
+		t.Errorf("replay with retain 0: %d %v", status, out)
 	}
 }

@@ -37,6 +37,11 @@ type WebhookConfig struct {
 	// last, the event is given up (recorded in the API) and the next one
 	// goes. Default: 5s 30s 2m 10m 1h 3h 6h (eight attempts over ten hours).
 	Retries []caddy.Duration `json:"retries,omitempty"`
+	// Retain is how long events are kept after they happen, delivered or
+	// not, so that they can be sent again (POST
+	// /_auth/api/v1/webhooks/{name}/replay); 0 keeps them only until
+	// delivered. Default: 24h.
+	Retain *caddy.Duration `json:"retain,omitempty"`
 }
 
 var webhookName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -67,6 +72,10 @@ func (a *App) webhookEndpoints(repl *caddy.Replacer) ([]webhook.Endpoint, error)
 		}
 		for _, r := range wc.Retries {
 			ep.Retries = append(ep.Retries, time.Duration(r))
+		}
+		ep.Retain = webhook.DefaultRetain
+		if wc.Retain != nil {
+			ep.Retain = time.Duration(*wc.Retain)
 		}
 		if err := ep.Check(); err != nil {
 			return nil, err
@@ -124,6 +133,7 @@ func (r *dispatcherRef) release() {
 //		secret  <whsec_…> [<older whsec_…>]
 //		events  <type…>
 //		retries <duration…>
+//		retain  <duration>
 //	}
 func parseWebhook(d *caddyfile.Dispenser) (WebhookConfig, error) {
 	var wc WebhookConfig
@@ -153,6 +163,15 @@ func parseWebhook(d *caddyfile.Dispenser) (WebhookConfig, error) {
 					}
 					wc.Retries = append(wc.Retries, caddy.Duration(dur))
 				}
+			}
+		case "retain":
+			var arg string
+			if err = oneArg(d, &arg); err == nil {
+				dur, perr := caddy.ParseDuration(arg)
+				if perr != nil || dur < 0 {
+					return wc, d.Errf("webhook %s: retain: %q is not a duration of 0 or more", wc.Name, arg)
+				}
+				wc.Retain = (*caddy.Duration)(&dur)
 			}
 		default:
 			return wc, d.Errf("unrecognized option %q in webhook %s", d.Val(), wc.Name)

@@ -115,6 +115,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, path string) {
 		a.revokeSession(w, r, seg[1])
 	case route(1, "webhooks") && r.Method == http.MethodGet:
 		a.listWebhooks(w, r)
+	case route(3, "webhooks") && seg[2] == "replay" && r.Method == http.MethodPost:
+		a.replayWebhook(w, r, seg[1])
 	default:
 		writeError(w, http.StatusNotFound, "resource_not_found", "There is no such endpoint.")
 	}

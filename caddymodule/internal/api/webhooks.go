@@ -1,8 +1,12 @@
 package api
 
 import (
+	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/webhook"
@@ -50,6 +54,63 @@ func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, items)
 }
 
+// POST /webhooks/{name}/replay with {"since": <Unix ms>} or {"event_id":
+// "evt_…"}: the endpoint gets again, in order, every event it wants from
+// that point on (see webhook.Dispatcher.Replay). 202: the next delivery
+// round carries it out.
+func (a *API) replayWebhook(w http.ResponseWriter, r *http.Request, name string) {
+	var in struct {
+		Since   *int64 `json:"since"`
+		EventID string `json:"event_id"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10)).Decode(&in); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request_body", "The body is not valid JSON: want {\"since\": <Unix ms>} or {\"event_id\": \"evt_…\"}.")
+		return
+	}
+	var from time.Time
+	switch {
+	case (in.Since != nil) == (in.EventID != ""):
+		writeError(w, http.StatusUnprocessableEntity, "form_param_missing", "Give exactly one of since (Unix milliseconds) and event_id.")
+		return
+	case in.Since != nil:
+		from = time.UnixMilli(*in.Since)
+	default:
+		var ok bool
+		if from, ok = store.EventTime(in.EventID); !ok {
+			writeError(w, http.StatusUnprocessableEntity, "form_param_format_invalid", "event_id is not an event id (evt_…).")
+			return
+		}
+	}
+	err := errors.New("no webhooks are configured")
+	if a.Webhooks != nil {
+		err = a.Webhooks.Replay(r.Context(), name, from)
+	}
+	var nr *webhook.NotRetainedError
+	switch {
+	case errors.As(err, &nr):
+		writeErrorMeta(w, http.StatusUnprocessableEntity, "webhook_events_not_retained", nr.Error(),
+			map[string]any{"replayable_from": replayableFrom(nr.Retain, nr.Earliest)})
+		return
+	case a.Webhooks == nil || errors.Is(err, webhook.ErrUnknownEndpoint):
+		writeError(w, http.StatusNotFound, "resource_not_found", "No webhook endpoint of that name is configured.")
+		return
+	case err != nil:
+		a.internal(w, "requesting a webhook replay", err)
+		return
+	}
+	a.Logger.Info("api: webhook replay requested", zap.String("endpoint", name), zap.Time("from", from))
+	writeJSON(w, http.StatusAccepted, map[string]any{"object": "webhook_replay", "endpoint": name, "since": from.UnixMilli()})
+}
+
+// replayableFrom is the earliest time a replay can start from, in Unix
+// milliseconds, or null when the endpoint keeps no events.
+func replayableFrom(retain time.Duration, earliest time.Time) any {
+	if retain == 0 {
+		return nil
+	}
+	return earliest.UnixMilli()
+}
+
 // webhookEndpoint is an endpoint's delivery state; times are Unix
 // milliseconds, or null when they never happened.
 func webhookEndpoint(s *webhook.Status) map[string]any {
@@ -64,7 +125,8 @@ func webhookEndpoint(s *webhook.Status) map[string]any {
 		"name":             s.Name,
 		"url":              s.URL,
 		"events":           orEmptyList(s.Events),
-		"last_event_id":    s.Cursor,
+		"last_event_id":    lastEventID(s.Cursor),
+		"replayable_from":  replayableFrom(s.Retain, s.ReplayableFrom),
 		"pending_event_id": s.Pending,
 		"attempts":         s.Attempts,
 		"next_attempt_at":  millisOrNil(s.NextAttemptAt),
@@ -75,6 +137,16 @@ func webhookEndpoint(s *webhook.Status) map[string]any {
 		"failed":           s.Failed,
 		"recent_failures":  failures,
 	}
+}
+
+// lastEventID is the endpoint's cursor when it is an event's id; after a
+// replay, until the first replayed event is done with, it is a position
+// between events, shown as null.
+func lastEventID(cursor string) any {
+	if _, ok := store.EventTime(cursor); !ok {
+		return nil
+	}
+	return cursor
 }
 
 func millisOrNil(t time.Time) any {

@@ -101,6 +101,28 @@ func EventID(seq int64) string {
 	return fmt.Sprintf("evt_%016x%s", uint64(seq), idEncoding.EncodeToString(b[:]))
 }
 
+// EventsFrom returns the position in the outbox just before the first event
+// committed at or after t: Events(ctx, EventsFrom(t), n) lists the events
+// from t on. (An event's sequence number is its commit time in unix
+// nanoseconds, or a little more when commits crowd one nanosecond.)
+func EventsFrom(t time.Time) string {
+	return fmt.Sprintf("evt_%016x", uint64(max(t.UnixNano(), 0)))
+}
+
+// EventTime returns the commit time in an event id, as EventsFrom takes
+// it; ok is false when id is not an event id.
+func EventTime(id string) (t time.Time, ok bool) {
+	hex, ok := strings.CutPrefix(id, "evt_")
+	if !ok || len(hex) <= 16 {
+		return time.Time{}, false
+	}
+	seq, err := strconv.ParseUint(hex[:16], 16, 63)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(seq)), true
+}
+
 // DecodeEvent decodes an event's stored body.
 func DecodeEvent(id string, body []byte) (*Event, error) {
 	var e Event

@@ -205,7 +205,8 @@ func (d *Dispatcher) Round(ctx context.Context) (more bool, err error) {
 // State is an endpoint's delivery state, kept in the store.
 type State struct {
 	// Cursor is the id of the last event done with: delivered, given up,
-	// or not wanted.
+	// or not wanted; after a replay, the position it starts from (see
+	// store.EventsFrom) until the first event after it is done with.
 	Cursor string `json:"cursor,omitempty"`
 	// Pending is the event after Cursor that failed Attempts times so far.
 	Pending  string `json:"pending,omitempty"`
@@ -221,6 +222,8 @@ type State struct {
 	Failed    int64 `json:"failed,omitempty"`
 	// RecentFailures are the last events given up, oldest first.
 	RecentFailures []Failure `json:"recent_failures,omitempty"`
+	// Replay is the id of the last replay request applied (see Replay).
+	Replay string `json:"replay,omitempty"`
 }
 
 // Failure is an event given up after every attempt failed.
@@ -265,6 +268,15 @@ func (d *Dispatcher) deliver(ctx context.Context, ep *Endpoint) (more bool, err 
 	st, err := d.loadState(ctx, ep.Name)
 	if err != nil {
 		return false, err
+	}
+	replayed, err := d.applyReplay(ctx, ep, &st)
+	if err != nil {
+		return false, err
+	}
+	if replayed {
+		if err := d.saveState(ctx, ep.Name, &st); err != nil {
+			return false, err
+		}
 	}
 	if d.Now().Before(st.NextAttemptAt) {
 		return false, nil
@@ -346,12 +358,13 @@ func (d *Dispatcher) failed(ep *Endpoint, st *State, ev *store.Event, err error,
 }
 
 // prune deletes the events that every endpoint configured lately (on any
-// gateway sharing the store, within forgetAfter) is done with. The registry
-// of those endpoints lives in the store, so a gateway whose configuration
-// lacks an endpoint does not delete the events another gateway has still to
-// deliver to it. With no endpoint at all, every event up to now goes.
+// gateway sharing the store, within forgetAfter) is done with and no longer
+// retains (Endpoint.Retain). The registry of those endpoints lives in the
+// store, so a gateway whose configuration lacks an endpoint does not delete
+// the events another gateway has still to deliver to it. With no endpoint
+// at all, every event up to now goes.
 func (d *Dispatcher) prune(ctx context.Context, eps []Endpoint, now time.Time) error {
-	seen := map[string]time.Time{}
+	seen := map[string]registered{}
 	raw, err := d.Store.GetMeta(ctx, registryName)
 	if err == nil {
 		err = json.Unmarshal(raw, &seen)
@@ -360,10 +373,10 @@ func (d *Dispatcher) prune(ctx context.Context, eps []Endpoint, now time.Time) e
 		return fmt.Errorf("reading the webhook registry: %w", err)
 	}
 	for _, ep := range eps {
-		seen[ep.Name] = now
+		seen[ep.Name] = registered{Seen: now, Retain: ep.Retain}
 	}
-	for name, at := range seen {
-		if now.Sub(at) > forgetAfter {
+	for name, r := range seen {
+		if now.Sub(r.Seen) > forgetAfter {
 			delete(seen, name)
 		}
 	}
@@ -373,13 +386,13 @@ func (d *Dispatcher) prune(ctx context.Context, eps []Endpoint, now time.Time) e
 	if err := d.Store.PutMeta(ctx, registryName, raw); err != nil {
 		return fmt.Errorf("storing the webhook registry: %w", err)
 	}
-	before := fmt.Sprintf("evt_%016x", uint64(now.UnixNano()))
-	for name := range seen {
+	before := store.EventsFrom(now)
+	for name, r := range seen {
 		st, err := d.loadState(ctx, name)
 		if err != nil {
 			return err
 		}
-		before = min(before, st.Cursor)
+		before = min(before, st.Cursor, store.EventsFrom(now.Add(-r.Retain)))
 	}
 	if before == "" {
 		return nil
@@ -387,11 +400,33 @@ func (d *Dispatcher) prune(ctx context.Context, eps []Endpoint, now time.Time) e
 	return d.Store.DeleteEventsBefore(ctx, before)
 }
 
+// registered is an endpoint in the registry: when a gateway last had it
+// in force, and how long it keeps events.
+type registered struct {
+	Seen   time.Time     `json:"seen"`
+	Retain time.Duration `json:"retain,omitempty"`
+}
+
+// UnmarshalJSON also reads the registry of gateways before retention,
+// which held only the time.
+func (r *registered) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		*r = registered{}
+		return json.Unmarshal(b, &r.Seen)
+	}
+	type plain registered
+	return json.Unmarshal(b, (*plain)(r))
+}
+
 // Status is what the API shows of an endpoint.
 type Status struct {
 	Name   string
 	URL    string // without query, fragment or user info
 	Events []string
+	Retain time.Duration
+	// ReplayableFrom is the earliest start Replay takes now (when Retain
+	// is not 0).
+	ReplayableFrom time.Time
 	State
 }
 
@@ -404,7 +439,8 @@ func (d *Dispatcher) Status(ctx context.Context) ([]Status, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Status{Name: ep.Name, URL: RedactURL(ep.URL), Events: ep.Events, State: st})
+		out = append(out, Status{Name: ep.Name, URL: RedactURL(ep.URL), Events: ep.Events,
+			Retain: ep.Retain, ReplayableFrom: d.replayableFrom(&ep), State: st})
 	}
 	return out, nil
 }

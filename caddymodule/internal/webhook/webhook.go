@@ -32,6 +32,10 @@ var DefaultRetries = []time.Duration{
 	time.Hour, 3 * time.Hour, 6 * time.Hour,
 }
 
+// DefaultRetain is how long a configured endpoint's events are kept for
+// Replay unless it says otherwise: a day, which outlasts DefaultRetries.
+const DefaultRetain = 24 * time.Hour
+
 // DefaultTimeout bounds one delivery: a 2xx answer must arrive within it.
 const DefaultTimeout = 10 * time.Second
 
@@ -62,6 +66,10 @@ type Endpoint struct {
 	// Retries are the waits between attempts at one event; after the last,
 	// the event is given up. Nil means DefaultRetries.
 	Retries []time.Duration
+	// Retain is how long the outbox keeps events after they happen,
+	// delivered or not, so that Replay can send them again. Zero keeps an
+	// event only until every endpoint is done with it.
+	Retain time.Duration
 }
 
 // Check reports what makes the endpoint unusable.
@@ -82,6 +90,9 @@ func (e *Endpoint) Check() error {
 		if r <= 0 {
 			return fmt.Errorf("webhook %s: retry waits must be positive", e.Name)
 		}
+	}
+	if e.Retain < 0 {
+		return fmt.Errorf("webhook %s: retain must not be negative", e.Name)
 	}
 	return nil
 }
