@@ -91,6 +91,9 @@ func (a *API) replayWebhook(w http.ResponseWriter, r *http.Request, name string)
 		writeErrorMeta(w, http.StatusUnprocessableEntity, "webhook_events_not_retained", nr.Error(),
 			map[string]any{"replayable_from": replayableFrom(nr.Retain, nr.Earliest)})
 		return
+	case errors.Is(err, webhook.ErrFutureStart):
+		writeError(w, http.StatusUnprocessableEntity, "form_param_value_invalid", "A replay cannot start in the future.")
+		return
 	case a.Webhooks == nil || errors.Is(err, webhook.ErrUnknownEndpoint):
 		writeError(w, http.StatusNotFound, "resource_not_found", "No webhook endpoint of that name is configured.")
 		return

@@ -16,6 +16,10 @@ import (
 // configuration in force does not have.
 var ErrUnknownEndpoint = errors.New("no webhook endpoint of that name is configured")
 
+// ErrFutureStart is Replay's error for a start after now: moving an
+// endpoint's position ahead would skip the events until then.
+var ErrFutureStart = errors.New("a replay cannot start in the future")
+
 // NotRetainedError is Replay's error for a start earlier than the endpoint
 // keeps events.
 type NotRetainedError struct {
@@ -50,8 +54,8 @@ func replayName(endpoint string) string { return "webhook.replay." + endpoint }
 // usual: a given-up event gets a fresh set of attempts. Each event keeps
 // its webhook-id, so a receiver that deduplicates by it takes only the
 // events it has not had. The endpoint must be in the configuration in
-// force (ErrUnknownEndpoint) and from within its Retain
-// (*NotRetainedError). The dispatcher's next round, on whichever gateway
+// force (ErrUnknownEndpoint), and from not in the future (ErrFutureStart)
+// and within its Retain (*NotRetainedError). The dispatcher's next round, on whichever gateway
 // does it, carries the replay out.
 func (d *Dispatcher) Replay(ctx context.Context, endpoint string, from time.Time) error {
 	eps, _ := d.endpoints()
@@ -63,6 +67,9 @@ func (d *Dispatcher) Replay(ctx context.Context, endpoint string, from time.Time
 	}
 	if ep == nil {
 		return ErrUnknownEndpoint
+	}
+	if from.After(d.Now()) {
+		return ErrFutureStart
 	}
 	earliest := d.replayableFrom(ep)
 	if ep.Retain == 0 || from.Before(earliest) {

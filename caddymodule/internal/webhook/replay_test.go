@@ -87,6 +87,7 @@ func TestReplay_FromATimeSendsEveryEventSinceInOrder(t *testing.T) {
 	if before != 4 {
 		t.Fatalf("%d deliveries before the replay, want 4", before)
 	}
+	f.clk.Advance(time.Second) // the dispatcher's clock, set at the start, passes mid
 	if err := f.d.Replay(context.Background(), "app", mid); err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +109,9 @@ func TestReplay_RefusesUnknownEndpointsAndStartsItDoesNotKeep(t *testing.T) {
 	ctx := context.Background()
 	if err := f.d.Replay(ctx, "other", f.clk.Now()); !errors.Is(err, webhook.ErrUnknownEndpoint) {
 		t.Errorf("unknown endpoint: %v", err)
+	}
+	if err := f.d.Replay(ctx, "kept", f.clk.Now().Add(time.Second)); !errors.Is(err, webhook.ErrFutureStart) {
+		t.Errorf("a start in the future: %v", err)
 	}
 	var nr *webhook.NotRetainedError
 	err := f.d.Replay(ctx, "kept", f.clk.Now().Add(-2*time.Hour))
