@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/access"
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/assertion"
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
@@ -111,6 +112,13 @@ type App struct {
 	// sign-in, besides paths on the same site (matched exactly on scheme, host
 	// and path). Default: none.
 	ReturnURLs []string `json:"return_urls,omitempty"`
+
+	// AllowEmails admits only users with a verified email address among
+	// these: ada@example.com, or a whole domain, *@example.com (any case).
+	// A first sign-in by anyone else creates no user; a signed-in user the
+	// rules no longer admit (after a reload) gets 403 on every route. Only
+	// addresses the provider verified count. Default: everyone.
+	AllowEmails []string `json:"allow_emails,omitempty"`
 
 	// RateLimits are per-client limits on the gateway's endpoints, by class:
 	// start (beginning a sign-in), callback, native (native app endpoints)
@@ -247,6 +255,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("return_urls: %w", err)
 	}
+	allow, err := access.ParseEmails(a.AllowEmails)
+	if err != nil {
+		return err
+	}
 	uiCfg := a.UI
 	if uiCfg == nil {
 		uiCfg = &UIConfig{}
@@ -303,13 +315,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Store:       ref.store,
 		Sessions:    sessions,
 		Flow: flow.New(flow.Config{Store: ref.store, Sessions: sessions, Sanitize: returnTo.Sanitize,
-			TTL: time.Duration(a.FlowTimeout), Logger: a.logger,
+			TTL: time.Duration(a.FlowTimeout), Logger: a.logger, AllowEmails: allow,
 			NativeAllowed: func(ctx context.Context, u string) bool { return a.gateway.NativeAllowed(ctx, u) }}),
 		UI:       renderer,
 		Limits:   limits,
 		ClientIP: clientIP,
 		// Route requirements read linked accounts: cache them like sessions.
 		AccountsCache: cacheTTL,
+		AllowEmails:   allow,
 		Tokens:        engine,
 		Identity:      identity,
 		API: api.New(api.Options{

@@ -78,6 +78,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		identity_issuer  <text>
 //		identity_audience <aud...>
 //		return_urls      <url...>
+//		allow_emails     <address|*@domain...>
 //		redirect_urls    <url...>
 //		rate_limit       <start|callback|native|api> <events> <window>
 //		app_name         <text>
@@ -140,6 +141,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.IdentityAudience, err = someArgs(d)
 		case "return_urls":
 			a.ReturnURLs, err = someArgs(d)
+		case "allow_emails":
+			var rules []string
+			rules, err = someArgs(d)
+			a.AllowEmails = append(a.AllowEmails, rules...)
 		case "rate_limit":
 			args := d.RemainingArgs()
 			if len(args) != 3 {
@@ -377,9 +382,11 @@ func onOff(d *caddyfile.Dispenser) (*bool, error) {
 //	socialgate {
 //		require       <provider> [scopes <scope...>]
 //		forward_token <provider> [header <name>]
+//		allow_emails  <address|*@domain...>
 //	}
 //
-// require and forward_token may repeat; every requirement must be met.
+// require, forward_token and allow_emails may repeat; every requirement must
+// be met.
 func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	handler := new(Handler)
 	h.Next()
@@ -408,6 +415,12 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 			default:
 				return nil, h.Errf("forward_token: want <provider> [header <name>]")
 			}
+		case "allow_emails":
+			rules := h.RemainingArgs()
+			if len(rules) == 0 {
+				return nil, h.Errf("allow_emails: want <address|*@domain...>")
+			}
+			handler.AllowEmails = append(handler.AllowEmails, rules...)
 		default:
 			return nil, h.Errf("unrecognized socialgate option %q", h.Val())
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/access"
 	"github.com/socialgate/socialgate/caddymodule/internal/gateway"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
@@ -39,7 +40,15 @@ type Handler struct {
 	// Default: none.
 	ForwardTokens []ForwardToken `json:"forward_tokens,omitempty"`
 
+	// AllowEmails admits to this route only users with a verified email
+	// address among these: ada@example.com, or a whole domain,
+	// *@example.com (any case). Others get 403: a page with a sign-out
+	// button, or JSON. It narrows the app's allow_emails, which every route
+	// applies as well. Default: every signed-in user.
+	AllowEmails []string `json:"allow_emails,omitempty"`
+
 	gw           *gateway.Gateway
+	allow        *access.Emails
 	reqs         []gateway.Requirement
 	forward      []string          // provider names of ForwardTokens
 	tokenHeaders map[string]string // provider name → header
@@ -96,7 +105,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.forward = append(h.forward, ft.Provider)
 		h.tokenHeaders[ft.Provider] = header
 	}
-	return nil
+	h.allow, err = access.ParseEmails(h.AllowEmails)
+	return err
 }
 
 // ServeHTTP strips spoofed identity headers, serves the gateway's endpoints,
@@ -132,6 +142,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("reading session: %w", err))
 		}
 		r = r.WithContext(context.WithValue(r.Context(), sessionCtxKey, sess))
+	}
+
+	admitted, err := h.gw.Admitted(r.Context(), sess, h.allow)
+	if err != nil {
+		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("reading linked accounts: %w", err))
+	}
+	if !admitted {
+		h.gw.DenyNotAdmitted(w, r, sess)
+		return nil
 	}
 
 	var tokens map[string]string

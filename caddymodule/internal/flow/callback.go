@@ -77,6 +77,7 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 	switch rec.Mode {
 	case ModeSignIn:
 		in.LinkByVerifiedEmail = linkByEmail && res.Profile.EmailVerified
+		in.Admit = f.admit(p, in.Account)
 	case ModeConnect:
 		in.LinkToUser = rec.UserID
 	case ModeReauthorize:
@@ -86,6 +87,9 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 		in.LinkToUser = rec.UserID
 	}
 	out, err := f.Store.SignIn(r.Context(), in)
+	if fe := (*Error)(nil); errors.As(err, &fe) {
+		return nil, fe // not admitted
+	}
 	if errors.Is(err, store.ErrIdentityTaken) {
 		return nil, errIdentityTaken(p)
 	}
@@ -132,14 +136,34 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 // SignInResult records a sign-in verified outside a browser flow (native
 // Sign in with Apple): the identity resolves to a user as in a callback.
 func (f *Flow) SignInResult(ctx context.Context, p *provider.Provider, res *provider.Result, linkByEmail bool) (store.SignInResult, error) {
-	out, err := f.Store.SignIn(ctx, store.SignIn{Account: account(p, res), Now: time.Now(),
-		LinkByVerifiedEmail: linkByEmail && res.Profile.EmailVerified})
+	acc := account(p, res)
+	out, err := f.Store.SignIn(ctx, store.SignIn{Account: acc, Now: time.Now(),
+		LinkByVerifiedEmail: linkByEmail && res.Profile.EmailVerified, Admit: f.admit(p, acc)})
+	if fe := (*Error)(nil); errors.As(err, &fe) {
+		return out, fe // not admitted
+	}
 	if err != nil {
 		return out, fmt.Errorf("recording sign-in: %w", err)
 	}
 	f.Logger.Info("native sign-in", zap.String("provider", p.Name()), zap.String("user_id", out.User.ID),
 		zap.Bool("user_created", out.UserCreated))
 	return out, nil
+}
+
+// admit is the store's Admit for a sign-in with acc at p: nil when the app
+// admits everyone, else a check of allow_emails against the user the
+// sign-in resolves to, who may hold an admitted address through another
+// account.
+func (f *Flow) admit(p *provider.Provider, acc store.ExternalAccount) func(*store.User) error {
+	if !f.AllowEmails.Restricts() {
+		return nil
+	}
+	return func(u *store.User) error {
+		if f.AllowEmails.AllowsUser(u) {
+			return nil
+		}
+		return errNotAdmitted(p, acc)
+	}
 }
 
 // sameAccount refuses a reauthorization that came back as another identity:

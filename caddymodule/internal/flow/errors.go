@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
 // Error is a flow failure: an HTTP status, a short reason for logs and
@@ -89,6 +90,19 @@ var (
 	errOtherAccount = &Error{Status: http.StatusConflict, Reason: "other_account",
 		Message: "You came back with a different account than the one you were renewing. Nothing was changed."}
 )
+
+// ReasonNotAdmitted is the reason of a sign-in that allow_emails refused.
+const ReasonNotAdmitted = "not_admitted"
+
+// errNotAdmitted refuses a sign-in by allow_emails. It names the account's
+// own address, which the person knows, and never the rules.
+func errNotAdmitted(p *provider.Provider, acc store.ExternalAccount) *Error {
+	msg := fmt.Sprintf("This site admits only certain email addresses, and your %s account has no verified address among them. Sign in with another account.", p.DisplayName())
+	if acc.Email != "" && acc.EmailVerified {
+		msg = fmt.Sprintf("This site admits only certain email addresses, and %s (your %s account) is not one of them. Sign in with another account.", acc.Email, p.DisplayName())
+	}
+	return &Error{Status: http.StatusForbidden, Reason: ReasonNotAdmitted, Message: msg}
+}
 
 func errIdentityTaken(p *provider.Provider) *Error {
 	return &Error{Status: http.StatusConflict, Reason: "identity_taken",

@@ -19,6 +19,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/access"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
@@ -44,7 +45,11 @@ type Config struct {
 	// NativeAllowed reports whether a native app's redirect URL is on the
 	// allowlist; checked when a native flow starts and again when it ends.
 	NativeAllowed func(ctx context.Context, url string) bool
-	Logger        *zap.Logger
+	// AllowEmails admits to sign-in only users with a verified address it
+	// matches (the app's allow_emails); nil admits everyone. A refused
+	// first sign-in creates no user.
+	AllowEmails *access.Emails
+	Logger      *zap.Logger
 }
 
 // Flow starts and completes authorizations. Safe for concurrent use.

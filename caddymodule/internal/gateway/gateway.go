@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/access"
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/assertion"
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
@@ -57,7 +58,10 @@ type Config struct {
 	// AccountsCache is how long the linked accounts that route requirements
 	// check stay in memory; zero reads them on every such request.
 	AccountsCache time.Duration
-	Logger        *zap.Logger
+	// AllowEmails is the app's allow_emails: signed-in users need a verified
+	// address it matches on every route (see Admitted). Nil admits everyone.
+	AllowEmails *access.Emails
+	Logger      *zap.Logger
 }
 
 // Gateway serves the endpoints and makes the sign-in decisions. Safe for

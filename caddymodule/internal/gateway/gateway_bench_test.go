@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/access"
 	"github.com/socialgate/socialgate/caddymodule/internal/assertion"
 	"github.com/socialgate/socialgate/caddymodule/internal/gateway"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
@@ -202,12 +203,33 @@ func BenchmarkPassThrough(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		if ok, err := g.gw.Admitted(r.Context(), sess, nil); !ok || err != nil {
+			b.Fatal("not admitted", err)
+		}
 		identity, err := g.gw.Identity.Token(sess)
 		if err != nil {
 			b.Fatal(err)
 		}
 		gateway.SetIdentityHeaders(r.Header, sess, identity)
 		gateway.StripGatewayCookies(r.Header)
+	}
+}
+
+// BenchmarkAdmitted is what allow_emails adds to a request: the linked
+// accounts from the cache, and a match of their verified addresses.
+func BenchmarkAdmitted(b *testing.B) {
+	g := newSignedInGateway(b)
+	rules, err := access.ParseEmails([]string{"*@example.com", "grace@partner.example"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g.gw.AllowEmails = rules
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if ok, err := g.gw.Admitted(ctx, g.sess, nil); !ok || err != nil {
+			b.Fatal("not admitted", err)
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
+	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
 )
@@ -107,7 +108,7 @@ func (g *Gateway) nativeApple(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := g.Flow.SignInResult(r.Context(), p, res, g.LinkByEmail[name])
 	if err != nil {
-		g.internal(w, r, "recording native sign-in", err)
+		g.nativeSignInFailed(w, r, p.Name(), err)
 		return
 	}
 	g.issueNative(w, r, out.User.ID)
@@ -147,10 +148,24 @@ func (g *Gateway) nativeIDToken(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := g.Flow.SignInResult(r.Context(), p, res, g.LinkByEmail[p.Name()])
 	if err != nil {
-		g.internal(w, r, "recording native sign-in", err)
+		g.nativeSignInFailed(w, r, p.Name(), err)
 		return
 	}
 	g.issueNative(w, r, out.User.ID)
+}
+
+// nativeSignInFailed answers a native sign-in that the store did not
+// record: a refusal (allow_emails) as its own JSON error, anything else as
+// an internal error.
+func (g *Gateway) nativeSignInFailed(w http.ResponseWriter, r *http.Request, provider string, err error) {
+	var fe *flow.Error
+	if !errors.As(err, &fe) {
+		g.internal(w, r, "recording native sign-in", err)
+		return
+	}
+	metrics.SignIns.WithLabelValues(provider, fe.Reason).Inc()
+	metrics.FlowErrors.WithLabelValues(fe.Reason).Inc()
+	writeJSON(w, fe.Status, errorBody(fe.Reason, fe.Message, nil))
 }
 
 // issueNative starts a session for a native app and answers its token and

@@ -62,7 +62,7 @@ func signInKnown(txn *badger.Txn, out *Outbox, in SignIn, now time.Time, eacID s
 		return SignInResult{}, inconsistent(err, "account %s belongs to user %s", acc.ID, acc.UserID)
 	}
 	acc.Refresh(&in.Account, now)
-	changed, err := AdoptAccount(badgerEmails{txn}, &u, &acc, now)
+	changed, err := AdoptAccount(badgerEmails{txn}, &u, &acc, now, in.Admit)
 	if err != nil {
 		return SignInResult{}, err
 	}
@@ -128,7 +128,7 @@ func signInNew(txn *badger.Txn, out *Outbox, in SignIn, now time.Time) (SignInRe
 	acc.Status = StatusVerified
 	acc.CreatedAt = now
 	acc.UpdatedAt = now
-	changed, err := AdoptAccount(badgerEmails{txn}, &u, &acc, now)
+	changed, err := AdoptAccount(badgerEmails{txn}, &u, &acc, now, in.Admit)
 	if err != nil {
 		return SignInResult{}, err
 	}
@@ -183,14 +183,20 @@ func (acc *ExternalAccount) Refresh(from *ExternalAccount, now time.Time) {
 
 // AdoptAccount records a sign-in through acc on its user u, updating u and
 // idx: the sign-in time, the account's email (SyncEmail), and its name and
-// picture when u has none yet (AdoptProfile). changed reports a change beyond
-// the sign-in time; the caller saves u. Every Store implementation applies
-// sign-ins this way.
-func AdoptAccount(idx EmailIndex, u *User, acc *ExternalAccount, now time.Time) (changed bool, err error) {
+// picture when u has none yet (AdoptProfile). Then admit, when set (see
+// SignIn.Admit), decides on u as the sign-in leaves it; its error aborts the
+// sign-in. changed reports a change beyond the sign-in time; the caller saves
+// u. Every Store implementation applies sign-ins this way.
+func AdoptAccount(idx EmailIndex, u *User, acc *ExternalAccount, now time.Time, admit func(*User) error) (changed bool, err error) {
 	u.LastSignInAt = now
 	changed, err = SyncEmail(idx, u, acc)
 	if err != nil {
 		return false, err
+	}
+	if admit != nil {
+		if err := admit(u); err != nil {
+			return false, err
+		}
 	}
 	if u.AdoptProfile(acc) {
 		changed = true

@@ -158,6 +158,11 @@ type SignIn struct {
 	// holds the same verified email. Set it only when the provider's own rules
 	// say the email is verified.
 	LinkByVerifiedEmail bool
+	// Admit, when set, is asked whether the user the identity resolves to
+	// may sign in, with the user as the sign-in leaves it (the identity's
+	// email merged in). An error aborts the sign-in: nothing is written, no
+	// user is created, and SignIn returns the error wrapped.
+	Admit func(u *User) error
 	// Now is the time of the sign-in.
 	Now time.Time
 }

@@ -72,7 +72,7 @@ func (s *Store) signInKnown(ctx context.Context, tx pgx.Tx, out *store.Outbox, i
 		return store.SignInResult{}, err
 	}
 	acc.Refresh(&in.Account, now)
-	changed, err := store.AdoptAccount(pgEmails{ctx, tx}, u, acc, now) // u is locked (lockUser)
+	changed, err := store.AdoptAccount(pgEmails{ctx, tx}, u, acc, now, in.Admit) // u is locked (lockUser)
 	if err != nil {
 		return store.SignInResult{}, err
 	}
@@ -151,7 +151,7 @@ func (s *Store) signInNew(ctx context.Context, tx pgx.Tx, out *store.Outbox, in 
 	if err := s.insertAccount(ctx, tx, &acc); err != nil {
 		return store.SignInResult{}, err
 	}
-	changed, err := store.AdoptAccount(pgEmails{ctx, tx}, u, &acc, now)
+	changed, err := store.AdoptAccount(pgEmails{ctx, tx}, u, &acc, now, in.Admit)
 	if err != nil {
 		return store.SignInResult{}, err
 	}

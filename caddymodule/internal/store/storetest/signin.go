@@ -312,3 +312,59 @@ func signInConcurrentNewUsersAreAllCounted(t *testing.T, o opener) {
 	}
 	e.checkClean()
 }
+
+// errNotAdmitted is what the admission test's Admit answers.
+var errNotAdmitted = errors.New("not admitted")
+
+func signInAdmitRefusalWritesNothing(t *testing.T, o opener) {
+	e := o.env(t)
+	ctx := context.Background()
+	ada := e.signIn(store.SignIn{Account: account("ada", "ada@example.com", true)})
+	cursor := lastEventID(e)
+	var seen []*store.User
+	refuse := func(u *store.User) error {
+		seen = append(seen, u)
+		return errNotAdmitted
+	}
+
+	// A sign-up refused: no user, no account, no event.
+	_, err := e.st.SignIn(ctx, store.SignIn{Account: account("eve", "eve@evil.example", true), Admit: refuse})
+	if !errors.Is(err, errNotAdmitted) {
+		t.Fatalf("refused sign-up: %v, want the Admit error", err)
+	}
+	if len(seen) == 0 || seen[len(seen)-1].ID == ada.User.ID || len(seen[len(seen)-1].Emails) != 1 ||
+		seen[len(seen)-1].Emails[0].Email != "eve@evil.example" || !seen[len(seen)-1].Emails[0].Verified {
+		t.Errorf("Admit saw %+v; want the new user with eve's verified address", seen)
+	}
+	// A known identity refused, and one linking by email to ada: Admit
+	// sees ada as the sign-in would leave her, and nothing changes.
+	before, _ := e.st.User(ctx, ada.User.ID)
+	again := account("ada", "ada@changed.example", true)
+	if _, err := e.st.SignIn(ctx, store.SignIn{Account: again, Admit: refuse}); !errors.Is(err, errNotAdmitted) {
+		t.Fatalf("refused sign-in: %v", err)
+	}
+	if last := seen[len(seen)-1]; last.ID != ada.User.ID || len(last.Emails) != 2 {
+		t.Errorf("Admit saw %+v; want ada with the new address merged in", last)
+	}
+	byEmail := account("ada-gh", "ada@example.com", true)
+	if _, err := e.st.SignIn(ctx, store.SignIn{Account: byEmail, LinkByVerifiedEmail: true, Admit: refuse}); !errors.Is(err, errNotAdmitted) {
+		t.Fatalf("refused link by email: %v", err)
+	}
+	if last := seen[len(seen)-1]; last.ID != ada.User.ID {
+		t.Errorf("Admit saw user %s; want ada, whom the address links to", last.ID)
+	}
+	if users, accounts := e.counts(); users != 1 || accounts != 1 {
+		t.Errorf("after refused sign-ins: %d users, %d accounts; want ada alone", users, accounts)
+	}
+	if after, _ := e.st.User(ctx, ada.User.ID); !after.LastSignInAt.Equal(before.LastSignInAt) || len(after.Emails) != 1 {
+		t.Errorf("a refused sign-in changed ada: %+v", after)
+	}
+	e.expectEvents(&cursor, "refused sign-ins")
+	e.checkClean()
+
+	// Admitted: the sign-in goes through as without Admit.
+	ok := e.signIn(store.SignIn{Account: account("bea", "bea@example.com", true), Admit: func(*store.User) error { return nil }})
+	if !ok.UserCreated {
+		t.Errorf("admitted sign-up = %+v", ok)
+	}
+}

@@ -255,6 +255,7 @@ var tests = []struct {
 	{"SignIn_RejectsIncompleteIdentity", signInRejectsIncompleteIdentity},
 	{"SignIn_SameSubjectAtTwoIssuersIsTwoIdentities", signInSameSubjectAtTwoIssuersIsTwoIdentities},
 	{"SignIn_ChangedEmailWithdrawsTheOldVouching", signInChangedEmailWithdrawsTheOldVouching},
+	{"SignIn_AdmitRefusalWritesNothing", signInAdmitRefusalWritesNothing},
 	{"ExternalAccount_ReturnsTheAccount", externalAccountReturnsTheAccount},
 	{"UpdateExternalAccount_WritesWhatFnLeavesButNotTheIdentity", updateWritesWhatFnLeavesButNotTheIdentity},
 	{"UpdateExternalAccount_FnErrorAbortsAndIsReturnedAsIs", updateFnErrorAbortsAndIsReturnedAsIs},
