@@ -213,6 +213,25 @@ func TestApple_NativeSignIn(t *testing.T) {
 	if status, _ := apiGet(t, http.DefaultClient, e.Base+"/", bearer); status != http.StatusOK {
 		t.Fatalf("session token: %d", status)
 	}
+	if got := e.Upstream.Last(t).Get("Authorization"); got != "" {
+		t.Errorf("the session token reached the upstream: Authorization %q", got)
+	}
+	// The same header carrying the provider's token instead: the app's
+	// session token goes, Apple's access token comes in its place.
+	e.handler = "forward_token apple header Authorization"
+	if err := e.Load(options{Global: e.corp}); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := apiGet(t, http.DefaultClient, e.Base+"/", bearer); status != http.StatusOK {
+		t.Fatalf("session token on a forward_token route: %d", status)
+	}
+	if got := e.Upstream.Last(t).Get("Authorization"); got != "Bearer apple-at" {
+		t.Errorf("upstream Authorization %q, want Apple's access token as a Bearer token", got)
+	}
+	e.handler = ""
+	if err := e.Load(options{Global: e.corp}); err != nil {
+		t.Fatal(err)
+	}
 
 	// A later sign-in (no name from Apple) finds the same user and keeps the name.
 	status, again := post(map[string]any{"id_token": a.idToken(claims), "code": a.mintCode(claims), "nonce": raw})

@@ -58,8 +58,9 @@ type Handler struct {
 type ForwardToken struct {
 	// Provider is the name of a configured provider.
 	Provider string `json:"provider"`
-	// Header carries the token. Default: X-Auth-Token-<Provider>. The token
-	// is also the placeholder {http.auth.token.<provider>}.
+	// Header carries the token. Default: X-Auth-Token-<Provider>. In
+	// Authorization it goes as "Bearer <token>", which Caddy's logs redact.
+	// The token is also the placeholder {http.auth.token.<provider>}.
 	Header string `json:"header,omitempty"`
 }
 
@@ -179,13 +180,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	repl.Set("http.auth.user.name", sess.Name)
 	repl.Set("http.auth.session.id", sess.ID)
 	gateway.SetIdentityHeaders(r.Header, sess, identity)
-	for name, token := range tokens {
-		r.Header[h.tokenHeaders[name]] = []string{token}
-		repl.Set("http.auth.token."+name, token)
-	}
 	gateway.StripGatewayCookies(r.Header)
 	if bearer {
 		r.Header.Del("Authorization") // the session token is the gateway's, not the app's
+	}
+	for name, token := range tokens {
+		header, value := h.tokenHeaders[name], token
+		if header == "Authorization" {
+			value = "Bearer " + token
+		}
+		r.Header[header] = []string{value}
+		repl.Set("http.auth.token."+name, token)
 	}
 	return next.ServeHTTP(w, r)
 }

@@ -297,11 +297,9 @@ func TestTokens_ForwardTokenHeaderAndPlaceholder(t *testing.T) {
 	signInCorp(b, e)
 	h := e.Upstream.Last(t)
 	token, ok := strings.CutPrefix(h.Get("Authorization"), "Bearer ")
-	if !ok {
-		token = h.Get("Authorization")
-	}
-	if token == "" || !userinfoWorks(t, op.UserinfoURL(), token) || h.Get("X-Auth-Token-Corp") != token {
-		t.Errorf("Authorization set %v, placeholder set %v: want the corp token in both", h.Get("Authorization") != "", h.Get("X-Auth-Token-Corp") != "")
+	if !ok || token == "" || !userinfoWorks(t, op.UserinfoURL(), token) || h.Get("X-Auth-Token-Corp") != token {
+		t.Errorf("Authorization is Bearer %v, placeholder set %v: want Authorization: Bearer <corp token>, and the bare token in the placeholder",
+			ok, h.Get("X-Auth-Token-Corp") != "")
 	}
 }
 
