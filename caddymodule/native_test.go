@@ -158,19 +158,7 @@ func TestNative_RedirectsOffTheAllowlistGetNoNonce(t *testing.T) {
 func TestNative_RedirectURLsAPI(t *testing.T) {
 	e, b := nativeEnv(t)
 	app := newNativeApp()
-	post := func(body string) (int, map[string]any) {
-		req, _ := http.NewRequest(http.MethodPost, e.Base+"/_auth/api/v1/redirect_urls", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+apiKey)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
-	}
+	post := func(body string) (int, map[string]any) { return apiPost(t, e, "/redirect_urls", body) }
 	for _, bad := range []string{`{"url":"javascript:alert(1)"}`, `{"url":"myapp://cb#x"}`, `{"url":"https://u:p@app.example/cb"}`, `{"url":""}`, `not json`} {
 		if status, out := post(bad); status/100 != 4 || !strings.Contains(mustJSON(t, out), "errors") {
 			t.Errorf("%s: %d %v", bad, status, out)

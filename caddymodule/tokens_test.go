@@ -35,6 +35,24 @@ func apiCall(t *testing.T, e *env, method, path string) (int, http.Header, any) 
 	return resp.StatusCode, resp.Header, out
 }
 
+// apiPost posts a JSON body to the backend API with the test key.
+func apiPost(t *testing.T, e *env, path, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.Base+"/_auth/api/v1"+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("POST %s: status %d, the body is not a JSON object: %v", path, resp.StatusCode, err)
+	}
+	return resp.StatusCode, out
+}
+
 // userinfoWorks reports whether an access token is accepted by a provider's
 // userinfo endpoint: the real test of a token.
 func userinfoWorks(t *testing.T, userinfoURL, token string) bool {

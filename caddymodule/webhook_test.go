@@ -358,24 +358,6 @@ func TestWebhooks_ReloadsKeepOneDispatcherAndSendEachEventOnce(t *testing.T) {
 	}
 }
 
-// apiPost posts a JSON body to the backend API with the test key.
-func apiPost(t *testing.T, e *env, path, body string) (int, map[string]any) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, e.Base+"/_auth/api/v1"+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+apiKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatalf("POST %s: status %d, the body is not a JSON object: %v", path, resp.StatusCode, err)
-	}
-	return resp.StatusCode, out
-}
-
 func TestWebhooks_AGivenUpEventComesBackWithAReplay(t *testing.T) {
 	h := newHookReceiver(t)
 	h.setDown(true)
