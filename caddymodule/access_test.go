@@ -3,10 +3,13 @@ package caddymodule_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/testop"
 )
 
 // userCount counts the users through the backend API.
@@ -41,7 +44,7 @@ func TestAllowEmails_OnlyAdmittedAddressesSignInAndNoOneElseIsCreated(t *testing
 		{person("Carol", "carol@partner.example", true), "carol@partner.example (your Dev provider account) is not one of them"},
 		{person("Sub", "sub@mail.example.com", true), "sub@mail.example.com (your Dev provider account) is not one of them"},
 		// An address the provider did not verify never counts.
-		{person("Mallory", "mallory@example.com", false), "your Dev provider account has no verified address among them"},
+		{person("Mallory", "mallory@example.com", false), "your Dev provider account is not one of them"},
 	} {
 		b := newBrowser(t)
 		resp, page := b.signInDev(e, "/", tc.who)
@@ -76,7 +79,7 @@ func TestAllowEmails_AReloadThatNarrowsTheRulesShutsOutSignedInUsers(t *testing.
 	}
 	served := len(e.Upstream.Requests())
 	resp, page := adaB.get(e.Base + "/")
-	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "no verified email address that this page admits") ||
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "Your account is not one that this page admits") ||
 		!strings.Contains(page, `action="/_auth/sign-out"`) || !strings.Contains(page, "ada@example.com") {
 		t.Fatalf("ada after the reload: status %d\n%s", resp.StatusCode, page)
 	}
@@ -195,5 +198,101 @@ func TestAllowEmails_NativeSignInsAreRefusedToo(t *testing.T) {
 	}
 	if n := userCount(t, e); n != 0 {
 		t.Errorf("%d users after a refused native sign-up, want 0", n)
+	}
+}
+
+// groupsEnv runs the gateway with the dev provider and one oidc provider
+// per op, each reading the groups claim; global are extra lines of the
+// socialgate global option.
+func groupsEnv(t *testing.T, ops map[string]*testop.Server, global string) *env {
+	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: freePort(t), devPort: freePort(t)}
+	e.Base = fmt.Sprintf("http://127.0.0.1:%d", e.port)
+	e.DevURL = fmt.Sprintf("http://127.0.0.1:%d", e.devPort)
+	for name, op := range ops {
+		e.corp += fmt.Sprintf("provider oidc %s {\n\t\t\tissuer %s\n\t\t\tclient_id test-client\n\t\t\tclient_secret test-secret\n\t\t\tfields {\n\t\t\t\tgroups groups\n\t\t\t}\n\t\t}\n\t\t", name, op.URL())
+	}
+	if err := e.Load(options{Global: e.corp + global}); err != nil {
+		t.Fatalf("loading config: %v", err)
+	}
+	e.stopAtCleanup()
+	return e
+}
+
+// signInWith signs a new browser in through an auto-approving testop
+// provider and returns the browser and the final status.
+func signInWith(t *testing.T, e *env, provider string) (*browser, int) {
+	b := newBrowser(t)
+	resp, _ := b.follow(b.get(location(t, b.startSignIn(e, "/", provider))))
+	return b, resp.StatusCode
+}
+
+func claimsWith(sub, email string, groups ...any) map[string]any {
+	return map[string]any{"sub": sub, "email": email, "email_verified": true, "name": sub, "groups": groups}
+}
+
+func TestAllowGroups_AGroupAdmitsOnlyFromTheProviderTheRuleNames(t *testing.T) {
+	corp := startOP(t, testop.Options{Claims: claimsWith("c1", "c1@corp.example", "staff", "admins")})
+	// hr sends the groups in userinfo only, as one string.
+	hr := startOP(t, testop.Options{Claims: claimsWith("h1", "h1@hr.example"), UserinfoOnly: []string{"groups"}})
+	hr.SetClaims(map[string]any{"sub": "h1", "email": "h1@hr.example", "email_verified": true, "groups": "admins"})
+	// forum lets its users name their own groups: its "admins" proves nothing.
+	forum := startOP(t, testop.Options{Claims: claimsWith("f1", "f1@forum.example", "admins")})
+	e := groupsEnv(t, map[string]*testop.Server{"corp": corp, "hr": hr, "forum": forum},
+		"api_key "+apiKey+"\n\t\tallow_groups corp:admins hr:admins")
+
+	b, status := signInWith(t, e, "corp")
+	if status != http.StatusOK {
+		t.Fatalf("corp admin (groups in the id_token): status %d", status)
+	}
+	if groups := accountsOf(b.me(e))[0]["groups"]; fmt.Sprint(groups) != "[staff admins]" {
+		t.Errorf("the account's groups = %v, want [staff admins]", groups)
+	}
+	if _, status := signInWith(t, e, "hr"); status != http.StatusOK {
+		t.Errorf("hr admin (groups in userinfo, one string): status %d", status)
+	}
+	if _, status := signInWith(t, e, "forum"); status != http.StatusForbidden {
+		t.Errorf("forum's own admins: status %d, want 403", status)
+	}
+	if resp, _ := newBrowser(t).signInDev(e, "/", ada); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a dev user without groups: status %d, want 403", resp.StatusCode)
+	}
+	if n := userCount(t, e); n != 2 {
+		t.Errorf("%d users, want the corp and hr admins", n)
+	}
+}
+
+func TestAllowGroups_ARouteSeesTheGroupsOfTheLastSignIn(t *testing.T) {
+	corp := startOP(t, testop.Options{Claims: claimsWith("c1", "c1@corp.example", "staff")})
+	e := groupsEnv(t, map[string]*testop.Server{"corp": corp}, "")
+	if err := e.Load(options{Global: e.corp, Site: "route /admin/* {\n\t\tsocialgate {\n\t\t\tallow_groups corp:admins\n\t\t}\n\t}"}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := signInWith(t, e, "corp")
+	if resp, _ := b.get(e.Base + "/"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("/: status %d", resp.StatusCode)
+	}
+	if resp, _ := b.get(e.Base + "/admin/"); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("/admin/ as staff: status %d, want 403", resp.StatusCode)
+	}
+	// Made an admin at the provider: the next sign-in brings the group.
+	corp.SetClaims(claimsWith("c1", "c1@corp.example", "staff", "admins"))
+	again, _ := signInWith(t, e, "corp")
+	if resp, _ := again.get(e.Base + "/admin/"); resp.StatusCode != http.StatusOK {
+		t.Errorf("/admin/ after signing in as an admin: status %d", resp.StatusCode)
+	}
+}
+
+func TestAllowGroups_ConfigErrorsNameTheRule(t *testing.T) {
+	corp := startOP(t, testop.Options{})
+	e := groupsEnv(t, map[string]*testop.Server{"corp": corp}, "")
+	for global, want := range map[string]string{
+		"allow_groups admins":        `allow_groups: "admins" is not provider:group (corp:admins)`,
+		"allow_groups nope:admins":   `allow_groups: "nope:admins": no provider named nope is configured`,
+		"allow_groups":               "wrong argument count",
+		"allow_groups corp:a corp: ": `allow_groups: "corp:" is not provider:group`,
+	} {
+		if err := e.Load(options{Global: e.corp + global}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", global, err, want)
+		}
 	}
 }

@@ -120,6 +120,13 @@ type App struct {
 	// addresses the provider verified count. Default: everyone.
 	AllowEmails []string `json:"allow_emails,omitempty"`
 
+	// AllowGroups admits only users with a linked account in one of these
+	// groups, each provider:group (corp:admins): the group as that provider
+	// asserted it at the account's last sign-in (its fields groups mapping).
+	// With AllowEmails, matching either admits; refusals work alike.
+	// Default: everyone.
+	AllowGroups []string `json:"allow_groups,omitempty"`
+
 	// RateLimits are per-client limits on the gateway's endpoints, by class:
 	// start (beginning a sign-in), callback, native (native app endpoints)
 	// and api (backend API). A client over the limit gets 429 with
@@ -255,7 +262,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("return_urls: %w", err)
 	}
-	allow, err := access.ParseEmails(a.AllowEmails)
+	names := make([]string, 0, len(providers))
+	for _, p := range providers {
+		names = append(names, p.Name())
+	}
+	admit, err := access.Parse(a.AllowEmails, a.AllowGroups, names)
 	if err != nil {
 		return err
 	}
@@ -315,14 +326,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Store:       ref.store,
 		Sessions:    sessions,
 		Flow: flow.New(flow.Config{Store: ref.store, Sessions: sessions, Sanitize: returnTo.Sanitize,
-			TTL: time.Duration(a.FlowTimeout), Logger: a.logger, AllowEmails: allow,
+			TTL: time.Duration(a.FlowTimeout), Logger: a.logger, Admit: admit,
 			NativeAllowed: func(ctx context.Context, u string) bool { return a.gateway.NativeAllowed(ctx, u) }}),
 		UI:       renderer,
 		Limits:   limits,
 		ClientIP: clientIP,
 		// Route requirements read linked accounts: cache them like sessions.
 		AccountsCache: cacheTTL,
-		AllowEmails:   allow,
+		Admit:         admit,
 		Tokens:        engine,
 		Identity:      identity,
 		API: api.New(api.Options{

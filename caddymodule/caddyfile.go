@@ -79,6 +79,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		identity_audience <aud...>
 //		return_urls      <url...>
 //		allow_emails     <address|*@domain...>
+//		allow_groups     <provider:group...>
 //		redirect_urls    <url...>
 //		rate_limit       <start|callback|native|api> <events> <window>
 //		app_name         <text>
@@ -145,6 +146,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			var rules []string
 			rules, err = someArgs(d)
 			a.AllowEmails = append(a.AllowEmails, rules...)
+		case "allow_groups":
+			var rules []string
+			rules, err = someArgs(d)
+			a.AllowGroups = append(a.AllowGroups, rules...)
 		case "rate_limit":
 			args := d.RemainingArgs()
 			if len(args) != 3 {
@@ -317,11 +322,11 @@ func parseProvider(d *caddyfile.Dispenser) (ProviderConfig, error) {
 func parseFields(d *caddyfile.Dispenser) (*provider.Mapping, error) {
 	m := new(provider.Mapping)
 	targets := map[string]*string{"id": &m.ID, "email": &m.Email, "email_verified": &m.EmailVerified,
-		"name": &m.Name, "picture": &m.Picture, "username": &m.Username}
+		"name": &m.Name, "picture": &m.Picture, "username": &m.Username, "groups": &m.Groups}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		target, ok := targets[d.Val()]
 		if !ok {
-			return nil, d.Errf("unknown profile field %q (want id, email, email_verified, name, picture or username)", d.Val())
+			return nil, d.Errf("unknown profile field %q (want id, email, email_verified, name, picture, username or groups)", d.Val())
 		}
 		if err := oneArg(d, target); err != nil {
 			return nil, err
@@ -383,10 +388,11 @@ func onOff(d *caddyfile.Dispenser) (*bool, error) {
 //		require       <provider> [scopes <scope...>]
 //		forward_token <provider> [header <name>]
 //		allow_emails  <address|*@domain...>
+//		allow_groups  <provider:group...>
 //	}
 //
-// require, forward_token and allow_emails may repeat; every requirement must
-// be met.
+// require, forward_token, allow_emails and allow_groups may repeat; every
+// requirement must be met (allow_emails and allow_groups together: either).
 func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	handler := new(Handler)
 	h.Next()
@@ -421,6 +427,12 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 				return nil, h.Errf("allow_emails: want <address|*@domain...>")
 			}
 			handler.AllowEmails = append(handler.AllowEmails, rules...)
+		case "allow_groups":
+			rules := h.RemainingArgs()
+			if len(rules) == 0 {
+				return nil, h.Errf("allow_groups: want <provider:group...>")
+			}
+			handler.AllowGroups = append(handler.AllowGroups, rules...)
 		default:
 			return nil, h.Errf("unrecognized socialgate option %q", h.Val())
 		}

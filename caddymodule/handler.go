@@ -47,8 +47,15 @@ type Handler struct {
 	// applies as well. Default: every signed-in user.
 	AllowEmails []string `json:"allow_emails,omitempty"`
 
+	// AllowGroups admits to this route only users with a linked account
+	// in one of these groups, each provider:group (corp:admins): the group
+	// as that provider asserted it at the account's last sign-in (see the
+	// provider's fields groups). With AllowEmails, matching either admits.
+	// Default: every signed-in user.
+	AllowGroups []string `json:"allow_groups,omitempty"`
+
 	gw           *gateway.Gateway
-	allow        *access.Emails
+	allow        *access.Rules
 	reqs         []gateway.Requirement
 	forward      []string          // provider names of ForwardTokens
 	tokenHeaders map[string]string // provider name → header
@@ -106,7 +113,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.forward = append(h.forward, ft.Provider)
 		h.tokenHeaders[ft.Provider] = header
 	}
-	h.allow, err = access.ParseEmails(h.AllowEmails)
+	h.allow, err = h.gw.Rules(h.AllowEmails, h.AllowGroups)
 	return err
 }
 

@@ -86,7 +86,9 @@ type ProviderConfig struct {
 	Scopes []string `json:"scopes,omitempty"`
 
 	// Fields map an oauth2 provider's userinfo JSON to the profile, as dotted
-	// paths. Default: id for the user id; the others are unset.
+	// paths. Default: id for the user id; the others are unset. Groups names
+	// where any provider keeps the person's groups (for OIDC a claim of the
+	// ID token, else of userinfo), for allow_groups; unset, none are read.
 	Fields *provider.Mapping `json:"fields,omitempty"`
 
 	// AuthParams are extra authorization request parameters.

@@ -1,10 +1,18 @@
-// Package access decides who may use a site by email address: the
-// allow_emails rules of the app (who may sign in at all) and of a route
-// (who may reach it). A rule is an address, ada@example.com, or a whole
-// domain, *@example.com; both match without regard to case. Only
-// addresses a provider verified count (each provider's own rules decide
-// what is verified: see the store's EmailAddress and the provider presets),
-// so nobody gets in by typing an address into an unverifying provider.
+// Package access decides who may use a site: the allow_emails and
+// allow_groups rules of the app (who may sign in at all) and of a route (who
+// may reach it). A user is admitted when one of their linked accounts
+// matches a rule of either kind.
+//
+// An email rule is an address, ada@example.com, or a whole domain,
+// *@example.com; both match without regard to case. Only addresses a
+// provider verified count (each provider's own rules decide what is
+// verified: see the store's EmailAddress and the provider presets), so
+// nobody gets in by typing an address into an unverifying provider.
+//
+// A group rule is provider:group, corp:admins: the group as the provider
+// named corp asserted it at the account's last sign-in (its fields groups
+// mapping). A group counts only from the provider the rule names, so
+// another provider whose users name their own groups cannot forge one.
 package access
 
 import (
@@ -15,34 +23,53 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
-// Emails is a set of allow_emails rules. The zero value, and nil, allow
-// everyone: no rule means no restriction.
-type Emails struct {
+// Rules is a set of allow_emails and allow_groups rules. Nil, and a set
+// without any rule, admit everyone: no rule means no restriction.
+type Rules struct {
 	addresses map[string]bool
 	domains   map[string]bool
+	groups    map[string][]string // provider name → groups
 }
 
-// ParseEmails reads rules. An error names the rule that is wrong.
-func ParseEmails(rules []string) (*Emails, error) {
-	if len(rules) == 0 {
+// Parse reads the rules. providers are the configured provider names a
+// group rule may name. An error names the rule that is wrong.
+func Parse(emails, groups, providers []string) (*Rules, error) {
+	if len(emails) == 0 && len(groups) == 0 {
 		return nil, nil
 	}
-	e := &Emails{addresses: map[string]bool{}, domains: map[string]bool{}}
-	for _, rule := range rules {
-		r := strings.ToLower(strings.TrimSpace(rule))
-		local, domain, ok := strings.Cut(r, "@")
-		switch {
-		case !ok || local == "" || !validDomain(domain):
-			return nil, fmt.Errorf("allow_emails: %q is neither an address (ada@example.com) nor a domain (*@example.com)", rule)
-		case local == "*":
-			e.domains[domain] = true
-		case strings.ContainsAny(local, "*@ \t") || len(r) > 254:
-			return nil, fmt.Errorf("allow_emails: %q: an address has no * (for a whole domain write *@example.com)", rule)
-		default:
-			e.addresses[r] = true
+	r := &Rules{addresses: map[string]bool{}, domains: map[string]bool{}, groups: map[string][]string{}}
+	for _, rule := range emails {
+		if err := r.addEmail(rule); err != nil {
+			return nil, err
 		}
 	}
-	return e, nil
+	for _, rule := range groups {
+		provider, group, ok := strings.Cut(rule, ":")
+		switch {
+		case !ok || provider == "" || group == "":
+			return nil, fmt.Errorf("allow_groups: %q is not provider:group (corp:admins)", rule)
+		case !slices.Contains(providers, provider):
+			return nil, fmt.Errorf("allow_groups: %q: no provider named %s is configured", rule, provider)
+		}
+		r.groups[provider] = append(r.groups[provider], group)
+	}
+	return r, nil
+}
+
+func (r *Rules) addEmail(rule string) error {
+	e := strings.ToLower(strings.TrimSpace(rule))
+	local, domain, ok := strings.Cut(e, "@")
+	switch {
+	case !ok || local == "" || !validDomain(domain):
+		return fmt.Errorf("allow_emails: %q is neither an address (ada@example.com) nor a domain (*@example.com)", rule)
+	case local == "*":
+		r.domains[domain] = true
+	case strings.ContainsAny(local, "*@ \t") || len(e) > 254:
+		return fmt.Errorf("allow_emails: %q: an address has no * (for a whole domain write *@example.com)", rule)
+	default:
+		r.addresses[e] = true
+	}
+	return nil
 }
 
 func validDomain(d string) bool {
@@ -57,37 +84,36 @@ func validDomain(d string) bool {
 	return true
 }
 
-// Restricts reports whether e has any rule.
-func (e *Emails) Restricts() bool { return e != nil && (len(e.addresses) > 0 || len(e.domains) > 0) }
+// Restricts reports whether r has any rule.
+func (r *Rules) Restricts() bool {
+	return r != nil && (len(r.addresses) > 0 || len(r.domains) > 0 || len(r.groups) > 0)
+}
 
-// Match reports whether an address matches a rule; with no rule every
-// address does.
-func (e *Emails) Match(address string) bool {
-	if !e.Restricts() {
-		return true
+// MatchEmail reports whether an address matches an email rule.
+func (r *Rules) MatchEmail(address string) bool {
+	if r == nil {
+		return false
 	}
 	a := strings.ToLower(address)
 	i := strings.LastIndexByte(a, '@')
 	if i <= 0 {
 		return false
 	}
-	return e.addresses[a] || e.domains[a[i+1:]]
+	return r.addresses[a] || r.domains[a[i+1:]]
 }
 
-// AllowsUser reports whether one of the user's verified addresses matches.
-func (e *Emails) AllowsUser(u *store.User) bool {
-	if !e.Restricts() {
+// Admits reports whether one of a user's linked accounts matches a rule:
+// its verified address an email rule, or one of its groups a group rule
+// naming its provider. With no rule it admits everyone.
+func (r *Rules) Admits(accounts []*store.ExternalAccount) bool {
+	if !r.Restricts() {
 		return true
 	}
-	return slices.ContainsFunc(u.Emails, func(a store.EmailAddress) bool { return a.Verified && e.Match(a.Email) })
-}
-
-// AllowsAccounts reports whether one of a user's linked accounts has a
-// verified address that matches: the same answer as AllowsUser, from the
-// accounts that vouch for the user's addresses.
-func (e *Emails) AllowsAccounts(accounts []*store.ExternalAccount) bool {
-	if !e.Restricts() {
-		return true
-	}
-	return slices.ContainsFunc(accounts, func(a *store.ExternalAccount) bool { return a.EmailVerified && e.Match(a.Email) })
+	return slices.ContainsFunc(accounts, func(a *store.ExternalAccount) bool {
+		if a.EmailVerified && r.MatchEmail(a.Email) {
+			return true
+		}
+		want := r.groups[a.Provider]
+		return len(want) > 0 && slices.ContainsFunc(a.Groups, func(g string) bool { return slices.Contains(want, g) })
+	})
 }

@@ -7,17 +7,33 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
-func TestParseEmails_RefusesWhatIsNotAnAddressOrADomain(t *testing.T) {
+func TestParse_RefusesWhatIsNotAnAddressOrADomain(t *testing.T) {
 	for _, rule := range []string{"example.com", "@example.com", "*@", "ada@", "*@*.example.com", "a*a@example.com",
 		"*@exa mple.com", "*@example..com", "*@.example.com", "ada@example.com.", "a@b@c.com", ""} {
-		if _, err := ParseEmails([]string{"ok@example.com", rule}); err == nil || !strings.Contains(err.Error(), "allow_emails: \""+rule+"\"") {
+		if _, err := Parse([]string{"ok@example.com", rule}, nil, nil); err == nil || !strings.Contains(err.Error(), "allow_emails: \""+rule+"\"") {
 			t.Errorf("%q: %v", rule, err)
 		}
 	}
 }
 
-func TestEmails_MatchAddressesAndWholeDomainsWithoutCase(t *testing.T) {
-	e, err := ParseEmails([]string{"Ada@Example.com", "*@Corp.Example"})
+func TestParse_GroupRulesNameAConfiguredProvider(t *testing.T) {
+	for rule, want := range map[string]string{
+		"admins":      `allow_groups: "admins" is not provider:group`,
+		"corp:":       `allow_groups: "corp:" is not provider:group`,
+		":admins":     `allow_groups: ":admins" is not provider:group`,
+		"other:admin": `allow_groups: "other:admin": no provider named other is configured`,
+	} {
+		if _, err := Parse(nil, []string{rule}, []string{"corp", "github"}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", rule, err, want)
+		}
+	}
+	if _, err := Parse(nil, []string{"corp:team:a/b c"}, []string{"corp"}); err != nil {
+		t.Errorf("a group with : / and a space: %v", err)
+	}
+}
+
+func TestRules_MatchAddressesAndWholeDomainsWithoutCase(t *testing.T) {
+	r, err := Parse([]string{"Ada@Example.com", "*@Corp.Example"}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,38 +43,50 @@ func TestEmails_MatchAddressesAndWholeDomainsWithoutCase(t *testing.T) {
 		"bob@corp.example.evil.com": false, "bob@evilcorp.example": false, "corp.example": false,
 		"@corp.example": false, "ada@example.com@evil.com": false, "": false,
 	} {
-		if got := e.Match(address); got != want {
-			t.Errorf("Match(%q) = %v, want %v", address, got, want)
+		if got := r.MatchEmail(address); got != want {
+			t.Errorf("MatchEmail(%q) = %v, want %v", address, got, want)
 		}
 	}
 }
 
-func TestEmails_OnlyVerifiedAddressesCount(t *testing.T) {
-	e, _ := ParseEmails([]string{"*@example.com"})
-	unverified := &store.User{Emails: []store.EmailAddress{{Email: "ada@example.com"}, {Email: "ada@gmail.com", Verified: true}}}
-	if e.AllowsUser(unverified) {
-		t.Error("a user whose matching address is unverified is allowed")
-	}
-	verified := &store.User{Emails: []store.EmailAddress{{Email: "ada@gmail.com", Verified: true}, {Email: "ada@example.com", Verified: true}}}
-	if !e.AllowsUser(verified) {
-		t.Error("a user with a verified matching address (not the first) is refused")
-	}
+func TestRules_OnlyVerifiedAddressesCount(t *testing.T) {
+	r, _ := Parse([]string{"*@example.com"}, nil, nil)
 	accounts := []*store.ExternalAccount{{Email: "ada@example.com"}, {Email: "ada@gmail.com", EmailVerified: true}}
-	if e.AllowsAccounts(accounts) {
-		t.Error("accounts whose matching address is unverified are allowed")
+	if r.Admits(accounts) {
+		t.Error("accounts whose matching address is unverified are admitted")
 	}
 	accounts[0].EmailVerified = true
-	if !e.AllowsAccounts(accounts) {
-		t.Error("accounts with a verified matching address are refused")
+	if !r.Admits(accounts) {
+		t.Error("accounts with a verified matching address (not the first) are refused")
 	}
 }
 
-func TestEmails_NoRulesAllowEveryone(t *testing.T) {
-	e, err := ParseEmails(nil)
-	if err != nil || e.Restricts() {
-		t.Fatalf("no rules: %v, restricts %v", err, e.Restricts())
+func TestRules_AGroupCountsOnlyFromTheProviderItNames(t *testing.T) {
+	r, _ := Parse([]string{"boss@example.com"}, []string{"corp:admins", "corp:ops"}, []string{"corp", "gitlab"})
+	for _, tc := range []struct {
+		name     string
+		accounts []*store.ExternalAccount
+		want     bool
+	}{
+		{"in the group", []*store.ExternalAccount{{Provider: "corp", Groups: []string{"staff", "ops"}}}, true},
+		{"the same name at another provider", []*store.ExternalAccount{{Provider: "gitlab", Groups: []string{"admins"}}}, false},
+		{"not in the group", []*store.ExternalAccount{{Provider: "corp", Groups: []string{"staff", "Admins"}}}, false},
+		{"no groups", []*store.ExternalAccount{{Provider: "corp"}}, false},
+		{"another account's group", []*store.ExternalAccount{{Provider: "gitlab"}, {Provider: "corp", Groups: []string{"admins"}}}, true},
+		{"an email rule instead", []*store.ExternalAccount{{Provider: "gitlab", Email: "boss@example.com", EmailVerified: true}}, true},
+	} {
+		if got := r.Admits(tc.accounts); got != tc.want {
+			t.Errorf("%s: Admits = %v, want %v", tc.name, got, tc.want)
+		}
 	}
-	if !e.Match("anyone@anywhere.example") || !e.AllowsUser(&store.User{}) || !e.AllowsAccounts(nil) {
+}
+
+func TestRules_NoRulesAdmitEveryone(t *testing.T) {
+	r, err := Parse(nil, nil, nil)
+	if err != nil || r.Restricts() {
+		t.Fatalf("no rules: %v, restricts %v", err, r.Restricts())
+	}
+	if !r.Admits(nil) || !r.Admits([]*store.ExternalAccount{{Email: "x@y.example"}}) {
 		t.Error("no rules refused someone")
 	}
 }

@@ -59,6 +59,7 @@ func ExternalAccount(a *store.ExternalAccount) map[string]any {
 		"username":         a.Username,
 		"image_url":        a.ImageURL,
 		"approved_scopes":  strings.Join(a.ApprovedScopes, " "),
+		"groups":           orEmptyList(a.Groups),
 		"label":            a.Label,
 		"verification":     map[string]any{"status": a.Status},
 		"created_at":       a.CreatedAt.UnixMilli(),

@@ -151,15 +151,14 @@ func (f *Flow) SignInResult(ctx context.Context, p *provider.Provider, res *prov
 }
 
 // admit is the store's Admit for a sign-in with acc at p: nil when the app
-// admits everyone, else a check of allow_emails against the user the
-// sign-in resolves to, who may hold an admitted address through another
-// account.
-func (f *Flow) admit(p *provider.Provider, acc store.ExternalAccount) func(*store.User) error {
-	if !f.AllowEmails.Restricts() {
+// admits everyone, else a check of the rules against the accounts of the
+// user the sign-in resolves to, who may be admitted through another one.
+func (f *Flow) admit(p *provider.Provider, acc store.ExternalAccount) func(*store.User, []*store.ExternalAccount) error {
+	if !f.Admit.Restricts() {
 		return nil
 	}
-	return func(u *store.User) error {
-		if f.AllowEmails.AllowsUser(u) {
+	return func(_ *store.User, accounts []*store.ExternalAccount) error {
+		if f.Admit.Admits(accounts) {
 			return nil
 		}
 		return errNotAdmitted(p, acc)
@@ -226,6 +225,7 @@ func account(p *provider.Provider, res *provider.Result) store.ExternalAccount {
 		Username:       res.Profile.Username,
 		ImageURL:       res.Profile.ImageURL,
 		ApprovedScopes: res.Scopes,
+		Groups:         res.Profile.Groups,
 		Tokens: store.TokenSet{
 			AccessToken:  tok.AccessToken,
 			RefreshToken: tok.RefreshToken,

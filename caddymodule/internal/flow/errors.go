@@ -91,15 +91,17 @@ var (
 		Message: "You came back with a different account than the one you were renewing. Nothing was changed."}
 )
 
-// ReasonNotAdmitted is the reason of a sign-in that allow_emails refused.
+// ReasonNotAdmitted is the reason of a sign-in that allow_emails and
+// allow_groups refused.
 const ReasonNotAdmitted = "not_admitted"
 
-// errNotAdmitted refuses a sign-in by allow_emails. It names the account's
-// own address, which the person knows, and never the rules.
+// errNotAdmitted refuses a sign-in by allow_emails and allow_groups. It
+// names the account's own address, which the person knows, and never the
+// rules.
 func errNotAdmitted(p *provider.Provider, acc store.ExternalAccount) *Error {
-	msg := fmt.Sprintf("This site admits only certain email addresses, and your %s account has no verified address among them. Sign in with another account.", p.DisplayName())
+	msg := fmt.Sprintf("This site admits only certain people, and your %s account is not one of them. Sign in with another account.", p.DisplayName())
 	if acc.Email != "" && acc.EmailVerified {
-		msg = fmt.Sprintf("This site admits only certain email addresses, and %s (your %s account) is not one of them. Sign in with another account.", acc.Email, p.DisplayName())
+		msg = fmt.Sprintf("This site admits only certain people, and %s (your %s account) is not one of them. Sign in with another account.", acc.Email, p.DisplayName())
 	}
 	return &Error{Status: http.StatusForbidden, Reason: ReasonNotAdmitted, Message: msg}
 }

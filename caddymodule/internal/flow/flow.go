@@ -45,11 +45,11 @@ type Config struct {
 	// NativeAllowed reports whether a native app's redirect URL is on the
 	// allowlist; checked when a native flow starts and again when it ends.
 	NativeAllowed func(ctx context.Context, url string) bool
-	// AllowEmails admits to sign-in only users with a verified address it
-	// matches (the app's allow_emails); nil admits everyone. A refused
+	// Admit admits to sign-in only users one of whose accounts matches (the
+	// app's allow_emails and allow_groups); nil admits everyone. A refused
 	// first sign-in creates no user.
-	AllowEmails *access.Emails
-	Logger      *zap.Logger
+	Admit  *access.Rules
+	Logger *zap.Logger
 }
 
 // Flow starts and completes authorizations. Safe for concurrent use.

@@ -9,27 +9,37 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
 )
 
+// Rules reads allow_emails and allow_groups rules; a group rule must name
+// a configured provider.
+func (g *Gateway) Rules(emails, groups []string) (*access.Rules, error) {
+	names := make([]string, 0, len(g.Providers))
+	for _, p := range g.Providers {
+		names = append(names, p.Name())
+	}
+	return access.Parse(emails, groups, names)
+}
+
 // Admitted reports whether the session's user may use a route: the app's
-// allow_emails (Config.AllowEmails) and the route's (nil for none) each need
-// one of the user's verified addresses. It is asked on every request, so a
-// reload that narrows the rules shuts out signed-in users at once. With no
-// rule at all it reads nothing.
-func (g *Gateway) Admitted(ctx context.Context, sess *store.Session, route *access.Emails) (bool, error) {
-	if !g.AllowEmails.Restricts() && !route.Restricts() {
+// rules (Config.Admit) and the route's (nil for none) each need one of the
+// user's linked accounts to match. It is asked on every request, so a reload
+// that narrows the rules shuts out signed-in users at once. With no rule at
+// all it reads nothing.
+func (g *Gateway) Admitted(ctx context.Context, sess *store.Session, route *access.Rules) (bool, error) {
+	if !g.Admit.Restricts() && !route.Restricts() {
 		return true, nil
 	}
 	accounts, err := g.accountsOf(ctx, sess.UserID)
 	if err != nil {
 		return false, err
 	}
-	return g.AllowEmails.AllowsAccounts(accounts) && route.AllowsAccounts(accounts), nil
+	return g.Admit.Admits(accounts) && route.Admits(accounts), nil
 }
 
-// DenyNotAdmitted answers a signed-in request that allow_emails does not
-// admit: 403, for a browser a page with a sign-out button (to sign in with
-// another account), for the rest JSON.
+// DenyNotAdmitted answers a signed-in request that allow_emails and
+// allow_groups do not admit: 403, for a browser a page with a sign-out button
+// (to sign in with another account), for the rest JSON.
 func (g *Gateway) DenyNotAdmitted(w http.ResponseWriter, r *http.Request, sess *store.Session) {
-	const msg = "Your account has no verified email address that this page admits. Sign out, then sign in with another account."
+	const msg = "Your account is not one that this page admits. Sign out, then sign in with another account."
 	w.Header().Set("Cache-Control", "no-store")
 	if !wantsHTML(r) {
 		writeJSON(w, http.StatusForbidden, errorBody("not_admitted", msg, nil))

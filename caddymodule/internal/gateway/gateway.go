@@ -58,10 +58,11 @@ type Config struct {
 	// AccountsCache is how long the linked accounts that route requirements
 	// check stay in memory; zero reads them on every such request.
 	AccountsCache time.Duration
-	// AllowEmails is the app's allow_emails: signed-in users need a verified
-	// address it matches on every route (see Admitted). Nil admits everyone.
-	AllowEmails *access.Emails
-	Logger      *zap.Logger
+	// Admit is the app's allow_emails and allow_groups: signed-in users need
+	// an account that matches on every route (see Admitted). Nil admits
+	// everyone.
+	Admit  *access.Rules
+	Logger *zap.Logger
 }
 
 // Gateway serves the endpoints and makes the sign-in decisions. Safe for

@@ -215,15 +215,16 @@ func BenchmarkPassThrough(b *testing.B) {
 	}
 }
 
-// BenchmarkAdmitted is what allow_emails adds to a request: the linked
-// accounts from the cache, and a match of their verified addresses.
+// BenchmarkAdmitted is what allow_emails and allow_groups add to a request:
+// the linked accounts from the cache, and a match of their verified
+// addresses and groups.
 func BenchmarkAdmitted(b *testing.B) {
 	g := newSignedInGateway(b)
-	rules, err := access.ParseEmails([]string{"*@example.com", "grace@partner.example"})
+	rules, err := access.Parse([]string{"*@example.com", "grace@partner.example"}, []string{"dev:admins"}, []string{"dev"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	g.gw.AllowEmails = rules
+	g.gw.Admit = rules
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

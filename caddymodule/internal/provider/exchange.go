@@ -27,6 +27,9 @@ type Profile struct {
 	Name          string
 	Username      string
 	ImageURL      string
+	// Groups are the person's groups, when the provider's mapping names
+	// where they are (Mapping.Groups).
+	Groups []string
 }
 
 // Callback is what the provider's redirect carried, plus the secrets of the
@@ -219,6 +222,7 @@ func (p *Provider) verifyOIDC(ctx context.Context, e *endpoints, tok *oauth2.Tok
 	if s := lookupString(all, p.pre.subjectClaim); s != "" {
 		res.Profile.Subject = s
 	}
+	res.Profile.Groups = p.groups(all)
 	if e.userinfo == "" {
 		return all, nil
 	}
@@ -235,6 +239,9 @@ func (p *Provider) verifyOIDC(ctx context.Context, e *endpoints, tok *oauth2.Tok
 		return nil, fmt.Errorf("%w: userinfo sub differs from the id_token's", ErrRejected)
 	}
 	res.Profile.fillFrom(u.profile(), u.EmailVerified.set)
+	if len(res.Profile.Groups) == 0 {
+		res.Profile.Groups = p.groups(info)
+	}
 	return all, nil
 }
 

@@ -89,6 +89,7 @@ func (p *Provider) ExchangeNative(ctx context.Context, in NativeApple) (*Result,
 	res := &Result{Issuer: p.cfg.Issuer, Token: tok, IDToken: in.IDToken, Profile: c.profile(),
 		Scopes: slices.Clone(p.RequiredScopes())}
 	res.Profile.EmailVerified = p.emailVerified(res.Profile, all)
+	res.Profile.Groups = p.groups(all)
 	if name := strings.TrimSpace(in.GivenName + " " + in.FamilyName); name != "" {
 		res.Profile.Name = name
 	}
@@ -152,6 +153,7 @@ func (p *Provider) VerifyNativeIDToken(ctx context.Context, idToken, rawNonce st
 		return nil, fmt.Errorf("%w: id_token: %v", ErrRejected, err)
 	}
 	res := &Result{Issuer: p.cfg.Issuer, Token: &oauth2.Token{}, IDToken: idToken, Profile: c.profile()}
+	res.Profile.Groups = p.groups(all)
 	if p.pre.tenantIssuer {
 		if res.Issuer, err = tenantIssuer(e.d.issuer, idt.Issuer, lookupString(all, "tid")); err != nil {
 			return nil, fmt.Errorf("%w: id_token: %v", ErrRejected, err)

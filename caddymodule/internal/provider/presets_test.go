@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -290,7 +291,7 @@ func TestPresets_SignInRefreshRevoke(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Exchange: %v", err)
 			}
-			if res.Profile != tc.profile {
+			if !reflect.DeepEqual(res.Profile, tc.profile) {
 				t.Errorf("profile\n got %+v\nwant %+v", res.Profile, tc.profile)
 			}
 			if res.Issuer != tc.issuer(f) {

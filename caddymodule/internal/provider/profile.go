@@ -28,6 +28,7 @@ func (p *Provider) oauth2Profile(ctx context.Context, e *endpoints, tok *oauth2.
 		Name:     lookupString(doc, m.Name),
 		Username: lookupString(doc, m.Username),
 		ImageURL: lookupString(doc, m.Picture),
+		Groups:   p.groups(doc),
 	}
 	if m.EmailVerified != "" {
 		prof.EmailVerified = lookupBool(doc, m.EmailVerified) && prof.Email != ""
@@ -44,6 +45,36 @@ func (p *Provider) oauth2Profile(ctx context.Context, e *endpoints, tok *oauth2.
 	}
 	res.Profile = prof
 	return doc, nil
+}
+
+// Bounds of the groups read from a profile.
+const (
+	maxGroups    = 256
+	maxGroupName = 256
+)
+
+// groups reads the person's groups where the mapping says (nil when it
+// names no place): a list of strings, or one string. Other values, empty
+// names and names over maxGroupName are skipped; at most maxGroups are kept.
+func (p *Provider) groups(doc map[string]any) []string {
+	if p.cfg.Mapping.Groups == "" {
+		return nil
+	}
+	v, _ := lookup(doc, p.cfg.Mapping.Groups)
+	var list []any
+	switch v := v.(type) {
+	case string:
+		list = []any{v}
+	case []any:
+		list = v
+	}
+	out := []string{}
+	for _, g := range list {
+		if s, ok := g.(string); ok && s != "" && len(s) <= maxGroupName && len(out) < maxGroups {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // primaryEmail picks the email to report from an emails endpoint's answer:

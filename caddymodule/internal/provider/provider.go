@@ -117,6 +117,11 @@ type Mapping struct {
 	Name          string `json:"name,omitempty"`
 	Picture       string `json:"picture,omitempty"`
 	Username      string `json:"username,omitempty"`
+	// Groups is where the person's groups are: a list of strings, or one
+	// string. For an OIDC provider it names a claim of the ID token, else
+	// of userinfo ("groups" at Keycloak, Authentik, Okta). No default: the
+	// groups are read only when it is set.
+	Groups string `json:"groups,omitempty"`
 }
 
 // Provider is a configured, ready-to-use provider. Safe for concurrent use.
@@ -315,7 +320,7 @@ func (m Mapping) overriddenBy(o Mapping) Mapping {
 		v   string
 	}{
 		{&m.ID, o.ID}, {&m.Email, o.Email}, {&m.EmailVerified, o.EmailVerified},
-		{&m.Name, o.Name}, {&m.Picture, o.Picture}, {&m.Username, o.Username},
+		{&m.Name, o.Name}, {&m.Picture, o.Picture}, {&m.Username, o.Username}, {&m.Groups, o.Groups},
 	} {
 		if f.v != "" {
 			*f.dst = f.v

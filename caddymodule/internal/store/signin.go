@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,8 +63,11 @@ func signInKnown(txn *badger.Txn, out *Outbox, in SignIn, now time.Time, eacID s
 		return SignInResult{}, inconsistent(err, "account %s belongs to user %s", acc.ID, acc.UserID)
 	}
 	acc.Refresh(&in.Account, now)
-	changed, err := AdoptAccount(badgerEmails{txn}, &u, &acc, now, in.Admit)
+	changed, err := AdoptAccount(badgerEmails{txn}, &u, &acc, now)
 	if err != nil {
+		return SignInResult{}, err
+	}
+	if err := in.CheckAdmission(&u, &acc, func() ([]*ExternalAccount, error) { return accountsOf(txn, u.ID) }); err != nil {
 		return SignInResult{}, err
 	}
 	if err := setJSON(txn, eacKey(acc.ID), &acc, 0); err != nil {
@@ -128,8 +132,11 @@ func signInNew(txn *badger.Txn, out *Outbox, in SignIn, now time.Time) (SignInRe
 	acc.Status = StatusVerified
 	acc.CreatedAt = now
 	acc.UpdatedAt = now
-	changed, err := AdoptAccount(badgerEmails{txn}, &u, &acc, now, in.Admit)
+	changed, err := AdoptAccount(badgerEmails{txn}, &u, &acc, now)
 	if err != nil {
+		return SignInResult{}, err
+	}
+	if err := in.CheckAdmission(&u, &acc, func() ([]*ExternalAccount, error) { return accountsOf(txn, u.ID) }); err != nil {
 		return SignInResult{}, err
 	}
 	if err := txn.Set(identityKey(acc.Issuer, acc.Subject), []byte(acc.ID)); err != nil {
@@ -174,6 +181,7 @@ func (acc *ExternalAccount) Refresh(from *ExternalAccount, now time.Time) {
 	acc.Username = cmp.Or(from.Username, acc.Username)
 	acc.ImageURL = cmp.Or(from.ImageURL, acc.ImageURL)
 	acc.ApprovedScopes = from.ApprovedScopes
+	acc.Groups = from.Groups // as of this sign-in: none is none
 	refreshToken := acc.Tokens.RefreshToken
 	acc.Tokens = from.Tokens
 	acc.Tokens.RefreshToken = cmp.Or(from.Tokens.RefreshToken, refreshToken)
@@ -183,20 +191,14 @@ func (acc *ExternalAccount) Refresh(from *ExternalAccount, now time.Time) {
 
 // AdoptAccount records a sign-in through acc on its user u, updating u and
 // idx: the sign-in time, the account's email (SyncEmail), and its name and
-// picture when u has none yet (AdoptProfile). Then admit, when set (see
-// SignIn.Admit), decides on u as the sign-in leaves it; its error aborts the
-// sign-in. changed reports a change beyond the sign-in time; the caller saves
-// u. Every Store implementation applies sign-ins this way.
-func AdoptAccount(idx EmailIndex, u *User, acc *ExternalAccount, now time.Time, admit func(*User) error) (changed bool, err error) {
+// picture when u has none yet (AdoptProfile). changed reports a change
+// beyond the sign-in time; the caller saves u. Every Store implementation
+// applies sign-ins this way.
+func AdoptAccount(idx EmailIndex, u *User, acc *ExternalAccount, now time.Time) (changed bool, err error) {
 	u.LastSignInAt = now
 	changed, err = SyncEmail(idx, u, acc)
 	if err != nil {
 		return false, err
-	}
-	if admit != nil {
-		if err := admit(u); err != nil {
-			return false, err
-		}
 	}
 	if u.AdoptProfile(acc) {
 		changed = true
@@ -205,6 +207,22 @@ func AdoptAccount(idx EmailIndex, u *User, acc *ExternalAccount, now time.Time, 
 		u.UpdatedAt = now
 	}
 	return changed, nil
+}
+
+// CheckAdmission asks in.Admit, when set, about u and its accounts as the sign-in
+// leaves them: stored lists u's accounts as the transaction sees them, and
+// acc (refreshed, or new) takes the place of its stored copy. Every Store
+// implementation calls it after AdoptAccount, before writing u and acc.
+func (in *SignIn) CheckAdmission(u *User, acc *ExternalAccount, stored func() ([]*ExternalAccount, error)) error {
+	if in.Admit == nil {
+		return nil
+	}
+	accounts, err := stored()
+	if err != nil {
+		return err
+	}
+	accounts = slices.DeleteFunc(accounts, func(a *ExternalAccount) bool { return a.ID == acc.ID })
+	return in.Admit(u, append(accounts, acc))
 }
 
 // AdoptProfile gives u the account's name and picture where u has none;

@@ -159,10 +159,11 @@ type SignIn struct {
 	// say the email is verified.
 	LinkByVerifiedEmail bool
 	// Admit, when set, is asked whether the user the identity resolves to
-	// may sign in, with the user as the sign-in leaves it (the identity's
+	// may sign in, with the user and all their linked accounts as the
+	// sign-in leaves them (the identity's account refreshed or added, its
 	// email merged in). An error aborts the sign-in: nothing is written, no
 	// user is created, and SignIn returns the error wrapped.
-	Admit func(u *User) error
+	Admit func(u *User, accounts []*ExternalAccount) error
 	// Now is the time of the sign-in.
 	Now time.Time
 }
@@ -211,22 +212,25 @@ type EmailAddress struct {
 // ExternalAccount is an identity at a provider linked to a user. Its id looks
 // like eac_…. The identity key is (Issuer, Subject), never the email.
 type ExternalAccount struct {
-	ID             string    `json:"id"`
-	UserID         string    `json:"user_id"`
-	Provider       string    `json:"provider"`
-	Issuer         string    `json:"issuer"`
-	Subject        string    `json:"subject"`
-	Email          string    `json:"email,omitempty"`
-	EmailVerified  bool      `json:"email_verified,omitempty"`
-	Name           string    `json:"name,omitempty"`
-	Username       string    `json:"username,omitempty"`
-	ImageURL       string    `json:"image_url,omitempty"`
-	ApprovedScopes []string  `json:"approved_scopes,omitempty"`
-	Tokens         TokenSet  `json:"tokens"`
-	Status         string    `json:"status"`
-	Label          string    `json:"label,omitempty"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	ID             string   `json:"id"`
+	UserID         string   `json:"user_id"`
+	Provider       string   `json:"provider"`
+	Issuer         string   `json:"issuer"`
+	Subject        string   `json:"subject"`
+	Email          string   `json:"email,omitempty"`
+	EmailVerified  bool     `json:"email_verified,omitempty"`
+	Name           string   `json:"name,omitempty"`
+	Username       string   `json:"username,omitempty"`
+	ImageURL       string   `json:"image_url,omitempty"`
+	ApprovedScopes []string `json:"approved_scopes,omitempty"`
+	// Groups are the groups the provider asserted at the last sign-in (its
+	// groups mapping; none without one).
+	Groups    []string  `json:"groups,omitempty"`
+	Tokens    TokenSet  `json:"tokens"`
+	Status    string    `json:"status"`
+	Label     string    `json:"label,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // TokenSet is what a provider's token endpoint returned for an account.

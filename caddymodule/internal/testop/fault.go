@@ -125,6 +125,9 @@ const (
 // means the authorization request sent none (or this is a refresh).
 func (s *Server) idToken(claimsJSON []byte, nonce string, f Fault, now time.Time) string {
 	claims := decodeObject(claimsJSON)
+	for _, name := range s.userinfoOnly {
+		delete(claims, name)
+	}
 	claims["iss"] = s.URL()
 	claims["aud"] = s.clientID
 	claims["iat"] = now.Unix()

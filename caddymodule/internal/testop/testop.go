@@ -62,6 +62,10 @@ type Options struct {
 	// hour; a negative value means the tokens never expire and expires_in is
 	// omitted from token responses.
 	AccessTokenLifetime time.Duration
+	// UserinfoOnly names claims that go to userinfo but not into the
+	// id_token, as providers do with large or optional claims (OIDC Core
+	// 5.4). OIDC mode only.
+	UserinfoOnly []string
 	// IssueRefreshToken makes token responses carry a refresh_token. The
 	// refresh_token grant rotates it: the old one stops working. Default: false.
 	IssueRefreshToken bool
@@ -117,6 +121,7 @@ type Server struct {
 	clientSecret string
 	lifetime     time.Duration
 	refresh      bool
+	userinfoOnly []string
 	key          *rsa.PrivateKey
 	kid          string
 	strayKey     func() *rsa.PrivateKey // FaultUnknownKid's key, generated on first use
@@ -157,6 +162,7 @@ func Start(t testing.TB, opts Options) *Server {
 		clientSecret:  cmp.Or(opts.ClientSecret, "test-secret"),
 		lifetime:      cmp.Or(opts.AccessTokenLifetime, time.Hour),
 		refresh:       opts.IssueRefreshToken,
+		userinfoOnly:  opts.UserinfoOnly,
 		key:           key,
 		kid:           "k-" + rand.Text()[:10],
 		strayKey:      sync.OnceValue(mustRSAKey),

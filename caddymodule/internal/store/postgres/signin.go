@@ -72,8 +72,11 @@ func (s *Store) signInKnown(ctx context.Context, tx pgx.Tx, out *store.Outbox, i
 		return store.SignInResult{}, err
 	}
 	acc.Refresh(&in.Account, now)
-	changed, err := store.AdoptAccount(pgEmails{ctx, tx}, u, acc, now, in.Admit) // u is locked (lockUser)
+	changed, err := store.AdoptAccount(pgEmails{ctx, tx}, u, acc, now) // u is locked (lockUser)
 	if err != nil {
+		return store.SignInResult{}, err
+	}
+	if err := in.CheckAdmission(u, acc, func() ([]*store.ExternalAccount, error) { return s.accountsOf(ctx, tx, u.ID) }); err != nil {
 		return store.SignInResult{}, err
 	}
 	if err := s.saveAccount(ctx, tx, acc); err != nil {
@@ -151,8 +154,11 @@ func (s *Store) signInNew(ctx context.Context, tx pgx.Tx, out *store.Outbox, in 
 	if err := s.insertAccount(ctx, tx, &acc); err != nil {
 		return store.SignInResult{}, err
 	}
-	changed, err := store.AdoptAccount(pgEmails{ctx, tx}, u, &acc, now, in.Admit)
+	changed, err := store.AdoptAccount(pgEmails{ctx, tx}, u, &acc, now)
 	if err != nil {
+		return store.SignInResult{}, err
+	}
+	if err := in.CheckAdmission(u, &acc, func() ([]*store.ExternalAccount, error) { return s.accountsOf(ctx, tx, u.ID) }); err != nil {
 		return store.SignInResult{}, err
 	}
 	if userCreated && in.LinkToUser == "" && in.LinkByVerifiedEmail && a.EmailVerified && a.Email != "" {

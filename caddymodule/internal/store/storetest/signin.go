@@ -15,7 +15,9 @@ func signInFirstCreatesUserAndAccountSecondFindsThem(t *testing.T, o opener) {
 	e := o.env(t)
 	e.needClock()
 	ctx := context.Background()
-	first := e.signIn(store.SignIn{Account: account("alice", "Alice@Example.com", true)})
+	withGroups := account("alice", "Alice@Example.com", true)
+	withGroups.Groups = []string{"staff", "admins"}
+	first := e.signIn(store.SignIn{Account: withGroups})
 	if !first.UserCreated || !first.AccountCreated {
 		t.Fatalf("first sign-in: created user %v, account %v; want both", first.UserCreated, first.AccountCreated)
 	}
@@ -35,6 +37,7 @@ func signInFirstCreatesUserAndAccountSecondFindsThem(t *testing.T, o opener) {
 	again.Name = "" // Apple sends the name only once
 	again.Tokens = store.TokenSet{AccessToken: "at-2"}
 	again.ApprovedScopes = []string{"openid", "email"}
+	again.Groups = []string{"staff"} // left admins at the provider
 	second := e.signIn(store.SignIn{Account: again, Now: e.clk.Now()})
 	if second.UserCreated || second.AccountCreated || second.User.ID != u.ID || second.Account.ID != a.ID {
 		t.Fatalf("second sign-in = %+v, want the same user and account", second)
@@ -49,6 +52,9 @@ func signInFirstCreatesUserAndAccountSecondFindsThem(t *testing.T, o opener) {
 	}
 	if got.Name != "Name of alice" || !slices.Equal(got.ApprovedScopes, again.ApprovedScopes) {
 		t.Errorf("profile = %+v", got)
+	}
+	if !slices.Equal(first.Account.Groups, []string{"staff", "admins"}) || !slices.Equal(got.Groups, []string{"staff"}) {
+		t.Errorf("groups: %q at the first sign-in, %q at the second; want what each sign-in said", first.Account.Groups, got.Groups)
 	}
 	if !got.UpdatedAt.Equal(e.clk.Now()) || !got.CreatedAt.Equal(a.CreatedAt) {
 		t.Errorf("account times: created %v updated %v", got.CreatedAt, got.UpdatedAt)
@@ -322,9 +328,19 @@ func signInAdmitRefusalWritesNothing(t *testing.T, o opener) {
 	ada := e.signIn(store.SignIn{Account: account("ada", "ada@example.com", true)})
 	cursor := lastEventID(e)
 	var seen []*store.User
-	refuse := func(u *store.User) error {
+	var seenAccounts [][]*store.ExternalAccount
+	refuse := func(u *store.User, accounts []*store.ExternalAccount) error {
 		seen = append(seen, u)
+		seenAccounts = append(seenAccounts, accounts)
 		return errNotAdmitted
+	}
+	emailsOf := func(accounts []*store.ExternalAccount) []string {
+		var out []string
+		for _, a := range accounts {
+			out = append(out, a.Email)
+		}
+		slices.Sort(out)
+		return out
 	}
 
 	// A sign-up refused: no user, no account, no event.
@@ -336,6 +352,9 @@ func signInAdmitRefusalWritesNothing(t *testing.T, o opener) {
 		seen[len(seen)-1].Emails[0].Email != "eve@evil.example" || !seen[len(seen)-1].Emails[0].Verified {
 		t.Errorf("Admit saw %+v; want the new user with eve's verified address", seen)
 	}
+	if got := emailsOf(seenAccounts[len(seenAccounts)-1]); !slices.Equal(got, []string{"eve@evil.example"}) {
+		t.Errorf("Admit saw accounts %q; want eve's new one", got)
+	}
 	// A known identity refused, and one linking by email to ada: Admit
 	// sees ada as the sign-in would leave her, and nothing changes.
 	before, _ := e.st.User(ctx, ada.User.ID)
@@ -346,12 +365,18 @@ func signInAdmitRefusalWritesNothing(t *testing.T, o opener) {
 	if last := seen[len(seen)-1]; last.ID != ada.User.ID || len(last.Emails) != 2 {
 		t.Errorf("Admit saw %+v; want ada with the new address merged in", last)
 	}
+	if got := emailsOf(seenAccounts[len(seenAccounts)-1]); !slices.Equal(got, []string{"ada@changed.example"}) {
+		t.Errorf("Admit saw accounts %q; want ada's one account, refreshed", got)
+	}
 	byEmail := account("ada-gh", "ada@example.com", true)
 	if _, err := e.st.SignIn(ctx, store.SignIn{Account: byEmail, LinkByVerifiedEmail: true, Admit: refuse}); !errors.Is(err, errNotAdmitted) {
 		t.Fatalf("refused link by email: %v", err)
 	}
 	if last := seen[len(seen)-1]; last.ID != ada.User.ID {
 		t.Errorf("Admit saw user %s; want ada, whom the address links to", last.ID)
+	}
+	if got := seenAccounts[len(seenAccounts)-1]; len(got) != 2 || got[0].Subject != "ada" || got[1].Subject != "ada-gh" {
+		t.Errorf("Admit saw %d accounts; want ada's stored one and the new one", len(got))
 	}
 	if users, accounts := e.counts(); users != 1 || accounts != 1 {
 		t.Errorf("after refused sign-ins: %d users, %d accounts; want ada alone", users, accounts)
@@ -363,7 +388,7 @@ func signInAdmitRefusalWritesNothing(t *testing.T, o opener) {
 	e.checkClean()
 
 	// Admitted: the sign-in goes through as without Admit.
-	ok := e.signIn(store.SignIn{Account: account("bea", "bea@example.com", true), Admit: func(*store.User) error { return nil }})
+	ok := e.signIn(store.SignIn{Account: account("bea", "bea@example.com", true), Admit: func(*store.User, []*store.ExternalAccount) error { return nil }})
 	if !ok.UserCreated {
 		t.Errorf("admitted sign-up = %+v", ok)
 	}
