@@ -62,8 +62,9 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //			native_client_ids <client id...>
 //			scopes         <scope...>
 //			fields {
-//				id|email|email_verified|name|picture|username <dotted.path>
+//				id|email|email_verified|name|picture|username|groups <dotted.path>
 //			}
+//			groups_from    orgs|teams...
 //			auth_param     <name> <value>
 //			pkce           on|off
 //			sign_in        on|off
@@ -288,6 +289,10 @@ func parseProvider(d *caddyfile.Dispenser) (ProviderConfig, error) {
 			var ids []string
 			ids, err = someArgs(d)
 			pc.NativeClientIDs = append(pc.NativeClientIDs, ids...)
+		case "groups_from":
+			var lists []string
+			lists, err = someArgs(d)
+			pc.GroupsFrom = append(pc.GroupsFrom, lists...)
 		case "bundle_ids":
 			var ids []string
 			ids, err = someArgs(d)

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -17,6 +19,9 @@ type fakeGitHub struct {
 	mu     sync.Mutex
 	id     int
 	emails []map[string]any
+	orgs   []string    // organization logins, for /user/orgs
+	teams  [][2]string // {org login, team slug}, for /user/teams
+	scope  string      // the scope of the last authorization request
 }
 
 func newFakeGitHub(t *testing.T) *fakeGitHub {
@@ -24,6 +29,9 @@ func newFakeGitHub(t *testing.T) *fakeGitHub {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /login/oauth/authorize", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
+		g.mu.Lock()
+		g.scope = q.Get("scope")
+		g.mu.Unlock()
 		back, _ := url.Parse(q.Get("redirect_uri"))
 		back.RawQuery = url.Values{"code": {"gh-code"}, "state": {q.Get("state")}}.Encode()
 		http.Redirect(w, r, back.String(), http.StatusFound)
@@ -41,6 +49,27 @@ func newFakeGitHub(t *testing.T) *fakeGitHub {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		json.NewEncoder(w).Encode(g.emails)
+	})
+	// As GitHub's REST API answers them, trimmed to a few of their fields.
+	mux.HandleFunc("GET /user/orgs", func(w http.ResponseWriter, r *http.Request) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		orgs := []map[string]any{}
+		for i, login := range g.orgs {
+			orgs = append(orgs, map[string]any{"login": login, "id": 100 + i, "url": "https://api.github.com/orgs/" + login,
+				"description": "An organization"})
+		}
+		json.NewEncoder(w).Encode(orgs)
+	})
+	mux.HandleFunc("GET /user/teams", func(w http.ResponseWriter, r *http.Request) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		teams := []map[string]any{}
+		for i, t := range g.teams {
+			teams = append(teams, map[string]any{"id": 200 + i, "name": "Team " + t[1], "slug": t[1], "privacy": "closed",
+				"permission": "pull", "organization": map[string]any{"login": t[0], "id": 100, "name": t[0] + " Inc."}})
+		}
+		json.NewEncoder(w).Encode(teams)
 	})
 	g.srv = httptest.NewServer(mux)
 	t.Cleanup(g.srv.Close)
@@ -96,5 +125,72 @@ func TestGitHub_LinksOnlyByThePrimaryVerifiedEmail(t *testing.T) {
 				t.Errorf("github account = %v", gh)
 			}
 		})
+	}
+}
+
+// setGroups sets the organizations and teams of whoever signs in next.
+func (g *fakeGitHub) setGroups(orgs []string, teams ...[2]string) {
+	g.mu.Lock()
+	g.orgs, g.teams = orgs, teams
+	g.mu.Unlock()
+}
+
+func TestGitHub_OrgsAndTeamsAreGroups(t *testing.T) {
+	gh := newFakeGitHub(t)
+	e := newEnv(t, options{Global: fmt.Sprintf(`provider github {
+			client_id Iv1.test
+			client_secret test-secret
+			authorize_url %[1]s/login/oauth/authorize
+			token_url %[1]s/login/oauth/access_token
+			userinfo_url %[1]s/user
+			emails_url %[1]s/user/emails
+			groups_from orgs teams
+		}
+		allow_groups github:acme/platform github:octo-org`, gh.srv.URL)})
+	// Distinct addresses: a shared verified one would link them to one user.
+	verified := func(n int) map[string]any {
+		return map[string]any{"email": fmt.Sprintf("octocat%d@github.example", n), "primary": true, "verified": true}
+	}
+
+	gh.setUser(1, verified(1))
+	gh.setGroups([]string{"acme", "hobby"}, [2]string{"acme", "platform"})
+	b := newBrowser(t)
+	resp, _ := b.follow(b.get(location(t, b.startSignIn(e, "/", "github"))))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("a member of acme/platform: status %d", resp.StatusCode)
+	}
+	if !slices.Contains(strings.Fields(gh.scope), "read:org") {
+		t.Errorf("authorization scope %q lacks read:org", gh.scope)
+	}
+	if groups := fmt.Sprint(accountsOf(b.me(e))[0]["groups"]); groups != "[acme hobby acme/platform]" {
+		t.Errorf("groups = %s, want the orgs then the teams", groups)
+	}
+
+	gh.setUser(2, verified(2))
+	gh.setGroups([]string{"octo-org"})
+	other := newBrowser(t)
+	if resp, _ := other.follow(other.get(location(t, other.startSignIn(e, "/", "github")))); resp.StatusCode != http.StatusOK {
+		t.Errorf("a member of octo-org: status %d", resp.StatusCode)
+	}
+
+	// In acme, but not in its platform team; and a team of another org
+	// with the same slug.
+	gh.setUser(3, verified(3))
+	gh.setGroups([]string{"acme", "evil"}, [2]string{"acme", "design"}, [2]string{"evil", "platform"})
+	outsider := newBrowser(t)
+	if resp, _ := outsider.follow(outsider.get(location(t, outsider.startSignIn(e, "/", "github")))); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("not in acme/platform: status %d, want 403", resp.StatusCode)
+	}
+}
+
+func TestGitHub_GroupsFromIsOnlyForGitHubLists(t *testing.T) {
+	e := newEnv(t, options{})
+	for global, want := range map[string]string{
+		"provider google {\n client_id x\n client_secret y\n groups_from orgs\n }":  "groups_from applies only to github; elsewhere map the groups with fields { groups <path> }",
+		"provider github {\n client_id x\n client_secret y\n groups_from repos\n }": `groups_from: unknown list "repos" (want orgs or teams)`,
+	} {
+		if err := e.Load(options{Global: global}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", global, err, want)
+		}
 	}
 }

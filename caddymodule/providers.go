@@ -91,6 +91,12 @@ type ProviderConfig struct {
 	// ID token, else of userinfo), for allow_groups; unset, none are read.
 	Fields *provider.Mapping `json:"fields,omitempty"`
 
+	// GroupsFrom reads the person's groups, for allow_groups, from the
+	// provider's API at each sign-in: for github orgs (each organization's
+	// login, acme) and teams (acme/platform); either adds the read:org
+	// scope. Default: none.
+	GroupsFrom []string `json:"groups_from,omitempty"`
+
 	// AuthParams are extra authorization request parameters.
 	AuthParams map[string]string `json:"auth_params,omitempty"`
 
@@ -135,6 +141,7 @@ func (pc ProviderConfig) build(repl *caddy.Replacer) (*provider.Provider, bool, 
 		PrivateKey:      repl.ReplaceKnown(pc.PrivateKey, ""),
 		BundleIDs:       pc.BundleIDs,
 		NativeClientIDs: pc.NativeClientIDs,
+		GroupsFrom:      pc.GroupsFrom,
 		Scopes:          pc.Scopes,
 		AuthParams:      pc.AuthParams,
 		DisablePKCE:     pc.PKCE != nil && !*pc.PKCE,

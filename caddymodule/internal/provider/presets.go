@@ -42,6 +42,11 @@ type preset struct {
 	email            emailRule
 	emails           emailList // the emails endpoint (emailFromList)
 	userField        bool      // the callback's user form field names the user (Apple)
+	// groupLists are the API lists that give the person's groups
+	// (Config.GroupsFrom), by name, at paths below the userinfo URL;
+	// groupsScope is the scope they need.
+	groupLists  map[string]groupList
+	groupsScope string
 
 	// tenantIssuer: the issuer is per tenant; discovery's is a template
 	// ({tenantid}) that the token's tid fills (Microsoft multi-tenant).
@@ -76,6 +81,11 @@ const (
 	// emailApple trusts email_verified, except for relay addresses.
 	emailApple
 )
+
+// groupList is an API list of the person's groups: an array of objects at
+// path (below the userinfo URL), each naming one group by name, a Mapping
+// path or template.
+type groupList struct{ path, name string }
 
 // emailList names the fields of an emails endpoint's answer.
 type emailList struct {
@@ -145,6 +155,13 @@ var presets = map[string]preset{
 		mapping:     Mapping{ID: "id", Email: "email", Name: "name", Username: "login", Picture: "avatar_url"},
 		email:       emailFromList,
 		emails:      emailList{email: "email", primary: "primary", verified: "verified"},
+		// GET /user/orgs and /user/teams: each organization's login, each
+		// team as org/team-slug. Private memberships need read:org.
+		groupLists: map[string]groupList{
+			"orgs":  {path: "/orgs", name: "login"},
+			"teams": {path: "/teams", name: "{organization.login}/{slug}"},
+		},
+		groupsScope: "read:org",
 		revoke: revocation{style: revokeJSON, method: "DELETE", key: "access_token",
 			url: "https://api.github.com/applications/{client_id}/grant"},
 	},

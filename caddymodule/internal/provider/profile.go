@@ -43,6 +43,19 @@ func (p *Provider) oauth2Profile(ctx context.Context, e *endpoints, tok *oauth2.
 		}
 		prof.Email, prof.EmailVerified = primaryEmail(list, p.pre.emails, prof.Email)
 	}
+	for _, name := range p.cfg.GroupsFrom {
+		l := p.pre.groupLists[name]
+		list, err := p.fetch(ctx, p.cfg.UserinfoURL+l.path+"?per_page=100", tok.AccessToken, name)
+		if err != nil {
+			return nil, err
+		}
+		entries, _ := list.([]any)
+		for _, entry := range entries {
+			if obj, ok := entry.(map[string]any); ok {
+				prof.Groups = addGroup(prof.Groups, lookupString(obj, l.name))
+			}
+		}
+	}
 	res.Profile = prof
 	return doc, nil
 }
@@ -54,8 +67,8 @@ const (
 )
 
 // groups reads the person's groups where the mapping says (nil when it
-// names no place): a list of strings, or one string. Other values, empty
-// names and names over maxGroupName are skipped; at most maxGroups are kept.
+// names no place): a list of strings, or one string; other values are
+// skipped, and addGroup bounds the rest.
 func (p *Provider) groups(doc map[string]any) []string {
 	if p.cfg.Mapping.Groups == "" {
 		return nil
@@ -70,11 +83,20 @@ func (p *Provider) groups(doc map[string]any) []string {
 	}
 	out := []string{}
 	for _, g := range list {
-		if s, ok := g.(string); ok && s != "" && len(s) <= maxGroupName && len(out) < maxGroups {
-			out = append(out, s)
+		if s, ok := g.(string); ok {
+			out = addGroup(out, s)
 		}
 	}
 	return out
+}
+
+// addGroup adds a group name to groups within the bounds: empty names and
+// names over maxGroupName are skipped, and no more than maxGroups kept.
+func addGroup(groups []string, name string) []string {
+	if name == "" || len(name) > maxGroupName || len(groups) >= maxGroups {
+		return groups
+	}
+	return append(groups, name)
 }
 
 // primaryEmail picks the email to report from an emails endpoint's answer:

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -92,6 +93,10 @@ type Config struct {
 	// Mapping names the userinfo JSON fields of an OAuth2 provider; for a
 	// preset, the fields set here replace the preset's.
 	Mapping Mapping
+	// GroupsFrom names the preset's API lists that give the person's groups,
+	// read at each sign-in: for github orgs (each organization's login) and
+	// teams (org/team-slug), which add the read:org scope.
+	GroupsFrom []string
 	// AuthParams are extra authorization request parameters; they replace
 	// the preset's of the same name.
 	AuthParams map[string]string
@@ -296,6 +301,14 @@ func checkURLs(cfg *Config, pre preset) error {
 			}
 		}
 	}
+	for _, name := range cfg.GroupsFrom {
+		if _, ok := pre.groupLists[name]; !ok {
+			if len(pre.groupLists) == 0 {
+				return fmt.Errorf("groups_from applies only to github; elsewhere map the groups with fields { groups <path> }")
+			}
+			return fmt.Errorf("groups_from: unknown list %q (want %s)", name, strings.Join(slices.Sorted(maps.Keys(pre.groupLists)), " or "))
+		}
+	}
 	if pre.email == emailFromList && cfg.EmailsURL == "" {
 		return errors.New("emails_url is required")
 	}
@@ -358,6 +371,9 @@ func (p *Provider) RequiredScopes() []string {
 	base := p.pre.scopes
 	if base == nil && p.pre.oidc {
 		base = []string{oidc.ScopeOpenID, "email", "profile"}
+	}
+	if len(p.cfg.GroupsFrom) > 0 {
+		base = mergeScopes(base, []string{p.pre.groupsScope})
 	}
 	return mergeScopes(base, p.cfg.Scopes)
 }
