@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
 	"github.com/socialgate/socialgate/caddymodule/internal/testop"
 )
 
@@ -218,6 +221,26 @@ func groupsEnv(t *testing.T, ops map[string]*testop.Server, global string) *env 
 	return e
 }
 
+// identityClaims verifies an identity token with the gateway's JWKS and
+// returns its claims.
+func identityClaims(t *testing.T, b *browser, e *env, raw string) map[string]any {
+	t.Helper()
+	_, body := b.get(e.Base + "/_auth/.well-known/jwks.json")
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal([]byte(body), &set); err != nil || len(set.Keys) == 0 {
+		t.Fatalf("jwks: %v", err)
+	}
+	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatalf("X-Auth-Jwt: %v", err)
+	}
+	claims := map[string]any{}
+	if err := tok.Claims(set.Keys[0].Key, &claims); err != nil {
+		t.Fatalf("X-Auth-Jwt does not verify: %v", err)
+	}
+	return claims
+}
+
 // signInWith signs a new browser in through an auto-approving testop
 // provider and returns the browser and the final status.
 func signInWith(t *testing.T, e *env, provider string) (*browser, int) {
@@ -246,6 +269,18 @@ func TestAllowGroups_AGroupAdmitsOnlyFromTheProviderTheRuleNames(t *testing.T) {
 	}
 	if groups := accountsOf(b.me(e))[0]["groups"]; fmt.Sprint(groups) != "[staff admins]" {
 		t.Errorf("the account's groups = %v, want [staff admins]", groups)
+	}
+	// The upstream learns them, and a client cannot add its own.
+	req, _ := http.NewRequest(http.MethodGet, e.Base+"/", nil)
+	req.Header.Set("X-Auth-User-Groups", "forum:admins")
+	req.Header.Set("X_Auth_User_Groups", "forum:admins")
+	b.do(req)
+	up := e.Upstream.Last(t)
+	if got := up.Values("X-Auth-User-Groups"); len(got) != 1 || got[0] != "corp:staff,corp:admins" {
+		t.Errorf("X-Auth-User-Groups upstream = %q, want [corp:staff,corp:admins]", got)
+	}
+	if got := identityClaims(t, b, e, up.Get("X-Auth-Jwt"))["groups"]; fmt.Sprint(got) != "[corp:staff corp:admins]" {
+		t.Errorf("the identity token's groups = %v", got)
 	}
 	if _, status := signInWith(t, e, "hr"); status != http.StatusOK {
 		t.Errorf("hr admin (groups in userinfo, one string): status %d", status)

@@ -33,6 +33,8 @@ type Claims struct {
 	SessionID string `json:"sid"`
 	Email     string `json:"email,omitempty"`
 	Name      string `json:"name,omitempty"`
+	// Groups are the user's groups when the session began (provider:group).
+	Groups []string `json:"groups,omitempty"`
 }
 
 // Signer issues identity tokens. Safe for concurrent use.
@@ -136,6 +138,7 @@ func (s *Signer) Token(sess *store.Session) (string, error) {
 		SessionID: sess.ID,
 		Email:     sess.Email,
 		Name:      sess.Name,
+		Groups:    sess.Groups,
 	}
 	token, err := jwt.Signed(s.signer).Claims(claims).Serialize()
 	if err != nil {

@@ -15,6 +15,9 @@ const (
 	HeaderUserEmail = "X-Auth-User-Email"
 	HeaderUserName  = "X-Auth-User-Name"
 	HeaderSessionID = "X-Auth-Session-Id"
+	// HeaderUserGroups lists the user's groups when the session began,
+	// provider:group, comma-separated (corp:admins,github:acme).
+	HeaderUserGroups = "X-Auth-User-Groups"
 	// HeaderIdentity carries the signed identity token (a JWT; keys at
 	// /_auth/.well-known/jwks.json).
 	HeaderIdentity = "X-Auth-Jwt"
@@ -64,7 +67,11 @@ func isIdentityHeader(k string) bool {
 // share one allocation; each header's slice is capped at its one value, so
 // a later handler that appends to a header gets a copy and touches no other.
 func SetIdentityHeaders(h http.Header, s *store.Session, identity string) {
-	v := make([]string, 0, 5)
+	n := 5
+	if len(s.Groups) > 0 {
+		n++
+	}
+	v := make([]string, 0, n)
 	set := func(name, value string) {
 		if value != "" {
 			v = append(v, value)
@@ -76,6 +83,9 @@ func SetIdentityHeaders(h http.Header, s *store.Session, identity string) {
 	set(HeaderUserEmail, s.Email)
 	set(HeaderUserName, s.Name)
 	set(HeaderIdentity, identity)
+	if len(s.Groups) > 0 {
+		set(HeaderUserGroups, strings.Join(s.Groups, ","))
+	}
 }
 
 // StripGatewayCookies removes the gateway's own cookies from the request, so

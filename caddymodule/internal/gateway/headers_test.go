@@ -10,11 +10,12 @@ import (
 // The identity headers share one allocation: a later handler that appends to
 // or overwrites one of them must leave the others as they were.
 func TestSetIdentityHeaders_ValuesDoNotShareAcrossHeaders(t *testing.T) {
-	s := &store.Session{ID: "sess_1", UserID: "user_1", Email: "ada@example.com", Name: "Ada Lovelace"}
+	s := &store.Session{ID: "sess_1", UserID: "user_1", Email: "ada@example.com", Name: "Ada Lovelace",
+		Groups: []string{"corp:admins", "github:acme/platform"}}
 	h := http.Header{}
 	SetIdentityHeaders(h, s, "jwt")
 	want := map[string]string{HeaderUserID: "user_1", HeaderSessionID: "sess_1", HeaderUserEmail: "ada@example.com",
-		HeaderUserName: "Ada Lovelace", HeaderIdentity: "jwt"}
+		HeaderUserName: "Ada Lovelace", HeaderIdentity: "jwt", HeaderUserGroups: "corp:admins,github:acme/platform"}
 	for name, value := range want {
 		if got := h[name]; len(got) != 1 || got[0] != value {
 			t.Fatalf("%s = %q, want [%q]", name, got, value)
@@ -36,7 +37,7 @@ func TestSetIdentityHeaders_ValuesDoNotShareAcrossHeaders(t *testing.T) {
 	// A session without email or name sets no empty headers.
 	h = http.Header{}
 	SetIdentityHeaders(h, &store.Session{ID: "sess_2", UserID: "user_2"}, "jwt")
-	for _, name := range []string{HeaderUserEmail, HeaderUserName} {
+	for _, name := range []string{HeaderUserEmail, HeaderUserName, HeaderUserGroups} {
 		if _, ok := h[name]; ok {
 			t.Errorf("%s set for a session without it: %q", name, h[name])
 		}

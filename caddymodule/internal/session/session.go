@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -121,7 +122,10 @@ func (m *Manager) bearerSessionID(r *http.Request) (string, bool) {
 // which works as Authorization: Bearer on every protected route. It is the
 // same kind of session as a cookie's: listed, revocable, expiring.
 func (m *Manager) Issue(ctx context.Context, r *http.Request, user *store.User) (*store.Session, string, error) {
-	s := m.newSession(r, user)
+	s, err := m.newSession(ctx, r, user)
+	if err != nil {
+		return nil, "", err
+	}
 	if err := m.store.CreateSession(ctx, s); err != nil {
 		return nil, "", fmt.Errorf("creating session: %w", err)
 	}
@@ -133,18 +137,40 @@ func (m *Manager) Issue(ctx context.Context, r *http.Request, user *store.User) 
 	return s, token, nil
 }
 
-func (m *Manager) newSession(r *http.Request, user *store.User) *store.Session {
+func (m *Manager) newSession(ctx context.Context, r *http.Request, user *store.User) (*store.Session, error) {
+	accounts, err := m.store.ExternalAccounts(ctx, user.ID)
+	if err != nil {
+		return nil, fmt.Errorf("reading the user's groups: %w", err)
+	}
 	now := m.now()
 	return &store.Session{
 		ID:        store.NewID("sess"),
 		UserID:    user.ID,
 		Email:     headerSafe(user.PrimaryEmail()),
 		Name:      headerSafe(user.Name),
+		Groups:    groupsOf(accounts),
 		CreatedAt: now,
 		ExpiresAt: now.Add(m.lifetime),
 		UserAgent: truncate(r.UserAgent(), 256),
 		IP:        clientIP(r),
+	}, nil
+}
+
+// groupsOf lists the groups of a user's accounts as provider:group, once
+// each, for the X-Auth-User-Groups header (comma-separated) and the
+// identity token: names with a comma or a control character are left out.
+func groupsOf(accounts []*store.ExternalAccount) []string {
+	var out []string
+	for _, a := range accounts {
+		for _, g := range a.Groups {
+			q := a.Provider + ":" + g
+			if strings.ContainsRune(g, ',') || headerSafe(q) != q || slices.Contains(out, q) {
+				continue
+			}
+			out = append(out, q)
+		}
 	}
+	return out
 }
 
 func (m *Manager) cookieSessionID(r *http.Request) (string, bool) {
@@ -214,7 +240,10 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 			return nil, fmt.Errorf("ending the previous session: %w", err)
 		}
 	}
-	s := m.newSession(r, user)
+	s, err := m.newSession(ctx, r, user)
+	if err != nil {
+		return nil, err
+	}
 	if err := m.store.CreateSession(ctx, s); err != nil {
 		return nil, fmt.Errorf("creating session: %w", err)
 	}

@@ -245,10 +245,14 @@ type TokenSet struct {
 // Session is a signed-in browser or app. Its id looks like sess_…. The user's
 // email and name are copied in at sign-in so the request path needs one read.
 type Session struct {
-	ID        string    `json:"id"`
-	UserID    string    `json:"user_id"`
-	Email     string    `json:"email,omitempty"`
-	Name      string    `json:"name,omitempty"`
+	ID     string `json:"id"`
+	UserID string `json:"user_id"`
+	Email  string `json:"email,omitempty"`
+	Name   string `json:"name,omitempty"`
+	// Groups are the user's groups when the session began, each as
+	// provider:group (corp:admins): a new sign-in or link, which starts a
+	// new session, brings them up to date.
+	Groups    []string  `json:"groups,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 	UserAgent string    `json:"user_agent,omitempty"`
