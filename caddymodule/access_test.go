@@ -77,9 +77,15 @@ func TestAllowEmails_AReloadThatNarrowsTheRulesShutsOutSignedInUsers(t *testing.
 	graceB.signInDev(e, "/", url.Values{"user": {"grace"}})
 
 	o.Global = "allow_emails grace@example.com"
+	o.Site = "handle /metrics {\n\t\tmetrics\n\t}"
 	if err := e.Load(o); err != nil {
 		t.Fatal(err)
 	}
+	refused := func() float64 {
+		_, page := graceB.get(e.Base + "/metrics") // behind the gateway: grace is admitted
+		return metricValue(page, "socialgate_requests_not_admitted_total", "")
+	}
+	before := refused()
 	served := len(e.Upstream.Requests())
 	resp, page := adaB.get(e.Base + "/")
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "Your account is not one that this page admits") ||
@@ -95,6 +101,9 @@ func TestAllowEmails_AReloadThatNarrowsTheRulesShutsOutSignedInUsers(t *testing.
 	}
 	if resp, _ := graceB.get(e.Base + "/"); resp.StatusCode != http.StatusOK {
 		t.Errorf("grace after the reload: status %d", resp.StatusCode)
+	}
+	if n := refused() - before; n != 2 {
+		t.Errorf("socialgate_requests_not_admitted_total rose by %v, want 2 (ada's page and API requests)", n)
 	}
 
 	// The page's sign-out button works: ada can then sign in as someone else.

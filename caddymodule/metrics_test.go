@@ -9,7 +9,11 @@ import (
 
 // metricValue reads one sample from a Prometheus text page.
 func metricValue(page, name, labels string) float64 {
-	m := regexp.MustCompile(regexp.QuoteMeta(name+"{"+labels+"}") + ` (\S+)`).FindStringSubmatch(page)
+	series := name + "{" + labels + "}"
+	if labels == "" {
+		series = name // a metric without labels
+	}
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)`).FindStringSubmatch(page)
 	if m == nil {
 		return 0
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/access"
+	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
 )
@@ -40,6 +41,7 @@ func (g *Gateway) Admitted(ctx context.Context, sess *store.Session, route *acce
 // (to sign in with another account), for the rest JSON.
 func (g *Gateway) DenyNotAdmitted(w http.ResponseWriter, r *http.Request, sess *store.Session) {
 	const msg = "Your account is not one that this page admits. Sign out, then sign in with another account."
+	metrics.NotAdmitted.Inc()
 	w.Header().Set("Cache-Control", "no-store")
 	if !wantsHTML(r) {
 		writeJSON(w, http.StatusForbidden, errorBody("not_admitted", msg, nil))

@@ -67,6 +67,14 @@ var (
 		Namespace: namespace, Name: "rate_limited_total", Help: "Requests answered 429 by the per-client limits.",
 	}, []string{"endpoint"})
 
+	// NotAdmitted counts signed-in requests refused because allow_emails
+	// and allow_groups do not admit the user (refused sign-ins are in
+	// SignIns, outcome not_admitted).
+	NotAdmitted = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Name: "requests_not_admitted_total",
+		Help: "Signed-in requests refused (403) because allow_emails and allow_groups do not admit the user.",
+	})
+
 	// WebhookDeliveries counts webhook delivery attempts by endpoint and
 	// outcome: delivered, failed (retried later) or given_up (the last
 	// attempt at an event failed; the endpoint moves past it).
@@ -76,7 +84,8 @@ var (
 	}, []string{"endpoint", "outcome"})
 )
 
-var all = []prometheus.Collector{SignIns, Links, Unlinks, Refreshes, Reauthorizations, Sessions, FlowErrors, ProviderCalls, RateLimited, WebhookDeliveries}
+var all = []prometheus.Collector{SignIns, Links, Unlinks, Refreshes, Reauthorizations, Sessions, FlowErrors, ProviderCalls, RateLimited,
+	NotAdmitted, WebhookDeliveries}
 
 // Register adds the collectors to reg. A collector already there (the same
 // process-wide one, from an earlier config) is fine.
