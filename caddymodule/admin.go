@@ -31,6 +31,7 @@ func init() {
 //	DELETE /socialgate/users/{id}
 //	DELETE /socialgate/users/{id}/external_accounts/{eac}
 //	POST   /socialgate/sessions/{id}/revoke
+//	POST   /socialgate/webhooks/{name}/replay?since=<Unix ms>|event_id=<evt_…>
 //	GET    /socialgate/check    (Badger stores)
 //	GET    /socialgate/backup   (Badger stores; Badger's backup format)
 //
@@ -188,6 +189,9 @@ func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 		open.sessionEnded(s.ID)
 		return adminJSON(w, api.Session(s, "revoked"))
+
+	case route(3, "webhooks", http.MethodPost) && seg[2] == "replay":
+		return replayWebhook(w, r, open, seg[1])
 
 	case route(1, "check", http.MethodGet):
 		b, ok := st.(*store.Badger)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -310,8 +311,9 @@ type gatewayProcess struct {
 // until the test ends, with Caddy's admin API on a free loopback port when
 // admin is set, and waits until it serves (and its socialgate admin routes
 // answer). Its sessions are cached for an hour, so a revocation that does
-// not reach the cache shows.
-func startGateway(t *testing.T, bin, dir string, admin bool) gatewayProcess {
+// not reach the cache shows. global are extra lines of its socialgate
+// global option.
+func startGateway(t *testing.T, bin, dir string, admin bool, global ...string) gatewayProcess {
 	t.Helper()
 	port, devPort := freePort(t), freePort(t)
 	g := gatewayProcess{site: &env{t: t, Base: fmt.Sprintf("http://127.0.0.1:%d", port), DevURL: fmt.Sprintf("http://127.0.0.1:%d", devPort)}}
@@ -330,13 +332,14 @@ func startGateway(t *testing.T, bin, dir string, admin bool) gatewayProcess {
 		storage %s
 		dev_provider 127.0.0.1:%d
 		session_cache 1h
+		%s
 	}
 }
 http://127.0.0.1:%d {
 	socialgate
 	respond "hello"
 }
-`, adminAddr, filepath.Dir(dir), dir, devPort, port)
+`, adminAddr, filepath.Dir(dir), dir, devPort, strings.Join(global, "\n\t\t"), port)
 	if err := os.WriteFile(conf, []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -351,16 +354,22 @@ http://127.0.0.1:%d {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	ready := g.site.Base + "/_auth/health"
+	// Both answer: the admin API may be up before the site listens.
+	ready := []string{g.site.Base + "/_auth/health"}
 	if admin {
-		ready = "http://" + g.admin + "/socialgate/check"
+		ready = append(ready, "http://"+g.admin+"/socialgate/check")
+	}
+	answers := func(u string) bool {
+		resp, err := http.Get(u)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
 	}
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get(ready); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return g
-			}
+		if !slices.ContainsFunc(ready, func(u string) bool { return !answers(u) }) {
+			return g
 		}
 	}
 	cmd.Process.Kill()

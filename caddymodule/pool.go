@@ -24,6 +24,7 @@ var stores = caddy.NewUsagePool()
 type openStore struct {
 	store store.Store
 	keys  *keyring.Keyring
+	key   string // in stores (and dispatchers)
 
 	mu     sync.Mutex
 	caches map[*storeRef]caches // of the configs using the store
@@ -80,7 +81,13 @@ type storeRef struct {
 
 // acquire opens the store under key with open, or shares the one open there.
 func acquire(key string, open func() (*openStore, error)) (*storeRef, error) {
-	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) { return open() })
+	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		o, err := open()
+		if err == nil {
+			o.key = key
+		}
+		return o, err
+	})
 	if err != nil {
 		return nil, err
 	}
