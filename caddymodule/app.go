@@ -122,8 +122,9 @@ type App struct {
 
 	// AllowGroups admits only users with a linked account in one of these
 	// groups, each provider:group (corp:admins): the group as that provider
-	// asserted it at the account's last sign-in (its fields groups mapping).
-	// With AllowEmails, matching either admits; refusals work alike.
+	// asserted it at the account's last sign-in (its fields groups mapping,
+	// or github's groups_from). With AllowEmails, matching either admits;
+	// refusals work alike.
 	// Default: everyone.
 	AllowGroups []string `json:"allow_groups,omitempty"`
 

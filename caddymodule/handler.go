@@ -49,8 +49,9 @@ type Handler struct {
 
 	// AllowGroups admits to this route only users with a linked account
 	// in one of these groups, each provider:group (corp:admins): the group
-	// as that provider asserted it at the account's last sign-in (see the
-	// provider's fields groups). With AllowEmails, matching either admits.
+	// as that provider asserted it at the account's last sign-in (the
+	// provider's fields groups, or github's groups_from). With AllowEmails,
+	// matching either admits.
 	// Default: every signed-in user.
 	AllowGroups []string `json:"allow_groups,omitempty"`
 
