@@ -76,6 +76,19 @@ func newFakeGitHub(t *testing.T) *fakeGitHub {
 	return g
 }
 
+// provider is the github provider block pointed at g, with extra lines.
+func (g *fakeGitHub) provider(extra string) string {
+	return fmt.Sprintf(`provider github {
+			client_id Iv1.test
+			client_secret test-secret
+			authorize_url %[1]s/login/oauth/authorize
+			token_url %[1]s/login/oauth/access_token
+			userinfo_url %[1]s/user
+			emails_url %[1]s/user/emails
+			%[2]s
+		}`, g.srv.URL, extra)
+}
+
 // setUser sets who signs in next: the GitHub user id and /user/emails.
 func (g *fakeGitHub) setUser(id int, emails ...map[string]any) {
 	g.mu.Lock()
@@ -85,14 +98,7 @@ func (g *fakeGitHub) setUser(id int, emails ...map[string]any) {
 
 func TestGitHub_LinksOnlyByThePrimaryVerifiedEmail(t *testing.T) {
 	gh := newFakeGitHub(t)
-	e := newEnv(t, options{Global: fmt.Sprintf(`provider github {
-			client_id Iv1.test
-			client_secret test-secret
-			authorize_url %[1]s/login/oauth/authorize
-			token_url %[1]s/login/oauth/access_token
-			userinfo_url %[1]s/user
-			emails_url %[1]s/user/emails
-		}`, gh.srv.URL)})
+	e := newEnv(t, options{Global: gh.provider("")})
 	dev := newBrowser(t)
 	dev.signInDev(e, "/", ada)
 	adaID := dev.me(e)["id"]
@@ -137,16 +143,7 @@ func (g *fakeGitHub) setGroups(orgs []string, teams ...[2]string) {
 
 func TestGitHub_OrgsAndTeamsAreGroups(t *testing.T) {
 	gh := newFakeGitHub(t)
-	e := newEnv(t, options{Global: fmt.Sprintf(`provider github {
-			client_id Iv1.test
-			client_secret test-secret
-			authorize_url %[1]s/login/oauth/authorize
-			token_url %[1]s/login/oauth/access_token
-			userinfo_url %[1]s/user
-			emails_url %[1]s/user/emails
-			groups_from orgs teams
-		}
-		allow_groups github:acme/platform github:octo-org`, gh.srv.URL)})
+	e := newEnv(t, options{Global: gh.provider("groups_from orgs teams") + "\n\t\tallow_groups github:acme/platform github:octo-org"})
 	// Distinct addresses: a shared verified one would link them to one user.
 	verified := func(n int) map[string]any {
 		return map[string]any{"email": fmt.Sprintf("octocat%d@github.example", n), "primary": true, "verified": true}
@@ -154,10 +151,9 @@ func TestGitHub_OrgsAndTeamsAreGroups(t *testing.T) {
 
 	gh.setUser(1, verified(1))
 	gh.setGroups([]string{"acme", "hobby"}, [2]string{"acme", "platform"})
-	b := newBrowser(t)
-	resp, _ := b.follow(b.get(location(t, b.startSignIn(e, "/", "github"))))
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("a member of acme/platform: status %d", resp.StatusCode)
+	b, status := signInWith(t, e, "github")
+	if status != http.StatusOK {
+		t.Fatalf("a member of acme/platform: status %d", status)
 	}
 	if !slices.Contains(strings.Fields(gh.scope), "read:org") {
 		t.Errorf("authorization scope %q lacks read:org", gh.scope)
@@ -168,18 +164,16 @@ func TestGitHub_OrgsAndTeamsAreGroups(t *testing.T) {
 
 	gh.setUser(2, verified(2))
 	gh.setGroups([]string{"octo-org"})
-	other := newBrowser(t)
-	if resp, _ := other.follow(other.get(location(t, other.startSignIn(e, "/", "github")))); resp.StatusCode != http.StatusOK {
-		t.Errorf("a member of octo-org: status %d", resp.StatusCode)
+	if _, status := signInWith(t, e, "github"); status != http.StatusOK {
+		t.Errorf("a member of octo-org: status %d", status)
 	}
 
 	// In acme, but not in its platform team; and a team of another org
 	// with the same slug.
 	gh.setUser(3, verified(3))
 	gh.setGroups([]string{"acme", "evil"}, [2]string{"acme", "design"}, [2]string{"evil", "platform"})
-	outsider := newBrowser(t)
-	if resp, _ := outsider.follow(outsider.get(location(t, outsider.startSignIn(e, "/", "github")))); resp.StatusCode != http.StatusForbidden {
-		t.Errorf("not in acme/platform: status %d, want 403", resp.StatusCode)
+	if _, status := signInWith(t, e, "github"); status != http.StatusForbidden {
+		t.Errorf("not in acme/platform: status %d, want 403", status)
 	}
 }
 
