@@ -156,17 +156,28 @@ func (m *Manager) newSession(ctx context.Context, r *http.Request, user *store.U
 	}, nil
 }
 
+// maxGroupsHeader bounds the groups a session carries, as the
+// comma-separated X-Auth-User-Groups header: upstream servers refuse
+// requests whose headers pass a few KiB (8 KiB at nginx by default).
+const maxGroupsHeader = 4 << 10
+
 // groupsOf lists the groups of a user's accounts as provider:group, once
 // each, for the X-Auth-User-Groups header (comma-separated) and the
-// identity token: names with a comma or a control character are left out.
+// identity token: names with a comma or a control character are left out,
+// and so is every group past maxGroupsHeader bytes of header.
 func groupsOf(accounts []*store.ExternalAccount) []string {
 	var out []string
+	size := 0
 	for _, a := range accounts {
 		for _, g := range a.Groups {
 			q := a.Provider + ":" + g
 			if strings.ContainsRune(g, ',') || headerSafe(q) != q || slices.Contains(out, q) {
 				continue
 			}
+			if size+len(q)+1 > maxGroupsHeader {
+				return out
+			}
+			size += len(q) + 1
 			out = append(out, q)
 		}
 	}
