@@ -1,7 +1,6 @@
 package caddymodule_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -195,18 +194,11 @@ func TestAllowEmails_NativeSignInsAreRefusedToo(t *testing.T) {
 	if err := e.Load(options{Global: e.corp + "\n\t\tapi_key " + apiKey + "\n\t\tallow_emails *@admitted.example"}); err != nil {
 		t.Fatal(err)
 	}
-	body, _ := json.Marshal(map[string]any{"provider": "apple", "nonce": "n",
+	status, out := postJSON(t, e.Base+"/_auth/native/id_token", map[string]any{"provider": "apple", "nonce": "n",
 		"id_token": a.idToken(map[string]any{"aud": appleBundle, "nonce": "n"})})
-	resp, err := http.Post(e.Base+"/_auth/native/id_token", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
 	errs, _ := out["errors"].([]any)
-	if resp.StatusCode != http.StatusForbidden || len(errs) != 1 || errs[0].(map[string]any)["code"] != "not_admitted" || out["session_token"] != nil {
-		t.Fatalf("native sign-in of an address not admitted: %d %v", resp.StatusCode, out)
+	if status != http.StatusForbidden || len(errs) != 1 || errs[0].(map[string]any)["code"] != "not_admitted" || out["session_token"] != nil {
+		t.Fatalf("native sign-in of an address not admitted: %d %v", status, out)
 	}
 	if n := userCount(t, e); n != 0 {
 		t.Errorf("%d users after a refused native sign-up, want 0", n)

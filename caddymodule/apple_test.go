@@ -18,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -186,15 +185,7 @@ func TestApple_NativeSignIn(t *testing.T) {
 	sum := sha256.Sum256([]byte(raw))
 	hashed := hex.EncodeToString(sum[:])
 	post := func(body map[string]any) (int, map[string]any) {
-		b, _ := json.Marshal(body)
-		resp, err := http.Post(e.Base+"/_auth/native/apple", "application/json", strings.NewReader(string(b)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
+		return postJSON(t, e.Base+"/_auth/native/apple", body)
 	}
 	claims := map[string]any{"aud": appleBundle, "nonce": hashed}
 	status, out := post(map[string]any{"id_token": a.idToken(claims), "code": a.mintCode(claims), "nonce": raw,
@@ -260,15 +251,7 @@ func TestNativeIDToken_SignsInWithAnSDKToken(t *testing.T) {
 	raw := "raw-nonce-of-the-sdk"
 	sum := sha256.Sum256([]byte(raw))
 	post := func(body map[string]any) (int, map[string]any) {
-		b, _ := json.Marshal(body)
-		resp, err := http.Post(e.Base+"/_auth/native/id_token", "application/json", strings.NewReader(string(b)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
+		return postJSON(t, e.Base+"/_auth/native/id_token", body)
 	}
 	for name, nonce := range map[string]string{"hashed nonce (Apple)": hex.EncodeToString(sum[:]), "raw nonce (Google)": raw} {
 		status, out := post(map[string]any{"provider": "apple", "nonce": raw,

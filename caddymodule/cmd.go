@@ -232,8 +232,15 @@ func storageFlag(cmd *cobra.Command) {
 // openStopped opens the store of a stopped gateway. It never creates one: a
 // directory without keys.json holds no store.
 func openStopped(fl caddycmd.Flags) (*store.Badger, error) {
-	dir := fl.String("storage")
-	if _, err := os.Stat(filepath.Join(dir, keyring.FileName)); errors.Is(err, fs.ErrNotExist) {
+	return openBadgerDir(fl.String("storage"), false)
+}
+
+// openBadgerDir opens the Badger store in dir with the keys beside it;
+// create makes one where there is none (no keys.json), else that is
+// errNoStore. A store another process holds (the running gateway) is
+// errGatewayRunning.
+func openBadgerDir(dir string, create bool) (*store.Badger, error) {
+	if _, err := os.Stat(filepath.Join(dir, keyring.FileName)); errors.Is(err, fs.ErrNotExist) && !create {
 		return nil, fmt.Errorf("storage %s: %w (%s is missing)", dir, errNoStore, keyring.FileName)
 	}
 	keys, err := keyring.LoadOrCreate(dir)

@@ -1,6 +1,7 @@
 package caddymodule_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -441,6 +442,20 @@ func apiGet(t *testing.T, c *http.Client, rawURL string, header http.Header) (in
 		req.Header[k] = v
 	}
 	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// postJSON posts body as JSON, without cookies, and decodes the JSON answer.
+func postJSON(t *testing.T, rawURL string, body any) (int, map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	resp, err := http.Post(rawURL, "application/json", bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -134,9 +132,9 @@ func migrateStorage(ctx context.Context, opts migrateOptions, w io.Writer) (int,
 	}
 	var bdg *store.Badger
 	if fromBadger {
-		bdg, err = openMigrationBadger(fromDir, false)
+		bdg, err = openBadgerDir(fromDir, false)
 	} else {
-		bdg, err = openMigrationBadger(toDir, true)
+		bdg, err = openBadgerDir(toDir, true)
 	}
 	if err != nil {
 		return exitFailed, err
@@ -213,25 +211,4 @@ func parseStoreSpec(flag, spec string) (dir string, isBadger bool, err error) {
 		return spec[len("badger:"):], true, nil
 	}
 	return "", false, fmt.Errorf("%s must be postgres or badger:<dir>, not %q", flag, spec)
-}
-
-// openMigrationBadger opens the Badger store in dir: a source must exist
-// (keys.json); a target is created when missing.
-func openMigrationBadger(dir string, create bool) (*store.Badger, error) {
-	if _, err := os.Stat(filepath.Join(dir, keyring.FileName)); errors.Is(err, fs.ErrNotExist) && !create {
-		return nil, fmt.Errorf("storage %s: no socialgate store here (%s is missing)", dir, keyring.FileName)
-	}
-	keys, err := keyring.LoadOrCreate(dir)
-	if err != nil {
-		return nil, fmt.Errorf("storage %s: %w", dir, err)
-	}
-	st, err := store.Open(store.Options{Dir: dir, EncryptionKey: keys.StoreKey})
-	// Badger flattens the flock error into its message (see openStopped).
-	if err != nil && strings.Contains(err.Error(), "Cannot acquire directory lock") {
-		return nil, fmt.Errorf("storage %s: %w", dir, errGatewayRunning)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("storage %s: %w", dir, err)
-	}
-	return st, nil
 }

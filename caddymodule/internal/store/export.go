@@ -108,6 +108,30 @@ func (b *Badger) Export(ctx context.Context, fn func(rec Record) error) error {
 	if err != nil {
 		return fmt.Errorf("exporting store: %w", err)
 	}
+	return EmitRecords(ctx, recs, fn)
+}
+
+// CheckUser refuses a user record whose ids could not have been made here or
+// whose accounts are not the user's; every Store implementation imports
+// only what passes.
+func (rec *Record) CheckUser() error {
+	u := rec.User
+	if !ValidID(u.ID) {
+		return fmt.Errorf("importing user %q: invalid id", u.ID)
+	}
+	for _, a := range rec.Accounts {
+		if !ValidID(a.ID) || a.UserID != u.ID || a.Issuer == "" || a.Subject == "" ||
+			strings.ContainsRune(a.Issuer, 0) || strings.ContainsRune(a.Subject, 0) {
+			return fmt.Errorf("importing user %s: account %q is invalid or not the user's", u.ID, a.ID)
+		}
+	}
+	return nil
+}
+
+// EmitRecords hands an export's records, read in one snapshot, to fn in
+// order, stopping at fn's first error or when ctx ends; every Store
+// implementation exports this way.
+func EmitRecords(ctx context.Context, recs []Record, fn func(rec Record) error) error {
 	for _, rec := range recs {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -161,13 +185,8 @@ func (b *Badger) Import(ctx context.Context, rec Record) (ImportResult, error) {
 		return res, errors.New("importing: empty record")
 	}
 	u := rec.User
-	if !validID(u.ID) {
-		return res, fmt.Errorf("importing user %q: invalid id", u.ID)
-	}
-	for _, a := range rec.Accounts {
-		if !validID(a.ID) || a.UserID != u.ID || a.Issuer == "" || a.Subject == "" || strings.ContainsRune(a.Issuer, 0) {
-			return res, fmt.Errorf("importing user %s: account %q is invalid or not the user's", u.ID, a.ID)
-		}
+	if err := rec.CheckUser(); err != nil {
+		return res, err
 	}
 	now := b.now()
 	err := b.update(ctx, func(txn *badger.Txn) error {

@@ -67,15 +67,7 @@ func (s *Store) Export(ctx context.Context, fn func(rec store.Record) error) err
 	if err != nil {
 		return fmt.Errorf("exporting store: %w", err)
 	}
-	for _, rec := range recs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := fn(rec); err != nil {
-			return err
-		}
-	}
-	return nil
+	return store.EmitRecords(ctx, recs, fn)
 }
 
 // Import writes one exported record in one transaction, exactly as given
@@ -124,14 +116,8 @@ func (s *Store) Import(ctx context.Context, rec store.Record) (store.ImportResul
 		return res, errors.New("importing: empty record")
 	}
 	u := rec.User
-	if !validID(u.ID) {
-		return res, fmt.Errorf("importing user %q: invalid id", u.ID)
-	}
-	for _, a := range rec.Accounts {
-		if !validID(a.ID) || a.UserID != u.ID || a.Issuer == "" || a.Subject == "" ||
-			strings.ContainsRune(a.Issuer, 0) || strings.ContainsRune(a.Subject, 0) {
-			return res, fmt.Errorf("importing user %s: account %q is invalid or not the user's", u.ID, a.ID)
-		}
+	if err := rec.CheckUser(); err != nil {
+		return res, err
 	}
 	now := s.now()
 	err := s.write(ctx, func(tx pgx.Tx) error {
