@@ -71,6 +71,9 @@ func (b *Badger) UpdateExternalAccount(ctx context.Context, id string, fn func(a
 		}
 		// fn cannot move the account to another user or identity.
 		acc.ID, acc.UserID, acc.Issuer, acc.Subject, acc.CreatedAt = old.ID, old.UserID, old.Issuer, old.Subject, old.CreatedAt
+		if err := acc.Tokens.Check(); err != nil {
+			return err
+		}
 		now := b.now()
 		acc.UpdatedAt = now
 		var user *User

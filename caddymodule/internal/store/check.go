@@ -69,8 +69,8 @@ func (c *checker) run(txn *badger.Txn) error {
 		if !c.userEACSet[a.UserID+"/"+a.ID] {
 			c.reportf("account %s: no user_eac index entry under its user %s", a.ID, a.UserID)
 		}
-		if t := a.Tokens; t.AccessToken == "" && (t.RefreshToken != "" || !t.Expiry.IsZero()) {
-			c.reportf("account %s: a half-written token set (no access token beside its refresh token or expiry)", a.ID)
+		if err := a.Tokens.Check(); err != nil {
+			c.reportf("account %s: %v", a.ID, err)
 		}
 	}
 	for _, kv := range c.identity {

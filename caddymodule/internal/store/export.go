@@ -124,6 +124,9 @@ func (rec *Record) CheckUser() error {
 			strings.ContainsRune(a.Issuer, 0) || strings.ContainsRune(a.Subject, 0) {
 			return fmt.Errorf("importing user %s: account %q is invalid or not the user's", u.ID, a.ID)
 		}
+		if err := a.Tokens.Check(); err != nil {
+			return fmt.Errorf("importing user %s: account %s: %w", u.ID, a.ID, err)
+		}
 	}
 	return nil
 }

@@ -21,6 +21,9 @@ func (b *Badger) SignIn(ctx context.Context, in SignIn) (SignInResult, error) {
 	if a.Issuer == "" || a.Subject == "" || strings.ContainsRune(a.Issuer, 0) {
 		return SignInResult{}, fmt.Errorf("signing in with %s: the identity needs an issuer (without NUL) and a subject", a.Provider)
 	}
+	if err := a.Tokens.Check(); err != nil {
+		return SignInResult{}, fmt.Errorf("signing in with %s: %w", a.Provider, err)
+	}
 	now := in.Now
 	if now.IsZero() {
 		now = b.now()
@@ -169,8 +172,8 @@ func signInNew(txn *badger.Txn, out *Outbox, in SignIn, now time.Time) (SignInRe
 // Refresh copies what a provider reported at this sign-in onto the account;
 // every Store implementation applies sign-ins this way. A field the provider
 // left empty keeps its old value: Apple sends the name only at the first
-// authorization, and most providers issue a refresh token only on consent,
-// so an empty one means "unchanged", not "revoked".
+// authorization. The token set follows TokenSet.after: a sign-in without a
+// grant keeps the held one whole.
 func (acc *ExternalAccount) Refresh(from *ExternalAccount, now time.Time) {
 	acc.Provider = from.Provider
 	if from.Email != "" {
@@ -182,9 +185,7 @@ func (acc *ExternalAccount) Refresh(from *ExternalAccount, now time.Time) {
 	acc.ImageURL = cmp.Or(from.ImageURL, acc.ImageURL)
 	acc.ApprovedScopes = from.ApprovedScopes
 	acc.Groups = from.Groups // as of this sign-in: none is none
-	refreshToken := acc.Tokens.RefreshToken
-	acc.Tokens = from.Tokens
-	acc.Tokens.RefreshToken = cmp.Or(from.Tokens.RefreshToken, refreshToken)
+	acc.Tokens = acc.Tokens.after(from.Tokens)
 	acc.Status = StatusVerified
 	acc.UpdatedAt = now
 }

@@ -8,6 +8,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
@@ -46,6 +47,9 @@ type Store interface {
 	//   - an unknown identity is linked to in.LinkToUser when set, else to the
 	//     user holding its verified email when in.LinkByVerifiedEmail is set
 	//     and the account asserts a verified email, else to a new user.
+	// The account's token set is replaced whole, or kept whole when the
+	// sign-in brought no access token (see TokenSet.after); a half-written
+	// one (TokenSet.Check) is refused.
 	SignIn(ctx context.Context, in SignIn) (SignInResult, error)
 	// User returns the user with this id.
 	User(ctx context.Context, id string) (*User, error)
@@ -59,7 +63,8 @@ type Store interface {
 	// aborts the update and UpdateExternalAccount returns that error: this is
 	// the compare-and-swap of token refreshes (return ErrStale when the
 	// account is not in the expected state). Identity fields (ID, UserID,
-	// Issuer, Subject, CreatedAt) cannot be changed.
+	// Issuer, Subject, CreatedAt) cannot be changed, and a half-written
+	// token set (TokenSet.Check) is refused: nothing is written.
 	UpdateExternalAccount(ctx context.Context, id string, fn func(a *ExternalAccount) error) (*ExternalAccount, error)
 	// DeleteExternalAccount unlinks an account of userID in one transaction:
 	// the account, its identity and user indexes, and its vouching for the
@@ -233,13 +238,38 @@ type ExternalAccount struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// TokenSet is what a provider's token endpoint returned for an account.
+// TokenSet is what a provider's token endpoint returned for an account: one
+// grant, written whole. An account signed in without a grant (a native app's
+// bare ID token) holds an empty set.
 type TokenSet struct {
 	AccessToken  string    `json:"access_token,omitempty"`
 	RefreshToken string    `json:"refresh_token,omitempty"`
 	IDToken      string    `json:"id_token,omitempty"`
 	TokenType    string    `json:"token_type,omitempty"`
 	Expiry       time.Time `json:"expiry,omitempty"`
+}
+
+// Check refuses a half-written token set: a refresh token or an expiry
+// without the access token they belong to. Every Store implementation
+// refuses to write one (sign-in, update, import) and reports one in Check.
+func (t TokenSet) Check() error {
+	if t.AccessToken == "" && (t.RefreshToken != "" || !t.Expiry.IsZero()) {
+		return errors.New("a half-written token set (no access token beside its refresh token or expiry)")
+	}
+	return nil
+}
+
+// after returns the token set an account holds after a sign-in that brought
+// next. A sign-in that brought no access token brought no grant (a native
+// app's bare ID token): the held set stays whole. Otherwise next replaces
+// it, keeping the held refresh token when next has none: most providers
+// issue one only at consent, so none means "unchanged", not "revoked".
+func (t TokenSet) after(next TokenSet) TokenSet {
+	if next.AccessToken == "" {
+		return t
+	}
+	next.RefreshToken = cmp.Or(next.RefreshToken, t.RefreshToken)
+	return next
 }
 
 // Session is a signed-in browser or app. Its id looks like sess_…. The user's

@@ -110,6 +110,9 @@ func (s *Store) UpdateExternalAccount(ctx context.Context, id string, fn func(a 
 		}
 		// fn cannot move the account to another user or identity.
 		acc.ID, acc.UserID, acc.Issuer, acc.Subject, acc.CreatedAt = old.ID, old.UserID, old.Issuer, old.Subject, old.CreatedAt
+		if err := acc.Tokens.Check(); err != nil {
+			return err
+		}
 		now := s.now()
 		acc.UpdatedAt = now
 		userChanged := false

@@ -19,7 +19,8 @@ import (
 // are constraints; Check covers what lives inside the json records: that
 // they decode and agree with their rows' columns, that each address of a
 // user has its user_emails row and each row its address, that an address
-// links (holder) only when verified, and the vouching rules. Session ids
+// links (holder) only when verified, the vouching rules, and that every
+// account's token set is whole (TokenSet.Check). Session ids
 // never appear in the lines: they are bearer secrets.
 func (s *Store) Check(ctx context.Context) ([]string, error) {
 	c := checker{s: s, users: map[string]*store.User{}, accounts: map[string]*store.ExternalAccount{}, emails: map[string]bool{}}
@@ -105,6 +106,9 @@ func (c *checker) loadAccounts(ctx context.Context, tx pgx.Tx) error {
 		}
 		if a.CreatedAt.UnixNano() != created {
 			c.reportf("account %s: created_ns %d but the record says %v", id, created, a.CreatedAt)
+		}
+		if err := a.Tokens.Check(); err != nil {
+			c.reportf("account %s: %v", id, err)
 		}
 		a.ID, a.UserID = id, userID // the columns are what the constraints hold
 		c.accounts[id] = a

@@ -169,7 +169,7 @@ func TestOpen_DataSurvivesCloseAndReopen(t *testing.T) {
 	ctx := context.Background()
 	s := openDSN(t, dsn, Options{})
 	res, err := s.SignIn(ctx, store.SignIn{Account: store.ExternalAccount{Provider: "p", Issuer: "https://i.example", Subject: "a",
-		Tokens: store.TokenSet{RefreshToken: "rt"}}})
+		Tokens: store.TokenSet{AccessToken: "at", RefreshToken: "rt"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestOpen_DataSurvivesCloseAndReopen(t *testing.T) {
 	}
 	s.Close()
 	s = openDSN(t, dsn, Options{})
-	if a, err := s.ExternalAccount(ctx, res.Account.ID); err != nil || a.Tokens.RefreshToken != "rt" {
+	if a, err := s.ExternalAccount(ctx, res.Account.ID); err != nil || a.Tokens.AccessToken != "at" || a.Tokens.RefreshToken != "rt" {
 		t.Errorf("account after reopen = %+v, %v", a, err)
 	}
 	if _, err := s.Session(ctx, sess.ID); err != nil {

@@ -22,6 +22,9 @@ func (s *Store) SignIn(ctx context.Context, in store.SignIn) (store.SignInResult
 	if a.Issuer == "" || a.Subject == "" || strings.ContainsRune(a.Issuer, 0) || strings.ContainsRune(a.Subject, 0) {
 		return store.SignInResult{}, fmt.Errorf("signing in with %s: the identity needs an issuer and a subject (without NUL)", a.Provider)
 	}
+	if err := a.Tokens.Check(); err != nil {
+		return store.SignInResult{}, fmt.Errorf("signing in with %s: %w", a.Provider, err)
+	}
 	now := in.Now
 	if now.IsZero() {
 		now = s.now()

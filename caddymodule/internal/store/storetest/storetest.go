@@ -263,6 +263,8 @@ var tests = []struct {
 	{"UpdateExternalAccount_ConcurrentCompareAndSwapHasOneWinner", updateConcurrentCompareAndSwapHasOneWinner},
 	{"UpdateExternalAccount_ConcurrentIncrementsLoseNoUpdate", updateConcurrentIncrementsLoseNoUpdate},
 	{"UpdateExternalAccount_EmailChangeFollowsOnTheUser", updateEmailChangeFollowsOnTheUser},
+	{"Tokens_SignInWithoutAGrantKeepsTheHeldSet", tokensSignInWithoutAGrantKeepsTheHeldSet},
+	{"Tokens_HalfWrittenSetsAreRefusedEverywhere", tokensHalfWrittenSetsAreRefusedEverywhere},
 	{"DeleteExternalAccount_RemovesTheAccount", deleteAccountRemovesTheAccount},
 	{"DeleteExternalAccount_RefusedByCheckChangesNothing", deleteAccountRefusedByCheckChangesNothing},
 	{"DeleteExternalAccount_OfTheOnlyVoucherUnverifiesTheEmail", deleteAccountOfTheOnlyVoucherUnverifiesTheEmail},
