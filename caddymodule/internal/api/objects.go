@@ -82,7 +82,11 @@ func Session(s *store.Session, status string) map[string]any {
 }
 
 // OAuthAccessToken is one item of the oauth_access_tokens list: the
-// account's fresh access token. The refresh token is never returned.
+// account's fresh access token. The refresh token is never returned, nor
+// the ID token: it is the provider's statement to this gateway that the
+// person signed in, not a credential for anything else, and whoever holds
+// one could present it as a sign-in elsewhere. Clerk's object carries
+// id_token only when available; here it never is.
 func OAuthAccessToken(a *store.ExternalAccount) map[string]any {
 	item := map[string]any{
 		"object":              "oauth_access_token",
@@ -95,9 +99,6 @@ func OAuthAccessToken(a *store.ExternalAccount) map[string]any {
 	}
 	if !a.Tokens.Expiry.IsZero() {
 		item["expires_at"] = a.Tokens.Expiry.Unix()
-	}
-	if a.Tokens.IDToken != "" {
-		item["id_token"] = a.Tokens.IDToken
 	}
 	return item
 }
