@@ -194,8 +194,11 @@ func TestAllowEmails_NativeSignInsAreRefusedToo(t *testing.T) {
 	if err := e.Load(options{Global: e.corp + "\n\t\tapi_key " + apiKey + "\n\t\tallow_emails *@admitted.example"}); err != nil {
 		t.Fatal(err)
 	}
-	status, out := postJSON(t, e.Base+"/_auth/native/id_token", map[string]any{"provider": "apple", "nonce": "n",
-		"id_token": a.idToken(map[string]any{"aud": appleBundle, "nonce": "n"})})
+	app := newNativeApp()
+	nonce := issueNonce(t, e, app)
+	claims := map[string]any{"aud": appleBundle, "nonce": hexSHA256(nonce)}
+	status, out := postJSON(t, e.Base+"/_auth/native/apple", map[string]any{"id_token": a.idToken(claims), "code": a.mintCode(claims),
+		"nonce": nonce, "code_verifier": app.verifier})
 	errs, _ := out["errors"].([]any)
 	if status != http.StatusForbidden || len(errs) != 1 || errs[0].(map[string]any)["code"] != "not_admitted" || out["session_token"] != nil {
 		t.Fatalf("native sign-in of an address not admitted: %d %v", status, out)

@@ -307,6 +307,8 @@ func TestAdversarial_ControlCharactersNeverReachAHeader(t *testing.T) {
 		{"GET", "/_auth/oauth/corp/callback", []string{"state", "code", "error", "iss", "user"}, nil},
 		{"POST", "/_auth/oauth/corp/callback", []string{"state", "code", "error", "iss", "user"}, nil},
 		{"POST", "/_auth/native/token", []string{"rotating_token_nonce", "code_verifier"}, nil},
+		{"POST", "/_auth/native/nonce", []string{"code_challenge"}, nil},
+		{"POST", "/_auth/native/id_token", []string{"provider", "id_token", "nonce", "code_verifier"}, nil},
 		{"GET", "/_auth/api/v1/users", []string{"limit", "offset", "email_address", "user_id"}, nil},
 		{"GET", "/_auth/api/v1/sessions", []string{"user_id"}, nil},
 		{"GET", "/_auth/health", []string{"x"}, nil},
@@ -549,6 +551,8 @@ func TestAdversarial_OversizedBodiesChangeNothing(t *testing.T) {
 		{"/_auth/native/token", "application/json", `{"rotating_token_nonce":"` + nonce + `","code_verifier":"` + app.verifier + `","pad":"` + pad + `"}`, newBrowser(t)},
 		{"/_auth/native/token", "application/x-www-form-urlencoded", "rotating_token_nonce=" + nonce + "&code_verifier=" + app.verifier + "&pad=" + pad, newBrowser(t)},
 		{"/_auth/native/apple", "application/json", `{"id_token":"x","code":"y","nonce":"z","pad":"` + pad + `"}`, newBrowser(t)},
+		{"/_auth/native/id_token", "application/json", `{"provider":"corp","id_token":"x","nonce":"z","pad":"` + pad + `"}`, newBrowser(t)},
+		{"/_auth/native/nonce", "application/x-www-form-urlencoded", "code_challenge=" + app.challenge + "&pad=" + pad, newBrowser(t)},
 		{"/_auth/api/v1/redirect_urls", "application/json", `{"url":"myapp://oversized","pad":"` + pad + `"}`, newBrowser(t)},
 	}
 	authorizeBefore := op.Calls("authorize")
@@ -633,6 +637,7 @@ func TestAdversarial_MethodConfusionChangesNothing(t *testing.T) {
 	stateChanging := []string{
 		"/_auth/sign-out", "/_auth/account/connect", "/_auth/account/reauthorize", "/_auth/account/disconnect",
 		"/_auth/account/sessions/revoke-others", "/_auth/native/token", "/_auth/native/apple",
+		"/_auth/native/id_token", "/_auth/native/nonce",
 	}
 	api := []struct{ path, realMethod string }{
 		{"/_auth/api/v1/users/" + userID, http.MethodDelete},

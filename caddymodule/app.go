@@ -38,6 +38,10 @@ func init() {
 // DefaultSessionLifetime is how long a session lasts when session_lifetime is not set.
 const DefaultSessionLifetime = 7 * 24 * time.Hour
 
+// DefaultIDTokenSessionLifetime is how long a session started from a native
+// app's bare ID token lasts when id_token_session_lifetime is not set.
+const DefaultIDTokenSessionLifetime = 24 * time.Hour
+
 // App is the socialgate app: the state behind every socialgate handler of a
 // config. Several sites share it.
 type App struct {
@@ -71,6 +75,14 @@ type App struct {
 
 	// SessionLifetime is how long a session lasts after sign-in. Default: 7 days.
 	SessionLifetime caddy.Duration `json:"session_lifetime,omitempty"`
+
+	// IDTokenSessionLifetime is how long a session lasts that a native app
+	// started with a bare ID token (POST /_auth/native/id_token): such a
+	// sign-in leaves the gateway no grant (no refresh token) through which
+	// the provider could ever say the person is gone, so it ends sooner and
+	// the app signs in again through the provider's SDK, usually silently.
+	// Never longer than SessionLifetime. Default: 24h.
+	IDTokenSessionLifetime caddy.Duration `json:"id_token_session_lifetime,omitempty"`
 
 	// SessionCache is how long a session read from the store is kept in
 	// memory, so most requests need no store read. Sessions ended through
@@ -239,6 +251,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.SessionLifetime == 0 {
 		a.SessionLifetime = caddy.Duration(DefaultSessionLifetime)
 	}
+	switch {
+	case a.IDTokenSessionLifetime < 0:
+		return fmt.Errorf("id_token_session_lifetime: %v is not a positive duration", time.Duration(a.IDTokenSessionLifetime))
+	case a.IDTokenSessionLifetime == 0:
+		a.IDTokenSessionLifetime = caddy.Duration(DefaultIDTokenSessionLifetime)
+	}
 	ref, err := a.acquireStore(repl)
 	if err != nil {
 		return err
@@ -329,9 +347,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Flow: flow.New(flow.Config{Store: ref.store, Sessions: sessions, Sanitize: returnTo.Sanitize,
 			TTL: time.Duration(a.FlowTimeout), Logger: a.logger, Admit: admit,
 			NativeAllowed: func(ctx context.Context, u string) bool { return a.gateway.NativeAllowed(ctx, u) }}),
-		UI:       renderer,
-		Limits:   limits,
-		ClientIP: clientIP,
+		UI:     renderer,
+		Limits: limits,
+		// The session manager caps it at the session lifetime.
+		IDTokenSessionLifetime: time.Duration(a.IDTokenSessionLifetime),
+		ClientIP:               clientIP,
 		// Route requirements read linked accounts: cache them like sessions.
 		AccountsCache: cacheTTL,
 		Admit:         admit,

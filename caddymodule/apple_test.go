@@ -5,9 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -18,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,7 +33,8 @@ const (
 
 // fakeApple answers like Sign in with Apple: /auth/authorize posts the
 // code back with form_post (an auto-submitting form), /auth/token checks the
-// ES256 client secret, /auth/keys publishes the ID token key.
+// ES256 client secret and redeems codes and refresh tokens, each only for
+// the client it was issued to, /auth/keys publishes the ID token key.
 type fakeApple struct {
 	t      *testing.T
 	srv    *httptest.Server
@@ -45,11 +45,13 @@ type fakeApple struct {
 	sub    string
 	email  string
 	secret map[string]string // the last client secret per client_id
+	// expiresIn is the access tokens' lifetime in seconds; default 3600.
+	expiresIn int
 }
 
 func newFakeApple(t *testing.T) *fakeApple {
 	a := &fakeApple{t: t, codes: map[string]map[string]any{}, sub: "001234.abcdef.1234", email: "jane@example.com",
-		secret: map[string]string{}}
+		secret: map[string]string{}, expiresIn: 3600}
 	a.key, _ = rsa.GenerateKey(rand.Reader, 2048)
 	a.p8, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	mux := http.NewServeMux()
@@ -119,14 +121,19 @@ func (a *fakeApple) token(w http.ResponseWriter, r *http.Request) {
 	claims, ok := a.codes[r.PostForm.Get("code")]
 	delete(a.codes, r.PostForm.Get("code"))
 	a.secret[client] = r.PostForm.Get("client_secret")
+	expiresIn := a.expiresIn
 	a.mu.Unlock()
+	if r.PostForm.Get("grant_type") == "refresh_token" && r.PostForm.Get("refresh_token") == "apple-rt-"+client {
+		json.NewEncoder(w).Encode(map[string]any{"access_token": "apple-at-refreshed", "token_type": "Bearer", "expires_in": 3600})
+		return
+	}
 	if !ok || claims["aud"] != client {
 		w.WriteHeader(http.StatusBadRequest)
 		w.Write([]byte(`{"error":"invalid_grant"}`))
 		return
 	}
-	json.NewEncoder(w).Encode(map[string]any{"access_token": "apple-at", "token_type": "Bearer", "expires_in": 3600,
-		"refresh_token": "apple-rt", "id_token": a.idToken(claims)})
+	json.NewEncoder(w).Encode(map[string]any{"access_token": "apple-at", "token_type": "Bearer", "expires_in": expiresIn,
+		"refresh_token": "apple-rt-" + client, "id_token": a.idToken(claims)})
 }
 
 func newAppleEnv(t *testing.T) (*env, *fakeApple) {
@@ -181,15 +188,26 @@ func TestApple_WebSignInWithFormPost(t *testing.T) {
 
 func TestApple_NativeSignIn(t *testing.T) {
 	e, a := newAppleEnv(t)
-	raw := "nonce-the-app-generated"
-	sum := sha256.Sum256([]byte(raw))
-	hashed := hex.EncodeToString(sum[:])
+	e.corp += "\n\t\trate_limit native 0 1m" // two requests a sign-in, many sign-ins
+	if err := e.Load(options{Global: e.corp}); err != nil {
+		t.Fatal(err)
+	}
+	app := newNativeApp()
 	post := func(body map[string]any) (int, map[string]any) {
 		return postJSON(t, e.Base+"/_auth/native/apple", body)
 	}
-	claims := map[string]any{"aud": appleBundle, "nonce": hashed}
-	status, out := post(map[string]any{"id_token": a.idToken(claims), "code": a.mintCode(claims), "nonce": raw,
-		"given_name": "Jane", "family_name": "Appleseed"})
+	// signIn is the app's side: a nonce from the gateway, whose SHA-256 the
+	// identity token carries, and the verifier of its challenge.
+	signIn := func(extra map[string]any) (int, map[string]any) {
+		nonce := issueNonce(t, e, app)
+		claims := map[string]any{"aud": appleBundle, "nonce": hexSHA256(nonce)}
+		body := map[string]any{"id_token": a.idToken(claims), "code": a.mintCode(claims), "nonce": nonce, "code_verifier": app.verifier}
+		for k, v := range extra {
+			body[k] = v
+		}
+		return post(body)
+	}
+	status, out := signIn(map[string]any{"given_name": "Jane", "family_name": "Appleseed"})
 	if status != http.StatusOK {
 		t.Fatalf("native sign-in: %d %v", status, out)
 	}
@@ -199,6 +217,11 @@ func TestApple_NativeSignIn(t *testing.T) {
 	}
 	if a.secret[appleBundle] == "" {
 		t.Error("the code was not redeemed with the bundle's client secret")
+	}
+	// The code left the gateway Apple's grant: a full-length session.
+	expires := time.UnixMilli(int64(out["session"].(map[string]any)["expire_at"].(float64)))
+	if d := time.Until(expires); d < 6*24*time.Hour {
+		t.Errorf("the session expires in %v, want the session lifetime", d)
 	}
 	bearer := http.Header{"Authorization": {"Bearer " + out["session_token"].(string)}}
 	if status, _ := apiGet(t, http.DefaultClient, e.Base+"/", bearer); status != http.StatusOK {
@@ -225,50 +248,145 @@ func TestApple_NativeSignIn(t *testing.T) {
 	}
 
 	// A later sign-in (no name from Apple) finds the same user and keeps the name.
-	status, again := post(map[string]any{"id_token": a.idToken(claims), "code": a.mintCode(claims), "nonce": raw})
+	status, again := signIn(nil)
 	if status != http.StatusOK || again["user"].(map[string]any)["id"] != user["id"] || again["user"].(map[string]any)["name"] != "Jane Appleseed" {
 		t.Fatalf("second native sign-in: %d %v", status, again)
 	}
 
-	for name, body := range map[string]map[string]any{
-		"wrong raw nonce": {"id_token": a.idToken(claims), "code": a.mintCode(claims), "nonce": "other"},
-		"another app":     {"id_token": a.idToken(map[string]any{"aud": "com.other.app", "nonce": hashed}), "code": a.mintCode(claims), "nonce": raw},
-		"the web client":  {"id_token": a.idToken(map[string]any{"aud": appleWebID, "nonce": hashed}), "code": a.mintCode(claims), "nonce": raw},
-		"a used code":     {"id_token": a.idToken(claims), "code": "c-used", "nonce": raw},
-		"expired token":   {"id_token": a.idToken(map[string]any{"aud": appleBundle, "nonce": hashed, "exp": time.Now().Add(-time.Minute).Unix()}), "code": a.mintCode(claims), "nonce": raw},
-		"nothing":         {},
+	// Each case has a nonce of its own, issued to the app.
+	fresh := func() (nonce string, claims map[string]any) {
+		nonce = issueNonce(t, e, app)
+		return nonce, map[string]any{"aud": appleBundle, "nonce": hexSHA256(nonce)}
+	}
+	for name, tc := range map[string]struct {
+		body func() map[string]any
+		want int
+		code string
+	}{
+		"another issued nonce": {func() map[string]any {
+			_, claims := fresh()
+			other, _ := fresh()
+			return map[string]any{"id_token": a.idToken(claims), "code": a.mintCode(claims), "nonce": other, "code_verifier": app.verifier}
+		}, http.StatusUnauthorized, "invalid_apple_credential"},
+		"the hashed nonce sent back": {func() map[string]any {
+			_, claims := fresh()
+			return map[string]any{"id_token": a.idToken(claims), "code": a.mintCode(claims), "nonce": claims["nonce"], "code_verifier": app.verifier}
+		}, http.StatusBadRequest, "invalid_nonce"},
+		"a nonce the app chose (the old protocol)": {func() map[string]any {
+			claims := map[string]any{"aud": appleBundle, "nonce": hexSHA256("nonce-the-app-generated")}
+			return map[string]any{"id_token": a.idToken(claims), "code": a.mintCode(claims), "nonce": "nonce-the-app-generated", "code_verifier": app.verifier}
+		}, http.StatusBadRequest, "invalid_nonce"},
+		"the issued nonce unhashed in the token": {func() map[string]any {
+			nonce, claims := fresh()
+			claims["nonce"] = nonce
+			return map[string]any{"id_token": a.idToken(claims), "code": a.mintCode(claims), "nonce": nonce, "code_verifier": app.verifier}
+		}, http.StatusUnauthorized, "invalid_apple_credential"},
+		"without the app's verifier": {func() map[string]any {
+			nonce, claims := fresh()
+			return map[string]any{"id_token": a.idToken(claims), "code": a.mintCode(claims), "nonce": nonce}
+		}, http.StatusBadRequest, "invalid_nonce"},
+		"another app": {func() map[string]any {
+			nonce, claims := fresh()
+			return map[string]any{"id_token": a.idToken(map[string]any{"aud": "com.other.app", "nonce": claims["nonce"]}), "code": a.mintCode(claims), "nonce": nonce, "code_verifier": app.verifier}
+		}, http.StatusUnauthorized, "invalid_apple_credential"},
+		"the web client": {func() map[string]any {
+			nonce, claims := fresh()
+			return map[string]any{"id_token": a.idToken(map[string]any{"aud": appleWebID, "nonce": claims["nonce"]}), "code": a.mintCode(claims), "nonce": nonce, "code_verifier": app.verifier}
+		}, http.StatusUnauthorized, "invalid_apple_credential"},
+		"a used code": {func() map[string]any {
+			nonce, claims := fresh()
+			return map[string]any{"id_token": a.idToken(claims), "code": "c-used", "nonce": nonce, "code_verifier": app.verifier}
+		}, http.StatusUnauthorized, "invalid_apple_credential"},
+		"expired token": {func() map[string]any {
+			nonce, claims := fresh()
+			expired := map[string]any{"aud": appleBundle, "nonce": claims["nonce"], "exp": time.Now().Add(-time.Minute).Unix()}
+			return map[string]any{"id_token": a.idToken(expired), "code": a.mintCode(claims), "nonce": nonce, "code_verifier": app.verifier}
+		}, http.StatusUnauthorized, "invalid_apple_credential"},
+		"nothing": {func() map[string]any { return map[string]any{} }, http.StatusBadRequest, "invalid_nonce"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if status, out := post(body); status != http.StatusUnauthorized {
-				t.Errorf("status %d: %v", status, out)
+			if status, out := post(tc.body()); status != tc.want || errorCode(out) != tc.code {
+				t.Errorf("status %d %v, want %d %s", status, out, tc.want, tc.code)
 			}
 		})
 	}
+
+	t.Run("the same token and code twice", func(t *testing.T) {
+		nonce, claims := fresh()
+		body := map[string]any{"id_token": a.idToken(claims), "code": a.mintCode(claims), "nonce": nonce, "code_verifier": app.verifier}
+		if status, out := post(body); status != http.StatusOK {
+			t.Fatalf("first: %d %v", status, out)
+		}
+		if status, out := post(body); status != http.StatusBadRequest || errorCode(out) != "invalid_nonce" {
+			t.Errorf("second: %d %v", status, out)
+		}
+	})
 }
 
-func TestNativeIDToken_SignsInWithAnSDKToken(t *testing.T) {
+// A native app's code leaves the gateway a grant of the app's bundle id,
+// which Apple refreshes only for that client.
+func TestApple_NativeGrantRefreshesAsTheApp(t *testing.T) {
 	e, a := newAppleEnv(t)
-	raw := "raw-nonce-of-the-sdk"
-	sum := sha256.Sum256([]byte(raw))
+	e.handler = "forward_token apple"
+	if err := e.Load(options{Global: e.corp}); err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	a.expiresIn = 60 // within the refresh skew: stale at once
+	a.mu.Unlock()
+	app := newNativeApp()
+	nonce := issueNonce(t, e, app)
+	claims := map[string]any{"aud": appleBundle, "nonce": hexSHA256(nonce)}
+	status, out := postJSON(t, e.Base+"/_auth/native/apple", map[string]any{"id_token": a.idToken(claims), "code": a.mintCode(claims),
+		"nonce": nonce, "code_verifier": app.verifier})
+	if status != http.StatusOK {
+		t.Fatalf("native sign-in: %d %v", status, out)
+	}
+	bearer := http.Header{"Authorization": {"Bearer " + out["session_token"].(string)}}
+	if status, _ := apiGet(t, http.DefaultClient, e.Base+"/", bearer); status != http.StatusOK {
+		t.Fatalf("a route that needs Apple's token: %d", status)
+	}
+	if got := e.Upstream.Last(t).Get("X-Auth-Token-Apple"); got != "apple-at-refreshed" {
+		t.Errorf("X-Auth-Token-Apple = %q, want the token refreshed for the app's bundle id", got)
+	}
+}
+
+func TestNativeIDToken_RefusesAppleTokens(t *testing.T) {
+	e, a := newAppleEnv(t)
+	if err := e.Load(options{Global: e.corp + "\n\t\tapi_key " + apiKey}); err != nil {
+		t.Fatal(err)
+	}
+	app := newNativeApp()
 	post := func(body map[string]any) (int, map[string]any) {
 		return postJSON(t, e.Base+"/_auth/native/id_token", body)
 	}
-	for name, nonce := range map[string]string{"hashed nonce (Apple)": hex.EncodeToString(sum[:]), "raw nonce (Google)": raw} {
-		status, out := post(map[string]any{"provider": "apple", "nonce": raw,
-			"id_token": a.idToken(map[string]any{"aud": appleBundle, "nonce": nonce})})
-		if status != http.StatusOK || out["session_token"] == nil {
-			t.Fatalf("%s: %d %v", name, status, out)
+	nonce := issueNonce(t, e, app)
+	hashed := hexSHA256(nonce)
+	// Tokens /native/apple refuses (no code, the web client, a nonce the
+	// app chose, unhashed), and one it would accept: none signs in here.
+	for name, claims := range map[string]map[string]any{
+		"a good identity token":     {"aud": appleBundle, "nonce": hashed},
+		"the web client's token":    {"aud": appleWebID, "nonce": hashed},
+		"a nonce the app chose":     {"aud": appleBundle, "nonce": hexSHA256("raw-nonce-of-the-sdk")},
+		"the issued nonce unhashed": {"aud": appleBundle, "nonce": nonce},
+	} {
+		status, out := post(map[string]any{"provider": "apple", "nonce": nonce, "code_verifier": app.verifier, "id_token": a.idToken(claims)})
+		if status != http.StatusBadRequest || errorCode(out) != "use_native_apple" || !strings.Contains(mustJSON(t, out), "/_auth/native/apple") {
+			t.Errorf("%s: %d %v, want 400 use_native_apple pointing to /native/apple", name, status, out)
 		}
 	}
-	for name, body := range map[string]map[string]any{
-		"another app": {"provider": "apple", "nonce": raw, "id_token": a.idToken(map[string]any{"aud": "com.other.app", "nonce": raw})},
-		"wrong nonce": {"provider": "apple", "nonce": "other", "id_token": a.idToken(map[string]any{"aud": appleBundle, "nonce": raw})},
-		"expired":     {"provider": "apple", "nonce": raw, "id_token": a.idToken(map[string]any{"aud": appleBundle, "nonce": raw, "exp": time.Now().Add(-time.Minute).Unix()})},
-		"forged":      {"provider": "apple", "nonce": raw, "id_token": "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."},
-		"unknown":     {"provider": "nope", "nonce": raw, "id_token": a.idToken(map[string]any{"aud": appleBundle, "nonce": raw})},
-	} {
-		if status, out := post(body); status != http.StatusUnauthorized && !(name == "unknown" && status == http.StatusNotFound) {
-			t.Errorf("%s: %d %v", name, status, out)
-		}
+	if status, out := post(map[string]any{"provider": "nope", "nonce": nonce, "code_verifier": app.verifier, "id_token": a.idToken(nil)}); status != http.StatusNotFound {
+		t.Errorf("unknown provider: %d %v", status, out)
+	}
+	if n := userCount(t, e); n != 0 {
+		t.Errorf("%d users, want none", n)
+	}
+	// Refused before the nonce was looked at: the app still signs in with
+	// it where Apple's rules apply.
+	claims := map[string]any{"aud": appleBundle, "nonce": hashed}
+	status, out := postJSON(t, e.Base+"/_auth/native/apple", map[string]any{"id_token": a.idToken(claims), "code": a.mintCode(claims),
+		"nonce": nonce, "code_verifier": app.verifier})
+	if status != http.StatusOK {
+		t.Errorf("/native/apple after the refusal: %d %v", status, out)
 	}
 }

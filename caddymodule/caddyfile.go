@@ -72,6 +72,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		}
 //		cookie_keys      <key...>
 //		session_lifetime <duration>
+//		id_token_session_lifetime <duration>
 //		session_cache    <duration>
 //		flow_timeout     <duration>
 //		token_refresh_skew <duration>
@@ -120,6 +121,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.CookieKeys, err = someArgs(d)
 		case "session_lifetime":
 			err = durationArg(d, &a.SessionLifetime)
+		case "id_token_session_lifetime":
+			err = durationArg(d, &a.IDTokenSessionLifetime)
 		case "session_cache":
 			var s string
 			if err = oneArg(d, &s); err == nil {
@@ -360,13 +363,14 @@ func someArgs(d *caddyfile.Dispenser) ([]string, error) {
 }
 
 func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	option := d.Val()
 	var s string
 	if err := oneArg(d, &s); err != nil {
 		return err
 	}
 	dur, err := caddy.ParseDuration(s)
 	if err != nil || dur <= 0 {
-		return d.Errf("%s: %q is not a positive duration", d.Val(), s)
+		return d.Errf("%s: %q is not a positive duration", option, s)
 	}
 	*dst = caddy.Duration(dur)
 	return nil

@@ -3,14 +3,10 @@ package caddymodule_test
 import (
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
-
-	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
-	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
 func TestReload_KeepsTheStoreOpenAndSessionsValid(t *testing.T) {
@@ -47,16 +43,7 @@ func TestReload_KeepsTheStoreOpenAndSessionsValid(t *testing.T) {
 	if err := caddy.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(e.Storage, "socialgate")
-	keys, err := keyring.LoadOrCreate(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(store.Options{Dir: dir, EncryptionKey: keys.StoreKey})
-	if err != nil {
-		t.Fatalf("the store is still held after stop: %v", err)
-	}
-	st.Close()
+	openStopped(t, e).Close()
 }
 
 func TestRestart_KeepsSessions(t *testing.T) {
@@ -92,6 +79,8 @@ func TestConfig_ErrorsNameTheProblem(t *testing.T) {
 		{"unknown option", "colour blue", `unrecognized socialgate option "colour"`},
 		{"unknown provider option", "provider oidc corp {\n issuer https://a.example.com\n client_id x\n scope openid\n }", `unrecognized option "scope" in provider corp`},
 		{"bad duration", "session_lifetime forever", `"forever" is not a positive duration`},
+		{"bad id token session lifetime", "id_token_session_lifetime 0s", `id_token_session_lifetime: "0s" is not a positive duration`},
+		{"native client ids on github", "provider github {\n client_id x\n client_secret y\n native_client_ids app\n }", "native_client_ids apply only to OpenID providers"},
 		{"bad accent", "accent red", `accent colour "red" is not a hex colour`},
 		{"bad prefix", "prefix auth/", `prefix "auth/" must be a path`},
 		{"bad return url", "return_urls javascript:alert(1)", "return_urls"},

@@ -78,7 +78,11 @@ type ProviderConfig struct {
 
 	// NativeClientIDs are the client ids of native apps (Google's iOS and
 	// Android clients, …) whose ID tokens POST /_auth/native/id_token
-	// accepts, besides client_id. Default: none.
+	// accepts: exactly these as the token's audience (and azp, when it has
+	// one). The web client_id is not accepted unless listed here (Google's
+	// Android SDK needs it: its tokens are for the server client id, with
+	// the Android client as azp). Not for apple, whose native sign-ins go
+	// through bundle_ids. Default: none.
 	NativeClientIDs []string `json:"native_client_ids,omitempty"`
 
 	// Scopes are requested in addition to the defaults (oidc: openid email

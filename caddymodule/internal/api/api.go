@@ -23,7 +23,7 @@ import (
 // Revoker revokes a provider's tokens when an account is deleted.
 type Revoker interface {
 	CanRevoke() bool
-	Revoke(ctx context.Context, accessToken, refreshToken string) error
+	Revoke(ctx context.Context, clientID, accessToken, refreshToken string) error
 }
 
 // ProviderStatus is what the API reports of a provider.

@@ -202,7 +202,7 @@ func (a *API) revoke(r *http.Request, acct *store.ExternalAccount) {
 	if !ok || !p.CanRevoke() {
 		return
 	}
-	if err := p.Revoke(r.Context(), acct.Tokens.AccessToken, acct.Tokens.RefreshToken); err != nil {
+	if err := p.Revoke(r.Context(), acct.Tokens.ClientID, acct.Tokens.AccessToken, acct.Tokens.RefreshToken); err != nil {
 		a.Logger.Warn("revoking tokens at the provider failed", zap.String("provider", acct.Provider), zap.Error(err))
 	}
 }

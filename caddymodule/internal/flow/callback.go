@@ -232,6 +232,7 @@ func account(p *provider.Provider, res *provider.Result) store.ExternalAccount {
 			IDToken:      res.IDToken,
 			TokenType:    tok.TokenType,
 			Expiry:       tok.Expiry,
+			ClientID:     res.ClientID,
 		},
 	}
 }

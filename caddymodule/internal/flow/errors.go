@@ -120,4 +120,9 @@ var (
 	// expired, or redeemed with the wrong verifier.
 	ErrInvalidNonce = &Error{Status: http.StatusBadRequest, Reason: "invalid_rotating_token_nonce",
 		Message: "The rotating token nonce is invalid, expired or already used."}
+	// ErrInvalidSignInNonce answers a native sign-in whose nonce the gateway
+	// did not issue, or that is used, expired, or redeemed with the wrong
+	// verifier.
+	ErrInvalidSignInNonce = &Error{Status: http.StatusBadRequest, Reason: "invalid_nonce",
+		Message: "The nonce is invalid, expired or already used. Get a new one from /native/nonce and sign in again."}
 )

@@ -14,12 +14,22 @@ import (
 // NonceTTL is how long a rotating token nonce can be redeemed.
 const NonceTTL = time.Minute
 
-const nonceKind = "nonce"
+// SignInNonceTTL is how long a sign-in nonce (IssueSignInNonce) can be
+// redeemed: long enough for the person to pass the provider's native sign-in
+// sheet, short enough that a captured token is soon worthless.
+const SignInNonceTTL = 5 * time.Minute
 
-// nonceRecord binds a rotating token nonce to the user it signs in and to
-// the app's challenge from the flow that minted it.
+// Ephemeral kinds of the app-bound nonces: a rotating token nonce is never
+// a sign-in nonce, nor the other way round.
+const (
+	nonceKind       = "nonce"
+	signInNonceKind = "signin_nonce"
+)
+
+// nonceRecord binds a nonce to the app's challenge and, for a rotating
+// token nonce, to the user it signs in.
 type nonceRecord struct {
-	UserID    string `json:"user_id"`
+	UserID    string `json:"user_id,omitempty"`
 	Challenge string `json:"challenge"`
 }
 
@@ -34,10 +44,9 @@ func (f *Flow) nativeReturn(ctx context.Context, n *Native, userID string) (stri
 	if err != nil {
 		return "", errNativeRedirect
 	}
-	nonce := randomString()
-	data, _ := json.Marshal(nonceRecord{UserID: userID, Challenge: n.Challenge})
-	if err := f.Store.PutEphemeral(ctx, nonceKind, nonce, data, NonceTTL); err != nil {
-		return "", fmt.Errorf("saving rotating token nonce: %w", err)
+	nonce, err := f.putBound(ctx, nonceKind, nonceRecord{UserID: userID, Challenge: n.Challenge}, NonceTTL)
+	if err != nil {
+		return "", err
 	}
 	q := u.Query()
 	q.Set("rotating_token_nonce", nonce)
@@ -49,23 +58,66 @@ func (f *Flow) nativeReturn(ctx context.Context, n *Native, userID string) (stri
 // after NonceTTL, and only the verifier of the flow's challenge redeems it.
 // It returns the user to start a session for.
 func (f *Flow) RedeemNonce(ctx context.Context, nonce, verifier string) (*store.User, error) {
-	if !validToken(nonce) || len(verifier) < 43 || len(verifier) > 128 {
-		return nil, ErrInvalidNonce
-	}
-	data, err := f.Store.TakeEphemeral(ctx, nonceKind, nonce)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrInvalidNonce
-	}
+	rec, err := f.takeBound(ctx, nonceKind, nonce, verifier, ErrInvalidNonce)
 	if err != nil {
-		return nil, fmt.Errorf("reading nonce: %w", err)
-	}
-	var rec nonceRecord
-	if json.Unmarshal(data, &rec) != nil || !equalBytes([]byte(s256(verifier)), []byte(rec.Challenge)) {
-		return nil, ErrInvalidNonce
+		return nil, err
 	}
 	u, err := f.Store.User(ctx, rec.UserID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrInvalidNonce
 	}
 	return u, err
+}
+
+// IssueSignInNonce mints the nonce a native app puts in its request to a
+// provider's native SDK (Sign in with Apple, Google Sign-In), bound to the
+// S256 challenge of a verifier only the app knows. The ID token that comes
+// back must carry it; TakeSignInNonce consumes it.
+func (f *Flow) IssueSignInNonce(ctx context.Context, challenge string) (nonce string, expires time.Time, err error) {
+	if !validToken(challenge) {
+		return "", time.Time{}, errNativeChallenge
+	}
+	if nonce, err = f.putBound(ctx, signInNonceKind, nonceRecord{Challenge: challenge}, SignInNonceTTL); err != nil {
+		return "", time.Time{}, err
+	}
+	return nonce, time.Now().Add(SignInNonceTTL), nil
+}
+
+// putBound mints a nonce of kind for rec, redeemable for ttl.
+func (f *Flow) putBound(ctx context.Context, kind string, rec nonceRecord, ttl time.Duration) (string, error) {
+	nonce := randomString()
+	data, _ := json.Marshal(rec)
+	if err := f.Store.PutEphemeral(ctx, kind, nonce, data, ttl); err != nil {
+		return "", fmt.Errorf("saving %s: %w", kind, err)
+	}
+	return nonce, nil
+}
+
+// TakeSignInNonce consumes a sign-in nonce: it must be one IssueSignInNonce
+// minted, unused, younger than SignInNonceTTL, and redeemed with the
+// verifier of its challenge. It is gone afterwards whatever the outcome, so
+// the ID token carrying it signs in at most once.
+func (f *Flow) TakeSignInNonce(ctx context.Context, nonce, verifier string) error {
+	_, err := f.takeBound(ctx, signInNonceKind, nonce, verifier, ErrInvalidSignInNonce)
+	return err
+}
+
+// takeBound consumes an app-bound nonce of kind and checks the verifier
+// against its challenge; every failure is invalid, the same for all.
+func (f *Flow) takeBound(ctx context.Context, kind, nonce, verifier string, invalid *Error) (*nonceRecord, error) {
+	if !validToken(nonce) || len(verifier) < 43 || len(verifier) > 128 {
+		return nil, invalid
+	}
+	data, err := f.Store.TakeEphemeral(ctx, kind, nonce)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, invalid
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading nonce: %w", err)
+	}
+	var rec nonceRecord
+	if json.Unmarshal(data, &rec) != nil || !equalBytes([]byte(s256(verifier)), []byte(rec.Challenge)) {
+		return nil, invalid
+	}
+	return &rec, nil
 }

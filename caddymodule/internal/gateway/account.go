@@ -224,7 +224,7 @@ func (g *Gateway) accountDisconnect(w http.ResponseWriter, r *http.Request) {
 	metrics.Unlinks.WithLabelValues(gone.Provider).Inc()
 	g.ForgetAccounts(sess.UserID)
 	if p, ok := g.byName[gone.Provider]; ok && p.CanRevoke() {
-		if err := p.Revoke(r.Context(), gone.Tokens.AccessToken, gone.Tokens.RefreshToken); err != nil {
+		if err := p.Revoke(r.Context(), gone.Tokens.ClientID, gone.Tokens.AccessToken, gone.Tokens.RefreshToken); err != nil {
 			g.Logger.Warn("revoking tokens at the provider failed; the account is unlinked all the same",
 				zap.String("provider", gone.Provider), zap.Error(err))
 		}

@@ -55,6 +55,10 @@ type Config struct {
 	Limits *ratelimit.Limiter
 	// ClientIP names the client for the limits; default: the peer address.
 	ClientIP func(r *http.Request) string
+	// IDTokenSessionLifetime bounds the sessions that a bare ID token from a
+	// native SDK starts (POST /native/id_token): it leaves the gateway no
+	// grant to check the person with later. Zero: the session lifetime.
+	IDTokenSessionLifetime time.Duration
 	// AccountsCache is how long the linked accounts that route requirements
 	// check stay in memory; zero reads them on every such request.
 	AccountsCache time.Duration
@@ -142,6 +146,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, path string)
 		g.allow(w, r, g.nativeApple, http.MethodPost)
 	case rest == "/native/id_token":
 		g.allow(w, r, g.nativeIDToken, http.MethodPost)
+	case rest == "/native/nonce":
+		g.allow(w, r, g.nativeNonce, http.MethodPost)
 	case rest == "/native/token":
 		g.allow(w, r, g.nativeToken, http.MethodPost)
 	case rest == "/reauthorize":

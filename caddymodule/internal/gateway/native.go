@@ -6,13 +6,12 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
-	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
-	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
 )
 
@@ -37,6 +36,28 @@ func (g *Gateway) NativeAllowed(ctx context.Context, raw string) bool {
 	return list.Match(raw)
 }
 
+// readNativeBody decodes a native endpoint's body, JSON or a form, into v,
+// whose json tags name the fields. It answers 400 and reports false when
+// the body cannot be read; shape describes the expected fields.
+func readNativeBody(w http.ResponseWriter, r *http.Request, v any, shape string) bool {
+	var err error
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		err = json.NewDecoder(r.Body).Decode(v)
+	} else if err = r.ParseForm(); err == nil {
+		fields := make(map[string]string, len(r.PostForm))
+		for k := range r.PostForm {
+			fields[k] = r.PostForm.Get(k)
+		}
+		b, _ := json.Marshal(fields)
+		err = json.Unmarshal(b, v)
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody("invalid_request", "The body must be JSON or a form: "+shape+".", nil))
+		return false
+	}
+	return true
+}
+
 // nativeToken redeems a rotating token nonce (with the verifier of the
 // flow's code_challenge) for a session token and the user's JSON. The body
 // is a form or JSON: {rotating_token_nonce, code_verifier}.
@@ -45,138 +66,64 @@ func (g *Gateway) nativeToken(w http.ResponseWriter, r *http.Request) {
 		Nonce    string `json:"rotating_token_nonce"`
 		Verifier string `json:"code_verifier"`
 	}
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-			writeJSON(w, http.StatusBadRequest, errorBody("invalid_request", "The body is not valid JSON.", nil))
-			return
-		}
-	} else {
-		in.Nonce, in.Verifier = r.PostFormValue("rotating_token_nonce"), r.PostFormValue("code_verifier")
+	if !readNativeBody(w, r, &in, "{rotating_token_nonce, code_verifier}") {
+		return
 	}
 	user, err := g.Flow.RedeemNonce(r.Context(), in.Nonce, in.Verifier)
+	if g.nativeFlowError(w, r, "redeeming nonce", err) {
+		return
+	}
+	g.issueNative(w, r, user.ID, 0)
+}
+
+// nativeNonce issues the nonce a native app puts in its request to a
+// provider's native SDK (Sign in with Apple, Google Sign-In) before it
+// signs in at /native/apple or /native/id_token. The body, JSON or a form,
+// is {code_challenge}: BASE64URL(SHA-256(verifier)) of a verifier the app
+// keeps and sends with the sign-in. The answer is {object: "native_nonce",
+// nonce, expires_at} (Unix milliseconds, flow.SignInNonceTTL from now).
+func (g *Gateway) nativeNonce(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Challenge string `json:"code_challenge"`
+	}
+	if !readNativeBody(w, r, &in, "{code_challenge}") {
+		return
+	}
+	nonce, expires, err := g.Flow.IssueSignInNonce(r.Context(), in.Challenge)
+	if g.nativeFlowError(w, r, "issuing a sign-in nonce", err) {
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]any{"object": "native_nonce", "nonce": nonce, "expires_at": expires.UnixMilli()})
+}
+
+// nativeFlowError answers err, when there is one, and reports whether it
+// did: a flow refusal as its own JSON error, anything else as an internal
+// error logged under what.
+func (g *Gateway) nativeFlowError(w http.ResponseWriter, r *http.Request, what string, err error) bool {
+	if err == nil {
+		return false
+	}
 	var fe *flow.Error
 	if errors.As(err, &fe) {
 		writeJSON(w, fe.Status, errorBody(fe.Reason, fe.Message, nil))
-		return
+		return true
 	}
-	if err != nil {
-		g.Logger.Error("redeeming nonce", zap.Error(err))
-		writeJSON(w, http.StatusInternalServerError, errorBody("internal_error", "Something went wrong on our side.", nil))
-		return
-	}
-	g.issueNative(w, r, user.ID)
-}
-
-// nativeApple signs in a native app's Sign in with Apple result: JSON
-// {id_token, code, nonce, given_name, family_name, provider}. provider names
-// the apple provider when there are several; default "apple".
-func (g *Gateway) nativeApple(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		IDToken    string `json:"id_token"`
-		Code       string `json:"code"`
-		Nonce      string `json:"nonce"`
-		GivenName  string `json:"given_name"`
-		FamilyName string `json:"family_name"`
-		Provider   string `json:"provider"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-		writeJSON(w, http.StatusBadRequest, errorBody("invalid_request", "The body must be JSON: {id_token, code, nonce, given_name, family_name}.", nil))
-		return
-	}
-	name := orDefault(in.Provider, "apple")
-	p, ok := g.byName[name]
-	if !ok || !p.SignIn() {
-		writeJSON(w, http.StatusNotFound, errorBody("unknown_provider", "There is no apple provider named "+name+" that signs in.", nil))
-		return
-	}
-	res, err := p.ExchangeNative(r.Context(), provider.NativeApple{IDToken: in.IDToken, Code: in.Code, RawNonce: in.Nonce,
-		GivenName: in.GivenName, FamilyName: in.FamilyName})
-	switch {
-	case errors.Is(err, provider.ErrNativeNotConfigured):
-		writeJSON(w, http.StatusNotFound, errorBody("native_sign_in_not_configured", err.Error(), nil))
-		return
-	case errors.Is(err, provider.ErrRejected):
-		g.Logger.Warn("native apple sign-in refused", zap.Error(err))
-		writeJSON(w, http.StatusUnauthorized, errorBody("invalid_apple_credential",
-			"The identity token or authorization code was not accepted: check the bundle id, the nonce, and that the code is fresh.", nil))
-		return
-	case err != nil:
-		g.Logger.Warn("native apple sign-in failed", zap.Error(err))
-		w.Header().Set("Retry-After", "30")
-		writeJSON(w, http.StatusBadGateway, errorBody("provider_unavailable", "Apple could not be reached. Try again in a moment.", nil))
-		return
-	}
-	out, err := g.Flow.SignInResult(r.Context(), p, res, g.LinkByEmail[name])
-	if err != nil {
-		g.nativeSignInFailed(w, r, p.Name(), err)
-		return
-	}
-	g.issueNative(w, r, out.User.ID)
-}
-
-// nativeIDToken signs in with an ID token a native SDK got from an OpenID
-// provider (Google Sign-In and the like): JSON {provider, id_token, nonce}.
-func (g *Gateway) nativeIDToken(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		Provider string `json:"provider"`
-		IDToken  string `json:"id_token"`
-		Nonce    string `json:"nonce"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-		writeJSON(w, http.StatusBadRequest, errorBody("invalid_request", "The body must be JSON: {provider, id_token, nonce}.", nil))
-		return
-	}
-	p, ok := g.byName[in.Provider]
-	if !ok || !p.SignIn() {
-		writeJSON(w, http.StatusNotFound, errorBody("unknown_provider", "There is no provider named "+in.Provider+" that signs in.", nil))
-		return
-	}
-	res, err := p.VerifyNativeIDToken(r.Context(), in.IDToken, in.Nonce)
-	switch {
-	case errors.Is(err, provider.ErrNativeNotConfigured):
-		writeJSON(w, http.StatusNotFound, errorBody("native_sign_in_not_configured", err.Error(), nil))
-		return
-	case errors.Is(err, provider.ErrRejected):
-		g.Logger.Warn("native id_token refused", zap.String("provider", p.Name()), zap.Error(err))
-		writeJSON(w, http.StatusUnauthorized, errorBody("invalid_id_token",
-			"The ID token was not accepted: check the client id, the nonce, and that the token is fresh.", nil))
-		return
-	case err != nil:
-		w.Header().Set("Retry-After", "30")
-		writeJSON(w, http.StatusBadGateway, errorBody("provider_unavailable", p.DisplayName()+" could not be reached. Try again in a moment.", nil))
-		return
-	}
-	out, err := g.Flow.SignInResult(r.Context(), p, res, g.LinkByEmail[p.Name()])
-	if err != nil {
-		g.nativeSignInFailed(w, r, p.Name(), err)
-		return
-	}
-	g.issueNative(w, r, out.User.ID)
-}
-
-// nativeSignInFailed answers a native sign-in that the store did not
-// record: a refusal (allow_emails) as its own JSON error, anything else as
-// an internal error.
-func (g *Gateway) nativeSignInFailed(w http.ResponseWriter, r *http.Request, provider string, err error) {
-	var fe *flow.Error
-	if !errors.As(err, &fe) {
-		g.internal(w, r, "recording native sign-in", err)
-		return
-	}
-	metrics.SignIns.WithLabelValues(provider, fe.Reason).Inc()
-	metrics.FlowErrors.WithLabelValues(fe.Reason).Inc()
-	writeJSON(w, fe.Status, errorBody(fe.Reason, fe.Message, nil))
+	g.Logger.Error(what, zap.Error(err))
+	writeJSON(w, http.StatusInternalServerError, errorBody("internal_error", "Something went wrong on our side.", nil))
+	return true
 }
 
 // issueNative starts a session for a native app and answers its token and
-// the user.
-func (g *Gateway) issueNative(w http.ResponseWriter, r *http.Request, userID string) {
+// the user. A positive lifetime shorter than the session lifetime ends the
+// session sooner.
+func (g *Gateway) issueNative(w http.ResponseWriter, r *http.Request, userID string, lifetime time.Duration) {
 	user, err := g.Store.User(r.Context(), userID)
 	if err != nil {
 		g.internal(w, r, "reading user", err)
 		return
 	}
-	sess, token, err := g.Sessions.Issue(r.Context(), r, user)
+	sess, token, err := g.Sessions.Issue(r.Context(), r, user, lifetime)
 	if err != nil {
 		g.internal(w, r, "creating session", err)
 		return

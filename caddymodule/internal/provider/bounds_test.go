@@ -99,11 +99,11 @@ func TestRefreshAndRevoke_ErrorsCarryNoToken(t *testing.T) {
 	f.handlers["/token"] = func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }
 	f.handlers["/revoke"] = func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) }
 	ctx := context.Background()
-	_, err := p.Refresh(ctx, liveRefresh)
+	_, err := p.Refresh(ctx, "", liveRefresh)
 	if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalidGrant) {
 		t.Errorf("refresh against a down server: %v, want ErrUnavailable only", err)
 	}
-	rerr := p.Revoke(ctx, "at-live", liveRefresh)
+	rerr := p.Revoke(ctx, "", "at-live", liveRefresh)
 	if !errors.Is(rerr, ErrUnavailable) {
 		t.Errorf("revoke against a down server: %v", rerr)
 	}
@@ -112,7 +112,7 @@ func TestRefreshAndRevoke_ErrorsCarryNoToken(t *testing.T) {
 			t.Errorf("error %q contains a token", e)
 		}
 	}
-	if _, err := p.Refresh(ctx, ""); !errors.Is(err, ErrInvalidGrant) {
+	if _, err := p.Refresh(ctx, "", ""); !errors.Is(err, ErrInvalidGrant) {
 		t.Errorf("refresh without a refresh token: %v", err)
 	}
 	// Slack refuses revocation with 200 and "ok": false.
@@ -120,7 +120,7 @@ func TestRefreshAndRevoke_ErrorsCarryNoToken(t *testing.T) {
 	f.handlers["/revoke"] = func(w http.ResponseWriter, r *http.Request) {
 		f.writeJSON(w, http.StatusOK, []byte(`{"ok":false,"error":"invalid_auth"}`))
 	}
-	if err := p.Revoke(ctx, "at-live", ""); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "invalid_auth") {
+	if err := p.Revoke(ctx, "", "at-live", ""); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "invalid_auth") {
 		t.Errorf("slack refusal: %v", err)
 	}
 }

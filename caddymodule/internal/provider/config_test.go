@@ -48,6 +48,8 @@ func TestNew_RejectsWhatAKindCannotUse(t *testing.T) {
 		{"apple P-384 key", with(apple, func(c *Config) { c.PrivateKey = pemOf(t, p384) }), []string{"private_key", "not an ECDSA P-256 key"}},
 		{"apple key fields on google", Config{Name: "g", Kind: "google", ClientID: "c", TeamID: "T"}, []string{"apply only to apple"}},
 		{"tenant on google", Config{Name: "g", Kind: "google", ClientID: "c", Tenant: "common"}, []string{"tenant applies only to microsoft"}},
+		{"native client ids on apple", Config{Name: "a", Kind: "apple", ClientID: "c", NativeClientIDs: []string{"com.example.ios"}}, []string{"provider a", "native_client_ids do not apply to apple", "bundle_ids"}},
+		{"native client ids on github", Config{Name: "gh", Kind: "github", ClientID: "c", NativeClientIDs: []string{"x"}}, []string{"provider gh", "native_client_ids apply only to OpenID providers"}},
 		{"tenant not a path segment", Config{Name: "m", Kind: "microsoft", ClientID: "c", Tenant: "../evil"}, []string{"tenant", "not a tenant id"}},
 		{"base url on github", Config{Name: "gh", Kind: "github", ClientID: "c", BaseURL: "https://ghe.example.com"}, []string{"base_url applies only"}},
 		{"gitlab base url not a URL", Config{Name: "gl", Kind: "gitlab", ClientID: "c", BaseURL: "gitlab.example.com"}, []string{"base_url", "not an absolute"}},
@@ -185,7 +187,7 @@ func TestGenericOAuth2_ProbesClientAuthenticationOnce(t *testing.T) {
 	if n := f.count("/token"); n != 3 {
 		t.Errorf("%d token requests, want 3: Basic, the form, then the form straight away", n)
 	}
-	if p.CanRevoke() || p.Revoke(context.Background(), "at", "rt") != nil {
+	if p.CanRevoke() || p.Revoke(context.Background(), "", "at", "rt") != nil {
 		t.Error("a generic OAuth 2.0 provider without revoke_url cannot revoke")
 	}
 }
@@ -199,7 +201,7 @@ func TestGenericOIDC_RevocationFromDiscovery(t *testing.T) {
 	if p.CanRevoke() {
 		t.Error("CanRevoke before discovery")
 	}
-	if err := p.Revoke(context.Background(), "at-live", liveRefresh); err != nil {
+	if err := p.Revoke(context.Background(), "", "at-live", liveRefresh); err != nil {
 		t.Fatal(err)
 	}
 	if !p.CanRevoke() {

@@ -60,6 +60,9 @@ type Result struct {
 	// Token is the token response; Extra gives its other fields.
 	Token   *oauth2.Token
 	IDToken string
+	// ClientID is the client Token was issued to when it is not the
+	// provider's client_id (a native app's apple bundle id).
+	ClientID string
 	// Scopes are the approved scopes: the token response's, else the requested ones.
 	Scopes []string
 }

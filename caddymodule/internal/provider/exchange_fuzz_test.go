@@ -362,7 +362,7 @@ func FuzzTokenResponse(f *testing.F) {
 			}
 			fp.check(t, p, res)
 		}
-		tok, err := p.Refresh(context.Background(), fzRefresh)
+		tok, err := p.Refresh(context.Background(), "", fzRefresh)
 		if err != nil {
 			checkErr(t, err, answered)
 			return

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,9 +17,17 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// ErrNativeNotConfigured means the provider takes no native sign-ins: it is
-// not apple, or has no bundle_ids.
-var ErrNativeNotConfigured = errors.New("native Sign in with Apple is not configured: add bundle_ids to the apple provider")
+// Errors of the native sign-in paths, before any token is looked at.
+var (
+	// ErrNativeNotConfigured means the provider takes no native sign-ins
+	// on that path: apple without bundle_ids, or a provider without
+	// native_client_ids. The wrapping error says which.
+	ErrNativeNotConfigured = errors.New("native sign-in is not configured")
+	// ErrAppleNeedsCode refuses a bare Sign in with Apple identity token:
+	// Apple's native rules (bundle ids, the hashed nonce, the authorization
+	// code redeemed for the same person) apply only at POST /native/apple.
+	ErrAppleNeedsCode = errors.New("apple signs in natively only with the authorization code (/native/apple)")
+)
 
 var bundleIDPattern = regexp.MustCompile(`^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$`)
 
@@ -29,7 +38,8 @@ type NativeApple struct {
 	IDToken string
 	// Code is the authorizationCode; redeeming it yields the tokens.
 	Code string
-	// RawNonce is the nonce whose SHA-256 (hex) the app put in the request.
+	// RawNonce is the nonce the gateway issued to the app; the identity
+	// token carries its SHA-256 in hex.
 	RawNonce string
 	// GivenName and FamilyName come from fullName: Apple sends them only at
 	// the first authorization.
@@ -42,8 +52,8 @@ type NativeApple struct {
 // authorization code is then redeemed at Apple's token endpoint with a
 // client secret signed for that bundle id, and must name the same person.
 func (p *Provider) ExchangeNative(ctx context.Context, in NativeApple) (*Result, error) {
-	if len(p.native) == 0 {
-		return nil, ErrNativeNotConfigured
+	if err := p.NativeApple(); err != nil {
+		return nil, err
 	}
 	if in.IDToken == "" || in.Code == "" || in.RawNonce == "" {
 		return nil, fmt.Errorf("%w: id_token, code and nonce are required", ErrRejected)
@@ -74,9 +84,9 @@ func (p *Provider) ExchangeNative(ctx context.Context, in NativeApple) (*Result,
 		return nil, fmt.Errorf("%w: identity token: %v", ErrRejected, err)
 	}
 
-	secret, err := p.native[bundle].get(time.Now())
+	secret, err := p.nativeSecret(bundle)
 	if err != nil {
-		return nil, fmt.Errorf("%w: client secret: %v", ErrUnavailable, err)
+		return nil, err
 	}
 	tok, _, err := p.postToken(ctx, e.token, url.Values{"grant_type": {"authorization_code"}, "code": {in.Code}},
 		oauth2.AuthStyleInParams, bundle, secret)
@@ -86,7 +96,7 @@ func (p *Provider) ExchangeNative(ctx context.Context, in NativeApple) (*Result,
 	if err := sameSubject(ctx, e, tok, bundle, c.Subject); err != nil {
 		return nil, err
 	}
-	res := &Result{Issuer: p.cfg.Issuer, Token: tok, IDToken: in.IDToken, Profile: c.profile(),
+	res := &Result{Issuer: p.cfg.Issuer, Token: tok, IDToken: in.IDToken, ClientID: bundle, Profile: c.profile(),
 		Scopes: slices.Clone(p.RequiredScopes())}
 	res.Profile.EmailVerified = p.emailVerified(res.Profile, all)
 	res.Profile.Groups = p.groups(all)
@@ -94,6 +104,27 @@ func (p *Provider) ExchangeNative(ctx context.Context, in NativeApple) (*Result,
 		res.Profile.Name = name
 	}
 	return res, nil
+}
+
+// nativeSecret is the client secret of a native app's client (an apple
+// bundle id), signed now. The grants of a client that is not configured
+// (any more) cannot be used: ErrInvalidGrant.
+func (p *Provider) nativeSecret(clientID string) (string, error) {
+	s := p.native[clientID]
+	if s == nil {
+		return "", fmt.Errorf("%w: %w: the grant belongs to client %q, which is not among bundle_ids", ErrInvalidGrant, ErrRejected, clientID)
+	}
+	secret, err := s.get(time.Now())
+	if err != nil {
+		return "", fmt.Errorf("%w: client secret: %v", ErrUnavailable, err)
+	}
+	return secret, nil
+}
+
+// ownClient reports whether a grant's client is the provider's client_id
+// ("" stands for it).
+func (p *Provider) ownClient(clientID string) bool {
+	return clientID == "" || clientID == p.cfg.ClientID
 }
 
 // sameSubject checks that the ID token from redeeming the code names the
@@ -113,18 +144,47 @@ func sameSubject(ctx context.Context, e *endpoints, tok *oauth2.Token, bundle, s
 	return nil
 }
 
-// VerifyNativeIDToken signs in with an ID token that a native SDK obtained
-// from this OpenID provider (Google Sign-In, Sign in with Apple, …): the
-// token must be the provider's (signature, issuer, expiry), for the web
-// client id or one of the configured native client ids (NativeClientIDs,
-// or apple's bundle_ids), with the nonce the app chose — as sent, or its
-// SHA-256 in hex (Apple's way). There is no code to redeem, so the result
-// carries no provider tokens.
-func (p *Provider) VerifyNativeIDToken(ctx context.Context, idToken, rawNonce string) (*Result, error) {
-	if !p.pre.oidc {
-		return nil, fmt.Errorf("%w: %s is not an OpenID provider", ErrNativeNotConfigured, p.Name())
+// NativeApple reports whether the provider takes native Sign in with Apple
+// results (ExchangeNative): apple with bundle_ids.
+func (p *Provider) NativeApple() error {
+	if !p.pre.clientSecretJWT {
+		return fmt.Errorf("%w: %s is not an apple provider", ErrNativeNotConfigured, p.Name())
 	}
-	if idToken == "" || rawNonce == "" {
+	if len(p.native) == 0 {
+		return fmt.Errorf("%w: add bundle_ids to the %s provider", ErrNativeNotConfigured, p.Name())
+	}
+	return nil
+}
+
+// NativeIDTokens reports whether the provider takes bare ID tokens from
+// native SDKs (VerifyNativeIDToken): an OpenID provider with
+// native_client_ids, and never apple (ErrAppleNeedsCode).
+func (p *Provider) NativeIDTokens() error {
+	switch {
+	case p.pre.clientSecretJWT:
+		return ErrAppleNeedsCode
+	case !p.pre.oidc:
+		return fmt.Errorf("%w: %s is not an OpenID provider", ErrNativeNotConfigured, p.Name())
+	case len(p.cfg.NativeClientIDs) == 0:
+		return fmt.Errorf("%w: add native_client_ids to the %s provider", ErrNativeNotConfigured, p.Name())
+	}
+	return nil
+}
+
+// VerifyNativeIDToken signs in with an ID token that a native SDK obtained
+// from this OpenID provider (Google Sign-In and the like) for a request that
+// carried nonce, which the gateway issued. The token must be the
+// provider's (signature, issuer, expiry), for exactly one of the configured
+// native client ids — the web client_id only when listed there too — with
+// an azp, if any, that is one of them as well (Google's SDKs name the app
+// there beside the server client id as audience), and with nonce as its
+// nonce claim. There is no code to redeem: the result carries no provider
+// tokens, and an account that holds some keeps them.
+func (p *Provider) VerifyNativeIDToken(ctx context.Context, idToken, nonce string) (*Result, error) {
+	if err := p.NativeIDTokens(); err != nil {
+		return nil, err
+	}
+	if idToken == "" || nonce == "" {
 		return nil, fmt.Errorf("%w: id_token and nonce are required", ErrRejected)
 	}
 	e, err := p.endpoints(ctx)
@@ -136,8 +196,8 @@ func (p *Provider) VerifyNativeIDToken(ctx context.Context, idToken, rawNonce st
 	if err != nil {
 		return nil, fmt.Errorf("%w: id_token: %v", ErrRejected, err)
 	}
-	if len(idt.Audience) != 1 || !p.nativeAudience(idt.Audience[0]) {
-		return nil, fmt.Errorf("%w: id_token is not for this client or a configured native client", ErrRejected)
+	if len(idt.Audience) != 1 || !slices.Contains(p.cfg.NativeClientIDs, idt.Audience[0]) {
+		return nil, fmt.Errorf("%w: id_token is not for one configured native client id", ErrRejected)
 	}
 	var c idClaims
 	var all map[string]any
@@ -145,14 +205,14 @@ func (p *Provider) VerifyNativeIDToken(ctx context.Context, idToken, rawNonce st
 		return nil, fmt.Errorf("%w: id_token claims: %v", ErrRejected, err)
 	}
 	_ = idt.Claims(&all)
-	nonce := rawNonce
-	if sum := sha256.Sum256([]byte(rawNonce)); c.Nonce == hex.EncodeToString(sum[:]) {
-		nonce = c.Nonce
+	presenter := cmp.Or(c.AuthorizedParty, idt.Audience[0])
+	if !slices.Contains(p.cfg.NativeClientIDs, presenter) {
+		return nil, fmt.Errorf("%w: id_token azp is not a configured native client id", ErrRejected)
 	}
-	if err := checkIDClaims(&c, idt.Audience[0], nonce, false); err != nil {
+	if err := checkIDClaims(&c, presenter, nonce, false); err != nil {
 		return nil, fmt.Errorf("%w: id_token: %v", ErrRejected, err)
 	}
-	res := &Result{Issuer: p.cfg.Issuer, Token: &oauth2.Token{}, IDToken: idToken, Profile: c.profile()}
+	res := &Result{Issuer: p.cfg.Issuer, Token: &oauth2.Token{}, Profile: c.profile()}
 	res.Profile.Groups = p.groups(all)
 	if p.pre.tenantIssuer {
 		if res.Issuer, err = tenantIssuer(e.d.issuer, idt.Issuer, lookupString(all, "tid")); err != nil {
@@ -164,8 +224,4 @@ func (p *Provider) VerifyNativeIDToken(ctx context.Context, idToken, rawNonce st
 	}
 	res.Profile.EmailVerified = p.emailVerified(res.Profile, all)
 	return res, nil
-}
-
-func (p *Provider) nativeAudience(aud string) bool {
-	return aud == p.cfg.ClientID || p.native[aud] != nil || slices.Contains(p.cfg.NativeClientIDs, aud)
 }

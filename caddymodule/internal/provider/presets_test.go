@@ -323,14 +323,14 @@ func TestPresets_SignInRefreshRevoke(t *testing.T) {
 
 			// Refresh: rotation, then a dead refresh token.
 			if !tc.noRefresh {
-				tok, err := p.Refresh(ctx, liveRefresh)
+				tok, err := p.Refresh(ctx, "", liveRefresh)
 				if err != nil {
 					t.Fatalf("Refresh: %v", err)
 				}
 				if tok.AccessToken == "" || tok.AccessToken == res.Token.AccessToken || tok.RefreshToken != tc.rotated {
 					t.Errorf("refreshed token %q, rotated refresh token %q, want %q", tok.AccessToken, tok.RefreshToken, tc.rotated)
 				}
-				_, err = p.Refresh(ctx, deadRefresh)
+				_, err = p.Refresh(ctx, "", deadRefresh)
 				if !errors.Is(err, ErrInvalidGrant) || !errors.Is(err, ErrRejected) {
 					t.Errorf("refresh with a dead token: %v, want ErrInvalidGrant", err)
 				}
@@ -343,7 +343,7 @@ func TestPresets_SignInRefreshRevoke(t *testing.T) {
 			if p.CanRevoke() != (tc.revoke != nil) {
 				t.Errorf("CanRevoke = %v", p.CanRevoke())
 			}
-			if err := p.Revoke(ctx, "at-live", liveRefresh); err != nil {
+			if err := p.Revoke(ctx, "", "at-live", liveRefresh); err != nil {
 				t.Fatalf("Revoke: %v", err)
 			}
 			if tc.revoke == nil {

@@ -86,7 +86,8 @@ type Config struct {
 	// with Apple results the gateway accepts (ExchangeNative).
 	BundleIDs []string
 	// NativeClientIDs are the client ids of native apps (Google's iOS and
-	// Android clients, …) whose ID tokens VerifyNativeIDToken accepts.
+	// Android clients, …) whose ID tokens VerifyNativeIDToken accepts: these
+	// exactly; the web ClientID only when listed here too.
 	NativeClientIDs []string
 	// Scopes are requested in addition to the kind's (see RequiredScopes).
 	Scopes []string
@@ -236,6 +237,12 @@ func (p *Provider) resolve(cfg *Config) error {
 		if *f.dst == "" {
 			*f.dst = r.Replace(f.def)
 		}
+	}
+	switch {
+	case len(cfg.NativeClientIDs) > 0 && pre.clientSecretJWT:
+		return errors.New("native_client_ids do not apply to apple: list the app's bundle id in bundle_ids")
+	case len(cfg.NativeClientIDs) > 0 && !pre.oidc:
+		return errors.New("native_client_ids apply only to OpenID providers: this one issues no ID tokens")
 	}
 	for k := range cfg.AuthParams {
 		if slices.Contains(reservedParams, k) {

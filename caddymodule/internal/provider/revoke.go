@@ -30,9 +30,10 @@ func (p *Provider) CanRevoke() bool {
 // Revoke asks the provider to revoke the grant, best effort, the way the
 // provider documents it. It revokes the refresh token when there is one and
 // the endpoint takes it (that usually ends the access token too), else the
-// access token. It returns nil for providers without revocation. Errors wrap
+// access token, as the client the grant was issued to (clientID as in
+// Refresh). It returns nil for providers without revocation. Errors wrap
 // ErrUnavailable and never contain a token.
-func (p *Provider) Revoke(ctx context.Context, accessToken, refreshToken string) error {
+func (p *Provider) Revoke(ctx context.Context, clientID, accessToken, refreshToken string) error {
 	rv := p.pre.revoke
 	if rv.style == revokeNone {
 		return nil
@@ -56,7 +57,7 @@ func (p *Provider) Revoke(ctx context.Context, accessToken, refreshToken string)
 	if token == "" {
 		return nil
 	}
-	req, err := p.revokeRequest(ctx, d, revokeURL, token, hint)
+	req, err := p.revokeRequest(ctx, d, revokeURL, clientID, token, hint)
 	if err != nil {
 		return fmt.Errorf("%w: revocation: %v", ErrUnavailable, err)
 	}
@@ -79,10 +80,17 @@ func (p *Provider) Revoke(ctx context.Context, accessToken, refreshToken string)
 	return nil
 }
 
-// revokeRequest builds the request in the provider's style.
-func (p *Provider) revokeRequest(ctx context.Context, d *discovered, revokeURL, token, hint string) (*http.Request, error) {
+// revokeRequest builds the request in the provider's style, as clientID.
+func (p *Provider) revokeRequest(ctx context.Context, d *discovered, revokeURL, clientID, token, hint string) (*http.Request, error) {
 	rv := p.pre.revoke
-	secret, err := p.clientSecret()
+	var secret string
+	var err error
+	if p.ownClient(clientID) {
+		clientID = p.cfg.ClientID
+		secret, err = p.clientSecret()
+	} else {
+		secret, err = p.nativeSecret(clientID)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -99,13 +107,13 @@ func (p *Provider) revokeRequest(ctx context.Context, d *discovered, revokeURL, 
 			return nil, err
 		}
 		req.Header.Set("Content-Type", "application/json")
-		req.SetBasicAuth(url.QueryEscape(p.cfg.ClientID), url.QueryEscape(secret))
+		req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(secret))
 	default: // RFC 7009
 		form := url.Values{"token": {token}, "token_type_hint": {hint}}
 		style, _ := p.clientAuthStyle(d)
 		basic := rv.auth == revokeAuthClient && style == oauth2.AuthStyleInHeader && secret != ""
 		if rv.auth != revokeAuthNone && !basic {
-			form.Set("client_id", p.cfg.ClientID)
+			form.Set("client_id", clientID)
 		}
 		if rv.auth == revokeAuthClient && !basic && secret != "" {
 			form.Set("client_secret", secret)
@@ -115,7 +123,7 @@ func (p *Provider) revokeRequest(ctx context.Context, d *discovered, revokeURL, 
 		}
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		if basic {
-			req.SetBasicAuth(url.QueryEscape(p.cfg.ClientID), url.QueryEscape(secret))
+			req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(secret))
 		}
 	}
 	req.Header.Set("Accept", "application/json")

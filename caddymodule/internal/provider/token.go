@@ -16,13 +16,15 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// Refresh redeems a refresh token for a new access token. The returned
-// token's RefreshToken is the rotated refresh token when the provider sent
-// one, else empty: the caller keeps the old one. Extra("scope") and
-// Extra("id_token") give those fields of the answer (the ID token is not
-// verified). ErrInvalidGrant means the refresh token is dead and the user
-// must authorize again; ErrUnavailable that the provider could not answer.
-func (p *Provider) Refresh(ctx context.Context, refreshToken string) (*oauth2.Token, error) {
+// Refresh redeems a refresh token for a new access token, as the client
+// the grant was issued to: clientID "" is the provider's client_id, an
+// apple bundle id a native app's. The returned token's RefreshToken is the
+// rotated refresh token when the provider sent one, else empty: the caller
+// keeps the old one. Extra("scope") and Extra("id_token") give those fields
+// of the answer (the ID token is not verified). ErrInvalidGrant means the
+// refresh token is dead and the user must authorize again; ErrUnavailable
+// that the provider could not answer.
+func (p *Provider) Refresh(ctx context.Context, clientID, refreshToken string) (*oauth2.Token, error) {
 	if refreshToken == "" {
 		return nil, fmt.Errorf("%w: %w: no refresh token", ErrInvalidGrant, ErrRejected)
 	}
@@ -30,8 +32,20 @@ func (p *Provider) Refresh(ctx context.Context, refreshToken string) (*oauth2.To
 	if err != nil {
 		return nil, err
 	}
-	tok, _, err := p.token(ctx, e, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}})
-	return tok, err
+	params := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}
+	if p.ownClient(clientID) {
+		tok, _, err := p.token(ctx, e, params)
+		return tok, err
+	}
+	secret, err := p.nativeSecret(clientID)
+	if err != nil {
+		return nil, err
+	}
+	tok, _, err := p.postToken(ctx, e.token, params, oauth2.AuthStyleInParams, clientID, secret)
+	if err != nil {
+		return nil, p.classifyTokenError(err)
+	}
+	return tok, nil
 }
 
 // invalidGrantCodes are the error codes meaning the grant itself is dead:

@@ -247,6 +247,10 @@ type TokenSet struct {
 	IDToken      string    `json:"id_token,omitempty"`
 	TokenType    string    `json:"token_type,omitempty"`
 	Expiry       time.Time `json:"expiry,omitempty"`
+	// ClientID is the client the grant was issued to when it is not the
+	// provider's client_id (a native app's apple bundle id): refreshing and
+	// revoking it take that client.
+	ClientID string `json:"client_id,omitempty"`
 }
 
 // Check refuses a half-written token set: a refresh token or an expiry
@@ -262,13 +266,17 @@ func (t TokenSet) Check() error {
 // after returns the token set an account holds after a sign-in that brought
 // next. A sign-in that brought no access token brought no grant (a native
 // app's bare ID token): the held set stays whole. Otherwise next replaces
-// it, keeping the held refresh token when next has none: most providers
-// issue one only at consent, so none means "unchanged", not "revoked".
+// it, keeping the held refresh token when next has none and is of the same
+// client: most providers issue one only at consent, so none means
+// "unchanged", not "revoked"; another client's refresh token would not
+// refresh next's access token.
 func (t TokenSet) after(next TokenSet) TokenSet {
 	if next.AccessToken == "" {
 		return t
 	}
-	next.RefreshToken = cmp.Or(next.RefreshToken, t.RefreshToken)
+	if next.ClientID == t.ClientID {
+		next.RefreshToken = cmp.Or(next.RefreshToken, t.RefreshToken)
+	}
 	return next
 }
 

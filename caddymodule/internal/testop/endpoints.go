@@ -248,7 +248,7 @@ func (s *Server) issue(w http.ResponseWriter, g grant, fault Fault) {
 	s.mu.Unlock()
 
 	if s.mode == OIDC && slices.Contains(strings.Fields(g.scope), "openid") {
-		resp.IDToken = s.idToken(claims, g.nonce, fault, now)
+		resp.IDToken = s.idToken(claims, s.clientID, g.nonce, fault, now)
 		s.mu.Lock()
 		s.secrets = append(s.secrets, resp.IDToken)
 		s.mu.Unlock()

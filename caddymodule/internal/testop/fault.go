@@ -123,13 +123,13 @@ const (
 
 // idToken builds the id_token for a grant, broken as f says. A nonce of ""
 // means the authorization request sent none (or this is a refresh).
-func (s *Server) idToken(claimsJSON []byte, nonce string, f Fault, now time.Time) string {
+func (s *Server) idToken(claimsJSON []byte, audience, nonce string, f Fault, now time.Time) string {
 	claims := decodeObject(claimsJSON)
 	for _, name := range s.userinfoOnly {
 		delete(claims, name)
 	}
 	claims["iss"] = s.URL()
-	claims["aud"] = s.clientID
+	claims["aud"] = audience
 	claims["iat"] = now.Unix()
 	claims["exp"] = now.Add(idTokenLifetime).Unix()
 	if nonce != "" {
@@ -146,7 +146,7 @@ func (s *Server) idToken(claimsJSON []byte, nonce string, f Fault, now time.Time
 	case FaultWrongAudience:
 		claims["aud"] = otherClient
 	case FaultExtraAudienceNoAzp:
-		claims["aud"] = []string{s.clientID, otherClient}
+		claims["aud"] = []string{audience, otherClient}
 	case FaultWrongAzp:
 		claims["azp"] = otherClient
 	case FaultWrongIssuer:

@@ -210,6 +210,22 @@ func (s *Server) UserinfoURL() string { return s.srv.URL + pathUserinfo }
 // RevokeURL is the RFC 7009 revocation endpoint.
 func (s *Server) RevokeURL() string { return s.srv.URL + pathRevoke }
 
+// NativeIDToken returns the ID token this provider's native SDK (Google
+// Sign-In and the like) would hand an app whose client id is audience, for
+// a sign-in request that carried nonce: the signed-in user's claims, signed
+// like every ID token (the current fault applies). No code or access token
+// comes with it.
+func (s *Server) NativeIDToken(audience, nonce string) string {
+	s.mu.Lock()
+	claims := s.claims
+	s.mu.Unlock()
+	tok := s.idToken(claims, audience, nonce, s.currentFault(), time.Now())
+	s.mu.Lock()
+	s.secrets = append(s.secrets, tok)
+	s.mu.Unlock()
+	return tok
+}
+
 // SetClaims replaces the signed-in user's claims for subsequent id_tokens and
 // userinfo responses (in OAuth2 mode, only when UserinfoBody was nil).
 func (s *Server) SetClaims(claims map[string]any) {

@@ -165,6 +165,25 @@ func TestOIDC_CleanFlowVerifiesWithGoOIDC(t *testing.T) {
 	}
 }
 
+func TestNativeIDToken_IsForTheAppWithItsNonce(t *testing.T) {
+	s := testop.Start(t, testop.Options{})
+	raw := s.NativeIDToken("ios.apps.example", "app-nonce")
+	p := provider(t, s)
+	if _, err := p.Verifier(&oidc.Config{ClientID: "test-client"}).Verify(t.Context(), raw); err == nil {
+		t.Error("a native ID token verified for the web client")
+	}
+	idt, err := p.Verifier(&oidc.Config{ClientID: "ios.apps.example"}).Verify(t.Context(), raw)
+	if err != nil {
+		t.Fatalf("go-oidc rejected a native ID token: %v", err)
+	}
+	if err := relyingPartyChecks(idt, "app-nonce"); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(s.Secrets(), raw) {
+		t.Error("Secrets() does not list the native ID token")
+	}
+}
+
 func TestAuthorize_RedirectFollowingClientCompletesFlow(t *testing.T) {
 	s := testop.Start(t, testop.Options{})
 	var cfg *oauth2.Config

@@ -47,7 +47,7 @@ type AccountLocker interface {
 
 // Refresher is the part of a provider the engine uses.
 type Refresher interface {
-	Refresh(ctx context.Context, refreshToken string) (*oauth2.Token, error)
+	Refresh(ctx context.Context, clientID, refreshToken string) (*oauth2.Token, error)
 }
 
 // Engine hands out fresh access tokens. Safe for concurrent use.
@@ -158,7 +158,7 @@ func (e *Engine) refresh(ctx context.Context, id string) (*store.ExternalAccount
 		return e.serveOr(a, fmt.Errorf("%w: provider %s is not configured", ErrUnavailable, a.Provider))
 	}
 	old := a.Tokens.RefreshToken
-	tok, err := p.Refresh(ctx, old)
+	tok, err := p.Refresh(ctx, a.Tokens.ClientID, old)
 	if errors.Is(err, provider.ErrInvalidGrant) {
 		metrics.Refreshes.WithLabelValues(a.Provider, "invalid_grant").Inc()
 		return e.needsReauthorization(ctx, a, "the provider refused the refresh token")

@@ -28,7 +28,7 @@ type fakeProvider struct {
 	n       int
 }
 
-func (f *fakeProvider) Refresh(ctx context.Context, rt string) (*oauth2.Token, error) {
+func (f *fakeProvider) Refresh(ctx context.Context, _, rt string) (*oauth2.Token, error) {
 	f.calls.Add(1)
 	time.Sleep(f.delay)
 	f.mu.Lock()

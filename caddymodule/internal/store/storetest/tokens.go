@@ -54,6 +54,16 @@ func tokensSignInWithoutAGrantKeepsTheHeldSet(t *testing.T, o opener) {
 		t.Errorf("tokens after a new grant = %+v", got)
 	}
 
+	// A grant of another client (a native app's bundle id) replaces the set
+	// whole: the held refresh token is the web client's and would not
+	// refresh it. The client is kept with the set.
+	app := account("nat", "nat@example.com", true)
+	app.Tokens = store.TokenSet{AccessToken: "at-app", TokenType: "Bearer", ClientID: "com.example.ios"}
+	e.signIn(store.SignIn{Account: app})
+	if got, _ := e.st.ExternalAccount(ctx, first.Account.ID); got.Tokens != app.Tokens {
+		t.Errorf("tokens after another client's grant = %+v, want %+v", got.Tokens, app.Tokens)
+	}
+
 	// A first sign-in without a grant holds an empty set, which is whole.
 	bare := account("nel", "nel@example.com", true)
 	bare.Tokens = store.TokenSet{}
