@@ -30,6 +30,7 @@ func issueNonce(t *testing.T, e *env, app nativeApp) string {
 	if status != http.StatusOK || out["object"] != "native_nonce" || nonce == "" || time.UnixMilli(int64(exp)).Before(time.Now()) {
 		t.Fatalf("POST /native/nonce: %d %v", status, out)
 	}
+	recordSecret(nonce) // the log check looks for it
 	return nonce
 }
 
