@@ -76,6 +76,9 @@ const (
 	// FaultWrongIssParam: the authorization response carries
 	// iss=https://other.example (RFC 9207 mix-up), in both modes.
 	FaultWrongIssParam
+	// FaultJWKSUnavailable: in OIDC mode, the JWKS endpoint answers 503, as
+	// during a provider's outage; id_tokens are still signed as before.
+	FaultJWKSUnavailable
 )
 
 var faultNames = [...]string{
@@ -100,6 +103,7 @@ var faultNames = [...]string{
 	FaultTokenHuge:           "FaultTokenHuge",
 	FaultSlow:                "FaultSlow",
 	FaultWrongIssParam:       "FaultWrongIssParam",
+	FaultJWKSUnavailable:     "FaultJWKSUnavailable",
 }
 
 func (f Fault) String() string {
@@ -135,8 +139,8 @@ func (s *Server) idToken(claimsJSON []byte, audience, nonce string, f Fault, now
 	if nonce != "" {
 		claims["nonce"] = nonce
 	}
-	header := map[string]string{"alg": "RS256", "kid": s.kid, "typ": "JWT"}
-	key := s.key
+	kid, key := s.signingKey()
+	header := map[string]string{"alg": "RS256", "kid": kid, "typ": "JWT"}
 
 	switch f {
 	case FaultAlgNone:
@@ -166,7 +170,7 @@ func (s *Server) idToken(claimsJSON []byte, audience, nonce string, f Fault, now
 	case FaultExpired:
 		claims["exp"] = now.Add(-time.Hour).Unix()
 	case FaultUnknownKid:
-		header["kid"] = "unknown-" + s.kid
+		header["kid"] = "unknown-" + kid
 		key = s.strayKey()
 	}
 

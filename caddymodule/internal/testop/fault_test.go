@@ -91,15 +91,7 @@ func fetchJWKS(t *testing.T, p *oidc.Provider) jose.JSONWebKeySet {
 	if err := p.Claims(&meta); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Get(meta.JWKSURI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var set jose.JSONWebKeySet
-	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
-		t.Fatalf("decoding the JWKS: %v", err)
-	}
+	set, _ := getJWKS(t, meta.JWKSURI)
 	if len(set.Keys) != 1 {
 		t.Fatalf("JWKS has %d keys, want 1", len(set.Keys))
 	}

@@ -15,7 +15,6 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -69,6 +68,9 @@ type Options struct {
 	// IssueRefreshToken makes token responses carry a refresh_token. The
 	// refresh_token grant rotates it: the old one stops working. Default: false.
 	IssueRefreshToken bool
+	// JWKSCacheControl is the Cache-Control header of the JWKS response, to
+	// test how long relying parties cache the keys. Default: "no-store".
+	JWKSCacheControl string
 }
 
 // DefaultClaims returns the claims of the default user, "user-1".
@@ -113,18 +115,17 @@ func (s *Server) Secrets() []string {
 
 // Server is a running provider. Its methods are safe for concurrent use.
 type Server struct {
-	t            testing.TB
-	srv          *httptest.Server
-	done         chan struct{} // closed at cleanup, so that FaultSlow never delays it
-	mode         Mode
-	clientID     string
-	clientSecret string
-	lifetime     time.Duration
-	refresh      bool
-	userinfoOnly []string
-	key          *rsa.PrivateKey
-	kid          string
-	strayKey     func() *rsa.PrivateKey // FaultUnknownKid's key, generated on first use
+	t                testing.TB
+	srv              *httptest.Server
+	done             chan struct{} // closed at cleanup, so that FaultSlow never delays it
+	mode             Mode
+	clientID         string
+	clientSecret     string
+	lifetime         time.Duration
+	refresh          bool
+	userinfoOnly     []string
+	strayKey         func() *rsa.PrivateKey // FaultUnknownKid's key, generated on first use
+	jwksCacheControl string
 
 	mu            sync.Mutex
 	claims        []byte // JSON, so that callers' later edits to their map have no effect
@@ -135,7 +136,10 @@ type Server struct {
 	codes         map[string]grant
 	accessTokens  map[string]time.Time // expiry; zero means never
 	refreshTokens map[string]grant
-	secrets       []string // every code and token ever issued, for leak checks
+	secrets       []string                   // every code and token ever issued, for leak checks
+	keys          map[string]*rsa.PrivateKey // every signing key made, by kid
+	published     []string                   // the kids in the JWKS
+	signing       string                     // the kid that signs id_tokens
 }
 
 // grant is what an authorization code or a refresh token stands for.
@@ -155,22 +159,23 @@ func Start(t testing.TB, opts Options) *Server {
 		t.Fatalf("testop: generating the signing key: %v", err)
 	}
 	s := &Server{
-		t:             t,
-		done:          make(chan struct{}),
-		mode:          opts.Mode,
-		clientID:      cmp.Or(opts.ClientID, "test-client"),
-		clientSecret:  cmp.Or(opts.ClientSecret, "test-secret"),
-		lifetime:      cmp.Or(opts.AccessTokenLifetime, time.Hour),
-		refresh:       opts.IssueRefreshToken,
-		userinfoOnly:  opts.UserinfoOnly,
-		key:           key,
-		kid:           "k-" + rand.Text()[:10],
-		strayKey:      sync.OnceValue(mustRSAKey),
-		calls:         make(map[string]int),
-		codes:         make(map[string]grant),
-		accessTokens:  make(map[string]time.Time),
-		refreshTokens: make(map[string]grant),
+		t:                t,
+		done:             make(chan struct{}),
+		mode:             opts.Mode,
+		clientID:         cmp.Or(opts.ClientID, "test-client"),
+		clientSecret:     cmp.Or(opts.ClientSecret, "test-secret"),
+		lifetime:         cmp.Or(opts.AccessTokenLifetime, time.Hour),
+		refresh:          opts.IssueRefreshToken,
+		userinfoOnly:     opts.UserinfoOnly,
+		strayKey:         sync.OnceValue(mustRSAKey),
+		jwksCacheControl: cmp.Or(opts.JWKSCacheControl, "no-store"),
+		calls:            make(map[string]int),
+		codes:            make(map[string]grant),
+		accessTokens:     make(map[string]time.Time),
+		refreshTokens:    make(map[string]grant),
 	}
+	kid := "k-" + rand.Text()[:10]
+	s.keys, s.published, s.signing = map[string]*rsa.PrivateKey{kid: key}, []string{kid}, kid
 	claims := opts.Claims
 	if claims == nil {
 		claims = DefaultClaims()
@@ -320,21 +325,6 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 		"id_token_signing_alg_values_supported":          []string{"RS256"},
 		"authorization_response_iss_parameter_supported": true,
 	})
-}
-
-func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
-	if s.mode != OIDC {
-		http.NotFound(w, r)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"keys": []map[string]string{{
-		"kty": "RSA",
-		"use": "sig",
-		"alg": "RS256",
-		"kid": s.kid,
-		"n":   b64(s.key.N.Bytes()),
-		"e":   b64(big.NewInt(int64(s.key.E)).Bytes()),
-	}}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
