@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -12,14 +13,22 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// rediscoverAfter bounds how often a failing discovery is retried, so a down
-// provider costs one outbound call per interval, not one per request.
-const rediscoverAfter = 5 * time.Second
+// discoveryCache is how a discovery document is cached: for the lifetime
+// its Cache-Control max-age or Expires gives, but at least a minute and at
+// most 24 hours (an hour without either), so that new endpoints or a new
+// jwks_uri are followed without a reload. A failed fetch keeps the last good
+// document, for up to 24 hours past its lifetime, and is retried after 1 s,
+// 2 s, 4 s… up to a minute.
+var discoveryCache = cachePolicy{
+	fallback: time.Hour,
+	min:      time.Minute,
+	max:      24 * time.Hour,
+	maxStale: 24 * time.Hour,
+}
 
 // discovered is what OIDC discovery returned (or, for a static provider,
 // what the configuration says).
 type discovered struct {
-	oidc *oidc.Provider
 	// issuer is the discovery document's issuer: the configured one, or for
 	// a tenantIssuer preset possibly another, or a {tenantid} template.
 	issuer        string
@@ -33,11 +42,32 @@ type discovered struct {
 	keys          *keySet          // the provider's published signing keys
 }
 
-// verifier checks ID tokens against the provider's keys (rate-limited
-// refetch for unknown key ids) and the rules of cfg.
-func (d *discovered) verifier(cfg *oidc.Config) *oidc.IDTokenVerifier {
+// outageKey carries, in the context of a verification, where the key set
+// reports that the provider's keys could not be fetched: go-oidc keeps only
+// the text of a key set's error.
+type outageKey struct{}
+
+func reportOutage(ctx context.Context, err error) {
+	if slot, ok := ctx.Value(outageKey{}).(*error); ok {
+		*slot = err
+	}
+}
+
+// verify checks an ID token against the provider's keys (see jwksCache) and
+// the rules of cfg. Its errors wrap ErrRejected, or ErrUnavailable when the
+// provider's keys could not be fetched, so that an outage is reported as
+// one; what names the token in them.
+func (d *discovered) verify(ctx context.Context, cfg *oidc.Config, raw, what string) (*oidc.IDToken, error) {
 	cfg.SupportedSigningAlgs = d.signingAlgs
-	return oidc.NewVerifier(d.issuer, d.keys, cfg)
+	var outage error
+	idt, err := oidc.NewVerifier(d.issuer, d.keys, cfg).Verify(context.WithValue(ctx, outageKey{}, &outage), raw)
+	switch {
+	case outage != nil:
+		return nil, fmt.Errorf("%s: %w", what, outage)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %s: %v", ErrRejected, what, err)
+	}
+	return idt, nil
 }
 
 // endpoints are a provider's URLs once resolved.
@@ -72,84 +102,88 @@ func or(a, b string) string {
 	return b
 }
 
-// discover returns the cached discovery result, fetching it on first use.
+// initDiscovery prepares an OIDC provider's discovery: none when the
+// configuration names every endpoint, else a cached document.
+func (p *Provider) initDiscovery() {
+	c := &p.cfg
+	if c.JWKSURL != "" && c.AuthURL != "" && c.TokenURL != "" {
+		algs := []string{oidc.RS256, oidc.ES256}
+		p.static = &discovered{issuer: c.Issuer, endpoint: oauth2.Endpoint{AuthURL: c.AuthURL, TokenURL: c.TokenURL},
+			userinfoURL: c.UserinfoURL, signingAlgs: algs, keys: newKeySet(c.JWKSURL, p.do, algs)}
+		return
+	}
+	p.discovery = newCached(discoveryCache, p.fetchDiscovery)
+}
+
+// discover returns the discovery result, fetched on first use and again when
+// discoveryCache says.
 func (p *Provider) discover(ctx context.Context) (*discovered, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.discovery != nil {
-		return p.discovery, nil
+	if p.static != nil {
+		return p.static, nil
 	}
-	if p.lastErr != nil && time.Since(p.lastTry) < rediscoverAfter {
-		return nil, p.lastErr
+	d, _, err := p.discovery.get(ctx, 0, false)
+	if d == nil {
+		return nil, err
 	}
-	p.lastTry = time.Now()
-	d, err := p.fetchDiscovery(ctx)
-	if err != nil {
-		// go-oidc quotes the whole answer in its error: keep logs readable.
-		msg := err.Error()
-		if len(msg) > 200 {
-			msg = msg[:200] + "..."
-		}
-		p.lastErr = fmt.Errorf("%w: discovery at %s: %s", ErrUnavailable, p.cfg.Issuer, msg)
-		return nil, p.lastErr
-	}
-	p.discovery, p.lastErr = d, nil
 	return d, nil
 }
 
 // cachedDiscovery returns the discovery result if there is one, without
 // fetching it.
 func (p *Provider) cachedDiscovery() *discovered {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.discovery
+	if p.static != nil {
+		return p.static
+	}
+	return p.discovery.peek()
 }
 
-func (p *Provider) fetchDiscovery(ctx context.Context) (*discovered, error) {
+// fetchDiscovery fetches and reads the discovery document. A document with
+// the same jwks_uri and algorithms as the one in use keeps its key set, and
+// with it the cached keys.
+func (p *Provider) fetchDiscovery(ctx context.Context) (*discovered, http.Header, error) {
 	c := &p.cfg
-	// go-oidc keeps the client from this context for later JWKS fetches.
-	ctx = oidc.ClientContext(ctx, p.client)
-	if c.JWKSURL != "" && c.AuthURL != "" && c.TokenURL != "" {
-		// Everything is known: no discovery document to fetch.
-		op := (&oidc.ProviderConfig{
-			IssuerURL: c.Issuer, AuthURL: c.AuthURL, TokenURL: c.TokenURL,
-			UserInfoURL: c.UserinfoURL, JWKSURL: c.JWKSURL, Algorithms: []string{oidc.RS256},
-		}).NewProvider(ctx)
-		algs := []string{oidc.RS256, oidc.ES256}
-		return &discovered{oidc: op, issuer: c.Issuer, endpoint: op.Endpoint(), userinfoURL: c.UserinfoURL,
-			signingAlgs: algs, keys: newKeySet(c.JWKSURL, p.client, algs)}, nil
+	fail := func(format string, args ...any) (*discovered, http.Header, error) {
+		return nil, nil, fmt.Errorf("%w: discovery at %s: %s", ErrUnavailable, c.Issuer, fmt.Sprintf(format, args...))
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeoutOf(p.client))
-	defer cancel()
-	if p.pre.tenantIssuer {
-		// The document's issuer names a tenant, or is a {tenantid}
-		// template: accept it here, check it against each token's tid.
-		ctx = oidc.InsecureIssuerURLContext(ctx, c.Issuer)
-	}
-	op, err := oidc.NewProvider(ctx, c.Issuer)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.Issuer, "/")+"/.well-known/openid-configuration", nil)
 	if err != nil {
-		return nil, err
+		return fail("%v", err)
+	}
+	status, body, header, err := p.do(req)
+	switch {
+	case err != nil:
+		return fail("%v", err)
+	case status != http.StatusOK:
+		return fail("answered HTTP %d", status)
 	}
 	var meta struct {
 		Issuer          string   `json:"issuer"`
+		AuthURL         string   `json:"authorization_endpoint"`
+		TokenURL        string   `json:"token_endpoint"`
+		UserinfoURL     string   `json:"userinfo_endpoint"`
+		JWKSURI         string   `json:"jwks_uri"`
 		ScopesSupported []string `json:"scopes_supported"`
 		IssParameter    bool     `json:"authorization_response_iss_parameter_supported"`
 		Algs            []string `json:"id_token_signing_alg_values_supported"`
 		RevocationURL   string   `json:"revocation_endpoint"`
 		AuthMethods     []string `json:"token_endpoint_auth_methods_supported"`
-		JWKSURI         string   `json:"jwks_uri"`
 	}
-	if err := op.Claims(&meta); err != nil {
-		return nil, err
+	if err := json.Unmarshal(body, &meta); err != nil {
+		return fail("the document is not a JSON object")
 	}
 	issuer := c.Issuer
 	if p.pre.tenantIssuer {
+		// The document's issuer names a tenant, or is a {tenantid}
+		// template: accept it here, check it against each token's tid.
 		if err := checkURL("issuer", strings.ReplaceAll(meta.Issuer, "{tenantid}", "t")); err != nil {
-			return nil, fmt.Errorf("discovery document: %w", err)
+			return fail("%v", err)
 		}
 		issuer = meta.Issuer
+	} else if meta.Issuer != c.Issuer {
+		// OIDC Discovery 4.3: the issuer must be exactly the configured one.
+		return fail("the document's issuer %q is not %q", meta.Issuer, c.Issuer)
 	}
-	userinfo := op.UserInfoEndpoint()
+	userinfo := meta.UserinfoURL
 	if p.pre.skipUserinfo {
 		userinfo = ""
 	}
@@ -165,18 +199,22 @@ func (p *Provider) fetchDiscovery(ctx context.Context) (*discovered, error) {
 	if len(algs) == 0 {
 		algs = []string{oidc.RS256}
 	}
+	jwksURL := or(c.JWKSURL, meta.JWKSURI)
+	keys := newKeySet(jwksURL, p.do, algs)
+	if prev := p.discovery.peek(); prev != nil && prev.keys.url == jwksURL && slices.Equal(prev.signingAlgs, algs) {
+		keys = prev.keys
+	}
 	return &discovered{
-		oidc:          op,
 		issuer:        issuer,
-		endpoint:      op.Endpoint(),
+		endpoint:      oauth2.Endpoint{AuthURL: meta.AuthURL, TokenURL: meta.TokenURL},
 		userinfoURL:   userinfo,
 		offline:       slices.Contains(meta.ScopesSupported, oidc.ScopeOfflineAccess),
 		issParameter:  meta.IssParameter,
 		signingAlgs:   algs,
 		revocationURL: meta.RevocationURL,
 		authStyle:     authStyleFor(meta.AuthMethods),
-		keys:          newKeySet(meta.JWKSURI, p.client, algs),
-	}, nil
+		keys:          keys,
+	}, header, nil
 }
 
 // authStyleFor picks the client authentication a server declares; Basic is

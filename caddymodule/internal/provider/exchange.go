@@ -201,10 +201,9 @@ func (p *Provider) verifyOIDC(ctx context.Context, e *endpoints, tok *oauth2.Tok
 	}
 	d := e.d
 	ctx = oidc.ClientContext(ctx, p.client)
-	verifier := d.verifier(&oidc.Config{ClientID: p.cfg.ClientID, SkipIssuerCheck: p.pre.tenantIssuer})
-	idt, err := verifier.Verify(ctx, raw)
+	idt, err := d.verify(ctx, &oidc.Config{ClientID: p.cfg.ClientID, SkipIssuerCheck: p.pre.tenantIssuer}, raw, "id_token")
 	if err != nil {
-		return nil, fmt.Errorf("%w: id_token: %v", ErrRejected, err)
+		return nil, err
 	}
 	var c idClaims
 	var all map[string]any

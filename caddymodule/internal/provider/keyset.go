@@ -5,43 +5,57 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 )
 
-// jwksRefetchInterval bounds how often a key set is fetched again because a
-// token named a key it does not have: an attacker sending tokens with made-up
-// key ids causes at most one provider call per interval (THREATS.md).
-const jwksRefetchInterval = time.Minute
-
-// keySet verifies ID token signatures with a provider's published keys. It
-// fetches them on first use, and again for an unknown key id at most once per
-// jwksRefetchInterval (go-oidc's remote key set refetches for every one).
-type keySet struct {
-	url    string
-	client *http.Client
-	algs   []jose.SignatureAlgorithm
-
-	mu      sync.Mutex
-	keys    []jose.JSONWebKey
-	fetched time.Time
-	fetch   *sync.WaitGroup // an ongoing fetch, shared by concurrent callers
-	err     error
+// jwksCache is how a provider's published keys are cached:
+//   - for the lifetime its Cache-Control max-age or Expires gives, but at
+//     least 5 seconds and at most 24 hours (15 minutes without either);
+//     keys the provider removed stop verifying at the first fetch after that;
+//   - an ID token naming a key the set does not have fetches the set again
+//     at once, so that a key published a moment ago verifies at its first
+//     use; such refetches that do not find the key happen at most once per
+//     10 seconds, so made-up key ids cost the provider one call per
+//     interval (THREATS.md), and only a new key used within 10 seconds of
+//     one of them waits for the next;
+//   - a failed fetch keeps the last good keys, for up to 24 hours past their
+//     lifetime, and is retried after 1 s, 2 s, 4 s… up to a minute.
+var jwksCache = cachePolicy{
+	fallback: 15 * time.Minute,
+	min:      5 * time.Second,
+	max:      24 * time.Hour,
+	maxStale: 24 * time.Hour,
+	early:    10 * time.Second,
 }
 
-func newKeySet(url string, client *http.Client, algs []string) *keySet {
-	ks := &keySet{url: url, client: client}
+// errNoKey rejects a signature that no published key verifies.
+var errNoKey = errors.New("no published key verifies the signature")
+
+// keySet verifies ID token signatures with a provider's published keys,
+// cached as jwksCache says. It implements oidc.KeySet.
+type keySet struct {
+	url  string
+	do   func(*http.Request) (int, []byte, http.Header, error) // Provider.do
+	algs []jose.SignatureAlgorithm
+	keys *cached[[]jose.JSONWebKey]
+}
+
+func newKeySet(url string, do func(*http.Request) (int, []byte, http.Header, error), algs []string) *keySet {
+	ks := &keySet{url: url, do: do}
 	for _, a := range algs {
 		ks.algs = append(ks.algs, jose.SignatureAlgorithm(a))
 	}
+	ks.keys = newCached(jwksCache, ks.download)
 	return ks
 }
 
-// VerifySignature implements oidc.KeySet.
+// VerifySignature implements oidc.KeySet. When the provider cannot be
+// reached and none of the last good keys can tell, the error wraps
+// ErrUnavailable (and is reported to verify's caller through ctx): an
+// outage is not a forged token.
 func (k *keySet) VerifySignature(ctx context.Context, token string) ([]byte, error) {
 	jws, err := jose.ParseSigned(token, k.algs)
 	if err != nil {
@@ -51,27 +65,25 @@ func (k *keySet) VerifySignature(ctx context.Context, token string) ([]byte, err
 		return nil, errors.New("jwt must have exactly one signature")
 	}
 	kid := jws.Signatures[0].Header.KeyID
-	keys, fetched := k.current()
+	seen := k.keys.generation()
+	keys, _, _ := k.keys.get(ctx, seen, false)
 	if payload, ok := verifyWith(jws, keys, kid); ok {
 		return payload, nil
 	}
-	if !fetched.IsZero() && time.Since(fetched) < jwksRefetchInterval {
-		return nil, errors.New("no published key verifies the signature")
+	// No key verifies it: the provider may have published a new one since
+	// the last fetch (a rate-limited refetch, unless one ended meanwhile).
+	keys, gen, err := k.keys.get(ctx, seen, true)
+	if gen != seen {
+		if payload, ok := verifyWith(jws, keys, kid); ok {
+			k.keys.earlyFound()
+			return payload, nil
+		}
 	}
-	keys, err = k.refetch(ctx)
-	if err != nil {
+	if err != nil && !hasKey(keys, kid) {
+		reportOutage(ctx, err)
 		return nil, err
 	}
-	if payload, ok := verifyWith(jws, keys, kid); ok {
-		return payload, nil
-	}
-	return nil, errors.New("no published key verifies the signature")
-}
-
-func (k *keySet) current() ([]jose.JSONWebKey, time.Time) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.keys, k.fetched
+	return nil, errNoKey
 }
 
 // verifyWith tries the keys with the token's kid (all keys when it has none).
@@ -87,57 +99,36 @@ func verifyWith(jws *jose.JSONWebSignature, keys []jose.JSONWebKey, kid string) 
 	return nil, false
 }
 
-// refetch fetches the key set once for all concurrent callers.
-func (k *keySet) refetch(ctx context.Context) ([]jose.JSONWebKey, error) {
-	k.mu.Lock()
-	if k.fetch != nil {
-		wait := k.fetch
-		k.mu.Unlock()
-		wait.Wait()
-		k.mu.Lock()
-		defer k.mu.Unlock()
-		return k.keys, k.err
+// hasKey reports whether keys can judge a token with this kid: one of them
+// has it, or, for a token without a kid, there are keys at all.
+func hasKey(keys []jose.JSONWebKey, kid string) bool {
+	for _, key := range keys {
+		if kid == "" || key.KeyID == kid {
+			return true
+		}
 	}
-	if !k.fetched.IsZero() && time.Since(k.fetched) < jwksRefetchInterval {
-		defer k.mu.Unlock()
-		return k.keys, nil // fetched meanwhile
-	}
-	wait := &sync.WaitGroup{}
-	wait.Add(1)
-	k.fetch = wait
-	k.mu.Unlock()
-
-	keys, err := k.download(ctx)
-
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.fetch, k.err, k.fetched = nil, err, time.Now()
-	if err == nil {
-		k.keys = keys
-	}
-	wait.Done()
-	return k.keys, err
+	return false
 }
 
-func (k *keySet) download(ctx context.Context) ([]jose.JSONWebKey, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeoutOf(k.client))
-	defer cancel()
+func (k *keySet) download(ctx context.Context) ([]jose.JSONWebKey, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%w: jwks: %v", ErrUnavailable, err)
+		return nil, nil, fmt.Errorf("%w: jwks: %v", ErrUnavailable, err)
 	}
-	resp, err := k.client.Do(req)
+	status, body, header, err := k.do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w: jwks: %v", ErrUnavailable, err)
+		return nil, nil, fmt.Errorf("%w: jwks: %v", ErrUnavailable, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: jwks answered HTTP %d", ErrUnavailable, resp.StatusCode)
+	if status != http.StatusOK {
+		return nil, nil, fmt.Errorf("%w: jwks answered HTTP %d", ErrUnavailable, status)
 	}
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(body, &set); err != nil {
-		return nil, fmt.Errorf("%w: jwks is not a JSON Web Key Set", ErrUnavailable)
+		return nil, nil, fmt.Errorf("%w: jwks is not a JSON Web Key Set", ErrUnavailable)
 	}
-	return set.Keys, nil
+	if len(set.Keys) == 0 {
+		// Most likely a broken deployment: keep the last good keys.
+		return nil, nil, fmt.Errorf("%w: jwks has no keys", ErrUnavailable)
+	}
+	return set.Keys, header, nil
 }

@@ -65,9 +65,9 @@ func (p *Provider) ExchangeNative(ctx context.Context, in NativeApple) (*Result,
 	ctx = oidc.ClientContext(ctx, p.client)
 	// The audience is one of several bundle ids: go-oidc checks everything
 	// else, the audience is checked below.
-	idt, err := e.d.verifier(&oidc.Config{SkipClientIDCheck: true}).Verify(ctx, in.IDToken)
+	idt, err := e.d.verify(ctx, &oidc.Config{SkipClientIDCheck: true}, in.IDToken, "identity token")
 	if err != nil {
-		return nil, fmt.Errorf("%w: identity token: %v", ErrRejected, err)
+		return nil, err
 	}
 	if len(idt.Audience) != 1 || p.native[idt.Audience[0]] == nil {
 		return nil, fmt.Errorf("%w: identity token is not for a configured bundle id", ErrRejected)
@@ -134,9 +134,9 @@ func sameSubject(ctx context.Context, e *endpoints, tok *oauth2.Token, bundle, s
 	if raw == "" {
 		return fmt.Errorf("%w: the token endpoint sent no id_token to match the identity token", ErrRejected)
 	}
-	idt, err := e.d.verifier(&oidc.Config{ClientID: bundle}).Verify(ctx, raw)
+	idt, err := e.d.verify(ctx, &oidc.Config{ClientID: bundle}, raw, "token endpoint id_token")
 	if err != nil {
-		return fmt.Errorf("%w: token endpoint id_token: %v", ErrRejected, err)
+		return err
 	}
 	if idt.Subject != subject {
 		return fmt.Errorf("%w: the authorization code belongs to another person", ErrRejected)
@@ -192,9 +192,9 @@ func (p *Provider) VerifyNativeIDToken(ctx context.Context, idToken, nonce strin
 		return nil, err
 	}
 	ctx = oidc.ClientContext(ctx, p.client)
-	idt, err := e.d.verifier(&oidc.Config{SkipClientIDCheck: true, SkipIssuerCheck: p.pre.tenantIssuer}).Verify(ctx, idToken)
+	idt, err := e.d.verify(ctx, &oidc.Config{SkipClientIDCheck: true, SkipIssuerCheck: p.pre.tenantIssuer}, idToken, "id_token")
 	if err != nil {
-		return nil, fmt.Errorf("%w: id_token: %v", ErrRejected, err)
+		return nil, err
 	}
 	if len(idt.Audience) != 1 || !slices.Contains(p.cfg.NativeClientIDs, idt.Audience[0]) {
 		return nil, fmt.Errorf("%w: id_token is not for one configured native client id", ErrRejected)

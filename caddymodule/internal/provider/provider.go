@@ -17,9 +17,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -131,8 +129,8 @@ type Mapping struct {
 }
 
 // Provider is a configured, ready-to-use provider. Safe for concurrent use.
-// For OIDC, discovery happens on first use and is cached, so a provider that
-// is down never fails a config load.
+// For OIDC, discovery happens on first use and is cached (discoveryCache),
+// so a provider that is down never fails a config load.
 type Provider struct {
 	cfg    Config // URLs resolved from the preset
 	pre    preset
@@ -145,10 +143,10 @@ type Provider struct {
 	// a declared style accepted (an oauth2.AuthStyle).
 	probedStyle atomic.Int32
 
-	mu        sync.Mutex
-	discovery *discovered
-	lastTry   time.Time
-	lastErr   error
+	// static is an OIDC provider's configured endpoints and keys, when the
+	// configuration names them all; else discovery finds them.
+	static    *discovered
+	discovery *cached[*discovered]
 }
 
 // reservedParams carry the flow's own values; a configured parameter must
@@ -178,6 +176,9 @@ func New(cfg Config) (*Provider, error) {
 	p.cfg = cfg
 	if p.client == nil {
 		p.client = NewHTTPClient()
+	}
+	if pre.oidc {
+		p.initDiscovery()
 	}
 	p.params = make(map[string]string, len(pre.authParams)+len(cfg.AuthParams))
 	for k, v := range pre.authParams {
