@@ -117,7 +117,7 @@ func snapshot(t *testing.T, st store.Store) (snap string, users, sessions int) {
 		sessions += len(ss)
 		out = append(out, userWith{User: u, ByID: byID, Accounts: accs})
 	}
-	rus, err := st.RedirectURLs(ctx)
+	rus, _, err := st.RedirectURLs(ctx, store.RedirectURLQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}

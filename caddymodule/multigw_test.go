@@ -1,7 +1,6 @@
 package caddymodule_test
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
 	"github.com/socialgate/socialgate/caddymodule/internal/testop"
 )
 
@@ -84,15 +82,7 @@ func TestPostgres_TwoGatewaysShareOneUserBase(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the gateway binary; skipped with -short")
 	}
-	server, err := storetest.StartPostgres()
-	if errors.Is(err, storetest.ErrNoPostgres) && os.Getenv("CI") != "true" {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { server.Stop() }) // after FreshDSN's cleanup drops the schema
-	dsn := server.FreshDSN(t)
+	dsn := postgresForTest(t)
 	op := startOP(t, testop.Options{AccessTokenLifetime: 3 * time.Second, IssueRefreshToken: true})
 	up := newUpstream(t)
 	config := func(port int) string {

@@ -23,9 +23,19 @@ func RedirectURL(ru *store.RedirectURL) map[string]any {
 	}
 }
 
-// GET /redirect_urls
+// redirectURLsLimit is the page size of GET /redirect_urls without limit:
+// the largest, so that a client written when the list was not paged still
+// gets every URL of any deployment that has fewer.
+const redirectURLsLimit = 500
+
+// GET /redirect_urls?limit=&offset=&paginated=
 func (a *API) listRedirectURLs(w http.ResponseWriter, r *http.Request) {
-	list, err := a.Store.RedirectURLs(r.Context())
+	p, err := readPage(r, redirectURLsLimit)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "form_param_invalid", err.Error())
+		return
+	}
+	list, total, err := a.Store.RedirectURLs(r.Context(), store.RedirectURLQuery{Limit: p.limit, Offset: p.offset})
 	if err != nil {
 		a.internal(w, "listing redirect URLs", err)
 		return
@@ -34,7 +44,7 @@ func (a *API) listRedirectURLs(w http.ResponseWriter, r *http.Request) {
 	for _, ru := range list {
 		items = append(items, RedirectURL(ru))
 	}
-	writeJSON(w, http.StatusOK, items)
+	writeList(w, p, items, total)
 }
 
 // POST /redirect_urls {"url": "myapp://oauth-callback"}: invalid URLs are

@@ -75,6 +75,8 @@ type Gateway struct {
 	Config
 	byName   map[string]*provider.Provider
 	accounts *accountsCache
+	// redirects is the native redirect allowlist, compiled once per change.
+	redirects redirectAllowlist
 }
 
 // New returns a Gateway.

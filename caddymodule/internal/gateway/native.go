@@ -12,25 +12,16 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
-	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
 )
 
 // NativeAllowed reports whether a native app's redirect URL matches the
 // allowlist: the configured URLs and those added through the API. Matching
-// is exact on scheme, host and path; loopback URLs may vary the port.
+// is exact on scheme, host and path; loopback URLs may vary the port. The
+// allowlist stays compiled in memory until the store's list changes.
 func (g *Gateway) NativeAllowed(ctx context.Context, raw string) bool {
-	records, err := g.Store.RedirectURLs(ctx)
+	list, err := g.redirects.get(ctx, g.Store)
 	if err != nil {
-		g.Logger.Error("reading redirect URLs", zap.Error(err))
-		return false
-	}
-	urls := make([]string, 0, len(records))
-	for _, ru := range records {
-		urls = append(urls, ru.URL)
-	}
-	list, err := redirect.NewAllowlist(urls)
-	if err != nil {
-		g.Logger.Error("a stored redirect URL is invalid", zap.Error(err))
+		g.Logger.Error("checking a native redirect URL", zap.Error(err))
 		return false
 	}
 	return list.Match(raw)

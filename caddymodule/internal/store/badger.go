@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -101,6 +102,10 @@ type Badger struct {
 	// eventClock is the sequence number of the last event.
 	eventMu    sync.Mutex
 	eventClock int64
+
+	// redirectVersion counts the changes to redirect URLs: every writer is
+	// in this process, so a counter in memory is RedirectURLsVersion.
+	redirectVersion atomic.Int64
 }
 
 // Open opens (or creates) the store described by opts and starts its

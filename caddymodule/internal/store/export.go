@@ -182,6 +182,9 @@ func (b *Badger) Import(ctx context.Context, rec Record) (ImportResult, error) {
 		if err != nil {
 			return ImportResult{}, fmt.Errorf("importing redirect URL %s: %w", ru.ID, err)
 		}
+		if res.Imported {
+			b.redirectVersion.Add(1)
+		}
 		return res, nil
 	case rec.User != nil:
 	default:

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -52,27 +54,45 @@ func (b *Badger) CreateRedirectURL(ctx context.Context, url string) (*RedirectUR
 	if err != nil {
 		return nil, fmt.Errorf("creating redirect URL: %w", err)
 	}
+	b.redirectVersion.Add(1)
 	return out, nil
 }
 
-// RedirectURLs implements Store.RedirectURLs.
-func (b *Badger) RedirectURLs(ctx context.Context) ([]*RedirectURL, error) {
+// RedirectURLs implements Store.RedirectURLs. The records have no index by
+// creation: a page reads them all, which only the API's listing does.
+func (b *Badger) RedirectURLs(ctx context.Context, q RedirectURLQuery) ([]*RedirectURL, int, error) {
 	var out []*RedirectURL
 	err := b.view(ctx, func(txn *badger.Txn) error {
-		return scanKeys(txn, prefixRedirect, func(id string) error {
+		return scan(txn, prefixRedirect, false, func(id string, val []byte) error {
 			var ru RedirectURL
-			if err := getJSON(txn, []byte(prefixRedirect+id), &ru); err != nil {
-				return err
+			if err := json.Unmarshal(val, &ru); err != nil {
+				return fmt.Errorf("decoding redirect URL %s: %w", id, err)
 			}
 			out = append(out, &ru)
 			return nil
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("listing redirect URLs: %w", err)
+		return nil, 0, fmt.Errorf("listing redirect URLs: %w", err)
 	}
-	slices.SortFunc(out, func(a, b *RedirectURL) int { return a.CreatedAt.Compare(b.CreatedAt) })
-	return out, nil
+	slices.SortFunc(out, func(a, b *RedirectURL) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
+	return q.page(out), len(out), nil
+}
+
+// page cuts the page q asks for out of all the records.
+func (q RedirectURLQuery) page(all []*RedirectURL) []*RedirectURL {
+	from := min(max(q.Offset, 0), len(all))
+	if q.Limit <= 0 {
+		return all[from:]
+	}
+	return all[from:min(from+q.Limit, len(all))]
+}
+
+// RedirectURLsVersion implements Store.RedirectURLsVersion.
+func (b *Badger) RedirectURLsVersion(context.Context) (int64, error) {
+	return b.redirectVersion.Load(), nil
 }
 
 // RedirectURL implements Store.RedirectURL.
@@ -93,7 +113,7 @@ func (b *Badger) DeleteRedirectURL(ctx context.Context, id string) error {
 	if !validID(id) {
 		return ErrNotFound
 	}
-	return b.update(ctx, func(txn *badger.Txn) error {
+	err := b.update(ctx, func(txn *badger.Txn) error {
 		var ru RedirectURL
 		if err := getJSON(txn, []byte(prefixRedirect+id), &ru); err != nil {
 			return err
@@ -103,4 +123,8 @@ func (b *Badger) DeleteRedirectURL(ctx context.Context, id string) error {
 		}
 		return txn.Delete([]byte(prefixRedirectURL + ru.URL))
 	})
+	if err == nil {
+		b.redirectVersion.Add(1)
+	}
+	return err
 }

@@ -98,8 +98,14 @@ type Store interface {
 	// CreateRedirectURL records a native redirect URL; creating a URL that
 	// exists returns the existing record with ErrExists.
 	CreateRedirectURL(ctx context.Context, url string) (*RedirectURL, error)
-	// RedirectURLs lists the recorded redirect URLs, oldest first.
-	RedirectURLs(ctx context.Context) ([]*RedirectURL, error)
+	// RedirectURLs returns a page of the recorded redirect URLs, oldest
+	// first, and how many there are in all.
+	RedirectURLs(ctx context.Context, q RedirectURLQuery) ([]*RedirectURL, int, error)
+	// RedirectURLsVersion is a number that changes whenever a redirect URL is
+	// created, imported or deleted, by any gateway sharing the store: a
+	// reader that keeps the list compiled in memory reads the list again
+	// when it moved.
+	RedirectURLsVersion(ctx context.Context) (int64, error)
 	// RedirectURL returns one redirect URL.
 	RedirectURL(ctx context.Context, id string) (*RedirectURL, error)
 	// DeleteRedirectURL removes one redirect URL.
@@ -140,6 +146,12 @@ type RedirectURL struct {
 	URL       string    `json:"url"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// RedirectURLQuery pages Store.RedirectURLs.
+type RedirectURLQuery struct {
+	Limit  int // 0 lists them all
+	Offset int
 }
 
 // UserQuery filters and pages Store.Users.

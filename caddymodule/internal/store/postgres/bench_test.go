@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,4 +113,41 @@ func BenchmarkUpdateExternalAccount(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkRedirectURLs is what a native sign-in start reads with 20,000
+// allowlisted URLs of 1.5 KB: the version its compiled allowlist is checked
+// against, a page of the API, and the whole list (what every start read
+// before the allowlist was kept compiled).
+func BenchmarkRedirectURLs(b *testing.B) {
+	s := openDSN(b, freshDSN(b), Options{})
+	ctx := context.Background()
+	pad := strings.Repeat("p", 1500)
+	for i := range 20000 {
+		if _, err := s.CreateRedirectURL(ctx, fmt.Sprintf("app%d://cb/%s", i, pad)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.Run("version", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.RedirectURLsVersion(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("page", func(b *testing.B) {
+		for b.Loop() {
+			if list, _, err := s.RedirectURLs(ctx, store.RedirectURLQuery{Limit: 1, Offset: 10000}); err != nil || len(list) != 1 {
+				b.Fatal(list, err)
+			}
+		}
+	})
+	b.Run("all", func(b *testing.B) {
+		for b.Loop() {
+			if list, _, err := s.RedirectURLs(ctx, store.RedirectURLQuery{}); err != nil || len(list) != 20000 {
+				b.Fatal(len(list), err)
+			}
+		}
+	})
 }

@@ -279,18 +279,38 @@ func (s *Store) CreateRedirectURL(ctx context.Context, url string) (*store.Redir
 }
 
 // RedirectURLs implements store.Store.RedirectURLs.
-func (s *Store) RedirectURLs(ctx context.Context) ([]*store.RedirectURL, error) {
+func (s *Store) RedirectURLs(ctx context.Context, q store.RedirectURLQuery) ([]*store.RedirectURL, int, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT record FROM redirect_urls ORDER BY created_ns, id`)
+	var limit *int // NULL: no limit
+	if q.Limit > 0 {
+		limit = &q.Limit
+	}
+	var total int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM redirect_urls`).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("counting redirect URLs: %w", err)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT record FROM redirect_urls ORDER BY created_ns, id LIMIT $1 OFFSET $2`, limit, max(q.Offset, 0))
 	if err != nil {
-		return nil, fmt.Errorf("listing redirect URLs: %w", err)
+		return nil, 0, fmt.Errorf("listing redirect URLs: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, scanRedirectURL)
 	if err != nil {
-		return nil, fmt.Errorf("listing redirect URLs: %w", err)
+		return nil, 0, fmt.Errorf("listing redirect URLs: %w", err)
 	}
-	return out, nil
+	return out, total, nil
+}
+
+// RedirectURLsVersion implements store.Store.RedirectURLsVersion: the
+// counter that migration 0003's trigger moves.
+func (s *Store) RedirectURLsVersion(ctx context.Context) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var v int64
+	if err := s.pool.QueryRow(ctx, `SELECT version FROM redirect_urls_version`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("reading the redirect URLs version: %w", err)
+	}
+	return v, nil
 }
 
 // RedirectURL implements store.Store.RedirectURL.

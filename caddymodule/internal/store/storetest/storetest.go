@@ -165,7 +165,7 @@ func (e *env) snapshot() string {
 		}
 	}
 	var err error
-	if all.RedirectURLs, err = e.st.RedirectURLs(ctx); err != nil {
+	if all.RedirectURLs, _, err = e.st.RedirectURLs(ctx, store.RedirectURLQuery{}); err != nil {
 		e.t.Fatalf("snapshot: %v", err)
 	}
 	return jsonOf(e.t, all)
@@ -289,6 +289,8 @@ var tests = []struct {
 	{"Reads_UnknownOrMalformedIDsAreNotFound", readsOfUnknownOrMalformedIDsAreNotFound},
 	{"RedirectURLs_CreateListDelete", redirectURLsCreateListDelete},
 	{"RedirectURLs_ConcurrentCreatesMakeOne", redirectURLsConcurrentCreatesMakeOne},
+	{"RedirectURLs_PagesOldestFirstWithTheTotal", redirectURLsPagesOldestFirstWithTheTotal},
+	{"RedirectURLs_VersionMovesWithEveryChange", redirectURLsVersionMovesWithEveryChange},
 	{"Events_SignInRecordsCreationsThenOnlyRealChanges", eventsSignInRecordsCreationsThenOnlyRealChanges},
 	{"Events_LinkRecordsTheAccountAndTheUsersChange", eventsLinkRecordsTheAccountAndTheUsersChange},
 	{"Events_RefusedChangesRecordNothing", eventsRefusedChangesRecordNothing},
