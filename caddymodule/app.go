@@ -273,7 +273,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	providers, linkByEmail, err := a.buildProviders(repl, ref)
+	providers, err := a.buildProviders(repl, ref)
 	if err != nil {
 		return err
 	}
@@ -339,13 +339,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 		sessions.Forget(id)
 	}
 	a.gateway = gateway.New(gateway.Config{
-		Prefix:      a.Prefix,
-		Providers:   providers,
-		LinkByEmail: linkByEmail,
-		Store:       ref.store,
-		Sessions:    sessions,
+		Prefix:    a.Prefix,
+		Providers: providers,
+		Store:     ref.store,
+		Sessions:  sessions,
 		Flow: flow.New(flow.Config{Store: ref.store, Sessions: sessions, Sanitize: returnTo.Sanitize,
 			TTL: time.Duration(a.FlowTimeout), Logger: a.logger, Admit: admit,
+			LinkByEmail: linksByEmail(providers), OnSessionEnd: sessionEnded,
 			NativeAllowed: func(ctx context.Context, u string) bool { return a.gateway.NativeAllowed(ctx, u) }}),
 		UI:     renderer,
 		Limits: limits,
@@ -438,31 +438,29 @@ func (a *App) Validate() error {
 }
 
 // buildProviders turns the config into providers, the dev provider first.
-func (a *App) buildProviders(repl *caddy.Replacer, ref *storeRef) ([]*provider.Provider, map[string]bool, error) {
+func (a *App) buildProviders(repl *caddy.Replacer, ref *storeRef) ([]*provider.Provider, error) {
 	var out []*provider.Provider
-	linkByEmail := map[string]bool{}
 	seen := map[string]bool{}
 	configs := a.Providers
 	if a.DevProvider != nil {
 		dev, err := a.DevProvider.providerConfig(ref.keys.CookieSecret)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		configs = append([]ProviderConfig{dev}, configs...)
 	}
 	for _, pc := range configs {
-		p, link, err := pc.build(repl)
+		p, err := pc.build(repl)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if seen[p.Name()] {
-			return nil, nil, fmt.Errorf("provider %s: the name is used twice; give each provider its own name", p.Name())
+			return nil, fmt.Errorf("provider %s: the name is used twice; give each provider its own name", p.Name())
 		}
 		seen[p.Name()] = true
-		linkByEmail[p.Name()] = link
 		out = append(out, p)
 	}
-	return out, linkByEmail, nil
+	return out, nil
 }
 
 // Start puts this config's webhooks in force and runs the dev provider when

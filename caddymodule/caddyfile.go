@@ -41,6 +41,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		dev_provider     [<listen>] {
 //			listen                <host:port>
 //			access_token_lifetime <duration>
+//			link_by_email         on|off
 //		}
 //		provider <type> [<name>] {
 //			client_id      <id>
@@ -247,6 +248,8 @@ func parseDevProvider(d *caddyfile.Dispenser) (*DevProvider, error) {
 			err = oneArg(d, &dev.Listen)
 		case "access_token_lifetime":
 			err = durationArg(d, &dev.AccessTokenLifetime)
+		case "link_by_email":
+			dev.LinkByEmail, err = onOff(d)
 		default:
 			return nil, d.Errf("unrecognized dev_provider option %q", d.Val())
 		}

@@ -85,6 +85,9 @@ func TestConfig_ErrorsNameTheProblem(t *testing.T) {
 		{"bad prefix", "prefix auth/", `prefix "auth/" must be a path`},
 		{"bad return url", "return_urls javascript:alert(1)", "return_urls"},
 		{"bad sign_in value", "provider oidc corp {\n issuer https://a.example.com\n client_id x\n sign_in maybe\n }", `sign_in: want on or off, got "maybe"`},
+		{"link_by_email on, never verified", "provider oauth2 plain {\n authorize_url https://a.example.com/auth\n token_url https://a.example.com/token\n userinfo_url https://a.example.com/me\n client_id x\n link_by_email on\n }",
+			"provider plain (oauth2): link_by_email is on, but the provider never reports a verified email address: map one with fields { email_verified <path> }"},
+		{"link_by_email on for facebook", "provider facebook {\n client_id x\n link_by_email on\n }", "provider facebook (facebook): link_by_email is on, but the provider never reports a verified email address"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,6 +97,12 @@ func TestConfig_ErrorsNameTheProblem(t *testing.T) {
 			}
 		})
 	}
+	t.Run("bad dev provider link_by_email", func(t *testing.T) {
+		err := e.Load(options{Dev: "link_by_email maybe"})
+		if err == nil || !strings.Contains(err.Error(), `link_by_email: want on or off, got "maybe"`) {
+			t.Fatalf("error = %v", err)
+		}
+	})
 	t.Run("no provider at all", func(t *testing.T) {
 		err := e.Load(options{NoDev: true})
 		if err == nil || !strings.Contains(err.Error(), "no provider is configured") {

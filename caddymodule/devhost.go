@@ -27,6 +27,10 @@ type DevProvider struct {
 	Listen string `json:"listen,omitempty"`
 	// AccessTokenLifetime is how long its access tokens last. Default: 1h.
 	AccessTokenLifetime caddy.Duration `json:"access_token_lifetime,omitempty"`
+	// LinkByEmail makes the dev provider trusted to vouch for linking by
+	// email, as a provider's link_by_email. Default: false: anyone can
+	// type any address there and tick "verified".
+	LinkByEmail *bool `json:"link_by_email,omitempty"`
 }
 
 // DevProviderName is the provider name of the dev provider.
@@ -61,6 +65,7 @@ func (d *DevProvider) providerConfig(secret []byte) (ProviderConfig, error) {
 		ClientID:     devClientID,
 		ClientSecret: devClientSecret(secret),
 		Issuer:       d.issuer(),
+		LinkByEmail:  d.LinkByEmail,
 	}, nil
 }
 

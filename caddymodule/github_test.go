@@ -98,7 +98,9 @@ func (g *fakeGitHub) setUser(id int, emails ...map[string]any) {
 
 func TestGitHub_LinksOnlyByThePrimaryVerifiedEmail(t *testing.T) {
 	gh := newFakeGitHub(t)
-	e := newEnv(t, options{Global: gh.provider("")})
+	// Both trusted to vouch for linking (not the default for a look-alike
+	// GitHub at other URLs, nor for the dev provider).
+	e := newEnv(t, options{Global: gh.provider("link_by_email on"), Dev: "link_by_email on"})
 	dev := newBrowser(t)
 	dev.signInDev(e, "/", ada)
 	adaID := dev.me(e)["id"]

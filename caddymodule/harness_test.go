@@ -97,6 +97,7 @@ type options struct {
 	Site   string // extra lines in the site block, before socialgate
 	Proxy  string // extra lines inside reverse_proxy
 	NoDev  bool   // run without the dev provider
+	Dev    string // lines inside the dev provider's block
 }
 
 func newEnv(t *testing.T, o options) *env {
@@ -131,7 +132,7 @@ func stopCaddy() { caddy.Stop() }
 
 // Caddyfile renders the env's config with o.
 func (e *env) Caddyfile(o options) string {
-	dev := fmt.Sprintf("dev_provider 127.0.0.1:%d", e.devPort)
+	dev := fmt.Sprintf("dev_provider 127.0.0.1:%d {\n\t\t\t%s\n\t\t}", e.devPort, o.Dev)
 	if o.NoDev {
 		dev = ""
 	}

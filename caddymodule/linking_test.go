@@ -74,7 +74,12 @@ func accountID(me map[string]any, provider string) string {
 }
 
 func TestLinking_VerifiedEmailAutoLinks(t *testing.T) {
-	e, op := newLinkEnv(t, "", "")
+	// Both providers are trusted to vouch for linking by email (neither is
+	// by default: the dev provider and a generic oidc one).
+	e, op := newLinkEnv(t, "link_by_email on", "")
+	if err := e.Load(options{Global: e.corp, Dev: "link_by_email on"}); err != nil {
+		t.Fatal(err)
+	}
 	viaDev := newBrowser(t)
 	viaDev.signInDev(e, "/", ada)
 	userID := viaDev.me(e)["id"]
@@ -91,6 +96,23 @@ func TestLinking_VerifiedEmailAutoLinks(t *testing.T) {
 	}
 	if n := len(accountsOf(me)); n != 2 {
 		t.Errorf("the user has %d accounts, want 2", n)
+	}
+	if viaDev.signedIn(e) {
+		t.Error("the user's other session survived the link by email")
+	}
+}
+
+func TestLinking_DefaultsLinkNothingThroughTheDevOrAGenericProvider(t *testing.T) {
+	e, op := newLinkEnv(t, "", "")
+	viaDev := newBrowser(t)
+	viaDev.signInDev(e, "/", ada)
+	op.SetClaims(map[string]any{"sub": "corp-ada", "email": "ada@example.com", "email_verified": true})
+	viaCorp := newBrowser(t)
+	if resp, _ := signInCorp(viaCorp, e); resp.StatusCode != http.StatusOK {
+		t.Fatalf("corp sign-in: status %d", resp.StatusCode)
+	}
+	if viaCorp.me(e)["id"] == viaDev.me(e)["id"] {
+		t.Error("an untrusted provider's address linked to a user an untrusted provider vouched for")
 	}
 }
 

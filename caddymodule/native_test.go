@@ -31,11 +31,16 @@ func nativeEnv(t *testing.T) (*env, *browser) {
 	return e, newBrowser(t)
 }
 
-// startNative opens the start URL as the app's browser tab would and
+// startNative opens corp's start URL as the app's browser tab would and
 // follows the provider round trip; it returns the gateway's last answer.
 func startNative(b *browser, e *env, app nativeApp, redirectURL string) (*http.Response, string) {
+	return startNativeWith(b, e, "corp", app, redirectURL)
+}
+
+// startNativeWith is startNative through the provider named.
+func startNativeWith(b *browser, e *env, provider string, app nativeApp, redirectURL string) (*http.Response, string) {
 	q := url.Values{"redirect_url": {redirectURL}, "code_challenge": {app.challenge}}
-	resp, body := b.get(e.Base + "/_auth/oauth/corp/start?" + q.Encode())
+	resp, body := b.get(e.Base + "/_auth/oauth/" + provider + "/start?" + q.Encode())
 	for resp.StatusCode == http.StatusSeeOther || resp.StatusCode == http.StatusFound {
 		loc := location(b.t, resp)
 		if !strings.HasPrefix(loc, "http") || strings.Contains(loc, "rotating_token_nonce") {

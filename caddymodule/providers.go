@@ -112,18 +112,27 @@ type ProviderConfig struct {
 	// connect-only. Default: true.
 	SignIn *bool `json:"sign_in,omitempty"`
 
-	// LinkByEmail lets a first sign-in through this provider join the
-	// existing user holding the same verified email, as the provider's own
-	// rules decide it (Google's email_verified, GitHub's primary verified
-	// address, …; never Apple relay addresses). Default: true for oidc and
-	// the presets, and for oauth2 when an email_verified field is mapped.
+	// LinkByEmail makes this provider trusted to vouch for linking by email:
+	// a first sign-in through it may join the existing user holding the same
+	// verified address (as the provider's own rules decide it: Google's
+	// email_verified, GitHub's primary verified address, …; never Apple
+	// relay addresses), provided a trusted provider vouched for that user's
+	// address too. A first sign-in through an untrusted provider whose
+	// verified address a trusted one vouched for elsewhere is refused with
+	// a page that tells the person to sign in to that account and connect
+	// this provider from there. Default: true for apple, bitbucket,
+	// discord, github, gitlab, google, linkedin, microsoft, slack and twitch
+	// at their own endpoints; false for oidc, oauth2, the dev provider, and
+	// a preset pointed at other endpoints (issuer, URLs, base_url, or email
+	// fields of its own). true for a provider that never reports a verified
+	// address (oauth2 without an email_verified field) fails the load.
 	LinkByEmail *bool `json:"link_by_email,omitempty"`
 }
 
 // build expands secrets and validates the config; it makes no network call.
-func (pc ProviderConfig) build(repl *caddy.Replacer) (*provider.Provider, bool, error) {
+func (pc ProviderConfig) build(repl *caddy.Replacer) (*provider.Provider, error) {
 	if pc.Name == "" {
-		return nil, false, fmt.Errorf("a %s provider has no name", pc.Type)
+		return nil, fmt.Errorf("a %s provider has no name", pc.Type)
 	}
 	cfg := provider.Config{
 		Name:            pc.Name,
@@ -150,17 +159,24 @@ func (pc ProviderConfig) build(repl *caddy.Replacer) (*provider.Provider, bool, 
 		AuthParams:      pc.AuthParams,
 		DisablePKCE:     pc.PKCE != nil && !*pc.PKCE,
 		SignIn:          pc.SignIn == nil || *pc.SignIn,
+		LinkByEmail:     pc.LinkByEmail,
 	}
 	if pc.Fields != nil {
 		cfg.Mapping = *pc.Fields
 	}
-	link := pc.Type != provider.KindOAuth2 || cfg.Mapping.EmailVerified != ""
-	if pc.LinkByEmail != nil {
-		link = *pc.LinkByEmail
-	}
 	client := provider.NewHTTPClient()
 	client.Transport = metrics.Transport(client.Transport, pc.Name)
 	cfg.HTTPClient = client
-	p, err := provider.New(cfg)
-	return p, link, err
+	return provider.New(cfg)
+}
+
+// linksByEmail reports which providers may vouch for linking by email:
+// those configured so now (a provider no longer configured vouches for no
+// one).
+func linksByEmail(providers []*provider.Provider) func(name string) bool {
+	trusted := map[string]bool{}
+	for _, p := range providers {
+		trusted[p.Name()] = p.LinksByEmail()
+	}
+	return func(name string) bool { return trusted[name] }
 }

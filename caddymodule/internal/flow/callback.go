@@ -24,15 +24,18 @@ type Outcome struct {
 	Session  *store.Session
 	ReturnTo string
 	Created  bool // the sign-in created the user (sign-up)
+	// Linked, when set, tells that the sign-in joined an existing user by
+	// a shared verified address: the person must be told.
+	Linked *LinkNotice
 }
 
 // Callback completes a flow at p's callback: it checks state and the browser
 // binding before anything reaches the provider, redeems the code, resolves
 // the identity to a user (sign-in) or links it to the signed-in user
 // (connect, reauthorize), and starts a new session: every sign-in and every
-// link gets a new session id. linkByEmail allows a first sign-in to join the
-// user holding the same verified email.
-func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Provider, linkByEmail bool) (*Outcome, error) {
+// link gets a new session id. A first sign-in may join the user holding the
+// same verified email, as f.LinkByEmail allows (see store.SignIn.EmailLink).
+func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Provider) (*Outcome, error) {
 	if err := r.ParseForm(); err != nil {
 		return nil, ErrInvalidState
 	}
@@ -76,7 +79,7 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 	in := store.SignIn{Account: account(p, res), Now: time.Now()}
 	switch rec.Mode {
 	case ModeSignIn:
-		in.LinkByVerifiedEmail = linkByEmail && res.Profile.EmailVerified
+		in.LinkByEmail = f.LinkByEmail
 		in.Admit = f.admit(p, in.Account)
 	case ModeConnect:
 		in.LinkToUser = rec.UserID
@@ -90,6 +93,9 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 	if fe := (*Error)(nil); errors.As(err, &fe) {
 		return nil, fe // not admitted
 	}
+	if errors.Is(err, store.ErrEmailHeld) {
+		return nil, errEmailHeld(p, in.Account)
+	}
 	if errors.Is(err, store.ErrIdentityTaken) {
 		return nil, errIdentityTaken(p)
 	}
@@ -99,15 +105,16 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 	if err != nil {
 		return nil, fmt.Errorf("recording sign-in: %w", err)
 	}
+	linked := f.linked(p, out)
 	if rec.Native != nil {
 		// The app redeems the nonce for a session token; no cookie here.
-		back, err := f.nativeReturn(r.Context(), rec.Native, out.User.ID)
+		back, err := f.nativeReturn(r.Context(), rec.Native, out.User.ID, linked)
 		if err != nil {
 			return nil, err
 		}
 		f.Logger.Info("native sign-in", zap.String("provider", p.Name()), zap.String("user_id", out.User.ID),
 			zap.Bool("user_created", out.UserCreated))
-		return &Outcome{Mode: rec.Mode, User: out.User, Account: out.Account, ReturnTo: back, Created: out.UserCreated}, nil
+		return &Outcome{Mode: rec.Mode, User: out.User, Account: out.Account, ReturnTo: back, Created: out.UserCreated, Linked: linked}, nil
 	}
 	sess, err := f.Sessions.Start(r.Context(), w, r, out.User, current)
 	if errors.Is(err, store.ErrNotFound) {
@@ -121,6 +128,8 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 		metrics.Links.WithLabelValues(p.Name()).Inc()
 	case rec.Mode == ModeSignIn && out.UserCreated:
 		metrics.SignIns.WithLabelValues(p.Name(), "sign_up").Inc()
+	case rec.Mode == ModeSignIn && linked != nil:
+		metrics.SignIns.WithLabelValues(p.Name(), "linked_by_email").Inc()
 	case rec.Mode == ModeSignIn:
 		metrics.SignIns.WithLabelValues(p.Name(), "success").Inc()
 	}
@@ -130,24 +139,28 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 			zap.Bool("user_created", out.UserCreated), zap.Bool("account_created", out.AccountCreated))
 	}
 	return &Outcome{Mode: rec.Mode, User: out.User, Account: out.Account, Session: sess,
-		ReturnTo: rec.ReturnTo, Created: out.UserCreated}, nil
+		ReturnTo: rec.ReturnTo, Created: out.UserCreated, Linked: linked}, nil
 }
 
 // SignInResult records a sign-in verified outside a browser flow (native
 // Sign in with Apple): the identity resolves to a user as in a callback.
-func (f *Flow) SignInResult(ctx context.Context, p *provider.Provider, res *provider.Result, linkByEmail bool) (store.SignInResult, error) {
+func (f *Flow) SignInResult(ctx context.Context, p *provider.Provider, res *provider.Result) (*Outcome, error) {
 	acc := account(p, res)
 	out, err := f.Store.SignIn(ctx, store.SignIn{Account: acc, Now: time.Now(),
-		LinkByVerifiedEmail: linkByEmail && res.Profile.EmailVerified, Admit: f.admit(p, acc)})
+		LinkByEmail: f.LinkByEmail, Admit: f.admit(p, acc)})
 	if fe := (*Error)(nil); errors.As(err, &fe) {
-		return out, fe // not admitted
+		return nil, fe // not admitted
+	}
+	if errors.Is(err, store.ErrEmailHeld) {
+		return nil, errEmailHeld(p, acc)
 	}
 	if err != nil {
-		return out, fmt.Errorf("recording sign-in: %w", err)
+		return nil, fmt.Errorf("recording sign-in: %w", err)
 	}
+	linked := f.linked(p, out)
 	f.Logger.Info("native sign-in", zap.String("provider", p.Name()), zap.String("user_id", out.User.ID),
 		zap.Bool("user_created", out.UserCreated))
-	return out, nil
+	return &Outcome{Mode: ModeSignIn, User: out.User, Account: out.Account, Created: out.UserCreated, Linked: linked}, nil
 }
 
 // admit is the store's Admit for a sign-in with acc at p: nil when the app

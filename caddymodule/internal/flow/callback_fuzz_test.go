@@ -138,7 +138,7 @@ func (cf *callbackFuzz) callback(method, query, contentType, body, cookie string
 	}
 	before := cf.tokenCalls.Load()
 	w := httptest.NewRecorder()
-	out, err := cf.flow.Callback(w, r, cf.corp, false)
+	out, err := cf.flow.Callback(w, r, cf.corp)
 	return out, w, err, cf.tokenCalls.Load() - before
 }
 

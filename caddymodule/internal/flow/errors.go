@@ -106,6 +106,20 @@ func errNotAdmitted(p *provider.Provider, acc store.ExternalAccount) *Error {
 	return &Error{Status: http.StatusForbidden, Reason: ReasonNotAdmitted, Message: msg}
 }
 
+// ReasonEmailHeld is the reason of a first sign-in refused because its
+// verified address belongs to another user whom a provider trusted for
+// linking vouched for, while this provider is not trusted for it.
+const ReasonEmailHeld = "email_held"
+
+// errEmailHeld refuses such a sign-in. It names the person's own address
+// and provider, and tells them how to link: sign in to that account first
+// (which proves it is theirs), then connect this provider to it.
+func errEmailHeld(p *provider.Provider, acc store.ExternalAccount) *Error {
+	return &Error{Status: http.StatusConflict, Reason: ReasonEmailHeld,
+		Message: fmt.Sprintf("An account here already uses %s. If it is yours, sign in to it the way you did before, "+
+			"then connect %s from its account page. Nothing was created.", acc.Email, p.DisplayName())}
+}
+
 func errIdentityTaken(p *provider.Provider) *Error {
 	return &Error{Status: http.StatusConflict, Reason: "identity_taken",
 		Message: fmt.Sprintf("This %s account is already connected to another user. Nothing was changed: sign in with it to use that user, or disconnect it there first.", p.DisplayName())}

@@ -48,8 +48,15 @@ type Config struct {
 	// Admit admits to sign-in only users one of whose accounts matches (the
 	// app's allow_emails and allow_groups); nil admits everyone. A refused
 	// first sign-in creates no user.
-	Admit  *access.Rules
-	Logger *zap.Logger
+	Admit *access.Rules
+	// LinkByEmail reports whether a provider may vouch for linking by
+	// email (its link_by_email; see store.SignIn.LinkByEmail); nil links
+	// nothing by email.
+	LinkByEmail func(provider string) bool
+	// OnSessionEnd is told about every session a sign-in ends besides the
+	// browser's own: those of a user that a link by email joined.
+	OnSessionEnd func(sessionID string)
+	Logger       *zap.Logger
 }
 
 // Flow starts and completes authorizations. Safe for concurrent use.
@@ -64,6 +71,9 @@ func New(cfg Config) *Flow {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
+	}
+	if cfg.OnSessionEnd == nil {
+		cfg.OnSessionEnd = func(string) {}
 	}
 	return &Flow{Config: cfg}
 }

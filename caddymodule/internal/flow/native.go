@@ -29,14 +29,15 @@ const (
 // nonceRecord binds a nonce to the app's challenge and, for a rotating
 // token nonce, to the user it signs in.
 type nonceRecord struct {
-	UserID    string `json:"user_id,omitempty"`
-	Challenge string `json:"challenge"`
+	UserID    string      `json:"user_id,omitempty"`
+	Challenge string      `json:"challenge"`
+	Linked    *LinkNotice `json:"linked,omitempty"`
 }
 
 // nativeReturn mints the rotating token nonce of a finished native sign-in
 // and returns the app's redirect URL carrying it. The allowlist is checked
 // again: a URL removed meanwhile never receives a nonce.
-func (f *Flow) nativeReturn(ctx context.Context, n *Native, userID string) (string, error) {
+func (f *Flow) nativeReturn(ctx context.Context, n *Native, userID string, linked *LinkNotice) (string, error) {
 	if f.NativeAllowed == nil || !f.NativeAllowed(ctx, n.RedirectURL) {
 		return "", errNativeRedirect
 	}
@@ -44,7 +45,7 @@ func (f *Flow) nativeReturn(ctx context.Context, n *Native, userID string) (stri
 	if err != nil {
 		return "", errNativeRedirect
 	}
-	nonce, err := f.putBound(ctx, nonceKind, nonceRecord{UserID: userID, Challenge: n.Challenge}, NonceTTL)
+	nonce, err := f.putBound(ctx, nonceKind, nonceRecord{UserID: userID, Challenge: n.Challenge, Linked: linked}, NonceTTL)
 	if err != nil {
 		return "", err
 	}
@@ -56,17 +57,18 @@ func (f *Flow) nativeReturn(ctx context.Context, n *Native, userID string) (stri
 
 // RedeemNonce consumes a rotating token nonce: it is single-use, expires
 // after NonceTTL, and only the verifier of the flow's challenge redeems it.
-// It returns the user to start a session for.
-func (f *Flow) RedeemNonce(ctx context.Context, nonce, verifier string) (*store.User, error) {
+// It returns the user to start a session for, and the notice of a link by
+// email when the sign-in was one.
+func (f *Flow) RedeemNonce(ctx context.Context, nonce, verifier string) (*store.User, *LinkNotice, error) {
 	rec, err := f.takeBound(ctx, nonceKind, nonce, verifier, ErrInvalidNonce)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	u, err := f.Store.User(ctx, rec.UserID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrInvalidNonce
+		return nil, nil, ErrInvalidNonce
 	}
-	return u, err
+	return u, rec.Linked, err
 }
 
 // IssueSignInNonce mints the nonce a native app puts in its request to a

@@ -27,6 +27,9 @@ var notices = map[string]string{
 	"disconnected":     "Account disconnected.",
 	"signed_out_other": "Your other sessions are signed out.",
 	"last_identity":    "That is the only account you can sign in with. Connect another sign-in provider before disconnecting it.",
+	"linked_by_email": "The account you signed in with was added to this existing account, because both have the same verified " +
+		"email address, and every other session of this account was signed out. Check the connected accounts below: " +
+		"disconnect any that is not yours.",
 }
 
 // signedIn returns the request's session or answers the request (sign-in
@@ -120,7 +123,17 @@ func (g *Gateway) accountPage(w http.ResponseWriter, r *http.Request) {
 	g.UI.Render(w, http.StatusOK, "account", ui.Page{
 		Title: "Your account", Account: view, CSRFToken: g.Sessions.CSRFToken(sess.ID),
 		SignOutURL: g.Prefix + "/sign-out", Notice: notices[q.Get("notice")], Error: notices[q.Get("error")],
+		ContinueURL: continueURL(g.Flow.Sanitize, q.Get("return_to")),
 	})
+}
+
+// continueURL is where the account page's Continue button leads: the
+// sanitized return_to, when one was given.
+func continueURL(sanitize func(string) string, returnTo string) string {
+	if returnTo == "" {
+		return ""
+	}
+	return sanitize(returnTo)
 }
 
 // canSignInWithout reports whether the user keeps a sign-in-capable account

@@ -62,7 +62,7 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, name string) 
 		g.flowError(w, r, flow.UnknownProvider(name))
 		return
 	}
-	out, err := g.Flow.Callback(w, r, p, g.LinkByEmail[name])
+	out, err := g.Flow.Callback(w, r, p)
 	if out != nil {
 		g.ForgetAccounts(out.User.ID)
 	}
@@ -74,6 +74,12 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, name string) 
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
+	if out.Linked != nil && out.Session != nil {
+		// A link by email: the person sees what their account holds now
+		// (and can disconnect what is not theirs) before going on.
+		http.Redirect(w, r, g.Prefix+"/account?notice=linked_by_email&return_to="+url.QueryEscape(out.ReturnTo), http.StatusSeeOther)
+		return
+	}
 	http.Redirect(w, r, out.ReturnTo, http.StatusSeeOther)
 }
 

@@ -38,14 +38,11 @@ type Config struct {
 	// Prefix of the gateway's endpoints; default DefaultPrefix.
 	Prefix    string
 	Providers []*provider.Provider
-	// LinkByEmail names the providers whose verified emails may link an
-	// unknown identity to an existing user.
-	LinkByEmail map[string]bool
-	Store       store.Store
-	Sessions    *session.Manager
-	Flow        *flow.Flow
-	UI          *ui.Renderer
-	Tokens      *tokens.Engine
+	Store     store.Store
+	Sessions  *session.Manager
+	Flow      *flow.Flow
+	UI        *ui.Renderer
+	Tokens    *tokens.Engine
 	// API serves /api/v1/… (backend API).
 	API *api.API
 	// Identity signs the identity token of signed-in requests.

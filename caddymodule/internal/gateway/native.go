@@ -60,11 +60,11 @@ func (g *Gateway) nativeToken(w http.ResponseWriter, r *http.Request) {
 	if !readNativeBody(w, r, &in, "{rotating_token_nonce, code_verifier}") {
 		return
 	}
-	user, err := g.Flow.RedeemNonce(r.Context(), in.Nonce, in.Verifier)
+	user, linked, err := g.Flow.RedeemNonce(r.Context(), in.Nonce, in.Verifier)
 	if g.nativeFlowError(w, r, "redeeming nonce", err) {
 		return
 	}
-	g.issueNative(w, r, user.ID, 0)
+	g.issueNative(w, r, user.ID, 0, linked)
 }
 
 // nativeNonce issues the nonce a native app puts in its request to a
@@ -106,9 +106,10 @@ func (g *Gateway) nativeFlowError(w http.ResponseWriter, r *http.Request, what s
 }
 
 // issueNative starts a session for a native app and answers its token and
-// the user. A positive lifetime shorter than the session lifetime ends the
-// session sooner.
-func (g *Gateway) issueNative(w http.ResponseWriter, r *http.Request, userID string, lifetime time.Duration) {
+// the user, with linked_by_email when the sign-in was a link by email (the
+// app must tell the person, as the browser's page does). A positive
+// lifetime shorter than the session lifetime ends the session sooner.
+func (g *Gateway) issueNative(w http.ResponseWriter, r *http.Request, userID string, lifetime time.Duration, linked *flow.LinkNotice) {
 	user, err := g.Store.User(r.Context(), userID)
 	if err != nil {
 		g.internal(w, r, "reading user", err)
@@ -126,10 +127,14 @@ func (g *Gateway) issueNative(w http.ResponseWriter, r *http.Request, userID str
 	}
 	g.Logger.Info("native session", zap.String("user_id", user.ID), zap.String("session_id", sess.ID))
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, map[string]any{
+	body := map[string]any{
 		"object":        "client",
 		"session_token": token,
 		"session":       api.Session(sess, "active"),
 		"user":          api.User(user, accounts),
-	})
+	}
+	if linked != nil {
+		body["linked_by_email"] = linked
+	}
+	writeJSON(w, http.StatusOK, body)
 }

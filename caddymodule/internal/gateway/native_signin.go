@@ -120,7 +120,7 @@ func (g *Gateway) nativeRefused(w http.ResponseWriter, r *http.Request, p *provi
 // nativeSignIn records a verified native sign-in and answers a session
 // token for its user, for lifetime (zero: the session lifetime).
 func (g *Gateway) nativeSignIn(w http.ResponseWriter, r *http.Request, p *provider.Provider, res *provider.Result, lifetime time.Duration) {
-	out, err := g.Flow.SignInResult(r.Context(), p, res, g.LinkByEmail[p.Name()])
+	out, err := g.Flow.SignInResult(r.Context(), p, res)
 	var fe *flow.Error
 	switch {
 	case errors.As(err, &fe):
@@ -133,5 +133,5 @@ func (g *Gateway) nativeSignIn(w http.ResponseWriter, r *http.Request, p *provid
 		return
 	}
 	g.ForgetAccounts(out.User.ID)
-	g.issueNative(w, r, out.User.ID, lifetime)
+	g.issueNative(w, r, out.User.ID, lifetime, out.Linked)
 }

@@ -15,10 +15,11 @@ const namespace = "socialgate"
 
 var (
 	// SignIns counts completed and failed sign-ins by provider and outcome
-	// (success, sign_up, and the failure reasons of the flow).
+	// (success, sign_up, linked_by_email, and the failure reasons of the
+	// flow).
 	SignIns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "sign_ins_total",
-		Help: "Sign-ins by provider and outcome (success, sign_up, or the reason of a failure).",
+		Help: "Sign-ins by provider and outcome (success, sign_up, linked_by_email, or the reason of a failure).",
 	}, []string{"provider", "outcome"})
 
 	// Links counts accounts linked to a signed-in user, by provider.

@@ -42,6 +42,10 @@ type preset struct {
 	email            emailRule
 	emails           emailList // the emails endpoint (emailFromList)
 	userField        bool      // the callback's user form field names the user (Apple)
+	// linkByEmail: the preset's email rule is reliable enough that, at the
+	// provider's own endpoints, its verified addresses link a first sign-in
+	// to an existing user unless the operator says otherwise (LinksByEmail).
+	linkByEmail bool
 	// groupLists are the API lists that give the person's groups
 	// (Config.GroupsFrom), by name, at paths below the userinfo URL;
 	// groupsScope is the scope they need.
@@ -136,7 +140,7 @@ var presets = map[string]preset{
 	KindOIDC:   {oidc: true, revoke: revocation{style: revokeForm}},
 	KindOAuth2: {revoke: revocation{style: revokeForm}},
 	"google": {
-		display: "Google", oidc: true, issuer: "https://accounts.google.com",
+		display: "Google", linkByEmail: true, oidc: true, issuer: "https://accounts.google.com",
 		authParams: map[string]string{"access_type": "offline", "include_granted_scopes": "true"},
 		revoke:     revocation{style: revokeForm, auth: revokeAuthNone, url: "https://oauth2.googleapis.com/revoke"},
 		scopeAliases: map[string]string{
@@ -145,7 +149,7 @@ var presets = map[string]preset{
 		},
 	},
 	"github": {
-		display: "GitHub", issuer: "https://github.com",
+		display: "GitHub", linkByEmail: true, issuer: "https://github.com",
 		authURL:     "https://github.com/login/oauth/authorize",
 		tokenURL:    "https://github.com/login/oauth/access_token",
 		userinfoURL: "https://api.github.com/user",
@@ -166,11 +170,11 @@ var presets = map[string]preset{
 			url: "https://api.github.com/applications/{client_id}/grant"},
 	},
 	"microsoft": {
-		display: "Microsoft", oidc: true, issuer: "https://login.microsoftonline.com/{tenant}/v2.0",
+		display: "Microsoft", linkByEmail: true, oidc: true, issuer: "https://login.microsoftonline.com/{tenant}/v2.0",
 		tenantIssuer: true, subjectClaim: "oid", skipUserinfo: true, email: emailMicrosoft,
 	},
 	"apple": {
-		display: "Apple", oidc: true, issuer: "https://appleid.apple.com",
+		display: "Apple", linkByEmail: true, oidc: true, issuer: "https://appleid.apple.com",
 		authURL:    "https://appleid.apple.com/auth/authorize",
 		tokenURL:   "https://appleid.apple.com/auth/token",
 		jwksURL:    "https://appleid.apple.com/auth/keys",
@@ -203,7 +207,7 @@ var presets = map[string]preset{
 		revoke:      revocation{style: revokeForm, url: "https://api.x.com/2/oauth2/revoke"},
 	},
 	"discord": {
-		display: "Discord", issuer: "https://discord.com",
+		display: "Discord", linkByEmail: true, issuer: "https://discord.com",
 		authURL:     "https://discord.com/oauth2/authorize",
 		tokenURL:    "https://discord.com/api/oauth2/token",
 		userinfoURL: "https://discord.com/api/users/@me",
@@ -214,16 +218,16 @@ var presets = map[string]preset{
 		revoke: revocation{style: revokeForm, url: "https://discord.com/api/oauth2/token/revoke"},
 	},
 	"gitlab": {
-		display: "GitLab", oidc: true, issuer: "{base}", base: "https://gitlab.com",
+		display: "GitLab", linkByEmail: true, oidc: true, issuer: "{base}", base: "https://gitlab.com",
 		revoke: revocation{style: revokeForm, url: "{base}/oauth/revoke"},
 	},
 	"linkedin": {
-		display: "LinkedIn", oidc: true, issuer: "https://www.linkedin.com/oauth",
+		display: "LinkedIn", linkByEmail: true, oidc: true, issuer: "https://www.linkedin.com/oauth",
 		scopes:    []string{"openid", "profile", "email"},
 		authStyle: oauth2.AuthStyleInParams, noPKCE: true, noNonce: true,
 	},
 	"slack": {
-		display: "Slack", oidc: true, issuer: "https://slack.com",
+		display: "Slack", linkByEmail: true, oidc: true, issuer: "https://slack.com",
 		scopes: []string{"openid", "profile", "email"},
 		revoke: revocation{style: revokeBearer, method: "POST", url: "https://slack.com/api/auth.revoke"},
 	},
@@ -240,7 +244,7 @@ var presets = map[string]preset{
 		revoke: revocation{style: revokeJSON, method: "POST", key: "token", url: "https://api.notion.com/v1/oauth/revoke"},
 	},
 	"bitbucket": {
-		display: "Bitbucket", issuer: "https://bitbucket.org",
+		display: "Bitbucket", linkByEmail: true, issuer: "https://bitbucket.org",
 		authURL:     "https://bitbucket.org/site/oauth2/authorize",
 		tokenURL:    "https://bitbucket.org/site/oauth2/access_token",
 		userinfoURL: "https://api.bitbucket.org/2.0/user",
@@ -253,7 +257,7 @@ var presets = map[string]preset{
 		scopeKey:    "scopes",
 	},
 	"twitch": {
-		display: "Twitch", oidc: true, issuer: "https://id.twitch.tv/oauth2",
+		display: "Twitch", linkByEmail: true, oidc: true, issuer: "https://id.twitch.tv/oauth2",
 		scopes:        []string{"openid", "user:read:email"},
 		authParams:    map[string]string{"claims": twitchClaims},
 		authStyle:     oauth2.AuthStyleInParams,

@@ -105,6 +105,14 @@ type Config struct {
 	// SignIn reports whether the provider may be used to sign in (true) or only
 	// to connect an account to a signed-in user (false).
 	SignIn bool
+	// LinkByEmail says whether this provider may vouch for linking by email:
+	// whether an address it calls verified lets a first sign-in join the
+	// user holding that address, and lets its vouching for a user's address
+	// admit another provider's newcomer (see LinksByEmail). Nil takes the
+	// default: true only for presets with reliable email rules at their own
+	// endpoints. true for a provider that never reports a verified address
+	// is a configuration error.
+	LinkByEmail *bool
 	// HTTPClient makes every outbound call; default: NewHTTPClient().
 	HTTPClient *http.Client
 }
@@ -137,6 +145,8 @@ type Provider struct {
 	params map[string]string // authorization parameters: preset's, then cfg's
 	client *http.Client
 	secret *clientSecretJWT // apple only
+	// linkByEmail is the effective Config.LinkByEmail.
+	linkByEmail bool
 	// native signs the client secret of each bundle id (apple, native apps).
 	native map[string]*clientSecretJWT
 	// probedStyle remembers which client authentication a server without
@@ -170,10 +180,14 @@ func New(cfg Config) (*Provider, error) {
 		return nil, fmt.Errorf("provider %s: client_id is required", cfg.Name)
 	}
 	p := &Provider{pre: pre, client: cfg.HTTPClient}
+	own := ownEndpoints(cfg, pre)
 	if err := p.resolve(&cfg); err != nil {
 		return nil, fmt.Errorf("provider %s (%s): %w", cfg.Name, cfg.Kind, err)
 	}
 	p.cfg = cfg
+	if err := p.setLinkByEmail(own); err != nil {
+		return nil, fmt.Errorf("provider %s (%s): %w", cfg.Name, cfg.Kind, err)
+	}
 	if p.client == nil {
 		p.client = NewHTTPClient()
 	}

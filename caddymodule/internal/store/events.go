@@ -29,11 +29,17 @@ const (
 	EventAccountReauthed = "external_account.reauthorization_required"
 )
 
+// EventAccountLinkedByEmail follows the external_account.created of an
+// identity that joined an existing user by a shared verified address (see
+// SignIn.EmailLink); the session.revoked events of that user's sessions
+// follow it.
+const EventAccountLinkedByEmail = "external_account.linked_by_email"
+
 // EventTypes lists every event type, in the order the README documents them.
 var EventTypes = []string{
 	EventUserCreated, EventUserUpdated, EventUserDeleted,
 	EventSessionCreated, EventSessionEnded, EventSessionRevoked,
-	EventAccountCreated, EventAccountDeleted, EventAccountReauthed,
+	EventAccountCreated, EventAccountLinkedByEmail, EventAccountDeleted, EventAccountReauthed,
 }
 
 // Event is a change recorded in the store's outbox in the same transaction

@@ -97,11 +97,13 @@ func userEvent(txn *badger.Txn, out *Outbox, typ string, u *User, now time.Time)
 }
 
 // signInNew links an unknown identity to LinkToUser, to the holder of its
-// verified email, or to a new user, and creates its account and indexes.
+// verified email (as in.EmailLink decides), or to a new user, and creates
+// its account and indexes.
 func signInNew(txn *badger.Txn, out *Outbox, in SignIn, now time.Time) (SignInResult, error) {
 	a := in.Account
 	var u User
 	userCreated := false
+	link := EmailLinkNone
 	switch {
 	case in.LinkToUser != "":
 		if !validID(in.LinkToUser) {
@@ -110,15 +112,10 @@ func signInNew(txn *badger.Txn, out *Outbox, in SignIn, now time.Time) (SignInRe
 		if err := getJSON(txn, userKey(in.LinkToUser), &u); err != nil {
 			return SignInResult{}, fmt.Errorf("loading user %s: %w", in.LinkToUser, err)
 		}
-	case in.LinkByVerifiedEmail && a.EmailVerified && a.Email != "":
-		holder, err := emailHolder(txn, a.Email)
-		if err != nil {
+	case in.LooksUpEmailHolder():
+		var err error
+		if link, err = emailLinkOf(txn, &in, &u); err != nil {
 			return SignInResult{}, err
-		}
-		if holder != "" {
-			if err := getJSON(txn, userKey(holder), &u); err != nil {
-				return SignInResult{}, fmt.Errorf("loading user %s: %w", holder, err)
-			}
 		}
 	}
 	if u.ID == "" {
@@ -154,11 +151,18 @@ func signInNew(txn *badger.Txn, out *Outbox, in SignIn, now time.Time) (SignInRe
 	if err := setJSON(txn, userKey(u.ID), &u, 0); err != nil {
 		return SignInResult{}, err
 	}
+	res := SignInResult{User: &u, Account: &acc, UserCreated: userCreated, AccountCreated: true}
 	if userCreated {
 		err = out.Add(Event{Type: EventUserCreated, CreatedAt: now, User: &u, Accounts: []*ExternalAccount{&acc}})
 	}
 	if err == nil {
 		err = out.Add(Event{Type: EventAccountCreated, CreatedAt: now, Account: &acc})
+	}
+	if err == nil && link == EmailLinkJoin {
+		var revoked []*Session
+		if revoked, err = revokeSessionsOf(txn, u.ID); err == nil {
+			err = LinkedByEmail(out, &res, &acc, revoked, now)
+		}
 	}
 	if err == nil && changed && !userCreated {
 		err = userEvent(txn, out, EventUserUpdated, &u, now)
@@ -166,7 +170,46 @@ func signInNew(txn *badger.Txn, out *Outbox, in SignIn, now time.Time) (SignInRe
 	if err != nil {
 		return SignInResult{}, err
 	}
-	return SignInResult{User: &u, Account: &acc, UserCreated: userCreated, AccountCreated: true}, nil
+	return res, nil
+}
+
+// emailLinkOf finds the holder of in.Account's verified email and applies
+// in.EmailLink to it: for EmailLinkJoin it loads the holder into u, for
+// EmailLinkTakeOver it releases the address from the holder, and for
+// EmailLinkRefuse it fails with ErrEmailHeld.
+func emailLinkOf(txn *badger.Txn, in *SignIn, u *User) (EmailLink, error) {
+	holder, err := emailHolder(txn, in.Account.Email)
+	if err != nil || holder == "" {
+		return EmailLinkNone, err
+	}
+	var h User
+	if err := getJSON(txn, userKey(holder), &h); err != nil {
+		return EmailLinkNone, fmt.Errorf("loading user %s: %w", holder, err)
+	}
+	accounts, err := accountsOf(txn, holder)
+	if err != nil {
+		return EmailLinkNone, err
+	}
+	link := in.EmailLink(&h, accounts)
+	switch link {
+	case EmailLinkJoin:
+		*u = h
+	case EmailLinkTakeOver:
+		err = releaseEmail(txn, in.Account.Email, holder)
+	case EmailLinkRefuse:
+		err = ErrEmailHeld
+	}
+	return link, err
+}
+
+// revokeSessionsOf deletes every session of the user, with its index
+// entries, and returns them.
+func revokeSessionsOf(txn *badger.Txn, userID string) ([]*Session, error) {
+	ids, err := collectKeys(txn, prefixUserSess+userID+"/", 0)
+	if err != nil {
+		return nil, err
+	}
+	return deleteSessions(txn, userID, ids)
 }
 
 // Refresh copies what a provider reported at this sign-in onto the account;

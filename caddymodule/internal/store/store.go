@@ -27,6 +27,12 @@ var (
 	ErrExists = errors.New("already exists")
 	// ErrStale means a compare-and-swap lost: the record changed since it was read.
 	ErrStale = errors.New("record changed concurrently")
+	// ErrEmailHeld means a first sign-in asserted a verified address that
+	// another user holds on the word of a provider trusted for linking by
+	// email, while the sign-in's own provider is not trusted for it: the
+	// identity may neither join that user nor start a second one with that
+	// address (see SignIn.EmailLink). Nothing changed.
+	ErrEmailHeld = errors.New("the verified email address belongs to another user")
 )
 
 // Account status values.
@@ -44,9 +50,11 @@ type Store interface {
 	// account's latest profile and tokens, all in one transaction:
 	//   - a known identity updates its account and returns its user (or, when
 	//     in.LinkToUser names another user, fails with ErrIdentityTaken);
-	//   - an unknown identity is linked to in.LinkToUser when set, else to the
-	//     user holding its verified email when in.LinkByVerifiedEmail is set
-	//     and the account asserts a verified email, else to a new user.
+	//   - an unknown identity is linked to in.LinkToUser when set; else the
+	//     user holding its verified email, if any, is dealt with as
+	//     SignIn.EmailLink decides: joined (a link by email, which revokes
+	//     every session that user had), left alone, relieved of the address,
+	//     or the sign-in refused with ErrEmailHeld; else it gets a new user.
 	// The account's token set is replaced whole, or kept whole when the
 	// sign-in brought no access token (see TokenSet.after); a half-written
 	// one (TokenSet.Check) is refused.
@@ -171,10 +179,13 @@ type SignIn struct {
 	// LinkToUser, when set, links the identity to this existing user
 	// (connect while signed in).
 	LinkToUser string
-	// LinkByVerifiedEmail allows linking an unknown identity to the user who
-	// holds the same verified email. Set it only when the provider's own rules
-	// say the email is verified.
-	LinkByVerifiedEmail bool
+	// LinkByEmail, when set, lets an unknown identity join the user who
+	// holds the same verified email, and names the providers trusted to
+	// vouch for that: it reports whether a provider's verified addresses may
+	// link sign-ins (the provider's link_by_email). Both the sign-in's own
+	// provider and a provider that vouched for the holder's address must be
+	// trusted (see EmailLink). Nil links nothing by email.
+	LinkByEmail func(provider string) bool
 	// Admit, when set, is asked whether the user the identity resolves to
 	// may sign in, with the user and all their linked accounts as the
 	// sign-in leaves them (the identity's account refreshed or added, its
@@ -191,6 +202,12 @@ type SignInResult struct {
 	Account        *ExternalAccount
 	UserCreated    bool
 	AccountCreated bool
+	// LinkedByEmail reports a link by email: the identity joined an
+	// existing user who holds the same verified address. Every session that
+	// user had was revoked in the same transaction (session.revoked events);
+	// RevokedSessions lists their ids, for caches to forget.
+	LinkedByEmail   bool
+	RevokedSessions []string
 }
 
 // User is a person known to the gateway. Its id looks like user_….

@@ -243,7 +243,7 @@ func deleteUser(txn *badger.Txn, out *Outbox, id string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := deleteSessions(txn, id, sessIDs); err != nil {
+	if _, err := deleteSessions(txn, id, sessIDs); err != nil {
 		return err
 	}
 	for _, e := range u.Emails {
@@ -277,7 +277,8 @@ func (b *Badger) deleteSessionsOf(ctx context.Context, userID string) error {
 			if err != nil {
 				return err
 			}
-			return deleteSessions(txn, userID, ids)
+			_, err = deleteSessions(txn, userID, ids)
+			return err
 		})
 		if err != nil || n < sessionBatch {
 			return err
@@ -285,11 +286,13 @@ func (b *Badger) deleteSessionsOf(ctx context.Context, userID string) error {
 	}
 }
 
-// deleteSessions removes the user's sessions ids with their index entries.
-func deleteSessions(txn *badger.Txn, userID string, ids []string) error {
+// deleteSessions removes the user's sessions ids with their index entries
+// and returns the sessions it found.
+func deleteSessions(txn *badger.Txn, userID string, ids []string) ([]*Session, error) {
+	var deleted []*Session
 	for _, sid := range ids {
 		if err := txn.Delete(userSessKey(userID, sid)); err != nil {
-			return err
+			return nil, err
 		}
 		var s Session
 		err := getJSON(txn, sessionKey(sid), &s)
@@ -297,13 +300,14 @@ func deleteSessions(txn *badger.Txn, userID string, ids []string) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("loading a session: %w", redact(err, sid))
+			return nil, fmt.Errorf("loading a session: %w", redact(err, sid))
 		}
 		if err := txn.Delete(sessionKey(sid)); err != nil {
-			return err
+			return nil, err
 		}
+		deleted = append(deleted, &s)
 	}
-	return nil
+	return deleted, nil
 }
 
 // errStopScan ends a scanKeys early; it never leaves the package.

@@ -109,6 +109,9 @@ type Page struct {
 	UserLabel  string
 	Providers  []ProviderButton
 	Notice     string
+	// ContinueURL, when set, is where a Continue button on the account
+	// page leads (after a notice the person had to see first).
+	ContinueURL string
 
 	// Account page
 	Account *AccountView

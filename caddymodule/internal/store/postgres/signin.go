@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -106,10 +107,12 @@ func (s *Store) userEvent(ctx context.Context, tx pgx.Tx, out *store.Outbox, typ
 }
 
 // signInNew links an unknown identity to LinkToUser, to the holder of its
-// verified email, or to a new user, and creates its account.
+// verified email (as in.EmailLink decides), or to a new user, and creates
+// its account.
 func (s *Store) signInNew(ctx context.Context, tx pgx.Tx, out *store.Outbox, in store.SignIn, now time.Time) (store.SignInResult, error) {
 	a := in.Account
 	var u *store.User
+	link, holder := store.EmailLinkNone, ""
 	switch {
 	case in.LinkToUser != "":
 		if !validID(in.LinkToUser) {
@@ -119,26 +122,10 @@ func (s *Store) signInNew(ctx context.Context, tx pgx.Tx, out *store.Outbox, in 
 		if u, err = lockUser(ctx, tx, in.LinkToUser); err != nil {
 			return store.SignInResult{}, fmt.Errorf("loading user %s: %w", in.LinkToUser, err)
 		}
-	case in.LinkByVerifiedEmail && a.EmailVerified && a.Email != "":
-		holder, err := emailHolder(ctx, tx, a.Email)
-		if err != nil {
+	case in.LooksUpEmailHolder():
+		var err error
+		if link, holder, u, err = s.emailLinkOf(ctx, tx, &in); err != nil {
 			return store.SignInResult{}, err
-		}
-		if holder == "" {
-			break
-		}
-		if u, err = lockUser(ctx, tx, holder); errors.Is(err, store.ErrNotFound) {
-			return store.SignInResult{}, errRetry // deleted since the lookup
-		} else if err != nil {
-			return store.SignInResult{}, err
-		}
-		// The holder may have given the address up before we locked it.
-		again, err := emailHolder(ctx, tx, a.Email)
-		if err != nil {
-			return store.SignInResult{}, err
-		}
-		if again != holder {
-			return store.SignInResult{}, errRetry
 		}
 	}
 	userCreated := u == nil
@@ -164,9 +151,9 @@ func (s *Store) signInNew(ctx context.Context, tx pgx.Tx, out *store.Outbox, in 
 	if err := in.CheckAdmission(u, &acc, func() ([]*store.ExternalAccount, error) { return s.accountsOf(ctx, tx, u.ID) }); err != nil {
 		return store.SignInResult{}, err
 	}
-	if userCreated && in.LinkToUser == "" && in.LinkByVerifiedEmail && a.EmailVerified && a.Email != "" {
-		// No one held the address when we looked; if someone committed it
-		// since, this identity links to them: start over.
+	if in.LooksUpEmailHolder() && (holder == "" || link == store.EmailLinkTakeOver) {
+		// The address was free (or freed) when we looked; if someone
+		// committed it since, this identity must link to them: start over.
 		holder, err := emailHolder(ctx, tx, a.Email)
 		if err != nil {
 			return store.SignInResult{}, err
@@ -178,11 +165,18 @@ func (s *Store) signInNew(ctx context.Context, tx pgx.Tx, out *store.Outbox, in 
 	if err := saveUser(ctx, tx, u); err != nil {
 		return store.SignInResult{}, err
 	}
+	res := store.SignInResult{User: u, Account: &acc, UserCreated: userCreated, AccountCreated: true}
 	if userCreated {
 		err = out.Add(store.Event{Type: store.EventUserCreated, CreatedAt: now, User: u, Accounts: []*store.ExternalAccount{&acc}})
 	}
 	if err == nil {
 		err = out.Add(store.Event{Type: store.EventAccountCreated, CreatedAt: now, Account: &acc})
+	}
+	if err == nil && link == store.EmailLinkJoin {
+		var revoked []*store.Session
+		if revoked, err = s.revokeSessionsOf(ctx, tx, u.ID); err == nil {
+			err = store.LinkedByEmail(out, &res, &acc, revoked, now)
+		}
 	}
 	if err == nil && changed && !userCreated {
 		err = s.userEvent(ctx, tx, out, store.EventUserUpdated, u, now)
@@ -190,7 +184,62 @@ func (s *Store) signInNew(ctx context.Context, tx pgx.Tx, out *store.Outbox, in 
 	if err != nil {
 		return store.SignInResult{}, err
 	}
-	return store.SignInResult{User: u, Account: &acc, UserCreated: userCreated, AccountCreated: true}, nil
+	return res, nil
+}
+
+// emailLinkOf finds and locks the holder of in.Account's verified email and
+// applies in.EmailLink to it: it returns the holder's id, and the holder
+// itself for EmailLinkJoin; for EmailLinkTakeOver it releases the address
+// from the holder, and for EmailLinkRefuse it fails with ErrEmailHeld.
+func (s *Store) emailLinkOf(ctx context.Context, tx pgx.Tx, in *store.SignIn) (store.EmailLink, string, *store.User, error) {
+	none := store.EmailLinkNone
+	holder, err := emailHolder(ctx, tx, in.Account.Email)
+	if err != nil || holder == "" {
+		return none, "", nil, err
+	}
+	h, err := lockUser(ctx, tx, holder)
+	if errors.Is(err, store.ErrNotFound) {
+		return none, "", nil, errRetry // deleted since the lookup
+	}
+	if err != nil {
+		return none, "", nil, err
+	}
+	// The holder may have given the address up before we locked it.
+	if again, err := emailHolder(ctx, tx, in.Account.Email); err != nil || again != holder {
+		return none, "", nil, cmp.Or(err, errRetry)
+	}
+	accounts, err := s.accountsOf(ctx, tx, holder)
+	if err != nil {
+		return none, "", nil, err
+	}
+	switch link := in.EmailLink(h, accounts); link {
+	case store.EmailLinkJoin:
+		return link, holder, h, nil
+	case store.EmailLinkTakeOver:
+		return link, holder, nil, pgEmails{ctx, tx}.Release(in.Account.Email, holder)
+	case store.EmailLinkRefuse:
+		return link, holder, nil, store.ErrEmailHeld
+	default:
+		return link, holder, nil, nil
+	}
+}
+
+// revokeSessionsOf deletes every session of the user and returns them.
+// FOR UPDATE on the user blocks the key-share lock that inserting a
+// session takes, so no session of the user appears before the commit.
+func (s *Store) revokeSessionsOf(ctx context.Context, tx pgx.Tx, userID string) ([]*store.Session, error) {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, userID); err != nil {
+		return nil, err
+	}
+	rows, err := tx.Query(ctx, `DELETE FROM sessions WHERE user_id = $1 RETURNING id_hash, id_sealed, record`, userID)
+	if err != nil {
+		return nil, err
+	}
+	revoked, err := pgx.CollectRows(rows, s.scanSession)
+	if err != nil {
+		return nil, fmt.Errorf("revoking sessions of user %s: %w", userID, err)
+	}
+	return revoked, nil
 }
 
 // pgEmails is the PostgreSQL store.EmailIndex: a user_emails row records

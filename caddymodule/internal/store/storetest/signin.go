@@ -100,22 +100,12 @@ func signInConcurrentFirstSignInsCreateOneUser(t *testing.T, o opener) {
 func signInConcurrentFirstSignInsWithOneEmailLinkToOneUser(t *testing.T, o opener) {
 	e := o.env(t)
 	const n = 10
-	var wg sync.WaitGroup
-	users := make([]string, n)
-	for i := range n {
-		wg.Go(func() {
-			// n identities at n providers, one verified address, all at once.
-			acc := account("same-person", "one@example.com", true)
-			acc.Issuer = testIssuer + "/" + string(rune('a'+i))
-			res, err := e.st.SignIn(context.Background(), store.SignIn{Account: acc, LinkByVerifiedEmail: true})
-			if err != nil {
-				t.Errorf("SignIn: %v", err)
-				return
-			}
-			users[i] = res.User.ID
-		})
-	}
-	wg.Wait()
+	users := e.signInsAtOnce(n, func(i int) store.SignIn {
+		// n identities at n providers, one verified address, all at once.
+		acc := account("same-person", "one@example.com", true)
+		acc.Issuer = testIssuer + "/" + string(rune('a'+i))
+		return store.SignIn{Account: acc, LinkByEmail: trustAll}
+	})
 	if got, accs := e.counts(); got != 1 || accs != n {
 		t.Errorf("store holds %d users and %d accounts, want 1 and %d (users %v)", got, accs, n, users)
 	}
@@ -127,7 +117,7 @@ func signInLinksByEmailOnlyWhenVerifiedAndAllowed(t *testing.T, o opener) {
 		name       string
 		existing   store.ExternalAccount // signs in first
 		newcomer   store.ExternalAccount
-		allowed    bool // LinkByVerifiedEmail
+		allowed    bool // LinkByEmail trusts every provider, or is nil
 		wantLinked bool
 	}{
 		{"verified and allowed links", account("g1", "erin@example.com", true), account("h1", "erin@example.com", true), true, true},
@@ -140,7 +130,11 @@ func signInLinksByEmailOnlyWhenVerifiedAndAllowed(t *testing.T, o opener) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := o.env(t)
 			first := e.signIn(store.SignIn{Account: tc.existing})
-			second := e.signIn(store.SignIn{Account: tc.newcomer, LinkByVerifiedEmail: tc.allowed})
+			in := store.SignIn{Account: tc.newcomer}
+			if tc.allowed {
+				in.LinkByEmail = trustAll
+			}
+			second := e.signIn(in)
 			if linked := second.User.ID == first.User.ID; linked != tc.wantLinked {
 				t.Errorf("linked = %v, want %v", linked, tc.wantLinked)
 			}
@@ -369,7 +363,7 @@ func signInAdmitRefusalWritesNothing(t *testing.T, o opener) {
 		t.Errorf("Admit saw accounts %q; want ada's one account, refreshed", got)
 	}
 	byEmail := account("ada-gh", "ada@example.com", true)
-	if _, err := e.st.SignIn(ctx, store.SignIn{Account: byEmail, LinkByVerifiedEmail: true, Admit: refuse}); !errors.Is(err, errNotAdmitted) {
+	if _, err := e.st.SignIn(ctx, store.SignIn{Account: byEmail, LinkByEmail: trustAll, Admit: refuse}); !errors.Is(err, errNotAdmitted) {
 		t.Fatalf("refused link by email: %v", err)
 	}
 	if last := seen[len(seen)-1]; last.ID != ada.User.ID {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -224,10 +225,37 @@ func (e *env) counts() (users, accounts int) {
 func (e *env) linksTo(email string) string {
 	e.t.Helper()
 	probe := account(fmt.Sprint("probe-", probes.Add(1)), email, true)
-	return e.signIn(store.SignIn{Account: probe, LinkByVerifiedEmail: true}).User.ID
+	return e.signIn(store.SignIn{Account: probe, LinkByEmail: trustAll}).User.ID
+}
+
+// trustAll trusts every provider to vouch for linking by email.
+func trustAll(string) bool { return true }
+
+// trusting trusts only the providers named to vouch for linking by email.
+func trusting(providers ...string) func(string) bool {
+	return func(p string) bool { return slices.Contains(providers, p) }
 }
 
 var probes atomic.Int64
+
+// signInsAtOnce runs the n sign-ins in(i) concurrently and returns the
+// user each landed on.
+func (e *env) signInsAtOnce(n int, in func(i int) store.SignIn) []string {
+	var wg sync.WaitGroup
+	users := make([]string, n)
+	for i := range n {
+		wg.Go(func() {
+			res, err := e.st.SignIn(context.Background(), in(i))
+			if err != nil {
+				e.t.Errorf("SignIn: %v", err)
+				return
+			}
+			users[i] = res.User.ID
+		})
+	}
+	wg.Wait()
+	return users
+}
 
 func userIDs(users []*store.User) []string {
 	ids := make([]string, len(users))
@@ -256,6 +284,10 @@ var tests = []struct {
 	{"SignIn_SameSubjectAtTwoIssuersIsTwoIdentities", signInSameSubjectAtTwoIssuersIsTwoIdentities},
 	{"SignIn_ChangedEmailWithdrawsTheOldVouching", signInChangedEmailWithdrawsTheOldVouching},
 	{"SignIn_AdmitRefusalWritesNothing", signInAdmitRefusalWritesNothing},
+	{"SignIn_LinkByEmailNeedsATrustedProviderOnBothSides", signInLinkByEmailNeedsATrustedProviderOnBothSides},
+	{"SignIn_LinkByEmailRevokesTheHoldersSessions", signInLinkByEmailRevokesTheHoldersSessions},
+	{"SignIn_PreAccountHijackLeavesTheVictimApart", signInPreAccountHijackLeavesTheVictimApart},
+	{"SignIn_ConcurrentTakeOversMakeOneUser", signInConcurrentTakeOversMakeOneUser},
 	{"ExternalAccount_ReturnsTheAccount", externalAccountReturnsTheAccount},
 	{"UpdateExternalAccount_WritesWhatFnLeavesButNotTheIdentity", updateWritesWhatFnLeavesButNotTheIdentity},
 	{"UpdateExternalAccount_FnErrorAbortsAndIsReturnedAsIs", updateFnErrorAbortsAndIsReturnedAsIs},

@@ -166,7 +166,7 @@ func deleteUserRemovesTheUserWithEverythingItOwns(t *testing.T, o opener) {
 		t.Errorf("second DeleteUser = %v, want ErrNotFound", err)
 	}
 	// Her identities and email are free for anyone now.
-	again := e.signIn(store.SignIn{Account: account("rose-gh", "rose@example.com", true), LinkByVerifiedEmail: true})
+	again := e.signIn(store.SignIn{Account: account("rose-gh", "rose@example.com", true), LinkByEmail: trustAll})
 	if !again.UserCreated {
 		t.Errorf("sign-in with a deleted user's identity = %+v, want a new user", again)
 	}

@@ -1,0 +1,45 @@
+package flow
+
+import (
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/provider"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
+)
+
+// LinkNotice tells the person signing in that their new identity joined an
+// existing user because both share a verified address (a link by email),
+// and that every other session of that user was signed out. Browsers see it
+// on a page after the callback; native apps get it in their JSON answer.
+type LinkNotice struct {
+	Provider        string `json:"provider"`
+	AccountID       string `json:"external_account_id"`
+	Email           string `json:"email_address"`
+	RevokedSessions int    `json:"revoked_sessions"`
+	Message         string `json:"message"`
+}
+
+// linked carries out the consequences of a link by email outside the store
+// (which revoked the sessions and recorded the events): the revoked
+// sessions leave every cache, the link is logged, and the notice for the
+// person is returned. It returns nil for any other sign-in.
+func (f *Flow) linked(p *provider.Provider, out store.SignInResult) *LinkNotice {
+	if !out.LinkedByEmail {
+		return nil
+	}
+	for _, id := range out.RevokedSessions {
+		f.OnSessionEnd(id)
+	}
+	f.Logger.Warn("linked by email: a new identity joined an existing user; its other sessions were revoked",
+		zap.String("provider", p.Name()), zap.String("user_id", out.User.ID),
+		zap.String("external_account_id", out.Account.ID), zap.Int("revoked_sessions", len(out.RevokedSessions)))
+	return &LinkNotice{
+		Provider: p.Name(), AccountID: out.Account.ID, Email: out.Account.Email,
+		RevokedSessions: len(out.RevokedSessions),
+		Message: fmt.Sprintf("Your %s account was added to the existing account with the verified address %s, "+
+			"and every other session of that account was signed out. If you don't recognise an account connected to it, disconnect it.",
+			p.DisplayName(), out.Account.Email),
+	}
+}
