@@ -184,7 +184,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	repl.Set("http.auth.user.id", sess.UserID)
-	repl.Set("http.auth.user.email", sess.Email)
+	repl.Set("http.auth.user.email", sess.VerifiedEmail())
 	repl.Set("http.auth.user.name", sess.Name)
 	repl.Set("http.auth.session.id", sess.ID)
 	gateway.SetIdentityHeaders(r.Header, sess, identity)

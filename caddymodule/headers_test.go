@@ -56,7 +56,7 @@ func TestHeaders_SpoofedIdentityNeverReachesTheUpstream(t *testing.T) {
 			continue
 		}
 		switch k {
-		case "X-Auth-User-Id", "X-Auth-User-Email", "X-Auth-User-Name", "X-Auth-Session-Id", "X-Auth-Jwt":
+		case "X-Auth-User-Id", "X-Auth-User-Email", "X-Auth-User-Email-Verified", "X-Auth-User-Name", "X-Auth-Session-Id", "X-Auth-Jwt":
 			if len(v) != 1 || v[0] != real.Get(k) {
 				t.Errorf("%s = %q, want only the gateway's %q", k, v, real.Get(k))
 			}

@@ -31,8 +31,11 @@ const maxCached = 100_000
 type Claims struct {
 	jwt.Claims
 	SessionID string `json:"sid"`
-	Email     string `json:"email,omitempty"`
-	Name      string `json:"name,omitempty"`
+	// Email is the user's verified address, never an unverified one;
+	// EmailVerified is true with it, false when the user has none.
+	Email         string `json:"email,omitempty"`
+	EmailVerified bool   `json:"email_verified"`
+	Name          string `json:"name,omitempty"`
 	// Groups are the user's groups when the session began (provider:group).
 	Groups []string `json:"groups,omitempty"`
 }
@@ -136,10 +139,11 @@ func (s *Signer) Token(sess *store.Session) (string, error) {
 			ID:        tokenID(sess.ID, now),
 		},
 		SessionID: sess.ID,
-		Email:     sess.Email,
 		Name:      sess.Name,
 		Groups:    sess.Groups,
 	}
+	claims.Email = sess.VerifiedEmail()
+	claims.EmailVerified = claims.Email != ""
 	token, err := jwt.Signed(s.signer).Claims(claims).Serialize()
 	if err != nil {
 		return "", fmt.Errorf("signing identity token: %w", err)

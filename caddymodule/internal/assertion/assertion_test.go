@@ -53,14 +53,25 @@ func TestToken_VerifiesWithTheJWKSAndCarriesTheIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess := &store.Session{ID: "sess_1", UserID: "user_1", Email: "a@example.com", Name: "A", ExpiresAt: now.Add(time.Hour)}
+	sess := &store.Session{ID: "sess_1", UserID: "user_1", Email: "a@example.com", EmailVerified: true, Name: "A", ExpiresAt: now.Add(time.Hour)}
 	token, err := s.Token(sess)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := verify(t, s, token, now)
-	if c.Subject != "user_1" || c.SessionID != "sess_1" || c.Email != "a@example.com" || c.Name != "A" || c.NotBefore == nil || c.ID == "" {
+	if c.Subject != "user_1" || c.SessionID != "sess_1" || c.Email != "a@example.com" || !c.EmailVerified ||
+		c.Name != "A" || c.NotBefore == nil || c.ID == "" {
 		t.Errorf("claims = %+v", c)
+	}
+	// A session stored before verification was recorded may hold an
+	// unverified address: the token carries none.
+	legacy := &store.Session{ID: "sess_2", UserID: "user_2", Email: "ceo@example.com", ExpiresAt: now.Add(time.Hour)}
+	token, err = s.Token(legacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := verify(t, s, token, now); c.Email != "" || c.EmailVerified {
+		t.Errorf("an unverified session address reached the token: email %q, email_verified %v", c.Email, c.EmailVerified)
 	}
 	if got := c.Expiry.Time().Sub(now); got > DefaultLifetime || got < DefaultLifetime-time.Second {
 		t.Errorf("lifetime %v, want %v", got, DefaultLifetime)

@@ -117,7 +117,7 @@ func BenchmarkStripIdentityHeaders(b *testing.B) {
 
 func BenchmarkSetIdentityHeaders(b *testing.B) {
 	s := &store.Session{ID: "sess_abcdefghijklmnopqrstuvwxyz", UserID: "user_abcdefghijklmnopqrstuvwxyz",
-		Email: "ada@example.com", Name: "Ada Lovelace"}
+		Email: "ada@example.com", EmailVerified: true, Name: "Ada Lovelace"}
 	h := browserHeaders(otherCookies)
 	b.ReportAllocs()
 	for b.Loop() {

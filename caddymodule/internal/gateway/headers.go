@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
@@ -9,12 +10,17 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
-// Identity headers set on requests that go upstream.
+// Identity headers set on requests that go upstream. HeaderUserEmail
+// carries only an address a provider verified (the "nOAuth" class: an
+// address anyone can set must not look like one that was proven), and
+// HeaderUserEmailVerified says so explicitly: "true" with an address,
+// "false" when the user has no verified one.
 const (
-	HeaderUserID    = "X-Auth-User-Id"
-	HeaderUserEmail = "X-Auth-User-Email"
-	HeaderUserName  = "X-Auth-User-Name"
-	HeaderSessionID = "X-Auth-Session-Id"
+	HeaderUserID            = "X-Auth-User-Id"
+	HeaderUserEmail         = "X-Auth-User-Email"
+	HeaderUserEmailVerified = "X-Auth-User-Email-Verified"
+	HeaderUserName          = "X-Auth-User-Name"
+	HeaderSessionID         = "X-Auth-Session-Id"
 	// HeaderUserGroups lists the user's groups when the session began,
 	// provider:group, comma-separated (corp:admins,github:acme).
 	HeaderUserGroups = "X-Auth-User-Groups"
@@ -67,7 +73,7 @@ func isIdentityHeader(k string) bool {
 // share one allocation; each header's slice is capped at its one value, so
 // a later handler that appends to a header gets a copy and touches no other.
 func SetIdentityHeaders(h http.Header, s *store.Session, identity string) {
-	n := 5
+	n := 6
 	if len(s.Groups) > 0 {
 		n++
 	}
@@ -80,7 +86,9 @@ func SetIdentityHeaders(h http.Header, s *store.Session, identity string) {
 	}
 	set(HeaderUserID, s.UserID)
 	set(HeaderSessionID, s.ID)
-	set(HeaderUserEmail, s.Email)
+	email := s.VerifiedEmail()
+	set(HeaderUserEmail, email)
+	set(HeaderUserEmailVerified, strconv.FormatBool(email != ""))
 	set(HeaderUserName, s.Name)
 	set(HeaderIdentity, identity)
 	if len(s.Groups) > 0 {

@@ -148,7 +148,7 @@ func (m *Manager) newSession(ctx context.Context, r *http.Request, user *store.U
 		return nil, fmt.Errorf("reading the user's groups: %w", err)
 	}
 	now := m.now()
-	return &store.Session{
+	s := &store.Session{
 		ID:        store.NewID("sess"),
 		UserID:    user.ID,
 		Email:     headerSafe(user.PrimaryEmail()),
@@ -158,7 +158,9 @@ func (m *Manager) newSession(ctx context.Context, r *http.Request, user *store.U
 		ExpiresAt: now.Add(m.lifetime),
 		UserAgent: truncate(r.UserAgent(), 256),
 		IP:        clientIP(r),
-	}, nil
+	}
+	s.EmailVerified = s.Email != "" // PrimaryEmail is a verified address, or none
+	return s, nil
 }
 
 // maxGroupsHeader bounds the groups a session carries, as the

@@ -222,15 +222,16 @@ type User struct {
 	LastSignInAt   time.Time      `json:"last_sign_in_at"`
 }
 
-// PrimaryEmail returns the user's first verified email, else the first email, else "".
+// PrimaryEmail returns the user's first verified email, or "" when none is
+// verified. It is the address that stands for the user (sessions, identity
+// headers and token, the API's primary_email_address): an address no
+// provider verified is listed in Emails, marked unverified, and never
+// stands for anyone.
 func (u *User) PrimaryEmail() string {
 	for _, e := range u.Emails {
 		if e.Verified {
 			return e.Email
 		}
-	}
-	if len(u.Emails) > 0 {
-		return u.Emails[0].Email
 	}
 	return ""
 }
@@ -310,12 +311,17 @@ func (t TokenSet) after(next TokenSet) TokenSet {
 }
 
 // Session is a signed-in browser or app. Its id looks like sess_…. The user's
-// email and name are copied in at sign-in so the request path needs one read.
+// primary (verified) email and name are copied in at sign-in so the request
+// path needs one read.
 type Session struct {
 	ID     string `json:"id"`
 	UserID string `json:"user_id"`
 	Email  string `json:"email,omitempty"`
-	Name   string `json:"name,omitempty"`
+	// EmailVerified says that Email is a verified address (User.PrimaryEmail).
+	// Sessions stored before it existed may carry an unverified Email
+	// without it: VerifiedEmail ignores theirs.
+	EmailVerified bool   `json:"email_verified,omitempty"`
+	Name          string `json:"name,omitempty"`
 	// Groups are the user's groups when the session began, each as
 	// provider:group (corp:admins): a new sign-in or link, which starts a
 	// new session, brings them up to date.
@@ -324,6 +330,16 @@ type Session struct {
 	ExpiresAt time.Time `json:"expires_at"`
 	UserAgent string    `json:"user_agent,omitempty"`
 	IP        string    `json:"ip,omitempty"`
+}
+
+// VerifiedEmail returns the session's email when it is a verified address,
+// else "": the only address that may stand for the user upstream (headers,
+// identity token, placeholders).
+func (s *Session) VerifiedEmail() string {
+	if s.EmailVerified {
+		return s.Email
+	}
+	return ""
 }
 
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
