@@ -1,0 +1,64 @@
+package caddymodule
+
+import (
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// parseHandler sets up the handler from Caddyfile tokens. Syntax:
+//
+//	socialgate {
+//		require       <provider> [scopes <scope...>]
+//		forward_token <provider> [header <name>]
+//		allow_emails  <address|*@domain...>
+//		allow_groups  <provider:group...>
+//	}
+//
+// require, forward_token, allow_emails and allow_groups may repeat; every
+// requirement must be met (allow_emails and allow_groups together: either).
+func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	handler := new(Handler)
+	h.Next()
+	if h.NextArg() {
+		return nil, h.ArgErr()
+	}
+	for h.NextBlock(0) {
+		switch h.Val() {
+		case "require":
+			args := h.RemainingArgs()
+			if len(args) == 0 || len(args) == 2 || (len(args) > 2 && args[1] != "scopes") {
+				return nil, h.Errf("require: want <provider> [scopes <scope...>]")
+			}
+			req := Requirement{Provider: args[0]}
+			if len(args) > 2 {
+				req.Scopes = args[2:]
+			}
+			handler.Require = append(handler.Require, req)
+		case "forward_token":
+			args := h.RemainingArgs()
+			switch {
+			case len(args) == 1:
+				handler.ForwardTokens = append(handler.ForwardTokens, ForwardToken{Provider: args[0]})
+			case len(args) == 3 && args[1] == "header":
+				handler.ForwardTokens = append(handler.ForwardTokens, ForwardToken{Provider: args[0], Header: args[2]})
+			default:
+				return nil, h.Errf("forward_token: want <provider> [header <name>]")
+			}
+		case "allow_emails":
+			rules := h.RemainingArgs()
+			if len(rules) == 0 {
+				return nil, h.Errf("allow_emails: want <address|*@domain...>")
+			}
+			handler.AllowEmails = append(handler.AllowEmails, rules...)
+		case "allow_groups":
+			rules := h.RemainingArgs()
+			if len(rules) == 0 {
+				return nil, h.Errf("allow_groups: want <provider:group...>")
+			}
+			handler.AllowGroups = append(handler.AllowGroups, rules...)
+		default:
+			return nil, h.Errf("unrecognized socialgate option %q", h.Val())
+		}
+	}
+	return handler, nil
+}
