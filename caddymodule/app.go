@@ -145,8 +145,17 @@ type App struct {
 	// and api (backend API). A client over the limit gets 429 with
 	// Retry-After. Defaults: start and callback 30 per minute, native 20 per
 	// minute, api 600 per minute; events 0 turns a class off. The client is
-	// Caddy's client IP (see the trusted_proxies server option).
+	// Caddy's client IP (see the trusted_proxies server option), an IPv6
+	// client its network (see RateLimitIPv6Prefix). The limiter holds at
+	// most 200,000 clients and makes room by forgetting the least recently
+	// seen.
 	RateLimits map[string]RateLimit `json:"rate_limits,omitempty"`
+
+	// RateLimitIPv6Prefix is how many leading bits of an IPv6 client
+	// address the rate limits count as one client: a host is usually handed
+	// a whole /64 and can pick any address in it. IPv4 addresses (also
+	// IPv4-mapped ones) count one by one. Between 32 and 128. Default: 64.
+	RateLimitIPv6Prefix int `json:"rate_limit_ipv6_prefix,omitempty"`
 
 	// UI brands the gateway's pages.
 	UI *UIConfig `json:"ui,omitempty"`
@@ -210,7 +219,10 @@ func (a *App) limiter() (*ratelimit.Limiter, error) {
 		}
 		rules[class] = ratelimit.Rule{Events: rl.Events, Window: time.Duration(rl.Window)}
 	}
-	return ratelimit.New(rules, nil), nil
+	if p := a.RateLimitIPv6Prefix; p != 0 && (p < 32 || p > 128) {
+		return nil, fmt.Errorf("rate_limit_ipv6_prefix: %d is not a prefix length between 32 and 128", p)
+	}
+	return ratelimit.New(ratelimit.Options{Rules: rules, IPv6Prefix: a.RateLimitIPv6Prefix}), nil
 }
 
 // UIConfig brands the gateway's pages.

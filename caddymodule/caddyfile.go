@@ -84,6 +84,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		allow_groups     <provider:group...>
 //		redirect_urls    <url...>
 //		rate_limit       <start|callback|native|api> <events> <window>
+//		rate_limit_ipv6_prefix <bits>
 //		app_name         <text>
 //		logo_url         <url>
 //		accent           <#hex>
@@ -168,6 +169,13 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				a.RateLimits = map[string]RateLimit{}
 			}
 			a.RateLimits[args[0]] = RateLimit{Events: events, Window: caddy.Duration(window)}
+		case "rate_limit_ipv6_prefix":
+			var bits string
+			if err = oneArg(d, &bits); err == nil {
+				if a.RateLimitIPv6Prefix, err = strconv.Atoi(strings.TrimPrefix(bits, "/")); err != nil {
+					return d.Errf("rate_limit_ipv6_prefix: %q is not a prefix length, like 64", bits)
+				}
+			}
 		case "redirect_urls":
 			var urls []string
 			urls, err = someArgs(d)

@@ -93,6 +93,7 @@ func checkLogForSecrets(t *testing.T, logFile string) {
 
 // options shape the Caddyfile of an env.
 type options struct {
+	Server string // extra lines in the global options, outside socialgate
 	Global string // extra lines inside the socialgate global option
 	Site   string // extra lines in the site block, before socialgate
 	Proxy  string // extra lines inside reverse_proxy
@@ -151,6 +152,7 @@ func (e *env) Caddyfile(o options) string {
 		}
 	}
 	storage file_system %[1]s/caddy
+	%[9]s
 	socialgate {
 		storage %[1]s/socialgate
 		%[2]s
@@ -166,7 +168,7 @@ http://127.0.0.1:%[4]d {
 		%[8]s
 	}
 }
-`, e.Storage, dev, o.Global, e.port, o.Site, e.handler, e.Upstream.Addr(), o.Proxy)
+`, e.Storage, dev, o.Global, e.port, o.Site, e.handler, e.Upstream.Addr(), o.Proxy, o.Server)
 }
 
 // Load adapts and loads a config for this env (a reload when one is running).
