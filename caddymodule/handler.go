@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -60,6 +62,7 @@ type Handler struct {
 	reqs         []gateway.Requirement
 	forward      []string          // provider names of ForwardTokens
 	tokenHeaders map[string]string // provider name → header
+	owned        gateway.Owned     // the headers this route sets or reads
 }
 
 // ForwardToken sends a provider's fresh access token upstream.
@@ -114,6 +117,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.forward = append(h.forward, ft.Provider)
 		h.tokenHeaders[ft.Provider] = header
 	}
+	h.owned = gateway.NewOwned(slices.Collect(maps.Values(h.tokenHeaders))...)
 	h.allow, err = h.gw.Rules(h.AllowEmails, h.AllowGroups)
 	return err
 }
@@ -135,14 +139,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.gw.ServeHTTP(w, r, orig.URL.Path)
 		return nil
 	}
+	// Nothing may remove or add the gateway's headers after it has set or
+	// checked them: not a proxy obeying Connection, nor a late trailer.
+	if _, smuggled := h.owned.Smuggled(r); smuggled {
+		h.gw.RefuseSmuggled(w, r)
+		return nil
+	}
+	h.owned.GuardTrailers(r)
 
 	// An outer socialgate (site-wide, with this one on a route) has already
 	// authenticated the request and removed its credentials: reuse its session.
 	sess, _ := r.Context().Value(sessionCtxKey).(*store.Session)
-	bearer := false
 	var err error
 	if sess == nil {
-		sess, bearer, err = h.gw.AuthenticateRequest(r)
+		sess, err = h.gw.Authenticate(r)
 		if errors.Is(err, session.ErrNoSession) {
 			h.gw.Challenge(w, r, orig.URL.RequestURI())
 			return nil
@@ -189,9 +199,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	repl.Set("http.auth.session.id", sess.ID)
 	gateway.SetIdentityHeaders(r.Header, sess, identity)
 	gateway.StripGatewayCookies(r.Header)
-	if bearer {
-		r.Header.Del("Authorization") // the session token is the gateway's, not the app's
-	}
+	h.gw.StripSessionTokens(r.Header)
 	for name, token := range tokens {
 		header, value := h.tokenHeaders[name], token
 		if header == "Authorization" {

@@ -231,18 +231,21 @@ func freePort(t *testing.T) int {
 
 // upstream records every request that reaches the app behind the gateway.
 type upstream struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	seen []http.Header
+	srv      *httptest.Server
+	mu       sync.Mutex
+	seen     []http.Header
+	trailers []http.Header // of each request, after its body
 }
 
 func newUpstream(t *testing.T) *upstream {
 	u := &upstream{}
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // trailers come after the body
 		u.mu.Lock()
 		h := r.Header.Clone()
 		h.Set("X-Test-Path", r.URL.RequestURI())
 		u.seen = append(u.seen, h)
+		u.trailers = append(u.trailers, r.Trailer.Clone())
 		u.mu.Unlock()
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintf(w, "upstream saw %s as %s", r.URL.Path, r.Header.Get("X-Auth-User-Id"))
@@ -258,6 +261,16 @@ func (u *upstream) Requests() []http.Header {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return append([]http.Header(nil), u.seen...)
+}
+
+// LastTrailer returns the trailers of the latest upstream request.
+func (u *upstream) LastTrailer() http.Header {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.trailers) == 0 {
+		return nil
+	}
+	return u.trailers[len(u.trailers)-1]
 }
 
 // Last returns the headers of the latest upstream request.

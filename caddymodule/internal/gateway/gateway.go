@@ -203,13 +203,6 @@ func (g *Gateway) Authenticate(r *http.Request) (*store.Session, error) {
 	return s, err
 }
 
-// AuthenticateRequest is Authenticate that also reports whether a session
-// token (Authorization: Bearer) carried the session: that header is the
-// gateway's credential and must not go upstream.
-func (g *Gateway) AuthenticateRequest(r *http.Request) (*store.Session, bool, error) {
-	return g.Sessions.Lookup(r)
-}
-
 // Challenge answers a request that needs a session and has none: a browser
 // navigating (GET or HEAD asking for HTML) is sent to the sign-in page and
 // brought back afterwards; anything else gets 401 JSON with sign_in_url.

@@ -192,6 +192,7 @@ func BenchmarkPassThrough(b *testing.B) {
 	r := httptest.NewRequest(http.MethodGet, "/dashboard", nil)
 	r.Header = browserHeaders(g.cookie)
 	cookie := r.Header["Cookie"]
+	owned := gateway.NewOwned()
 	b.ReportAllocs()
 	for b.Loop() {
 		r.Header["Cookie"] = cookie
@@ -199,6 +200,10 @@ func BenchmarkPassThrough(b *testing.B) {
 		if g.gw.Owns(r.URL.Path) {
 			b.Fatal("the gateway owns /dashboard")
 		}
+		if _, smuggled := owned.Smuggled(r); smuggled {
+			b.Fatal("Connection: keep-alive refused")
+		}
+		owned.GuardTrailers(r)
 		sess, err := g.gw.Authenticate(r)
 		if err != nil {
 			b.Fatal(err)
@@ -212,6 +217,7 @@ func BenchmarkPassThrough(b *testing.B) {
 		}
 		gateway.SetIdentityHeaders(r.Header, sess, identity)
 		gateway.StripGatewayCookies(r.Header)
+		g.gw.StripSessionTokens(r.Header)
 	}
 }
 

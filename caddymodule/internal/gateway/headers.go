@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -140,4 +142,111 @@ func StripGatewayCookies(h http.Header) {
 		return
 	}
 	h["Cookie"] = []string{kept.String()}
+}
+
+// Owned is the set of request headers the gateway sets or reads on a route:
+// its namespace (X-Auth-*, any case, "_" for "-"), Authorization and
+// Cookie, and the route's own forward_token headers.
+type Owned struct {
+	extra []string
+}
+
+// NewOwned returns the set with the route's forward_token headers.
+func NewOwned(tokenHeaders ...string) Owned {
+	return Owned{extra: tokenHeaders}
+}
+
+// Has reports whether name (any case) is in the set.
+func (o Owned) Has(name string) bool {
+	if isIdentityHeader(name) || strings.EqualFold(name, "Authorization") || strings.EqualFold(name, "Cookie") {
+		return true
+	}
+	for _, x := range o.extra {
+		if strings.EqualFold(name, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// Smuggled returns a header of the set that the request names as
+// hop-by-hop (Connection: X-Auth-User-Id makes a proxy drop the header
+// after the gateway set it, and forward the request without it) or
+// declares as a trailer (it would arrive after the gateway checked the
+// headers). HTTP/2 and HTTP/3 servers refuse Connection; trailers come
+// with every protocol.
+func (o Owned) Smuggled(r *http.Request) (string, bool) {
+	for _, v := range r.Header["Connection"] {
+		// Split as proxies do (Caddy's removeConnectionHeaders).
+		for v != "" {
+			var name string
+			name, v, _ = strings.Cut(v, ",")
+			if name = strings.Trim(name, " \t"); o.Has(name) {
+				return name, true
+			}
+		}
+	}
+	for name := range r.Trailer {
+		if o.Has(name) {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// RefuseSmuggled answers a request that Owned.Smuggled caught: 400.
+func (g *Gateway) RefuseSmuggled(w http.ResponseWriter, r *http.Request) {
+	g.fail(w, r, http.StatusBadRequest, "header_not_allowed",
+		"The request names one of the gateway's own headers in Connection or as a trailer.")
+}
+
+// GuardTrailers removes the set's headers from the request's trailers as
+// its body ends. An HTTP/1.1 request that declares one trailer gets every
+// trailer it sends, declared or not, merged into r.Trailer at the end of the
+// body, where a proxy copies them upstream; without a declared trailer, Go
+// keeps them off the Request handlers see.
+func (o Owned) GuardTrailers(r *http.Request) {
+	if r.Trailer == nil || r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	r.Body = &trailerGuard{ReadCloser: r.Body, trailer: r.Trailer, owned: o}
+}
+
+type trailerGuard struct {
+	io.ReadCloser
+	trailer http.Header
+	owned   Owned
+}
+
+func (b *trailerGuard) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		for name := range b.trailer {
+			if b.owned.Has(name) {
+				delete(b.trailer, name)
+			}
+		}
+	}
+	return n, err
+}
+
+// StripSessionTokens removes every Authorization value that carries one of
+// the gateway's session tokens (after any scheme, or alone), whichever
+// credential authenticated the request: a cookie next to a token must not
+// carry the token upstream.
+func (g *Gateway) StripSessionTokens(h http.Header) {
+	values := h["Authorization"]
+	if !slices.ContainsFunc(values, g.carriesSessionToken) {
+		return
+	}
+	if values = slices.DeleteFunc(values, g.carriesSessionToken); len(values) == 0 {
+		delete(h, "Authorization")
+		return
+	}
+	h["Authorization"] = values
+}
+
+func (g *Gateway) carriesSessionToken(authorization string) bool {
+	_, credentials, _ := strings.Cut(authorization, " ")
+	return g.Sessions.IsToken(strings.TrimSpace(authorization)) || g.Sessions.IsToken(strings.TrimSpace(credentials))
 }

@@ -1,7 +1,10 @@
 package gateway
 
 import (
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
@@ -71,4 +74,77 @@ func TestSetIdentityHeaders_EmailOnlyWhenVerified(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestOwned_SmuggledFindsTheGatewaysHeadersInConnectionAndTrailers(t *testing.T) {
+	owned := NewOwned("X-Upstream-Token")
+	for _, tc := range []struct {
+		connection []string
+		trailer    []string
+		want       string // "" for none
+	}{
+		{[]string{"keep-alive"}, nil, ""},
+		{[]string{"keep-alive, Upgrade", "X-Custom"}, []string{"X-Checksum"}, ""},
+		{[]string{"X-Auth-User-Id"}, nil, "X-Auth-User-Id"},
+		{[]string{"keep-alive,x-auth-jwt"}, nil, "x-auth-jwt"},
+		{[]string{"keep-alive", " \tX_AUTH_SESSION_ID\t "}, nil, "X_AUTH_SESSION_ID"},
+		{[]string{",,authorization,"}, nil, "authorization"},
+		{[]string{"COOKIE"}, nil, "COOKIE"},
+		{[]string{"x-upstream-token"}, nil, "x-upstream-token"},
+		{[]string{"X-Upstream-Tokens"}, nil, ""},
+		{[]string{"X-Auth"}, nil, ""},
+		{nil, []string{"X-Checksum", "X-Auth-User-Email"}, "X-Auth-User-Email"},
+		{nil, []string{"Authorization"}, "Authorization"},
+		{nil, []string{"X-Upstream-Token"}, "X-Upstream-Token"},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader("body"))
+		r.Header["Connection"] = tc.connection
+		for _, name := range tc.trailer {
+			if r.Trailer == nil {
+				r.Trailer = http.Header{}
+			}
+			r.Trailer[name] = nil
+		}
+		got, ok := owned.Smuggled(r)
+		if ok != (tc.want != "") || got != tc.want {
+			t.Errorf("Connection %q, trailers %q: Smuggled = %q, %v; want %q", tc.connection, tc.trailer, got, ok, tc.want)
+		}
+	}
+}
+
+// Trailers that arrive with the end of the body (HTTP/1.1 merges undeclared
+// ones into r.Trailer then) lose the gateway's headers before the reader
+// that reached the end sees io.EOF.
+func TestOwned_GuardTrailersDropsTheGatewaysHeadersAtTheEnd(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPost, "/", nil)
+	trailer := http.Header{"X-Checksum": nil}
+	r.Trailer = trailer
+	r.Body = io.NopCloser(&endWithTrailers{r: strings.NewReader("hello"), at: func() {
+		trailer.Set("X-Checksum", "42")
+		trailer.Set("X-Auth-User-Id", "user_attacker")
+		trailer["X_auth_jwt"] = []string{"forged"}
+		trailer.Set("Cookie", "socialgate_session=x")
+		trailer.Set("X-Upstream-Token", "forged")
+	}})
+	NewOwned("X-Upstream-Token").GuardTrailers(r)
+	if b, err := io.ReadAll(r.Body); err != nil || string(b) != "hello" {
+		t.Fatalf("body %q, %v", b, err)
+	}
+	if len(trailer) != 1 || trailer.Get("X-Checksum") != "42" {
+		t.Errorf("trailers after the body: %v, want X-Checksum only", trailer)
+	}
+}
+
+// endWithTrailers calls at when r ends, as net/http fills r.Trailer.
+type endWithTrailers struct {
+	r  io.Reader
+	at func()
+}
+
+func (e *endWithTrailers) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.at()
+	}
+	return n, err
 }

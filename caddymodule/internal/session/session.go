@@ -118,6 +118,14 @@ func (m *Manager) bearerSessionID(r *http.Request) (string, bool) {
 	return m.decode(token)
 }
 
+// IsToken reports whether value is a session token or cookie value that
+// these keys signed within the session lifetime, its session live or not:
+// such a value is the gateway's credential and never goes upstream.
+func (m *Manager) IsToken(value string) bool {
+	_, ok := m.decode(value)
+	return ok
+}
+
 // Issue creates a session for a native app and returns its session token,
 // which works as Authorization: Bearer on every protected route. It is the
 // same kind of session as a cookie's: listed, revocable, expiring. A
