@@ -7,7 +7,8 @@ import (
 
 // parseHandler sets up the handler from Caddyfile tokens. Syntax:
 //
-//	socialgate {
+//	socialgate [public] {
+//		public
 //		require       <provider> [scopes <scope...>]
 //		forward_token <provider> [header <name>]
 //		allow_emails  <address|*@domain...>
@@ -16,14 +17,27 @@ import (
 //
 // require, forward_token, allow_emails and allow_groups may repeat; every
 // requirement must be met (allow_emails and allow_groups together: either).
+// public (as the argument or in the block) lets requests through without a
+// session, and takes none of the others.
 func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	handler := new(Handler)
 	h.Next()
 	if h.NextArg() {
-		return nil, h.ArgErr()
+		if h.Val() != "public" {
+			return nil, h.Errf("socialgate: unknown argument %q (want public, or options in a block)", h.Val())
+		}
+		handler.Public = true
+		if h.NextArg() {
+			return nil, h.ArgErr()
+		}
 	}
 	for h.NextBlock(0) {
 		switch h.Val() {
+		case "public":
+			if h.NextArg() {
+				return nil, h.ArgErr()
+			}
+			handler.Public = true
 		case "require":
 			args := h.RemainingArgs()
 			if len(args) == 0 || len(args) == 2 || (len(args) > 2 && args[1] != "scopes") {

@@ -27,8 +27,9 @@ func init() {
 // X-Auth-User-Email, X-Auth-User-Name, X-Auth-Session-Id and the signed
 // identity token X-Auth-Jwt, and to later handlers in
 // {http.auth.user.id}, {http.auth.user.email}, {http.auth.user.name} and
-// {http.auth.session.id}. It also serves the gateway's own endpoints under
-// the app's prefix (/_auth by default).
+// {http.auth.session.id}; with Public, requests pass without a session too.
+// It also serves the gateway's own endpoints under the app's prefix (/_auth
+// by default).
 type Handler struct {
 	// Require lists what a request needs beyond a session: a linked account
 	// of a provider, in good standing, with at least these scopes. A browser
@@ -56,6 +57,18 @@ type Handler struct {
 	// matching either admits.
 	// Default: every signed-in user.
 	AllowGroups []string `json:"allow_groups,omitempty"`
+
+	// Public lets requests through without a session: an exception in a
+	// site the gateway protects (socialgate public). They still lose
+	// client-sent X-Auth-* headers and the gateway's cookies and session
+	// tokens; with a session, they carry the user's identity as on a
+	// protected route. A path that a server behind Caddy could read as
+	// another one (a ";", a "\", a "%" once decoded, a control character,
+	// a segment of dots and spaces, invalid UTF-8) gets 400, so that a
+	// backend such as Tomcat or IIS cannot map a public path onto a
+	// protected one. It excludes Require, ForwardTokens, AllowEmails and
+	// AllowGroups. Default: off, every request needs a session.
+	Public bool `json:"public,omitempty"`
 
 	gw           *gateway.Gateway
 	allow        *access.Rules
@@ -98,6 +111,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("loading the socialgate app: %w", err)
 	}
 	h.gw = app.(*App).Gateway()
+	if h.Public && (len(h.Require)+len(h.ForwardTokens)+len(h.AllowEmails)+len(h.AllowGroups) > 0) {
+		return errors.New("socialgate public: a public route lets everyone through; it cannot also require, forward_token, allow_emails or allow_groups")
+	}
 	for _, r := range h.Require {
 		req := gateway.Requirement{Provider: r.Provider, Scopes: r.Scopes}
 		if err := h.gw.CheckRequirement(req); err != nil {
@@ -123,7 +139,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 }
 
 // ServeHTTP strips spoofed identity headers, serves the gateway's endpoints,
-// and lets signed-in requests through with their identity.
+// and lets signed-in requests (on a public route, every request) through
+// with their identity.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// Before anything else: a client must never get its own identity headers
 	// through, authenticated or not.
@@ -146,6 +163,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	h.owned.GuardTrailers(r)
+	if h.Public {
+		return h.servePublic(w, r, next)
+	}
 
 	// An outer socialgate (site-wide, with this one on a route) has already
 	// authenticated the request and removed its credentials: reuse its session.
@@ -187,6 +207,40 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return nil
 		}
 	}
+	return h.pass(w, r, next, sess, tokens)
+}
+
+// servePublic lets a request through with or without a session: with one
+// (that the app's allow rules admit), it carries the identity as on a
+// protected route; without, it goes on anonymous. Either way it loses the
+// gateway's credentials. A path that a server behind Caddy could read as
+// another one is refused, so that no backend maps it onto a protected path.
+func (h *Handler) servePublic(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if gateway.AmbiguousPath(r.URL.Path) {
+		h.gw.RefuseAmbiguousPath(w, r)
+		return nil
+	}
+	sess, _ := r.Context().Value(sessionCtxKey).(*store.Session)
+	if sess == nil {
+		// No session, or none readable now: the request goes on anonymous.
+		if sess, _ = h.gw.Authenticate(r); sess != nil {
+			r = r.WithContext(context.WithValue(r.Context(), sessionCtxKey, sess))
+		}
+	}
+	if sess != nil {
+		if admitted, err := h.gw.Admitted(r.Context(), sess, nil); admitted && err == nil {
+			return h.pass(w, r, next, sess, nil)
+		}
+	}
+	gateway.StripGatewayCookies(r.Header)
+	h.gw.StripSessionTokens(r.Header)
+	return next.ServeHTTP(w, r)
+}
+
+// pass sends a signed-in request on with its identity and the route's
+// provider tokens (provider name → token), without the gateway's
+// credentials.
+func (h *Handler) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, sess *store.Session, tokens map[string]string) error {
 	identity, err := h.gw.Identity.Token(sess)
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)

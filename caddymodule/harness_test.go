@@ -99,6 +99,9 @@ type options struct {
 	Proxy  string // extra lines inside reverse_proxy
 	NoDev  bool   // run without the dev provider
 	Dev    string // lines inside the dev provider's block
+	// Body replaces the site block's socialgate and reverse_proxy, with
+	// localhost:3000 standing for the upstream (as in the README's recipes).
+	Body string
 }
 
 func newEnv(t *testing.T, o options) *env {
@@ -152,7 +155,7 @@ func (e *env) Caddyfile(o options) string {
 		}
 	}
 	storage file_system %[1]s/caddy
-	%[9]s
+	%[7]s
 	socialgate {
 		storage %[1]s/socialgate
 		%[2]s
@@ -161,14 +164,17 @@ func (e *env) Caddyfile(o options) string {
 }
 http://127.0.0.1:%[4]d {
 	%[5]s
-	socialgate {
-		%[6]s
-	}
-	reverse_proxy %[7]s {
-		%[8]s
-	}
+	%[6]s
 }
-`, e.Storage, dev, o.Global, e.port, o.Site, e.handler, e.Upstream.Addr(), o.Proxy, o.Server)
+`, e.Storage, dev, o.Global, e.port, o.Site, e.body(o), o.Server)
+}
+
+// body is the site block's socialgate and reverse_proxy.
+func (e *env) body(o options) string {
+	if o.Body != "" {
+		return strings.ReplaceAll(o.Body, "localhost:3000", e.Upstream.Addr())
+	}
+	return fmt.Sprintf("socialgate {\n\t\t%s\n\t}\n\treverse_proxy %s {\n\t\t%s\n\t}", e.handler, e.Upstream.Addr(), o.Proxy)
 }
 
 // Load adapts and loads a config for this env (a reload when one is running).

@@ -1,0 +1,38 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+	"unicode/utf8"
+)
+
+// AmbiguousPath reports whether a request's decoded path is one that the
+// servers behind a proxy may read as another path, so that a public path
+// could reach a protected one upstream: a ";" (Tomcat's path parameters,
+// /public/..;/admin), a "\" (a separator to IIS), a "%" (decoded again by
+// some servers), a control character (NUL ends a path in C), invalid UTF-8
+// (overlong dots), a fullwidth form of those ("．", "／", "＼", "；"), or a
+// segment of dots and spaces (Windows drops trailing dots and spaces).
+func AmbiguousPath(path string) bool {
+	if strings.ContainsAny(path, ";\\%") || !utf8.ValidString(path) {
+		return true
+	}
+	for _, c := range path {
+		if c < 0x20 || c == 0x7f || c == '．' || c == '／' || c == '＼' || c == '；' || c == '․' || c == '﹒' || c == '∕' || c == '⧵' || c == '﹨' {
+			return true
+		}
+	}
+	for seg := range strings.SplitSeq(path, "/") {
+		if seg != "" && strings.TrimRight(seg, ". ") == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// RefuseAmbiguousPath answers a public request whose path AmbiguousPath
+// refuses: 400.
+func (g *Gateway) RefuseAmbiguousPath(w http.ResponseWriter, r *http.Request) {
+	g.fail(w, r, http.StatusBadRequest, "ambiguous_path",
+		"This address has characters that servers read in different ways.")
+}
