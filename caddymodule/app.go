@@ -18,6 +18,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/access"
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/assertion"
+	"github.com/socialgate/socialgate/caddymodule/internal/audit"
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
 	"github.com/socialgate/socialgate/caddymodule/internal/gateway"
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
@@ -380,6 +381,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 			Providers:    statuses(providers),
 			Webhooks:     a.hooks.Dispatcher,
 			OnSessionEnd: sessionEnded,
+			Audit:        audit.New(a.logger.Named("audit")),
+			ClientIP:     clientIP,
 			Logger:       a.logger.Named("api"),
 		}),
 		Logger: a.logger,

@@ -147,12 +147,7 @@ func (e *env) Caddyfile(o options) string {
 	log {
 		output file %[1]s/debug.log
 		level DEBUG
-		# As the README says: Caddy's debug log of upstream requests redacts
-		# only Cookie and Authorization, so drop forwarded provider tokens.
-		format filter {
-			request>headers>X-Auth-Token-Corp delete
-			request>headers>X-Auth-Token-Dev delete
-		}
+		%[8]s
 	}
 	storage file_system %[1]s/caddy
 	%[7]s
@@ -166,7 +161,52 @@ http://127.0.0.1:%[4]d {
 	%[5]s
 	%[6]s
 }
-`, e.Storage, dev, o.Global, e.port, o.Site, e.body(o), o.Server)
+`, e.Storage, dev, o.Global, e.port, o.Site, e.body(o), o.Server, logFilter(e.t))
+}
+
+// readmeBlock returns the first code block of README.md after the line
+// that starts with title: tests run what the README tells operators to
+// write.
+func readmeBlock(t *testing.T, title string) string {
+	t.Helper()
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(data), "\n"+title)
+	if ok {
+		_, after, ok = strings.Cut(after, "```caddyfile\n")
+	}
+	block, _, closed := strings.Cut(after, "```")
+	if !ok || !closed {
+		t.Fatalf("README.md has no caddyfile block after %q", title)
+	}
+	return block
+}
+
+// logFilter is the README's log filter for Caddy's own logs, with the
+// forward_token headers of the tests' providers.
+func logFilter(t *testing.T) string {
+	t.Helper()
+	var filter []string
+	for _, line := range strings.Split(readmeBlock(t, "- **Caddy's own logs**"), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "format filter {":
+			filter = []string{line}
+		case filter == nil:
+		case line == "}":
+			return strings.Join(append(filter, line), "\n")
+		case strings.Contains(line, "X-Auth-Token-Github"):
+			for _, p := range []string{"Corp", "Dev"} {
+				filter = append(filter, strings.ReplaceAll(line, "Github", p))
+			}
+		default:
+			filter = append(filter, line)
+		}
+	}
+	t.Fatal("the README's log filter has no format filter block")
+	return ""
 }
 
 // body is the site block's socialgate and reverse_proxy.
@@ -247,6 +287,13 @@ func newUpstream(t *testing.T) *upstream {
 	u := &upstream{}
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body) // trailers come after the body
+		for k, v := range r.Header {
+			if k == "Authorization" || k == "X-Auth-Jwt" || strings.HasPrefix(k, "X-Auth-Token-") {
+				for _, s := range v {
+					recordSecret(strings.TrimPrefix(s, "Bearer "))
+				}
+			}
+		}
 		u.mu.Lock()
 		h := r.Header.Clone()
 		h.Set("X-Test-Path", r.URL.RequestURI())
@@ -329,7 +376,7 @@ func (b *browser) do(req *http.Request) (*http.Response, string) {
 	}
 	if loc, err := resp.Location(); err == nil {
 		q := loc.Query()
-		for _, k := range []string{"code", "rotating_token_nonce", "code_verifier"} {
+		for _, k := range []string{"code", "state", "nonce", "code_challenge", "rotating_token_nonce", "code_verifier"} {
 			recordSecret(q.Get(k))
 		}
 	}

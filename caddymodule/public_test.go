@@ -3,30 +3,9 @@ package caddymodule_test
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 )
-
-// readmeBlock returns the first code block of README.md after the line
-// that starts with title: tests run what the README tells operators to
-// write.
-func readmeBlock(t *testing.T, title string) string {
-	t.Helper()
-	data, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, after, ok := strings.Cut(string(data), "\n"+title)
-	if ok {
-		_, after, ok = strings.Cut(after, "```caddyfile\n")
-	}
-	block, _, closed := strings.Cut(after, "```")
-	if !ok || !closed {
-		t.Fatalf("README.md has no caddyfile block after %q", title)
-	}
-	return block
-}
 
 // recipeSite is the body of the README's "protect by default" site block.
 func recipeSite(t *testing.T) string {

@@ -9,12 +9,14 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"go.uber.org/zap"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/audit"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
 	"github.com/socialgate/socialgate/caddymodule/internal/webhook"
@@ -51,6 +53,11 @@ type Options struct {
 	OnAccountsChange func(userID string)
 	// Webhooks reports webhook delivery (GET /webhooks); nil lists none.
 	Webhooks *webhook.Dispatcher
+	// Audit records each provider token the API hands out; nil records
+	// nothing.
+	Audit *audit.Log
+	// ClientIP names the caller in audit entries; default: the peer address.
+	ClientIP func(r *http.Request) string
 	Logger   *zap.Logger
 }
 
@@ -71,6 +78,12 @@ func New(o Options) *API {
 	if o.OnAccountsChange == nil {
 		o.OnAccountsChange = func(string) {}
 	}
+	if o.ClientIP == nil {
+		o.ClientIP = func(r *http.Request) string {
+			host, _, _ := net.SplitHostPort(r.RemoteAddr)
+			return host
+		}
+	}
 	a := &API{Options: o}
 	for _, k := range o.Keys {
 		a.keyHashes = append(a.keyHashes, sha256.Sum256([]byte(k)))
@@ -81,7 +94,8 @@ func New(o Options) *API {
 // ServeHTTP serves path, the part of the URL after the API's prefix
 // (/users/…, /sessions/…).
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, path string) {
-	if !a.authorized(r) {
+	key, ok := a.authorized(r)
+	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="socialgate api"`)
 		writeError(w, http.StatusUnauthorized, "authentication_invalid", "A valid API key is required: Authorization: Bearer <api key>.")
 		return
@@ -96,7 +110,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, path string) {
 	case route(2, "users") && r.Method == http.MethodDelete:
 		a.deleteUser(w, r, seg[1])
 	case route(4, "users") && seg[2] == "oauth_access_tokens" && r.Method == http.MethodGet:
-		a.oauthAccessTokens(w, r, seg[1], seg[3])
+		a.oauthAccessTokens(w, r, key, seg[1], seg[3])
 	case route(4, "users") && seg[2] == "external_accounts" && r.Method == http.MethodDelete:
 		a.deleteExternalAccount(w, r, seg[1], seg[3])
 	case route(1, "redirect_urls") && r.Method == http.MethodGet:
@@ -123,18 +137,24 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, path string) {
 }
 
 // authorized compares the presented key with every accepted key in constant
-// time. A browser's session cookie is never enough.
-func (a *API) authorized(r *http.Request) bool {
+// time, and names the key that matched by its fingerprint. A browser's
+// session cookie is never enough.
+func (a *API) authorized(r *http.Request) (fingerprint string, ok bool) {
 	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || key == "" || len(a.keyHashes) == 0 {
-		return false
+		return "", false
 	}
 	got := sha256.Sum256([]byte(key))
-	match := 0
-	for _, want := range a.keyHashes {
-		match |= subtle.ConstantTimeCompare(got[:], want[:])
+	match, which := 0, 0
+	for i, want := range a.keyHashes {
+		eq := subtle.ConstantTimeCompare(got[:], want[:])
+		match |= eq
+		which = subtle.ConstantTimeSelect(eq, i, which)
 	}
-	return match == 1
+	if match != 1 {
+		return "", false
+	}
+	return audit.KeyFingerprint(a.keyHashes[which]), true
 }
 
 // page reads limit and offset; paginated=true asks for {data, total_count}.

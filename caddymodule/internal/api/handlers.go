@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/audit"
 	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
@@ -93,8 +95,9 @@ func (a *API) deleteExternalAccount(w http.ResponseWriter, r *http.Request, user
 
 // GET /users/{id}/oauth_access_tokens/{provider}: like Clerk's
 // getUserOauthAccessToken, one item per linked account of the provider, each
-// token fresh.
-func (a *API) oauthAccessTokens(w http.ResponseWriter, r *http.Request, userID, providerID string) {
+// token fresh. Each token handed out is audited, with key the fingerprint of
+// the API key that asked.
+func (a *API) oauthAccessTokens(w http.ResponseWriter, r *http.Request, key, userID, providerID string) {
 	p, err := readPage(r, 100)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "form_param_invalid", err.Error())
@@ -137,6 +140,10 @@ func (a *API) oauthAccessTokens(w http.ResponseWriter, r *http.Request, userID, 
 			return
 		}
 		items = append(items, OAuthAccessToken(fresh))
+	}
+	for _, acct := range mine {
+		a.Audit.Record(audit.Entry{Time: time.Now(), Actor: "api_key:" + key, ClientIP: a.ClientIP(r),
+			Action: audit.ActionReadToken, UserID: userID, Provider: acct.Provider, ExternalAccountID: acct.ID})
 	}
 	writeList(w, p, items, total)
 }
