@@ -883,14 +883,7 @@ func TestAdversarial_CookieTossingNeverConfusesSessions(t *testing.T) {
 
 func TestAdversarial_CredentialsOnlyWhereTheyBelong(t *testing.T) {
 	e, _ := newAdvEnv(t, "")
-	app := newNativeApp()
-	resp, _ := startNative(newBrowser(t), e, app, "myapp://cb")
-	back, _ := url.Parse(location(t, resp))
-	status, out := redeem(t, e, back.Query().Get("rotating_token_nonce"), app.verifier)
-	token, _ := out["session_token"].(string)
-	if status != http.StatusOK || token == "" {
-		t.Fatalf("native session token: %d %v", status, out)
-	}
+	token, _ := signInNative(t, e)
 	if status, _ := apiGet(t, http.DefaultClient, e.Base+"/private", http.Header{"Authorization": {"Bearer " + token}}); status != http.StatusOK {
 		t.Fatalf("the session token does not work where it belongs: %d", status)
 	}

@@ -166,20 +166,8 @@ func TestHygiene_HTTP2TrailersAndConnection(t *testing.T) {
 
 func TestHygiene_SessionTokensNeverGoUpstream(t *testing.T) {
 	e, _ := newAdvEnv(t, "")
-	native := func() (token, session string) {
-		t.Helper()
-		app := newNativeApp()
-		resp, _ := startNative(newBrowser(t), e, app, "myapp://cb")
-		back, _ := url.Parse(location(t, resp))
-		status, out := redeem(t, e, back.Query().Get("rotating_token_nonce"), app.verifier)
-		token, _ = out["session_token"].(string)
-		if status != http.StatusOK || token == "" {
-			t.Fatalf("native session token: %d %v", status, out)
-		}
-		return token, out["session"].(map[string]any)["id"].(string)
-	}
-	token, _ := native()
-	revoked, revokedID := native()
+	token, _ := signInNative(t, e)
+	revoked, revokedID := signInNative(t, e)
 	if status, _ := advAPI(t, e, http.MethodPost, "/sessions/"+revokedID+"/revoke"); status != http.StatusOK {
 		t.Fatalf("revoking a session: %d", status)
 	}
@@ -228,4 +216,23 @@ func TestHygiene_SessionTokensNeverGoUpstream(t *testing.T) {
 	if got := e.Upstream.Last(t).Get("Cookie"); resp.StatusCode != http.StatusOK || got != "theme=dark; lang=en" {
 		t.Errorf("status %d, upstream Cookie %q, want the app's cookies only", resp.StatusCode, got)
 	}
+}
+
+// signInNative signs in as a native app redirected to myapp://cb, through
+// corp, and returns the session token and its session id; the leak check
+// knows the app's secrets.
+func signInNative(t *testing.T, e *env) (token, sessionID string) {
+	t.Helper()
+	app := newNativeApp()
+	recordSecret(app.challenge)
+	recordSecret(app.verifier)
+	resp, _ := startNative(newBrowser(t), e, app, "myapp://cb")
+	back, _ := url.Parse(location(t, resp))
+	status, out := redeem(t, e, back.Query().Get("rotating_token_nonce"), app.verifier)
+	token, _ = out["session_token"].(string)
+	if status != http.StatusOK || token == "" {
+		t.Fatalf("native session token: %d %v", status, out)
+	}
+	recordSecret(token)
+	return token, out["session"].(map[string]any)["id"].(string)
 }

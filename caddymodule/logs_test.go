@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,17 +48,7 @@ func TestLogs_CaddysLogsKeepNoSecret(t *testing.T) {
 	}
 
 	// A native sign-in; its session token on a protected route.
-	app := newNativeApp()
-	recordSecret(app.challenge)
-	recordSecret(app.verifier)
-	resp, _ := startNative(newBrowser(t), e, app, "myapp://cb")
-	back, _ := url.Parse(location(t, resp))
-	status, out := redeem(t, e, back.Query().Get("rotating_token_nonce"), app.verifier)
-	token, _ := out["session_token"].(string)
-	if status != http.StatusOK || token == "" {
-		t.Fatalf("native session token: %d %v", status, out)
-	}
-	recordSecret(token)
+	token, _ := signInNative(t, e)
 	if status, _ := apiGet(t, http.DefaultClient, e.Base+"/corp/y", http.Header{"Authorization": {"Bearer " + token}}); status != http.StatusOK {
 		t.Fatalf("the session token on a protected route: %d", status)
 	}
