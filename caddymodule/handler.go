@@ -158,7 +158,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	// Nothing may remove or add the gateway's headers after it has set or
 	// checked them: not a proxy obeying Connection, nor a late trailer.
-	if _, smuggled := h.owned.Smuggled(r); smuggled {
+	if h.owned.Smuggled(r) {
 		h.gw.RefuseSmuggled(w, r)
 		return nil
 	}

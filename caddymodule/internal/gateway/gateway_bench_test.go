@@ -200,7 +200,7 @@ func BenchmarkPassThrough(b *testing.B) {
 		if g.gw.Owns(r.URL.Path) {
 			b.Fatal("the gateway owns /dashboard")
 		}
-		if _, smuggled := owned.Smuggled(r); smuggled {
+		if owned.Smuggled(r) {
 			b.Fatal("Connection: keep-alive refused")
 		}
 		owned.GuardTrailers(r)

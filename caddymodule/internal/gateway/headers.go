@@ -169,29 +169,29 @@ func (o Owned) Has(name string) bool {
 	return false
 }
 
-// Smuggled returns a header of the set that the request names as
+// Smuggled reports whether the request names a header of the set as
 // hop-by-hop (Connection: X-Auth-User-Id makes a proxy drop the header
 // after the gateway set it, and forward the request without it) or
-// declares as a trailer (it would arrive after the gateway checked the
+// declares one as a trailer (it would arrive after the gateway checked the
 // headers). HTTP/2 and HTTP/3 servers refuse Connection; trailers come
 // with every protocol.
-func (o Owned) Smuggled(r *http.Request) (string, bool) {
+func (o Owned) Smuggled(r *http.Request) bool {
 	for _, v := range r.Header["Connection"] {
 		// Split as proxies do (Caddy's removeConnectionHeaders).
 		for v != "" {
 			var name string
 			name, v, _ = strings.Cut(v, ",")
-			if name = strings.Trim(name, " \t"); o.Has(name) {
-				return name, true
+			if o.Has(strings.Trim(name, " \t")) {
+				return true
 			}
 		}
 	}
 	for name := range r.Trailer {
 		if o.Has(name) {
-			return name, true
+			return true
 		}
 	}
-	return "", false
+	return false
 }
 
 // RefuseSmuggled answers a request that Owned.Smuggled caught: 400.
