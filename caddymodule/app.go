@@ -162,8 +162,9 @@ type App struct {
 
 	// Webhooks are endpoints that receive the gateway's events (users,
 	// sessions, external accounts), signed, in order, at least once.
-	// Gateways that share a PostgreSQL database take turns delivering; give
-	// them the same webhooks. Default: none.
+	// Each endpoint is delivered to on its own, so a slow one holds back no
+	// other. Gateways that share a PostgreSQL database take turns at each
+	// endpoint; give them the same webhooks. Default: none.
 	Webhooks []WebhookConfig `json:"webhooks,omitempty"`
 
 	gateway     *gateway.Gateway

@@ -94,6 +94,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //			events  <type…>
 //			retries <duration…>
 //			retain  <duration>
+//			timeout <duration>
 //		}
 //	}
 //

@@ -26,42 +26,60 @@ import (
 var hookSecret = "whsec_" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("k3y!"), 8))
 
 // hookReceiver is a webhook endpoint on loopback that records every request
-// and answers 200, or 503 while it is down.
+// and answers 200, or 503 while it is down, after its delay (or as soon as
+// the gateway gives up on the request).
 type hookReceiver struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	got  []hookDelivery
-	down bool
+	srv   *httptest.Server
+	mu    sync.Mutex
+	got   []hookDelivery
+	down  bool
+	delay time.Duration
 }
 
 type hookDelivery struct {
 	ID, Type string
-	Status   int
+	Status   int // 0 while the request is in flight
 	Verified error
+	Header   http.Header
 	Body     []byte
 	Data     map[string]any
+	// Arrived and Ended are when the request arrived and when it was
+	// answered or cut: Cut reports that the gateway left before the answer.
+	Arrived, Ended time.Time
+	Cut            bool
 }
 
 func newHookReceiver(t *testing.T) *hookReceiver {
 	h := &hookReceiver{}
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
+		body, _ := io.ReadAll(r.Body) // before the wait: a server notices the client leave only once the body is read
 		var ev struct {
 			Type   string         `json:"type"`
 			Object string         `json:"object"`
 			Data   map[string]any `json:"data"`
 		}
 		json.Unmarshal(body, &ev)
-		d := hookDelivery{ID: r.Header.Get("webhook-id"), Type: ev.Type, Body: body, Data: ev.Data,
-			Verified: verifyHook(hookSecret, r.Header, body)}
+		d := hookDelivery{ID: r.Header.Get("webhook-id"), Type: ev.Type, Header: r.Header.Clone(), Body: body, Data: ev.Data,
+			Verified: verifyHook(hookSecret, r.Header, body), Arrived: time.Now()}
 		h.mu.Lock()
-		d.Status = http.StatusOK
+		status, delay, i := http.StatusOK, h.delay, len(h.got)
 		if h.down {
-			d.Status = http.StatusServiceUnavailable
+			status = http.StatusServiceUnavailable
 		}
 		h.got = append(h.got, d)
 		h.mu.Unlock()
-		w.WriteHeader(d.Status)
+		cut := false
+		if delay > 0 {
+			select {
+			case <-r.Context().Done():
+				cut = true
+			case <-time.After(delay):
+			}
+		}
+		h.mu.Lock()
+		h.got[i].Status, h.got[i].Cut, h.got[i].Ended = status, cut, time.Now()
+		h.mu.Unlock()
+		w.WriteHeader(status)
 	}))
 	t.Cleanup(h.srv.Close)
 	return h
@@ -70,6 +88,13 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 func (h *hookReceiver) setDown(down bool) {
 	h.mu.Lock()
 	h.down = down
+	h.mu.Unlock()
+}
+
+// setDelay makes the receiver answer each request after d.
+func (h *hookReceiver) setDelay(d time.Duration) {
+	h.mu.Lock()
+	h.delay = d
 	h.mu.Unlock()
 }
 
@@ -83,7 +108,7 @@ func (h *hookReceiver) all() []hookDelivery {
 func (h *hookReceiver) delivered() []hookDelivery {
 	var out []hookDelivery
 	for _, d := range h.all() {
-		if d.Status == http.StatusOK {
+		if d.Status == http.StatusOK && !d.Cut {
 			out = append(out, d)
 		}
 	}
@@ -128,12 +153,19 @@ func verifyHook(secret string, h http.Header, body []byte) error {
 // hookOptions configure a gateway with the receiver as its webhook "app",
 // retrying every 300ms, and the API key.
 func hookOptions(h *hookReceiver) options {
-	recordSecret(hookSecret)
-	return options{Global: fmt.Sprintf(`api_key %s
-		webhook app %s/hooks {
+	return options{Global: "api_key " + apiKey + webhookBlock("app", h, hookSecret)}
+}
+
+// webhookBlock is a webhook block for the receiver, signed with secret,
+// retrying every 300ms, with extra lines.
+func webhookBlock(name string, h *hookReceiver, secret string, extra ...string) string {
+	recordSecret(secret)
+	return fmt.Sprintf(`
+		webhook %s %s/hooks {
 			secret %s
 			retries 300ms 300ms 300ms 300ms 300ms 300ms 300ms 300ms 300ms 300ms 300ms 300ms
-		}`, apiKey, h.srv.URL, hookSecret)}
+			%s
+		}`, name, h.srv.URL, secret, strings.Join(extra, "\n\t\t\t"))
 }
 
 func hookTypes(ds []hookDelivery) []string {
@@ -310,7 +342,8 @@ func TestWebhooks_ConfigErrorsNameTheProblem(t *testing.T) {
 		{"twice", "webhook app https://a.example.com {\n secret " + good + "\n }\n webhook app https://b.example.com {\n secret " + good + "\n }", "webhook app: the name is used twice"},
 		{"bad retry", "webhook app https://example.com/hooks {\n secret " + good + "\n retries 5s soon\n }", `webhook app: retries: "soon" is not a positive duration`},
 		{"bad retain", "webhook app https://example.com/hooks {\n secret " + good + "\n retain -1h\n }", `webhook app: retain: "-1h" is not a duration of 0 or more`},
-		{"unknown option", "webhook app https://example.com/hooks {\n secret " + good + "\n timeout 5s\n }", `unrecognized option "timeout" in webhook app`},
+		{"bad timeout", "webhook app https://example.com/hooks {\n secret " + good + "\n timeout 0s\n }", `webhook app: timeout: "0s" is not a positive duration`},
+		{"unknown option", "webhook app https://example.com/hooks {\n secret " + good + "\n deadline 5s\n }", `unrecognized option "deadline" in webhook app`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := e.Load(options{Global: tc.global}); err == nil || !strings.Contains(err.Error(), tc.want) {

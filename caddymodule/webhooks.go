@@ -37,6 +37,11 @@ type WebhookConfig struct {
 	// last, the event is given up (recorded in the API) and the next one
 	// goes. Default: 5s 30s 2m 10m 1h 3h 6h (eight attempts over ten hours).
 	Retries []caddy.Duration `json:"retries,omitempty"`
+	// Timeout bounds each delivery: a 2xx answer must arrive within it, or
+	// the attempt failed (and the event waits for its next retry). A
+	// reload that drops or changes the endpoint cuts a delivery in flight
+	// short at once. Default: 10s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
 	// Retain is how long events are kept after they happen, delivered or
 	// not, so that they can be sent again (POST
 	// /_auth/api/v1/webhooks/{name}/replay); 0 keeps them only until
@@ -73,6 +78,7 @@ func (a *App) webhookEndpoints(repl *caddy.Replacer) ([]webhook.Endpoint, error)
 		for _, r := range wc.Retries {
 			ep.Retries = append(ep.Retries, time.Duration(r))
 		}
+		ep.Timeout = time.Duration(wc.Timeout)
 		ep.Retain = webhook.DefaultRetain
 		if wc.Retain != nil {
 			ep.Retain = time.Duration(*wc.Retain)
@@ -134,6 +140,7 @@ func (r *dispatcherRef) release() {
 //		events  <type…>
 //		retries <duration…>
 //		retain  <duration>
+//		timeout <duration>
 //	}
 func parseWebhook(d *caddyfile.Dispenser) (WebhookConfig, error) {
 	var wc WebhookConfig
@@ -172,6 +179,15 @@ func parseWebhook(d *caddyfile.Dispenser) (WebhookConfig, error) {
 					return wc, d.Errf("webhook %s: retain: %q is not a duration of 0 or more", wc.Name, arg)
 				}
 				wc.Retain = (*caddy.Duration)(&dur)
+			}
+		case "timeout":
+			var arg string
+			if err = oneArg(d, &arg); err == nil {
+				dur, perr := caddy.ParseDuration(arg)
+				if perr != nil || dur <= 0 {
+					return wc, d.Errf("webhook %s: timeout: %q is not a positive duration", wc.Name, arg)
+				}
+				wc.Timeout = caddy.Duration(dur)
 			}
 		default:
 			return wc, d.Errf("unrecognized option %q in webhook %s", d.Val(), wc.Name)

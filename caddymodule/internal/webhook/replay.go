@@ -37,9 +37,9 @@ func (e *NotRetainedError) Error() string {
 		e.Endpoint, e.Retain, e.Earliest.UTC().Format(time.RFC3339))
 }
 
-// replayRequest asks an endpoint's next round to move its position back to
-// From. It is kept apart from the endpoint's State, which a round in
-// progress rewrites after every delivery; the round that finds a request
+// replayRequest asks an endpoint's next turn to move its position back to
+// From. It is kept apart from the endpoint's State, which a turn in
+// progress rewrites after every delivery; the turn that finds a request
 // it has not applied yet (by ID) applies it.
 type replayRequest struct {
 	ID          string    `json:"id"`
@@ -55,8 +55,8 @@ func replayName(endpoint string) string { return "webhook.replay." + endpoint }
 // its webhook-id, so a receiver that deduplicates by it takes only the
 // events it has not had. The endpoint must be in the configuration in
 // force (ErrUnknownEndpoint), and from not in the future (ErrFutureStart)
-// and within its Retain (*NotRetainedError). The dispatcher's next round, on whichever gateway
-// does it, carries the replay out.
+// and within its Retain (*NotRetainedError). The endpoint's next turn, on
+// whichever gateway takes it, carries the replay out.
 func (d *Dispatcher) Replay(ctx context.Context, endpoint string, from time.Time) error {
 	eps, _ := d.endpoints()
 	var ep *Endpoint

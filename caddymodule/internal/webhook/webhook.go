@@ -66,6 +66,9 @@ type Endpoint struct {
 	// Retries are the waits between attempts at one event; after the last,
 	// the event is given up. Nil means DefaultRetries.
 	Retries []time.Duration
+	// Timeout bounds each delivery: a 2xx answer must arrive within it.
+	// Zero means the dispatcher's (see Options.Timeout).
+	Timeout time.Duration
 	// Retain is how long the outbox keeps events after they happen,
 	// delivered or not, so that Replay can send them again. Zero keeps an
 	// event only until every endpoint is done with it.
@@ -90,6 +93,9 @@ func (e *Endpoint) Check() error {
 		if r <= 0 {
 			return fmt.Errorf("webhook %s: retry waits must be positive", e.Name)
 		}
+	}
+	if e.Timeout < 0 {
+		return fmt.Errorf("webhook %s: the timeout must not be negative", e.Name)
 	}
 	if e.Retain < 0 {
 		return fmt.Errorf("webhook %s: retain must not be negative", e.Name)

@@ -84,9 +84,12 @@ type Store struct {
 	now          func() time.Time
 	queryTimeout time.Duration
 
-	// lockSlots caps the connections WithAccountLock holds, so that its
-	// callbacks always find a free connection for their own queries.
+	// lockSlots caps the connections that locks hold (WithAccountLock,
+	// LockSet), so that their holders always find a free connection for
+	// their own queries.
 	lockSlots chan struct{}
+	// locks are the TryLock locks this gateway holds.
+	locks lockSet
 
 	stop      chan struct{} // closed by Close to stop the cleanup
 	done      chan struct{} // closed when the cleanup goroutine has returned
