@@ -5,6 +5,7 @@
 package assertion
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/sha256"
@@ -12,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -26,6 +28,13 @@ const DefaultLifetime = 5 * time.Minute
 
 // maxCached bounds the per-session token cache.
 const maxCached = 100_000
+
+// MaxTokenSize bounds an identity token, the X-Auth-Jwt header's value:
+// the groups that would make it longer are left out of it (the first ones
+// kept). Upstream servers refuse requests with large headers (8 KiB a line
+// at nginx, 16 KiB in all at Node), and X-Auth-User-Groups may take 4 KiB
+// of them already.
+const MaxTokenSize = 6 << 10
 
 // Claims are the identity token's claims.
 type Claims struct {
@@ -48,6 +57,9 @@ type Signer struct {
 	audience []string
 	lifetime time.Duration
 	now      func() time.Time
+	// maxPayload is the longest claims' JSON that keeps a token within
+	// MaxTokenSize.
+	maxPayload int
 
 	mu    sync.RWMutex // read on every request, written once per session per lifetime
 	cache map[string]cached
@@ -98,8 +110,19 @@ func New(o Options) (*Signer, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A token is header.payload.signature, the payload's part base64url:
+	// the rest of it is the same for every token of this key.
+	empty, err := sig.Sign(nil)
+	if err != nil {
+		return nil, fmt.Errorf("identity token signer: %w", err)
+	}
+	overhead, err := empty.CompactSerialize()
+	if err != nil {
+		return nil, fmt.Errorf("identity token signer: %w", err)
+	}
 	return &Signer{signer: sig, jwks: jwks, issuer: o.Issuer, audience: o.Audience,
-		lifetime: o.Lifetime, now: o.Now, cache: map[string]cached{}}, nil
+		lifetime: o.Lifetime, now: o.Now, cache: map[string]cached{},
+		maxPayload: base64.RawURLEncoding.DecodedLen(MaxTokenSize - len(overhead))}, nil
 }
 
 // KeyID is the key's RFC 7638 thumbprint, base64url.
@@ -144,7 +167,7 @@ func (s *Signer) Token(sess *store.Session) (string, error) {
 	}
 	claims.Email = sess.VerifiedEmail()
 	claims.EmailVerified = claims.Email != ""
-	token, err := jwt.Signed(s.signer).Claims(claims).Serialize()
+	token, err := s.sign(claims)
 	if err != nil {
 		return "", fmt.Errorf("signing identity token: %w", err)
 	}
@@ -155,6 +178,45 @@ func (s *Signer) Token(sess *store.Session) (string, error) {
 	s.cache[sess.ID] = cached{token: token, refreshAt: exp.Add(-s.lifetime / 5)}
 	s.mu.Unlock()
 	return token, nil
+}
+
+// sign signs c with as many of its groups as keep the token within
+// MaxTokenSize (all of them, mostly).
+func (s *Signer) sign(c Claims) (string, error) {
+	groups := c.Groups
+	var payload []byte
+	var err error
+	fits := func(n int) bool {
+		c.Groups = groups[:n]
+		payload, err = encode(c)
+		return err == nil && len(payload) <= s.maxPayload
+	}
+	if !fits(len(groups)) {
+		// The most groups that fit, found by halving; with none at all the
+		// token is as small as it gets, and signed anyway.
+		fits(sort.Search(len(groups), func(n int) bool { return !fits(n + 1) }))
+	}
+	if err != nil {
+		return "", err
+	}
+	jws, err := s.signer.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return jws.CompactSerialize()
+}
+
+// encode is the JSON of c without HTML escaping: an upstream reads the
+// token's JSON, not a page, and escaped, each <, > or & in a name or a group
+// would take six bytes.
+func encode(c Claims) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(c); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // Forget drops a session's cached token (sign-out).

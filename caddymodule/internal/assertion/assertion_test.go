@@ -1,10 +1,15 @@
 package assertion
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,6 +107,53 @@ func TestToken_NeverOutlivesTheSession(t *testing.T) {
 	token, _ := s.Token(sess)
 	if c := verify(t, s, token, now); c.Expiry.Time().After(sess.ExpiresAt) {
 		t.Errorf("token expires %v, after the session %v", c.Expiry.Time(), sess.ExpiresAt)
+	}
+}
+
+// Groups full of what JSON escapes for HTML (< > &, six bytes each when
+// escaped) once made a 36 KB token that Node upstreams answered 431: the
+// token is encoded without HTML escaping, keeps the first groups that fit
+// MaxTokenSize, and leaves the rest out.
+func TestToken_StaysWithinMaxTokenSizeKeepingTheFirstGroups(t *testing.T) {
+	now := time.Now()
+	s, _ := New(Options{Key: newKey(t), Issuer: "https://gw.example", Audience: []string{"app"}, Now: func() time.Time { return now }})
+	for _, tc := range []struct {
+		name      string
+		groups    int
+		keepsAll  bool
+		nameChars string
+	}{
+		{"a few groups", 20, true, "Ada <Lovelace> & co"},
+		{"4 KiB of groups", 4096 / 20, false, strings.Repeat(`"é<>&`, 100)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sess := &store.Session{ID: "sess_" + tc.name, UserID: "user_1", Email: "a@example.com", Name: tc.nameChars, ExpiresAt: now.Add(time.Hour)}
+			for i := range tc.groups {
+				sess.Groups = append(sess.Groups, fmt.Sprintf("corp:<&>%03d<&>&<>", i))
+			}
+			token, err := s.Token(sess)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := verify(t, s, token, now)
+			t.Logf("%d groups, %d kept: %d bytes of token", tc.groups, len(c.Groups), len(token))
+			if len(token) > MaxTokenSize {
+				t.Errorf("the token is %d bytes, over MaxTokenSize (%d)", len(token), MaxTokenSize)
+			}
+			if !slices.Equal(c.Groups, sess.Groups[:len(c.Groups)]) || c.Name != tc.nameChars {
+				t.Errorf("groups %q, name %q: want the session's first groups and its name", c.Groups, c.Name)
+			}
+			if tc.keepsAll != (len(c.Groups) == tc.groups) || len(c.Groups) == 0 {
+				t.Errorf("%d of %d groups kept", len(c.Groups), tc.groups)
+			}
+			if !tc.keepsAll && len(token) < MaxTokenSize-100 {
+				t.Errorf("the token is %d bytes: the groups left out would have fit", len(token))
+			}
+			payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[1])
+			if !bytes.Contains(payload, []byte(`"corp:<&>000<&>&<>"`)) {
+				t.Errorf("the payload escapes for HTML: %.80s", payload)
+			}
+		})
 	}
 }
 

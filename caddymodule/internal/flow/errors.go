@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
@@ -30,10 +31,13 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Reasons, stable for logs and metrics.
 const (
-	ReasonInvalidState    = "invalid_state"
-	ReasonDenied          = "provider_denied"
-	ReasonUnavailable     = "provider_unavailable"
-	ReasonRejected        = "provider_rejected"
+	ReasonInvalidState = "invalid_state"
+	ReasonDenied       = "provider_denied"
+	ReasonUnavailable  = "provider_unavailable"
+	ReasonRejected     = "provider_rejected"
+	// ReasonTooLarge is a sign-in refused because the provider sent an
+	// identity or a token longer than the gateway keeps.
+	ReasonTooLarge        = "provider_data_too_large"
 	ReasonSignInDisabled  = "sign_in_disabled"
 	ReasonUnknownProvider = "unknown_provider"
 )
@@ -68,6 +72,13 @@ func denied(p *provider.Provider, code string) *Error {
 }
 
 func unavailable(p *provider.Provider, err error) *Error {
+	var tl *provider.TooLargeError
+	if errors.As(err, &tl) {
+		return &Error{Status: http.StatusUnprocessableEntity, Reason: ReasonTooLarge,
+			Message: fmt.Sprintf("Your %s account's %s is longer than this site accepts (%d bytes; at most %d). Sign in another way.",
+				p.DisplayName(), strings.ReplaceAll(tl.Field, "_", " "), tl.Length, tl.Max),
+			Err: err}
+	}
 	if errors.Is(err, provider.ErrRejected) {
 		return &Error{Status: http.StatusBadGateway, Reason: ReasonRejected,
 			Message: fmt.Sprintf("The answer from %s could not be verified. Please try again.", p.DisplayName()),

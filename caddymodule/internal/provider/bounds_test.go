@@ -2,11 +2,15 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // huge is a JSON object just over MaxBody.
@@ -122,5 +126,117 @@ func TestRefreshAndRevoke_ErrorsCarryNoToken(t *testing.T) {
 	}
 	if err := p.Revoke(ctx, "", "at-live", ""); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "invalid_auth") {
 		t.Errorf("slack refusal: %v", err)
+	}
+}
+
+// A token answer with a field the gateway keeps past MaxToken is refused,
+// at sign-in and at refresh, naming the field; one at the bound is taken.
+func TestTokenAnswer_AFieldPastMaxTokenRefusesIt(t *testing.T) {
+	for _, field := range []string{"access_token", "refresh_token", "id_token", "token_type", "scope"} {
+		for _, size := range []int{MaxToken, MaxToken + 1} {
+			f, p := newPreset(t, caseOf(t, "spotify"))
+			answer := map[string]any{"access_token": "at", "token_type": "Bearer", "refresh_token": "rt", "expires_in": 3600}
+			answer[field] = strings.Repeat("x", size)
+			f.handlers["/token"] = func(w http.ResponseWriter, r *http.Request) {
+				b, _ := json.Marshal(answer)
+				f.writeJSON(w, http.StatusOK, b)
+			}
+			_, signInErr := signIn(p, Callback{})
+			_, refreshErr := p.Refresh(context.Background(), "", liveRefresh)
+			for what, err := range map[string]error{"sign-in": signInErr, "refresh": refreshErr} {
+				var tl *TooLargeError
+				refused := errors.As(err, &tl) && tl.Field == field && errors.Is(err, ErrRejected)
+				if (size > MaxToken) != refused || (!refused && err != nil) {
+					t.Errorf("%s with a %d-byte %s: %v", what, size, field, err)
+				}
+			}
+		}
+	}
+}
+
+// A profile's name and username are cut to their bounds at a character
+// boundary, a picture URL past its bound is dropped, and the granted
+// scopes keep their first entries within scopesBound.
+func TestProfile_DisplayFieldsAndScopesStayWithinTheirBounds(t *testing.T) {
+	f, p := newPreset(t, caseOf(t, "github"))
+	user := map[string]any{"id": 42, "login": "o" + strings.Repeat("ö", MaxUsername), "name": "Ada " + strings.Repeat("é", MaxName),
+		"avatar_url": "https://avatars.example/" + strings.Repeat("a", MaxImageURL)}
+	f.handlers["/userinfo"] = func(w http.ResponseWriter, r *http.Request) {
+		b, _ := json.Marshal(user)
+		f.writeJSON(w, http.StatusOK, b)
+	}
+	var scopes []string
+	for i := range 1000 {
+		scopes = append(scopes, fmt.Sprintf("scope-%04d", i))
+	}
+	f.handlers["/token"] = func(w http.ResponseWriter, r *http.Request) {
+		f.writeJSON(w, http.StatusOK, []byte(`{"access_token":"at","token_type":"bearer","scope":"`+strings.Join(scopes, ",")+`"}`))
+	}
+	res, err := signIn(p, Callback{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prof := res.Profile
+	for field, tc := range map[string]struct {
+		got, prefix string
+		max         int
+	}{"name": {prof.Name, "Ada éé", MaxName}, "username": {prof.Username, "oöö", MaxUsername}} {
+		if !strings.HasPrefix(tc.got, tc.prefix) || len(tc.got) > tc.max || len(tc.got) < tc.max-1 || !utf8.ValidString(tc.got) {
+			t.Errorf("%s: %d bytes (%.20q…), want it cut to %d bytes at a character boundary", field, len(tc.got), tc.got, tc.max)
+		}
+	}
+	if prof.ImageURL != "" {
+		t.Errorf("a %d-byte picture URL was kept", len(prof.ImageURL))
+	}
+	if len(res.Scopes) != scopesBound.items || res.Scopes[0] != "scope-0000" {
+		t.Errorf("%d scopes kept, from %q: want the first %d", len(res.Scopes), res.Scopes[0], scopesBound.items)
+	}
+}
+
+func TestListBound_KeepsTheFirstEntriesWithinItsBounds(t *testing.T) {
+	b := listBound{items: 3, each: 4, size: 7}
+	var got []string
+	for _, s := range []string{"", "abcde", "ab", "abc", "abcd", "a", "b"} {
+		got = b.add(got, s)
+	}
+	// "abcd" would take the size to 9; "a" fits (6), "b" is one too many.
+	if want := []string{"ab", "abc", "a"}; !slices.Equal(got, want) {
+		t.Errorf("kept %q, want %q", got, want)
+	}
+}
+
+// An identity past its bound refuses the sign-in, naming the field: cut
+// short, it could name someone else. One at its bound is taken; a NUL byte,
+// which no store keeps, refuses it too.
+func TestProfile_AnIdentityPastItsBoundRefusesTheSignIn(t *testing.T) {
+	at := func(n int) string { return strings.Repeat("x", n) }
+	email := func(n int) string { return at(n-len("@example.com")) + "@example.com" }
+	for _, tc := range []struct {
+		name, id, email string
+		tooLarge        string // the field refused, "" when taken
+		rejected        bool
+	}{
+		{"subject at its bound", at(MaxSubject), "a@example.com", "", false},
+		{"subject past its bound", at(MaxSubject + 1), "a@example.com", "subject", true},
+		{"email at its bound", "1", email(MaxEmail), "", false},
+		{"email of 70 KB", "1", email(70_000), "email address", true},
+		{"subject with a NUL", "a\x00b", "a@example.com", "", true},
+		{"email with a NUL", "1", "a\x00b@example.com", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, p := newPreset(t, caseOf(t, "spotify"))
+			f.handlers["/userinfo"] = func(w http.ResponseWriter, r *http.Request) {
+				b, _ := json.Marshal(map[string]any{"id": tc.id, "email": tc.email})
+				f.writeJSON(w, http.StatusOK, b)
+			}
+			res, err := signIn(p, Callback{})
+			var tl *TooLargeError
+			if errors.Is(err, ErrRejected) != tc.rejected || (tc.tooLarge != "") != errors.As(err, &tl) || (tl != nil && tl.Field != tc.tooLarge) {
+				t.Fatalf("err = %v, want rejected %v, too large %q", err, tc.rejected, tc.tooLarge)
+			}
+			if err == nil && (res.Profile.Subject != tc.id || res.Profile.Email != tc.email) {
+				t.Errorf("profile %q %q, want the identity whole", res.Profile.Subject, res.Profile.Email)
+			}
+		})
 	}
 }

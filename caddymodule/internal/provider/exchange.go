@@ -115,7 +115,7 @@ func (p *Provider) Exchange(ctx context.Context, cb Callback) (*Result, error) {
 	if p.pre.userField && res.Profile.Name == "" {
 		res.Profile.Name = nameFromUserField(cb.User)
 	}
-	return res, nil
+	return finish(res)
 }
 
 // issuerMatches reports whether iss can be this provider's issuer; for a
@@ -157,23 +157,25 @@ func tenantIssuer(template, iss, tid string) (string, error) {
 }
 
 // grantedScopes reads the token response's scopes: a space- or
-// comma-separated string (GitHub uses commas) or a list (Twitch).
+// comma-separated string (GitHub uses commas) or a list (Twitch), within
+// scopesBound.
 func (p *Provider) grantedScopes(raw map[string]any) []string {
+	var list []any
 	switch v := raw[or(p.pre.scopeKey, "scope")].(type) {
 	case string:
-		if f := strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' }); len(f) > 0 {
-			return f
+		for _, s := range strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' }) {
+			list = append(list, s)
 		}
 	case []any:
-		var out []string
-		for _, s := range v {
-			if s, ok := s.(string); ok && s != "" {
-				out = append(out, s)
-			}
-		}
-		return out
+		list = v
 	}
-	return nil
+	var out []string
+	for _, s := range list {
+		if s, ok := s.(string); ok {
+			out = scopesBound.add(out, s)
+		}
+	}
+	return out
 }
 
 // idClaims are the ID token and userinfo claims the gateway reads.

@@ -103,7 +103,7 @@ func (p *Provider) ExchangeNative(ctx context.Context, in NativeApple) (*Result,
 	if name := strings.TrimSpace(in.GivenName + " " + in.FamilyName); name != "" {
 		res.Profile.Name = name
 	}
-	return res, nil
+	return finish(res)
 }
 
 // nativeSecret is the client secret of a native app's client (an apple
@@ -223,5 +223,5 @@ func (p *Provider) VerifyNativeIDToken(ctx context.Context, idToken, nonce strin
 		res.Profile.Subject = s
 	}
 	res.Profile.EmailVerified = p.emailVerified(res.Profile, all)
-	return res, nil
+	return finish(res)
 }

@@ -52,7 +52,7 @@ func (p *Provider) oauth2Profile(ctx context.Context, e *endpoints, tok *oauth2.
 		entries, _ := list.([]any)
 		for _, entry := range entries {
 			if obj, ok := entry.(map[string]any); ok {
-				prof.Groups = addGroup(prof.Groups, lookupString(obj, l.name))
+				prof.Groups = groupsBound.add(prof.Groups, lookupString(obj, l.name))
 			}
 		}
 	}
@@ -60,15 +60,9 @@ func (p *Provider) oauth2Profile(ctx context.Context, e *endpoints, tok *oauth2.
 	return doc, nil
 }
 
-// Bounds of the groups read from a profile.
-const (
-	maxGroups    = 256
-	maxGroupName = 256
-)
-
 // groups reads the person's groups where the mapping says (nil when it
 // names no place): a list of strings, or one string; other values are
-// skipped, and addGroup bounds the rest.
+// skipped, and groupsBound bounds the rest.
 func (p *Provider) groups(doc map[string]any) []string {
 	if p.cfg.Mapping.Groups == "" {
 		return nil
@@ -84,19 +78,10 @@ func (p *Provider) groups(doc map[string]any) []string {
 	out := []string{}
 	for _, g := range list {
 		if s, ok := g.(string); ok {
-			out = addGroup(out, s)
+			out = groupsBound.add(out, s)
 		}
 	}
 	return out
-}
-
-// addGroup adds a group name to groups within the bounds: empty names and
-// names over maxGroupName are skipped, and no more than maxGroups kept.
-func addGroup(groups []string, name string) []string {
-	if name == "" || len(name) > maxGroupName || len(groups) >= maxGroups {
-		return groups
-	}
-	return append(groups, name)
 }
 
 // primaryEmail picks the email to report from an emails endpoint's answer:

@@ -162,6 +162,9 @@ func (p *Provider) postToken(ctx context.Context, tokenURL string, params url.Va
 	if tok.AccessToken == "" {
 		return nil, nil, errors.New("the answer has no access_token")
 	}
+	if err := checkTokenAnswer(raw, or(p.pre.scopeKey, "scope")); err != nil {
+		return nil, nil, err
+	}
 	if tok.ExpiresIn = expiresIn(raw["expires_in"]); tok.ExpiresIn > 0 {
 		tok.Expiry = time.Now().Add(time.Duration(tok.ExpiresIn) * time.Second)
 	}
@@ -206,10 +209,14 @@ func expiresIn(v any) int64 {
 }
 
 // classifyTokenError tells a dead grant, a refusal (a bad code, a bad client)
-// and an unusable provider apart. No message carries a token or a code.
+// and an unusable provider apart; an answer too large (*TooLargeError) stays
+// as it is. No message carries a token or a code.
 func (p *Provider) classifyTokenError(err error) error {
 	var te *tokenError
+	var tl *TooLargeError
 	switch {
+	case errors.As(err, &tl):
+		return err
 	case !errors.As(err, &te):
 		return fmt.Errorf("%w: token endpoint: %v", ErrUnavailable, err)
 	case slices.Contains(invalidGrantCodes, te.code) || (te.message != "" && slices.Contains(p.pre.grantMessages, te.message)):
