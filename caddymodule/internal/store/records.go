@@ -140,6 +140,47 @@ func (b *Badger) RevokeSession(ctx context.Context, id string) error {
 	return nil
 }
 
+// touchBatch bounds the touches of one Badger transaction.
+const touchBatch = 256
+
+// TouchSessions implements Store.TouchSessions: the session and its user
+// index entry get the new expiry together.
+func (b *Badger) TouchSessions(ctx context.Context, touches []SessionTouch) error {
+	for batch := range slices.Chunk(touches, touchBatch) {
+		err := b.update(ctx, func(txn *badger.Txn) error {
+			now := b.now()
+			for _, t := range batch {
+				if !validID(t.ID) {
+					continue
+				}
+				var s Session
+				err := getJSON(txn, sessionKey(t.ID), &s)
+				if errors.Is(err, ErrNotFound) || (err == nil && (!now.Before(s.ExpiresAt) || !validID(s.UserID))) {
+					continue
+				}
+				if err != nil {
+					return fmt.Errorf("loading a session: %w", redact(err, t.ID))
+				}
+				if !s.Touch(t) {
+					continue
+				}
+				exp := badgerExpiry(s.ExpiresAt)
+				if err := setJSON(txn, sessionKey(t.ID), &s, exp); err != nil {
+					return err
+				}
+				if err := txn.SetEntry(&badger.Entry{Key: userSessKey(s.UserID, t.ID), ExpiresAt: exp}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("recording session activity: %w", err)
+		}
+	}
+	return nil
+}
+
 // endSession deletes a session and its index entry and, when it was live,
 // records an event of type typ.
 func (b *Badger) endSession(ctx context.Context, id, typ string) error {

@@ -100,6 +100,12 @@ type Store interface {
 	// than its holder (the API, "sign out other sessions"): it records a
 	// session.revoked event instead.
 	RevokeSession(ctx context.Context, id string) error
+	// TouchSessions records that sessions were used, in one or a few
+	// transactions: each live session's LastActiveAt and ExpiresAt move to
+	// the touch's, each only forward (touches may arrive late and out of
+	// order, from several gateways). A session that is missing or has
+	// expired is skipped: a touch never revives one. It records no event.
+	TouchSessions(ctx context.Context, touches []SessionTouch) error
 	// Sessions returns the user's live sessions.
 	Sessions(ctx context.Context, userID string) ([]*Session, error)
 
@@ -327,7 +333,18 @@ type Session struct {
 	// new session, brings them up to date.
 	Groups    []string  `json:"groups,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
+	// ExpiresAt is when the session ends: with an idle timeout, the last
+	// activity plus the timeout, never past the absolute lifetime.
 	ExpiresAt time.Time `json:"expires_at"`
+	// LastActiveAt is when the session was last used, recorded coarsely
+	// (see TouchSessions); zero for sessions from before it was recorded.
+	LastActiveAt time.Time `json:"last_active_at,omitempty"`
+	// AccountID is the linked account whose sign-in started the session
+	// ("" when unknown, as for sessions from before it was recorded).
+	AccountID string `json:"account_id,omitempty"`
+	// AuthTime is when the person last proved who they are at a provider
+	// for this session: the sign-in, or a later re-authentication.
+	AuthTime  time.Time `json:"auth_time,omitempty"`
 	UserAgent string    `json:"user_agent,omitempty"`
 	IP        string    `json:"ip,omitempty"`
 }
@@ -340,6 +357,27 @@ func (s *Session) VerifiedEmail() string {
 		return s.Email
 	}
 	return ""
+}
+
+// SessionTouch is one session's use for Store.TouchSessions: it was used at
+// At, and now expires at ExpiresAt.
+type SessionTouch struct {
+	ID        string
+	At        time.Time
+	ExpiresAt time.Time
+}
+
+// Touch applies t to s, each time only forward, and reports whether s
+// changed: the rule of Store.TouchSessions, for every implementation.
+func (s *Session) Touch(t SessionTouch) bool {
+	changed := false
+	if t.At.After(s.LastActiveAt) {
+		s.LastActiveAt, changed = t.At, true
+	}
+	if t.ExpiresAt.After(s.ExpiresAt) {
+		s.ExpiresAt, changed = t.ExpiresAt, true
+	}
+	return changed
 }
 
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
