@@ -65,6 +65,10 @@ type Result struct {
 	ClientID string
 	// Scopes are the approved scopes: the token response's, else the requested ones.
 	Scopes []string
+	// AuthTime is when the person last authenticated at the provider: the
+	// ID token's auth_time, zero when the provider did not say (plain OAuth
+	// 2.0 providers never do).
+	AuthTime time.Time
 }
 
 // Exchange redeems the authorization code and returns the verified identity.
@@ -191,6 +195,7 @@ type idClaims struct {
 	Nonce             string     `json:"nonce"`
 	AuthorizedParty   string     `json:"azp"`
 	IssuedAt          *flexInt64 `json:"iat"`
+	AuthTime          *flexInt64 `json:"auth_time"`
 	Audience          audience   `json:"aud"`
 }
 
@@ -222,6 +227,9 @@ func (p *Provider) verifyOIDC(ctx context.Context, e *endpoints, tok *oauth2.Tok
 		}
 	}
 	res.IDToken = raw
+	if c.AuthTime != nil {
+		res.AuthTime = time.Unix(int64(*c.AuthTime), 0)
+	}
 	res.Profile = c.profile()
 	if s := lookupString(all, p.pre.subjectClaim); s != "" {
 		res.Profile.Subject = s

@@ -412,6 +412,11 @@ type AuthRequest struct {
 	// Prompt is the prompt parameter: "consent" to reauthorize (Google
 	// re-issues a refresh token only then), "select_account", "login".
 	Prompt string
+	// Reauthenticate asks an OpenID provider to make the person sign in
+	// again, whatever session they hold there: prompt=login and max_age=0
+	// (OIDC Core 3.1.2.1), so the ID token carries a fresh auth_time. Plain
+	// OAuth 2.0 has no such parameter; their providers decide for themselves.
+	Reauthenticate bool
 }
 
 // AuthCodeURL returns the URL to send the browser to. For OIDC it needs
@@ -439,8 +444,13 @@ func (p *Provider) AuthCodeURL(ctx context.Context, req AuthRequest) (string, er
 	for k, v := range p.params {
 		opts = append(opts, oauth2.SetAuthURLParam(k, v))
 	}
-	if req.Prompt != "" {
-		opts = append(opts, oauth2.SetAuthURLParam("prompt", req.Prompt))
+	prompt := req.Prompt
+	if req.Reauthenticate && p.pre.oidc {
+		prompt = "login"
+		opts = append(opts, oauth2.SetAuthURLParam("max_age", "0"))
+	}
+	if prompt != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", prompt))
 	}
 	return conf.AuthCodeURL(req.State, opts...), nil
 }

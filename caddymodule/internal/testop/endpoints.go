@@ -1,6 +1,7 @@
 package testop
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -75,6 +77,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		reply.Set("error_description", "only S256 PKCE is supported")
 	default:
 		code := rand.Text()
+		authTime := s.signIn(q, fault)
 		s.mu.Lock()
 		s.secrets = append(s.secrets, code)
 		s.codes[code] = grant{
@@ -82,6 +85,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			challenge:   q.Get("code_challenge"),
 			nonce:       q.Get("nonce"),
 			scope:       q.Get("scope"),
+			authTime:    authTime,
 			expires:     time.Now().Add(codeLifetime),
 		}
 		s.mu.Unlock()
@@ -89,6 +93,33 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	redirect.RawQuery = reply.Encode()
 	http.Redirect(w, r, redirect.String(), http.StatusFound)
+}
+
+// signIn is the person's authentication for an authorization request: a
+// prompt=login, or a max_age their last sign-in exceeds, makes them sign in
+// again now (unless FaultStaleAuthTime). It returns the auth_time to put in
+// the id_token, zero for none.
+func (s *Server) signIn(q url.Values, fault Fault) time.Time {
+	now := time.Now()
+	maxAge, err := strconv.ParseInt(q.Get("max_age"), 10, 64)
+	hasMaxAge := err == nil && maxAge >= 0
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	again := slices.Contains(strings.Fields(q.Get("prompt")), "login") ||
+		(hasMaxAge && (s.loginAt.IsZero() || now.Sub(s.loginAt) > time.Duration(maxAge)*time.Second))
+	if fault == FaultStaleAuthTime {
+		again = false
+		if s.loginAt.IsZero() {
+			s.loginAt = now.Add(-time.Hour)
+		}
+	}
+	if again {
+		s.loginAt = now
+	}
+	if s.loginAt.IsZero() && !hasMaxAge {
+		return time.Time{}
+	}
+	return cmp.Or(s.loginAt, now)
 }
 
 // token serves the authorization_code and refresh_token grants.
@@ -248,7 +279,7 @@ func (s *Server) issue(w http.ResponseWriter, g grant, fault Fault) {
 	s.mu.Unlock()
 
 	if s.mode == OIDC && slices.Contains(strings.Fields(g.scope), "openid") {
-		resp.IDToken = s.idToken(claims, s.clientID, g.nonce, fault, now)
+		resp.IDToken = s.idToken(claims, s.clientID, g.nonce, g.authTime, fault, now)
 		s.mu.Lock()
 		s.secrets = append(s.secrets, resp.IDToken)
 		s.mu.Unlock()

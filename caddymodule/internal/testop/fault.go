@@ -79,6 +79,10 @@ const (
 	// FaultJWKSUnavailable: in OIDC mode, the JWKS endpoint answers 503, as
 	// during a provider's outage; id_tokens are still signed as before.
 	FaultJWKSUnavailable
+	// FaultStaleAuthTime: prompt=login and max_age are ignored: the person
+	// is not asked to sign in again, and the id_token's auth_time is their
+	// earlier sign-in (SetLoginTime; an hour ago when none was set).
+	FaultStaleAuthTime
 )
 
 var faultNames = [...]string{
@@ -104,6 +108,7 @@ var faultNames = [...]string{
 	FaultSlow:                "FaultSlow",
 	FaultWrongIssParam:       "FaultWrongIssParam",
 	FaultJWKSUnavailable:     "FaultJWKSUnavailable",
+	FaultStaleAuthTime:       "FaultStaleAuthTime",
 }
 
 func (f Fault) String() string {
@@ -126,8 +131,9 @@ const (
 )
 
 // idToken builds the id_token for a grant, broken as f says. A nonce of ""
-// means the authorization request sent none (or this is a refresh).
-func (s *Server) idToken(claimsJSON []byte, audience, nonce string, f Fault, now time.Time) string {
+// means the authorization request sent none (or this is a refresh); a zero
+// authTime means no auth_time claim.
+func (s *Server) idToken(claimsJSON []byte, audience, nonce string, authTime time.Time, f Fault, now time.Time) string {
 	claims := decodeObject(claimsJSON)
 	for _, name := range s.userinfoOnly {
 		delete(claims, name)
@@ -138,6 +144,9 @@ func (s *Server) idToken(claimsJSON []byte, audience, nonce string, f Fault, now
 	claims["exp"] = now.Add(idTokenLifetime).Unix()
 	if nonce != "" {
 		claims["nonce"] = nonce
+	}
+	if !authTime.IsZero() {
+		claims["auth_time"] = authTime.Unix()
 	}
 	kid, key := s.signingKey()
 	header := map[string]string{"alg": "RS256", "kid": kid, "typ": "JWT"}

@@ -131,6 +131,7 @@ type Server struct {
 	claims        []byte // JSON, so that callers' later edits to their map have no effect
 	userinfoBody  []byte // JSON, OAuth2 mode only; nil means claims
 	fault         Fault
+	loginAt       time.Time // the person's last sign-in here; zero: unsaid
 	calls         map[string]int
 	lastQuery     url.Values
 	codes         map[string]grant
@@ -148,6 +149,7 @@ type grant struct {
 	challenge   string // PKCE S256 code_challenge; empty when none was sent
 	nonce       string
 	scope       string
+	authTime    time.Time // the id_token's auth_time; zero: none
 	expires     time.Time // codes only
 }
 
@@ -224,7 +226,7 @@ func (s *Server) NativeIDToken(audience, nonce string) string {
 	s.mu.Lock()
 	claims := s.claims
 	s.mu.Unlock()
-	tok := s.idToken(claims, audience, nonce, s.currentFault(), time.Now())
+	tok := s.idToken(claims, audience, nonce, time.Time{}, s.currentFault(), time.Now())
 	s.mu.Lock()
 	s.secrets = append(s.secrets, tok)
 	s.mu.Unlock()
@@ -239,6 +241,17 @@ func (s *Server) SetClaims(claims map[string]any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.claims = b
+}
+
+// SetLoginTime says when the person last signed in at the provider: from
+// now on id_tokens carry it as auth_time, until an authorization request
+// with prompt=login, or a max_age that it exceeds, makes them sign in again
+// (auth_time then becomes that moment). Without it, id_tokens carry
+// auth_time only when max_age was requested (OIDC Core 2).
+func (s *Server) SetLoginTime(t time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loginAt = t
 }
 
 // SetFault makes subsequent responses misbehave as f describes; FaultNone

@@ -502,3 +502,49 @@ func parseJWT(t *testing.T, raw string) jwtParts {
 	p.signature = sig
 	return p
 }
+
+// authTimeOf runs the code flow with extra authorization parameters and
+// returns the id_token's auth_time (0 when absent).
+func authTimeOf(t *testing.T, s *testop.Server, params ...oauth2.AuthCodeOption) int64 {
+	t.Helper()
+	cfg := config(s, oidc.ScopeOpenID)
+	verifier := oauth2.GenerateVerifier()
+	opts := append([]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)}, params...)
+	q := authorize(t, cfg.AuthCodeURL(state, opts...))
+	tok, err := cfg.Exchange(t.Context(), q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("exchanging the code: %v", err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	at, _ := parseJWT(t, raw).claims["auth_time"].(float64)
+	return int64(at)
+}
+
+func TestAuthTime_FollowsPromptLoginAndMaxAge(t *testing.T) {
+	s := testop.Start(t, testop.Options{})
+	login, maxAge0 := oauth2.SetAuthURLParam("prompt", "login"), oauth2.SetAuthURLParam("max_age", "0")
+	if at := authTimeOf(t, s); at != 0 {
+		t.Errorf("auth_time %d without a login time or max_age, want none", at)
+	}
+	earlier := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
+	s.SetLoginTime(earlier)
+	if at := authTimeOf(t, s); at != earlier.Unix() {
+		t.Errorf("auth_time %d, want the last login %d", at, earlier.Unix())
+	}
+	if at := authTimeOf(t, s, oauth2.SetAuthURLParam("max_age", "86400")); at != earlier.Unix() {
+		t.Errorf("a max_age the login is within: auth_time %d, want the last login %d", at, earlier.Unix())
+	}
+	for name, params := range map[string][]oauth2.AuthCodeOption{
+		"prompt=login": {login}, "max_age=0": {maxAge0}, "max_age=60": {oauth2.SetAuthURLParam("max_age", "60")},
+	} {
+		s.SetLoginTime(earlier)
+		if at := authTimeOf(t, s, params...); time.Since(time.Unix(at, 0)) > 5*time.Second {
+			t.Errorf("%s: auth_time %d, want a fresh sign-in", name, at)
+		}
+	}
+	s.SetLoginTime(earlier)
+	s.SetFault(testop.FaultStaleAuthTime)
+	if at := authTimeOf(t, s, login, maxAge0); at != earlier.Unix() {
+		t.Errorf("FaultStaleAuthTime: auth_time %d, want the stale login %d", at, earlier.Unix())
+	}
+}
