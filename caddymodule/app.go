@@ -42,6 +42,10 @@ const DefaultSessionLifetime = 7 * 24 * time.Hour
 // app's bare ID token lasts when id_token_session_lifetime is not set.
 const DefaultIDTokenSessionLifetime = 24 * time.Hour
 
+// DefaultSessionIdleTimeout ends sessions unused for this long when
+// session_idle_timeout is not set.
+const DefaultSessionIdleTimeout = 24 * time.Hour
+
 // App is the socialgate app: the state behind every socialgate handler of a
 // config. Several sites share it.
 type App struct {
@@ -91,6 +95,19 @@ type App struct {
 	// the database is down sessions seen within it keep working. Default:
 	// 5s; 0 reads the store on every request.
 	SessionCache *caddy.Duration `json:"session_cache,omitempty"`
+
+	// SessionIdleTimeout ends a session unused for this long, on every
+	// gateway sharing the store, before its lifetime if need be. Activity is
+	// recorded at most once a minute per session (and per twentieth of the
+	// timeout), off the request path, so a session may end up to a tenth
+	// early, never late. Default: 24h; 0 turns it off.
+	SessionIdleTimeout *caddy.Duration `json:"session_idle_timeout,omitempty"`
+
+	// ReauthenticateAfter is how recent a session's sign-in must be for
+	// connecting or disconnecting an account and signing out other
+	// sessions: past it, the person goes through their provider again first
+	// (OpenID providers are asked for a fresh sign-in). Default: 10m.
+	ReauthenticateAfter caddy.Duration `json:"reauthenticate_after,omitempty"`
 
 	// FlowTimeout is how long a started sign-in may take to come back from
 	// the provider. Default: 10m.
@@ -174,6 +191,8 @@ type App struct {
 	unconfigure func() // withdraws endpoints from hooks
 	dev         *devRef
 	logger      *zap.Logger
+
+	stopActivity func() // stops recording session activity
 }
 
 // PostgresStorage configures the PostgreSQL store.
@@ -283,7 +302,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.SessionCache != nil {
 		cacheTTL = time.Duration(*a.SessionCache)
 	}
-	sessions.WithCache(cacheTTL)
+	idle := DefaultSessionIdleTimeout
+	if a.SessionIdleTimeout != nil {
+		idle = time.Duration(*a.SessionIdleTimeout)
+	}
+	if idle < 0 || a.ReauthenticateAfter < 0 {
+		return errors.New("session_idle_timeout and reauthenticate_after cannot be negative")
+	}
+	sessions.WithCache(cacheTTL).WithIdleTimeout(idle)
 	if err := seedRedirectURLs(ref.store, a.RedirectURLs); err != nil {
 		return err
 	}
@@ -322,7 +348,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Store:     ref.store,
 		Sessions:  sessions,
 		Flow: flow.New(flow.Config{Store: ref.store, Sessions: sessions, Sanitize: returnTo.Sanitize,
-			TTL: time.Duration(a.FlowTimeout), Logger: a.logger, Admit: admit,
+			TTL: time.Duration(a.FlowTimeout), ReauthenticateAfter: time.Duration(a.ReauthenticateAfter), Logger: a.logger, Admit: admit,
 			LinkByEmail: linksByEmail(providers), OnSessionEnd: sessionEnded,
 			NativeAllowed: func(ctx context.Context, u string) bool { return a.gateway.NativeAllowed(ctx, u) }}),
 		UI:     renderer,
@@ -443,10 +469,11 @@ func (a *App) buildProviders(repl *caddy.Replacer, ref *storeRef) ([]*provider.P
 	return out, nil
 }
 
-// Start puts this config's webhooks in force and runs the dev provider when
-// it is configured.
+// Start puts this config's webhooks in force, starts recording session
+// activity, and runs the dev provider when it is configured.
 func (a *App) Start() error {
 	a.unconfigure = a.hooks.Configure(a.endpoints)
+	a.stopActivity = a.gateway.Sessions.RunActivity(a.logger)
 	if a.DevProvider == nil {
 		return nil
 	}
@@ -464,6 +491,10 @@ func (a *App) Stop() error {
 	if a.unconfigure != nil {
 		a.unconfigure()
 		a.unconfigure = nil
+	}
+	if a.stopActivity != nil {
+		a.stopActivity() // writes what is left
+		a.stopActivity = nil
 	}
 	if a.dev != nil {
 		a.dev.release()

@@ -74,6 +74,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		session_lifetime <duration>
 //		id_token_session_lifetime <duration>
 //		session_cache    <duration>
+//		session_idle_timeout <duration>
+//		reauthenticate_after <duration>
 //		flow_timeout     <duration>
 //		token_refresh_skew <duration>
 //		api_key          <key...>
@@ -126,14 +128,11 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "id_token_session_lifetime":
 			err = durationArg(d, &a.IDTokenSessionLifetime)
 		case "session_cache":
-			var s string
-			if err = oneArg(d, &s); err == nil {
-				dur, perr := caddy.ParseDuration(s)
-				if perr != nil || dur < 0 {
-					return d.Errf("session_cache: %q is not a duration", s)
-				}
-				a.SessionCache = (*caddy.Duration)(&dur)
-			}
+			err = zeroOrDurationArg(d, &a.SessionCache)
+		case "session_idle_timeout":
+			err = zeroOrDurationArg(d, &a.SessionIdleTimeout)
+		case "reauthenticate_after":
+			err = durationArg(d, &a.ReauthenticateAfter)
 		case "flow_timeout":
 			err = durationArg(d, &a.FlowTimeout)
 		case "token_refresh_skew":
@@ -384,6 +383,22 @@ func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 		return d.Errf("%s: %q is not a positive duration", option, s)
 	}
 	*dst = caddy.Duration(dur)
+	return nil
+}
+
+// zeroOrDurationArg reads a duration that may be 0 (off), for an option
+// whose default is not zero.
+func zeroOrDurationArg(d *caddyfile.Dispenser, dst **caddy.Duration) error {
+	var s string
+	option := d.Val()
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil || dur < 0 {
+		return d.Errf("%s: %q is not a duration", option, s)
+	}
+	*dst = (*caddy.Duration)(&dur)
 	return nil
 }
 

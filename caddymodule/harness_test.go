@@ -99,6 +99,7 @@ type options struct {
 	Proxy  string // extra lines inside reverse_proxy
 	NoDev  bool   // run without the dev provider
 	Dev    string // lines inside the dev provider's block
+	TLS    bool   // serve the site over HTTPS (testCert); Base is https://
 	// Body replaces the site block's socialgate and reverse_proxy, with
 	// localhost:3000 standing for the upstream (as in the README's recipes).
 	Body string
@@ -107,7 +108,7 @@ type options struct {
 func newEnv(t *testing.T, o options) *env {
 	t.Helper()
 	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: freePort(t), devPort: freePort(t)}
-	e.Base = fmt.Sprintf("http://127.0.0.1:%d", e.port)
+	e.Base = fmt.Sprintf("%s://127.0.0.1:%d", e.scheme(o), e.port)
 	e.DevURL = fmt.Sprintf("http://127.0.0.1:%d", e.devPort)
 	if err := e.Load(o); err != nil {
 		t.Fatalf("loading config: %v", err)
@@ -140,6 +141,10 @@ func (e *env) Caddyfile(o options) string {
 	if o.NoDev {
 		dev = ""
 	}
+	site := o.Site
+	if o.TLS {
+		site = tlsDirective(e.t, e.Storage) + "\n\t" + site
+	}
 	return fmt.Sprintf(`{
 	admin off
 	persist_config off
@@ -157,11 +162,11 @@ func (e *env) Caddyfile(o options) string {
 		%[3]s
 	}
 }
-http://127.0.0.1:%[4]d {
+%[9]s://127.0.0.1:%[4]d {
 	%[5]s
 	%[6]s
 }
-`, e.Storage, dev, o.Global, e.port, o.Site, e.body(o), o.Server, logFilter(e.t))
+`, e.Storage, dev, o.Global, e.port, site, e.body(o), o.Server, logFilter(e.t), e.scheme(o))
 }
 
 // body is the site block's socialgate and reverse_proxy.
@@ -170,6 +175,13 @@ func (e *env) body(o options) string {
 		return strings.ReplaceAll(o.Body, "localhost:3000", e.Upstream.Addr())
 	}
 	return fmt.Sprintf("socialgate {\n\t\t%s\n\t}\n\treverse_proxy %s {\n\t\t%s\n\t}", e.handler, e.Upstream.Addr(), o.Proxy)
+}
+
+func (e *env) scheme(o options) string {
+	if o.TLS {
+		return "https"
+	}
+	return "http"
 }
 
 // Load adapts and loads a config for this env (a reload when one is running).
@@ -185,7 +197,9 @@ func (e *env) Load(o options) error {
 // connections: right after a reload, Caddy's retiring servers may still
 // reset a connection or two (each config binds its own SO_REUSEPORT socket).
 func (e *env) settle() {
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second}
+	tr := testTransport().Clone()
+	tr.DisableKeepAlives = true
+	c := &http.Client{Transport: tr, Timeout: time.Second}
 	deadline := time.Now().Add(3 * time.Second)
 	for ok := 0; ok < 3 && time.Now().Before(deadline); {
 		resp, err := c.Get(e.Base + "/_auth/health")
@@ -300,7 +314,7 @@ type browser struct {
 
 func newBrowser(t *testing.T) *browser {
 	jar, _ := cookiejar.New(nil)
-	b := &browser{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+	b := &browser{t: t, c: &http.Client{Jar: jar, Transport: testTransport(), CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}}}
 	browsers.Store(b, true)

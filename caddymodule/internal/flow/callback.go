@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
+	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
@@ -76,18 +76,29 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 	if err != nil {
 		return nil, unavailable(p, err)
 	}
-	in := store.SignIn{Account: account(p, res), Now: time.Now()}
+	in := store.SignIn{Account: account(p, res), Now: f.now()}
+	// auth is how the new session's person proved who they are: a link
+	// keeps the session's (it proves an account, not its holder).
+	var auth session.Auth
 	switch rec.Mode {
 	case ModeSignIn:
 		in.LinkByEmail = f.LinkByEmail
 		in.Admit = f.admit(p, in.Account)
+		auth.Time = f.authTime(res)
 	case ModeConnect:
 		in.LinkToUser = rec.UserID
-	case ModeReauthorize:
+		auth = session.Auth{AccountID: current.AccountID, Time: current.AuthTime}
+	case ModeReauthorize, ModeReauthenticate:
 		if err := f.sameAccount(r.Context(), rec, in.Account); err != nil {
 			return nil, err
 		}
 		in.LinkToUser = rec.UserID
+		auth = session.Auth{AccountID: current.AccountID, Time: current.AuthTime}
+		if rec.Mode == ModeReauthenticate {
+			if auth, err = f.reauthenticated(p, rec, res); err != nil {
+				return nil, err
+			}
+		}
 	}
 	out, err := f.Store.SignIn(r.Context(), in)
 	if fe := (*Error)(nil); errors.As(err, &fe) {
@@ -116,7 +127,10 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 			zap.Bool("user_created", out.UserCreated))
 		return &Outcome{Mode: rec.Mode, User: out.User, Account: out.Account, ReturnTo: back, Created: out.UserCreated, Linked: linked}, nil
 	}
-	sess, err := f.Sessions.Start(r.Context(), w, r, out.User, current)
+	if rec.Mode == ModeSignIn {
+		auth.AccountID = out.Account.ID
+	}
+	sess, err := f.Sessions.Start(r.Context(), w, r, out.User, current, auth)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errUserGone // deleted between the sign-in and its session
 	}
@@ -146,7 +160,7 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 // Sign in with Apple): the identity resolves to a user as in a callback.
 func (f *Flow) SignInResult(ctx context.Context, p *provider.Provider, res *provider.Result) (*Outcome, error) {
 	acc := account(p, res)
-	out, err := f.Store.SignIn(ctx, store.SignIn{Account: acc, Now: time.Now(),
+	out, err := f.Store.SignIn(ctx, store.SignIn{Account: acc, Now: f.now(),
 		LinkByEmail: f.LinkByEmail, Admit: f.admit(p, acc)})
 	if fe := (*Error)(nil); errors.As(err, &fe) {
 		return nil, fe // not admitted
@@ -198,8 +212,8 @@ func (f *Flow) sameAccount(ctx context.Context, rec *pending, got store.External
 // this browser started it at this provider. Everything fails the same way.
 func (f *Flow) takePending(r *http.Request, p *provider.Provider) (*pending, error) {
 	state := r.Form.Get("state")
-	c, err := r.Cookie(BindingCookie)
-	if !validToken(state) || err != nil || !validToken(c.Value) {
+	binding, n := f.presentedBinding(r)
+	if !validToken(state) || n != 1 {
 		return nil, ErrInvalidState
 	}
 	data, err := f.Store.TakeEphemeral(r.Context(), ephemeralKind, state)
@@ -215,7 +229,7 @@ func (f *Flow) takePending(r *http.Request, p *provider.Provider) (*pending, err
 	}
 	// A flow that another browser started (login CSRF), that was meant for
 	// another provider (mix-up), or that outlived its TTL ends here.
-	if !equalBytes(rec.Binding, hash(c.Value)) || rec.Provider != p.Name() || time.Now().After(rec.ExpiresAt) {
+	if !equalBytes(rec.Binding, hash(binding)) || rec.Provider != p.Name() || f.now().After(rec.ExpiresAt) {
 		return nil, ErrInvalidState
 	}
 	return &rec, nil

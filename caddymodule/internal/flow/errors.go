@@ -99,7 +99,7 @@ var (
 	errUserGone = &Error{Status: http.StatusConflict, Reason: "user_deleted",
 		Message: "Your account was deleted meanwhile. Please sign in again."}
 	errOtherAccount = &Error{Status: http.StatusConflict, Reason: "other_account",
-		Message: "You came back with a different account than the one you were renewing. Nothing was changed."}
+		Message: "You came back with a different account than the one this was for. Nothing was changed."}
 )
 
 // ReasonNotAdmitted is the reason of a sign-in that allow_emails and

@@ -25,7 +25,9 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
-// BindingCookie binds pending flows to the browser that started them.
+// BindingCookie binds pending flows to the browser that started them. Over
+// HTTPS its name is __Host-socialgate_flow, the only one read there (see
+// session.Name), so another host cannot plant one.
 const BindingCookie = "socialgate_flow"
 
 // ephemeralKind is the store kind of pending flow records.
@@ -56,12 +58,18 @@ type Config struct {
 	// OnSessionEnd is told about every session a sign-in ends besides the
 	// browser's own: those of a user that a link by email joined.
 	OnSessionEnd func(sessionID string)
-	Logger       *zap.Logger
+	// ReauthenticateAfter is how long after its person last authenticated a
+	// session may take sensitive account actions without authenticating
+	// again (see NeedsReauthentication); default
+	// DefaultReauthenticateAfter.
+	ReauthenticateAfter time.Duration
+	Logger              *zap.Logger
 }
 
 // Flow starts and completes authorizations. Safe for concurrent use.
 type Flow struct {
 	Config
+	now func() time.Time
 }
 
 // New returns a Flow.
@@ -69,13 +77,16 @@ func New(cfg Config) *Flow {
 	if cfg.TTL == 0 {
 		cfg.TTL = DefaultTTL
 	}
+	if cfg.ReauthenticateAfter == 0 {
+		cfg.ReauthenticateAfter = DefaultReauthenticateAfter
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
 	if cfg.OnSessionEnd == nil {
 		cfg.OnSessionEnd = func(string) {}
 	}
-	return &Flow{Config: cfg}
+	return &Flow{Config: cfg, now: time.Now}
 }
 
 // Mode is what a flow is for.
@@ -90,6 +101,10 @@ const (
 	// ModeReauthorize renews an existing linked account's grant, usually to
 	// add scopes (incremental authorization).
 	ModeReauthorize Mode = "reauthorize"
+	// ModeReauthenticate makes the signed-in person prove again, at the
+	// provider, that they hold the session's account (Request.Account),
+	// before a sensitive account action. It links nothing.
+	ModeReauthenticate Mode = "reauthenticate"
 )
 
 // Request is what Start needs to begin a flow.
@@ -103,7 +118,8 @@ type Request struct {
 	// Session is the signed-in session that starts a connect or reauthorize
 	// flow; the flow is bound to it.
 	Session *store.Session
-	// Account is the linked account a reauthorize flow renews.
+	// Account is the linked account a reauthorize flow renews, or the one a
+	// reauthenticate flow proves again.
 	Account *store.ExternalAccount
 	// Scopes are requested in addition to the provider's own.
 	Scopes []string
@@ -148,7 +164,7 @@ func (f *Flow) Start(w http.ResponseWriter, r *http.Request, req Request) (strin
 		RedirectURL: req.CallbackURL,
 		Scopes:      req.Scopes,
 		ReturnTo:    f.Sanitize(req.ReturnTo),
-		ExpiresAt:   time.Now().Add(f.TTL),
+		ExpiresAt:   f.now().Add(f.TTL),
 	}
 	auth := provider.AuthRequest{RedirectURL: req.CallbackURL, Nonce: rec.Nonce, Scopes: req.Scopes}
 	switch req.Mode {
@@ -165,7 +181,7 @@ func (f *Flow) Start(w http.ResponseWriter, r *http.Request, req Request) (strin
 			}
 			rec.Native = n
 		}
-	case ModeConnect, ModeReauthorize:
+	case ModeConnect, ModeReauthorize, ModeReauthenticate:
 		if req.Session == nil {
 			return "", errNeedsSession
 		}
@@ -173,7 +189,7 @@ func (f *Flow) Start(w http.ResponseWriter, r *http.Request, req Request) (strin
 		// Ask again even when the provider remembers an earlier consent, so
 		// new scopes are shown and a refresh token is issued anew.
 		auth.Prompt = "consent"
-		if req.Mode == ModeReauthorize {
+		if req.Mode != ModeConnect {
 			if req.Account == nil || req.Account.UserID != req.Session.UserID || req.Account.Provider != p.Name() {
 				return "", errNoSuchAccount
 			}
@@ -181,10 +197,17 @@ func (f *Flow) Start(w http.ResponseWriter, r *http.Request, req Request) (strin
 			rec.Scopes = mergeScopes(req.Account.ApprovedScopes, req.Scopes)
 			auth.Scopes = rec.Scopes
 		}
+		if req.Mode == ModeReauthenticate {
+			auth.Prompt, auth.Reauthenticate = "", true
+		}
 	default:
 		return "", fmt.Errorf("unknown flow mode %q", req.Mode)
 	}
-	rec.Binding = hash(f.binding(w, r, p.FormPost()))
+	binding, err := f.binding(w, r, p.FormPost())
+	if err != nil {
+		return "", err
+	}
+	rec.Binding = hash(binding)
 	state := randomString()
 	auth.State = state
 	if p.UsesPKCE() {
@@ -214,34 +237,6 @@ func mergeScopes(a, b []string) []string {
 		}
 	}
 	return out
-}
-
-// binding returns the browser's binding value, setting the cookie when the
-// request has none. A provider that answers with a cross-site POST
-// (form_post) needs SameSite=None, or the browser would not send the cookie
-// with the callback; it is Secure over TLS, as browsers require.
-func (f *Flow) binding(w http.ResponseWriter, r *http.Request, formPost bool) string {
-	v := randomString()
-	if c, err := r.Cookie(BindingCookie); err == nil && validToken(c.Value) {
-		if !formPost {
-			return c.Value
-		}
-		v = c.Value // keep it, but re-set it as SameSite=None
-	}
-	sameSite := http.SameSiteLaxMode
-	if formPost {
-		sameSite = http.SameSiteNoneMode
-	}
-	http.SetCookie(w, &http.Cookie{
-		Name:     BindingCookie,
-		Value:    v,
-		Path:     "/",
-		MaxAge:   int(f.TTL / time.Second),
-		HttpOnly: true,
-		Secure:   r.TLS != nil,
-		SameSite: sameSite,
-	})
-	return v
 }
 
 // randomString returns 32 random bytes, base64url: 43 characters.

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -26,6 +27,7 @@ var notices = map[string]string{
 	"reauthorized":     "Access updated.",
 	"disconnected":     "Account disconnected.",
 	"signed_out_other": "Your other sessions are signed out.",
+	"reauthenticated":  "Thanks for confirming it's you. You can go ahead now.",
 	"last_identity":    "That is the only account you can sign in with. Connect another sign-in provider before disconnecting it.",
 	"linked_by_email": "The account you signed in with was added to this existing account, because both have the same verified " +
 		"email address, and every other session of this account was signed out. Check the connected accounts below: " +
@@ -58,6 +60,58 @@ func (g *Gateway) postedBySession(w http.ResponseWriter, r *http.Request) *store
 		return nil
 	}
 	return sess
+}
+
+// postedRecently is postedBySession for a sensitive account action
+// (connecting, disconnecting, signing out other sessions): when the
+// session's person last authenticated longer ago than the app allows, it
+// sends them through their provider again first (the form was checked, so
+// that flow is bound to this session, like connect) and returns nil. They
+// come back to return_to, or to the account page, and click again.
+func (g *Gateway) postedRecently(w http.ResponseWriter, r *http.Request) *store.Session {
+	sess := g.postedBySession(w, r)
+	if sess == nil || !g.Flow.NeedsReauthentication(sess) {
+		return sess
+	}
+	a, p, err := g.reauthAccount(r.Context(), sess)
+	if err != nil {
+		g.internal(w, r, "reading accounts", err)
+		return nil
+	}
+	if a == nil {
+		g.fail(w, r, http.StatusForbidden, "reauthentication_unavailable",
+			"To do this, sign out and sign in again: none of your connected accounts can confirm it's you.")
+		return nil
+	}
+	g.startFlow(w, r, flow.Request{Provider: p, Mode: flow.ModeReauthenticate, Session: sess, Account: a,
+		ReturnTo: orDefault(r.PostFormValue("return_to"), g.Prefix+"/account?notice=reauthenticated")})
+	return nil
+}
+
+// reauthAccount is the account a session's person authenticates again
+// with: the one the session signed in with while it is linked and its
+// provider signs in, else the user's first account whose provider does;
+// nil when there is none.
+func (g *Gateway) reauthAccount(ctx context.Context, sess *store.Session) (*store.ExternalAccount, *provider.Provider, error) {
+	accounts, err := g.Store.ExternalAccounts(ctx, sess.UserID)
+	if err != nil {
+		return nil, nil, err
+	}
+	var first *store.ExternalAccount
+	for _, a := range accounts {
+		if p, ok := g.byName[a.Provider]; ok && p.SignIn() {
+			if a.ID == sess.AccountID {
+				return a, p, nil
+			}
+			if first == nil {
+				first = a
+			}
+		}
+	}
+	if first == nil {
+		return nil, nil, nil
+	}
+	return first, g.byName[first.Provider], nil
 }
 
 // accountPage shows the profile, connected accounts and sessions.
@@ -149,7 +203,7 @@ func (g *Gateway) canSignInWithout(accounts []*store.ExternalAccount, without st
 
 // accountConnect starts linking another provider to the signed-in user.
 func (g *Gateway) accountConnect(w http.ResponseWriter, r *http.Request) {
-	sess := g.postedBySession(w, r)
+	sess := g.postedRecently(w, r)
 	if sess == nil {
 		return
 	}
@@ -210,7 +264,7 @@ func (g *Gateway) startFlow(w http.ResponseWriter, r *http.Request, req flow.Req
 // accountDisconnect unlinks an account and revokes its tokens at the
 // provider where the provider supports it.
 func (g *Gateway) accountDisconnect(w http.ResponseWriter, r *http.Request) {
-	sess := g.postedBySession(w, r)
+	sess := g.postedRecently(w, r)
 	if sess == nil {
 		return
 	}
@@ -247,7 +301,7 @@ func (g *Gateway) accountDisconnect(w http.ResponseWriter, r *http.Request) {
 
 // revokeOtherSessions signs out every other session of the user.
 func (g *Gateway) revokeOtherSessions(w http.ResponseWriter, r *http.Request) {
-	sess := g.postedBySession(w, r)
+	sess := g.postedRecently(w, r)
 	if sess == nil {
 		return
 	}

@@ -82,7 +82,7 @@ func newSignedInGateway(b *testing.B) *signedInGateway {
 	}
 	sessions.WithCache(5 * time.Second) // as configured by default (session_cache)
 	rec := httptest.NewRecorder()
-	sess, err := sessions.Start(ctx, rec, httptest.NewRequest(http.MethodGet, "/", nil), res.User, nil)
+	sess, err := sessions.Start(ctx, rec, httptest.NewRequest(http.MethodGet, "/", nil), res.User, nil, session.Auth{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -67,7 +67,10 @@ func FuzzUpstreamHygiene(f *testing.F) {
 				t.Fatalf("header %q (sent as %q) survives", k, name)
 			}
 		}
-		ours := func(n string) bool { return n == session.CookieName || n == flow.BindingCookie }
+		ours := func(n string) bool {
+			n = strings.TrimPrefix(n, session.HostPrefix)
+			return n == session.CookieName || n == flow.BindingCookie
+		}
 		for _, c := range (&http.Request{Header: h}).Cookies() {
 			if ours(c.Name) {
 				t.Fatalf("Go's cookie parser still finds %s in %q (sent %q)", c.Name, h["Cookie"], cookie)
@@ -157,7 +160,7 @@ func (fg *fuzzGateway) signIn(t *testing.T) (*store.Session, string) {
 		t.Fatal(err)
 	}
 	w := httptest.NewRecorder()
-	s, err := fg.sessions.Start(ctx, w, httptest.NewRequest(http.MethodGet, "/", nil), res.User, nil)
+	s, err := fg.sessions.Start(ctx, w, httptest.NewRequest(http.MethodGet, "/", nil), res.User, nil, session.Auth{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -127,8 +127,8 @@ func StripGatewayCookies(h http.Header) {
 			name, _, _ := strings.Cut(part, "=")
 			// "socialgate_session =v" is no cookie to Go, but some upstream
 			// parsers read it as one: strip every spelling of the name.
-			name = strings.TrimSpace(name)
-			if part == "" || name == session.CookieName || name == session.HostCookieName || name == flow.BindingCookie {
+			name = strings.TrimPrefix(strings.TrimSpace(name), session.HostPrefix)
+			if part == "" || name == session.CookieName || name == flow.BindingCookie {
 				continue
 			}
 			if kept.Len() > 0 {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
@@ -26,13 +27,16 @@ func TestStripGatewayCookies_NameWithWhitespaceBeforeEquals(t *testing.T) {
 		"theme=dark; " + session.CookieName + "  =" + value,
 		flow.BindingCookie + " =" + "binding-value-binding-value-binding-value-1",
 		session.CookieName + "=" + value + "; " + session.CookieName + " =" + value,
+		// The HTTPS names of both cookies.
+		session.HostCookieName + "=" + value + "; theme=dark",
+		"theme=dark; " + session.HostPrefix + flow.BindingCookie + "=binding",
 	} {
 		r := httptest.NewRequest(http.MethodGet, "/app", nil)
 		r.Header.Set("Cookie", header)
 		_, _, lookupErr := fg.sessions.Lookup(r)
 		StripGatewayCookies(r.Header)
 		for _, c := range r.Cookies() {
-			if c.Name == session.CookieName || c.Name == flow.BindingCookie {
+			if n := strings.TrimPrefix(c.Name, session.HostPrefix); n == session.CookieName || n == flow.BindingCookie {
 				t.Errorf("Cookie %q: the upstream receives %s (the gateway itself read it as a session: %v)",
 					header, c.Name, lookupErr == nil)
 			}

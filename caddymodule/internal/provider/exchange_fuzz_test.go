@@ -217,7 +217,7 @@ func (fp *fzProfiles) check(t *testing.T, p *Provider, res *Result) {
 		// The callback would answer 500 for a profile the provider code accepted.
 		t.Fatalf("a profile Exchange accepted cannot be recorded: %v\nprofile %+v", err, prof)
 	}
-	s, err := fp.sessions.Start(ctx, httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil), out.User, nil)
+	s, err := fp.sessions.Start(ctx, httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil), out.User, nil, session.Auth{})
 	if err != nil {
 		t.Fatal(err)
 	}

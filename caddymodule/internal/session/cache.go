@@ -48,6 +48,23 @@ func (c *cache) put(s *store.Session, now time.Time) {
 	c.mu.Unlock()
 }
 
+// touch gives the cached copy of a session the activity and expiry of t,
+// keeping the entry's age: the cache never serves a session longer than its
+// TTL after the store was read.
+func (c *cache) touch(t store.SessionTouch) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	if e, ok := c.entries[t.ID]; ok {
+		s := *e.s
+		if s.Touch(t) {
+			c.entries[t.ID] = cached{s: &s, at: e.at}
+		}
+	}
+	c.mu.Unlock()
+}
+
 // verified returns the session id of a cookie value or token verified before.
 func (c *cache) verified(value string) (string, bool) {
 	if c == nil {

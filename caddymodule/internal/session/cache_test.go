@@ -9,27 +9,6 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
-func TestCookieValue_FindsOnlyTheSessionCookie(t *testing.T) {
-	for _, tc := range []struct {
-		headers []string
-		want    string
-	}{
-		{[]string{"a=1; socialgate_session=X; b=2"}, "X"},
-		{[]string{"socialgate_session=same", "socialgate_session=same"}, "same"},
-		{[]string{"socialgate_session=first", "socialgate_session=second"}, ""},
-		{[]string{"__Host-socialgate_session=H"}, "H"},
-		{[]string{"__Host-socialgate_session=H; socialgate_session=P"}, ""},
-		{[]string{"socialgate_session_old=Y; xsocialgate_session=Z"}, ""},
-		{[]string{"a=1;socialgate_session=T"}, "T"},
-		{[]string{""}, ""},
-		{nil, ""},
-	} {
-		if got := cookieValue(tc.headers); got != tc.want {
-			t.Errorf("cookieValue(%q) = %q, want %q", tc.headers, got, tc.want)
-		}
-	}
-}
-
 func TestCache_ServesUntilForgottenOrStale(t *testing.T) {
 	st, err := store.Open(store.Options{InMemory: true})
 	if err != nil {
@@ -46,7 +25,7 @@ func TestCache_ServesUntilForgottenOrStale(t *testing.T) {
 	m.now = func() time.Time { return now }
 	m.WithCache(5 * time.Second)
 	w := httptest.NewRecorder()
-	sess, err := m.Start(ctx, w, httptest.NewRequest("GET", "/", nil), res.User, nil)
+	sess, err := m.Start(ctx, w, httptest.NewRequest("GET", "/", nil), res.User, nil, Auth{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +45,7 @@ func TestCache_ServesUntilForgottenOrStale(t *testing.T) {
 		t.Fatal("a stale cache entry outlived the TTL")
 	}
 	// Forget drops it at once.
-	sess2, _ := m.Start(ctx, httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), res.User, nil)
+	sess2, _ := m.Start(ctx, httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), res.User, nil, Auth{})
 	m.cache.put(sess2, now)
 	m.Forget(sess2.ID)
 	if m.cache.get(sess2.ID, now) != nil {

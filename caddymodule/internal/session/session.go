@@ -25,13 +25,18 @@ import (
 )
 
 // CookieName is the session cookie's name over plain HTTP. Over HTTPS the
-// cookie is HostCookieName: browsers accept a __Host- cookie only from the
-// host itself (Secure, Path=/, no Domain), so a sibling subdomain or a
-// plain-HTTP answer cannot plant one (cookie tossing).
+// cookie is HostCookieName, and only that name is read there: browsers
+// accept a __Host- cookie only from the host itself (Secure, Path=/, no
+// Domain), so a sibling subdomain or a plain-HTTP answer cannot plant one
+// (cookie tossing).
 const (
 	CookieName     = "socialgate_session"
-	HostCookieName = "__Host-" + CookieName
+	HostCookieName = HostPrefix + CookieName
 )
+
+// maxSessionCookies bounds the verified session cookies one request is
+// resolved for (each costs a session lookup).
+const maxSessionCookies = 4
 
 // ErrNoSession means the request carries no valid, live session. Tampered,
 // truncated, oversized and wrong-key cookies all end here.
@@ -45,6 +50,7 @@ type Manager struct {
 	lifetime time.Duration
 	now      func() time.Time
 	cache    *cache
+	activity *activity // nil without an idle timeout
 }
 
 // NewManager returns a Manager. secrets are the cookie secrets, newest first:
@@ -71,26 +77,54 @@ func NewManager(st store.Store, secrets [][]byte, lifetime time.Duration) (*Mana
 
 // Lookup returns the live session of the request's cookie, or of its
 // session token (Authorization: Bearer, for native apps). bearer reports
-// that the token carried it.
+// that the token carried it. Cookie values that do not verify are ignored,
+// so a planted garbage cookie locks no one out; verified cookies of two live
+// sessions are ambiguous (one was planted) and are no session at all.
 func (m *Manager) Lookup(r *http.Request) (s *store.Session, bearer bool, err error) {
-	id, ok := m.cookieSessionID(r)
-	if !ok {
-		if id, ok = m.bearerSessionID(r); !ok {
+	var buf [maxSessionCookies]string
+	ids := m.cookieSessionIDs(r, buf[:0])
+	if len(ids) == 0 {
+		id, ok := m.bearerSessionID(r)
+		if !ok {
 			return nil, false, ErrNoSession
 		}
-		bearer = true
+		ids, bearer = append(ids, id), true
 	}
-	if s = m.cache.get(id, m.now()); s != nil {
-		return s, bearer, nil
+	for _, id := range ids {
+		live, err := m.session(r.Context(), id)
+		if errors.Is(err, ErrNoSession) {
+			continue
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		if s != nil {
+			return nil, false, ErrNoSession
+		}
+		s = live
 	}
-	s, err = m.store.Session(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
+	if s == nil {
 		return nil, false, ErrNoSession
 	}
-	if err == nil {
-		m.cache.put(s, m.now())
+	m.activity.note(m, s)
+	return s, bearer, nil
+}
+
+// session returns a live session by id, from the cache when it holds it.
+func (m *Manager) session(ctx context.Context, id string) (*store.Session, error) {
+	now := m.now()
+	if s := m.cache.get(id, now); s != nil {
+		return s, nil
 	}
-	return s, bearer, err
+	s, err := m.store.Session(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoSession
+	}
+	if err != nil {
+		return nil, err
+	}
+	m.cache.put(s, now)
+	return s, nil
 }
 
 // WithCache keeps sessions read from the store in memory for ttl, so that
@@ -132,12 +166,12 @@ func (m *Manager) IsToken(value string) bool {
 // positive lifetime shorter than the manager's ends it sooner (a sign-in
 // that left the gateway no grant to check the person with).
 func (m *Manager) Issue(ctx context.Context, r *http.Request, user *store.User, lifetime time.Duration) (*store.Session, string, error) {
-	s, err := m.newSession(ctx, r, user)
+	s, err := m.newSession(ctx, r, user, Auth{Time: m.now()})
 	if err != nil {
 		return nil, "", err
 	}
-	if lifetime > 0 && lifetime < m.lifetime {
-		s.ExpiresAt = s.CreatedAt.Add(lifetime)
+	if end := s.CreatedAt.Add(lifetime); lifetime > 0 && end.Before(s.ExpiresAt) {
+		s.ExpiresAt = end
 	}
 	if err := m.store.CreateSession(ctx, s); err != nil {
 		return nil, "", fmt.Errorf("creating session: %w", err)
@@ -150,24 +184,39 @@ func (m *Manager) Issue(ctx context.Context, r *http.Request, user *store.User, 
 	return s, token, nil
 }
 
-func (m *Manager) newSession(ctx context.Context, r *http.Request, user *store.User) (*store.Session, error) {
+// Auth is how the person of a new session proved who they are: through
+// which linked account (AccountID, "" when unknown) and when (Time, never
+// later than now; zero when unknown, which sensitive actions take as long
+// ago).
+type Auth struct {
+	AccountID string
+	Time      time.Time
+}
+
+func (m *Manager) newSession(ctx context.Context, r *http.Request, user *store.User, auth Auth) (*store.Session, error) {
 	accounts, err := m.store.ExternalAccounts(ctx, user.ID)
 	if err != nil {
 		return nil, fmt.Errorf("reading the user's groups: %w", err)
 	}
 	now := m.now()
+	if auth.Time.After(now) {
+		auth.Time = now
+	}
 	s := &store.Session{
-		ID:        store.NewID("sess"),
-		UserID:    user.ID,
-		Email:     headerSafe(user.PrimaryEmail()),
-		Name:      headerSafe(user.Name),
-		Groups:    groupsOf(accounts),
-		CreatedAt: now,
-		ExpiresAt: now.Add(m.lifetime),
-		UserAgent: truncate(r.UserAgent(), 256),
-		IP:        clientIP(r),
+		ID:           store.NewID("sess"),
+		UserID:       user.ID,
+		Email:        headerSafe(user.PrimaryEmail()),
+		Name:         headerSafe(user.Name),
+		Groups:       groupsOf(accounts),
+		CreatedAt:    now,
+		LastActiveAt: now,
+		AccountID:    auth.AccountID,
+		AuthTime:     auth.Time,
+		UserAgent:    truncate(r.UserAgent(), 256),
+		IP:           clientIP(r),
 	}
 	s.EmailVerified = s.Email != "" // PrimaryEmail is a verified address, or none
+	s.ExpiresAt = m.expiry(s, now)
 	return s, nil
 }
 
@@ -199,12 +248,20 @@ func groupsOf(accounts []*store.ExternalAccount) []string {
 	return out
 }
 
-func (m *Manager) cookieSessionID(r *http.Request) (string, bool) {
-	value := cookieValue(r.Header["Cookie"])
-	if value == "" {
-		return "", false
+// cookieSessionIDs appends to ids the distinct session ids of the request's
+// session cookies that verify, at most maxSessionCookies. Only the name of
+// the request's scheme counts (see CookieName).
+func (m *Manager) cookieSessionIDs(r *http.Request, ids []string) []string {
+	sc := scanner{headers: r.Header["Cookie"], name: CookieName}
+	if r.TLS != nil {
+		sc.name = HostCookieName
 	}
-	return m.decode(value)
+	for v, ok := sc.next(); ok && len(ids) < maxSessionCookies; v, ok = sc.next() {
+		if id, ok := m.decode(v); ok && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // decode verifies a cookie value or session token and returns its session
@@ -222,41 +279,12 @@ func (m *Manager) decode(value string) (string, bool) {
 	return string(id), true
 }
 
-// cookieValue finds the session cookie in Cookie headers without parsing
-// every cookie (r.Cookie allocates them all). Two different session cookies
-// (one planted for a narrower path: cookie tossing) are ambiguous, and
-// ambiguity is no session: the request must not run as either user.
-func cookieValue(headers []string) string {
-	found := ""
-	for _, h := range headers {
-		for h != "" {
-			var part string
-			part, h, _ = strings.Cut(h, ";")
-			part = strings.TrimLeft(part, " ")
-			v, ok := strings.CutPrefix(part, CookieName+"=")
-			if !ok {
-				v, ok = strings.CutPrefix(part, HostCookieName+"=")
-			}
-			if !ok {
-				continue
-			}
-			if v = strings.TrimSpace(v); found != "" && v != found {
-				return ""
-			}
-			found = v
-		}
-	}
-	return found
-}
-
-// Start creates a new session for the user and sets its cookie. The session
-// the request's cookie carried, and previous when given (the session that
-// started a link), are ended: every sign-in and every link gets a new id.
-func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, user *store.User, previous *store.Session) (*store.Session, error) {
-	var old []string
-	if id, ok := m.cookieSessionID(r); ok {
-		old = append(old, id)
-	}
+// Start creates a new session for the user, through auth, and sets its
+// cookie. Every session the request's cookies carried, and previous when
+// given (the session that started a link), are ended: every sign-in and
+// every link gets a new id.
+func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, user *store.User, previous *store.Session, auth Auth) (*store.Session, error) {
+	old := m.cookieSessionIDs(r, nil)
 	if previous != nil {
 		old = append(old, previous.ID)
 	}
@@ -266,7 +294,7 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 			return nil, fmt.Errorf("ending the previous session: %w", err)
 		}
 	}
-	s, err := m.newSession(ctx, r, user)
+	s, err := m.newSession(ctx, r, user, auth)
 	if err != nil {
 		return nil, err
 	}
@@ -278,32 +306,38 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if err != nil {
 		return nil, fmt.Errorf("encoding session cookie: %w", err)
 	}
+	m.clearPlainCookie(w, r)
 	http.SetCookie(w, m.cookie(r, value, int(m.lifetime/time.Second)))
 	return s, nil
 }
 
-// End deletes the request's session record and clears its cookie.
+// End deletes the sessions of the request's cookies and clears them.
 func (m *Manager) End(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
 	http.SetCookie(w, m.cookie(r, "", -1))
+	m.clearPlainCookie(w, r)
+	for _, id := range m.cookieSessionIDs(r, nil) {
+		m.cache.forget(id)
+		if err := m.store.DeleteSession(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// clearPlainCookie expires, over HTTPS, a session cookie of the plain name:
+// it is never read there, but whatever planted it goes where the browser
+// lets the gateway remove it.
+func (m *Manager) clearPlainCookie(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil {
 		http.SetCookie(w, &http.Cookie{Name: CookieName, Path: "/", MaxAge: -1, HttpOnly: true, Secure: true})
 	}
-	if id, ok := m.cookieSessionID(r); ok {
-		m.cache.forget(id)
-		return m.store.DeleteSession(ctx, id)
-	}
-	return nil
 }
 
 // cookie builds the session cookie per THREATS.md: HttpOnly, SameSite=Lax,
 // Secure whenever the request came over TLS.
 func (m *Manager) cookie(r *http.Request, value string, maxAge int) *http.Cookie {
-	name := CookieName
-	if r.TLS != nil {
-		name = HostCookieName
-	}
 	return &http.Cookie{
-		Name:     name,
+		Name:     Name(r, CookieName),
 		Value:    value,
 		Path:     "/",
 		MaxAge:   maxAge,
@@ -311,6 +345,19 @@ func (m *Manager) cookie(r *http.Request, value string, maxAge int) *http.Cookie
 		Secure:   r.TLS != nil,
 		SameSite: http.SameSiteLaxMode,
 	}
+}
+
+// Seal signs and encrypts value with the newest cookie key for a cookie of
+// the gateway other than the session's (the flow binding). The cookie's
+// name is bound in: a value sealed for one name never opens as another.
+func (m *Manager) Seal(name string, value []byte) (string, error) {
+	return securecookie.EncodeMulti(name, value, m.codecs...)
+}
+
+// Open returns what Seal sealed for name with any of the cookie keys; ok is
+// false for anything else.
+func (m *Manager) Open(name, sealed string) (value []byte, ok bool) {
+	return value, securecookie.DecodeMulti(name, sealed, &value, m.codecs...) == nil
 }
 
 // CSRFToken returns the anti-forgery token for forms posted within a session.

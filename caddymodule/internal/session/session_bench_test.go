@@ -55,7 +55,7 @@ func signedIn(b *testing.B, st store.Store, encodeWith [][]byte) *http.Request {
 		b.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
-	if _, err := m.Start(ctx, rec, httptest.NewRequest(http.MethodGet, "/", nil), res.User, nil); err != nil {
+	if _, err := m.Start(ctx, rec, httptest.NewRequest(http.MethodGet, "/", nil), res.User, nil, session.Auth{}); err != nil {
 		b.Fatal(err)
 	}
 	r := httptest.NewRequest(http.MethodGet, "/dashboard", nil)

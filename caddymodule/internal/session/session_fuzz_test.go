@@ -3,6 +3,7 @@ package session
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"net/http"
@@ -72,7 +73,7 @@ func newFuzzIssued(tb testing.TB) *fuzzIssued {
 	}
 	start := func(mgr *Manager, u *store.User) (string, *store.Session) {
 		rec := httptest.NewRecorder()
-		s, err := mgr.Start(ctx, rec, httptest.NewRequest(http.MethodGet, "/", nil), u, nil)
+		s, err := mgr.Start(ctx, rec, httptest.NewRequest(http.MethodGet, "/", nil), u, nil, Auth{})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -209,12 +210,17 @@ func sameBytes(presented, issued string) bool {
 }
 
 // presented lists the credential strings a request carries: every value of
-// a session cookie (either name), and the Authorization header's bearer token.
+// the session cookie of its scheme (the plain name over HTTP, the __Host-
+// name over HTTPS), and the Authorization header's bearer token.
 func presented(r *http.Request) (cookies []string, bearer string) {
+	name := CookieName
+	if r.TLS != nil {
+		name = HostCookieName
+	}
 	for _, line := range r.Header.Values("Cookie") {
 		for _, part := range strings.Split(line, ";") {
-			name, value, ok := strings.Cut(strings.TrimSpace(part), "=")
-			if ok && (name == CookieName || name == HostCookieName) {
+			n, value, ok := strings.Cut(strings.TrimSpace(part), "=")
+			if ok && n == name {
 				cookies = append(cookies, value)
 			}
 		}
@@ -223,13 +229,26 @@ func presented(r *http.Request) (cookies []string, bearer string) {
 	return cookies, bearer
 }
 
+// liveSessions counts the different live sessions that values carry.
+func (iss *fuzzIssued) liveSessions(values []string) int {
+	seen := map[string]bool{}
+	for v, id := range iss.live {
+		for _, c := range values {
+			if sameBytes(c, v) {
+				seen[id] = true
+			}
+		}
+	}
+	return len(seen)
+}
+
 func FuzzSessionCookie(f *testing.F) {
 	iss := newFuzzIssued(f)
 	n := len(iss.values)
 	// Seeds: every issued credential as it is and tampered, in each place
 	// it can travel, and hostile raw values.
 	for pick := 0; pick <= n; pick++ {
-		for where := uint8(0); where < 7; where++ {
+		for where := uint8(0); where < 14; where++ {
 			f.Add(uint8(pick), []byte(nil), "", where)
 		}
 		f.Add(uint8(pick), []byte{0, 10, 3}, "", uint8(0))    // one flipped bit
@@ -271,6 +290,9 @@ func FuzzSessionCookie(f *testing.F) {
 		case 6: // the HTTPS name next to the plain one
 			r.Header.Set("Cookie", HostCookieName+"="+value+"; "+CookieName+"="+raw)
 		}
+		if where/7%2 == 1 { // the same over HTTPS, where only the __Host- name counts
+			r.TLS = &tls.ConnectionState{}
+		}
 		for _, m := range []*Manager{iss.m, iss.cached} {
 			iss.check(t, m, r)
 		}
@@ -296,9 +318,9 @@ func (iss *fuzzIssued) check(t *testing.T, m *Manager, r *http.Request) {
 	carried := cookies
 	if bearer {
 		carried = []string{token}
-	} else if distinct(cookies) > 1 {
-		// Two different session cookies: one was planted (tossing).
-		t.Fatalf("Lookup took one of two different session cookies: %q", r.Header.Get("Cookie"))
+	} else if iss.liveSessions(cookies) > 1 {
+		// Cookies of two live sessions: one was planted (tossing).
+		t.Fatalf("Lookup took one of two live sessions' cookies: %q", r.Header.Get("Cookie"))
 	}
 	ok := false
 	for v, id := range iss.live {
@@ -355,17 +377,6 @@ func FuzzHeaderSafe(f *testing.F) {
 			t.Fatalf("headerSafe(%q) = %q is not s with characters removed", s, got)
 		}
 	})
-}
-
-// distinct counts the different non-empty values (an empty cookie names no one).
-func distinct(values []string) int {
-	seen := map[string]bool{}
-	for _, v := range values {
-		if v = strings.TrimSpace(v); v != "" {
-			seen[v] = true
-		}
-	}
-	return len(seen)
 }
 
 func isSubsequence(sub, s string) bool {

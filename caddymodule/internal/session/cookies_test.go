@@ -1,0 +1,172 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/securecookie"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
+)
+
+// cookieWorld is a manager with three people's cookies: victim and
+// attacker signed in, quitter signed out.
+type cookieWorld struct {
+	m                        *Manager
+	victim, attacker, dead   string // cookie values
+	victimID, attackerID     string // their session ids
+	tampered, foreign, other string // forgeries
+}
+
+func newCookieWorld(t *testing.T) *cookieWorld {
+	t.Helper()
+	st, err := store.Open(store.Options{InMemory: true, Logger: fuzzQuietLogger{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	m, err := NewManager(st, [][]byte{bytes.Repeat([]byte("k"), 32)}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.WithCache(time.Minute)
+	ctx := context.Background()
+	w := &cookieWorld{m: m}
+	start := func(sub string) (string, string) {
+		res, err := st.SignIn(ctx, store.SignIn{Now: time.Now(), Account: store.ExternalAccount{Provider: "p", Issuer: "https://i", Subject: sub}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		s, err := m.Start(ctx, rec, httptest.NewRequest(http.MethodGet, "/", nil), res.User, nil, Auth{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec.Result().Cookies()[0].Value, s.ID
+	}
+	w.victim, w.victimID = start("victim")
+	w.attacker, w.attackerID = start("attacker")
+	w.dead, _ = start("quitter")
+	r := httptest.NewRequest(http.MethodPost, "/", nil)
+	r.Header.Set("Cookie", CookieName+"="+w.dead)
+	if err := m.End(ctx, httptest.NewRecorder(), r); err != nil {
+		t.Fatal(err)
+	}
+	b := []byte(w.victim)
+	b[len(b)/2] ^= 1
+	w.tampered = string(b)
+	w.foreign, _ = securecookie.EncodeMulti(CookieName, []byte(w.victimID), securecookie.New(bytes.Repeat([]byte("x"), 32), nil))
+	w.other, _ = m.Seal("socialgate_flow", []byte(w.victimID))
+	return w
+}
+
+// lookup returns the session id a request with this Cookie header gets.
+func (w *cookieWorld) lookup(t *testing.T, https bool, cookie ...string) string {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	if https {
+		r.TLS = &tls.ConnectionState{}
+	}
+	r.Header["Cookie"] = cookie
+	s, _, err := w.m.Lookup(r)
+	if err != nil {
+		return ""
+	}
+	return s.ID
+}
+
+func TestLookup_OnlyTheSchemesNameCountsAndDuplicatesFailSafe(t *testing.T) {
+	w := newCookieWorld(t)
+	plain := func(v string) string { return CookieName + "=" + v }
+	host := func(v string) string { return HostCookieName + "=" + v }
+	for _, tc := range []struct {
+		name   string
+		https  bool
+		cookie []string
+		want   string // "victim", "" for no session
+	}{
+		{"the plain name over HTTP", false, []string{plain(w.victim)}, "victim"},
+		{"the __Host- name over HTTPS", true, []string{"theme=dark; " + host(w.victim) + "; a=1"}, "victim"},
+		{"the __Host- name over HTTP (no browser sends it there)", false, []string{host(w.victim)}, ""},
+		{"the plain name over HTTPS: a sibling subdomain tossed it", true, []string{plain(w.attacker)}, ""},
+		{"a tossed plain cookie before the victim's over HTTPS", true, []string{plain(w.attacker) + "; " + host(w.victim)}, "victim"},
+		{"a tossed plain cookie after the victim's over HTTPS", true, []string{host(w.victim) + "; " + plain(w.attacker)}, "victim"},
+		{"garbage before the victim's", false, []string{plain("junk") + "; " + plain(w.victim)}, "victim"},
+		{"garbage after the victim's", false, []string{plain(w.victim) + "; " + plain("junk")}, "victim"},
+		{"an empty one beside", false, []string{plain("") + "; " + plain(w.victim)}, "victim"},
+		{"a tampered copy beside", true, []string{host(w.tampered) + "; " + host(w.victim)}, "victim"},
+		{"one sealed with other keys beside", false, []string{plain(w.foreign) + "; " + plain(w.victim)}, "victim"},
+		{"one sealed for another cookie beside", false, []string{plain(w.other) + "; " + plain(w.victim)}, "victim"},
+		{"a signed-out session's beside", false, []string{plain(w.dead), plain(w.victim)}, "victim"},
+		{"a signed-out session's after", true, []string{host(w.victim) + "; " + host(w.dead)}, "victim"},
+		{"200 garbage values, then the victim's", false, []string{strings.Repeat(plain("junk")+"; ", 40) + plain(w.victim)}, "victim"},
+		{"the same cookie twice", false, []string{plain(w.victim), plain(w.victim)}, "victim"},
+		{"two live sessions: ambiguous, neither", false, []string{plain(w.attacker) + "; " + plain(w.victim)}, ""},
+		{"two live sessions the other way round", true, []string{host(w.victim) + "; " + host(w.attacker)}, ""},
+		{"only a signed-out session's", false, []string{plain(w.dead)}, ""},
+		{"only garbage", true, []string{host("junk") + "; " + host(w.tampered)}, ""},
+		{"a quoted value", false, []string{plain(`"` + w.victim + `"`)}, ""},
+		{"another spelling of the name", false, []string{"SOCIALGATE_SESSION=" + w.victim + "; x" + plain(w.victim)}, ""},
+	} {
+		got := w.lookup(t, tc.https, tc.cookie...)
+		want := map[string]string{"victim": w.victimID, "": ""}[tc.want]
+		if got != want {
+			who := map[string]string{w.victimID: "the victim", w.attackerID: "the attacker", "": "no one"}[got]
+			t.Errorf("%s: the request was taken for %s, want %q", tc.name, who, tc.want)
+		}
+	}
+}
+
+func TestStartAndEnd_EndEverySessionTheCookiesCarryAndClearBothNames(t *testing.T) {
+	w := newCookieWorld(t)
+	ctx := context.Background()
+	// Sign-out over HTTPS with the victim's cookie and a tossed duplicate of
+	// the attacker's (sent by a non-browser client): both sessions end.
+	r := httptest.NewRequest(http.MethodPost, "/", nil)
+	r.TLS = &tls.ConnectionState{}
+	r.Header.Set("Cookie", HostCookieName+"="+w.victim+"; "+HostCookieName+"="+w.attacker)
+	rec := httptest.NewRecorder()
+	if err := w.m.End(ctx, rec, r); err != nil {
+		t.Fatal(err)
+	}
+	var cleared []string
+	for _, c := range rec.Result().Cookies() {
+		if c.MaxAge < 0 && c.Path == "/" && c.Secure {
+			cleared = append(cleared, c.Name)
+		}
+	}
+	if !slices.Contains(cleared, HostCookieName) || !slices.Contains(cleared, CookieName) {
+		t.Errorf("sign-out over HTTPS cleared %q, want both names", cleared)
+	}
+	for who, v := range map[string]string{"victim": w.victim, "attacker": w.attacker} {
+		if w.lookup(t, true, HostCookieName+"="+v) != "" {
+			t.Errorf("the %s's session outlived a sign-out that carried its cookie", who)
+		}
+	}
+	// A sign-in over HTTPS sets the __Host- cookie and clears the plain one.
+	u, err := w.m.store.SignIn(ctx, store.SignIn{Now: time.Now(), Account: store.ExternalAccount{Provider: "p", Issuer: "https://i", Subject: "victim"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = httptest.NewRecorder()
+	r = httptest.NewRequest(http.MethodGet, "/", nil)
+	r.TLS = &tls.ConnectionState{}
+	if _, err := w.m.Start(ctx, rec, r, u.User, nil, Auth{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range rec.Result().Cookies() {
+		switch {
+		case c.Name == HostCookieName && (c.MaxAge <= 0 || !c.Secure || c.Path != "/" || c.Domain != "" || !c.HttpOnly):
+			t.Errorf("the session cookie over HTTPS is %s: want Secure, HttpOnly, Path=/, no Domain", c)
+		case c.Name == CookieName && c.MaxAge >= 0:
+			t.Errorf("a sign-in over HTTPS set the plain cookie: %s", c)
+		}
+	}
+}
