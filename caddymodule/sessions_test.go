@@ -12,9 +12,21 @@ import (
 )
 
 func TestSessionIdleTimeout_EndsOnlyUnusedSessions(t *testing.T) {
-	e := newEnv(t, options{Global: "session_idle_timeout 3s\n\t\tsession_cache 1s"})
+	e := newEnv(t, options{Global: "session_idle_timeout 3s\n\t\tsession_cache 1s\n\t\tapi_key " + apiKey})
 	b := newBrowser(t)
 	b.signInDev(e, "/", ada)
+	userID := e.Upstream.Last(t).Get("X-Auth-User-Id")
+	sessions := func() []any {
+		status, out := apiGet(t, http.DefaultClient, e.Base+"/_auth/api/v1/sessions?paginated=true&user_id="+userID, http.Header{"Authorization": {"Bearer " + apiKey}})
+		if status != http.StatusOK {
+			t.Fatalf("listing sessions: %d %v", status, out)
+		}
+		list, ok := out["data"].([]any)
+		if !ok {
+			t.Fatalf("listing sessions: %v", out)
+		}
+		return list
+	}
 	// Used every half second for twice the idle timeout: alive.
 	for i := range 12 {
 		time.Sleep(500 * time.Millisecond)
@@ -22,10 +34,21 @@ func TestSessionIdleTimeout_EndsOnlyUnusedSessions(t *testing.T) {
 			t.Fatalf("a session in use ended after %v (idle timeout 3s): status %d", time.Duration(i+1)*500*time.Millisecond, status)
 		}
 	}
+	time.Sleep(300 * time.Millisecond) // the activity's next batch
+	if list := sessions(); len(list) != 1 {
+		t.Fatalf("the API lists %d sessions, want the one in use", len(list))
+	} else if s := list[0].(map[string]any); s["last_active_at"].(float64)-s["created_at"].(float64) < 4000 ||
+		s["expire_at"].(float64)-s["last_active_at"].(float64) != 3000 {
+		t.Errorf("the API shows the session created %v, last active %v, expiring %v: want its activity and its idle expiry",
+			s["created_at"], s["last_active_at"], s["expire_at"])
+	}
 	// Unused for longer than the timeout: dead, and its listing gone.
 	time.Sleep(3500 * time.Millisecond)
 	if status, _ := apiGet(t, b.c, e.Base+"/after-idle", nil); status != http.StatusUnauthorized {
 		t.Errorf("a session unused for longer than the idle timeout: status %d, want 401", status)
+	}
+	if list := sessions(); len(list) != 0 {
+		t.Errorf("the API still lists %d sessions unused for longer than the idle timeout", len(list))
 	}
 }
 

@@ -68,16 +68,23 @@ func ExternalAccount(a *store.ExternalAccount) map[string]any {
 }
 
 // Session is a session object with its status: active or revoked.
+// expire_at is when it ends unless used again (see session_idle_timeout);
+// last_active_at is its last recorded use, its creation when none was.
 func Session(s *store.Session, status string) map[string]any {
+	lastActive := s.LastActiveAt
+	if lastActive.IsZero() {
+		lastActive = s.CreatedAt
+	}
 	return map[string]any{
-		"object":     "session",
-		"id":         s.ID,
-		"user_id":    s.UserID,
-		"status":     status,
-		"created_at": s.CreatedAt.UnixMilli(),
-		"expire_at":  s.ExpiresAt.UnixMilli(),
-		"user_agent": s.UserAgent,
-		"ip_address": s.IP,
+		"object":         "session",
+		"id":             s.ID,
+		"user_id":        s.UserID,
+		"status":         status,
+		"created_at":     s.CreatedAt.UnixMilli(),
+		"last_active_at": lastActive.UnixMilli(),
+		"expire_at":      s.ExpiresAt.UnixMilli(),
+		"user_agent":     s.UserAgent,
+		"ip_address":     s.IP,
 	}
 }
 
