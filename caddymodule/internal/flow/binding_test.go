@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
 	"github.com/socialgate/socialgate/caddymodule/internal/testop"
 )
 
@@ -25,8 +25,7 @@ type opFlow struct {
 	sessions *session.Manager
 	op       *testop.Server
 	p        *provider.Provider
-	mu       sync.Mutex
-	now      time.Time
+	clk      *storetest.Clock
 }
 
 func newOPFlow(t *testing.T) *opFlow {
@@ -47,17 +46,10 @@ func newOPFlow(t *testing.T) *opFlow {
 		t.Fatal(err)
 	}
 	returnTo, _ := redirect.NewReturnTo(nil)
-	o := &opFlow{t: t, st: st, sessions: sessions, op: op, p: p, now: time.Now()}
+	o := &opFlow{t: t, st: st, sessions: sessions, op: op, p: p, clk: storetest.NewClock()}
 	o.f = New(Config{Store: st, Sessions: sessions, Sanitize: returnTo.Sanitize})
-	o.f.now = o.clock
+	o.f.now = o.clk.Now
 	return o
-}
-
-func (o *opFlow) clock() time.Time { o.mu.Lock(); defer o.mu.Unlock(); return o.now }
-func (o *opFlow) advance(d time.Duration) {
-	o.mu.Lock()
-	o.now = o.now.Add(d)
-	o.mu.Unlock()
 }
 
 // browser is a test browser's cookies at the gateway, which expire by the
@@ -68,7 +60,7 @@ type browser struct {
 	cookies []*http.Cookie
 }
 
-func (o *opFlow) browser(base string) *browser { return &browser{base: base, now: o.clock} }
+func (o *opFlow) browser(base string) *browser { return &browser{base: base, now: o.clk.Now} }
 
 func (b *browser) request(method, path string) *http.Request {
 	r := httptest.NewRequest(method, b.base+path, nil)
@@ -148,20 +140,20 @@ func TestBinding_EveryStartRenewsTheCookieSoALateSecondFlowGetsItsWholeTTL(t *te
 	o := newOPFlow(t)
 	b := o.browser("http://gw.example")
 	first := o.start(b, Request{Mode: ModeSignIn})
-	o.advance(9 * time.Minute) // a second sign-in, in another tab, late in the first one's life
+	o.clk.Advance(9 * time.Minute) // a second sign-in, in another tab, late in the first one's life
 	second := o.start(b, Request{Mode: ModeSignIn})
-	o.advance(30 * time.Second)
+	o.clk.Advance(30 * time.Second)
 	if _, err := o.callback(b, first); err != nil {
 		t.Fatalf("the first flow, within its TTL, failed after a second start: %v", err)
 	}
-	o.advance(5 * time.Minute) // 14.5 minutes after the first start, 5.5 after the second
+	o.clk.Advance(5 * time.Minute) // 14.5 minutes after the first start, 5.5 after the second
 	if _, err := o.callback(b, second); err != nil {
 		t.Fatalf("the second flow failed %v after it started: %v", 5*time.Minute+30*time.Second, err)
 	}
 	// Past the second start's TTL, a binding no longer binds, whatever the
 	// cookie's Max-Age said (a planted one could say forever).
 	third := o.start(b, Request{Mode: ModeSignIn})
-	o.advance(DefaultTTL + time.Second)
+	o.clk.Advance(DefaultTTL + time.Second)
 	if _, err := o.callback(b, third); err != ErrInvalidState {
 		t.Errorf("a flow past its TTL: %v, want ErrInvalidState", err)
 	}

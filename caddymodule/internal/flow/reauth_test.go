@@ -23,7 +23,7 @@ func (o *opFlow) signIn(b *browser) *store.Session {
 
 func TestNeedsReauthentication_AfterTheWindowOrWhenUnknown(t *testing.T) {
 	o := newOPFlow(t)
-	now := o.clock()
+	now := o.clk.Now()
 	for _, tc := range []struct {
 		authTime time.Time
 		want     bool

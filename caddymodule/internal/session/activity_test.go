@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,19 +17,6 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
 )
-
-// clock is a test's time, shared by its store and its gateways.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // touchCounter counts what reaches the store's TouchSessions.
 type touchCounter struct {
@@ -46,21 +32,22 @@ func (c *touchCounter) TouchSessions(ctx context.Context, touches []store.Sessio
 
 // gateway is one gateway's manager: cookie key, 5 s cache, 1 h idle
 // timeout, a 24 h lifetime, on the shared clock.
-func gateway(t *testing.T, st store.Store, clk *clock) *Manager {
+func gateway(t *testing.T, st store.Store, clk *storetest.Clock) *Manager {
 	t.Helper()
 	m, err := NewManager(st, [][]byte{bytes.Repeat([]byte("k"), 32)}, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.now = clk.now
+	m.now = clk.Now
 	return m.WithCache(5 * time.Second).WithIdleTimeout(time.Hour)
 }
 
-// signedIn starts a session through m and returns a request carrying it.
-func signedIn(t *testing.T, st store.Store, m *Manager, clk *clock) (*store.Session, *http.Request) {
+// started signs subject in at st and starts a session through m: its
+// record and its cookie.
+func started(t *testing.T, st store.Store, m *Manager, subject string) (*store.Session, *http.Cookie) {
 	t.Helper()
 	ctx := context.Background()
-	res, err := st.SignIn(ctx, store.SignIn{Now: clk.now(), Account: store.ExternalAccount{Provider: "p", Issuer: "https://i", Subject: "ada"}})
+	res, err := st.SignIn(ctx, store.SignIn{Now: m.now(), Account: store.ExternalAccount{Provider: "p", Issuer: "https://i", Subject: subject}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,8 +56,15 @@ func signedIn(t *testing.T, st store.Store, m *Manager, clk *clock) (*store.Sess
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, rec.Result().Cookies()[0]
+}
+
+// signedIn starts a session through m and returns a request carrying it.
+func signedIn(t *testing.T, st store.Store, m *Manager) (*store.Session, *http.Request) {
+	t.Helper()
+	s, c := started(t, st, m, "ada")
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
-	r.AddCookie(rec.Result().Cookies()[0])
+	r.AddCookie(c)
 	return s, r
 }
 
@@ -81,10 +75,10 @@ func alive(m *Manager, r *http.Request) bool {
 
 // stores runs fn on a Badger store and, when a server can be started, a
 // PostgreSQL one, both on clk.
-func stores(t *testing.T, fn func(t *testing.T, st store.Store, clk *clock)) {
+func stores(t *testing.T, fn func(t *testing.T, st store.Store, clk *storetest.Clock)) {
 	t.Run("badger", func(t *testing.T) {
-		clk := &clock{t: time.Now()}
-		st, err := store.Open(store.Options{InMemory: true, Now: clk.now, Logger: fuzzQuietLogger{}})
+		clk := storetest.NewClock()
+		st, err := store.Open(store.Options{InMemory: true, Now: clk.Now, Logger: fuzzQuietLogger{}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,9 +94,9 @@ func stores(t *testing.T, fn func(t *testing.T, st store.Store, clk *clock)) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { server.Stop() })
-		clk := &clock{t: time.Now()}
+		clk := storetest.NewClock()
 		st, err := postgres.Open(context.Background(), postgres.Options{DSN: server.FreshDSN(t),
-			EncryptionKey: bytes.Repeat([]byte("e"), 32), Now: clk.now})
+			EncryptionKey: bytes.Repeat([]byte("e"), 32), Now: clk.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,30 +106,30 @@ func stores(t *testing.T, fn func(t *testing.T, st store.Store, clk *clock)) {
 }
 
 func TestIdleTimeout_AnUnusedSessionIsDeadOnEveryGateway(t *testing.T) {
-	stores(t, func(t *testing.T, st store.Store, clk *clock) {
+	stores(t, func(t *testing.T, st store.Store, clk *storetest.Clock) {
 		a, b := gateway(t, st, clk), gateway(t, st, clk)
-		s, r := signedIn(t, st, a, clk)
+		s, r := signedIn(t, st, a)
 		if !s.ExpiresAt.Equal(s.CreatedAt.Add(time.Hour)) || !s.LastActiveAt.Equal(s.CreatedAt) {
 			t.Fatalf("a new session expires %v after its start, last active %v: want the idle timeout", s.ExpiresAt.Sub(s.CreatedAt), s.LastActiveAt)
 		}
 		// Used on B at 50 min, on A at 100 min: each use keeps it alive an
 		// hour more on both gateways.
-		clk.advance(50 * time.Minute)
+		clk.Advance(50 * time.Minute)
 		if !alive(b, r) {
 			t.Fatal("B refused the session within the idle timeout")
 		}
 		b.flushActivity(zap.NewNop())
-		clk.advance(50 * time.Minute)
+		clk.Advance(50 * time.Minute)
 		if !alive(a, r) {
 			t.Fatal("A refused the session used on B 50 minutes ago")
 		}
 		a.flushActivity(zap.NewNop())
 		// Unused for an hour: dead everywhere, and gone from the listings.
-		clk.advance(time.Hour - time.Second)
+		clk.Advance(time.Hour - time.Second)
 		if _, err := st.Session(context.Background(), s.ID); err != nil {
 			t.Fatalf("the session ended before an hour without use: %v", err)
 		}
-		clk.advance(time.Second)
+		clk.Advance(time.Second)
 		for name, m := range map[string]*Manager{"A": a, "B": b} {
 			if alive(m, r) {
 				t.Errorf("%s still accepts a session unused for the idle timeout", name)
@@ -145,9 +139,9 @@ func TestIdleTimeout_AnUnusedSessionIsDeadOnEveryGateway(t *testing.T) {
 			t.Errorf("Sessions lists %d sessions unused for the idle timeout (%v)", len(list), err)
 		}
 		// Never past the absolute lifetime, however busy.
-		s, r = signedIn(t, st, a, clk)
+		s, r = signedIn(t, st, a)
 		for range 24 * 4 {
-			clk.advance(15 * time.Minute)
+			clk.Advance(15 * time.Minute)
 			alive(a, r)
 			a.flushActivity(zap.NewNop())
 		}
@@ -158,10 +152,10 @@ func TestIdleTimeout_AnUnusedSessionIsDeadOnEveryGateway(t *testing.T) {
 }
 
 func TestIdleTimeout_RevocationElsewhereStillEndsItWithinTheCacheTTL(t *testing.T) {
-	stores(t, func(t *testing.T, st store.Store, clk *clock) {
+	stores(t, func(t *testing.T, st store.Store, clk *storetest.Clock) {
 		a, b := gateway(t, st, clk), gateway(t, st, clk)
-		_, r := signedIn(t, st, a, clk)
-		clk.advance(10 * time.Minute)
+		_, r := signedIn(t, st, a)
+		clk.Advance(10 * time.Minute)
 		if !alive(a, r) { // noted: A will write this activity
 			t.Fatal("no session")
 		}
@@ -169,7 +163,7 @@ func TestIdleTimeout_RevocationElsewhereStillEndsItWithinTheCacheTTL(t *testing.
 			t.Fatal(err)
 		}
 		a.flushActivity(zap.NewNop()) // A's late write must not revive it
-		clk.advance(5 * time.Second)  // the session cache's TTL
+		clk.Advance(5 * time.Second)  // the session cache's TTL
 		if alive(a, r) || alive(b, r) {
 			t.Error("a session signed out on B lives on past A's cache TTL after A recorded its activity")
 		}
@@ -177,8 +171,8 @@ func TestIdleTimeout_RevocationElsewhereStillEndsItWithinTheCacheTTL(t *testing.
 }
 
 func TestIdleTimeout_NoStoreWritePerRequest(t *testing.T) {
-	clk := &clock{t: time.Now()}
-	mem, err := store.Open(store.Options{InMemory: true, Now: clk.now, Logger: fuzzQuietLogger{}})
+	clk := storetest.NewClock()
+	mem, err := store.Open(store.Options{InMemory: true, Now: clk.Now, Logger: fuzzQuietLogger{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,10 +180,10 @@ func TestIdleTimeout_NoStoreWritePerRequest(t *testing.T) {
 	st := &touchCounter{Store: mem}
 	for _, cacheTTL := range []time.Duration{5 * time.Second, 0} {
 		m := gateway(t, st, clk).WithCache(cacheTTL)
-		s, r := signedIn(t, st, m, clk)
+		s, r := signedIn(t, st, m)
 		calls := st.calls.Load()
 		for range 1000 { // 1000 requests over 50 minutes
-			clk.advance(3 * time.Second)
+			clk.Advance(3 * time.Second)
 			if !alive(m, r) {
 				t.Fatal("the session died while in use")
 			}
@@ -202,8 +196,8 @@ func TestIdleTimeout_NoStoreWritePerRequest(t *testing.T) {
 			t.Fatalf("cache %v: the flush made %d writes", cacheTTL, n)
 		}
 		got, err := st.Session(context.Background(), s.ID)
-		if err != nil || clk.now().Sub(got.LastActiveAt) > 3*time.Minute {
-			t.Fatalf("cache %v: after the flush the session was last active %v ago (%v)", cacheTTL, clk.now().Sub(got.LastActiveAt), err)
+		if err != nil || clk.Now().Sub(got.LastActiveAt) > 3*time.Minute {
+			t.Fatalf("cache %v: after the flush the session was last active %v ago (%v)", cacheTTL, clk.Now().Sub(got.LastActiveAt), err)
 		}
 		st.touches.Store(0)
 	}
@@ -215,11 +209,11 @@ func TestRunActivity_WritesInTheBackgroundAndOnStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	clk := &clock{t: time.Now()}
+	clk := storetest.NewClock()
 	m := gateway(t, st, clk)
 	m.now = time.Now // RunActivity ticks in real time: every idle/20
 	m.WithIdleTimeout(2 * time.Second)
-	s, r := signedIn(t, st, m, clk)
+	s, r := signedIn(t, st, m)
 	stop := m.RunActivity(zap.NewNop())
 	time.Sleep(150 * time.Millisecond)
 	alive(m, r)

@@ -40,16 +40,8 @@ func newCookieWorld(t *testing.T) *cookieWorld {
 	ctx := context.Background()
 	w := &cookieWorld{m: m}
 	start := func(sub string) (string, string) {
-		res, err := st.SignIn(ctx, store.SignIn{Now: time.Now(), Account: store.ExternalAccount{Provider: "p", Issuer: "https://i", Subject: sub}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec := httptest.NewRecorder()
-		s, err := m.Start(ctx, rec, httptest.NewRequest(http.MethodGet, "/", nil), res.User, nil, Auth{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rec.Result().Cookies()[0].Value, s.ID
+		s, c := started(t, st, m, sub)
+		return c.Value, s.ID
 	}
 	w.victim, w.victimID = start("victim")
 	w.attacker, w.attackerID = start("attacker")
