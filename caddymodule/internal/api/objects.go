@@ -68,12 +68,16 @@ func ExternalAccount(a *store.ExternalAccount) map[string]any {
 }
 
 // Session is a session object with its status: active or revoked.
-// expire_at is when it ends unless used again (see session_idle_timeout);
-// last_active_at is its last recorded use, its creation when none was.
+// expire_at is when it ends unless used again (see session_idle_timeout),
+// abandon_at when it ends however busy; last_active_at is its last
+// recorded use (its creation for sessions from before it was recorded).
 func Session(s *store.Session, status string) map[string]any {
-	lastActive := s.LastActiveAt
+	lastActive, abandon := s.LastActiveAt, s.AbandonAt
 	if lastActive.IsZero() {
 		lastActive = s.CreatedAt
+	}
+	if abandon.IsZero() {
+		abandon = s.ExpiresAt
 	}
 	return map[string]any{
 		"object":         "session",
@@ -83,6 +87,7 @@ func Session(s *store.Session, status string) map[string]any {
 		"created_at":     s.CreatedAt.UnixMilli(),
 		"last_active_at": lastActive.UnixMilli(),
 		"expire_at":      s.ExpiresAt.UnixMilli(),
+		"abandon_at":     abandon.UnixMilli(),
 		"user_agent":     s.UserAgent,
 		"ip_address":     s.IP,
 	}

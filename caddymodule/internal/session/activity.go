@@ -41,9 +41,12 @@ func (m *Manager) WithIdleTimeout(idle time.Duration) *Manager {
 }
 
 // expiry is when s ends if it is not used after at: its last activity plus
-// the idle timeout, never past its lifetime.
+// the idle timeout, never past its absolute end.
 func (m *Manager) expiry(s *store.Session, at time.Time) time.Time {
-	end := s.CreatedAt.Add(m.lifetime)
+	end := s.AbandonAt
+	if end.IsZero() {
+		end = s.CreatedAt.Add(m.lifetime)
+	}
 	if a := m.activity; a != nil && at.Add(a.idle).Before(end) {
 		return at.Add(a.idle)
 	}

@@ -148,6 +148,25 @@ func TestIdleTimeout_AnUnusedSessionIsDeadOnEveryGateway(t *testing.T) {
 		if alive(a, r) || alive(b, r) {
 			t.Error("a session used every 15 minutes outlived its 24 h lifetime")
 		}
+		// Nor past a shorter lifetime it was issued with.
+		u, err := st.User(context.Background(), s.UserID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, token, err := a.Issue(context.Background(), httptest.NewRequest(http.MethodGet, "/", nil), u, 2*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Set("Authorization", "Bearer "+token)
+		for range 2 * 4 {
+			clk.Advance(15 * time.Minute)
+			alive(a, r)
+			a.flushActivity(zap.NewNop())
+		}
+		if alive(a, r) || alive(b, r) {
+			t.Error("a session issued for 2 h and used every 15 minutes outlived 2 h")
+		}
 	})
 }
 

@@ -166,12 +166,12 @@ func (m *Manager) IsToken(value string) bool {
 // positive lifetime shorter than the manager's ends it sooner (a sign-in
 // that left the gateway no grant to check the person with).
 func (m *Manager) Issue(ctx context.Context, r *http.Request, user *store.User, lifetime time.Duration) (*store.Session, string, error) {
-	s, err := m.newSession(ctx, r, user, Auth{Time: m.now()})
+	if lifetime <= 0 || lifetime > m.lifetime {
+		lifetime = m.lifetime
+	}
+	s, err := m.newSession(ctx, r, user, Auth{Time: m.now()}, lifetime)
 	if err != nil {
 		return nil, "", err
-	}
-	if end := s.CreatedAt.Add(lifetime); lifetime > 0 && end.Before(s.ExpiresAt) {
-		s.ExpiresAt = end
 	}
 	if err := m.store.CreateSession(ctx, s); err != nil {
 		return nil, "", fmt.Errorf("creating session: %w", err)
@@ -193,7 +193,9 @@ type Auth struct {
 	Time      time.Time
 }
 
-func (m *Manager) newSession(ctx context.Context, r *http.Request, user *store.User, auth Auth) (*store.Session, error) {
+// newSession makes the record of a session that ends lifetime from now at
+// the latest.
+func (m *Manager) newSession(ctx context.Context, r *http.Request, user *store.User, auth Auth, lifetime time.Duration) (*store.Session, error) {
 	accounts, err := m.store.ExternalAccounts(ctx, user.ID)
 	if err != nil {
 		return nil, fmt.Errorf("reading the user's groups: %w", err)
@@ -209,6 +211,7 @@ func (m *Manager) newSession(ctx context.Context, r *http.Request, user *store.U
 		Name:         headerSafe(user.Name),
 		Groups:       groupsOf(accounts),
 		CreatedAt:    now,
+		AbandonAt:    now.Add(lifetime),
 		LastActiveAt: now,
 		AccountID:    auth.AccountID,
 		AuthTime:     auth.Time,
@@ -294,7 +297,7 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 			return nil, fmt.Errorf("ending the previous session: %w", err)
 		}
 	}
-	s, err := m.newSession(ctx, r, user, auth)
+	s, err := m.newSession(ctx, r, user, auth, m.lifetime)
 	if err != nil {
 		return nil, err
 	}

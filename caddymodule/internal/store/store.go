@@ -103,7 +103,7 @@ type Store interface {
 	// TouchSessions records that sessions were used, in one or a few
 	// transactions: each live session's LastActiveAt and ExpiresAt move to
 	// the touch's, each only forward (touches may arrive late and out of
-	// order, from several gateways). A session that is missing or has
+	// order, from several gateways), and ExpiresAt never past AbandonAt. A session that is missing or has
 	// expired is skipped: a touch never revives one. It records no event.
 	TouchSessions(ctx context.Context, touches []SessionTouch) error
 	// Sessions returns the user's live sessions.
@@ -334,8 +334,11 @@ type Session struct {
 	Groups    []string  `json:"groups,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	// ExpiresAt is when the session ends: with an idle timeout, the last
-	// activity plus the timeout, never past the absolute lifetime.
+	// activity plus the timeout, never past AbandonAt.
 	ExpiresAt time.Time `json:"expires_at"`
+	// AbandonAt is the session's absolute end, which no activity moves;
+	// zero for sessions from before it was recorded (their ExpiresAt is).
+	AbandonAt time.Time `json:"abandon_at,omitempty"`
 	// LastActiveAt is when the session was last used, recorded coarsely
 	// (see TouchSessions); zero for sessions from before it was recorded.
 	LastActiveAt time.Time `json:"last_active_at,omitempty"`
@@ -367,9 +370,13 @@ type SessionTouch struct {
 	ExpiresAt time.Time
 }
 
-// Touch applies t to s, each time only forward, and reports whether s
-// changed: the rule of Store.TouchSessions, for every implementation.
+// Touch applies t to s, each time only forward and the expiry never past
+// AbandonAt, and reports whether s changed: the rule of
+// Store.TouchSessions, for every implementation.
 func (s *Session) Touch(t SessionTouch) bool {
+	if !s.AbandonAt.IsZero() && t.ExpiresAt.After(s.AbandonAt) {
+		t.ExpiresAt = s.AbandonAt
+	}
 	changed := false
 	if t.At.After(s.LastActiveAt) {
 		s.LastActiveAt, changed = t.At, true

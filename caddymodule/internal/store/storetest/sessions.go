@@ -74,6 +74,17 @@ func touchSessionsMovesActivityAndExpiryOnlyForward(t *testing.T, o opener) {
 	if e.sessionRecord(s.ID) != nil {
 		t.Fatal("a session outlived the expiry its last touch gave it")
 	}
+	// Never past its absolute end, however late a touch says.
+	capped := &store.Session{UserID: u.ID, ExpiresAt: e.clk.Now().Add(time.Hour), AbandonAt: e.clk.Now().Add(90 * time.Minute)}
+	if err := e.st.CreateSession(ctx, capped); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.TouchSessions(ctx, []store.SessionTouch{{ID: capped.ID, At: e.clk.Now(), ExpiresAt: e.clk.Now().Add(5 * time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.sessionRecord(capped.ID); got == nil || !got.ExpiresAt.Equal(capped.AbandonAt) {
+		t.Errorf("a touch past the session's absolute end left it expiring %v, want %v", got, capped.AbandonAt)
+	}
 	e.checkClean()
 }
 
