@@ -219,7 +219,7 @@ func TestApple_NativeSignIn(t *testing.T) {
 		t.Error("the code was not redeemed with the bundle's client secret")
 	}
 	// The code left the gateway Apple's grant: a full-length session.
-	expires := time.UnixMilli(int64(out["session"].(map[string]any)["expire_at"].(float64)))
+	expires := time.UnixMilli(int64(out["session"].(map[string]any)["abandon_at"].(float64)))
 	if d := time.Until(expires); d < 6*24*time.Hour {
 		t.Errorf("the session expires in %v, want the session lifetime", d)
 	}

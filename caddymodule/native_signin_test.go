@@ -82,7 +82,7 @@ func TestNativeIDToken_SignsInOnceWithANonceTheGatewayIssued(t *testing.T) {
 		t.Fatalf("native sign-in: %d %v", status, out)
 	}
 	// No grant behind it: the session lasts a day, not the session lifetime.
-	expires := time.UnixMilli(int64(out["session"].(map[string]any)["expire_at"].(float64)))
+	expires := time.UnixMilli(int64(out["session"].(map[string]any)["abandon_at"].(float64)))
 	if d := time.Until(expires); d > 24*time.Hour || d < 23*time.Hour {
 		t.Errorf("the session expires in %v, want 24h (id_token_session_lifetime)", d)
 	}
@@ -206,7 +206,7 @@ func TestNativeIDToken_SessionLifetimeIsConfigurable(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("native sign-in: %d %v", status, out)
 	}
-	expires := time.UnixMilli(int64(out["session"].(map[string]any)["expire_at"].(float64)))
+	expires := time.UnixMilli(int64(out["session"].(map[string]any)["abandon_at"].(float64)))
 	if d := time.Until(expires); d > 90*time.Minute || d < 89*time.Minute {
 		t.Errorf("the session expires in %v, want 90m", d)
 	}
