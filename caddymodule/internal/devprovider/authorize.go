@@ -57,6 +57,7 @@ type authRequest struct {
 type page struct {
 	Error         string
 	Action        string
+	Issuer        string
 	ClientID      string
 	RedirectHost  string
 	Scopes        []string
@@ -170,7 +171,7 @@ func (s *Server) checkAuthRequest(req *authRequest) *oauthError {
 		// There is no session to sign in silently with (OIDC Core 3.1.2.6).
 		return oauthErr("login_required", "this provider always shows its sign-in page")
 	}
-	req.scope = slices.DeleteFunc(slices.Clone(scopesSupported), func(sc string) bool {
+	req.scope = slices.DeleteFunc(slices.Clone(s.scopes), func(sc string) bool {
 		return !slices.Contains(requested, sc)
 	})
 	req.nonce = p.Get("nonce")
@@ -241,10 +242,10 @@ func isPlainAddress(email string) bool {
 }
 
 // subject is the user's stable sub claim, derived from the email so that it
-// survives restarts.
-func (u user) subject() string {
+// survives restarts, after the provider's prefix.
+func (s *Server) subject(u user) string {
 	sum := sha256.Sum256([]byte(strings.ToLower(u.Email)))
-	return "dev-" + hex.EncodeToString(sum[:])[:24]
+	return s.subjectPrefix + hex.EncodeToString(sum[:])[:24]
 }
 
 // redirectBack sends the authorization response to the client's
@@ -268,6 +269,7 @@ func (s *Server) redirectBack(w http.ResponseWriter, req *authRequest, params ur
 
 func (s *Server) renderSignIn(w http.ResponseWriter, status int, req *authRequest, p page) {
 	p.Action = s.basePath + authorizePath
+	p.Issuer = s.issuer
 	p.ClientID = req.client.ID
 	p.RedirectHost = req.redirect.Host
 	p.Scopes = req.scope

@@ -47,7 +47,7 @@ func TestCodeFlow_PKCEAndNonceYieldVerifiedIDToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := user{Name: "Ada Lovelace", Email: "ada@example.com", EmailVerified: true}
-	if idToken.Subject != want.subject() || claims.Email != want.Email || !claims.EmailVerified || claims.Name != want.Name {
+	if idToken.Subject != op.subject(want) || claims.Email != want.Email || !claims.EmailVerified || claims.Name != want.Name {
 		t.Errorf("sub %q, claims %+v; want Ada's", idToken.Subject, claims)
 	}
 	if claims.AuthTime != op.clock.Now().Unix() || !idToken.Expiry.Equal(op.clock.Now().Add(time.Hour)) {
@@ -206,7 +206,7 @@ func TestAuthorize_SignsInTypedUser(t *testing.T) {
 		if claims.Name != "Edsger Dijkstra" || claims.Email != "EWD@Example.org" || claims.EmailVerified != verified {
 			t.Errorf("claims = %+v, want the typed user with email_verified %v", claims, verified)
 		}
-		if want := (user{Email: "ewd@example.org"}).subject(); idToken.Subject != want {
+		if want := op.subject(user{Email: "ewd@example.org"}); idToken.Subject != want {
 			t.Errorf("sub = %q, want %q (from the lower-cased email)", idToken.Subject, want)
 		}
 	}
@@ -258,11 +258,12 @@ func TestAuthorize_RefusesNewCodesWhenFull(t *testing.T) {
 }
 
 func TestSubject_IsStablePerEmailIgnoringCase(t *testing.T) {
-	a := user{Email: "Ada@Example.com"}.subject()
-	if b := (user{Email: "ada@example.com", Name: "Other"}).subject(); a != b {
+	op := newTestOP(t)
+	a := op.subject(user{Email: "Ada@Example.com"})
+	if b := op.subject(user{Email: "ada@example.com", Name: "Other"}); a != b {
 		t.Errorf("subjects differ by case: %q, %q", a, b)
 	}
-	if c := (user{Email: "grace@example.com"}).subject(); a == c {
+	if c := op.subject(user{Email: "grace@example.com"}); a == c {
 		t.Error("two emails share a subject")
 	}
 	if !strings.HasPrefix(a, "dev-") || len(a) != len("dev-")+24 {

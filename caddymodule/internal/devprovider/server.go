@@ -7,6 +7,8 @@
 //
 // All state (codes and tokens) lives in memory and is lost on restart; only
 // the subject of a user is stable, because it is derived from the email.
+// Several providers can share one listener through a Mux, each under its
+// issuer's path with its own keys, clients, tokens and subjects.
 // It must never be exposed as a production identity provider.
 package devprovider
 
@@ -51,9 +53,10 @@ const (
 	revokePath    = "/revoke"
 )
 
-// scopesSupported lists the scopes the provider grants, in the order granted
-// scopes are reported. Requested scopes outside this list are ignored.
-var scopesSupported = []string{"openid", "profile", "email", "offline_access"}
+// standardScopes are the scopes every provider grants, in the order granted
+// scopes are reported (Options.Scopes follow). Requested scopes the provider
+// does not grant are ignored.
+var standardScopes = []string{"openid", "profile", "email", "offline_access"}
 
 // Client is an OAuth client (relying party) allowed to use the provider.
 type Client struct {
@@ -79,6 +82,14 @@ type Options struct {
 	Clients []Client
 	// AccessTokenLifetime is how long access tokens are valid. Default: 1 hour.
 	AccessTokenLifetime time.Duration
+	// Scopes are the scopes the provider grants when a client asks for
+	// them, besides openid, profile, email and offline_access: a repo-like
+	// scope to try incremental authorization with. Default: none.
+	Scopes []string
+	// SubjectPrefix begins every subject, which ends with a hash of the
+	// email: providers served side by side (see Mux) give one person
+	// distinct subjects when their prefixes differ. Default: "dev-".
+	SubjectPrefix string
 	// Now returns the current time. Default: time.Now. Tests inject a clock.
 	Now func() time.Time
 }
@@ -92,6 +103,8 @@ type Server struct {
 	accessTTL     time.Duration
 	now           func() time.Time
 	signer        jose.Signer
+	scopes        []string // granted when asked for: standardScopes, then Options.Scopes
+	subjectPrefix string
 	discoveryJSON []byte
 	jwksJSON      []byte
 	state         *store
@@ -124,6 +137,18 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.SubjectPrefix == "" {
+		opts.SubjectPrefix = "dev-"
+	}
+	scopes := slices.Clone(standardScopes)
+	for _, sc := range opts.Scopes {
+		if err := CheckScope(sc); err != nil {
+			return nil, err
+		}
+		if !slices.Contains(scopes, sc) {
+			scopes = append(scopes, sc)
+		}
+	}
 
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -146,7 +171,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding key set: %w", err)
 	}
-	discoveryJSON, err := json.Marshal(discoveryDocument(opts.Issuer))
+	discoveryJSON, err := json.Marshal(discoveryDocument(opts.Issuer, scopes))
 	if err != nil {
 		return nil, fmt.Errorf("encoding discovery document: %w", err)
 	}
@@ -156,6 +181,8 @@ func New(opts Options) (*Server, error) {
 		clients:       clients,
 		accessTTL:     opts.AccessTokenLifetime,
 		now:           opts.Now,
+		scopes:        scopes,
+		subjectPrefix: opts.SubjectPrefix,
 		signer:        signer,
 		discoveryJSON: discoveryJSON,
 		jwksJSON:      jwksJSON,
@@ -263,7 +290,21 @@ func parseRedirectURI(uri string) (*url.URL, error) {
 	return u, nil
 }
 
-func discoveryDocument(issuer string) map[string]any {
+// CheckScope reports a scope that a client could not ask for: scopes are
+// printable ASCII without spaces, quotes or backslashes (RFC 6749 section 3.3).
+func CheckScope(scope string) error {
+	if scope == "" {
+		return errors.New("a scope is empty")
+	}
+	for _, c := range scope {
+		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return fmt.Errorf("scope %q: only printable ASCII without spaces, quotes or backslashes is allowed", scope)
+		}
+	}
+	return nil
+}
+
+func discoveryDocument(issuer string, scopes []string) map[string]any {
 	return map[string]any{
 		"issuer":                                issuer,
 		"authorization_endpoint":                issuer + authorizePath,
@@ -271,7 +312,7 @@ func discoveryDocument(issuer string) map[string]any {
 		"userinfo_endpoint":                     issuer + userinfoPath,
 		"jwks_uri":                              issuer + jwksPath,
 		"revocation_endpoint":                   issuer + revokePath,
-		"scopes_supported":                      scopesSupported,
+		"scopes_supported":                      scopes,
 		"response_types_supported":              []string{"code"},
 		"response_modes_supported":              []string{"query"},
 		"grant_types_supported":                 []string{"authorization_code", "refresh_token"},

@@ -51,12 +51,7 @@ type testOP struct {
 
 func newTestOP(t *testing.T) *testOP {
 	t.Helper()
-	rp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(r.URL.Query())
-	}))
-	t.Cleanup(rp.Close)
-	callback := rp.URL + "/callback"
-
+	rp, callback := startRP(t)
 	srv := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + srv.Listener.Addr().String() + "/dev"
 	clk := &clock{now: time.Now().Truncate(time.Second)}
@@ -75,12 +70,26 @@ func newTestOP(t *testing.T) *testOP {
 	srv.Config.Handler = s
 	srv.Start()
 	t.Cleanup(srv.Close)
+	return discover(t, s, clk, rp, callback)
+}
 
-	provider, err := oidc.NewProvider(t.Context(), issuer)
+// startRP starts the relying party, whose /callback echoes its query as JSON.
+func startRP(t *testing.T) (*httptest.Server, string) {
+	rp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(r.URL.Query())
+	}))
+	t.Cleanup(rp.Close)
+	return rp, rp.URL + "/callback"
+}
+
+// discover returns the testOP of a running server, after go-oidc discovery.
+func discover(t *testing.T, s *Server, clk *clock, rp *httptest.Server, callback string) *testOP {
+	t.Helper()
+	provider, err := oidc.NewProvider(t.Context(), s.issuer)
 	if err != nil {
 		t.Fatalf("go-oidc discovery: %v", err)
 	}
-	return &testOP{Server: s, issuer: issuer, clock: clk, rp: rp, callback: callback, provider: provider}
+	return &testOP{Server: s, issuer: s.issuer, clock: clk, rp: rp, callback: callback, provider: provider}
 }
 
 // config is an x/oauth2 client of the provider.
@@ -206,6 +215,9 @@ func TestNew_RejectsInvalidOptions(t *testing.T) {
 		{"duplicate client", Options{Issuer: "http://localhost:9999", Clients: []Client{client, client}}, "duplicate"},
 		{"relative redirect URI", Options{Issuer: "http://localhost:9999", Clients: []Client{{ID: "a", Secret: "s", RedirectURIs: []string{"/cb"}}}}, "redirect URI"},
 		{"redirect URI with fragment", Options{Issuer: "http://localhost:9999", Clients: []Client{{ID: "a", Secret: "s", RedirectURIs: []string{"https://app/cb#x"}}}}, "fragment"},
+		{"scope with a space", Options{Issuer: "http://localhost:9999", Clients: []Client{client}, Scopes: []string{"read write"}}, `scope "read write": only printable ASCII`},
+		{"scope with a quote", Options{Issuer: "http://localhost:9999", Clients: []Client{client}, Scopes: []string{`re"po`}}, "without spaces, quotes or backslashes"},
+		{"empty scope", Options{Issuer: "http://localhost:9999", Clients: []Client{client}, Scopes: []string{""}}, "a scope is empty"},
 		{"negative lifetime", Options{Issuer: "http://localhost:9999", Clients: []Client{client}, AccessTokenLifetime: -time.Second}, "negative"},
 	}
 	for _, tt := range tests {

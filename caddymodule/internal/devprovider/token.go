@@ -134,7 +134,7 @@ func (s *Server) writeTokens(w http.ResponseWriter, set *tokenSet) {
 func (s *Server) idToken(set *tokenSet) (string, error) {
 	now := s.now()
 	g := set.grant
-	claims := userClaims(g.user, set.scope)
+	claims := s.userClaims(g.user, set.scope)
 	claims["iss"] = s.issuer
 	claims["aud"] = g.clientID
 	claims["iat"] = now.Unix()

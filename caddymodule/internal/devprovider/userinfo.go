@@ -27,13 +27,13 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, oauthErr("insufficient_scope", "the access token lacks the openid scope"))
 		return
 	}
-	writeJSON(w, http.StatusOK, userClaims(at.grant.user, at.scope))
+	writeJSON(w, http.StatusOK, s.userClaims(at.grant.user, at.scope))
 }
 
 // userClaims are the user's claims that scope allows: sub always, email and
 // email_verified with email, name with profile (OIDC Core section 5.4).
-func userClaims(u user, scope []string) map[string]any {
-	claims := map[string]any{"sub": u.subject()}
+func (s *Server) userClaims(u user, scope []string) map[string]any {
+	claims := map[string]any{"sub": s.subject(u)}
 	if slices.Contains(scope, "email") {
 		claims["email"] = u.Email
 		claims["email_verified"] = u.EmailVerified
