@@ -64,8 +64,8 @@ type App struct {
 	Prefix string `json:"prefix,omitempty"`
 
 	// DevProvider, when set, runs the built-in development OpenID provider and
-	// adds it as the provider "dev". Never use it in production: anyone can
-	// sign in as anyone.
+	// adds it as the provider "dev", with the other providers it plays.
+	// Never use it in production: anyone can sign in as anyone.
 	DevProvider *DevProvider `json:"dev_provider,omitempty"`
 
 	// Providers are the sign-in and connect providers, shown in this order.
@@ -449,11 +449,11 @@ func (a *App) buildProviders(repl *caddy.Replacer, ref *storeRef) ([]*provider.P
 	seen := map[string]bool{}
 	configs := a.Providers
 	if a.DevProvider != nil {
-		dev, err := a.DevProvider.providerConfig(ref.keys.CookieSecret)
+		devs, err := a.DevProvider.providerConfigs(ref.keys.CookieSecret)
 		if err != nil {
 			return nil, err
 		}
-		configs = append([]ProviderConfig{dev}, configs...)
+		configs = append(devs, configs...)
 	}
 	for _, pc := range configs {
 		p, err := pc.build(repl)

@@ -41,6 +41,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //			listen                <host:port>
 //			access_token_lifetime <duration>
 //			link_by_email         on|off
+//			provider <name> {
+//				display_name  <text>
+//				sign_in       on|off
+//				link_by_email on|off
+//				grants        <scope...>
+//			}
 //		}
 //		provider <type> [<name>] {
 //			client_id      <id>
@@ -238,33 +244,6 @@ func parseStorage(d *caddyfile.Dispenser, a *App) error {
 	}
 	a.Postgres = pg
 	return nil
-}
-
-func parseDevProvider(d *caddyfile.Dispenser) (*DevProvider, error) {
-	dev := new(DevProvider)
-	if d.NextArg() {
-		dev.Listen = d.Val()
-	}
-	if d.NextArg() {
-		return nil, d.ArgErr()
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
-		case "listen":
-			err = oneArg(d, &dev.Listen)
-		case "access_token_lifetime":
-			err = durationArg(d, &dev.AccessTokenLifetime)
-		case "link_by_email":
-			dev.LinkByEmail, err = onOff(d)
-		default:
-			return nil, d.Errf("unrecognized dev_provider option %q", d.Val())
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return dev, nil
 }
 
 func parseProvider(d *caddyfile.Dispenser) (ProviderConfig, error) {

@@ -433,17 +433,27 @@ func (b *browser) signInDev(e *env, path string, person url.Values) (*http.Respo
 	if !strings.HasPrefix(authURL, e.DevURL+"/authorize?") {
 		b.t.Fatalf("start sent the browser to %s, want the dev provider", authURL)
 	}
+	resp, body, _ := b.atDevProvider(authURL, person)
+	return b.follow(resp, body)
+}
+
+// atDevProvider opens authURL, the sign-in page of one of the dev provider's
+// identities, and signs in there as the given person. It returns the
+// provider's answer (a redirect back) and the page it showed.
+func (b *browser) atDevProvider(authURL string, person url.Values) (*http.Response, string, string) {
+	b.t.Helper()
 	resp, page := b.get(authURL)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Ada Lovelace") {
-		b.t.Fatalf("dev provider page: status %d", resp.StatusCode)
+		b.t.Fatalf("dev provider page %s: status %d", authURL, resp.StatusCode)
 	}
 	u, _ := url.Parse(authURL)
 	form := u.Query()
 	for k, v := range person {
 		form[k] = v
 	}
-	resp, body := b.post(e.DevURL+"/authorize", form)
-	return b.follow(resp, body)
+	u.RawQuery = ""
+	resp, body := b.post(u.String(), form)
+	return resp, body, page
 }
 
 var ada = url.Values{"user": {"ada"}}
