@@ -25,7 +25,7 @@ import (
 
 const chromePath = "/usr/bin/chromium"
 
-// chromeUpdateScreenshots makes TestBrowser_SignInAccountSignOut write its screenshots to
+// chromeUpdateScreenshots makes the browser tests write their screenshots to
 // docs/screenshots. Without it the screenshots are taken and checked, but
 // the tracked files are left alone.
 const chromeUpdateScreenshots = "SOCIALGATE_UPDATE_SCREENSHOTS"
@@ -217,6 +217,18 @@ func chromeExpectLocation(ctx context.Context, want func(string) bool, what stri
 // SOCIALGATE_UPDATE_SCREENSHOTS=1. It leaves the tab at the desktop size.
 func (c *chromeTab) screenshots(name string) {
 	c.t.Helper()
+	c.takeScreenshots(name, os.Getenv(chromeUpdateScreenshots) == "1")
+}
+
+// checkScreenshots takes and checks the screenshots of a page whose pictures
+// in docs/screenshots another test writes.
+func (c *chromeTab) checkScreenshots(name string) {
+	c.t.Helper()
+	c.takeScreenshots(name, false)
+}
+
+func (c *chromeTab) takeScreenshots(name string, write bool) {
+	c.t.Helper()
 	for _, v := range []chromeViewport{chromeDesktop, chromePhone} {
 		file := name + "-" + v.name + ".png"
 		c.step("screenshot "+file, 10*time.Second, func(ctx context.Context) error {
@@ -247,7 +259,7 @@ func (c *chromeTab) screenshots(name string) {
 			if w, h := img.Bounds().Dx(), img.Bounds().Dy(); w < minW || h < minH {
 				return fmt.Errorf("the screenshot is %d×%d, want at least %d×%d", w, h, minW, minH)
 			}
-			if os.Getenv(chromeUpdateScreenshots) == "1" {
+			if write {
 				dir := filepath.Join("..", "docs", "screenshots")
 				if err := os.MkdirAll(dir, 0o755); err != nil {
 					return err
@@ -498,7 +510,8 @@ func TestBrowser_SignInAccountSignOut(t *testing.T) {
 		}
 		return nil
 	})
-	b.screenshots("account")
+	// The README's account picture is the quick start's (TestBrowser_QuickStart).
+	b.checkScreenshots("account")
 
 	b.step("disconnect Corp", 15*time.Second, func(ctx context.Context) error {
 		corpDisconnect := chromedp.Search(`//li[.//strong[normalize-space(.)="Corp"]]//button[normalize-space(.)="Disconnect"]`)
