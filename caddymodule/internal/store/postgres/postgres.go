@@ -14,6 +14,8 @@
 // Secrets: provider tokens and ephemeral values are sealed with AES-256-GCM
 // under Options.EncryptionKey before they leave the process, and session and
 // ephemeral ids, which are bearer secrets, are stored as their SHA-256.
+// During a key rotation, Options.PreviousEncryptionKeys still open what they
+// sealed, and Rekey seals it again under the new key.
 package postgres
 
 import (
@@ -58,8 +60,14 @@ type Options struct {
 	DSN string
 	// EncryptionKey seals provider tokens and ephemeral values. Required: 32
 	// bytes (AES-256). Every gateway on one database needs the same key; Open
-	// refuses a key that differs from the one the database was created with.
+	// refuses keys of which none opens what the database holds
+	// (ErrWrongKey).
 	EncryptionKey []byte
+	// PreviousEncryptionKeys are the keys EncryptionKey replaces during a
+	// rotation: what they sealed still opens, new values are sealed under
+	// EncryptionKey, and Rekey seals the rest again under it, after which
+	// they can go. Default: none.
+	PreviousEncryptionKeys [][]byte
 	// MaxConns caps the connection pool. Default 10, at least 2 (see
 	// WithAccountLock).
 	MaxConns int32
@@ -103,7 +111,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.DSN == "" {
 		return nil, errors.New("opening postgres store: a DSN is required")
 	}
-	sl, err := newSealer(opts.EncryptionKey)
+	sl, err := newSealer(opts.EncryptionKey, opts.PreviousEncryptionKeys...)
 	if err != nil {
 		return nil, fmt.Errorf("opening postgres store: %w", err)
 	}
@@ -160,21 +168,29 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// checkKey seals a constant into meta on first use and, on every Open,
-// checks that this gateway's key opens it.
+// ErrWrongKey means that none of the encryption keys given to Open opens
+// the database's key check: it was created, or last re-keyed, under
+// another key.
+var ErrWrongKey = errors.New("the encryption key is not the one this database was created with")
+
+// The key check is a constant sealed into meta on first use; every Open
+// checks that one of its keys opens it, and Rekey seals it again under the
+// current key once nothing else needs a previous one.
+const keyCheckName, keyCheckAAD, keyCheckPlain = "key_check", "meta/key_check", "socialgate"
+
+// checkKey stores the key check on first use and checks it.
 func (s *Store) checkKey(ctx context.Context) error {
-	const name, aad, plain = "key_check", "meta/key_check", "socialgate"
 	_, err := s.pool.Exec(ctx, `INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`,
-		name, s.sealer.seal([]byte(plain), aad))
+		keyCheckName, s.sealer.seal([]byte(keyCheckPlain), keyCheckAAD))
 	if err != nil {
 		return fmt.Errorf("storing the key check: %w", err)
 	}
 	var sealed []byte
-	if err := s.pool.QueryRow(ctx, `SELECT value FROM meta WHERE name = $1`, name).Scan(&sealed); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT value FROM meta WHERE name = $1`, keyCheckName).Scan(&sealed); err != nil {
 		return fmt.Errorf("reading the key check: %w", err)
 	}
-	if got, err := s.sealer.open(sealed, aad); err != nil || string(got) != plain {
-		return errors.New("the encryption key is not the one this database was created with")
+	if got, err := s.sealer.open(sealed, keyCheckAAD); err != nil || string(got) != keyCheckPlain {
+		return ErrWrongKey
 	}
 	return nil
 }
