@@ -32,6 +32,7 @@ func init() {
 //	DELETE /socialgate/users/{id}/external_accounts/{eac}
 //	POST   /socialgate/sessions/{id}/revoke
 //	POST   /socialgate/webhooks/{name}/replay?since=<Unix ms>|event_id=<evt_…>
+//	POST   /socialgate/identity-keys/rotate  (Badger stores)
 //	GET    /socialgate/check    (Badger stores)
 //	GET    /socialgate/backup   (Badger stores; Badger's backup format)
 //
@@ -192,6 +193,9 @@ func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 
 	case route(3, "webhooks", http.MethodPost) && seg[2] == "replay":
 		return replayWebhook(w, r, open, seg[1])
+
+	case route(2, "identity-keys", http.MethodPost) && seg[1] == "rotate":
+		return rotateIdentityKey(w, r, open)
 
 	case route(1, "check", http.MethodGet):
 		b, ok := st.(*store.Badger)

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -17,11 +16,9 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/access"
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
-	"github.com/socialgate/socialgate/caddymodule/internal/assertion"
 	"github.com/socialgate/socialgate/caddymodule/internal/audit"
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
 	"github.com/socialgate/socialgate/caddymodule/internal/gateway"
-	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
@@ -130,6 +127,14 @@ type App struct {
 	// IdentityAudience is the aud claim of the identity token. Default: none.
 	IdentityAudience []string `json:"identity_audience,omitempty"`
 
+	// IdentityKeyDelay is how long a new identity-token key (after
+	// identity-key-rotate, or a new PostgreSQL secret) is published in the
+	// JWKS before it signs, so that verifiers caching the JWKS have it
+	// before they meet it; the previous key signs meanwhile. The JWKS's
+	// Cache-Control max-age is 5m, or half this when that is shorter.
+	// Default: 10m.
+	IdentityKeyDelay *caddy.Duration `json:"identity_key_delay,omitempty"`
+
 	// RedirectURLs are the URLs native apps may be sent back to after sign-in
 	// (myapp://oauth-callback, https://app.example.com/after-sign-in). They
 	// are recorded in the store at load, beside those added through the
@@ -195,21 +200,6 @@ type App struct {
 	stopActivity func() // stops recording session activity
 }
 
-// PostgresStorage configures the PostgreSQL store.
-type PostgresStorage struct {
-	// DSN is the connection string (postgres://user:pass@host/db or
-	// key=value pairs); {env.*} and {file.*} are expanded. Required.
-	DSN string `json:"dsn"`
-	// Secret, the same on every gateway of the database, is what the cookie
-	// key, the token encryption key and the identity-token key derive from.
-	// At least 32 characters; {env.*} and {file.*} are expanded. Required.
-	Secret string `json:"secret"`
-	// MaxConns caps the connection pool. Default: 10.
-	MaxConns int32 `json:"max_conns,omitempty"`
-	// ConnectTimeout bounds opening one connection. Default: 5s.
-	ConnectTimeout caddy.Duration `json:"connect_timeout,omitempty"`
-}
-
 // UIConfig brands the gateway's pages.
 type UIConfig struct {
 	// AppName is shown in page titles and headings. Default: socialgate.
@@ -266,7 +256,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	secrets, err := cookieSecrets(repl, a.CookieKeys, ref.keys.CookieSecret)
+	secrets, err := cookieSecrets(repl, a.CookieKeys, ref.keys.CookieSecrets())
 	if err != nil {
 		return err
 	}
@@ -316,6 +306,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	limits, err := a.limiter()
 	if err != nil {
 		return err
+	}
+	if a.IdentityKeyDelay != nil && *a.IdentityKeyDelay < 0 {
+		return fmt.Errorf("identity_key_delay: %v is negative", time.Duration(*a.IdentityKeyDelay))
 	}
 	identity, err := a.identitySigner(ref)
 	if err != nil {
@@ -382,22 +375,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// acquireStore opens the configured store: PostgreSQL, or Badger in Storage.
-func (a *App) acquireStore(repl *caddy.Replacer) (*storeRef, error) {
-	if pg := a.Postgres; pg != nil {
-		dsn := repl.ReplaceKnown(pg.DSN, "")
-		if dsn == "" {
-			return nil, errors.New("storage postgres: dsn is required")
-		}
-		return acquirePostgres(pg, dsn, repl.ReplaceKnown(pg.Secret, ""))
-	}
-	dir := a.Storage
-	if dir == "" {
-		dir = filepath.Join(caddy.AppDataDir(), "socialgate")
-	}
-	return acquireBadger(dir, a.logger)
-}
-
 // statuses lists the providers for the API's health report.
 func statuses(providers []*provider.Provider) []api.ProviderStatus {
 	out := make([]api.ProviderStatus, len(providers))
@@ -405,34 +382,6 @@ func statuses(providers []*provider.Provider) []api.ProviderStatus {
 		out[i] = p
 	}
 	return out
-}
-
-// identitySigner signs identity tokens with the keyring's key.
-func (a *App) identitySigner(ref *storeRef) (*assertion.Signer, error) {
-	keys := ref.keys
-	if ref.dir != "" {
-		// The pooled keyring was read when the store opened, maybe several
-		// reloads ago: read the identity keys again, so that a reload picks
-		// up identity-key-rotate.
-		fresh, err := keyring.LoadOrCreate(ref.dir)
-		if err != nil {
-			return nil, fmt.Errorf("storage %s: %w", ref.dir, err)
-		}
-		keys = fresh
-	}
-	key, err := keys.Signer()
-	if err != nil {
-		return nil, err
-	}
-	previous, err := keys.Previous()
-	if err != nil {
-		return nil, err
-	}
-	issuer := a.IdentityIssuer
-	if issuer == "" {
-		issuer = "socialgate"
-	}
-	return assertion.New(assertion.Options{Key: key, Previous: previous, Issuer: issuer, Audience: a.IdentityAudience})
 }
 
 // Validate reports configurations that can never sign anyone in.
@@ -469,9 +418,13 @@ func (a *App) buildProviders(repl *caddy.Replacer, ref *storeRef) ([]*provider.P
 	return out, nil
 }
 
-// Start puts this config's webhooks in force, starts recording session
-// activity, and runs the dev provider when it is configured.
+// Start publishes the identity keys, puts this config's webhooks in force,
+// starts recording session activity, and runs the dev provider when it is
+// configured.
 func (a *App) Start() error {
+	if err := a.publishKeys(); err != nil {
+		return err
+	}
 	a.unconfigure = a.hooks.Configure(a.endpoints)
 	a.stopActivity = a.gateway.Sessions.RunActivity(a.logger)
 	if a.DevProvider == nil {

@@ -32,7 +32,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //	socialgate {
 //		storage          <dir> | postgres {
 //			dsn             <dsn>
-//			secret          <secret>
+//			secret          <secret> [<previous secret>...]
 //			max_conns       <n>
 //			connect_timeout <duration>
 //		}
@@ -87,6 +87,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		api_key          <key...>
 //		identity_issuer  <text>
 //		identity_audience <aud...>
+//		identity_key_delay <duration>
 //		return_urls      <url...>
 //		allow_emails     <address|*@domain...>
 //		allow_groups     <provider:group...>
@@ -151,6 +152,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = oneArg(d, &a.IdentityIssuer)
 		case "identity_audience":
 			a.IdentityAudience, err = someArgs(d)
+		case "identity_key_delay":
+			err = zeroOrDurationArg(d, &a.IdentityKeyDelay)
 		case "return_urls":
 			a.ReturnURLs, err = someArgs(d)
 		case "allow_emails":
@@ -202,47 +205,6 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return err
 		}
 	}
-	return nil
-}
-
-func parseStorage(d *caddyfile.Dispenser, a *App) error {
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	if d.Val() != "postgres" {
-		a.Storage = d.Val()
-		if d.NextArg() {
-			return d.ArgErr()
-		}
-		return nil
-	}
-	pg := new(PostgresStorage)
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
-		case "dsn":
-			err = oneArg(d, &pg.DSN)
-		case "secret":
-			err = oneArg(d, &pg.Secret)
-		case "max_conns":
-			var s string
-			if err = oneArg(d, &s); err == nil {
-				n, perr := strconv.Atoi(s)
-				if perr != nil || n < 2 {
-					return d.Errf("max_conns: %q is not a number of connections (at least 2)", s)
-				}
-				pg.MaxConns = int32(n)
-			}
-		case "connect_timeout":
-			err = durationArg(d, &pg.ConnectTimeout)
-		default:
-			return d.Errf("unrecognized storage postgres option %q", d.Val())
-		}
-		if err != nil {
-			return err
-		}
-	}
-	a.Postgres = pg
 	return nil
 }
 

@@ -41,8 +41,8 @@ const (
 // store's directory lock.
 var errGatewayRunning = errors.New("the gateway is running and holds the store: stop it first, or give it Caddy's admin API (the commands then use it; --admin names its address)")
 
-func init() {
-	const storageHelp = `
+// storageHelp ends the help of the commands that reach the store.
+const storageHelp = `
 With the gateway stopped, the command opens the store directly. While a
 gateway runs and holds the store (Badger locks its directory), the command
 asks that gateway instead, through Caddy's admin API at --admin (default
@@ -53,6 +53,7 @@ is reached: give --admin).
 --storage is the app's storage option (default: socialgate in Caddy's data
 directory).`
 
+func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "storage-check",
 		Usage: "[--storage <dir>] [--admin <addr>]",
@@ -139,30 +140,6 @@ such live session.
 	})
 
 	caddycmd.RegisterCommand(caddycmd.Command{
-		Name:  "identity-key-rotate",
-		Usage: "[--storage <dir>]",
-		Short: "Makes a new key for the identity JWT, keeping the old ones in the JWKS",
-		Long: `
-Generates a new signing key for X-Auth-Jwt in keys.json; the current key and
-the one before it stay in /_auth/.well-known/jwks.json, so tokens signed
-before the rotation verify until they expire. A running gateway uses the
-new key after its next reload (caddy reload) or restart. With the
-PostgreSQL store the keys derive from its secret: change the secret instead.
-` + storageHelp,
-		CobraFunc: func(cmd *cobra.Command) {
-			storageFlag(cmd)
-			cmd.RunE = caddycmd.WrapCommandFuncForCobra(func(fl caddycmd.Flags) (int, error) {
-				dir := fl.String("storage")
-				if err := keyring.RotateSigningKey(dir); err != nil {
-					return exitFailed, fmt.Errorf("storage %s: %w", dir, err)
-				}
-				fmt.Printf("storage %s: a new identity key signs after the gateway's next reload or restart; the previous two stay in the JWKS\n", dir)
-				return exitOK, nil
-			})
-		},
-	})
-
-	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "account-disconnect",
 		Usage: "[--storage <dir>] [--admin <addr>] <user id> <external account id>",
 		Short: "Unlinks an external account from a socialgate user",
@@ -217,11 +194,17 @@ exit code 1 when it has invariant violations, 2 when nothing was restored.
 	})
 }
 
-// storageFlag adds --storage, and makes flag errors exit 2: Caddy's Main
-// would exit 1, which these commands use for "found a problem".
+// storageFlag adds --storage and --admin, and makes flag errors exit 2.
 func storageFlag(cmd *cobra.Command) {
 	cmd.Flags().String("storage", filepath.Join(caddy.AppDataDir(), "socialgate"), "The socialgate storage directory")
 	cmd.Flags().String("admin", caddy.DefaultAdminListen, "The address of the running gateway's admin API, used when it holds the store")
+	flagErrorsExitTwo(cmd)
+}
+
+// flagErrorsExitTwo makes the command's flag errors exit 2 (nothing was
+// done): Caddy's Main would exit 1, which the commands use for "found a
+// problem".
+func flagErrorsExitTwo(cmd *cobra.Command) {
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		fmt.Fprintf(os.Stderr, "%v\nUsage: %s\n", err, c.UseLine())
 		os.Exit(exitFailed)

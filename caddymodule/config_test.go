@@ -86,6 +86,8 @@ func TestConfig_ErrorsNameTheProblem(t *testing.T) {
 		{"bad accent", "accent red", `accent colour "red" is not a hex colour`},
 		{"bad prefix", "prefix auth/", `prefix "auth/" must be a path`},
 		{"bad return url", "return_urls javascript:alert(1)", "return_urls"},
+		{"bad identity key delay", "identity_key_delay soon", `identity_key_delay: "soon" is not a duration`},
+		{"postgres secret without a value", "storage postgres {\n dsn postgres://127.0.0.1:1/x\n secret\n }", "wrong argument count"},
 		{"bad sign_in value", "provider oidc corp {\n issuer https://a.example.com\n client_id x\n sign_in maybe\n }", `sign_in: want on or off, got "maybe"`},
 		{"link_by_email on, never verified", "provider oauth2 plain {\n authorize_url https://a.example.com/auth\n token_url https://a.example.com/token\n userinfo_url https://a.example.com/me\n client_id x\n link_by_email on\n }",
 			"provider plain (oauth2): link_by_email is on, but the provider never reports a verified email address: map one with fields { email_verified <path> }"},

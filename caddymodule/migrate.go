@@ -70,11 +70,7 @@ database unreachable, wrong secret) — run it again once fixed.
 			cmd.Flags().String("to", "", "The target store: postgres or badger:<dir>")
 			cmd.Flags().String("dsn", "", "The PostgreSQL connection string (default: $"+envMigrateDSN+")")
 			cmd.Flags().String("secret", "", "The storage postgres secret, at least 32 characters (default: $"+envMigrateSecret+")")
-			cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-				fmt.Fprintf(os.Stderr, "%v\nUsage: %s\n", err, c.UseLine())
-				os.Exit(exitFailed)
-				return err
-			})
+			flagErrorsExitTwo(cmd)
 			cmd.RunE = caddycmd.WrapCommandFuncForCobra(cmdStorageMigrate)
 		},
 	})

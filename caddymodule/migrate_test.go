@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -180,15 +179,7 @@ func runMigrate(t *testing.T, opts migrateOptions, wantCode int) string {
 }
 
 func TestStorageMigrate_BadgerToPostgresAndBack(t *testing.T) {
-	server, err := storetest.StartPostgres()
-	if errors.Is(err, storetest.ErrNoPostgres) && os.Getenv("CI") != "true" {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { server.Stop() }) // after FreshDSN's cleanup drops the schema
-	dsn := server.FreshDSN(t)
+	dsn := storetest.OwnPostgres(t)
 	ctx := context.Background()
 
 	src := t.TempDir()

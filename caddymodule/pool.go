@@ -2,22 +2,22 @@ package caddymodule
 
 import (
 	"context"
-	"fmt"
-	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/assertion"
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
-	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
 )
 
 // stores shares one open store per location across config reloads: Caddy
 // starts the new config before cleaning up the old one, Badger locks its
-// directory, and a database pool should not be opened twice.
+// directory, and a database pool should not be opened twice. A PostgreSQL
+// store is pooled under its DSN and every setting it was opened with, so
+// that a reload changing one (the secrets, max_conns, connect_timeout)
+// opens a store with the new settings instead of reusing the old one.
 var stores = caddy.NewUsagePool()
 
 // openStore is a pooled store and its keys.
@@ -25,6 +25,12 @@ type openStore struct {
 	store store.Store
 	keys  *keyring.Keyring
 	key   string // in stores (and dispatchers)
+	dir   string // the Badger store's directory (its keys.json); "" for PostgreSQL
+
+	// identity holds the identity-token keys of every config on the
+	// store, so a rotation reaches them all without a reload.
+	identity   *assertion.KeySet
+	identityMu sync.Mutex // serializes rotations and reloads of identity
 
 	mu     sync.Mutex
 	caches map[*storeRef]caches // of the configs using the store
@@ -75,7 +81,6 @@ func (o *openStore) Destruct() error { return o.store.Close() }
 type storeRef struct {
 	*openStore
 	key  string
-	dir  string // the Badger store's directory (its keys.json); "" for PostgreSQL
 	once sync.Once
 }
 
@@ -83,57 +88,20 @@ type storeRef struct {
 func acquire(key string, open func() (*openStore, error)) (*storeRef, error) {
 	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		o, err := open()
-		if err == nil {
-			o.key = key
+		if err != nil {
+			return nil, err
 		}
-		return o, err
+		o.key = key
+		if err := o.loadIdentity(context.Background(), false); err != nil {
+			o.store.Close()
+			return nil, err
+		}
+		return o, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &storeRef{openStore: v.(*openStore), key: key}, nil
-}
-
-// acquireBadger opens the Badger store in dir, with the keys kept beside it.
-func acquireBadger(dir string, logger *zap.Logger) (*storeRef, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("storage %s: %w", dir, err)
-	}
-	key := filepath.Clean(abs)
-	ref, err := acquire("badger:"+key, func() (*openStore, error) {
-		keys, err := keyring.LoadOrCreate(key)
-		if err != nil {
-			return nil, fmt.Errorf("storage %s: %w", key, err)
-		}
-		st, err := store.Open(store.Options{Dir: key, EncryptionKey: keys.StoreKey, Logger: badgerLogger{logger.Sugar()}})
-		if err != nil {
-			return nil, fmt.Errorf("storage %s: %w (is another process, or `caddy validate`, using it?)", key, err)
-		}
-		return &openStore{store: st, keys: keys}, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	ref.dir = key
-	return ref, nil
-}
-
-// acquirePostgres connects to the database; every key derives from the
-// shared secret, so every gateway on the database agrees on them.
-func acquirePostgres(cfg *PostgresStorage, dsn, secret string) (*storeRef, error) {
-	keys, err := keyring.FromSecret([]byte(secret))
-	if err != nil {
-		return nil, fmt.Errorf("storage postgres: secret: %w", err)
-	}
-	return acquire("postgres:"+dsn, func() (*openStore, error) {
-		st, err := postgres.Open(context.Background(), postgres.Options{DSN: dsn, EncryptionKey: keys.StoreKey,
-			MaxConns: cfg.MaxConns, ConnectTimeout: time.Duration(cfg.ConnectTimeout)})
-		if err != nil {
-			return nil, fmt.Errorf("storage postgres: %w", err)
-		}
-		return &openStore{store: st, keys: keys}, nil
-	})
 }
 
 func (r *storeRef) release() {

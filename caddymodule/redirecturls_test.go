@@ -2,11 +2,9 @@ package caddymodule_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 
@@ -29,16 +27,7 @@ func nativeStartStatus(t *testing.T, e *env, redirectURL string) int {
 // postgresForTest returns a fresh database of a private PostgreSQL server,
 // or skips the test without one (outside CI).
 func postgresForTest(t *testing.T) string {
-	t.Helper()
-	server, err := storetest.StartPostgres()
-	if errors.Is(err, storetest.ErrNoPostgres) && os.Getenv("CI") != "true" {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { server.Stop() }) // after FreshDSN's cleanup drops the schema
-	return server.FreshDSN(t)
+	return storetest.OwnPostgres(t)
 }
 
 // pgSecret is the storage secret of the PostgreSQL gateways of these tests.

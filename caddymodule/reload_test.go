@@ -141,8 +141,12 @@ func ourGoroutines() []string {
 	return ours
 }
 
+// TestIdentityKeyRotation_OldTokensStillVerify rotates keys.json behind the
+// gateway's back and reloads: the new key is published at once and signs
+// only after identity_key_delay; tokens of both keys verify throughout.
 func TestIdentityKeyRotation_OldTokensStillVerify(t *testing.T) {
-	e := newEnv(t, options{})
+	const delay = "identity_key_delay 1s"
+	e := newEnv(t, options{Global: delay})
 	b := newBrowser(t)
 	b.signInDev(e, "/", ada)
 	before := e.Upstream.Last(t).Get("X-Auth-Jwt")
@@ -151,18 +155,26 @@ func TestIdentityKeyRotation_OldTokensStillVerify(t *testing.T) {
 	}
 	// The store stays open across the reload (it is pooled); the identity
 	// keys are read again.
-	if err := e.Load(options{}); err != nil {
+	if err := e.Load(options{Global: delay}); err != nil {
 		t.Fatal(err)
 	}
-	newBrowser(t).signInDev(e, "/", person("Grace Hopper", "grace@example.com", true))
-	after := e.Upstream.Last(t).Get("X-Auth-Jwt")
+	signIn := func() string {
+		newBrowser(t).signInDev(e, "/", person("Grace Hopper", "grace@example.com", true))
+		return e.Upstream.Last(t).Get("X-Auth-Jwt")
+	}
+	during := signIn()
+	time.Sleep(1100 * time.Millisecond)
+	after := signIn()
 	_, jwks := b.get(e.Base + "/_auth/.well-known/jwks.json")
-	for name, token := range map[string]string{"before the rotation": before, "after": after} {
+	for name, token := range map[string]string{"before the rotation": before, "right after": during, "after the delay": after} {
 		if !verifiesWith(t, jwks, token) {
 			t.Errorf("a token signed %s does not verify with the JWKS", name)
 		}
 	}
+	if kidOf(t, before) != kidOf(t, during) {
+		t.Error("the new key signs before the delay has passed")
+	}
 	if kidOf(t, before) == kidOf(t, after) {
-		t.Error("the key did not change")
+		t.Error("the key did not change after the delay")
 	}
 }

@@ -13,10 +13,11 @@ import (
 )
 
 // cookieSecrets expands the configured cookie keys ({env.*}, {file.*}); with
-// none configured, the generated secret is used.
-func cookieSecrets(repl *caddy.Replacer, keys []string, generated []byte) ([][]byte, error) {
+// none configured, the store's are used (generated, or derived from the
+// PostgreSQL secrets, newest first).
+func cookieSecrets(repl *caddy.Replacer, keys []string, generated [][]byte) ([][]byte, error) {
 	if len(keys) == 0 {
-		return [][]byte{generated}, nil
+		return generated, nil
 	}
 	out := make([][]byte, 0, len(keys))
 	for i, k := range keys {

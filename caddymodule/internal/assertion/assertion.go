@@ -1,7 +1,8 @@
 // Package assertion issues the identity JWT that upstreams receive with every
 // signed-in request, and publishes the keys to verify it (JWKS). A token is
 // signed once per session and reused until shortly before it expires, so the
-// request path does no signing.
+// request path does no signing. A new key is published before it signs
+// (KeySet), so verifiers that cache the JWKS never meet a key they lack.
 package assertion
 
 import (
@@ -51,15 +52,11 @@ type Claims struct {
 
 // Signer issues identity tokens. Safe for concurrent use.
 type Signer struct {
-	signer   jose.Signer
-	jwks     []byte
+	keys     *KeySet
 	issuer   string
 	audience []string
 	lifetime time.Duration
 	now      func() time.Time
-	// maxPayload is the longest claims' JSON that keeps a token within
-	// MaxTokenSize.
-	maxPayload int
 
 	mu    sync.RWMutex // read on every request, written once per session per lifetime
 	cache map[string]cached
@@ -68,14 +65,13 @@ type Signer struct {
 type cached struct {
 	token     string
 	refreshAt time.Time
+	keys      *keyState // the keys when it was signed
 }
 
 // Options configure a Signer.
 type Options struct {
-	// Key signs tokens (ES256). Older keys go in Previous: they stay in the
-	// JWKS so tokens signed before a rotation still verify.
-	Key      *ecdsa.PrivateKey
-	Previous []*ecdsa.PublicKey
+	// Keys sign tokens (ES256) and verify them (JWKS); required.
+	Keys *KeySet
 	// Issuer is the iss claim; required.
 	Issuer string
 	// Audience is the aud claim; default none.
@@ -87,8 +83,8 @@ type Options struct {
 
 // New returns a Signer.
 func New(o Options) (*Signer, error) {
-	if o.Key == nil || o.Issuer == "" {
-		return nil, errors.New("identity token: a key and an issuer are required")
+	if o.Keys == nil || o.Issuer == "" {
+		return nil, errors.New("identity token: keys and an issuer are required")
 	}
 	if o.Lifetime == 0 {
 		o.Lifetime = DefaultLifetime
@@ -96,33 +92,8 @@ func New(o Options) (*Signer, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	kid := KeyID(&o.Key.PublicKey)
-	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: o.Key},
-		(&jose.SignerOptions{}).WithType("JWT").WithHeader(jose.HeaderKey("kid"), kid))
-	if err != nil {
-		return nil, fmt.Errorf("identity token signer: %w", err)
-	}
-	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &o.Key.PublicKey, KeyID: kid, Algorithm: "ES256", Use: "sig"}}}
-	for _, pub := range o.Previous {
-		set.Keys = append(set.Keys, jose.JSONWebKey{Key: pub, KeyID: KeyID(pub), Algorithm: "ES256", Use: "sig"})
-	}
-	jwks, err := json.Marshal(set)
-	if err != nil {
-		return nil, err
-	}
-	// A token is header.payload.signature, the payload's part base64url:
-	// the rest of it is the same for every token of this key.
-	empty, err := sig.Sign(nil)
-	if err != nil {
-		return nil, fmt.Errorf("identity token signer: %w", err)
-	}
-	overhead, err := empty.CompactSerialize()
-	if err != nil {
-		return nil, fmt.Errorf("identity token signer: %w", err)
-	}
-	return &Signer{signer: sig, jwks: jwks, issuer: o.Issuer, audience: o.Audience,
-		lifetime: o.Lifetime, now: o.Now, cache: map[string]cached{},
-		maxPayload: base64.RawURLEncoding.DecodedLen(MaxTokenSize - len(overhead))}, nil
+	return &Signer{keys: o.Keys, issuer: o.Issuer, audience: o.Audience,
+		lifetime: o.Lifetime, now: o.Now, cache: map[string]cached{}}, nil
 }
 
 // KeyID is the key's RFC 7638 thumbprint, base64url.
@@ -135,16 +106,21 @@ func KeyID(pub *ecdsa.PublicKey) string {
 }
 
 // JWKS is the JSON Web Key Set that verifies the tokens.
-func (s *Signer) JWKS() []byte { return s.jwks }
+func (s *Signer) JWKS() []byte { return s.keys.JWKS() }
+
+// JWKSMaxAge is how long verifiers may cache the JWKS (KeySet.MaxAge).
+func (s *Signer) JWKSMaxAge() time.Duration { return s.keys.MaxAge() }
 
 // Token returns the identity token of a session, signing a new one only when
-// the cached one is within a fifth of its lifetime of expiring.
+// the cached one is within a fifth of its lifetime of expiring, or when the
+// keys changed since (its key may have left the JWKS).
 func (s *Signer) Token(sess *store.Session) (string, error) {
 	now := s.now()
+	keys := s.keys.state.Load()
 	s.mu.RLock()
 	c, ok := s.cache[sess.ID]
 	s.mu.RUnlock()
-	if ok && now.Before(c.refreshAt) {
+	if ok && now.Before(c.refreshAt) && c.keys == keys {
 		return c.token, nil
 	}
 	exp := now.Add(s.lifetime)
@@ -167,7 +143,7 @@ func (s *Signer) Token(sess *store.Session) (string, error) {
 	}
 	claims.Email = sess.VerifiedEmail()
 	claims.EmailVerified = claims.Email != ""
-	token, err := s.sign(claims)
+	token, err := keys.sign(claims, keys.pick(now, time.Duration(s.keys.delay.Load())))
 	if err != nil {
 		return "", fmt.Errorf("signing identity token: %w", err)
 	}
@@ -175,21 +151,21 @@ func (s *Signer) Token(sess *store.Session) (string, error) {
 	if len(s.cache) >= maxCached {
 		clear(s.cache)
 	}
-	s.cache[sess.ID] = cached{token: token, refreshAt: exp.Add(-s.lifetime / 5)}
+	s.cache[sess.ID] = cached{token: token, refreshAt: exp.Add(-s.lifetime / 5), keys: keys}
 	s.mu.Unlock()
 	return token, nil
 }
 
-// sign signs c with as many of its groups as keep the token within
-// MaxTokenSize (all of them, mostly).
-func (s *Signer) sign(c Claims) (string, error) {
+// sign signs c with key i, with as many of its groups as keep the token
+// within MaxTokenSize (all of them, mostly).
+func (st *keyState) sign(c Claims, i int) (string, error) {
 	groups := c.Groups
 	var payload []byte
 	var err error
 	fits := func(n int) bool {
 		c.Groups = groups[:n]
 		payload, err = encode(c)
-		return err == nil && len(payload) <= s.maxPayload
+		return err == nil && len(payload) <= st.maxPayload
 	}
 	if !fits(len(groups)) {
 		// The most groups that fit, found by halving; with none at all the
@@ -199,7 +175,7 @@ func (s *Signer) sign(c Claims) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	jws, err := s.signer.Sign(payload)
+	jws, err := st.signers[i].Sign(payload)
 	if err != nil {
 		return "", err
 	}

@@ -19,12 +19,27 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
-func newKey(t *testing.T) *ecdsa.PrivateKey {
+func newKey(t testing.TB) *ecdsa.PrivateKey {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// newSigner signs with key alone, published long ago, at the clock now,
+// for audience.
+func newSigner(t testing.TB, key *ecdsa.PrivateKey, now func() time.Time, audience ...string) *Signer {
+	t.Helper()
+	keys, err := NewKeySet([]Key{{Private: key, Published: time.Unix(0, 1)}}, DefaultKeyDelay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Keys: keys, Issuer: "https://gw.example", Audience: audience, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // verify checks a token against the published JWKS, as an upstream would.
@@ -54,10 +69,7 @@ func verify(t *testing.T, s *Signer, token string, now time.Time) Claims {
 
 func TestToken_VerifiesWithTheJWKSAndCarriesTheIdentity(t *testing.T) {
 	now := time.Now()
-	s, err := New(Options{Key: newKey(t), Issuer: "https://gw.example", Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newSigner(t, newKey(t), func() time.Time { return now })
 	sess := &store.Session{ID: "sess_1", UserID: "user_1", Email: "a@example.com", EmailVerified: true, Name: "A", ExpiresAt: now.Add(time.Hour)}
 	token, err := s.Token(sess)
 	if err != nil {
@@ -85,7 +97,7 @@ func TestToken_VerifiesWithTheJWKSAndCarriesTheIdentity(t *testing.T) {
 
 func TestToken_IsReusedUntilNearExpiryThenRenewed(t *testing.T) {
 	now := time.Now()
-	s, _ := New(Options{Key: newKey(t), Issuer: "https://gw.example", Now: func() time.Time { return now }})
+	s := newSigner(t, newKey(t), func() time.Time { return now })
 	sess := &store.Session{ID: "sess_1", UserID: "user_1", ExpiresAt: now.Add(time.Hour)}
 	first, _ := s.Token(sess)
 	now = now.Add(3 * time.Minute)
@@ -102,7 +114,7 @@ func TestToken_IsReusedUntilNearExpiryThenRenewed(t *testing.T) {
 
 func TestToken_NeverOutlivesTheSession(t *testing.T) {
 	now := time.Now()
-	s, _ := New(Options{Key: newKey(t), Issuer: "https://gw.example", Now: func() time.Time { return now }})
+	s := newSigner(t, newKey(t), func() time.Time { return now })
 	sess := &store.Session{ID: "sess_1", UserID: "user_1", ExpiresAt: now.Add(time.Minute)}
 	token, _ := s.Token(sess)
 	if c := verify(t, s, token, now); c.Expiry.Time().After(sess.ExpiresAt) {
@@ -116,7 +128,7 @@ func TestToken_NeverOutlivesTheSession(t *testing.T) {
 // MaxTokenSize, and leaves the rest out.
 func TestToken_StaysWithinMaxTokenSizeKeepingTheFirstGroups(t *testing.T) {
 	now := time.Now()
-	s, _ := New(Options{Key: newKey(t), Issuer: "https://gw.example", Audience: []string{"app"}, Now: func() time.Time { return now }})
+	s := newSigner(t, newKey(t), func() time.Time { return now }, "app")
 	for _, tc := range []struct {
 		name      string
 		groups    int
@@ -160,15 +172,14 @@ func TestToken_StaysWithinMaxTokenSizeKeepingTheFirstGroups(t *testing.T) {
 func TestJWKS_KeepsPreviousKeysForRotation(t *testing.T) {
 	old, cur := newKey(t), newKey(t)
 	now := time.Now()
-	oldSigner, _ := New(Options{Key: old, Issuer: "https://gw.example"})
-	token, _ := oldSigner.Token(&store.Session{ID: "s", UserID: "u", ExpiresAt: now.Add(time.Hour)})
-	rotated, _ := New(Options{Key: cur, Previous: []*ecdsa.PublicKey{&old.PublicKey}, Issuer: "https://gw.example"})
+	token, _ := newSigner(t, old, nil).Token(&store.Session{ID: "s", UserID: "u", ExpiresAt: now.Add(time.Hour)})
+	keys, _ := NewKeySet([]Key{{Private: cur, Published: time.Unix(0, 1)}, {Private: old, Published: time.Unix(0, 1)}}, DefaultKeyDelay)
+	rotated, _ := New(Options{Keys: keys, Issuer: "https://gw.example"})
 	verify(t, rotated, token, now)
 }
 
 func BenchmarkToken_Cached(b *testing.B) {
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	s, _ := New(Options{Key: k, Issuer: "https://gw.example"})
+	s := newSigner(b, newKey(b), nil)
 	sess := &store.Session{ID: "sess_1", UserID: "user_1", ExpiresAt: time.Now().Add(time.Hour)}
 	b.ReportAllocs()
 	for b.Loop() {

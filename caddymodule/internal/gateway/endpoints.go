@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -185,10 +186,11 @@ func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// jwks publishes the keys that verify identity tokens.
+// jwks publishes the keys that verify identity tokens, cacheable for less
+// than the time a new key waits before it signs.
 func (g *Gateway) jwks(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/jwk-set+json")
-	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(g.Identity.JWKSMaxAge()/time.Second)))
 	w.Write(g.Identity.JWKS())
 }
 

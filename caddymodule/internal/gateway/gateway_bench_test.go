@@ -87,7 +87,11 @@ func newSignedInGateway(b *testing.B) *signedInGateway {
 		b.Fatal(err)
 	}
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	identity, err := assertion.New(assertion.Options{Key: key, Issuer: "socialgate"})
+	keys, err := assertion.NewKeySet([]assertion.Key{{Private: key}}, assertion.DefaultKeyDelay)
+	if err != nil {
+		b.Fatal(err)
+	}
+	identity, err := assertion.New(assertion.Options{Keys: keys, Issuer: "socialgate"})
 	if err != nil {
 		b.Fatal(err)
 	}

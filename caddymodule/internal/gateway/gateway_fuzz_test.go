@@ -134,7 +134,11 @@ func newFuzzGateway(tb testing.TB) *fuzzGateway {
 		tb.Fatal(err)
 	}
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	identity, err := assertion.New(assertion.Options{Key: key, Issuer: "socialgate"})
+	keys, err := assertion.NewKeySet([]assertion.Key{{Private: key}}, assertion.DefaultKeyDelay)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	identity, err := assertion.New(assertion.Options{Keys: keys, Issuer: "socialgate"})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,7 +1,8 @@
-// Package keyring keeps the gateway's own secrets: the cookie secret and the
-// store's encryption key. When an operator configures none, they are
-// generated once and kept in a file in the storage directory (mode 0600), so
-// that restarts keep sessions and the store stays readable.
+// Package keyring keeps the gateway's own secrets: the cookie secret, the
+// store's encryption key and the identity-token keys. With the Badger store
+// they are generated once and kept in a file in the storage directory (mode
+// 0600), so that restarts keep sessions and the store stays readable; with
+// PostgreSQL they derive from the configured secret (FromSecret).
 package keyring
 
 import (
@@ -31,9 +32,16 @@ type Keyring struct {
 	// SigningKey signs identity tokens: a P-256 key, PKCS #8 DER.
 	SigningKey []byte `json:"signing_key"`
 	// PreviousSigningKeys are the keys SigningKey replaced, newest first:
-	// their public halves stay in the JWKS so tokens signed before a
-	// rotation keep verifying until they expire.
+	// they stay in the JWKS so tokens signed before a rotation keep
+	// verifying until they expire, and one of them signs until SigningKey
+	// has been published long enough (see assertion.KeySet).
 	PreviousSigningKeys [][]byte `json:"previous_signing_keys,omitempty"`
+
+	// PreviousCookieSecrets and PreviousStoreKeys derive from the older
+	// secrets of a rotation (FromSecret): they still decode cookies and
+	// open stored values, and never encode or seal. Never in keys.json.
+	PreviousCookieSecrets [][]byte `json:"-"`
+	PreviousStoreKeys     [][]byte `json:"-"`
 }
 
 // New returns a keyring of fresh random secrets.
@@ -57,27 +65,30 @@ func newSigningKey() []byte {
 	return der
 }
 
-// Signer returns the identity-token signing key.
-func (k *Keyring) Signer() (*ecdsa.PrivateKey, error) {
-	return parseSigningKey(k.SigningKey)
-}
-
-// Previous returns the public keys of PreviousSigningKeys.
-func (k *Keyring) Previous() ([]*ecdsa.PublicKey, error) {
-	var out []*ecdsa.PublicKey
-	for _, der := range k.PreviousSigningKeys {
+// IdentityKeys returns the identity-token keys, newest first: SigningKey,
+// then PreviousSigningKeys.
+func (k *Keyring) IdentityKeys() ([]*ecdsa.PrivateKey, error) {
+	var out []*ecdsa.PrivateKey
+	for _, der := range append([][]byte{k.SigningKey}, k.PreviousSigningKeys...) {
 		key, err := parseSigningKey(der)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, &key.PublicKey)
+		out = append(out, key)
 	}
 	return out, nil
 }
 
+// CookieSecrets returns the cookie secrets, newest first: CookieSecret,
+// then PreviousCookieSecrets.
+func (k *Keyring) CookieSecrets() [][]byte {
+	return append([][]byte{k.CookieSecret}, k.PreviousCookieSecrets...)
+}
+
 // RotateSigningKey makes a new identity-token key in the keyring file in dir;
-// the current one becomes the newest previous key (two are kept). Gateways
-// pick it up at their next config load (reload or restart).
+// the current one becomes the newest previous key (two are kept). A running
+// gateway uses it once told (socialgate identity-key-rotate asks it through
+// Caddy's admin API), else at its next start.
 func RotateSigningKey(dir string) error {
 	path := filepath.Join(dir, FileName)
 	k, err := load(path)
@@ -212,21 +223,45 @@ func Derive(secret []byte, purpose string, n int) []byte {
 // FromSecret derives a whole keyring from one shared secret, so that several
 // gateways on one database hold the same keys without a file to copy: the
 // cookie secret, the store key and the identity-token key all follow from it.
-func FromSecret(secret []byte) (*Keyring, error) {
-	if len(secret) < 32 {
-		return nil, errors.New("the secret must be at least 32 characters")
+// The previous secrets of a rotation, newest first, add their keys as the
+// previous ones: they decode, open and verify, and secret's keys encode,
+// seal and sign.
+func FromSecret(secret []byte, previous ...[]byte) (*Keyring, error) {
+	var k Keyring
+	seen := map[string]int{}
+	for i, s := range append([][]byte{secret}, previous...) {
+		if len(s) < 32 {
+			return nil, fmt.Errorf("secret %d is shorter than 32 characters", i+1)
+		}
+		if j, ok := seen[string(s)]; ok {
+			return nil, fmt.Errorf("secret %d repeats secret %d", i+1, j+1)
+		}
+		seen[string(s)] = i
+		signing, err := deriveSigningKey(s)
+		if err != nil {
+			return nil, err
+		}
+		cookie, store := Derive(s, "cookie secret", 32), Derive(s, "store key", 32)
+		if i == 0 {
+			k.CookieSecret, k.StoreKey, k.SigningKey = cookie, store, signing
+			continue
+		}
+		k.PreviousCookieSecrets = append(k.PreviousCookieSecrets, cookie)
+		k.PreviousStoreKeys = append(k.PreviousStoreKeys, store)
+		k.PreviousSigningKeys = append(k.PreviousSigningKeys, signing)
 	}
-	k := &Keyring{CookieSecret: Derive(secret, "cookie secret", 32), StoreKey: Derive(secret, "store key", 32)}
-	// A P-256 private key is a scalar below the group order: derive one,
-	// trying again in the (2^-32) case it is out of range.
+	return &k, nil
+}
+
+// deriveSigningKey derives a P-256 identity key from secret, PKCS #8 DER. A
+// private key is a scalar below the group order: derive one, trying again
+// in the (2^-32) case it is out of range.
+func deriveSigningKey(secret []byte) ([]byte, error) {
 	for i := 0; ; i++ {
 		key, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), Derive(secret, fmt.Sprintf("identity key %d", i), 32))
 		if err != nil {
 			continue
 		}
-		if k.SigningKey, err = x509.MarshalPKCS8PrivateKey(key); err != nil {
-			return nil, err
-		}
-		return k, nil
+		return x509.MarshalPKCS8PrivateKey(key)
 	}
 }

@@ -90,12 +90,12 @@ func TestLoadOrCreate_AddsASigningKeyToAnOldKeyring(t *testing.T) {
 	if !bytes.Equal(k.CookieSecret, old.CookieSecret) || !bytes.Equal(k.StoreKey, old.StoreKey) {
 		t.Fatal("upgrading the keyring changed existing keys")
 	}
-	signer, err := k.Signer()
-	if err != nil {
-		t.Fatal(err)
+	signer, err := k.IdentityKeys()
+	if err != nil || len(signer) != 1 {
+		t.Fatal(len(signer), err)
 	}
 	again, _ := LoadOrCreate(dir)
-	if s2, _ := again.Signer(); !s2.Equal(signer) {
+	if s2, _ := again.IdentityKeys(); !s2[0].Equal(signer[0]) {
 		t.Fatal("the added signing key was not kept")
 	}
 	if st, _ := os.Stat(filepath.Join(dir, FileName)); st.Mode().Perm() != 0o600 {
@@ -117,11 +117,38 @@ func TestFromSecret_IsDeterministicAndSeparatesKeys(t *testing.T) {
 	if bytes.Equal(a.CookieSecret, a.StoreKey) || bytes.Equal(a.StoreKey, other.StoreKey) {
 		t.Fatal("keys are not separated")
 	}
-	if _, err := a.Signer(); err != nil {
+	if _, err := a.IdentityKeys(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := FromSecret([]byte("short")); err == nil {
 		t.Fatal("a short secret was accepted")
+	}
+}
+
+func TestFromSecret_PreviousSecretsOnlyDecodeOpenAndVerify(t *testing.T) {
+	newer := []byte("the new shared secret of at least thirty-two characters")
+	older := []byte("the old shared secret of at least thirty-two characters")
+	k, err := FromSecret(newer, older)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := FromSecret(newer)
+	o, _ := FromSecret(older)
+	if !bytes.Equal(k.CookieSecret, n.CookieSecret) || !bytes.Equal(k.StoreKey, n.StoreKey) || !bytes.Equal(k.SigningKey, n.SigningKey) {
+		t.Fatal("the first secret's keys do not encode, seal and sign")
+	}
+	if len(k.CookieSecrets()) != 2 || !bytes.Equal(k.CookieSecrets()[1], o.CookieSecret) ||
+		len(k.PreviousStoreKeys) != 1 || !bytes.Equal(k.PreviousStoreKeys[0], o.StoreKey) ||
+		len(k.PreviousSigningKeys) != 1 || !bytes.Equal(k.PreviousSigningKeys[0], o.SigningKey) {
+		t.Fatal("the previous secret's keys are not kept as previous keys")
+	}
+	if keys, err := k.IdentityKeys(); err != nil || len(keys) != 2 {
+		t.Fatalf("identity keys: %d, %v", len(keys), err)
+	}
+	for _, bad := range [][][]byte{{newer, newer}, {newer, older, older}, {newer, []byte("short")}} {
+		if _, err := FromSecret(bad[0], bad[1:]...); err == nil {
+			t.Errorf("%d secrets with a repeat or a short one were accepted", len(bad))
+		}
 	}
 }
 
@@ -137,9 +164,9 @@ func TestRotateSigningKey_KeepsTwoPreviousKeys(t *testing.T) {
 		}
 	}
 	k, _ := LoadOrCreate(dir)
-	prev, err := k.Previous()
-	if err != nil || len(prev) != 2 {
-		t.Fatalf("previous keys: %d, %v; want 2", len(prev), err)
+	keys, err := k.IdentityKeys()
+	if err != nil || len(keys) != 3 {
+		t.Fatalf("identity keys: %d, %v; want the new one and 2 previous", len(keys), err)
 	}
 	if bytes.Equal(k.SigningKey, first.SigningKey) || !bytes.Equal(k.CookieSecret, first.CookieSecret) {
 		t.Fatal("rotation must change the signing key and nothing else")

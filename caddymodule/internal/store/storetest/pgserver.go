@@ -123,3 +123,19 @@ func withSearchPath(dsn, schema string) (string, error) {
 	}
 	return dsn + " search_path=" + schema, nil
 }
+
+// OwnPostgres starts a PostgreSQL server for t alone, stopped when t ends,
+// and returns the DSN of a fresh schema on it. Without PostgreSQL, t is
+// skipped, except in CI, where it fails.
+func OwnPostgres(t *testing.T) string {
+	t.Helper()
+	server, err := StartPostgres()
+	if errors.Is(err, ErrNoPostgres) && os.Getenv("CI") != "true" {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Stop() }) // after FreshDSN's cleanup drops the schema
+	return server.FreshDSN(t)
+}

@@ -1,0 +1,187 @@
+package caddymodule
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
+)
+
+// PostgresStorage configures the PostgreSQL store.
+type PostgresStorage struct {
+	// DSN is the connection string (postgres://user:pass@host/db or
+	// key=value pairs); {env.*} and {file.*} are expanded. Required.
+	DSN string `json:"dsn"`
+	// Secret, the same on every gateway of the database, is what the cookie
+	// key, the token encryption key and the identity-token key derive from.
+	// At least 32 characters; {env.*} and {file.*} are expanded. Required.
+	Secret string `json:"secret"`
+	// PreviousSecrets are older secrets during a rotation, newest first:
+	// what their keys sealed, encoded or signed still opens, decodes and
+	// verifies, while Secret's keys seal, encode and (after
+	// identity_key_delay) sign. socialgate secret-rotate then seals the
+	// stored values again under Secret and says when they can go: see
+	// docs/secret-rotation.md. A changed secret without its predecessor
+	// here is refused, since it cannot open the database. Default: none.
+	PreviousSecrets []string `json:"previous_secrets,omitempty"`
+	// MaxConns caps the connection pool. Default: 10.
+	MaxConns int32 `json:"max_conns,omitempty"`
+	// ConnectTimeout bounds opening one connection. Default: 5s.
+	ConnectTimeout caddy.Duration `json:"connect_timeout,omitempty"`
+}
+
+// acquireStore opens the configured store: PostgreSQL, or Badger in Storage.
+func (a *App) acquireStore(repl *caddy.Replacer) (*storeRef, error) {
+	if pg := a.Postgres; pg != nil {
+		dsn := repl.ReplaceKnown(pg.DSN, "")
+		if dsn == "" {
+			return nil, errors.New("storage postgres: dsn is required")
+		}
+		var secrets [][]byte
+		for _, s := range append([]string{pg.Secret}, pg.PreviousSecrets...) {
+			secrets = append(secrets, []byte(repl.ReplaceKnown(s, "")))
+		}
+		return acquirePostgres(pg, dsn, secrets)
+	}
+	dir := a.Storage
+	if dir == "" {
+		dir = filepath.Join(caddy.AppDataDir(), "socialgate")
+	}
+	return acquireBadger(dir, a.logger)
+}
+
+// acquireBadger opens the Badger store in dir, with the keys kept beside it.
+func acquireBadger(dir string, logger *zap.Logger) (*storeRef, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("storage %s: %w", dir, err)
+	}
+	key := filepath.Clean(abs)
+	ref, err := acquire("badger:"+key, func() (*openStore, error) {
+		keys, err := keyring.LoadOrCreate(key)
+		if err != nil {
+			return nil, fmt.Errorf("storage %s: %w", key, err)
+		}
+		st, err := store.Open(store.Options{Dir: key, EncryptionKey: keys.StoreKey, Logger: badgerLogger{logger.Sugar()}})
+		if err != nil {
+			return nil, fmt.Errorf("storage %s: %w (is another process, or `caddy validate`, using it?)", key, err)
+		}
+		return &openStore{store: st, keys: keys, dir: key}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ref, checkKeyring(ref)
+}
+
+// checkKeyring refuses a keys.json whose store key or cookie secret changed
+// since the store was opened: the open store keeps its keys until a restart,
+// which the changed file would then break or sign everyone out with, so a
+// reload that ignored it would only hide the change. Its identity keys may
+// change: they are re-read (identity-key-rotate).
+func checkKeyring(ref *storeRef) error {
+	if ref.dir == "" {
+		return nil
+	}
+	fresh, err := keyring.LoadOrCreate(ref.dir)
+	if err == nil && (string(fresh.StoreKey) != string(ref.keys.StoreKey) || string(fresh.CookieSecret) != string(ref.keys.CookieSecret)) {
+		err = errors.New("its store key or cookie secret changed since the store was opened; the running store keeps the old ones until a restart: put the old keys.json back, or restart the gateway to use the new one (a store key that differs from the store's own does not open it)")
+	}
+	if err != nil {
+		ref.release()
+		return fmt.Errorf("storage %s: %s: %w", ref.dir, keyring.FileName, err)
+	}
+	return nil
+}
+
+// acquirePostgres connects to the database; every key derives from the
+// shared secrets, so every gateway on the database agrees on them.
+func acquirePostgres(cfg *PostgresStorage, dsn string, secrets [][]byte) (*storeRef, error) {
+	keys, err := keyring.FromSecret(secrets[0], secrets[1:]...)
+	if err != nil {
+		return nil, fmt.Errorf("storage postgres: %w", err)
+	}
+	// The key names the settings without showing the secrets.
+	h := sha256.New()
+	for _, s := range secrets {
+		fmt.Fprintf(h, "%d:%s\x00", len(s), s)
+	}
+	fmt.Fprintf(h, "%d\x00%d", cfg.MaxConns, cfg.ConnectTimeout)
+	return acquire("postgres:"+dsn+"#"+hex.EncodeToString(h.Sum(nil)[:12]), func() (*openStore, error) {
+		st, err := postgres.Open(context.Background(), postgres.Options{DSN: dsn, EncryptionKey: keys.StoreKey,
+			PreviousEncryptionKeys: keys.PreviousStoreKeys, MaxConns: cfg.MaxConns, ConnectTimeout: time.Duration(cfg.ConnectTimeout)})
+		if errors.Is(err, postgres.ErrWrongKey) {
+			return nil, errors.New("storage postgres: the secret does not open this database: it was created, or last re-keyed, " +
+				"with another secret. To change the secret, keep the old one after the new one (secret <new> <old>) and run " +
+				"socialgate secret-rotate, which says when the old one can go (docs/secret-rotation.md)")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("storage postgres: %w", err)
+		}
+		return &openStore{store: st, keys: keys}, nil
+	})
+}
+
+// parseStorage reads the storage option:
+//
+//	storage <dir> | postgres {
+//		dsn             <dsn>
+//		secret          <secret> [<previous secret>...]
+//		max_conns       <n>
+//		connect_timeout <duration>
+//	}
+func parseStorage(d *caddyfile.Dispenser, a *App) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.Val() != "postgres" {
+		a.Storage = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		return nil
+	}
+	pg := new(PostgresStorage)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "dsn":
+			err = oneArg(d, &pg.DSN)
+		case "secret":
+			var secrets []string
+			if secrets, err = someArgs(d); err == nil {
+				pg.Secret, pg.PreviousSecrets = secrets[0], secrets[1:]
+			}
+		case "max_conns":
+			var s string
+			if err = oneArg(d, &s); err == nil {
+				n, perr := strconv.Atoi(s)
+				if perr != nil || n < 2 {
+					return d.Errf("max_conns: %q is not a number of connections (at least 2)", s)
+				}
+				pg.MaxConns = int32(n)
+			}
+		case "connect_timeout":
+			err = durationArg(d, &pg.ConnectTimeout)
+		default:
+			return d.Errf("unrecognized storage postgres option %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	a.Postgres = pg
+	return nil
+}
