@@ -6,10 +6,17 @@ import (
 	"testing"
 )
 
-// readmeBlock returns the first code block of README.md after the line
-// that starts with title: tests run what the README tells operators to
+// readmeBlock returns the first caddyfile block of README.md after the
+// line that starts with title: tests run what the README tells operators to
 // write.
 func readmeBlock(t *testing.T, title string) string {
+	t.Helper()
+	return readmeCode(t, title, "caddyfile")
+}
+
+// readmeCode returns the first code block in lang of README.md after the
+// line that starts with title.
+func readmeCode(t *testing.T, title, lang string) string {
 	t.Helper()
 	data, err := os.ReadFile("../README.md")
 	if err != nil {
@@ -17,11 +24,11 @@ func readmeBlock(t *testing.T, title string) string {
 	}
 	_, after, ok := strings.Cut(string(data), "\n"+title)
 	if ok {
-		_, after, ok = strings.Cut(after, "```caddyfile\n")
+		_, after, ok = strings.Cut(after, "```"+lang+"\n")
 	}
 	block, _, closed := strings.Cut(after, "```")
 	if !ok || !closed {
-		t.Fatalf("README.md has no caddyfile block after %q", title)
+		t.Fatalf("README.md has no %s block after %q", lang, title)
 	}
 	return block
 }

@@ -164,15 +164,15 @@ func (g *servingGateway) identity(b *browser) string {
 
 // jwksVerifier verifies identity tokens as the README's recipe does: it
 // keeps the JWKS for its Cache-Control max-age and, meeting a key id it
-// lacks, fetches it again at most once per cooldown. Refetches counts
-// those: with keys published before they sign, a verifier that honours
-// max-age never needs one.
+// lacks, fetches it again, such refetches at most once per cooldown.
+// Refetches counts them: with keys published before they sign, a verifier
+// that honours max-age never needs one.
 type jwksVerifier struct {
 	url       string
 	cooldown  time.Duration
 	keys      jose.JSONWebKeySet
 	expires   time.Time
-	fetched   time.Time
+	refetched time.Time
 	Refetches int
 }
 
@@ -187,8 +187,7 @@ func (v *jwksVerifier) fetch() error {
 		return err
 	}
 	maxAge, _ := strconv.Atoi(strings.TrimPrefix(resp.Header.Get("Cache-Control"), "public, max-age="))
-	v.keys, v.fetched = set, time.Now()
-	v.expires = v.fetched.Add(time.Duration(maxAge) * time.Second)
+	v.keys, v.expires = set, time.Now().Add(time.Duration(maxAge)*time.Second)
 	return nil
 }
 
@@ -205,8 +204,9 @@ func (v *jwksVerifier) verify(token string) (string, error) {
 	}
 	kid := tok.Headers[0].KeyID
 	keys := v.keys.Key(kid)
-	if len(keys) == 0 && time.Since(v.fetched) >= v.cooldown {
+	if len(keys) == 0 && time.Since(v.refetched) >= v.cooldown {
 		v.Refetches++
+		v.refetched = time.Now()
 		if err := v.fetch(); err != nil {
 			return "", err
 		}
