@@ -26,6 +26,25 @@ func (b *Badger) ExternalAccount(ctx context.Context, id string) (*ExternalAccou
 	return &a, nil
 }
 
+// ExternalAccountByIdentity implements Store.ExternalAccountByIdentity.
+func (b *Badger) ExternalAccountByIdentity(ctx context.Context, issuer, subject string) (*ExternalAccount, error) {
+	if issuer == "" || subject == "" || len(issuer)+len(subject) > maxIDLen || strings.ContainsRune(issuer+subject, 0) {
+		return nil, fmt.Errorf("loading account by identity: %w", ErrNotFound)
+	}
+	var a ExternalAccount
+	err := b.view(ctx, func(txn *badger.Txn) error {
+		id, err := getString(txn, identityKey(issuer, subject))
+		if err != nil {
+			return err
+		}
+		return getJSON(txn, eacKey(id), &a)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading account by identity: %w", err)
+	}
+	return &a, nil
+}
+
 // callerError carries an error of a caller's callback out of a transaction
 // untouched: update retries only what Is badger.ErrConflict, and this does
 // not unwrap.

@@ -244,6 +244,17 @@ func (b *Badger) Sessions(ctx context.Context, userID string) ([]*Session, error
 // PutEphemeral implements Store.PutEphemeral. kind is a fixed name without
 // "/"; id is opaque (it may come from a query string).
 func (b *Badger) PutEphemeral(ctx context.Context, kind, id string, value []byte, ttl time.Duration) error {
+	return b.putEphemeral(ctx, kind, id, value, ttl, false)
+}
+
+// CreateEphemeral implements Store.CreateEphemeral: the read and the write
+// are one transaction, so of concurrent creators all but one lose the
+// conflict, retry, and find the record.
+func (b *Badger) CreateEphemeral(ctx context.Context, kind, id string, value []byte, ttl time.Duration) error {
+	return b.putEphemeral(ctx, kind, id, value, ttl, true)
+}
+
+func (b *Badger) putEphemeral(ctx context.Context, kind, id string, value []byte, ttl time.Duration, create bool) error {
 	switch {
 	case !validKind(kind):
 		return fmt.Errorf("storing %q record: invalid kind", kind)
@@ -252,16 +263,46 @@ func (b *Badger) PutEphemeral(ctx context.Context, kind, id string, value []byte
 	case ttl <= 0:
 		return fmt.Errorf("storing %s record: ttl %v is not positive", kind, ttl)
 	}
-	exp := b.now().Add(ttl)
-	val := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(value)), uint64(exp.UnixNano()))
-	val = append(val, value...)
 	err := b.update(ctx, func(txn *badger.Txn) error {
+		now := b.now()
+		if create {
+			if _, live, err := liveEphemeral(txn, kind, id, now); err != nil || live {
+				return cmp.Or(err, ErrExists)
+			}
+		}
+		exp := now.Add(ttl)
+		val := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(value)), uint64(exp.UnixNano()))
+		val = append(val, value...)
 		return txn.SetEntry(&badger.Entry{Key: ephKey(kind, id), Value: val, ExpiresAt: badgerExpiry(exp)})
 	})
 	if err != nil {
 		return fmt.Errorf("storing %s record: %w", kind, redact(err, id))
 	}
 	return nil
+}
+
+// liveEphemeral reads the record under kind/id: its value, and whether it
+// is there and unexpired (Badger's TTL has a one-second grain; the clock
+// decides).
+func liveEphemeral(txn *badger.Txn, kind, id string, now time.Time) ([]byte, bool, error) {
+	item, err := txn.Get(ephKey(kind, id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	val, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(val) < 8 {
+		return nil, false, errors.New("the record is truncated")
+	}
+	if exp := int64(binary.BigEndian.Uint64(val)); !now.Before(time.Unix(0, exp)) {
+		return nil, false, nil
+	}
+	return val[8:], true, nil
 }
 
 // TakeEphemeral implements Store.TakeEphemeral. The read and the delete are
@@ -276,25 +317,11 @@ func (b *Badger) TakeEphemeral(ctx context.Context, kind, id string) ([]byte, er
 	}
 	var out []byte
 	err := b.update(ctx, func(txn *badger.Txn) error {
-		out = nil
-		item, err := txn.Get(ephKey(kind, id))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return ErrNotFound
+		val, live, err := liveEphemeral(txn, kind, id, b.now())
+		if err != nil || !live {
+			return cmp.Or(err, ErrNotFound) // an expired one: Badger's TTL removes it
 		}
-		if err != nil {
-			return err
-		}
-		val, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		if len(val) < 8 {
-			return errors.New("the record is truncated")
-		}
-		if exp := int64(binary.BigEndian.Uint64(val)); !b.now().Before(time.Unix(0, exp)) {
-			return ErrNotFound // Badger's TTL removes it
-		}
-		out = val[8:]
+		out = val
 		return txn.Delete(ephKey(kind, id))
 	})
 	if err != nil {

@@ -65,6 +65,9 @@ type Store interface {
 	ExternalAccounts(ctx context.Context, userID string) ([]*ExternalAccount, error)
 	// ExternalAccount returns one linked account.
 	ExternalAccount(ctx context.Context, id string) (*ExternalAccount, error)
+	// ExternalAccountByIdentity returns the account linked to the identity
+	// (issuer, subject), or ErrNotFound when no user holds it.
+	ExternalAccountByIdentity(ctx context.Context, issuer, subject string) (*ExternalAccount, error)
 	// UpdateExternalAccount reads the account, calls fn with it and writes
 	// what fn left, in one transaction (retried on conflict, so fn may run
 	// more than once and must not have side effects). fn returning an error
@@ -131,6 +134,11 @@ type Store interface {
 	// TakeEphemeral returns and deletes the record in one step: of many
 	// concurrent callers at most one gets it; the others get ErrNotFound.
 	TakeEphemeral(ctx context.Context, kind, id string) ([]byte, error)
+	// CreateEphemeral is PutEphemeral for a record that must not exist yet:
+	// when a live record is under kind/id it changes nothing and returns
+	// ErrExists, so of many concurrent callers exactly one creates it (a
+	// token id that may be used once).
+	CreateEphemeral(ctx context.Context, kind, id string, value []byte, ttl time.Duration) error
 
 	// Events returns up to limit events recorded after the event afterID
 	// ("" for the oldest one kept), oldest first. Every change above records
@@ -350,6 +358,9 @@ type Session struct {
 	AuthTime  time.Time `json:"auth_time,omitempty"`
 	UserAgent string    `json:"user_agent,omitempty"`
 	IP        string    `json:"ip,omitempty"`
+	// ProviderSID is the provider's own session id (the sid claim of the ID
+	// token of that sign-in), which a back-channel logout names.
+	ProviderSID string `json:"provider_sid,omitempty"`
 }
 
 // VerifiedEmail returns the session's email when it is a verified address,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -29,6 +30,27 @@ func (s *Store) ExternalAccount(ctx context.Context, id string) (*store.External
 	a, err := s.decodeAccount(id, record, tokens)
 	if err != nil {
 		return nil, fmt.Errorf("loading account %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// ExternalAccountByIdentity implements store.Store.ExternalAccountByIdentity.
+func (s *Store) ExternalAccountByIdentity(ctx context.Context, issuer, subject string) (*store.ExternalAccount, error) {
+	if issuer == "" || subject == "" || len(issuer)+len(subject) > maxIDLen || strings.ContainsRune(issuer+subject, 0) {
+		return nil, fmt.Errorf("loading account by identity: %w", store.ErrNotFound)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var id string
+	var record, tokens []byte
+	err := s.pool.QueryRow(ctx, `SELECT id, `+accountColumns+` FROM external_accounts WHERE issuer = $1 AND subject = $2`,
+		issuer, subject).Scan(&id, &record, &tokens)
+	if err != nil {
+		return nil, fmt.Errorf("loading account by identity: %w", notFound(err))
+	}
+	a, err := s.decodeAccount(id, record, tokens)
+	if err != nil {
+		return nil, fmt.Errorf("loading account by identity: %w", err)
 	}
 	return a, nil
 }

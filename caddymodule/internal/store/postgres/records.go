@@ -185,6 +185,17 @@ func (s *Store) scanSession(row pgx.CollectableRow) (*store.Session, error) {
 // under the same kind and id replaces the first. kind is a fixed name
 // without "/"; id is opaque (it may come from a query string).
 func (s *Store) PutEphemeral(ctx context.Context, kind, id string, value []byte, ttl time.Duration) error {
+	return s.putEphemeral(ctx, kind, id, value, ttl, false)
+}
+
+// CreateEphemeral implements store.Store.CreateEphemeral: one INSERT that
+// replaces only an expired row, so of concurrent creators exactly one
+// writes it (the others wait for its commit, then find it live).
+func (s *Store) CreateEphemeral(ctx context.Context, kind, id string, value []byte, ttl time.Duration) error {
+	return s.putEphemeral(ctx, kind, id, value, ttl, true)
+}
+
+func (s *Store) putEphemeral(ctx context.Context, kind, id string, value []byte, ttl time.Duration, create bool) error {
 	switch {
 	case !validKind(kind):
 		return fmt.Errorf("storing %q record: invalid kind", kind)
@@ -195,9 +206,18 @@ func (s *Store) PutEphemeral(ctx context.Context, kind, id string, value []byte,
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	_, err := s.pool.Exec(ctx, `INSERT INTO ephemeral (kind, id_hash, expires_ns, value) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (kind, id_hash) DO UPDATE SET expires_ns = excluded.expires_ns, value = excluded.value`,
-		kind, digest(id), s.now().Add(ttl).UnixNano(), s.sealer.seal(value, ephemeralAAD(kind, id)))
+	now := s.now()
+	q := `INSERT INTO ephemeral (kind, id_hash, expires_ns, value) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (kind, id_hash) DO UPDATE SET expires_ns = excluded.expires_ns, value = excluded.value`
+	args := []any{kind, digest(id), now.Add(ttl).UnixNano(), s.sealer.seal(value, ephemeralAAD(kind, id))}
+	if create {
+		q += ` WHERE ephemeral.expires_ns <= $5`
+		args = append(args, now.UnixNano())
+	}
+	tag, err := s.pool.Exec(ctx, q, args...)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = store.ErrExists
+	}
 	if err != nil {
 		return fmt.Errorf("storing %s record: %w", kind, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,6 +27,28 @@ func externalAccountReturnsTheAccount(t *testing.T, o opener) {
 		if _, err := e.st.ExternalAccount(ctx, id); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("ExternalAccount(%q) = %v, want ErrNotFound", id, err)
 		}
+	}
+}
+
+func externalAccountByIdentityFindsTheLinkedAccount(t *testing.T, o opener) {
+	e := o.env(t)
+	ctx := context.Background()
+	res := e.signIn(store.SignIn{Account: account("abe", "abe@example.com", true)})
+	got, err := e.st.ExternalAccountByIdentity(ctx, testIssuer, "abe")
+	if err != nil || got.ID != res.Account.ID || got.UserID != res.User.ID || got.Tokens.RefreshToken != "rt-abe" {
+		t.Errorf("ExternalAccountByIdentity = %+v, %v", got, err)
+	}
+	for _, id := range [][2]string{{testIssuer, "nobody"}, {"https://other.example", "abe"}, {testIssuer + "/", "abe"},
+		{testIssuer, "ABE"}, {"", "abe"}, {testIssuer, ""}, {testIssuer, "abe\x00"}, {testIssuer, strings.Repeat("x", 10000)}} {
+		if _, err := e.st.ExternalAccountByIdentity(ctx, id[0], id[1]); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("ExternalAccountByIdentity(%q, %.10q) = %v, want ErrNotFound", id[0], id[1], err)
+		}
+	}
+	if err := e.st.DeleteUser(ctx, res.User.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.ExternalAccountByIdentity(ctx, testIssuer, "abe"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ExternalAccountByIdentity after DeleteUser = %v, want ErrNotFound", err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,7 +19,7 @@ func sessionCreateGetDelete(t *testing.T, o opener) {
 	ctx := context.Background()
 	u := e.signIn(store.SignIn{Account: account("lena", "lena@example.com", true)}).User
 	s := &store.Session{UserID: u.ID, Email: u.PrimaryEmail(), Name: u.Name, ExpiresAt: e.clk.Now().Add(time.Hour),
-		UserAgent: "Mozilla/5.0", IP: "192.0.2.1"}
+		UserAgent: "Mozilla/5.0", IP: "192.0.2.1", AccountID: store.NewID("eac"), ProviderSID: "op-session-1"}
 	if err := e.st.CreateSession(ctx, s); err != nil {
 		t.Fatal(err)
 	}
@@ -248,6 +249,67 @@ func ephemeralConcurrentTakersHaveOneWinner(t *testing.T, o opener) {
 		wg.Wait()
 		if wins.Load() != 1 || notFound.Load() != 19 {
 			t.Errorf("round %d: %d winners and %d not found, want 1 and 19", round, wins.Load(), notFound.Load())
+		}
+	}
+}
+
+func ephemeralCreateRefusesALiveRecord(t *testing.T, o opener) {
+	e := o.env(t)
+	e.needClock()
+	ctx := context.Background()
+	if err := e.st.CreateEphemeral(ctx, "jti", "token-1", []byte("first"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.CreateEphemeral(ctx, "jti", "token-1", []byte("second"), time.Hour); !errors.Is(err, store.ErrExists) {
+		t.Errorf("CreateEphemeral of a live record = %v, want ErrExists", err)
+	}
+	if err := e.st.CreateEphemeral(ctx, "flow", "token-1", []byte("other kind"), time.Minute); err != nil {
+		t.Errorf("CreateEphemeral under another kind = %v", err)
+	}
+	if got, err := e.st.TakeEphemeral(ctx, "jti", "token-1"); err != nil || string(got) != "first" {
+		t.Errorf("TakeEphemeral = %q, %v; want the first record, untouched", got, err)
+	}
+	// An expired record is no record: it may be created again.
+	if err := e.st.CreateEphemeral(ctx, "jti", "token-2", []byte("old"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Advance(time.Minute)
+	if err := e.st.CreateEphemeral(ctx, "jti", "token-2", []byte("new"), time.Minute); err != nil {
+		t.Errorf("CreateEphemeral over an expired record = %v", err)
+	}
+	if got, err := e.st.TakeEphemeral(ctx, "jti", "token-2"); err != nil || string(got) != "new" {
+		t.Errorf("TakeEphemeral = %q, %v; want the new record", got, err)
+	}
+	for _, bad := range []struct{ kind, id string }{{"", "x"}, {"a/b", "x"}, {"jti", ""}, {"jti", strings.Repeat("x", 10000)}} {
+		if err := e.st.CreateEphemeral(ctx, bad.kind, bad.id, nil, time.Minute); err == nil {
+			t.Errorf("CreateEphemeral(%q, %.10q) succeeded", bad.kind, bad.id)
+		}
+	}
+}
+
+func ephemeralConcurrentCreatorsHaveOneWinner(t *testing.T, o opener) {
+	e := o.env(t)
+	ctx := context.Background()
+	for round := range 5 {
+		id := fmt.Sprint("contested-", round)
+		var wins, exists atomic.Int32
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				err := e.st.CreateEphemeral(ctx, "jti", id, nil, time.Minute)
+				switch {
+				case err == nil:
+					wins.Add(1)
+				case errors.Is(err, store.ErrExists):
+					exists.Add(1)
+				default:
+					t.Errorf("CreateEphemeral: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if wins.Load() != 1 || exists.Load() != 19 {
+			t.Errorf("round %d: %d creators and %d refused, want 1 and 19", round, wins.Load(), exists.Load())
 		}
 	}
 }
