@@ -87,10 +87,12 @@ type App struct {
 
 	// SessionCache is how long a session read from the store is kept in
 	// memory, so most requests need no store read. Sessions ended through
-	// this gateway leave the cache at once; with several gateways on one
-	// database, one ended elsewhere is noticed within this time, and while
-	// the database is down sessions seen within it keep working. Default:
-	// 5s; 0 reads the store on every request.
+	// this gateway leave the cache at once, and so do those ended through
+	// another gateway on the same PostgreSQL database: each gateway listens
+	// for the others' changes (LISTEN/NOTIFY). Only while that listener is
+	// disconnected is a session ended elsewhere noticed within this time.
+	// While the database is down, sessions seen within it keep working.
+	// Default: 5s; 0 reads the store on every request.
 	SessionCache *caddy.Duration `json:"session_cache,omitempty"`
 
 	// SessionIdleTimeout ends a session unused for this long, on every
@@ -371,7 +373,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}),
 		Logger: a.logger,
 	})
-	ref.watch(caches{SessionEnded: sessionEnded, AccountsChanged: a.gateway.ForgetAccounts})
+	ref.watch(caches{SessionEnded: sessionEnded, AccountsChanged: a.gateway.ForgetAccounts,
+		UserChanged: func(id string) {
+			sessions.ForgetUser(id)
+			a.gateway.ForgetAccounts(id)
+		},
+		Reset: func() {
+			sessions.ForgetAll()
+			a.gateway.ForgetAllAccounts()
+		},
+	})
 	return nil
 }
 

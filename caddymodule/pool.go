@@ -10,6 +10,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/assertion"
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
 )
 
 // stores shares one open store per location across config reloads: Caddy
@@ -34,15 +35,23 @@ type openStore struct {
 
 	mu     sync.Mutex
 	caches map[*storeRef]caches // of the configs using the store
+
+	unwatch func() // stops the PostgreSQL store's listener
 }
 
 // caches are one config's in-memory copies of what is in the store (sessions,
 // identity tokens, linked accounts). The admin API changes the store behind
-// the gateway's back and tells them, so that a revoked session is refused at
-// once rather than when its cache entry expires.
+// the gateway's back and tells them, and so does the PostgreSQL store's
+// listener of the changes other gateways make, so that a revoked session is
+// refused at once rather than when its cache entry expires.
 type caches struct {
 	SessionEnded    func(sessionID string)
 	AccountsChanged func(userID string)
+	// UserChanged drops everything cached of a user: its sessions and
+	// linked accounts.
+	UserChanged func(userID string)
+	// Reset drops everything cached: changes may have gone unheard.
+	Reset func()
 }
 
 // watch registers the caches of r's config until r is released.
@@ -74,8 +83,51 @@ func (o *openStore) accountsChanged(userID string) {
 	}
 }
 
+// usersChanged tells every config's caches that other gateways changed
+// these users (nil: any user).
+func (o *openStore) usersChanged(ids []string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, c := range o.caches {
+		if ids == nil {
+			c.Reset()
+		}
+		for _, id := range ids {
+			c.UserChanged(id)
+		}
+	}
+}
+
+// watch hears, through the PostgreSQL store's listener, the changes every
+// gateway on the database commits, and drops what they make stale from the
+// caches at once. While the listener is down, the caches fall back on their
+// own TTL (session_cache); when it listens again they start over, since a
+// change made meanwhile went unheard.
+func (o *openStore) watch(st *postgres.Store, logger *zap.Logger) {
+	var lost bool
+	o.unwatch = st.Watch(postgres.Watcher{
+		Changed: o.usersChanged,
+		Listening: func() {
+			o.usersChanged(nil)
+			if lost {
+				logger.Info("listening again for changes made by other gateways")
+			}
+			lost = false
+		},
+		Lost: func(err error) {
+			lost = true
+			logger.Warn("not listening for changes made by other gateways: until the connection is back, sessions they end are refused here within session_cache", zap.Error(err))
+		},
+	})
+}
+
 // Destruct closes the store when the last config using it is cleaned up.
-func (o *openStore) Destruct() error { return o.store.Close() }
+func (o *openStore) Destruct() error {
+	if o.unwatch != nil {
+		o.unwatch()
+	}
+	return o.store.Close()
+}
 
 // storeRef is one config's reference to a pooled store; release drops it once.
 type storeRef struct {

@@ -53,7 +53,7 @@ func (a *App) acquireStore(repl *caddy.Replacer) (*storeRef, error) {
 		for _, s := range append([]string{pg.Secret}, pg.PreviousSecrets...) {
 			secrets = append(secrets, []byte(repl.ReplaceKnown(s, "")))
 		}
-		return acquirePostgres(pg, dsn, secrets)
+		return acquirePostgres(pg, dsn, secrets, a.logger)
 	}
 	dir := a.Storage
 	if dir == "" {
@@ -106,9 +106,10 @@ func checkKeyring(ref *storeRef) error {
 	return nil
 }
 
-// acquirePostgres connects to the database; every key derives from the
-// shared secrets, so every gateway on the database agrees on them.
-func acquirePostgres(cfg *PostgresStorage, dsn string, secrets [][]byte) (*storeRef, error) {
+// acquirePostgres connects to the database and listens for the changes of
+// other gateways; every key derives from the shared secrets, so every
+// gateway on the database agrees on them.
+func acquirePostgres(cfg *PostgresStorage, dsn string, secrets [][]byte, logger *zap.Logger) (*storeRef, error) {
 	keys, err := keyring.FromSecret(secrets[0], secrets[1:]...)
 	if err != nil {
 		return nil, fmt.Errorf("storage postgres: %w", err)
@@ -130,7 +131,9 @@ func acquirePostgres(cfg *PostgresStorage, dsn string, secrets [][]byte) (*store
 		if err != nil {
 			return nil, fmt.Errorf("storage postgres: %w", err)
 		}
-		return &openStore{store: st, keys: keys}, nil
+		o := &openStore{store: st, keys: keys}
+		o.watch(st, logger)
+		return o, nil
 	})
 }
 

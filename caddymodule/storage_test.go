@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
 )
@@ -19,7 +20,7 @@ func TestAcquirePostgres_AChangedSettingOpensANewStore(t *testing.T) {
 	fresh := []byte("the-new-secret-of-the-cluster-9876543210")
 	acquire := func(cfg PostgresStorage, secrets ...[]byte) *storeRef {
 		t.Helper()
-		ref, err := acquirePostgres(&cfg, dsn, secrets)
+		ref, err := acquirePostgres(&cfg, dsn, secrets, zap.NewNop())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,7 +40,7 @@ func TestAcquirePostgres_AChangedSettingOpensANewStore(t *testing.T) {
 			t.Errorf("a changed %s reuses the store opened with the old settings", name)
 		}
 	}
-	_, err := acquirePostgres(&PostgresStorage{}, dsn, [][]byte{fresh})
+	_, err := acquirePostgres(&PostgresStorage{}, dsn, [][]byte{fresh}, zap.NewNop())
 	if err == nil || !strings.Contains(err.Error(), "secret <new> <old>") {
 		t.Errorf("a changed secret alone: %v", err)
 	}

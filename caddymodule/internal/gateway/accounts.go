@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
@@ -12,11 +13,15 @@ import (
 // require or forward a provider, so those requests need no store read. A
 // change made through this gateway (link, unlink, refresh, reauthorization)
 // drops the user's entry at once; one made by another gateway sharing the
-// store is seen within the TTL, as for sessions. A nil cache caches nothing.
+// store is seen within the TTL, as for sessions, or at once when that
+// gateway's change is heard (ForgetAccounts, ForgetAllAccounts). A nil cache
+// caches nothing.
 type accountsCache struct {
 	ttl     time.Duration
 	mu      sync.RWMutex
 	entries map[string]cachedAccounts
+	// gen counts forgets: accounts read before one are not cached after it.
+	gen atomic.Uint64
 }
 
 type cachedAccounts struct {
@@ -42,16 +47,23 @@ func (g *Gateway) accountsOf(ctx context.Context, userID string) ([]*store.Exter
 			return e.accounts, nil
 		}
 	}
+	var gen uint64
+	if c != nil {
+		gen = c.gen.Load()
+	}
 	accounts, err := g.Store.ExternalAccounts(ctx, userID)
 	if err != nil || c == nil {
 		return accounts, err
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen.Load() != gen {
+		return accounts, nil
+	}
 	if len(c.entries) >= 100_000 {
 		clear(c.entries)
 	}
 	c.entries[userID] = cachedAccounts{accounts: accounts, at: time.Now()}
-	c.mu.Unlock()
 	return accounts, nil
 }
 
@@ -59,7 +71,19 @@ func (g *Gateway) accountsOf(ctx context.Context, userID string) ([]*store.Exter
 func (g *Gateway) ForgetAccounts(userID string) {
 	if c := g.accounts; c != nil {
 		c.mu.Lock()
+		c.gen.Add(1)
 		delete(c.entries, userID)
+		c.mu.Unlock()
+	}
+}
+
+// ForgetAllAccounts empties the cache: call it when changes made elsewhere
+// may have gone unheard.
+func (g *Gateway) ForgetAllAccounts() {
+	if c := g.accounts; c != nil {
+		c.mu.Lock()
+		c.gen.Add(1)
+		clear(c.entries)
 		c.mu.Unlock()
 	}
 }

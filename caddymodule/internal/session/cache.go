@@ -1,7 +1,9 @@
 package session
 
 import (
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
@@ -14,8 +16,13 @@ const maxCached = 200_000
 type cache struct {
 	ttl     time.Duration
 	mu      sync.RWMutex
-	entries map[string]cached // by session id
-	tokens  map[string]string // verified cookie value or token → session id
+	entries map[string]cached   // by session id
+	byUser  map[string][]string // user id → ids of its entries
+	tokens  map[string]string   // verified cookie value or token → session id
+	// gen counts forgets: a session read from the store before one is not
+	// cached after it, or a read that raced a revocation would cache the
+	// revoked session once the revocation had been heard.
+	gen atomic.Uint64
 }
 
 type cached struct {
@@ -36,16 +43,33 @@ func (c *cache) get(id string, now time.Time) *store.Session {
 	return e.s
 }
 
-func (c *cache) put(s *store.Session, now time.Time) {
+// generation is what put needs of a store read that starts now.
+func (c *cache) generation() uint64 {
+	if c == nil {
+		return 0
+	}
+	return c.gen.Load()
+}
+
+// put caches s, read from the store since generation gen, unless something
+// was forgotten meanwhile.
+func (c *cache) put(s *store.Session, now time.Time, gen uint64) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen.Load() != gen {
+		return
+	}
 	if len(c.entries) >= maxCached {
 		clear(c.entries)
+		clear(c.byUser)
+	}
+	if _, ok := c.entries[s.ID]; !ok {
+		c.byUser[s.UserID] = append(c.byUser[s.UserID], s.ID)
 	}
 	c.entries[s.ID] = cached{s: s, at: now}
-	c.mu.Unlock()
 }
 
 // touch gives the cached copy of a session the activity and expiry of t,
@@ -93,6 +117,44 @@ func (c *cache) forget(id string) {
 		return
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen.Add(1)
+	e, ok := c.entries[id]
+	if !ok {
+		return
+	}
 	delete(c.entries, id)
-	c.mu.Unlock()
+	ids := slices.DeleteFunc(c.byUser[e.s.UserID], func(x string) bool { return x == id })
+	if len(ids) == 0 {
+		delete(c.byUser, e.s.UserID)
+	} else {
+		c.byUser[e.s.UserID] = ids
+	}
+}
+
+// forgetUser drops every cached session of a user.
+func (c *cache) forgetUser(userID string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen.Add(1)
+	for _, id := range c.byUser[userID] {
+		delete(c.entries, id)
+	}
+	delete(c.byUser, userID)
+}
+
+// forgetAll empties the cache of sessions (verified cookies stay: a cookie
+// names a session, it does not vouch for it).
+func (c *cache) forgetAll() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen.Add(1)
+	clear(c.entries)
+	clear(c.byUser)
 }

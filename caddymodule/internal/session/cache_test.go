@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -46,9 +47,131 @@ func TestCache_ServesUntilForgottenOrStale(t *testing.T) {
 	}
 	// Forget drops it at once.
 	sess2, _ := m.Start(ctx, httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), res.User, nil, Auth{})
-	m.cache.put(sess2, now)
+	m.cache.put(sess2, now, m.cache.generation())
 	m.Forget(sess2.ID)
 	if m.cache.get(sess2.ID, now) != nil {
 		t.Fatal("Forget left the session cached")
+	}
+}
+
+// cacheEnv is a manager with a 1-hour cache over an in-memory store.
+type cacheEnv struct {
+	t  *testing.T
+	st store.Store
+	m  *Manager
+}
+
+func newCacheEnv(t *testing.T, st store.Store) *cacheEnv {
+	t.Helper()
+	if st == nil {
+		b, err := store.Open(store.Options{InMemory: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		st = b
+	}
+	m, err := NewManager(st, [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &cacheEnv{t: t, st: st, m: m.WithCache(time.Hour)}
+}
+
+// signIn starts a session of the subject's user and returns a request
+// carrying its cookie.
+func (e *cacheEnv) signIn(subject string) (*store.Session, *http.Request) {
+	e.t.Helper()
+	ctx := context.Background()
+	res, err := e.st.SignIn(ctx, store.SignIn{Now: time.Now(), Account: store.ExternalAccount{Provider: "p", Issuer: "https://i", Subject: subject}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	sess, err := e.m.Start(ctx, w, httptest.NewRequest("GET", "/", nil), res.User, nil, Auth{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/", nil)
+	req.Header.Set("Cookie", w.Result().Cookies()[0].String())
+	return sess, req
+}
+
+func (e *cacheEnv) live(req *http.Request) bool {
+	_, _, err := e.m.Lookup(req)
+	return err == nil
+}
+
+// Another gateway ended sessions; hearing of it drops exactly what it names.
+func TestCache_ForgetUserAndForgetAllDropWhatAnotherGatewayEnded(t *testing.T) {
+	e := newCacheEnv(t, nil)
+	ctx := context.Background()
+	ann, annReq := e.signIn("ann")
+	ann2, token, err := e.m.Issue(ctx, httptest.NewRequest("GET", "/", nil), &store.User{ID: ann.UserID}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann2Req := httptest.NewRequest("GET", "/", nil)
+	ann2Req.Header.Set("Authorization", "Bearer "+token)
+	bob, bobReq := e.signIn("bob")
+	for _, r := range []*http.Request{annReq, ann2Req, bobReq} {
+		if !e.live(r) {
+			t.Fatal("a fresh session is not live")
+		}
+	}
+	// Ended behind this manager's back: the cache still serves them all.
+	for _, id := range []string{ann.ID, ann2.ID, bob.ID} {
+		e.st.RevokeSession(ctx, id)
+	}
+	if !e.live(annReq) || !e.live(bobReq) {
+		t.Fatal("the cache did not serve the sessions ended elsewhere (the test needs it to)")
+	}
+	e.m.ForgetUser(ann.UserID)
+	if e.live(annReq) || e.live(ann2Req) {
+		t.Error("a session of the forgotten user is still served")
+	}
+	if !e.live(bobReq) {
+		t.Error("ForgetUser dropped another user's session")
+	}
+	e.m.ForgetAll()
+	if e.live(bobReq) {
+		t.Error("ForgetAll left a session cached")
+	}
+}
+
+// raceStore ends the session, and lets the manager hear of it, while the
+// manager's read of it is on its way back: the read must not be cached.
+type raceStore struct {
+	store.Store
+	during func()
+}
+
+func (r *raceStore) Session(ctx context.Context, id string) (*store.Session, error) {
+	s, err := r.Store.Session(ctx, id)
+	if r.during != nil {
+		r.during()
+		r.during = nil
+	}
+	return s, err
+}
+
+func TestCache_AReadThatRacedARevocationIsNotCached(t *testing.T) {
+	b, err := store.Open(store.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	rs := &raceStore{Store: b}
+	e := newCacheEnv(t, rs)
+	sess, req := e.signIn("cy")
+	rs.during = func() {
+		b.RevokeSession(context.Background(), sess.ID)
+		e.m.ForgetUser(sess.UserID) // the notification arrives
+	}
+	if !e.live(req) {
+		t.Fatal("the read that raced the revocation should still see the session it read")
+	}
+	if e.live(req) {
+		t.Error("the revoked session was cached from a read older than the revocation")
 	}
 }

@@ -116,6 +116,7 @@ func (m *Manager) session(ctx context.Context, id string) (*store.Session, error
 	if s := m.cache.get(id, now); s != nil {
 		return s, nil
 	}
+	gen := m.cache.generation()
 	s, err := m.store.Session(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNoSession
@@ -123,18 +124,18 @@ func (m *Manager) session(ctx context.Context, id string) (*store.Session, error
 	if err != nil {
 		return nil, err
 	}
-	m.cache.put(s, now)
+	m.cache.put(s, now, gen)
 	return s, nil
 }
 
 // WithCache keeps sessions read from the store in memory for ttl, so that
 // most requests need no store read. A session ended through this gateway
 // (sign-out, revocation, Forget) leaves the cache at once; one ended by
-// another gateway sharing the store is noticed within ttl. Zero turns the
-// cache off.
+// another gateway sharing the store is noticed within ttl, or at once when
+// that gateway's change is heard (ForgetUser). Zero turns the cache off.
 func (m *Manager) WithCache(ttl time.Duration) *Manager {
 	if ttl > 0 {
-		m.cache = &cache{ttl: ttl, entries: map[string]cached{}, tokens: map[string]string{}}
+		m.cache = &cache{ttl: ttl, entries: map[string]cached{}, byUser: map[string][]string{}, tokens: map[string]string{}}
 	}
 	return m
 }
@@ -142,6 +143,14 @@ func (m *Manager) WithCache(ttl time.Duration) *Manager {
 // Forget drops a session from the cache: call it when a session ends
 // without this manager (API revocation, user deletion).
 func (m *Manager) Forget(sessionID string) { m.cache.forget(sessionID) }
+
+// ForgetUser drops every cached session of a user: call it when another
+// gateway sharing the store changed the user's sessions or the user.
+func (m *Manager) ForgetUser(userID string) { m.cache.forgetUser(userID) }
+
+// ForgetAll empties the cache: call it when changes made elsewhere may have
+// gone unheard.
+func (m *Manager) ForgetAll() { m.cache.forgetAll() }
 
 // bearerSessionID decodes a session token from the Authorization header.
 func (m *Manager) bearerSessionID(r *http.Request) (string, bool) {

@@ -72,6 +72,16 @@ type PendingEvent struct {
 	Type      string
 	CreatedAt time.Time
 	Body      []byte
+	// UserID is the user the event is about (of its User, Account or
+	// Session), for caches that must forget what they hold of that user.
+	UserID string
+}
+
+// Invalidates reports whether the event may make what a cache holds of its
+// user stale: every event but the creation of a session or of a user, of
+// which no cache can hold an older copy.
+func (p PendingEvent) Invalidates() bool {
+	return p.UserID != "" && p.Type != EventSessionCreated && p.Type != EventUserCreated
 }
 
 // Add snapshots e, its accounts stripped of their tokens.
@@ -87,7 +97,16 @@ func (o *Outbox) Add(e Event) error {
 	if err != nil {
 		return fmt.Errorf("encoding %s event: %w", e.Type, err)
 	}
-	o.pending = append(o.pending, PendingEvent{Type: e.Type, CreatedAt: e.CreatedAt, Body: body})
+	p := PendingEvent{Type: e.Type, CreatedAt: e.CreatedAt, Body: body}
+	switch {
+	case e.User != nil:
+		p.UserID = e.User.ID
+	case e.Account != nil:
+		p.UserID = e.Account.UserID
+	case e.Session != nil:
+		p.UserID = e.Session.UserID
+	}
+	o.pending = append(o.pending, p)
 	return nil
 }
 

@@ -91,6 +91,8 @@ type Store struct {
 	sealer       sealer
 	now          func() time.Time
 	queryTimeout time.Duration
+	channel      string // of notifications (see notify.go)
+	acks         acks   // changes waiting for the listeners' answers
 
 	// lockSlots caps the connections that locks hold (WithAccountLock,
 	// LockSet), so that their holders always find a free connection for
@@ -152,6 +154,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err := s.checkKey(ctx); err != nil {
 		s.pool.Close()
 		return nil, fmt.Errorf("opening postgres store: %w", err)
+	}
+	if err := s.pool.QueryRow(ctx, channelQuery).Scan(&s.channel); err != nil {
+		s.pool.Close()
+		return nil, fmt.Errorf("opening postgres store: naming the notification channel: %w", err)
 	}
 	go s.cleanup(cmp.Or(opts.CleanupInterval, DefaultCleanupInterval))
 	return s, nil
@@ -272,18 +278,32 @@ func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
 
 // writeWithEvents is write for a change that records events: fn adds them
 // to the outbox it is given, and they are stored at the end of its
-// transaction (see writeEvents).
+// transaction (see writeEvents), which also notifies every gateway's
+// listener of the users they are about (see notify.go). While this store's
+// own listener listens, it returns once every listener answered that it
+// forgot them, so that no gateway serves what the caller (a sign-out, a
+// revocation) just ended.
 func (s *Store) writeWithEvents(ctx context.Context, fn func(tx pgx.Tx, out *store.Outbox) error) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
+	acks := s.acks.expect()
+	defer acks.forget()
 	for attempt := 1; ; attempt++ {
+		listeners := 0
 		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			var out store.Outbox
 			if err := fn(tx, &out); err != nil {
 				return err
 			}
+			var err error
+			if listeners, err = s.notify(ctx, tx, out.Pending(), acks); err != nil {
+				return err
+			}
 			return s.writeEvents(ctx, tx, out.Pending())
 		})
+		if err == nil {
+			acks.wait(ctx, listeners)
+		}
 		if !retryable(err) || attempt == maxAttempts {
 			if errors.Is(err, errRetry) {
 				err = errors.New("the records kept changing; gave up")
