@@ -38,6 +38,7 @@ type discovered struct {
 	issParameter  bool // authorization_response_iss_parameter_supported
 	signingAlgs   []string
 	revocationURL string
+	endSessionURL string           // end_session_endpoint: RP-Initiated Logout
 	authStyle     oauth2.AuthStyle // from token_endpoint_auth_methods_supported
 	keys          *keySet          // the provider's published signing keys
 }
@@ -166,6 +167,7 @@ func (p *Provider) fetchDiscovery(ctx context.Context) (*discovered, http.Header
 		IssParameter    bool     `json:"authorization_response_iss_parameter_supported"`
 		Algs            []string `json:"id_token_signing_alg_values_supported"`
 		RevocationURL   string   `json:"revocation_endpoint"`
+		EndSessionURL   string   `json:"end_session_endpoint"`
 		AuthMethods     []string `json:"token_endpoint_auth_methods_supported"`
 	}
 	if err := json.Unmarshal(body, &meta); err != nil {
@@ -204,6 +206,9 @@ func (p *Provider) fetchDiscovery(ctx context.Context) (*discovered, http.Header
 	if prev := p.discovery.peek(); prev != nil && prev.keys.url == jwksURL && slices.Equal(prev.signingAlgs, algs) {
 		keys = prev.keys
 	}
+	if checkURL("end_session_endpoint", meta.EndSessionURL) != nil {
+		meta.EndSessionURL = "" // none, or nothing a browser can be sent to
+	}
 	return &discovered{
 		issuer:        issuer,
 		endpoint:      oauth2.Endpoint{AuthURL: meta.AuthURL, TokenURL: meta.TokenURL},
@@ -212,6 +217,7 @@ func (p *Provider) fetchDiscovery(ctx context.Context) (*discovered, http.Header
 		issParameter:  meta.IssParameter,
 		signingAlgs:   algs,
 		revocationURL: meta.RevocationURL,
+		endSessionURL: meta.EndSessionURL,
 		authStyle:     authStyleFor(meta.AuthMethods),
 		keys:          keys,
 	}, header, nil

@@ -63,6 +63,9 @@ type Result struct {
 	// ClientID is the client Token was issued to when it is not the
 	// provider's client_id (a native app's apple bundle id).
 	ClientID string
+	// SID is the ID token's sid claim: the person's session at the
+	// provider, which a back-channel logout names.
+	SID string
 	// Scopes are the approved scopes: the token response's, else the requested ones.
 	Scopes []string
 	// AuthTime is when the person last authenticated at the provider: the
@@ -226,7 +229,7 @@ func (p *Provider) verifyOIDC(ctx context.Context, e *endpoints, tok *oauth2.Tok
 			return nil, fmt.Errorf("%w: id_token: %v", ErrRejected, err)
 		}
 	}
-	res.IDToken = raw
+	res.IDToken, res.SID = raw, lookupString(all, "sid")
 	if c.AuthTime != nil {
 		res.AuthTime = time.Unix(int64(*c.AuthTime), 0)
 	}
@@ -270,13 +273,24 @@ func checkIDClaims(c *idClaims, clientID, nonce string, noNonce bool) error {
 	case nonce == "" || c.Nonce != nonce:
 		return errors.New("nonce does not match the authorization request")
 	}
-	switch {
-	case len(c.Audience) > 1 && c.AuthorizedParty == "":
-		return errors.New("several audiences and no azp")
-	case c.AuthorizedParty != "" && c.AuthorizedParty != clientID:
-		return errors.New("azp is not this client")
-	case time.Unix(int64(*c.IssuedAt), 0).After(time.Now().Add(5 * time.Minute)):
+	if err := checkAudience(c.Audience, c.AuthorizedParty, clientID); err != nil {
+		return err
+	}
+	if time.Unix(int64(*c.IssuedAt), 0).After(time.Now().Add(5 * time.Minute)) {
 		return errors.New("iat is in the future")
+	}
+	return nil
+}
+
+// checkAudience checks what go-oidc does not of a token's audience (it
+// checked that aud holds the client): several audiences need an azp, and
+// an azp must be the client (OIDC Core 3.1.3.7).
+func checkAudience(aud audience, azp, clientID string) error {
+	switch {
+	case len(aud) > 1 && azp == "":
+		return errors.New("several audiences and no azp")
+	case azp != "" && azp != clientID:
+		return errors.New("azp is not this client")
 	}
 	return nil
 }

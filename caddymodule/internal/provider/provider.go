@@ -113,6 +113,9 @@ type Config struct {
 	// endpoints. true for a provider that never reports a verified address
 	// is a configuration error.
 	LinkByEmail *bool
+	// SignOutAtProvider: see Provider.SignOutAtProvider (OpenID providers
+	// found by discovery only).
+	SignOutAtProvider bool
 	// HTTPClient makes every outbound call; default: NewHTTPClient().
 	HTTPClient *http.Client
 }
@@ -266,6 +269,9 @@ func (p *Provider) resolve(cfg *Config) error {
 	}
 	cfg.Mapping = pre.mapping.overriddenBy(cfg.Mapping)
 	if err := checkURLs(cfg, pre); err != nil {
+		return err
+	}
+	if err := checkSignOut(cfg, pre); err != nil {
 		return err
 	}
 	if !pre.oidc && cfg.Issuer == "" {

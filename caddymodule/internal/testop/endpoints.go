@@ -86,6 +86,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			nonce:       q.Get("nonce"),
 			scope:       q.Get("scope"),
 			authTime:    authTime,
+			sid:         "sid-" + rand.Text(),
 			expires:     time.Now().Add(codeLifetime),
 		}
 		s.mu.Unlock()
@@ -279,9 +280,10 @@ func (s *Server) issue(w http.ResponseWriter, g grant, fault Fault) {
 	s.mu.Unlock()
 
 	if s.mode == OIDC && slices.Contains(strings.Fields(g.scope), "openid") {
-		resp.IDToken = s.idToken(claims, s.clientID, g.nonce, g.authTime, fault, now)
+		resp.IDToken = s.idToken(claims, s.clientID, g.nonce, g.authTime, g.sid, fault, now)
 		s.mu.Lock()
 		s.secrets = append(s.secrets, resp.IDToken)
+		s.lastSID = g.sid
 		s.mu.Unlock()
 	}
 	writeJSON(w, http.StatusOK, resp)

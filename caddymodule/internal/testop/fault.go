@@ -132,8 +132,9 @@ const (
 
 // idToken builds the id_token for a grant, broken as f says. A nonce of ""
 // means the authorization request sent none (or this is a refresh); a zero
-// authTime means no auth_time claim.
-func (s *Server) idToken(claimsJSON []byte, audience, nonce string, authTime time.Time, f Fault, now time.Time) string {
+// authTime means no auth_time claim. sid is the provider's session of the
+// grant ("": none).
+func (s *Server) idToken(claimsJSON []byte, audience, nonce string, authTime time.Time, sid string, f Fault, now time.Time) string {
 	claims := decodeObject(claimsJSON)
 	for _, name := range s.userinfoOnly {
 		delete(claims, name)
@@ -147,6 +148,9 @@ func (s *Server) idToken(claimsJSON []byte, audience, nonce string, authTime tim
 	}
 	if !authTime.IsZero() {
 		claims["auth_time"] = authTime.Unix()
+	}
+	if sid != "" {
+		claims["sid"] = sid
 	}
 	kid, key := s.signingKey()
 	header := map[string]string{"alg": "RS256", "kid": kid, "typ": "JWT"}

@@ -92,6 +92,7 @@ const (
 	pathToken     = "/token"
 	pathUserinfo  = "/userinfo"
 	pathRevoke    = "/revoke"
+	pathEndSess   = "/end_session"
 )
 
 // endpointPaths maps the names Calls counts requests under to their paths.
@@ -102,6 +103,8 @@ var endpointPaths = map[string]string{
 	"token":     pathToken,
 	"userinfo":  pathUserinfo,
 	"revoke":    pathRevoke,
+	// end_session is the RP-Initiated Logout endpoint (logout.go).
+	"end_session": pathEndSess,
 }
 
 // Secrets returns every authorization code, access token, refresh token and
@@ -141,6 +144,8 @@ type Server struct {
 	keys          map[string]*rsa.PrivateKey // every signing key made, by kid
 	published     []string                   // the kids in the JWKS
 	signing       string                     // the kid that signs id_tokens
+	lastSID       string                     // the sid of the last id_token issued
+	lastEndQuery  url.Values
 }
 
 // grant is what an authorization code or a refresh token stands for.
@@ -150,6 +155,7 @@ type grant struct {
 	nonce       string
 	scope       string
 	authTime    time.Time // the id_token's auth_time; zero: none
+	sid         string    // the provider's session of the authorization
 	expires     time.Time // codes only
 }
 
@@ -226,7 +232,7 @@ func (s *Server) NativeIDToken(audience, nonce string) string {
 	s.mu.Lock()
 	claims := s.claims
 	s.mu.Unlock()
-	tok := s.idToken(claims, audience, nonce, time.Time{}, s.currentFault(), time.Now())
+	tok := s.idToken(claims, audience, nonce, time.Time{}, "", s.currentFault(), time.Now())
 	s.mu.Lock()
 	s.secrets = append(s.secrets, tok)
 	s.mu.Unlock()
@@ -263,7 +269,7 @@ func (s *Server) SetFault(f Fault) {
 }
 
 // Calls reports how many requests an endpoint has received: "discovery",
-// "jwks", "authorize", "token", "userinfo" or "revoke". Requests the endpoint
+// "jwks", "authorize", "token", "userinfo", "revoke" or "end_session". Requests the endpoint
 // refused, and discovery or JWKS requests in OAuth2 mode, count too.
 func (s *Server) Calls(endpoint string) int {
 	if _, ok := endpointPaths[endpoint]; !ok {
@@ -292,12 +298,13 @@ func (s *Server) LastAuthorizeQuery() url.Values {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	for name, h := range map[string]http.HandlerFunc{
-		"discovery": s.discovery,
-		"jwks":      s.jwks,
-		"authorize": s.authorize,
-		"token":     s.token,
-		"userinfo":  s.userinfo,
-		"revoke":    s.revoke,
+		"discovery":   s.discovery,
+		"jwks":        s.jwks,
+		"authorize":   s.authorize,
+		"token":       s.token,
+		"userinfo":    s.userinfo,
+		"revoke":      s.revoke,
+		"end_session": s.endSession,
 	} {
 		mux.HandleFunc(endpointPaths[name], func(w http.ResponseWriter, r *http.Request) {
 			s.mu.Lock()
@@ -337,6 +344,9 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 		"code_challenge_methods_supported":               []string{"S256"},
 		"id_token_signing_alg_values_supported":          []string{"RS256"},
 		"authorization_response_iss_parameter_supported": true,
+		"end_session_endpoint":                           s.EndSessionURL(),
+		"backchannel_logout_supported":                   true,
+		"backchannel_logout_session_supported":           true,
 	})
 }
 
