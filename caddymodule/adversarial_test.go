@@ -296,6 +296,8 @@ func TestAdversarial_ControlCharactersNeverReachAHeader(t *testing.T) {
 		{"GET", "/_auth/sign-in", []string{"return_to"}, nil},
 		{"GET", "/_auth/sign-out", []string{"return_to"}, nil},
 		{"POST", "/_auth/sign-out", []string{"csrf_token", "return_to"}, nil},
+		{"GET", "/_auth/signed-out", []string{"state"}, nil},
+		{"POST", "/_auth/oauth/corp/backchannel-logout", []string{"logout_token"}, nil},
 		{"GET", "/_auth/me", []string{"x"}, nil},
 		{"GET", "/_auth/account", []string{"notice", "error"}, nil},
 		{"POST", "/_auth/account/connect", []string{"provider", "return_to", "scopes", "csrf_token"}, url.Values{"csrf_token": {csrf}, "provider": {"corp"}}},
@@ -638,6 +640,7 @@ func TestAdversarial_MethodConfusionChangesNothing(t *testing.T) {
 		"/_auth/sign-out", "/_auth/account/connect", "/_auth/account/reauthorize", "/_auth/account/disconnect",
 		"/_auth/account/sessions/revoke-others", "/_auth/native/token", "/_auth/native/apple",
 		"/_auth/native/id_token", "/_auth/native/nonce",
+		"/_auth/oauth/corp/backchannel-logout",
 	}
 	api := []struct{ path, realMethod string }{
 		{"/_auth/api/v1/users/" + userID, http.MethodDelete},

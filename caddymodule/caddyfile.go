@@ -74,6 +74,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //			auth_param     <name> <value>
 //			pkce           on|off
 //			sign_in        on|off
+//			sign_out_at_provider on|off
 //			link_by_email  on|off
 //		}
 //		cookie_keys      <key...>
@@ -266,6 +267,11 @@ func parseProvider(d *caddyfile.Dispenser) (ProviderConfig, error) {
 			pc.PKCE, err = onOff(d)
 		case "sign_in":
 			pc.SignIn, err = onOff(d)
+		case "sign_out_at_provider":
+			var on *bool
+			if on, err = onOff(d); on != nil {
+				pc.SignOutAtProvider = *on
+			}
 		case "link_by_email":
 			pc.LinkByEmail, err = onOff(d)
 		default:

@@ -112,6 +112,17 @@ type ProviderConfig struct {
 	// connect-only. Default: true.
 	SignIn *bool `json:"sign_in,omitempty"`
 
+	// SignOutAtProvider sends a person who signs out of the gateway after
+	// signing in with this provider on to sign out at the provider too
+	// (OpenID Connect RP-Initiated Logout): the gateway's session ends
+	// first, then the browser goes to the discovery document's
+	// end_session_endpoint and comes back to /_auth/signed-out, which must
+	// be registered at the provider as a post-logout redirect URI. Only for
+	// OpenID providers found by discovery; one without an
+	// end_session_endpoint is skipped. Default: false, since signing out of
+	// an app rarely means to sign out of Google or the company's SSO.
+	SignOutAtProvider bool `json:"sign_out_at_provider,omitempty"`
+
 	// LinkByEmail makes this provider trusted to vouch for linking by email:
 	// a first sign-in through it may join the existing user holding the same
 	// verified address (as the provider's own rules decide it: Google's
@@ -135,31 +146,32 @@ func (pc ProviderConfig) build(repl *caddy.Replacer) (*provider.Provider, error)
 		return nil, fmt.Errorf("a %s provider has no name", pc.Type)
 	}
 	cfg := provider.Config{
-		Name:            pc.Name,
-		Kind:            pc.Type,
-		DisplayName:     pc.DisplayName,
-		ClientID:        repl.ReplaceKnown(pc.ClientID, ""),
-		ClientSecret:    repl.ReplaceKnown(pc.ClientSecret, ""),
-		Issuer:          pc.Issuer,
-		AuthURL:         pc.AuthorizeURL,
-		TokenURL:        pc.TokenURL,
-		UserinfoURL:     pc.UserinfoURL,
-		RevokeURL:       pc.RevokeURL,
-		EmailsURL:       pc.EmailsURL,
-		JWKSURL:         pc.JWKSURL,
-		Tenant:          pc.Tenant,
-		BaseURL:         pc.BaseURL,
-		TeamID:          pc.TeamID,
-		KeyID:           pc.KeyID,
-		PrivateKey:      repl.ReplaceKnown(pc.PrivateKey, ""),
-		BundleIDs:       pc.BundleIDs,
-		NativeClientIDs: pc.NativeClientIDs,
-		GroupsFrom:      pc.GroupsFrom,
-		Scopes:          pc.Scopes,
-		AuthParams:      pc.AuthParams,
-		DisablePKCE:     pc.PKCE != nil && !*pc.PKCE,
-		SignIn:          pc.SignIn == nil || *pc.SignIn,
-		LinkByEmail:     pc.LinkByEmail,
+		Name:              pc.Name,
+		Kind:              pc.Type,
+		DisplayName:       pc.DisplayName,
+		ClientID:          repl.ReplaceKnown(pc.ClientID, ""),
+		ClientSecret:      repl.ReplaceKnown(pc.ClientSecret, ""),
+		Issuer:            pc.Issuer,
+		AuthURL:           pc.AuthorizeURL,
+		TokenURL:          pc.TokenURL,
+		UserinfoURL:       pc.UserinfoURL,
+		RevokeURL:         pc.RevokeURL,
+		EmailsURL:         pc.EmailsURL,
+		JWKSURL:           pc.JWKSURL,
+		Tenant:            pc.Tenant,
+		BaseURL:           pc.BaseURL,
+		TeamID:            pc.TeamID,
+		KeyID:             pc.KeyID,
+		PrivateKey:        repl.ReplaceKnown(pc.PrivateKey, ""),
+		BundleIDs:         pc.BundleIDs,
+		NativeClientIDs:   pc.NativeClientIDs,
+		GroupsFrom:        pc.GroupsFrom,
+		Scopes:            pc.Scopes,
+		AuthParams:        pc.AuthParams,
+		DisablePKCE:       pc.PKCE != nil && !*pc.PKCE,
+		SignIn:            pc.SignIn == nil || *pc.SignIn,
+		LinkByEmail:       pc.LinkByEmail,
+		SignOutAtProvider: pc.SignOutAtProvider,
 	}
 	if pc.Fields != nil {
 		cfg.Mapping = *pc.Fields

@@ -20,9 +20,9 @@ import (
 
 // TestPostgres_RevocationReachesEveryGatewayAtOnce runs two gateway
 // processes on one PostgreSQL database with an hour of session_cache: a
-// session revoked, signed out or deleted on gateway A is refused by gateway
-// B on the very next request, also after B's listener lost its connection
-// and made a new one.
+// session revoked, signed out, deleted or logged out by the provider
+// (back-channel) on gateway A is refused by gateway B on the very next
+// request, also after B's listener lost its connection and made a new one.
 func TestPostgres_RevocationReachesEveryGatewayAtOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the gateway binary; skipped with -short")
@@ -111,6 +111,12 @@ http://127.0.0.1:%d {
 		t.Fatalf("deleting the user on A: status %d %v", status, body)
 	}
 	refusedOnB(cookie, "deleting the user")
+
+	_, cookie, _ = signIn()
+	if status, _, body := backChannel(t, onA, "corp", logoutForm(op.LogoutToken("user-1", "", nil))); status != http.StatusOK {
+		t.Fatalf("back-channel logout on A: status %d %v", status, body)
+	}
+	refusedOnB(cookie, "a back-channel logout")
 
 	// B's listener loses its connection: B, once listening again, still
 	// hears the next revocation at once.

@@ -84,20 +84,21 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 	case ModeSignIn:
 		in.LinkByEmail = f.LinkByEmail
 		in.Admit = f.admit(p, in.Account)
-		auth.Time = f.authTime(res)
+		auth.Time, auth.ProviderSID = f.authTime(res), res.SID
 	case ModeConnect:
 		in.LinkToUser = rec.UserID
-		auth = session.Auth{AccountID: current.AccountID, Time: current.AuthTime}
+		auth = session.Auth{AccountID: current.AccountID, Time: current.AuthTime, ProviderSID: current.ProviderSID}
 	case ModeReauthorize, ModeReauthenticate:
 		if err := f.sameAccount(r.Context(), rec, in.Account); err != nil {
 			return nil, err
 		}
 		in.LinkToUser = rec.UserID
-		auth = session.Auth{AccountID: current.AccountID, Time: current.AuthTime}
+		auth = session.Auth{AccountID: current.AccountID, Time: current.AuthTime, ProviderSID: current.ProviderSID}
 		if rec.Mode == ModeReauthenticate {
 			if auth, err = f.reauthenticated(p, rec, res); err != nil {
 				return nil, err
 			}
+			auth.ProviderSID = res.SID
 		}
 	}
 	out, err := f.Store.SignIn(r.Context(), in)
@@ -136,6 +137,9 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 	}
 	if err != nil {
 		return nil, err
+	}
+	if rec.Mode == ModeSignIn || rec.Mode == ModeReauthenticate {
+		f.rememberProviderSession(r.Context(), out.Account, auth.ProviderSID, sess)
 	}
 	switch {
 	case rec.Mode == ModeConnect:

@@ -101,15 +101,25 @@ func (g *Gateway) flowError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // signOut shows a confirmation page (GET) or ends the session (POST with
-// the session's CSRF token). The record is deleted, so a replayed cookie is dead.
+// the session's CSRF token). The record is deleted, so a replayed cookie is
+// dead. The browser then goes to return_to (sanitized; default the sign-in
+// page), by way of the provider's own sign-out when the session's sign-in
+// provider has sign_out_at_provider.
 func (g *Gateway) signOut(w http.ResponseWriter, r *http.Request) {
 	sess, err := g.Authenticate(r)
 	if err != nil && !isNoSession(err) {
 		g.internal(w, r, "reading session", err)
 		return
 	}
+	returnTo := g.Prefix + "/sign-in"
+	if rt := r.FormValue("return_to"); rt != "" {
+		returnTo = g.Flow.Sanitize(rt)
+	}
 	if r.Method != http.MethodPost {
 		page := ui.Page{Title: "Sign out", SignInURL: g.Prefix + "/sign-in", SignOutURL: g.Prefix + "/sign-out"}
+		if r.URL.Query().Has("return_to") {
+			page.SignOutURL += "?return_to=" + url.QueryEscape(returnTo)
+		}
 		if sess != nil {
 			page.SignedIn, page.CSRFToken = true, g.Sessions.CSRFToken(sess.ID)
 			page.UserLabel = sess.Email
@@ -135,7 +145,11 @@ func (g *Gateway) signOut(w http.ResponseWriter, r *http.Request) {
 	if sess != nil {
 		g.Logger.Info("signed out", zap.String("user_id", sess.UserID), zap.String("session_id", sess.ID))
 	}
-	http.Redirect(w, r, g.Prefix+"/sign-in", http.StatusSeeOther)
+	if to := g.signOutAtProvider(r, sess, returnTo); to != "" {
+		returnTo = to
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, returnTo, http.StatusSeeOther)
 }
 
 // me returns the signed-in user as JSON, for custom front ends.

@@ -123,6 +123,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, path string)
 		g.allow(w, r, g.signInPage, http.MethodGet)
 	case rest == "/sign-out":
 		g.allow(w, r, g.signOut, http.MethodGet, http.MethodPost)
+	case rest == SignedOutPath:
+		g.allow(w, r, g.signedOut, http.MethodGet)
 	case rest == "/health":
 		g.allow(w, r, g.health, http.MethodGet)
 	case rest == "/.well-known/jwks.json":
@@ -158,6 +160,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, path string)
 			g.allow(w, r, func(w http.ResponseWriter, r *http.Request) { g.start(w, r, name) }, http.MethodGet, http.MethodPost)
 		case "callback":
 			g.allow(w, r, func(w http.ResponseWriter, r *http.Request) { g.callback(w, r, name) }, http.MethodGet, http.MethodPost)
+		case "backchannel-logout":
+			g.allow(w, r, func(w http.ResponseWriter, r *http.Request) { g.backChannelLogout(w, r, name) }, http.MethodPost)
 		default:
 			g.notFound(w, r)
 		}

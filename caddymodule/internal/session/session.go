@@ -200,6 +200,9 @@ func (m *Manager) Issue(ctx context.Context, r *http.Request, user *store.User, 
 type Auth struct {
 	AccountID string
 	Time      time.Time
+	// ProviderSID is the provider's session of that proof (the ID token's
+	// sid), which a back-channel logout names; "" when unknown.
+	ProviderSID string
 }
 
 // newSession makes the record of a session that ends lifetime from now at
@@ -224,6 +227,7 @@ func (m *Manager) newSession(ctx context.Context, r *http.Request, user *store.U
 		LastActiveAt: now,
 		AccountID:    auth.AccountID,
 		AuthTime:     auth.Time,
+		ProviderSID:  auth.ProviderSID,
 		UserAgent:    truncate(r.UserAgent(), 256),
 		IP:           clientIP(r),
 	}
