@@ -76,6 +76,37 @@ func startProcess(t *testing.T, caddyfile string, port int) *process {
 	}
 }
 
+// clusterConfig is the Caddyfile of a gateway process on port, one of a
+// cluster on dsn: provider corp at op and the API key, with global lines in
+// the socialgate option and site lines before the site's socialgate and
+// reverse_proxy to up.
+func clusterConfig(dsn string, op *testop.Server, up *upstream, port int, global, site string) string {
+	return fmt.Sprintf(`{
+	admin off
+	persist_config off
+	auto_https off
+	socialgate {
+		storage postgres {
+			dsn "%s"
+			secret "a-shared-secret-of-the-cluster-0123456789"
+		}
+		api_key %s
+		provider oidc corp {
+			issuer %s
+			client_id test-client
+			client_secret test-secret
+		}
+		%s
+	}
+}
+http://127.0.0.1:%d {
+	%s
+	socialgate
+	reverse_proxy %s
+}
+`, dsn, apiKey, op.URL(), global, port, site, up.Addr())
+}
+
 // TestPostgres_TwoGatewaysShareOneUserBase runs two gateway processes on one
 // PostgreSQL database, as behind a load balancer.
 func TestPostgres_TwoGatewaysShareOneUserBase(t *testing.T) {
@@ -86,36 +117,8 @@ func TestPostgres_TwoGatewaysShareOneUserBase(t *testing.T) {
 	op := startOP(t, testop.Options{AccessTokenLifetime: 3 * time.Second, IssueRefreshToken: true})
 	up := newUpstream(t)
 	config := func(port int) string {
-		return fmt.Sprintf(`{
-	admin off
-	persist_config off
-	auto_https off
-	socialgate {
-		storage postgres {
-			dsn "%s"
-			secret "a-shared-secret-of-the-cluster-0123456789"
-		}
-		session_cache 1s
-		token_refresh_skew 1s
-		api_key %s
-		provider oidc corp {
-			issuer %s
-			client_id test-client
-			client_secret test-secret
-		}
-	}
-}
-http://127.0.0.1:%d {
-	route /token/* {
-		socialgate {
-			forward_token corp
-		}
-		reverse_proxy %s
-	}
-	socialgate
-	reverse_proxy %s
-}
-`, dsn, apiKey, op.URL(), port, up.Addr(), up.Addr())
+		return clusterConfig(dsn, op, up, port, "session_cache 1s\n\t\ttoken_refresh_skew 1s",
+			"route /token/* {\n\t\tsocialgate {\n\t\t\tforward_token corp\n\t\t}\n\t\treverse_proxy "+up.Addr()+"\n\t}")
 	}
 	portA, portB := freePort(t), freePort(t)
 	a := startProcess(t, config(portA), portA)

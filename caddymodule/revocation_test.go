@@ -2,11 +2,8 @@ package caddymodule_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -14,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
-	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
 	"github.com/socialgate/socialgate/caddymodule/internal/testop"
 )
 
@@ -27,42 +23,10 @@ func TestPostgres_RevocationReachesEveryGatewayAtOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the gateway binary; skipped with -short")
 	}
-	server, err := storetest.StartPostgres()
-	if errors.Is(err, storetest.ErrNoPostgres) && os.Getenv("CI") != "true" {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { server.Stop() })
-	dsn := server.FreshDSN(t)
+	dsn := postgresForTest(t)
 	op := startOP(t, testop.Options{})
 	up := newUpstream(t)
-	config := func(port int) string {
-		return fmt.Sprintf(`{
-	admin off
-	persist_config off
-	auto_https off
-	socialgate {
-		storage postgres {
-			dsn "%s"
-			secret "a-shared-secret-of-the-cluster-0123456789"
-		}
-		session_cache 1h
-		api_key %s
-		provider oidc corp {
-			issuer %s
-			client_id test-client
-			client_secret test-secret
-		}
-	}
-}
-http://127.0.0.1:%d {
-	socialgate
-	reverse_proxy %s
-}
-`, dsn, apiKey, op.URL(), port, up.Addr())
-	}
+	config := func(port int) string { return clusterConfig(dsn, op, up, port, "session_cache 1h", "") }
 	portA, portB := freePort(t), freePort(t)
 	a := startProcess(t, config(portA), portA)
 	b := startProcess(t, config(portB), portB)
