@@ -17,8 +17,8 @@ import (
 
 // Caddy's access log (sent to the default log by the site's bare log
 // directive) and its DEBUG entries, through the README's filter: web and
-// native sign-ins, forwarded tokens and a token read through the API leave
-// no secret behind (the leak check at cleanup knows every cookie, code,
+// native sign-ins, forwarded tokens, a token read through the API and a
+// sign-out at the provider leave no secret behind (the leak check at cleanup knows every cookie, code,
 // state, nonce, challenge, rotating token nonce, session token, identity
 // token and provider token of the test), yet the entries are there.
 func TestLogs_CaddysLogsKeepNoSecret(t *testing.T) {
@@ -28,7 +28,7 @@ func TestLogs_CaddysLogsKeepNoSecret(t *testing.T) {
 	e.DevURL = fmt.Sprintf("http://127.0.0.1:%d", e.devPort)
 	up := e.Upstream.Addr()
 	err := e.Load(options{
-		Global: fmt.Sprintf("provider oidc corp {\n\t\t\tissuer %s\n\t\t\tclient_id test-client\n\t\t\tclient_secret test-secret\n\t\t}\n\t\t"+
+		Global: fmt.Sprintf("provider oidc corp {\n\t\t\tissuer %s\n\t\t\tclient_id test-client\n\t\t\tclient_secret test-secret\n\t\t\tsign_out_at_provider on\n\t\t}\n\t\t"+
 			"api_key %s\n\t\tredirect_urls myapp://cb", op.URL(), apiKey),
 		Site: "log\n\troute /dev/* {\n\t\tsocialgate {\n\t\t\tforward_token dev\n\t\t}\n\t\treverse_proxy " + up + "\n\t}\n\t" +
 			"route /corp/* {\n\t\tsocialgate {\n\t\t\tforward_token corp header Authorization\n\t\t}\n\t\treverse_proxy " + up + "\n\t}",
@@ -59,9 +59,13 @@ func TestLogs_CaddysLogsKeepNoSecret(t *testing.T) {
 		t.Fatalf("reading the token through the API: %d", status)
 	}
 
+	// A sign-out at the provider, there and back.
+	resp, _ := corp.get(location(t, corp.signOut(e, "/bye")))
+	corp.get(location(t, resp))
+
 	// The leak check runs at cleanup; the entries must be there to check.
 	caddy.Stop()
-	var seen struct{ callback, start, native, upstream, audit bool }
+	var seen struct{ callback, start, native, upstream, audit, signOut, signedOut bool }
 	f, err := os.Open(filepath.Join(e.Storage, "debug.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -85,11 +89,13 @@ func TestLogs_CaddysLogsKeepNoSecret(t *testing.T) {
 		seen.start = seen.start || strings.Contains(loc, "state=REDACTED") && strings.Contains(loc, "nonce=REDACTED") &&
 			strings.Contains(loc, "code_challenge=REDACTED")
 		seen.native = seen.native || strings.Contains(loc, "myapp://cb?rotating_token_nonce=REDACTED")
+		seen.signOut = seen.signOut || strings.Contains(loc, "id_token_hint=REDACTED") && strings.Contains(loc, "state=REDACTED")
+		seen.signedOut = seen.signedOut || strings.Contains(entry.Request.URI, "/_auth/signed-out?state=REDACTED")
 		seen.upstream = seen.upstream || entry.Msg == "upstream roundtrip" && entry.Request.Headers["X-Auth-User-Id"] != nil
 		seen.audit = seen.audit || entry.Logger == "socialgate.audit" && entry.Msg == "oauth_token.read" &&
 			strings.HasPrefix(entry.Actor, "api_key:") && entry.Provider == "corp"
 	}
-	if !seen.callback || !seen.start || !seen.native || !seen.upstream || !seen.audit {
+	if !seen.callback || !seen.start || !seen.native || !seen.upstream || !seen.audit || !seen.signOut || !seen.signedOut {
 		t.Errorf("the log lacks entries it should hold, filtered: %+v", seen)
 	}
 }
