@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
@@ -125,7 +126,7 @@ func (s *Server) signIn(q url.Values, fault Fault) time.Time {
 
 // token serves the authorization_code and refresh_token grants.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	fault := s.currentFault()
+	fault, changed := s.faultAndChange()
 	if !s.pause(r, fault) {
 		return
 	}
@@ -136,6 +137,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	switch fault {
 	case FaultTokenError:
 		writeJSON(w, http.StatusBadRequest, oauthError{Code: "invalid_grant"})
+		return
+	case FaultTokenServerError:
+		http.Error(w, "internal server error", http.StatusInternalServerError)
+		return
+	case FaultTokenHang:
+		s.hang(r, changed)
 		return
 	case FaultTokenHTML:
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -158,6 +165,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, err)
+		return
+	}
+	if fault == FaultTokenLostAnswer {
+		s.issue(httptest.NewRecorder(), g, fault) // granted, and the answer lost
+		s.hang(r, changed)
 		return
 	}
 	s.issue(w, g, fault)
@@ -236,11 +248,22 @@ func pkceMatches(verifier, challenge string) bool {
 	return subtle.ConstantTimeCompare([]byte(b64(sum[:])), []byte(challenge)) == 1
 }
 
-// redeemRefreshToken consumes the refresh token: issue rotates it.
+// redeemRefreshToken consumes the refresh token: issue rotates it. A token
+// rotated less than RefreshReuseGrace ago is accepted again.
 func (s *Server) redeemRefreshToken(token string) (grant, error) {
+	now := time.Now()
 	s.mu.Lock()
 	g, ok := s.refreshTokens[token]
 	delete(s.refreshTokens, token)
+	if ok && s.reuseGrace > 0 {
+		in := g
+		in.expires = now.Add(s.reuseGrace)
+		s.rotated[token] = in
+	}
+	if !ok {
+		g, ok = s.rotated[token]
+		ok = ok && now.Before(g.expires)
+	}
 	s.mu.Unlock()
 	if !ok {
 		return grant{}, invalidGrant("unknown or rotated refresh token")
@@ -348,6 +371,17 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	delete(s.refreshTokens, token)
 	s.mu.Unlock()
 	w.WriteHeader(http.StatusOK)
+}
+
+// hang waits until the client or the test goes away, or the fault changes:
+// then it drops the connection unanswered.
+func (s *Server) hang(r *http.Request, faultChanged <-chan struct{}) {
+	select {
+	case <-r.Context().Done():
+	case <-s.done:
+	case <-faultChanged:
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // pause delays the answer under FaultSlow. It reports false when the client

@@ -83,6 +83,19 @@ const (
 	// is not asked to sign in again, and the id_token's auth_time is their
 	// earlier sign-in (SetLoginTime; an hour ago when none was set).
 	FaultStaleAuthTime
+	// FaultTokenServerError: the token endpoint answers 500 with a plain text
+	// body, without consuming the code or refresh token: a provider that is
+	// down behind its load balancer.
+	FaultTokenServerError
+	// FaultTokenHang: the token endpoint never answers, consuming nothing:
+	// it waits until the client gives up, the test ends, or SetFault
+	// changes the fault (it then drops the connection).
+	FaultTokenHang
+	// FaultTokenLostAnswer: the token endpoint grants the request (a refresh
+	// rotates the refresh token, a code is consumed) and then never sends
+	// the answer, as when a connection breaks after the provider committed:
+	// only Options.RefreshReuseGrace can save the grant.
+	FaultTokenLostAnswer
 )
 
 var faultNames = [...]string{
@@ -109,6 +122,9 @@ var faultNames = [...]string{
 	FaultWrongIssParam:       "FaultWrongIssParam",
 	FaultJWKSUnavailable:     "FaultJWKSUnavailable",
 	FaultStaleAuthTime:       "FaultStaleAuthTime",
+	FaultTokenServerError:    "FaultTokenServerError",
+	FaultTokenHang:           "FaultTokenHang",
+	FaultTokenLostAnswer:     "FaultTokenLostAnswer",
 }
 
 func (f Fault) String() string {

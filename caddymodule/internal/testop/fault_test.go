@@ -317,3 +317,113 @@ func TestFaultSlow_DelaysTokenAndUserinfo(t *testing.T) {
 		t.Errorf("patient userinfo = %d after %v, want 200 after 3s", status, elapsed)
 	}
 }
+
+// refresh sends a refresh_token grant with ctx.
+func refresh(ctx context.Context, cfg *oauth2.Config, rt string) (*oauth2.Token, error) {
+	return cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: rt}).Token()
+}
+
+func TestTokenFaults_FailOrHangWithoutConsumingTheRefreshToken(t *testing.T) {
+	t.Parallel()
+	s := testop.Start(t, testop.Options{IssueRefreshToken: true})
+	cfg := config(s, oidc.ScopeOpenID, oidc.ScopeOfflineAccess)
+	rt := signIn(t, cfg).token.RefreshToken
+
+	s.SetFault(testop.FaultTokenServerError)
+	_, err := refresh(t.Context(), cfg, rt)
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.Response.StatusCode != http.StatusInternalServerError {
+		t.Errorf("FaultTokenServerError: %v, want HTTP 500", err)
+	}
+
+	s.SetFault(testop.FaultTokenHang)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := refresh(ctx, cfg, rt); err == nil || time.Since(start) < 300*time.Millisecond {
+		t.Errorf("FaultTokenHang answered after %v: %v", time.Since(start), err)
+	}
+
+	s.SetFault(testop.FaultNone)
+	if _, err := refresh(t.Context(), cfg, rt); err != nil {
+		t.Errorf("the refresh token was consumed by a failed or hung request: %v", err)
+	}
+}
+
+func TestTokenFaults_LostAnswerRotatesAndOnlyTheGraceSavesTheGrant(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		grace time.Duration
+		want  bool // the old refresh token works again after the lost answer
+	}{
+		{0, false},
+		{time.Minute, true},
+	} {
+		s := testop.Start(t, testop.Options{IssueRefreshToken: true, RefreshReuseGrace: tt.grace})
+		cfg := config(s, oidc.ScopeOpenID, oidc.ScopeOfflineAccess)
+		rt := signIn(t, cfg).token.RefreshToken
+		s.SetFault(testop.FaultTokenLostAnswer)
+		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+		if _, err := refresh(ctx, cfg, rt); err == nil {
+			t.Errorf("grace %v: the lost answer arrived", tt.grace)
+		}
+		cancel()
+		s.SetFault(testop.FaultNone)
+		tok, err := refresh(t.Context(), cfg, rt)
+		if (err == nil) != tt.want {
+			t.Fatalf("grace %v: reusing the rotated refresh token: %v, want success %v", tt.grace, err, tt.want)
+		}
+		if err == nil {
+			// The grace covers the previous token only until its own end.
+			if _, err := refresh(t.Context(), cfg, tok.RefreshToken); err != nil {
+				t.Errorf("grace %v: the token issued within the grace: %v", tt.grace, err)
+			}
+		}
+	}
+}
+
+func TestRefreshReuseGrace_Ends(t *testing.T) {
+	t.Parallel()
+	s := testop.Start(t, testop.Options{IssueRefreshToken: true, RefreshReuseGrace: 200 * time.Millisecond})
+	cfg := config(s, oidc.ScopeOpenID, oidc.ScopeOfflineAccess)
+	rt := signIn(t, cfg).token.RefreshToken
+	if _, err := refresh(t.Context(), cfg, rt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := refresh(t.Context(), cfg, rt); err != nil {
+		t.Errorf("within the grace: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	_, err := refresh(t.Context(), cfg, rt)
+	wantOAuthError(t, err, "invalid_grant")
+}
+
+func TestFaultTokenHang_EndsWhenTheFaultChanges(t *testing.T) {
+	t.Parallel()
+	s := testop.Start(t, testop.Options{IssueRefreshToken: true})
+	cfg := config(s, oidc.ScopeOpenID, oidc.ScopeOfflineAccess)
+	rt := signIn(t, cfg).token.RefreshToken
+	s.SetFault(testop.FaultTokenHang)
+	calls := s.Calls("token")
+	done := make(chan error, 1)
+	go func() {
+		_, err := refresh(t.Context(), cfg, rt)
+		done <- err
+	}()
+	for s.Calls("token") == calls {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // counted, then hung: let it reach the hang
+	s.SetFault(testop.FaultNone)
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("a hung request got an answer when the fault was lifted")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the hung request outlived the fault")
+	}
+	if _, err := refresh(t.Context(), cfg, rt); err != nil {
+		t.Errorf("the hung request consumed the refresh token: %v", err)
+	}
+}

@@ -71,6 +71,11 @@ type Options struct {
 	// JWKSCacheControl is the Cache-Control header of the JWKS response, to
 	// test how long relying parties cache the keys. Default: "no-store".
 	JWKSCacheControl string
+	// RefreshReuseGrace is how long a rotated refresh token keeps working
+	// after the refresh that rotated it, as Okta's grace period, Auth0's
+	// reuse interval or Cognito's RetryGracePeriodSeconds allow. Zero: it
+	// stops working at once.
+	RefreshReuseGrace time.Duration
 }
 
 // DefaultClaims returns the claims of the default user, "user-1".
@@ -129,12 +134,14 @@ type Server struct {
 	userinfoOnly     []string
 	strayKey         func() *rsa.PrivateKey // FaultUnknownKid's key, generated on first use
 	jwksCacheControl string
+	reuseGrace       time.Duration
 
 	mu            sync.Mutex
 	claims        []byte // JSON, so that callers' later edits to their map have no effect
 	userinfoBody  []byte // JSON, OAuth2 mode only; nil means claims
 	fault         Fault
-	loginAt       time.Time // the person's last sign-in here; zero: unsaid
+	loginAt       time.Time     // the person's last sign-in here; zero: unsaid
+	faultChanged  chan struct{} // closed by SetFault: hung requests then drop their connection
 	calls         map[string]int
 	lastQuery     url.Values
 	codes         map[string]grant
@@ -146,6 +153,7 @@ type Server struct {
 	signing       string                     // the kid that signs id_tokens
 	lastSID       string                     // the sid of the last id_token issued
 	lastEndQuery  url.Values
+	rotated       map[string]grant // rotated refresh tokens still in their reuse grace; expires is its end
 }
 
 // grant is what an authorization code or a refresh token stands for.
@@ -156,7 +164,7 @@ type grant struct {
 	scope       string
 	authTime    time.Time // the id_token's auth_time; zero: none
 	sid         string    // the provider's session of the authorization
-	expires     time.Time // codes only
+	expires     time.Time // codes, and rotated refresh tokens in their grace
 }
 
 // Start starts a provider on 127.0.0.1; t.Cleanup closes it.
@@ -181,6 +189,9 @@ func Start(t testing.TB, opts Options) *Server {
 		codes:            make(map[string]grant),
 		accessTokens:     make(map[string]time.Time),
 		refreshTokens:    make(map[string]grant),
+		reuseGrace:       opts.RefreshReuseGrace,
+		rotated:          make(map[string]grant),
+		faultChanged:     make(chan struct{}),
 	}
 	kid := "k-" + rand.Text()[:10]
 	s.keys, s.published, s.signing = map[string]*rsa.PrivateKey{kid: key}, []string{kid}, kid
@@ -261,11 +272,14 @@ func (s *Server) SetLoginTime(t time.Time) {
 }
 
 // SetFault makes subsequent responses misbehave as f describes; FaultNone
-// restores correct behaviour.
+// restores correct behaviour. Requests hung by FaultTokenHang or
+// FaultTokenLostAnswer then end by dropping their connection, unanswered.
 func (s *Server) SetFault(f Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.fault = f
+	close(s.faultChanged)
+	s.faultChanged = make(chan struct{})
 }
 
 // Calls reports how many requests an endpoint has received: "discovery",
@@ -317,9 +331,15 @@ func (s *Server) routes() http.Handler {
 }
 
 func (s *Server) currentFault() Fault {
+	f, _ := s.faultAndChange()
+	return f
+}
+
+// faultAndChange returns the fault and a channel closed when it changes.
+func (s *Server) faultAndChange() (Fault, <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.fault
+	return s.fault, s.faultChanged
 }
 
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
