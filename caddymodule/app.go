@@ -113,7 +113,9 @@ type App struct {
 	FlowTimeout caddy.Duration `json:"flow_timeout,omitempty"`
 
 	// TokenRefreshSkew is how long before it expires a provider access token
-	// is refreshed on read. Default: 2m.
+	// is refreshed on read, at most half of the token's lifetime (its
+	// expires_in), so that short-lived tokens are not refreshed on every
+	// request. Default: 2m.
 	TokenRefreshSkew caddy.Duration `json:"token_refresh_skew,omitempty"`
 
 	// APIKeys are the keys the backend API (/_auth/api/v1/…) accepts as

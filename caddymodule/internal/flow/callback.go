@@ -14,6 +14,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
 )
 
 // Outcome is a completed flow.
@@ -264,6 +265,7 @@ func account(p *provider.Provider, res *provider.Result) store.ExternalAccount {
 			TokenType:    tok.TokenType,
 			Expiry:       tok.Expiry,
 			ClientID:     res.ClientID,
+			IssuedAt:     tokens.IssuedAt(tok),
 		},
 	}
 }

@@ -32,12 +32,26 @@ var (
 		Namespace: namespace, Name: "unlinks_total", Help: "Provider accounts disconnected.",
 	}, []string{"provider"})
 
-	// Refreshes counts provider token refreshes by provider and outcome
-	// (success, invalid_grant, error).
+	// Refreshes counts the provider token refreshes that came due, by
+	// provider and outcome: success; invalid_grant (the grant is gone);
+	// error (the provider failed, was slow or answered garbage: the account
+	// backs off); backoff (not tried: the account is backing off after an
+	// error); busy (not tried: the account's lock stayed held, by another
+	// gateway's refresh or because every lock slot was taken); store_error
+	// (the outcome could not be stored; after a success, the log says
+	// whether a rotated refresh token may be lost).
 	Refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "token_refreshes_total",
-		Help: "Provider token refreshes by provider and outcome (success, invalid_grant, error).",
+		Help: "Provider token refreshes that came due, by provider and outcome (success, invalid_grant, error, backoff, busy, store_error).",
 	}, []string{"provider", "outcome"})
+
+	// StaleTokensServed counts requests handed a still-valid token inside
+	// the refresh skew because its refresh failed, is backing off, could not
+	// take the account's lock or was slow.
+	StaleTokensServed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "stale_tokens_served_total",
+		Help: "Still-valid provider tokens handed out inside the refresh skew because their refresh failed, is backing off, was busy or slow.",
+	}, []string{"provider"})
 
 	// Reauthorizations counts accounts that came to need reauthorization.
 	Reauthorizations = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -85,7 +99,7 @@ var (
 	}, []string{"endpoint", "outcome"})
 )
 
-var all = []prometheus.Collector{SignIns, Links, Unlinks, Refreshes, Reauthorizations, Sessions, FlowErrors, ProviderCalls, RateLimited,
+var all = []prometheus.Collector{SignIns, Links, Unlinks, Refreshes, StaleTokensServed, Reauthorizations, Sessions, FlowErrors, ProviderCalls, RateLimited,
 	NotAdmitted, WebhookDeliveries}
 
 // Register adds the collectors to reg. A collector already there (the same

@@ -33,6 +33,9 @@ var (
 	// identity may neither join that user nor start a second one with that
 	// address (see SignIn.EmailLink). Nothing changed.
 	ErrEmailHeld = errors.New("the verified email address belongs to another user")
+	// ErrBusy means a record stayed locked by another writer for longer than
+	// the caller was willing to wait. Nothing changed.
+	ErrBusy = errors.New("record is busy")
 )
 
 // Account status values.
@@ -283,8 +286,9 @@ type ExternalAccount struct {
 }
 
 // TokenSet is what a provider's token endpoint returned for an account: one
-// grant, written whole. An account signed in without a grant (a native app's
-// bare ID token) holds an empty set.
+// grant, written whole, and how refreshing it is going. An account signed in
+// without a grant (a native app's bare ID token) holds an empty set; a
+// sign-in with a grant replaces it, so a new grant starts with no failures.
 type TokenSet struct {
 	AccessToken  string    `json:"access_token,omitempty"`
 	RefreshToken string    `json:"refresh_token,omitempty"`
@@ -295,6 +299,16 @@ type TokenSet struct {
 	// provider's client_id (a native app's apple bundle id): refreshing and
 	// revoking it take that client.
 	ClientID string `json:"client_id,omitempty"`
+	// IssuedAt is when the provider issued AccessToken, from the expires_in
+	// it answered with: Expiry - IssuedAt is the token's lifetime. Zero when
+	// unknown (no expires_in, or stored before it was recorded).
+	IssuedAt time.Time `json:"issued_at,omitzero"`
+	// RefreshFailures counts the refreshes that failed in a row (the provider
+	// was down, slow or answered garbage); a successful refresh clears it.
+	RefreshFailures int `json:"refresh_failures,omitempty"`
+	// RetryAt is, after a failed refresh, when the next one may be tried;
+	// zero when none failed.
+	RetryAt time.Time `json:"retry_at,omitzero"`
 }
 
 // Check refuses a half-written token set: a refresh token or an expiry

@@ -1,32 +1,55 @@
 // Package tokens keeps provider access tokens fresh: a token that expires
 // within a skew is refreshed on read, once per account however many requests
-// ask at the same moment (single-flight in the process, compare-and-swap in
-// the store), and a rotated refresh token is stored in the same transaction
-// as the new access token before anyone is handed it.
+// ask at the same moment (one refresh in flight per account in the process,
+// the account's row lock or a compare-and-swap in the store), and a rotated
+// refresh token is stored in the same transaction as the new access token
+// before anyone is handed it.
+//
+// A provider that fails is not called again by every request: the account
+// backs off (5 s after the first failure, doubling up to a minute, recorded
+// in the store so that every gateway and every reload sees it), and until
+// then a still-valid token is served as it is. A still-valid token is never
+// held up for long either: a request waits at most two seconds for its
+// refresh, then gets the token it has while the refresh goes on.
 package tokens
 
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
-	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
 // DefaultSkew is how long before expiry a token counts as stale.
 const DefaultSkew = 2 * time.Minute
 
-// refreshTimeout bounds one refresh at the provider, whatever the caller's
-// deadline: a refresh that finished is stored even if its caller left.
-const refreshTimeout = 15 * time.Second
+const (
+	// validWait bounds how long requests holding a still-valid token wait
+	// for its refresh, counted from the refresh's start: a slow provider
+	// delays no one for long, and the refresh goes on without them.
+	validWait = 2 * time.Second
+	// lockWait bounds waiting for the account's lock before a refresh
+	// (another gateway is refreshing the account).
+	lockWait = 10 * time.Second
+	// callTimeout bounds one call to the provider's token endpoint, on top
+	// of the provider client's own timeout.
+	callTimeout = 15 * time.Second
+	// saveTimeout bounds storing a refresh's outcome, retries included,
+	// whatever the caller's deadline.
+	saveTimeout = 10 * time.Second
+	// firstBackoff is the pause after a first failed refresh; each further
+	// failure in a row doubles it, up to maxBackoff. The first is short so
+	// that the retry after a lost answer comes within the reuse grace of the
+	// providers that have one (30 s and more, see docs/tokens.md).
+	firstBackoff = 5 * time.Second
+	maxBackoff   = time.Minute
+)
 
 // Errors a caller turns into answers.
 var (
@@ -35,14 +58,18 @@ var (
 	// token): the user must reconnect.
 	ErrNeedsReauthorization = errors.New("the account needs reauthorization")
 	// ErrUnavailable means the token is expired and the provider could not
-	// refresh it right now; retry later.
+	// refresh it right now (it failed, or the account is backing off after
+	// a failure); retry later.
 	ErrUnavailable = errors.New("the provider could not refresh the token")
 )
 
-// AccountLocker is a store shared by several gateways that can hold a lock on
-// one account across all of them (PostgreSQL's advisory locks).
+// AccountLocker is a store shared by several gateways that refreshes an
+// account under a lock all of them respect (PostgreSQL's row lock), and
+// writes fn's changes before giving the lock back: see
+// postgres.Store.RefreshExternalAccount. Waiting longer than wait for the
+// lock fails with store.ErrBusy.
 type AccountLocker interface {
-	WithAccountLock(ctx context.Context, accountID string, fn func(ctx context.Context) error) error
+	RefreshExternalAccount(ctx context.Context, id string, wait time.Duration, fn func(ctx context.Context, a *store.ExternalAccount) error) (*store.ExternalAccount, error)
 }
 
 // Refresher is the part of a provider the engine uses.
@@ -57,7 +84,17 @@ type Engine struct {
 	skew      time.Duration
 	now       func() time.Time
 	logger    *zap.Logger
-	flight    singleflight.Group
+
+	mu      sync.Mutex
+	flights map[string]*flight // the refresh in progress, by account id
+}
+
+// flight is one refresh of an account that any number of requests share.
+type flight struct {
+	started time.Time
+	done    chan struct{} // closed when acct and err are set
+	acct    *store.ExternalAccount
+	err     error
 }
 
 // Options configure an Engine.
@@ -65,9 +102,11 @@ type Options struct {
 	Store store.Store
 	// Providers finds the provider of an account by name.
 	Providers func(name string) (Refresher, bool)
-	Skew      time.Duration // default DefaultSkew
-	Now       func() time.Time
-	Logger    *zap.Logger
+	// Skew is how long before expiry a token is refreshed, at most half its
+	// lifetime. Default DefaultSkew.
+	Skew   time.Duration
+	Now    func() time.Time
+	Logger *zap.Logger
 }
 
 // New returns an Engine.
@@ -81,12 +120,16 @@ func New(o Options) *Engine {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	return &Engine{store: o.Store, providers: o.Providers, skew: o.Skew, now: o.Now, logger: o.Logger}
+	return &Engine{store: o.Store, providers: o.Providers, skew: o.Skew, now: o.Now, logger: o.Logger,
+		flights: make(map[string]*flight)}
 }
 
 // Fresh returns the account with a token that is valid for at least the
 // skew, refreshing it first when needed. A token that is still valid but
-// within the skew is served when the provider cannot refresh it.
+// within the skew is served as it is when it cannot be refreshed: the
+// provider failed, the account is backing off after a failure, another
+// gateway holds its lock, or the refresh takes longer than two seconds.
+// An expired token that cannot be refreshed is ErrUnavailable.
 func (e *Engine) Fresh(ctx context.Context, a *store.ExternalAccount) (*store.ExternalAccount, error) {
 	if a.Status == store.StatusNeedsReauthorization {
 		return nil, ErrNeedsReauthorization
@@ -94,41 +137,89 @@ func (e *Engine) Fresh(ctx context.Context, a *store.ExternalAccount) (*store.Ex
 	if e.fresh(a.Tokens) {
 		return a, nil
 	}
-	// One refresh per account at a time: every concurrent caller shares it.
-	// The refresh runs detached from any one caller's cancellation.
-	ch := e.flight.DoChan(a.ID, func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
-		defer cancel()
-		locker, ok := e.store.(AccountLocker)
-		if !ok {
-			return e.refresh(ctx, a.ID)
-		}
-		// Several gateways share the store: one refresh per account across
-		// all of them. The refresh re-reads the account under the lock, so
-		// the gateways that waited find it fresh.
-		var out *store.ExternalAccount
-		err := locker.WithAccountLock(ctx, a.ID, func(ctx context.Context) error {
-			var err error
-			out, err = e.refresh(ctx, a.ID)
-			return err
-		})
-		return out, err
-	})
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
-		}
-		return res.Val.(*store.ExternalAccount), nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if e.backingOff(a.Tokens) {
+		metrics.Refreshes.WithLabelValues(a.Provider, "backoff").Inc()
+		return e.serveOr(a, errBackingOff)
 	}
+	f := e.join(a)
+	var patience <-chan time.Time
+	if e.valid(a.Tokens) {
+		t := time.NewTimer(time.Until(f.started.Add(validWait)))
+		defer t.Stop()
+		patience = t.C
+	}
+	for waiting := true; waiting; {
+		select {
+		case <-f.done:
+			waiting = false
+		case <-patience:
+			patience = nil
+			if e.valid(a.Tokens) { // else it expired meanwhile: wait on
+				return e.serveOr(a, nil)
+			}
+		case <-ctx.Done():
+			return e.serveOr(a, ctx.Err())
+		}
+	}
+	switch {
+	case f.err == nil:
+		return f.acct, nil
+	case errors.Is(f.err, ErrNeedsReauthorization):
+		return nil, f.err
+	case f.acct != nil: // as stored, with the failure recorded
+		return e.serveOr(f.acct, f.err)
+	}
+	return e.serveOr(a, f.err)
+}
+
+// join returns the account's refresh in progress, or starts one. The
+// refresh runs detached from any one caller's cancellation.
+func (e *Engine) join(a *store.ExternalAccount) *flight {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if f, ok := e.flights[a.ID]; ok {
+		return f
+	}
+	f := &flight{started: time.Now(), done: make(chan struct{})}
+	e.flights[a.ID] = f
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), lockWait+callTimeout)
+		defer cancel()
+		acct, err := e.refresh(ctx, a.ID, a.Provider)
+		e.mu.Lock()
+		delete(e.flights, a.ID)
+		e.mu.Unlock()
+		f.acct, f.err = acct, err
+		close(f.done)
+	}()
+	return f
+}
+
+// serveOr serves a still-valid token that could not be refreshed, and
+// reports err for an expired one.
+func (e *Engine) serveOr(a *store.ExternalAccount, err error) (*store.ExternalAccount, error) {
+	if !e.valid(a.Tokens) {
+		return nil, err
+	}
+	metrics.StaleTokensServed.WithLabelValues(a.Provider).Inc()
+	return a, nil
 }
 
 // fresh reports whether a token is usable for at least the skew. A token
 // without an expiry (GitHub OAuth apps) never goes stale.
 func (e *Engine) fresh(t store.TokenSet) bool {
-	return t.AccessToken != "" && (t.Expiry.IsZero() || t.Expiry.After(e.now().Add(e.skew)))
+	return t.AccessToken != "" && (t.Expiry.IsZero() || t.Expiry.After(e.now().Add(e.skewOf(t))))
+}
+
+// skewOf is the skew for t: the configured one, but at most half of the
+// token's lifetime when it is known, so that a provider issuing tokens that
+// live less than the skew does not see a refresh (and a rotation) on every
+// request.
+func (e *Engine) skewOf(t store.TokenSet) time.Duration {
+	if t.IssuedAt.IsZero() || !t.Expiry.After(t.IssuedAt) {
+		return e.skew
+	}
+	return min(e.skew, t.Expiry.Sub(t.IssuedAt)/2)
 }
 
 // valid reports whether a token has not expired yet.
@@ -136,103 +227,29 @@ func (e *Engine) valid(t store.TokenSet) bool {
 	return t.AccessToken != "" && (t.Expiry.IsZero() || t.Expiry.After(e.now()))
 }
 
-func (e *Engine) refresh(ctx context.Context, id string) (*store.ExternalAccount, error) {
-	// Re-read: another request (or instance) may have refreshed already.
-	a, err := e.store.ExternalAccount(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("reading account: %w", err)
-	}
-	switch {
-	case a.Status == store.StatusNeedsReauthorization:
-		return nil, ErrNeedsReauthorization
-	case e.fresh(a.Tokens):
-		return a, nil
-	case a.Tokens.RefreshToken == "":
-		if e.valid(a.Tokens) {
-			return a, nil
-		}
-		return e.needsReauthorization(ctx, a, "the access token expired and there is no refresh token")
-	}
-	p, ok := e.providers(a.Provider)
-	if !ok {
-		return e.serveOr(a, fmt.Errorf("%w: provider %s is not configured", ErrUnavailable, a.Provider))
-	}
-	old := a.Tokens.RefreshToken
-	tok, err := p.Refresh(ctx, a.Tokens.ClientID, old)
-	if errors.Is(err, provider.ErrInvalidGrant) {
-		metrics.Refreshes.WithLabelValues(a.Provider, "invalid_grant").Inc()
-		return e.needsReauthorization(ctx, a, "the provider refused the refresh token")
-	}
-	if err != nil {
-		metrics.Refreshes.WithLabelValues(a.Provider, "error").Inc()
-		e.logger.Warn("token refresh failed", zap.String("provider", a.Provider),
-			zap.String("external_account_id", a.ID), zap.Error(err))
-		return e.serveOr(a, fmt.Errorf("%w: %v", ErrUnavailable, err))
-	}
-	updated, err := e.store.UpdateExternalAccount(ctx, a.ID, func(cur *store.ExternalAccount) error {
-		if cur.Tokens.RefreshToken != old {
-			return store.ErrStale // refreshed meanwhile elsewhere: theirs wins
-		}
-		applyToken(cur, tok)
-		return nil
-	})
-	if errors.Is(err, store.ErrStale) {
-		return e.store.ExternalAccount(ctx, a.ID)
-	}
-	if err != nil {
-		// The provider may have rotated the refresh token we failed to store;
-		// the old one may be dead now. Say so loudly, never hand out the token.
-		e.logger.Error("storing a refreshed token failed", zap.String("provider", a.Provider),
-			zap.String("external_account_id", a.ID), zap.Error(err))
-		return nil, fmt.Errorf("%w: storing the refreshed token: %v", ErrUnavailable, err)
-	}
-	metrics.Refreshes.WithLabelValues(a.Provider, "success").Inc()
-	e.logger.Debug("token refreshed", zap.String("provider", a.Provider), zap.String("external_account_id", a.ID))
-	return updated, nil
+// backingOff reports whether a refresh of t failed lately and the next may
+// not be tried yet.
+func (e *Engine) backingOff(t store.TokenSet) bool {
+	return e.now().Before(t.RetryAt)
 }
 
-// serveOr serves a still-valid token when the provider cannot refresh it.
-func (e *Engine) serveOr(a *store.ExternalAccount, err error) (*store.ExternalAccount, error) {
-	if e.valid(a.Tokens) {
-		return a, nil
+// retryAt is when a token whose refresh failed n times in a row may be
+// refreshed again: firstBackoff after the first failure, doubling up to
+// maxBackoff, and never after a still-valid token expires, so that it is
+// refreshed in time if the provider is back.
+func retryAt(t store.TokenSet, n int, now time.Time) time.Time {
+	at := now.Add(min(firstBackoff<<min(n-1, 16), maxBackoff))
+	if t.Expiry.After(now) && t.Expiry.Before(at) {
+		at = t.Expiry
 	}
-	return nil, err
+	return at
 }
 
-func (e *Engine) needsReauthorization(ctx context.Context, a *store.ExternalAccount, why string) (*store.ExternalAccount, error) {
-	rt := a.Tokens.RefreshToken
-	_, err := e.store.UpdateExternalAccount(ctx, a.ID, func(cur *store.ExternalAccount) error {
-		if cur.Tokens.RefreshToken != rt || e.fresh(cur.Tokens) {
-			return store.ErrStale // someone refreshed meanwhile
-		}
-		cur.Status = store.StatusNeedsReauthorization
-		return nil
-	})
-	if errors.Is(err, store.ErrStale) {
-		return e.store.ExternalAccount(ctx, a.ID)
+// IssuedAt is when the provider issued tok, from the expires_in it answered
+// with; zero when it sent none.
+func IssuedAt(tok *oauth2.Token) time.Time {
+	if tok.ExpiresIn <= 0 || tok.Expiry.IsZero() {
+		return time.Time{}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("marking account: %w", err)
-	}
-	metrics.Reauthorizations.WithLabelValues(a.Provider).Inc()
-	e.logger.Info("account needs reauthorization", zap.String("provider", a.Provider),
-		zap.String("external_account_id", a.ID), zap.String("user_id", a.UserID), zap.String("reason", why))
-	return nil, ErrNeedsReauthorization
-}
-
-// applyToken stores a refresh response: a provider that does not rotate the
-// refresh token sends none, and the old one stays.
-func applyToken(a *store.ExternalAccount, tok *oauth2.Token) {
-	a.Tokens.AccessToken = tok.AccessToken
-	a.Tokens.TokenType = tok.TokenType
-	a.Tokens.Expiry = tok.Expiry
-	if tok.RefreshToken != "" {
-		a.Tokens.RefreshToken = tok.RefreshToken
-	}
-	if id, ok := tok.Extra("id_token").(string); ok && id != "" {
-		a.Tokens.IDToken = id
-	}
-	if s, ok := tok.Extra("scope").(string); ok && s != "" {
-		a.ApprovedScopes = strings.Fields(s)
-	}
+	return tok.Expiry.Add(-time.Duration(tok.ExpiresIn) * time.Second)
 }

@@ -26,6 +26,10 @@ type fakeProvider struct {
 	rotate  bool
 	expires time.Duration
 	n       int
+	// lose: the refresh is granted (and rotates) but the answer is lost;
+	// grace: a rotated refresh token keeps working (the provider's reuse
+	// grace, for as long as the test runs).
+	lose, grace bool
 }
 
 func (f *fakeProvider) Refresh(ctx context.Context, _, rt string) (*oauth2.Token, error) {
@@ -40,11 +44,17 @@ func (f *fakeProvider) Refresh(ctx context.Context, _, rt string) (*oauth2.Token
 		return nil, fmt.Errorf("%w: reused refresh token", provider.ErrInvalidGrant)
 	}
 	f.n++
-	tok := &oauth2.Token{AccessToken: fmt.Sprintf("at-%d", f.n), TokenType: "Bearer", Expiry: time.Now().Add(f.expires)}
+	tok := &oauth2.Token{AccessToken: fmt.Sprintf("at-%d", f.n), TokenType: "Bearer",
+		Expiry: time.Now().Add(f.expires), ExpiresIn: int64(f.expires / time.Second)}
 	if f.rotate {
-		delete(f.valid, rt)
+		if !f.grace {
+			delete(f.valid, rt)
+		}
 		tok.RefreshToken = fmt.Sprintf("rt-%d", f.n)
 		f.valid[tok.RefreshToken] = true
+	}
+	if f.lose {
+		return nil, fmt.Errorf("%w: the connection broke before the answer", provider.ErrUnavailable)
 	}
 	return tok, nil
 }

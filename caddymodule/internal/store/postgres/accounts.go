@@ -152,10 +152,8 @@ func (s *Store) UpdateExternalAccount(ctx context.Context, id string, fn func(a 
 		if err := s.saveAccount(ctx, tx, &acc); err != nil {
 			return err
 		}
-		if acc.Status == store.StatusNeedsReauthorization && old.Status != store.StatusNeedsReauthorization {
-			if err := events.Add(store.Event{Type: store.EventAccountReauthed, CreatedAt: now, Account: &acc}); err != nil {
-				return err
-			}
+		if err := reauthorizationEvent(events, old, &acc); err != nil {
+			return err
 		}
 		if userChanged {
 			if err := s.userEvent(ctx, tx, events, store.EventUserUpdated, u, now); err != nil {

@@ -68,8 +68,8 @@ type Options struct {
 	// EncryptionKey, and Rekey seals the rest again under it, after which
 	// they can go. Default: none.
 	PreviousEncryptionKeys [][]byte
-	// MaxConns caps the connection pool. Default 10, at least 2 (see
-	// WithAccountLock).
+	// MaxConns caps the connection pool. Default 10, at least 2: refreshes
+	// and locks hold at most half of them (see RefreshExternalAccount).
 	MaxConns int32
 	// ConnectTimeout bounds establishing one connection. Default 5s.
 	ConnectTimeout time.Duration
@@ -94,9 +94,9 @@ type Store struct {
 	channel      string // of notifications (see notify.go)
 	acks         acks   // changes waiting for the listeners' answers
 
-	// lockSlots caps the connections that locks hold (WithAccountLock,
-	// LockSet), so that their holders always find a free connection for
-	// their own queries.
+	// lockSlots caps the connections that refreshes and locks hold for long
+	// (RefreshExternalAccount, TryLock), at MaxConns/2, so that every other
+	// query finds a free connection.
 	lockSlots chan struct{}
 	// locks are the TryLock locks this gateway holds.
 	locks lockSet
