@@ -332,7 +332,7 @@ func TestApple_NativeGrantRefreshesAsTheApp(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.mu.Lock()
-	a.expiresIn = 60 // within the refresh skew: stale at once
+	a.expiresIn = 1 // expired a second after the sign-in: the route must refresh it
 	a.mu.Unlock()
 	app := newNativeApp()
 	nonce := issueNonce(t, e, app)
@@ -343,6 +343,7 @@ func TestApple_NativeGrantRefreshesAsTheApp(t *testing.T) {
 		t.Fatalf("native sign-in: %d %v", status, out)
 	}
 	bearer := http.Header{"Authorization": {"Bearer " + out["session_token"].(string)}}
+	time.Sleep(1200 * time.Millisecond)
 	if status, _ := apiGet(t, http.DefaultClient, e.Base+"/", bearer); status != http.StatusOK {
 		t.Fatalf("a route that needs Apple's token: %d", status)
 	}
