@@ -91,9 +91,9 @@ func TestConfig_ErrorsNameTheProblem(t *testing.T) {
 		{"bad sign_in value", "provider oidc corp {\n issuer https://a.example.com\n client_id x\n sign_in maybe\n }", `sign_in: want on or off, got "maybe"`},
 		{"link_by_email on, never verified", "provider oauth2 plain {\n authorize_url https://a.example.com/auth\n token_url https://a.example.com/token\n userinfo_url https://a.example.com/me\n client_id x\n link_by_email on\n }",
 			"provider plain (oauth2): link_by_email is on, but the provider never reports a verified email address: map one with fields { email_verified <path> }"},
-		{"link_by_email on for facebook", "provider facebook {\n client_id x\n link_by_email on\n }", "provider facebook (facebook): link_by_email is on, but the provider never reports a verified email address"},
+		{"link_by_email on for facebook", "provider facebook {\n client_id x\n link_by_email on\n }", "provider facebook: link_by_email is on, but the provider never reports a verified email address"},
 		{"bad sign_out_at_provider value", "provider oidc corp {\n issuer https://a.example.com\n client_id x\n sign_out_at_provider yes\n }", `sign_out_at_provider: want on or off, got "yes"`},
-		{"sign_out_at_provider without discovery", "provider github {\n client_id x\n client_secret y\n sign_out_at_provider on\n }", "provider github (github): sign_out_at_provider needs an OpenID provider found by discovery"},
+		{"sign_out_at_provider without discovery", "provider github {\n client_id x\n client_secret y\n sign_out_at_provider on\n }", "provider github: sign_out_at_provider needs an OpenID provider found by discovery"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

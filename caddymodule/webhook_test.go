@@ -155,7 +155,7 @@ func TestWebhooks_ConfigErrorsNameTheProblem(t *testing.T) {
 	e := newEnv(t, options{})
 	good := "whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 32))
 	for _, tc := range []struct{ name, global, want string }{
-		{"relative URL", "webhook app /hooks {\n secret " + good + "\n }", "webhook app: the URL must be absolute http or https"},
+		{"relative URL", "webhook app /hooks {\n secret " + good + "\n }", `webhook app: "/hooks" is not an absolute http(s) URL`},
 		{"no secret", "webhook app https://example.com/hooks", "webhook app: a secret is required"},
 		{"secret without prefix", "webhook app https://example.com/hooks {\n secret abc\n }", "webhook app: secret 1: a secret starts with whsec_"},
 		{"short secret", "webhook app https://example.com/hooks {\n secret whsec_c2hvcnQ=\n }", "webhook app: secret 1: a secret decodes to 5 bytes"},

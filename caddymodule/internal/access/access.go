@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/confcheck"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
@@ -49,7 +50,7 @@ func Parse(emails, groups, providers []string) (*Rules, error) {
 		case !ok || provider == "" || group == "":
 			return nil, fmt.Errorf("allow_groups: %q is not provider:group (corp:admins)", rule)
 		case !slices.Contains(providers, provider):
-			return nil, fmt.Errorf("allow_groups: %q: no provider named %s is configured", rule, provider)
+			return nil, fmt.Errorf("allow_groups: %q: no provider named %s is configured (%s)", rule, provider, confcheck.Hint(provider, providers))
 		}
 		r.groups[provider] = append(r.groups[provider], group)
 	}

@@ -21,7 +21,8 @@ func TestParse_GroupRulesNameAConfiguredProvider(t *testing.T) {
 		"admins":      `allow_groups: "admins" is not provider:group`,
 		"corp:":       `allow_groups: "corp:" is not provider:group`,
 		":admins":     `allow_groups: ":admins" is not provider:group`,
-		"other:admin": `allow_groups: "other:admin": no provider named other is configured`,
+		"other:admin": `allow_groups: "other:admin": no provider named other is configured (want one of corp, github)`,
+		"gihtub:devs": `allow_groups: "gihtub:devs": no provider named gihtub is configured (did you mean github?)`,
 	} {
 		if _, err := Parse(nil, []string{rule}, []string{"corp", "github"}); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", rule, err, want)

@@ -220,6 +220,10 @@ func Derive(secret []byte, purpose string, n int) []byte {
 	return key
 }
 
+// MinSecretLength is the shortest secret an operator may configure (a
+// shared secret, a cookie key, an API key), in characters.
+const MinSecretLength = 32
+
 // FromSecret derives a whole keyring from one shared secret, so that several
 // gateways on one database hold the same keys without a file to copy: the
 // cookie secret, the store key and the identity-token key all follow from it.
@@ -230,8 +234,8 @@ func FromSecret(secret []byte, previous ...[]byte) (*Keyring, error) {
 	var k Keyring
 	seen := map[string]int{}
 	for i, s := range append([][]byte{secret}, previous...) {
-		if len(s) < 32 {
-			return nil, fmt.Errorf("secret %d is shorter than 32 characters", i+1)
+		if len(s) < MinSecretLength {
+			return nil, fmt.Errorf("secret %d is shorter than %d characters", i+1, MinSecretLength)
 		}
 		if j, ok := seen[string(s)]; ok {
 			return nil, fmt.Errorf("secret %d repeats secret %d", i+1, j+1)

@@ -37,14 +37,9 @@ type clientSecretJWT struct {
 	expiry  time.Time
 }
 
-// newClientSecretJWT checks the configuration and parses the key: the PEM
-// text of Apple's .p8 file (PKCS #8), an ECDSA P-256 key.
+// newClientSecretJWT parses the key, the PEM text of Apple's .p8 file
+// (PKCS #8), an ECDSA P-256 key, into a signer for clientID.
 func newClientSecretJWT(teamID, keyID, clientID, keyPEM string) (*clientSecretJWT, error) {
-	for _, f := range []struct{ name, value string }{{"team_id", teamID}, {"key_id", keyID}, {"private_key", keyPEM}} {
-		if strings.TrimSpace(f.value) == "" {
-			return nil, fmt.Errorf("%s is required", f.name)
-		}
-	}
 	key, err := parseP256Key(keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("private_key: %w", err)

@@ -37,7 +37,7 @@ func TestNew_RejectsWhatAKindCannotUse(t *testing.T) {
 	}{
 		{"unknown kind lists the kinds", Config{Name: "p", Kind: "myspace", ClientID: "c"}, []string{"provider p", `"myspace"`, strings.Join(Kinds(), ", ")}},
 		{"no client id", Config{Name: "g", Kind: "google"}, []string{"provider g", "client_id is required"}},
-		{"apple without team id", with(apple, func(c *Config) { c.TeamID = "" }), []string{"provider apple (apple)", "team_id is required"}},
+		{"apple without team id", with(apple, func(c *Config) { c.TeamID = "" }), []string{"provider apple: team_id is required"}},
 		{"apple without key id", with(apple, func(c *Config) { c.KeyID = "" }), []string{"key_id is required"}},
 		{"apple without key", with(apple, func(c *Config) { c.PrivateKey = "" }), []string{"private_key is required"}},
 		{"apple key not PEM", with(apple, func(c *Config) { c.PrivateKey = "MIGTAgEAMBMGByqGSM49" }), []string{"private_key", "not a PEM block"}},
@@ -101,6 +101,9 @@ func TestNew_FillsEndpointsFromThePreset(t *testing.T) {
 	for _, tt := range tests {
 		cfg := tt.cfg
 		cfg.Name, cfg.ClientID = "test", testClientID
+		if cfg.Kind != "apple" {
+			cfg.ClientSecret = testClientSecret
+		}
 		p, err := New(cfg)
 		if err != nil {
 			t.Fatalf("%s: %v", cfg.Kind, err)
@@ -208,4 +211,69 @@ func TestGenericOIDC_RevocationFromDiscovery(t *testing.T) {
 		t.Error("CanRevoke after discovery found revocation_endpoint")
 	}
 	checkRevoke(t, f, revokeWant{method: "POST", path: "/oauth/revoke", auth: "basic", token: liveRefresh})
+}
+
+func TestNew_ClientCredentialsAndURLsANewcomerGetsWrong(t *testing.T) {
+	apple := Config{Name: "apple", Kind: "apple", ClientID: "com.example.web", TeamID: "TEAM123456", KeyID: "KEY1234567", PrivateKey: appleKeyPEM}
+	tests := []struct {
+		name string
+		cfg  Config
+		want string // the whole error
+	}{
+		{"preset without a secret", Config{Name: "google", Kind: "google", ClientID: "c"},
+			"provider google: client_secret is required: write the secret the provider issued with the client id, like client_secret {env.GOOGLE_CLIENT_SECRET}"},
+		{"renamed preset without a secret", Config{Name: "corp-gh", Kind: "github", ClientID: "c"},
+			"provider corp-gh (github): client_secret is required: write the secret the provider issued with the client id, like client_secret {env.CORP_GH_CLIENT_SECRET}"},
+		{"no client id", Config{Name: "x", Kind: "x", ClientSecret: "s"},
+			"provider x: client_id is required: write the client id the provider issued, like client_id {env.X_CLIENT_ID}"},
+		{"apple with a client secret", func() Config { c := apple; c.ClientSecret = "s"; return c }(),
+			"provider apple: client_secret does not apply to apple: the gateway signs its own from team_id, key_id and private_key"},
+		{"public client without PKCE", Config{Name: "corp", Kind: KindOIDC, ClientID: "c", Issuer: "https://idp.example.com", DisablePKCE: true},
+			"provider corp (oidc): without a client_secret the client is public and needs PKCE: remove pkce off, or add the client_secret"},
+		{"issuer over plain http on the internet", Config{Name: "corp", Kind: KindOIDC, ClientID: "c", Issuer: "http://idp.example.com"},
+			`provider corp (oidc): issuer "http://idp.example.com" must use https (plain http is only for localhost, a private address or a single-label host name)`},
+		{"token_url over plain http", Config{Name: "github", Kind: "github", ClientID: "c", ClientSecret: "s", TokenURL: "http://github.com/login/oauth/access_token"},
+			`provider github: token_url "http://github.com/login/oauth/access_token" must use https (plain http is only for localhost, a private address or a single-label host name)`},
+		{"scopes with commas", Config{Name: "github", Kind: "github", ClientID: "c", ClientSecret: "s", Scopes: []string{"repo,read:org"}},
+			`provider github: scopes: "repo,read:org" is not one scope: separate scopes with spaces, like scopes repo read:org`},
+		{"scopes quoted together", Config{Name: "google", Kind: "google", ClientID: "c", ClientSecret: "s", Scopes: []string{"email profile"}},
+			`provider google: scopes: "email profile" is not one scope: separate scopes with spaces, like scopes email profile`},
+		{"unknown kind, a typo", Config{Name: "googel", Kind: "googel", ClientID: "c"}, `provider googel: unknown kind "googel" (did you mean google?)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.cfg)
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("New: %v\nwant: %s", err, tt.want)
+			}
+			if err := Check(tt.cfg); err == nil || err.Error() != tt.want {
+				t.Fatalf("Check: %v\nwant: %s", err, tt.want)
+			}
+		})
+	}
+	// Public clients of generic servers, and servers on a private network.
+	for _, cfg := range []Config{
+		{Name: "corp", Kind: KindOIDC, ClientID: "c", Issuer: "https://idp.example.com"},
+		{Name: "kc", Kind: KindOIDC, ClientID: "c", ClientSecret: "s", Issuer: "http://keycloak:8080/realms/corp"},
+		{Name: "lan", Kind: KindOAuth2, ClientID: "c", AuthURL: "http://10.1.2.3/auth", TokenURL: "http://10.1.2.3/token", UserinfoURL: "http://10.1.2.3/me"},
+	} {
+		if _, err := New(cfg); err != nil {
+			t.Errorf("New(%s): %v", cfg.Name, err)
+		}
+	}
+}
+
+func TestCheck_LeavesApplesKeyUnreadButChecksTheRest(t *testing.T) {
+	cfg := Config{Name: "apple", Kind: "apple", ClientID: "com.example.web", TeamID: "TEAM123456", KeyID: "KEY1234567",
+		PrivateKey: "{file./etc/socialgate/AuthKey.p8}"}
+	if err := Check(cfg); err != nil {
+		t.Fatalf("Check with a key still to be expanded: %v", err)
+	}
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "private_key") {
+		t.Fatalf("New read no key: %v", err)
+	}
+	cfg.TeamID = ""
+	if err := Check(cfg); err == nil || err.Error() != "provider apple: team_id is required: apple signs its client secret with team_id, key_id and private_key" {
+		t.Fatalf("Check without team_id: %v", err)
+	}
 }

@@ -36,7 +36,7 @@ func TestLinksByEmail_DefaultsTrustOnlyReliablePresetsAtTheirOwnEndpoints(t *tes
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.cfg.Name, tt.cfg.ClientID = "p", "c"
+			tt.cfg.Name, tt.cfg.ClientID, tt.cfg.ClientSecret = "p", "c", "s"
 			p, err := New(tt.cfg)
 			if err != nil {
 				t.Fatal(err)

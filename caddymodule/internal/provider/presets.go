@@ -58,7 +58,10 @@ type preset struct {
 	// clientSecretJWT: the client secret is an ES256 JWT signed with the
 	// configured key (Apple).
 	clientSecretJWT bool
-	scopeKey        string // token response key of the granted scopes; default "scope"
+	// publicClient: the server may know the gateway as a public client,
+	// without a client secret (generic servers); every preset's needs one.
+	publicClient bool
+	scopeKey     string // token response key of the granted scopes; default "scope"
 	// scopeAliases maps a scope as requested to how the token response may
 	// name it when granted (Google answers "email" with .../userinfo.email).
 	scopeAliases  map[string]string
@@ -137,8 +140,8 @@ const msPersonalTenant = "9188040d-6c67-4c5b-b112-36a304b66dad"
 const twitchClaims = `{"id_token":{"email":null,"email_verified":null},"userinfo":{"email":null,"email_verified":null,"picture":null,"preferred_username":null}}`
 
 var presets = map[string]preset{
-	KindOIDC:   {oidc: true, revoke: revocation{style: revokeForm}},
-	KindOAuth2: {revoke: revocation{style: revokeForm}},
+	KindOIDC:   {oidc: true, publicClient: true, revoke: revocation{style: revokeForm}},
+	KindOAuth2: {publicClient: true, revoke: revocation{style: revokeForm}},
 	"google": {
 		display: "Google", linkByEmail: true, oidc: true, issuer: "https://accounts.google.com",
 		authParams: map[string]string{"access_type": "offline", "include_granted_scopes": "true"},

@@ -355,7 +355,7 @@ func TestPresets_SignInRefreshRevoke(t *testing.T) {
 }
 
 func TestMissingScopes_ReadsTheProvidersSpelling(t *testing.T) {
-	google, err := New(Config{Name: "g", Kind: "google", ClientID: "c"})
+	google, err := New(Config{Name: "g", Kind: "google", ClientID: "c", ClientSecret: "s"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +366,7 @@ func TestMissingScopes_ReadsTheProvidersSpelling(t *testing.T) {
 	if m := google.MissingScopes(granted, []string{"profile", "https://www.googleapis.com/auth/calendar"}); len(m) != 2 {
 		t.Errorf("google: missing %v, want profile and calendar", m)
 	}
-	github, _ := New(Config{Name: "gh", Kind: "github", ClientID: "c"})
+	github, _ := New(Config{Name: "gh", Kind: "github", ClientID: "c", ClientSecret: "s"})
 	if m := github.MissingScopes([]string{"user:email"}, []string{"user:email", "repo"}); len(m) != 1 || m[0] != "repo" {
 		t.Errorf("github: missing %v, want repo", m)
 	}

@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -21,6 +20,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/confcheck"
 )
 
 // Generic kinds of provider; Kinds lists the presets too.
@@ -53,7 +54,7 @@ type Config struct {
 	Kind         string // oidc, oauth2, or a preset: see Kinds
 	DisplayName  string // default: the preset's name, else Name
 	ClientID     string
-	ClientSecret string // unused by apple, whose secret is signed with PrivateKey
+	ClientSecret string // required but for apple (signed with PrivateKey) and public clients of oidc, oauth2
 	// Issuer is the OIDC issuer, or for OAuth2 the namespace of its subjects
 	// (default: the preset's, but the authorization URL's scheme and host
 	// when AuthURL is set or the kind is oauth2).
@@ -171,25 +172,30 @@ var reservedParams = []string{"client_id", "redirect_uri", "response_type", "sta
 var tenantPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,254}$`)
 
 // New validates cfg and returns a Provider. It makes no network call.
-func New(cfg Config) (*Provider, error) {
+func New(cfg Config) (*Provider, error) { return newProvider(cfg, true) }
+
+func newProvider(cfg Config, readKey bool) (*Provider, error) {
 	if cfg.Name == "" {
 		return nil, errors.New("provider name is required")
 	}
 	pre, ok := presets[cfg.Kind]
 	if !ok {
-		return nil, fmt.Errorf("provider %s: unknown kind %q (want one of %s)", cfg.Name, cfg.Kind, strings.Join(Kinds(), ", "))
+		return nil, fmt.Errorf("provider %s: unknown kind %q (%s)", cfg.Name, cfg.Kind, confcheck.Hint(cfg.Kind, Kinds()))
 	}
 	if cfg.ClientID == "" {
-		return nil, fmt.Errorf("provider %s: client_id is required", cfg.Name)
+		return nil, fmt.Errorf("%s: client_id is required: write the client id the provider issued, like client_id {env.%s_CLIENT_ID}", label(cfg), envName(cfg.Name))
 	}
 	p := &Provider{pre: pre, client: cfg.HTTPClient}
 	own := ownEndpoints(cfg, pre)
-	if err := p.resolve(&cfg); err != nil {
-		return nil, fmt.Errorf("provider %s (%s): %w", cfg.Name, cfg.Kind, err)
+	if err := p.resolve(&cfg, readKey); err != nil {
+		return nil, fmt.Errorf("%s: %w", label(cfg), err)
 	}
 	p.cfg = cfg
 	if err := p.setLinkByEmail(own); err != nil {
-		return nil, fmt.Errorf("provider %s (%s): %w", cfg.Name, cfg.Kind, err)
+		return nil, fmt.Errorf("%s: %w", label(cfg), err)
+	}
+	if err := checkClientSecret(cfg, pre); err != nil {
+		return nil, fmt.Errorf("%s: %w", label(cfg), err)
 	}
 	if p.client == nil {
 		p.client = NewHTTPClient()
@@ -207,8 +213,9 @@ func New(cfg Config) (*Provider, error) {
 	return p, nil
 }
 
-// resolve fills cfg from the preset and checks what the kind needs.
-func (p *Provider) resolve(cfg *Config) error {
+// resolve fills cfg from the preset and checks what the kind needs; with
+// readKey it also reads Apple's private key.
+func (p *Provider) resolve(cfg *Config, readKey bool) error {
 	pre := p.pre
 	uses := func(param string) bool {
 		for _, u := range []string{pre.issuer, pre.authURL, pre.tokenURL, pre.userinfoURL, pre.emailsURL, pre.jwksURL, pre.revoke.url} {
@@ -262,6 +269,9 @@ func (p *Provider) resolve(cfg *Config) error {
 	case len(cfg.NativeClientIDs) > 0 && !pre.oidc:
 		return errors.New("native_client_ids apply only to OpenID providers: this one issues no ID tokens")
 	}
+	if err := CheckScopes(cfg.Scopes); err != nil {
+		return err
+	}
 	for k := range cfg.AuthParams {
 		if slices.Contains(reservedParams, k) {
 			return fmt.Errorf("auth_params may not set %s: the gateway sets it", k)
@@ -293,63 +303,28 @@ func (p *Provider) resolve(cfg *Config) error {
 		}
 		return nil
 	}
+	for _, f := range []struct{ name, value string }{{"team_id", cfg.TeamID}, {"key_id", cfg.KeyID}, {"private_key", cfg.PrivateKey}} {
+		if strings.TrimSpace(f.value) == "" {
+			return fmt.Errorf("%s is required: apple signs its client secret with team_id, key_id and private_key", f.name)
+		}
+	}
+	for _, id := range cfg.BundleIDs {
+		if !bundleIDPattern.MatchString(id) {
+			return fmt.Errorf("bundle_ids: %q is not a bundle id like com.example.app", id)
+		}
+	}
+	if !readKey {
+		return nil
+	}
 	var err error
 	if p.secret, err = newClientSecretJWT(cfg.TeamID, cfg.KeyID, cfg.ClientID, cfg.PrivateKey); err != nil {
 		return err
 	}
 	p.native = map[string]*clientSecretJWT{}
 	for _, id := range cfg.BundleIDs {
-		if !bundleIDPattern.MatchString(id) {
-			return fmt.Errorf("bundle_ids: %q is not a bundle id like com.example.app", id)
-		}
 		if p.native[id], err = newClientSecretJWT(cfg.TeamID, cfg.KeyID, id, cfg.PrivateKey); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// checkURLs checks the URLs the kind needs and every URL given.
-func checkURLs(cfg *Config, pre preset) error {
-	required := []string{"issuer"}
-	if !pre.oidc {
-		required = []string{"authorize_url", "token_url"}
-		if !pre.profileFromToken {
-			required = append(required, "userinfo_url")
-		}
-	}
-	for _, u := range []struct{ field, value string }{
-		{"issuer", cfg.Issuer}, {"authorize_url", cfg.AuthURL}, {"token_url", cfg.TokenURL},
-		{"userinfo_url", cfg.UserinfoURL}, {"emails_url", cfg.EmailsURL}, {"jwks_url", cfg.JWKSURL},
-		{"revoke_url", cfg.RevokeURL},
-	} {
-		if u.value != "" || slices.Contains(required, u.field) {
-			if err := checkURL(u.field, u.value); err != nil {
-				return err
-			}
-		}
-	}
-	for _, name := range cfg.GroupsFrom {
-		if _, ok := pre.groupLists[name]; !ok {
-			if len(pre.groupLists) == 0 {
-				return fmt.Errorf("groups_from applies only to github; elsewhere map the groups with fields { groups <path> }")
-			}
-			return fmt.Errorf("groups_from: unknown list %q (want %s)", name, strings.Join(slices.Sorted(maps.Keys(pre.groupLists)), " or "))
-		}
-	}
-	if pre.email == emailFromList && cfg.EmailsURL == "" {
-		return errors.New("emails_url is required")
-	}
-	return nil
-}
-
-func checkURL(field, raw string) error {
-	if raw == "" {
-		return fmt.Errorf("%s is required", field)
-	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" {
-		return fmt.Errorf("%s %q is not an absolute http(s) URL", field, raw)
 	}
 	return nil
 }

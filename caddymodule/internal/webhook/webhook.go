@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/confcheck"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
@@ -77,9 +78,8 @@ type Endpoint struct {
 
 // Check reports what makes the endpoint unusable.
 func (e *Endpoint) Check() error {
-	u, err := url.Parse(e.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("webhook %s: the URL must be absolute http or https", e.Name)
+	if err := confcheck.ServerURL(e.URL); err != nil {
+		return fmt.Errorf("webhook %s: %w", e.Name, err)
 	}
 	if len(e.Secrets) == 0 {
 		return fmt.Errorf("webhook %s: a secret is required", e.Name)

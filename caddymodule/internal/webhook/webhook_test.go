@@ -623,18 +623,21 @@ func TestParseSecret_AcceptsOnlyStandardWebhooksSecrets(t *testing.T) {
 func TestEndpointCheck_RefusesWhatCannotWork(t *testing.T) {
 	key, _ := webhook.ParseSecret(secretA)
 	for name, ep := range map[string]webhook.Endpoint{
-		"relative URL":  {Name: "a", URL: "/hooks", Secrets: [][]byte{key}},
-		"ftp URL":       {Name: "a", URL: "ftp://example.com/", Secrets: [][]byte{key}},
-		"no secret":     {Name: "a", URL: "https://example.com/"},
-		"unknown event": {Name: "a", URL: "https://example.com/", Secrets: [][]byte{key}, Events: []string{"user.signed_in"}},
-		"zero wait":     {Name: "a", URL: "https://example.com/", Secrets: [][]byte{key}, Retries: []time.Duration{0}},
+		"relative URL":               {Name: "a", URL: "/hooks", Secrets: [][]byte{key}},
+		"ftp URL":                    {Name: "a", URL: "ftp://example.com/", Secrets: [][]byte{key}},
+		"plain http on the internet": {Name: "a", URL: "http://hooks.example.com/", Secrets: [][]byte{key}},
+		"no secret":                  {Name: "a", URL: "https://example.com/"},
+		"unknown event":              {Name: "a", URL: "https://example.com/", Secrets: [][]byte{key}, Events: []string{"user.signed_in"}},
+		"zero wait":                  {Name: "a", URL: "https://example.com/", Secrets: [][]byte{key}, Retries: []time.Duration{0}},
 	} {
 		if err := ep.Check(); err == nil {
 			t.Errorf("%s: Check accepted %+v", name, ep)
 		}
 	}
-	ok := webhook.Endpoint{Name: "a", URL: "https://example.com/hooks", Secrets: [][]byte{key}, Events: store.EventTypes}
-	if err := ok.Check(); err != nil {
-		t.Errorf("Check refused a good endpoint: %v", err)
+	for _, u := range []string{"https://example.com/hooks", "http://127.0.0.1:8080/hooks", "http://receiver:3000/hooks", "http://10.0.0.7/hooks"} {
+		ok := webhook.Endpoint{Name: "a", URL: u, Secrets: [][]byte{key}, Events: store.EventTypes}
+		if err := ok.Check(); err != nil {
+			t.Errorf("Check refused a good endpoint: %v", err)
+		}
 	}
 }
