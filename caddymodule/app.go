@@ -7,7 +7,6 @@ package caddymodule
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -53,7 +52,7 @@ type App struct {
 
 	// Postgres, when set, keeps users, accounts, sessions and flows in
 	// PostgreSQL instead of the embedded store, so that several gateways
-	// behind a load balancer share one user base. Storage is then unused.
+	// behind a load balancer share one user base. Not with Storage.
 	Postgres *PostgresStorage `json:"postgres,omitempty"`
 
 	// Prefix is the path under which the gateway serves its own endpoints
@@ -119,9 +118,9 @@ type App struct {
 	TokenRefreshSkew caddy.Duration `json:"token_refresh_skew,omitempty"`
 
 	// APIKeys are the keys the backend API (/_auth/api/v1/…) accepts as
-	// Authorization: Bearer <key>; several allow rotation. {env.*} and
-	// {file.*} are expanded at load. Default: none, and the API refuses
-	// every request.
+	// Authorization: Bearer <key>; several allow rotation. Each is at least
+	// 32 characters; {env.*} and {file.*} are expanded at load. Default:
+	// none, and the API refuses every request.
 	APIKeys []string `json:"api_keys,omitempty"`
 
 	// IdentityIssuer is the iss claim of the identity token upstreams receive
@@ -140,10 +139,10 @@ type App struct {
 	IdentityKeyDelay *caddy.Duration `json:"identity_key_delay,omitempty"`
 
 	// RedirectURLs are the URLs native apps may be sent back to after sign-in
-	// (myapp://oauth-callback, https://app.example.com/after-sign-in). They
-	// are recorded in the store at load, beside those added through the
-	// backend API. Matching is exact on scheme, host and path; loopback
-	// URLs may vary only the port (RFC 8252). Default: none.
+	// (myapp://oauth-callback, https://app.example.com/after-sign-in), each
+	// once. They are recorded in the store at load, beside those added
+	// through the backend API. Matching is exact on scheme, host and path;
+	// loopback URLs may vary only the port (RFC 8252). Default: none.
 	RedirectURLs []string `json:"redirect_urls,omitempty"`
 
 	// ReturnURLs are absolute URLs that a browser may be sent back to after
@@ -248,6 +247,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	case a.IDTokenSessionLifetime == 0:
 		a.IDTokenSessionLifetime = caddy.Duration(DefaultIDTokenSessionLifetime)
 	}
+	if err := a.check(repl); err != nil {
+		return err
+	}
 	ref, err := a.acquireStore(repl)
 	if err != nil {
 		return err
@@ -264,7 +266,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	providers, err := a.buildProviders(repl, ref)
+	providers, err := a.buildProviders(repl, ref.keys.CookieSecret)
 	if err != nil {
 		return err
 	}
@@ -300,9 +302,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.SessionIdleTimeout != nil {
 		idle = time.Duration(*a.SessionIdleTimeout)
 	}
-	if idle < 0 || a.ReauthenticateAfter < 0 {
-		return errors.New("session_idle_timeout and reauthenticate_after cannot be negative")
-	}
 	sessions.WithCache(cacheTTL).WithIdleTimeout(idle)
 	if err := seedRedirectURLs(ref.store, a.RedirectURLs); err != nil {
 		return err
@@ -311,14 +310,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if a.IdentityKeyDelay != nil && *a.IdentityKeyDelay < 0 {
-		return fmt.Errorf("identity_key_delay: %v is negative", time.Duration(*a.IdentityKeyDelay))
-	}
 	identity, err := a.identitySigner(ref)
 	if err != nil {
 		return err
 	}
-	apiKeys, err := expandAll(repl, "api_key", a.APIKeys)
+	apiKeys, err := a.apiKeys(repl)
 	if err != nil {
 		return err
 	}
@@ -397,21 +393,13 @@ func statuses(providers []*provider.Provider) []api.ProviderStatus {
 	return out
 }
 
-// Validate reports configurations that can never sign anyone in.
-func (a *App) Validate() error {
-	if len(a.gateway.Providers) == 0 {
-		return errors.New("socialgate: no provider is configured: add dev_provider or a provider block to the socialgate global option")
-	}
-	return nil
-}
-
-// buildProviders turns the config into providers, the dev provider first.
-func (a *App) buildProviders(repl *caddy.Replacer, ref *storeRef) ([]*provider.Provider, error) {
+// buildProviders turns the config into providers, the dev provider's
+// first; their client secret derives from devSecret.
+func (a *App) buildProviders(repl *caddy.Replacer, devSecret []byte) ([]*provider.Provider, error) {
 	var out []*provider.Provider
-	seen := map[string]bool{}
 	configs := a.Providers
 	if a.DevProvider != nil {
-		devs, err := a.DevProvider.providerConfigs(ref.keys.CookieSecret)
+		devs, err := a.DevProvider.providerConfigs(devSecret)
 		if err != nil {
 			return nil, err
 		}
@@ -422,11 +410,10 @@ func (a *App) buildProviders(repl *caddy.Replacer, ref *storeRef) ([]*provider.P
 		if err != nil {
 			return nil, err
 		}
-		if seen[p.Name()] {
-			return nil, fmt.Errorf("provider %s: the name is used twice; give each provider its own name", p.Name())
-		}
-		seen[p.Name()] = true
 		out = append(out, p)
+	}
+	if _, err := duplicateName(a.providerNames()); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -490,6 +477,5 @@ func (a *App) Gateway() *gateway.Gateway { return a.gateway }
 var (
 	_ caddy.App          = (*App)(nil)
 	_ caddy.Provisioner  = (*App)(nil)
-	_ caddy.Validator    = (*App)(nil)
 	_ caddy.CleanerUpper = (*App)(nil)
 )

@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/confcheck"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 )
 
@@ -41,6 +42,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //			listen                <host:port>
 //			access_token_lifetime <duration>
 //			link_by_email         on|off
+//			allow_remote
 //			provider <name> {
 //				display_name  <text>
 //				sign_in       on|off
@@ -116,7 +118,11 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	check := newAppCheck(d)
 	for d.NextBlock(0) {
+		if err := check.note(d); err != nil {
+			return err
+		}
 		var err error
 		switch d.Val() {
 		case "storage":
@@ -200,23 +206,27 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			err = oneArg(d, map[string]*string{"app_name": &a.UI.AppName, "logo_url": &a.UI.LogoURL, "accent": &a.UI.Accent, "templates": &a.UI.Templates}[d.Val()])
 		default:
-			return d.Errf("unrecognized socialgate option %q", d.Val())
+			return unknownOption(d, appOptions, "unrecognized socialgate option %q", d.Val())
+		}
+		if err == nil {
+			err = check.option(a)
 		}
 		if err != nil {
 			return err
 		}
 	}
-	return nil
+	return check.finish(a)
 }
 
 func parseProvider(d *caddyfile.Dispenser) (ProviderConfig, error) {
 	var pc ProviderConfig
+	check := newWritten(d, providerRepeatable)
 	if !d.NextArg() {
-		return pc, d.Err("provider needs a type: oidc or oauth2")
+		return pc, d.Errf("provider needs a type: oidc, oauth2 or a preset (%s)", strings.Join(provider.Kinds(), ", "))
 	}
 	pc.Type = d.Val()
 	if !slices.Contains(provider.Kinds(), pc.Type) {
-		return pc, d.Errf("unknown provider type %q (want one of %s)", pc.Type, strings.Join(provider.Kinds(), ", "))
+		return pc, d.Errf("unknown provider type %q (%s)", pc.Type, confcheck.Hint(pc.Type, provider.Kinds()))
 	}
 	pc.Name = pc.Type
 	if d.NextArg() {
@@ -226,6 +236,9 @@ func parseProvider(d *caddyfile.Dispenser) (ProviderConfig, error) {
 		return pc, d.ArgErr()
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if err := check.note(d); err != nil {
+			return pc, err
+		}
 		var err error
 		switch opt := d.Val(); opt {
 		case "client_id", "client_secret", "display_name", "issuer", "authorize_url", "token_url", "userinfo_url",
@@ -275,13 +288,13 @@ func parseProvider(d *caddyfile.Dispenser) (ProviderConfig, error) {
 		case "link_by_email":
 			pc.LinkByEmail, err = onOff(d)
 		default:
-			return pc, d.Errf("unrecognized option %q in provider %s", opt, pc.Name)
+			return pc, unknownOption(d, providerOptions, "unrecognized option %q in provider %s", opt, pc.Name)
 		}
 		if err != nil {
 			return pc, err
 		}
 	}
-	return pc, nil
+	return pc, check.checkProvider(pc)
 }
 
 func parseFields(d *caddyfile.Dispenser) (*provider.Mapping, error) {

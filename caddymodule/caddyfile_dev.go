@@ -29,6 +29,8 @@ func parseDevProvider(d *caddyfile.Dispenser) (*DevProvider, error) {
 			err = durationArg(d, &dev.AccessTokenLifetime)
 		case "link_by_email":
 			dev.LinkByEmail, err = onOff(d)
+		case "allow_remote":
+			dev.AllowRemote, err = true, noArgs(d)
 		case "provider":
 			var id DevIdentity
 			if id, err = parseDevIdentity(d); err == nil &&
@@ -37,7 +39,7 @@ func parseDevProvider(d *caddyfile.Dispenser) (*DevProvider, error) {
 			}
 			dev.Providers = append(dev.Providers, id)
 		default:
-			return nil, d.Errf("unrecognized dev_provider option %q", d.Val())
+			return nil, unknownOption(d, devProviderOptions, "unrecognized dev_provider option %q", d.Val())
 		}
 		if err != nil {
 			return nil, err
@@ -84,7 +86,7 @@ func parseDevIdentity(d *caddyfile.Dispenser) (DevIdentity, error) {
 			// the scopes are granted, and asked for only where needed.
 			return id, d.Errf("unrecognized option \"scopes\" in dev_provider provider %s: the scopes it grants when asked for are set with grants <scope...>", id.Name)
 		default:
-			return id, d.Errf("unrecognized option %q in dev_provider provider %s", opt, id.Name)
+			return id, unknownOption(d, devIdentityOptions, "unrecognized option %q in dev_provider provider %s", opt, id.Name)
 		}
 		if err != nil {
 			return id, err

@@ -22,6 +22,10 @@ import (
 func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	handler := new(Handler)
 	h.Next()
+	check, err := newHandlerCheck(h)
+	if err != nil {
+		return nil, err
+	}
 	if h.NextArg() {
 		if h.Val() != "public" {
 			return nil, h.Errf("socialgate: unknown argument %q (want public, or options in a block)", h.Val())
@@ -32,6 +36,9 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 		}
 	}
 	for h.NextBlock(0) {
+		if err := check.note(h.Dispenser); err != nil {
+			return nil, err
+		}
 		switch h.Val() {
 		case "public":
 			if h.NextArg() {
@@ -71,7 +78,10 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 			}
 			handler.AllowGroups = append(handler.AllowGroups, rules...)
 		default:
-			return nil, h.Errf("unrecognized socialgate option %q", h.Val())
+			return nil, unknownOption(h.Dispenser, handlerOptions, "unrecognized socialgate option %q", h.Val())
+		}
+		if err := check.option(handler); err != nil {
+			return nil, err
 		}
 	}
 	return handler, nil

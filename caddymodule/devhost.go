@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/confcheck"
 	"github.com/socialgate/socialgate/caddymodule/internal/devprovider"
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
@@ -38,6 +39,11 @@ type DevProvider struct {
 	// as other identities). They make connecting a second account, and
 	// scopes granted only when asked for, work offline. Default: none.
 	Providers []DevIdentity `json:"providers,omitempty"`
+	// AllowRemote lets Listen be an address that other machines reach
+	// (0.0.0.0:9999, :9999, a LAN address, a container's): then anyone who
+	// reaches it signs in to the gateway as anyone. Default: false, and
+	// Listen must be localhost or a loopback address.
+	AllowRemote bool `json:"allow_remote,omitempty"`
 }
 
 // DevIdentity is one more provider played by the dev provider.
@@ -109,10 +115,17 @@ func checkDevName(name string) error {
 	return nil
 }
 
-// check validates the options, as at load.
+// check validates the options, as at load. A listen address that other
+// machines reach needs AllowRemote: an operator who copied the quick
+// start's dev_provider into a server must not open it to the world.
 func (d *DevProvider) check() error {
-	if _, _, err := net.SplitHostPort(d.listen()); err != nil {
+	host, _, err := net.SplitHostPort(d.listen())
+	switch {
+	case err != nil:
 		return fmt.Errorf("dev_provider: listen %q is not host:port", d.Listen)
+	case !confcheck.Loopback(host) && !d.AllowRemote:
+		return fmt.Errorf("dev_provider: %s is reachable from other machines, and the dev provider signs anyone in as anyone: "+
+			"listen on localhost:PORT, or add allow_remote to the dev_provider block if that is what you want", d.listen())
 	}
 	seen := map[string]bool{}
 	for _, id := range d.Providers {

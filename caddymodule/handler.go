@@ -108,30 +108,21 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	app, err := ctx.App("socialgate")
 	if err != nil {
-		return fmt.Errorf("loading the socialgate app: %w", err)
+		// Caddy's error names the app already: "loading socialgate app
+		// module: provision socialgate: …".
+		return err
 	}
 	h.gw = app.(*App).Gateway()
-	if h.Public && (len(h.Require)+len(h.ForwardTokens)+len(h.AllowEmails)+len(h.AllowGroups) > 0) {
-		return errors.New("socialgate public: a public route lets everyone through; it cannot also require, forward_token, allow_emails or allow_groups")
+	if err := h.check(h.gw.ProviderNames()); err != nil {
+		return err
 	}
 	for _, r := range h.Require {
-		req := gateway.Requirement{Provider: r.Provider, Scopes: r.Scopes}
-		if err := h.gw.CheckRequirement(req); err != nil {
-			return err
-		}
-		h.reqs = append(h.reqs, req)
+		h.reqs = append(h.reqs, gateway.Requirement{Provider: r.Provider, Scopes: r.Scopes})
 	}
 	h.tokenHeaders = map[string]string{}
 	for _, ft := range h.ForwardTokens {
-		if err := h.gw.CheckRequirement(gateway.Requirement{Provider: ft.Provider}); err != nil {
-			return fmt.Errorf("forward_token: %w", err)
-		}
-		header := gateway.TokenHeader(ft.Provider)
-		if ft.Header != "" {
-			header = http.CanonicalHeaderKey(ft.Header)
-		}
 		h.forward = append(h.forward, ft.Provider)
-		h.tokenHeaders[ft.Provider] = header
+		h.tokenHeaders[ft.Provider] = tokenHeader(ft)
 	}
 	h.owned = gateway.NewOwned(slices.Collect(maps.Values(h.tokenHeaders))...)
 	h.allow, err = h.gw.Rules(h.AllowEmails, h.AllowGroups)

@@ -136,10 +136,18 @@ func startOP(t *testing.T, o testop.Options) *testop.Server {
 func stopCaddy() { caddy.Stop() }
 
 // Caddyfile renders the env's config with o.
+// ownStorage matches options that name their own store.
+var ownStorage = regexp.MustCompile(`(?m)^\s*storage\s`)
+
 func (e *env) Caddyfile(o options) string {
 	dev := fmt.Sprintf("dev_provider 127.0.0.1:%d {\n\t\t\t%s\n\t\t}", e.devPort, o.Dev)
 	if o.NoDev {
 		dev = ""
+	}
+	// One store: the env's directory, unless the options name another.
+	storage := "storage " + e.Storage + "/socialgate"
+	if ownStorage.MatchString(o.Global) {
+		storage = ""
 	}
 	site := o.Site
 	if o.TLS {
@@ -157,7 +165,7 @@ func (e *env) Caddyfile(o options) string {
 	storage file_system %[1]s/caddy
 	%[7]s
 	socialgate {
-		storage %[1]s/socialgate
+		%[10]s
 		%[2]s
 		%[3]s
 	}
@@ -166,7 +174,7 @@ func (e *env) Caddyfile(o options) string {
 	%[5]s
 	%[6]s
 }
-`, e.Storage, dev, o.Global, e.port, site, e.body(o), o.Server, logFilter(e.t), e.scheme(o))
+`, e.Storage, dev, o.Global, e.port, site, e.body(o), o.Server, logFilter(e.t), e.scheme(o), storage)
 }
 
 // body is the site block's socialgate and reverse_proxy.

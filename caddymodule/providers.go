@@ -30,7 +30,9 @@ type ProviderConfig struct {
 	ClientID string `json:"client_id"`
 
 	// ClientSecret is the client secret; {env.*} and {file.*} are expanded at
-	// load, so the secret never sits in the JSON config.
+	// load, so the secret never sits in the JSON config. Required for every
+	// preset but apple (which signs its own from PrivateKey); without one,
+	// an oidc or oauth2 client is a public client and needs PKCE.
 	ClientSecret string `json:"client_secret,omitempty"`
 
 	// Issuer is the OIDC issuer URL (required for oidc). For oauth2 it names
@@ -39,7 +41,10 @@ type ProviderConfig struct {
 	Issuer string `json:"issuer,omitempty"`
 
 	// AuthorizeURL, TokenURL and UserinfoURL are the provider's endpoints:
-	// required for oauth2; for oidc they override discovery.
+	// required for oauth2; for oidc they override discovery. Every URL of a
+	// provider is https, or plain http to a host that cannot be on the
+	// internet (localhost, a loopback or private address, a single-label
+	// name such as a container's).
 	AuthorizeURL string `json:"authorize_url,omitempty"`
 	TokenURL     string `json:"token_url,omitempty"`
 	UserinfoURL  string `json:"userinfo_url,omitempty"`
@@ -145,12 +150,31 @@ func (pc ProviderConfig) build(repl *caddy.Replacer) (*provider.Provider, error)
 	if pc.Name == "" {
 		return nil, fmt.Errorf("a %s provider has no name", pc.Type)
 	}
+	cfg := pc.config()
+	for _, f := range []struct {
+		option string
+		dst    *string
+	}{{"client_id", &cfg.ClientID}, {"client_secret", &cfg.ClientSecret}, {"private_key", &cfg.PrivateKey}} {
+		v, err := expand(repl, "provider "+pc.Name+": "+f.option, *f.dst)
+		if err != nil {
+			return nil, err
+		}
+		*f.dst = v
+	}
+	client := provider.NewHTTPClient()
+	client.Transport = metrics.Transport(client.Transport, pc.Name)
+	cfg.HTTPClient = client
+	return provider.New(cfg)
+}
+
+// config is the provider's configuration as written, secrets unexpanded.
+func (pc ProviderConfig) config() provider.Config {
 	cfg := provider.Config{
 		Name:              pc.Name,
 		Kind:              pc.Type,
 		DisplayName:       pc.DisplayName,
-		ClientID:          repl.ReplaceKnown(pc.ClientID, ""),
-		ClientSecret:      repl.ReplaceKnown(pc.ClientSecret, ""),
+		ClientID:          pc.ClientID,
+		ClientSecret:      pc.ClientSecret,
 		Issuer:            pc.Issuer,
 		AuthURL:           pc.AuthorizeURL,
 		TokenURL:          pc.TokenURL,
@@ -162,7 +186,7 @@ func (pc ProviderConfig) build(repl *caddy.Replacer) (*provider.Provider, error)
 		BaseURL:           pc.BaseURL,
 		TeamID:            pc.TeamID,
 		KeyID:             pc.KeyID,
-		PrivateKey:        repl.ReplaceKnown(pc.PrivateKey, ""),
+		PrivateKey:        pc.PrivateKey,
 		BundleIDs:         pc.BundleIDs,
 		NativeClientIDs:   pc.NativeClientIDs,
 		GroupsFrom:        pc.GroupsFrom,
@@ -176,10 +200,7 @@ func (pc ProviderConfig) build(repl *caddy.Replacer) (*provider.Provider, error)
 	if pc.Fields != nil {
 		cfg.Mapping = *pc.Fields
 	}
-	client := provider.NewHTTPClient()
-	client.Transport = metrics.Transport(client.Transport, pc.Name)
-	cfg.HTTPClient = client
-	return provider.New(cfg)
+	return cfg
 }
 
 // linksByEmail reports which providers may vouch for linking by email:

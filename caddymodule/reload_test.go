@@ -73,7 +73,7 @@ func TestReload_UnderLoadLosesNoRequest(t *testing.T) {
 	}
 	for i := 1; i <= 24; i++ {
 		keys := fmt.Sprintf("cookie-key-%d-0123456789abcdefghijklmnopqrstuvwxyz %s", i, baseCookieKey)
-		global := fmt.Sprintf("cookie_keys %s\n\t\tapi_key sk_reload_%d_0123456789abcdef", keys, i)
+		global := fmt.Sprintf("cookie_keys %s\n\t\tapi_key sk_reload_%d_0123456789abcdef0123456789", keys, i)
 		if i%2 == 0 {
 			global += fmt.Sprintf("\n\t\tprovider oidc extra%d {\n\t\t\tissuer http://127.0.0.1:1/%d\n\t\t\tclient_id x\n\t\t}", i, i)
 		}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
@@ -21,13 +23,41 @@ func cookieSecrets(repl *caddy.Replacer, keys []string, generated [][]byte) ([][
 	}
 	out := make([][]byte, 0, len(keys))
 	for i, k := range keys {
-		v := strings.TrimSpace(repl.ReplaceKnown(k, ""))
-		if len(v) < 32 {
-			return nil, fmt.Errorf("cookie_keys: key %d is %d characters after expansion; use at least 32 random characters", i+1, len(v))
+		v, err := expand(repl, fmt.Sprintf("cookie_keys: key %d", i+1), k)
+		if err == nil {
+			err = checkSecretLength(fmt.Sprintf("cookie_keys: key %d", i+1), v)
+		}
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, []byte(v))
 	}
 	return out, nil
+}
+
+// apiKeys expands the configured API keys, each long enough to resist
+// guessing.
+func (a *App) apiKeys(repl *caddy.Replacer) ([]string, error) {
+	keys, err := expandAll(repl, "api_key", a.APIKeys)
+	if err != nil {
+		return nil, err
+	}
+	for i, k := range keys {
+		if err := checkSecretLength(fmt.Sprintf("api_key: key %d", i+1), k); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
+}
+
+// checkSecretLength refuses a secret shorter than keyring.MinSecretLength;
+// the error names it by what (cookie_keys: key 1), never by its value.
+func checkSecretLength(what, secret string) error {
+	if n := len(secret); n < keyring.MinSecretLength {
+		return fmt.Errorf("%s is %d characters; use at least %d random characters, like the output of openssl rand -base64 32",
+			what, n, keyring.MinSecretLength)
+	}
+	return nil
 }
 
 // expandAll expands {env.*} and {file.*} in each value; an empty result is
@@ -35,25 +65,64 @@ func cookieSecrets(repl *caddy.Replacer, keys []string, generated [][]byte) ([][
 func expandAll(repl *caddy.Replacer, option string, values []string) ([]string, error) {
 	out := make([]string, 0, len(values))
 	for i, v := range values {
-		x := strings.TrimSpace(repl.ReplaceKnown(v, ""))
+		x, err := expand(repl, fmt.Sprintf("%s %d", option, i+1), v)
+		if err != nil {
+			return nil, err
+		}
 		if x == "" {
-			return nil, fmt.Errorf("%s %d is empty after expansion", option, i+1)
+			return nil, fmt.Errorf("%s %d is empty", option, i+1)
 		}
 		out = append(out, x)
 	}
 	return out, nil
 }
 
+// placeholder matches the {env.*} and {file.*} placeholders of a value.
+var placeholder = regexp.MustCompile(`\{(env|file)\.[^{}]+\}`)
+
+// expand expands {env.*} and {file.*} in a configured value, trimmed. A
+// value whose placeholders expand to nothing is an error that names them
+// (never the value, which may hold a secret): a variable not set in the
+// server's environment, a missing or empty file.
+func expand(repl *caddy.Replacer, what, raw string) (string, error) {
+	v := strings.TrimSpace(repl.ReplaceKnown(raw, ""))
+	if names := placeholder.FindAllString(raw, -1); v == "" && len(names) > 0 {
+		return "", fmt.Errorf("%s is empty: %s expands to nothing (is the environment variable set for the server, or the file there and readable?)",
+			what, strings.Join(names, ""))
+	}
+	return v, nil
+}
+
+// hasPlaceholder reports whether a configured value is expanded at load, so
+// that only the server can check what it becomes.
+func hasPlaceholder(raw string) bool { return placeholder.MatchString(raw) }
+
 // seedRedirectURLs validates the configured native redirect URLs and records
-// the missing ones in the store.
+// the missing ones in the store: none unless all are valid.
 func seedRedirectURLs(st store.Store, urls []string) error {
+	if err := checkRedirectURLs(urls); err != nil {
+		return err
+	}
+	for _, u := range urls {
+		if _, err := st.CreateRedirectURL(context.Background(), u); err != nil && !errors.Is(err, store.ErrExists) {
+			return fmt.Errorf("redirect_urls: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkRedirectURLs refuses a native redirect URL that is not one, or that
+// is listed twice (likely a copy meant to be another).
+func checkRedirectURLs(urls []string) error {
+	seen := map[string]bool{}
 	for _, u := range urls {
 		if _, err := redirect.ParseNativeRedirect(u); err != nil {
 			return fmt.Errorf("redirect_urls: %w", err)
 		}
-		if _, err := st.CreateRedirectURL(context.Background(), u); err != nil && !errors.Is(err, store.ErrExists) {
-			return fmt.Errorf("redirect_urls: %w", err)
+		if seen[u] {
+			return fmt.Errorf("redirect_urls: %q is listed twice", u)
 		}
+		seen[u] = true
 	}
 	return nil
 }

@@ -45,13 +45,20 @@ type PostgresStorage struct {
 // acquireStore opens the configured store: PostgreSQL, or Badger in Storage.
 func (a *App) acquireStore(repl *caddy.Replacer) (*storeRef, error) {
 	if pg := a.Postgres; pg != nil {
-		dsn := repl.ReplaceKnown(pg.DSN, "")
+		dsn, err := expand(repl, "storage postgres: dsn", pg.DSN)
+		if err != nil {
+			return nil, err
+		}
 		if dsn == "" {
 			return nil, errors.New("storage postgres: dsn is required")
 		}
 		var secrets [][]byte
-		for _, s := range append([]string{pg.Secret}, pg.PreviousSecrets...) {
-			secrets = append(secrets, []byte(repl.ReplaceKnown(s, "")))
+		for i, raw := range append([]string{pg.Secret}, pg.PreviousSecrets...) {
+			s, err := expand(repl, fmt.Sprintf("storage postgres: secret %d", i+1), raw)
+			if err != nil {
+				return nil, err
+			}
+			secrets = append(secrets, []byte(s))
 		}
 		return acquirePostgres(pg, dsn, secrets, a.logger)
 	}
@@ -179,7 +186,7 @@ func parseStorage(d *caddyfile.Dispenser, a *App) error {
 		case "connect_timeout":
 			err = durationArg(d, &pg.ConnectTimeout)
 		default:
-			return d.Errf("unrecognized storage postgres option %q", d.Val())
+			return unknownOption(d, postgresOptions, "unrecognized storage postgres option %q", d.Val())
 		}
 		if err != nil {
 			return err

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,7 +25,9 @@ type WebhookConfig struct {
 	// the endpoint's place in the event outbox is kept under it, so a renamed
 	// endpoint starts afresh. Letters, digits, - and _. Required.
 	Name string `json:"name"`
-	// URL receives the events: an absolute http or https URL. Required.
+	// URL receives the events: an absolute https URL, or http to a host
+	// that cannot be on the internet (localhost, a loopback or private
+	// address, a single-label name such as a container's). Required.
 	URL string `json:"url"`
 	// Secrets sign every delivery (the webhook-signature header, one
 	// signature per secret): Standard Webhooks secrets, whsec_ then the
@@ -54,41 +57,54 @@ var webhookName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 // webhookEndpoints checks the configured webhooks and expands their secrets.
 func (a *App) webhookEndpoints(repl *caddy.Replacer) ([]webhook.Endpoint, error) {
 	var out []webhook.Endpoint
-	seen := map[string]bool{}
-	for _, wc := range a.Webhooks {
-		if !webhookName.MatchString(wc.Name) {
-			return nil, fmt.Errorf("webhook %q: a name is 1 to 64 letters, digits, - or _", wc.Name)
-		}
-		if seen[wc.Name] {
-			return nil, fmt.Errorf("webhook %s: the name is used twice", wc.Name)
-		}
-		seen[wc.Name] = true
-		ep := webhook.Endpoint{Name: wc.Name, URL: wc.URL, Events: wc.Events}
-		secrets, err := expandAll(repl, "webhook "+wc.Name+": secret", wc.Secrets)
+	for i, wc := range a.Webhooks {
+		ep, err := wc.endpoint(repl, a.Webhooks[:i])
 		if err != nil {
-			return nil, err
-		}
-		for i, s := range secrets {
-			key, err := webhook.ParseSecret(s)
-			if err != nil {
-				return nil, fmt.Errorf("webhook %s: secret %d: %w", wc.Name, i+1, err)
-			}
-			ep.Secrets = append(ep.Secrets, key)
-		}
-		for _, r := range wc.Retries {
-			ep.Retries = append(ep.Retries, time.Duration(r))
-		}
-		ep.Timeout = time.Duration(wc.Timeout)
-		ep.Retain = webhook.DefaultRetain
-		if wc.Retain != nil {
-			ep.Retain = time.Duration(*wc.Retain)
-		}
-		if err := ep.Check(); err != nil {
 			return nil, err
 		}
 		out = append(out, ep)
 	}
 	return out, nil
+}
+
+// endpoint checks the webhook, configured after earlier ones, and decodes
+// its secrets, expanded with repl. Without repl (while the Caddyfile is
+// parsed) a secret still to be expanded is left for the server to check.
+func (wc WebhookConfig) endpoint(repl *caddy.Replacer, earlier []WebhookConfig) (webhook.Endpoint, error) {
+	ep := webhook.Endpoint{Name: wc.Name, URL: wc.URL, Events: wc.Events}
+	if !webhookName.MatchString(wc.Name) {
+		return ep, fmt.Errorf("webhook %q: a name is 1 to 64 letters, digits, - or _", wc.Name)
+	}
+	if slices.ContainsFunc(earlier, func(o WebhookConfig) bool { return o.Name == wc.Name }) {
+		return ep, fmt.Errorf("webhook %s: the name is used twice", wc.Name)
+	}
+	for i, raw := range wc.Secrets {
+		what := fmt.Sprintf("webhook %s: secret %d", wc.Name, i+1)
+		s := raw
+		if repl != nil {
+			var err error
+			if s, err = expand(repl, what, raw); err != nil {
+				return ep, err
+			}
+		}
+		var key []byte
+		if repl != nil || !hasPlaceholder(raw) {
+			var err error
+			if key, err = webhook.ParseSecret(s); err != nil {
+				return ep, fmt.Errorf("%s: %w", what, err)
+			}
+		}
+		ep.Secrets = append(ep.Secrets, key)
+	}
+	for _, r := range wc.Retries {
+		ep.Retries = append(ep.Retries, time.Duration(r))
+	}
+	ep.Timeout = time.Duration(wc.Timeout)
+	ep.Retain = webhook.DefaultRetain
+	if wc.Retain != nil {
+		ep.Retain = time.Duration(*wc.Retain)
+	}
+	return ep, ep.Check()
 }
 
 // dispatchers runs one webhook dispatcher per store, across config reloads:
@@ -190,7 +206,7 @@ func parseWebhook(d *caddyfile.Dispenser) (WebhookConfig, error) {
 				wc.Timeout = caddy.Duration(dur)
 			}
 		default:
-			return wc, d.Errf("unrecognized option %q in webhook %s", d.Val(), wc.Name)
+			return wc, unknownOption(d, webhookOptions, "unrecognized option %q in webhook %s", d.Val(), wc.Name)
 		}
 		if err != nil {
 			return wc, err

@@ -13,11 +13,16 @@ import (
 // Rules reads allow_emails and allow_groups rules; a group rule must name
 // a configured provider.
 func (g *Gateway) Rules(emails, groups []string) (*access.Rules, error) {
+	return access.Parse(emails, groups, g.ProviderNames())
+}
+
+// ProviderNames lists the configured providers' names, in order.
+func (g *Gateway) ProviderNames() []string {
 	names := make([]string, 0, len(g.Providers))
 	for _, p := range g.Providers {
 		names = append(names, p.Name())
 	}
-	return access.Parse(emails, groups, names)
+	return names
 }
 
 // Admitted reports whether the session's user may use a route: the app's

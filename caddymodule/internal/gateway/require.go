@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/confcheck"
+	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
@@ -20,12 +23,14 @@ type Requirement struct {
 	Scopes   []string
 }
 
-// CheckRequirement validates a requirement against the configured providers.
-func (g *Gateway) CheckRequirement(req Requirement) error {
-	if _, ok := g.byName[req.Provider]; !ok {
-		return fmt.Errorf("require %s: no provider of that name is configured", req.Provider)
+// CheckRequirement validates a requirement against the names of the
+// configured providers: the error names an unknown provider and what it may
+// have meant, or a scope that is several.
+func CheckRequirement(req Requirement, providers []string) error {
+	if !slices.Contains(providers, req.Provider) {
+		return fmt.Errorf("no provider named %s is configured (%s)", req.Provider, confcheck.Hint(req.Provider, providers))
 	}
-	return nil
+	return provider.CheckScopes(req.Scopes)
 }
 
 // ErrTokenUnavailable means a token to forward is expired and its provider
