@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -217,19 +218,21 @@ func (m *Manager) newSession(ctx context.Context, r *http.Request, user *store.U
 		auth.Time = now
 	}
 	s := &store.Session{
-		ID:           store.NewID("sess"),
-		UserID:       user.ID,
-		Email:        headerSafe(user.PrimaryEmail()),
-		Name:         headerSafe(user.Name),
-		Groups:       groupsOf(accounts),
-		CreatedAt:    now,
-		AbandonAt:    now.Add(lifetime),
-		LastActiveAt: now,
-		AccountID:    auth.AccountID,
-		AuthTime:     auth.Time,
-		ProviderSID:  auth.ProviderSID,
-		UserAgent:    truncate(r.UserAgent(), 256),
-		IP:           clientIP(r),
+		ID:     store.NewID("sess"),
+		UserID: user.ID,
+		Email:  headerSafe(user.PrimaryEmail()),
+		Name:   headerSafe(user.Name),
+		Groups: groupsOf(accounts),
+		// The identity token carries it; the store keeps it current.
+		PublicMetadata: maps.Clone(user.PublicMetadata),
+		CreatedAt:      now,
+		AbandonAt:      now.Add(lifetime),
+		LastActiveAt:   now,
+		AccountID:      auth.AccountID,
+		AuthTime:       auth.Time,
+		ProviderSID:    auth.ProviderSID,
+		UserAgent:      truncate(r.UserAgent(), 256),
+		IP:             clientIP(r),
 	}
 	s.EmailVerified = s.Email != "" // PrimaryEmail is a verified address, or none
 	s.ExpiresAt = m.expiry(s, now)

@@ -43,7 +43,8 @@ type checker struct {
 	createdSet  map[string]bool
 	userMail    []keyValue // idx/user_email: "<email>/<user id>" → order, key order
 	userMailSet map[string]bool
-	count       *string // meta/user_count, nil when missing
+	handles     map[string]string // idx/handle: "<kind>/<value>" → user id
+	count       *string           // meta/user_count, nil when missing
 }
 
 type keyValue struct{ key, value string }
@@ -129,6 +130,11 @@ func (c *checker) checkUsers() {
 		if !c.createdSet[createdOrder(u.CreatedAt)+"/"+id] {
 			c.reportf("user %s: no user_created index entry", id)
 		}
+		for kind, v := range u.Handles() {
+			if c.handles[kind+"/"+v] != id {
+				c.reportf("user %s: its %s %q is not indexed as its", id, kind, v)
+			}
+		}
 		for _, e := range u.Emails {
 			if !c.userMailSet[normalizeEmail(e.Email)+"/"+id] {
 				c.reportf("user %s: no user_email index entry for %q", id, e.Email)
@@ -157,6 +163,12 @@ func (c *checker) checkUsers() {
 			c.reportf("user_email entry %q: value %q is not the creation order of user %s", kv.key, kv.value, uid)
 		}
 	}
+	for key, uid := range c.handles {
+		kind, v, _ := strings.Cut(key, "/")
+		if u := c.users[uid]; u == nil || u.Handles()[kind] != v {
+			c.reportf("handle index entry %s: user %s is missing or has another %s", key, uid, kind)
+		}
+	}
 	if c.count == nil {
 		if len(c.users) > 0 {
 			c.reportf("user count is missing; there are %d users", len(c.users))
@@ -171,15 +183,17 @@ func (c *checker) checkUsers() {
 	}
 }
 
-// checkVouching: an address is verified exactly when some account vouches
-// for it, and each voucher is an account of the user that asserts this
-// address as verified now (a stale voucher would let the address link).
+// checkVouching: an address is verified exactly when some account (or the
+// backend API) vouches for it, and each voucher is an account of the user
+// that asserts this address as verified now (a stale voucher would let the
+// address link).
 func (c *checker) checkVouching(u *User, e *EmailAddress) {
 	if e.Verified != (len(e.VerifiedBy) > 0) {
 		c.reportf("user %s: email %q has verified %v and %d vouching accounts", u.ID, e.Email, e.Verified, len(e.VerifiedBy))
 	}
 	for _, aid := range e.VerifiedBy {
 		switch a := c.accountBy[aid]; {
+		case aid == VouchedByAPI:
 		case a == nil:
 			c.reportf("user %s: email %q is vouched for by missing account %s", u.ID, e.Email, aid)
 		case a.UserID != u.ID:
@@ -200,6 +214,7 @@ func (c *checker) load(txn *badger.Txn) error {
 	c.userEACSet = map[string]bool{}
 	c.sessions = map[string]*Session{}
 	c.userSessSet = map[string]bool{}
+	c.handles = map[string]string{}
 	scans := []struct {
 		prefix string
 		ttl    bool // records that expire: see scan
@@ -263,6 +278,10 @@ func (c *checker) load(txn *badger.Txn) error {
 		{prefixUserMail, false, func(rest string, val []byte) error {
 			c.userMail = append(c.userMail, keyValue{rest, string(val)})
 			c.userMailSet[rest] = true
+			return nil
+		}},
+		{prefixHandle, false, func(key string, val []byte) error {
+			c.handles[key] = string(val)
 			return nil
 		}},
 		{keyUserCount, false, func(rest string, val []byte) error {

@@ -218,6 +218,11 @@ func (b *Badger) Import(ctx context.Context, rec Record) (ImportResult, error) {
 		if err := addUser(txn, u); err != nil {
 			return err
 		}
+		if err := claimHandles(txn, u, nil); errors.Is(err, ErrExists) {
+			return fmt.Errorf("%w: %w", ErrImportConflict, err)
+		} else if err != nil {
+			return err
+		}
 		for _, e := range u.Emails {
 			if err := txn.Set(userEmailKey(e.Email, u.ID), []byte(createdOrder(u.CreatedAt))); err != nil {
 				return err

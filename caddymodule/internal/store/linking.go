@@ -68,11 +68,15 @@ func (in *SignIn) LooksUpEmailHolder() bool {
 }
 
 // trustedVouching reports whether one of accounts, at a provider trusted
-// reports true for, vouches for u's verified address email (normalized).
+// reports true for, or the backend API (VouchedByAPI) vouches for u's
+// verified address email (normalized).
 func (u *User) trustedVouching(email string, accounts []*ExternalAccount, trusted func(string) bool) bool {
 	i := slices.IndexFunc(u.Emails, func(e EmailAddress) bool { return normalizeEmail(e.Email) == email })
 	if i < 0 || !u.Emails[i].Verified {
 		return false
+	}
+	if slices.Contains(u.Emails[i].VerifiedBy, VouchedByAPI) {
+		return true // the operator's app created the user with it
 	}
 	for _, acc := range accounts {
 		if slices.Contains(u.Emails[i].VerifiedBy, acc.ID) && acc.EmailVerified &&
@@ -93,13 +97,24 @@ func LinkedByEmail(out *Outbox, res *SignInResult, acc *ExternalAccount, revoked
 		return err
 	}
 	res.LinkedByEmail = true
+	var err error
+	res.RevokedSessions, err = RevokedSessions(out, revoked, now)
+	return err
+}
+
+// RevokedSessions records, in out, a session.revoked event for each of
+// revoked that was live, sessions a store ended in the transaction of out,
+// and returns their ids. Every Store implementation records sessions
+// ended by someone else this way.
+func RevokedSessions(out *Outbox, revoked []*Session, now time.Time) ([]string, error) {
+	var ids []string
 	for _, s := range revoked {
 		if now.Before(s.ExpiresAt) {
 			if err := out.Add(Event{Type: EventSessionRevoked, CreatedAt: now, Session: s}); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		res.RevokedSessions = append(res.RevokedSessions, s.ID)
+		ids = append(ids, s.ID)
 	}
-	return nil
+	return ids, nil
 }

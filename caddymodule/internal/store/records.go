@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -77,12 +78,20 @@ func (b *Badger) CreateSession(ctx context.Context, s *Session) error {
 		if err != nil {
 			return err
 		}
-		// Rewrite the user unchanged: a DeleteUser running alongside read it,
-		// so one of the two now conflicts and retries. Without the write,
-		// DeleteUser could miss this session (it did not exist when it listed
-		// them) and a deleted user would stay signed in.
+		// Rewrite the user unchanged: a DeleteUser or a ban running
+		// alongside read it, so one of the two now conflicts and retries.
+		// Without the write, they could miss this session (it did not exist
+		// when they listed them) and a deleted or banned user would stay
+		// signed in.
 		user, err := item.ValueCopy(nil)
 		if err != nil {
+			return err
+		}
+		var u User
+		if err := json.Unmarshal(user, &u); err != nil {
+			return fmt.Errorf("decoding user %s: %w", s.UserID, err)
+		}
+		if err := u.CanSignIn(); err != nil {
 			return err
 		}
 		if err := txn.Set(userKey(s.UserID), user); err != nil {

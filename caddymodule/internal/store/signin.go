@@ -253,11 +253,14 @@ func AdoptAccount(idx EmailIndex, u *User, acc *ExternalAccount, now time.Time) 
 	return changed, nil
 }
 
-// CheckAdmission asks in.Admit, when set, about u and its accounts as the sign-in
-// leaves them: stored lists u's accounts as the transaction sees them, and
+// CheckAdmission refuses a banned or locked u (User.CanSignIn), then asks
+// in.Admit, when set, about u and its accounts as the sign-in leaves them: stored lists u's accounts as the transaction sees them, and
 // acc (refreshed, or new) takes the place of its stored copy. Every Store
 // implementation calls it after AdoptAccount, before writing u and acc.
 func (in *SignIn) CheckAdmission(u *User, acc *ExternalAccount, stored func() ([]*ExternalAccount, error)) error {
+	if err := u.CanSignIn(); err != nil {
+		return err
+	}
 	if in.Admit == nil {
 		return nil
 	}

@@ -12,7 +12,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"encoding/json"
 	"errors"
+	"maps"
 	"time"
 )
 
@@ -88,8 +90,25 @@ type Store interface {
 	// unlink and is returned. An account of another user is ErrNotFound.
 	DeleteExternalAccount(ctx context.Context, userID, accountID string, check func(remaining []*ExternalAccount) error) (*ExternalAccount, error)
 
-	// Users lists users, newest first, with the total count of matches.
+	// Users lists users, newest first unless q orders them otherwise, with
+	// the total count of matches.
 	Users(ctx context.Context, q UserQuery) ([]*User, int, error)
+	// CreateUser creates a user without a linked account, as the backend
+	// API does (see NewUser, which completes u), in one transaction: its
+	// verified addresses are claimed for it in the email index, so that a
+	// first sign-in asserting one links to it (SignIn.EmailLink). An
+	// address, username or external id another user holds fails with
+	// Taken. It records user.created.
+	CreateUser(ctx context.Context, u *User) error
+	// UpdateUser reads the user, calls fn with a copy and writes what fn
+	// left (see the package's UpdateUser for what fn may change), in one
+	// transaction retried on conflict, so fn may run more than once. A
+	// username or external id another user holds fails with Taken. A user
+	// the update bans loses every session in the same transaction
+	// (session.revoked each); a change to the public metadata reaches the
+	// copy every live session keeps. It records user.updated when the
+	// user changed.
+	UpdateUser(ctx context.Context, id string, fn func(u *User) error) (UserUpdate, error)
 	// DeleteUser removes a user with all its accounts, sessions and indexes
 	// in one transaction.
 	DeleteUser(ctx context.Context, id string) error
@@ -182,9 +201,40 @@ type RedirectURLQuery struct {
 // UserQuery filters and pages Store.Users.
 type UserQuery struct {
 	// Email, when set, matches users holding this address (any case).
-	Email  string
-	Limit  int // default 10, at most 500
-	Offset int
+	Email string
+	// Filter, when set, narrows the list further (see UserFilter).
+	Filter *UserFilter
+	// OrderBy is a field (created_at, updated_at, last_sign_in_at,
+	// last_active_at, email_address, username, first_name, last_name)
+	// after "+" (ascending, the default) or "-"; empty is -created_at,
+	// newest first. See ValidUserOrder.
+	OrderBy string
+	Limit   int // default 10, at most 500
+	Offset  int
+}
+
+// Page returns q's limit and offset within their bounds: a limit of 1 to
+// 500 (default 10), an offset of 0 or more.
+func (q UserQuery) Page() (limit, offset int) {
+	limit = q.Limit
+	if limit <= 0 {
+		limit = defaultUsersLimit
+	}
+	return min(limit, maxUsersLimit), max(q.Offset, 0)
+}
+
+// Indexed reports whether q is served by the stores' indexes (no Filter,
+// the default order), rather than by SelectUsers over every candidate.
+func (q UserQuery) Indexed() bool {
+	return q.Filter == nil && (q.OrderBy == "" || q.OrderBy == "-created_at")
+}
+
+// UserUpdate is the outcome of Store.UpdateUser.
+type UserUpdate struct {
+	User    *User
+	Changed bool
+	// RevokedSessions are the sessions a ban ended, for caches to forget.
+	RevokedSessions []string
 }
 
 // SignIn is the input of Store.SignIn.
@@ -225,40 +275,6 @@ type SignInResult struct {
 	// RevokedSessions lists their ids, for caches to forget.
 	LinkedByEmail   bool
 	RevokedSessions []string
-}
-
-// User is a person known to the gateway. Its id looks like user_….
-type User struct {
-	ID             string         `json:"id"`
-	Name           string         `json:"name,omitempty"`
-	ImageURL       string         `json:"image_url,omitempty"`
-	Emails         []EmailAddress `json:"emails,omitempty"`
-	PublicMetadata map[string]any `json:"public_metadata,omitempty"`
-	CreatedAt      time.Time      `json:"created_at"`
-	UpdatedAt      time.Time      `json:"updated_at"`
-	LastSignInAt   time.Time      `json:"last_sign_in_at"`
-}
-
-// PrimaryEmail returns the user's first verified email, or "" when none is
-// verified. It is the address that stands for the user (sessions, identity
-// headers and token, the API's primary_email_address): an address no
-// provider verified is listed in Emails, marked unverified, and never
-// stands for anyone.
-func (u *User) PrimaryEmail() string {
-	for _, e := range u.Emails {
-		if e.Verified {
-			return e.Email
-		}
-	}
-	return ""
-}
-
-// EmailAddress is one of a user's addresses. VerifiedBy lists the external
-// accounts whose provider asserted it as verified.
-type EmailAddress struct {
-	Email      string   `json:"email"`
-	Verified   bool     `json:"verified"`
-	VerifiedBy []string `json:"verified_by,omitempty"`
 }
 
 // ExternalAccount is an identity at a provider linked to a user. Its id looks
@@ -375,6 +391,25 @@ type Session struct {
 	// ProviderSID is the provider's own session id (the sid claim of the ID
 	// token of that sign-in), which a back-channel logout names.
 	ProviderSID string `json:"provider_sid,omitempty"`
+	// PublicMetadata is the user's, kept current by Store.UpdateUser (see
+	// AdoptUser): the identity token carries it.
+	PublicMetadata map[string]any `json:"public_metadata,omitempty"`
+	// UpdatedAt is when the session's copy of its user last changed (zero
+	// until it does); a signer of tokens re-signs a session it moved.
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+}
+
+// AdoptUser gives s the user's public metadata, and reports whether that
+// changed s (its UpdatedAt is then now). Every Store implementation's
+// UpdateUser brings a user's live sessions up to date this way.
+func (s *Session) AdoptUser(u *User, now time.Time) bool {
+	a, _ := json.Marshal(s.PublicMetadata)
+	b, _ := json.Marshal(u.PublicMetadata)
+	if string(a) == string(b) {
+		return false
+	}
+	s.PublicMetadata, s.UpdatedAt = maps.Clone(u.PublicMetadata), now
+	return true
 }
 
 // VerifiedEmail returns the session's email when it is a verified address,

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,7 +16,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// Paging bounds of Users.
+// Paging bounds of Users (UserQuery.Page).
 const (
 	defaultUsersLimit = 10
 	maxUsersLimit     = 500
@@ -82,20 +83,22 @@ func addUserCount(txn *badger.Txn, delta int) error {
 // address, whose values carry the users' creation order. Either way it loads
 // only the users of the page, in one snapshot.
 func (b *Badger) Users(ctx context.Context, q UserQuery) ([]*User, int, error) {
-	limit := q.Limit
-	if limit <= 0 {
-		limit = defaultUsersLimit
-	}
-	limit = min(limit, maxUsersLimit)
-	offset := max(q.Offset, 0)
+	limit, offset := q.Page()
 	var users []*User
 	var total int
 	err := b.view(ctx, func(txn *badger.Txn) error {
 		var ids []string
 		var err error
-		if q.Email != "" {
+		switch {
+		case !q.Indexed() && q.Email == "":
+			all, err := allUsers(txn)
+			users, total = SelectUsers(all, q)
+			return err
+		case !q.Indexed():
+			ids, _, err = usersByEmail(txn, q.Email, 0, math.MaxInt)
+		case q.Email != "":
 			ids, total, err = usersByEmail(txn, q.Email, offset, limit)
-		} else {
+		default:
 			ids, total, err = usersByCreation(txn, offset, limit)
 		}
 		if err != nil {
@@ -112,6 +115,9 @@ func (b *Badger) Users(ctx context.Context, q UserQuery) ([]*User, int, error) {
 				return fmt.Errorf("loading user %s: %w", id, err)
 			}
 			users = append(users, &u)
+		}
+		if !q.Indexed() {
+			users, total = SelectUsers(users, q)
 		}
 		return nil
 	})
@@ -251,6 +257,11 @@ func deleteUser(txn *badger.Txn, out *Outbox, id string, now time.Time) error {
 			return err
 		}
 		if err := releaseEmail(txn, e.Email, id); err != nil {
+			return err
+		}
+	}
+	for kind, v := range u.Handles() {
+		if err := releaseHandle(txn, kind, v, id); err != nil {
 			return err
 		}
 	}

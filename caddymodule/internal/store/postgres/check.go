@@ -25,7 +25,7 @@ import (
 func (s *Store) Check(ctx context.Context) ([]string, error) {
 	c := checker{s: s, users: map[string]*store.User{}, accounts: map[string]*store.ExternalAccount{}, emails: map[string]bool{}}
 	err := s.read(ctx, func(tx pgx.Tx) error {
-		for _, load := range []func(context.Context, pgx.Tx) error{c.loadUsers, c.loadAccounts, c.loadEmails, c.checkSessions, c.checkRedirectURLs} {
+		for _, load := range []func(context.Context, pgx.Tx) error{c.loadUsers, c.loadAccounts, c.loadEmails, c.checkHandles, c.checkSessions, c.checkRedirectURLs} {
 			if err := load(ctx, tx); err != nil {
 				return err
 			}
@@ -202,6 +202,7 @@ func (c *checker) checkUsers() {
 			}
 			for _, aid := range e.VerifiedBy {
 				switch a := c.accounts[aid]; {
+				case aid == store.VouchedByAPI:
 				case a == nil:
 					c.reportf("user %s: email %q is vouched for by missing account %s", id, e.Email, aid)
 				case a.UserID != id:
@@ -212,4 +213,29 @@ func (c *checker) checkUsers() {
 			}
 		}
 	}
+}
+
+// checkHandles checks user_handles against the users' usernames and
+// external ids, both ways (after loadUsers).
+func (c *checker) checkHandles(ctx context.Context, tx pgx.Tx) error {
+	rows := map[string]string{}
+	err := each(ctx, tx, `SELECT kind, value, user_id FROM user_handles`, func(row pgx.CollectableRow) error {
+		var kind, value, uid string
+		if err := row.Scan(&kind, &value, &uid); err != nil {
+			return err
+		}
+		rows[kind+"/"+value] = uid
+		if u := c.users[uid]; u == nil || u.Handles()[kind] != value {
+			c.reportf("user_handles row %s/%s: user %s is missing or has another %s", kind, value, uid, kind)
+		}
+		return nil
+	})
+	for _, id := range c.userIDs {
+		for kind, v := range c.users[id].Handles() {
+			if rows[kind+"/"+v] != id {
+				c.reportf("user %s: its %s %q has no user_handles row", id, kind, v)
+			}
+		}
+	}
+	return err
 }

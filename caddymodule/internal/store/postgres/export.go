@@ -144,6 +144,11 @@ func (s *Store) Import(ctx context.Context, rec store.Record) (store.ImportResul
 		if err := insertUser(ctx, tx, u); err != nil {
 			return err
 		}
+		if err := claimHandles(ctx, tx, u, nil); errors.Is(callerErr(err), store.ErrExists) {
+			return fmt.Errorf("%w: %w", store.ErrImportConflict, callerErr(err))
+		} else if err != nil {
+			return err
+		}
 		for _, e := range u.Emails {
 			norm := normalizeEmail(e.Email)
 			if _, err := tx.Exec(ctx, `INSERT INTO user_emails (email_lower, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,

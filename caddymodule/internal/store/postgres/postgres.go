@@ -347,7 +347,8 @@ func retryable(err error) bool {
 	case "40001", "40P01": // serialization_failure, deadlock_detected
 		return true
 	case "23505": // unique_violation
-		return pe.ConstraintName == "external_accounts_identity" || pe.ConstraintName == "user_emails_one_holder"
+		return pe.ConstraintName == "external_accounts_identity" || pe.ConstraintName == "user_emails_one_holder" ||
+			pe.ConstraintName == "user_handles_pkey"
 	}
 	return false
 }

@@ -47,7 +47,20 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 	}
 	hash := digest(sess.ID)
 	err = s.writeWithEvents(ctx, func(tx pgx.Tx, out *store.Outbox) error {
-		_, err := tx.Exec(ctx, `INSERT INTO sessions (id_hash, id_sealed, user_id, expires_ns, record) VALUES ($1, $2, $3, $4, $5)`,
+		// FOR SHARE waits for a ban of the user in flight, whose
+		// FOR NO KEY UPDATE it conflicts with, and then sees it.
+		var user []byte
+		if err := tx.QueryRow(ctx, `SELECT record FROM users WHERE id = $1 FOR SHARE`, sess.UserID).Scan(&user); err != nil {
+			return notFound(err)
+		}
+		u, err := decodeUser(user)
+		if err != nil {
+			return err
+		}
+		if err := u.CanSignIn(); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO sessions (id_hash, id_sealed, user_id, expires_ns, record) VALUES ($1, $2, $3, $4, $5)`,
 			hash, s.sealer.seal([]byte(sess.ID), sessionAAD(hash)), sess.UserID, sess.ExpiresAt.UnixNano(), record)
 		if err != nil {
 			return err
@@ -56,10 +69,13 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 	})
 	switch pgCode(err) {
 	case "":
-	case "23503": // foreign_key_violation: no such user
+	case "23503": // foreign_key_violation: the user was deleted meanwhile
 		return fmt.Errorf("creating session: user %s: %w", sess.UserID, store.ErrNotFound)
 	case "23505": // ids are 128-bit random: a clash means a caller reused one
 		return errors.New("creating session: the session id is taken")
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("creating session: user %s: %w", sess.UserID, err)
 	}
 	if err != nil {
 		return fmt.Errorf("creating session: %w", err)

@@ -5,16 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
-)
-
-// Paging bounds of Users, as in the Badger store.
-const (
-	defaultUsersLimit = 10
-	maxUsersLimit     = 500
 )
 
 // User implements store.Store.User.
@@ -39,12 +34,12 @@ func (s *Store) User(ctx context.Context, id string) (*store.User, error) {
 // and the total read in one snapshot. With an email filter it matches every
 // address of a user, verified or not, in any case.
 func (s *Store) Users(ctx context.Context, q store.UserQuery) ([]*store.User, int, error) {
-	limit := q.Limit
-	if limit <= 0 {
-		limit = defaultUsersLimit
+	limit, offset := q.Page()
+	if !q.Indexed() {
+		// No index serves a filter or another order: every candidate is
+		// read and store.SelectUsers does the rest.
+		limit, offset = math.MaxInt32, 0
 	}
-	limit = min(limit, maxUsersLimit)
-	offset := max(q.Offset, 0)
 	count := `SELECT count(*) FROM users`
 	page := `SELECT record FROM users ORDER BY created_ns DESC, id LIMIT $1 OFFSET $2`
 	args := []any{limit, offset}
@@ -75,6 +70,9 @@ func (s *Store) Users(ctx context.Context, q store.UserQuery) ([]*store.User, in
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("listing users: %w", err)
+	}
+	if !q.Indexed() {
+		users, total = store.SelectUsers(users, q)
 	}
 	return users, total, nil
 }
