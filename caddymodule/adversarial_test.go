@@ -520,7 +520,7 @@ func TestAdversarial_OversizedBodiesChangeNothing(t *testing.T) {
 	other.signInDev(e, "/", ada)
 	_, csrf := b.accountPage(e)
 	me := b.me(e)
-	corpAccount := accountID(me, "oauth_corp")
+	corpAccount := accountID(me, "oauth_custom_corp")
 	pad := strings.Repeat("a", 70<<10)
 	redirectURLs := func() int {
 		_, list := advAPI(t, e, http.MethodGet, "/redirect_urls")
@@ -623,7 +623,7 @@ func TestAdversarial_MethodConfusionChangesNothing(t *testing.T) {
 	_, csrf := b.accountPage(e)
 	me := b.me(e)
 	userID := me["id"].(string)
-	corpAccount := accountID(me, "oauth_corp")
+	corpAccount := accountID(me, "oauth_custom_corp")
 	_, sessions := advAPI(t, e, http.MethodGet, "/sessions?user_id="+userID)
 	otherSession := ""
 	for _, s := range sessions.([]any) {

@@ -111,10 +111,10 @@ func TestLinkByEmail_PreAccountHijackThroughAMisconfiguredProviderFails(t *testi
 	if victimMe["id"] == malloryMe["id"] {
 		t.Fatal("the victim's first sign-in landed in the attacker's user")
 	}
-	if got := providersOf(victimMe); !slices.Equal(got, []string{"oauth_corp"}) {
+	if got := providersOf(victimMe); !slices.Equal(got, []string{"oauth_custom_corp"}) {
 		t.Errorf("the victim's accounts = %q", got)
 	}
-	if got := providersOf(mallory.me(e.env)); !slices.Equal(got, []string{"oauth_shady"}) {
+	if got := providersOf(mallory.me(e.env)); !slices.Equal(got, []string{"oauth_custom_shady"}) {
 		t.Errorf("the attacker's accounts = %q: she must not hold the victim's", got)
 	}
 
@@ -133,7 +133,7 @@ func TestLinkByEmail_PreAccountHijackThroughAMisconfiguredProviderFails(t *testi
 		t.Error("the attacker's own session ended: her user was not involved")
 	}
 	waitFor(t, "external_account.linked_by_email", func() bool { return len(e.hooksOf("external_account.linked_by_email")) == 1 })
-	if d := e.hooksOf("external_account.linked_by_email")[0].Data; d["user_id"] != victimMe["id"] || d["provider"] != "oauth_work" {
+	if d := e.hooksOf("external_account.linked_by_email")[0].Data; d["user_id"] != victimMe["id"] || d["provider"] != "oauth_custom_work" {
 		t.Errorf("external_account.linked_by_email data = %v, want the work account of %v", d, victimMe["id"])
 	}
 	waitFor(t, "session.revoked", func() bool { return len(e.hooksOf("session.revoked")) == 1 })
@@ -172,7 +172,7 @@ func TestLinkByEmail_ALinkEndsTheHoldersSessionsAndEveryoneIsTold(t *testing.T) 
 
 	waitFor(t, "the link's events", func() bool { return len(e.hooksOf("session.revoked")) == 1 })
 	linked := e.hooksOf("external_account.linked_by_email")
-	if len(linked) != 1 || linked[0].Data["user_id"] != malloryMe["id"] || linked[0].Data["provider"] != "oauth_corp" || linked[0].Verified != nil {
+	if len(linked) != 1 || linked[0].Data["user_id"] != malloryMe["id"] || linked[0].Data["provider"] != "oauth_custom_corp" || linked[0].Verified != nil {
 		t.Errorf("external_account.linked_by_email deliveries = %v", linked)
 	}
 	if d := e.hooksOf("session.revoked")[0].Data; d["id"] != malloryMe["session_id"] || d["status"] != "revoked" {

@@ -157,7 +157,7 @@ func TestLinking_ConnectLinksToTheSignedInUserWithANewSession(t *testing.T) {
 	for _, a := range accountsOf(after) {
 		providers = append(providers, a["provider"].(string))
 	}
-	if strings.Join(providers, ",") != "oauth_dev,oauth_corp" {
+	if strings.Join(providers, ",") != "oauth_custom_dev,oauth_custom_corp" {
 		t.Errorf("accounts = %v", providers)
 	}
 	if !strings.Contains(page, "someone.else@corp.example") {
@@ -248,7 +248,7 @@ func TestLinking_ConnectOnlyProviderCannotSignIn(t *testing.T) {
 	if strings.Contains(page, `aria-label="Disconnect Dev provider"`) || !strings.Contains(page, `aria-label="Disconnect Corp"`) {
 		t.Error("the page must offer to disconnect Corp and not the only sign-in identity")
 	}
-	resp, _ = b.post(e.Base+"/_auth/account/disconnect", url.Values{"csrf_token": {csrf}, "account_id": {accountID(b.me(e), "oauth_dev")}})
+	resp, _ = b.post(e.Base+"/_auth/account/disconnect", url.Values{"csrf_token": {csrf}, "account_id": {accountID(b.me(e), "oauth_custom_dev")}})
 	if loc := location(t, resp); !strings.Contains(loc, "error=last_identity") {
 		t.Fatalf("disconnecting the last sign-in identity went to %s", loc)
 	}
@@ -262,7 +262,7 @@ func TestLinking_DisconnectRefusesTheLastIdentityAndRevokesOthers(t *testing.T) 
 	if strings.Contains(page, "Disconnect") {
 		t.Error("the page offers to disconnect the only identity")
 	}
-	resp, _ := b.post(e.Base+"/_auth/account/disconnect", url.Values{"csrf_token": {csrf}, "account_id": {accountID(b.me(e), "oauth_dev")}})
+	resp, _ := b.post(e.Base+"/_auth/account/disconnect", url.Values{"csrf_token": {csrf}, "account_id": {accountID(b.me(e), "oauth_custom_dev")}})
 	resp, page = b.follow(resp, "")
 	if !strings.Contains(page, "only account you can sign in with") {
 		t.Fatalf("no refusal shown: %s", page)
@@ -273,7 +273,7 @@ func TestLinking_DisconnectRefusesTheLastIdentityAndRevokesOthers(t *testing.T) 
 
 	op.SetClaims(map[string]any{"sub": "corp-ada", "email": "ada@corp.example", "email_verified": true})
 	b.connectCorp(e)
-	corpID := accountID(b.me(e), "oauth_corp")
+	corpID := accountID(b.me(e), "oauth_custom_corp")
 	revokes := op.Calls("revoke")
 	_, csrf = b.accountPage(e)
 	resp, _ = b.post(e.Base+"/_auth/account/disconnect", url.Values{"csrf_token": {csrf}, "account_id": {corpID}})
@@ -282,7 +282,7 @@ func TestLinking_DisconnectRefusesTheLastIdentityAndRevokesOthers(t *testing.T) 
 		t.Fatalf("disconnect: %s", page)
 	}
 	accounts := accountsOf(b.me(e))
-	if len(accounts) != 1 || accounts[0]["provider"] != "oauth_dev" {
+	if len(accounts) != 1 || accounts[0]["provider"] != "oauth_custom_dev" {
 		t.Fatalf("accounts after disconnect: %v", accounts)
 	}
 	if op.Calls("revoke") != revokes+1 {
@@ -315,7 +315,7 @@ func TestScopes_ReauthorizeAddsAScope(t *testing.T) {
 	if !strings.Contains(page, "requires action") || !strings.Contains(page, "Missing: files.read") {
 		t.Fatalf("the account page does not ask for files.read:\n%s", page)
 	}
-	corpID := accountID(b.me(e), "oauth_corp")
+	corpID := accountID(b.me(e), "oauth_custom_corp")
 	resp, body := b.post(e.Base+"/_auth/account/reauthorize", url.Values{"csrf_token": {csrf}, "account_id": {corpID}})
 	resp, page = b.follow(resp, body)
 	if !strings.Contains(page, "Access updated.") {
@@ -325,7 +325,7 @@ func TestScopes_ReauthorizeAddsAScope(t *testing.T) {
 		t.Errorf("reauthorization request: scope %q prompt %q", q.Get("scope"), q.Get("prompt"))
 	}
 	for _, a := range accountsOf(b.me(e)) {
-		if a["provider"] == "oauth_corp" {
+		if a["provider"] == "oauth_custom_corp" {
 			if a["id"] != corpID {
 				t.Errorf("reauthorize made a new account %v, want %s", a["id"], corpID)
 			}

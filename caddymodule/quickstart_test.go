@@ -91,7 +91,7 @@ func TestQuickStart_SignInConnectGrantDisconnect(t *testing.T) {
 	}
 	me := b.me(e)
 	accounts := accountsOf(me)
-	if len(accounts) != 2 || accounts[0]["provider"] != "oauth_dev" || accounts[1]["provider"] != "oauth_corp" {
+	if len(accounts) != 2 || accounts[0]["provider"] != "oauth_custom_dev" || accounts[1]["provider"] != "oauth_custom_corp" {
 		t.Fatalf("accounts = %v, want dev and corp", accounts)
 	}
 	dev, corp := accounts[0], accounts[1]
@@ -151,7 +151,7 @@ func TestQuickStart_SignInConnectGrantDisconnect(t *testing.T) {
 	if _, page = b.follow(resp, body); !strings.Contains(page, "Account disconnected.") || !strings.Contains(page, "Connect Corp") {
 		t.Fatalf("after disconnecting Corp:\n%s", page)
 	}
-	if got := accountsOf(b.me(e)); len(got) != 1 || got[0]["provider"] != "oauth_dev" {
+	if got := accountsOf(b.me(e)); len(got) != 1 || got[0]["provider"] != "oauth_custom_dev" {
 		t.Errorf("accounts after the disconnect = %v, want dev only", got)
 	}
 	resp, _ = b.get(e.Base + "/repos")

@@ -127,7 +127,7 @@ func TestSignIn_MeReturnsTheUserAsJSON(t *testing.T) {
 		t.Errorf("me = %v", me)
 	}
 	eacs, _ := me["external_accounts"].([]any)
-	if len(eacs) != 1 || eacs[0].(map[string]any)["provider"] != "oauth_dev" {
+	if len(eacs) != 1 || eacs[0].(map[string]any)["provider"] != "oauth_custom_dev" {
 		t.Fatalf("external_accounts = %v", me["external_accounts"])
 	}
 	if strings.Contains(mustJSON(t, me), "access_token") {

@@ -134,8 +134,8 @@ func TestAPI_OAuthAccessTokensAreAlwaysFresh(t *testing.T) {
 		}
 		return list[0].(map[string]any)
 	}
-	first := tokenOf("oauth_corp")
-	if first["object"] != "oauth_access_token" || first["provider"] != "oauth_corp" || first["token"] == "" {
+	first := tokenOf("oauth_custom_corp")
+	if first["object"] != "oauth_access_token" || first["provider"] != "oauth_custom_corp" || first["token"] == "" {
 		t.Fatalf("item = %v", first)
 	}
 	if _, ok := first["refresh_token"]; ok || strings.Contains(mustJSON(t, first), "refresh") {

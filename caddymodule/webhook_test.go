@@ -40,7 +40,7 @@ func TestWebhooks_SignInAndSignOutArriveSigned(t *testing.T) {
 	if u := got[0].Data; u["object"] != "user" || u["id"] != userID {
 		t.Errorf("user.created data = %v, want user %s", u, userID)
 	}
-	if a := got[1].Data; a["object"] != "external_account" || a["provider"] != "oauth_dev" || a["user_id"] != userID {
+	if a := got[1].Data; a["object"] != "external_account" || a["provider"] != "oauth_custom_dev" || a["user_id"] != userID {
 		t.Errorf("external_account.created data = %v", a)
 	}
 	if s := got[2].Data; s["object"] != "session" || s["id"] != sessionID || s["status"] != "active" {

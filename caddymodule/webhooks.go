@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"slices"
@@ -131,9 +132,13 @@ type dispatcherRef struct {
 
 func acquireDispatcher(ref *storeRef, logger *zap.Logger) (*dispatcherRef, error) {
 	v, _, err := dispatchers.LoadOrNew(ref.key, func() (caddy.Destructor, error) {
+		instance, err := store.InstanceID(context.Background(), ref.store)
+		if err != nil {
+			return nil, err
+		}
 		d := webhook.New(webhook.Options{
 			Store:   ref.store,
-			Payload: func(e *store.Event) any { return api.Event(e) },
+			Payload: func(e *store.Event) any { return api.Event(e, instance) },
 			Logger:  logger,
 		})
 		d.Start()

@@ -1,6 +1,7 @@
 // Package api is the gateway's backend API: JSON over HTTP for the apps
 // behind it, authenticated with an API key (Authorization: Bearer <key>),
-// shaped like Clerk's Backend API. Errors are {"errors":[{code, message}]}.
+// shaped like Clerk's Backend API. Errors are Clerk's: {"errors":[{code,
+// message, long_message, meta}], "clerk_trace_id"}.
 package api
 
 import (
@@ -201,12 +202,19 @@ func writeError(w http.ResponseWriter, status int, code, message string) {
 	writeErrorMeta(w, status, code, message, nil)
 }
 
+// writeErrorMeta writes Clerk's error shape: {errors: [{code, message,
+// long_message, meta}], clerk_trace_id}, with the trace id also in the
+// Clerk-Trace-Id header, as Clerk's SDKs read it.
 func writeErrorMeta(w http.ResponseWriter, status int, code, message string, meta map[string]any) {
-	e := map[string]any{"code": code, "message": message}
-	if meta != nil {
-		e["meta"] = meta
+	if meta == nil {
+		meta = map[string]any{}
 	}
-	writeJSON(w, status, map[string]any{"errors": []any{e}})
+	trace := store.NewID("trace")
+	w.Header().Set("Clerk-Trace-Id", trace)
+	writeJSON(w, status, map[string]any{
+		"errors":         []any{map[string]any{"code": code, "message": message, "long_message": message, "meta": meta}},
+		"clerk_trace_id": trace,
+	})
 }
 
 func (a *API) internal(w http.ResponseWriter, what string, err error) {

@@ -12,7 +12,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
 )
 
-// The backend's token read, GET /users/{id}/oauth_access_tokens/oauth_dev
+// The backend's token read, GET /users/{id}/oauth_access_tokens/oauth_custom_dev
 // with a fresh token (no provider call), on an in-memory store.
 //
 //	go test ./caddymodule/internal/api -run '^$' -bench . -benchmem
@@ -46,9 +46,9 @@ func BenchmarkOAuthAccessTokens(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a := api.New(api.Options{Store: st, Tokens: tokens.New(tokens.Options{Store: st}), Keys: []string{benchKey},
+	a := api.New(api.Options{Store: st, Tokens: tokens.New(tokens.Options{Store: st}), Keys: []string{benchKey}, Providers: configured("dev"),
 		Revokers: func(string) (api.Revoker, bool) { return nil, false }})
-	path := "/users/" + res.User.ID + "/oauth_access_tokens/oauth_dev"
+	path := "/users/" + res.User.ID + "/oauth_access_tokens/oauth_custom_dev"
 
 	for _, bc := range []struct {
 		name, key string

@@ -52,8 +52,9 @@ func TestOAuthAccessTokens_AuditsEveryTokenHandedOut(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	const keyA, keyB = "sk_audit_first_key_0123456789abcdef", "sk_audit_second_key_0123456789abcdef"
 	a := api.New(api.Options{Store: st, Tokens: tokens.New(tokens.Options{Store: st}), Keys: []string{keyA, keyB},
-		Audit:    audit.New(zap.New(core).Named("socialgate").Named("audit")),
-		ClientIP: func(*http.Request) string { return "198.51.100.9" }})
+		Providers: configured("github", "gitlab", "corp"),
+		Audit:     audit.New(zap.New(core).Named("socialgate").Named("audit")),
+		ClientIP:  func(*http.Request) string { return "198.51.100.9" }})
 	get := func(key, provider string) int {
 		path := "/users/" + work.UserID + "/oauth_access_tokens/" + provider
 		r := httptest.NewRequest(http.MethodGet, "/_auth/api/v1"+path, nil)
@@ -77,7 +78,9 @@ func TestOAuthAccessTokens_AuditsEveryTokenHandedOut(t *testing.T) {
 		{keyA, "gitlab", http.StatusOK, []string{lab.ID}},
 		{"sk_wrong", "oauth_github", http.StatusUnauthorized, nil},
 		{keyA, "corp", http.StatusUnprocessableEntity, nil},
-		{keyA, "discord", http.StatusOK, nil},
+		// A provider that is not configured is not found (it was an
+		// empty list, which hid a typo in the name).
+		{keyA, "discord", http.StatusNotFound, nil},
 	} {
 		logs.TakeAll()
 		if got := get(tc.key, tc.provider); got != tc.status {
@@ -105,4 +108,21 @@ func TestOAuthAccessTokens_AuditsEveryTokenHandedOut(t *testing.T) {
 			}
 		}
 	}
+}
+
+// provider is a configured provider of the API's tests, by name.
+type provider string
+
+func (p provider) Name() string                    { return string(p) }
+func (p provider) DisplayName() string             { return string(p) }
+func (p provider) SignIn() bool                    { return true }
+func (p provider) Reachable(context.Context) error { return nil }
+
+// configured lists providers of these names.
+func configured(names ...string) []api.ProviderStatus {
+	out := make([]api.ProviderStatus, len(names))
+	for i, n := range names {
+		out[i] = provider(n)
+	}
+	return out
 }

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -93,6 +93,11 @@ func (a *API) deleteExternalAccount(w http.ResponseWriter, r *http.Request, user
 	writeJSON(w, http.StatusOK, map[string]any{"object": "external_account", "id": id, "deleted": true})
 }
 
+// configured reports whether a provider of that name is configured.
+func (a *API) configured(name string) bool {
+	return slices.ContainsFunc(a.Providers, func(p ProviderStatus) bool { return p.Name() == name })
+}
+
 // GET /users/{id}/oauth_access_tokens/{provider}: like Clerk's
 // getUserOauthAccessToken, one item per linked account of the provider, each
 // token fresh. Each token handed out is audited, with key the fingerprint of
@@ -103,7 +108,11 @@ func (a *API) oauthAccessTokens(w http.ResponseWriter, r *http.Request, key, use
 		writeError(w, http.StatusBadRequest, "form_param_invalid", err.Error())
 		return
 	}
-	name := strings.TrimPrefix(providerID, "oauth_")
+	name, ok := ProviderName(providerID, a.configured)
+	if !ok {
+		writeError(w, http.StatusNotFound, "resource_not_found", "No provider "+providerID+" is configured.")
+		return
+	}
 	if _, err := a.Store.User(r.Context(), userID); a.notFound(w, err, "user") {
 		return
 	}

@@ -12,20 +12,20 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/webhook"
 )
 
-// Event is the body of a webhook delivery, shaped like Clerk's: the type,
-// the time of the change (Unix milliseconds) and the object it is about, as
-// the change left it. user.deleted carries {object, id, deleted} as Clerk's
-// does; external_account objects carry their user_id.
-func Event(e *store.Event) map[string]any {
+// Event is the body of a webhook delivery, Clerk's envelope: the type, the
+// time of the change (Unix milliseconds), the instance (store.InstanceID)
+// and the object it is about, as the change left it; event_attributes has
+// Clerk's shape, with no request known. user.deleted carries {object, id,
+// deleted} as Clerk's does; external_account objects carry their user_id.
+func Event(e *store.Event, instanceID string) map[string]any {
 	var data map[string]any
 	switch {
 	case e.Type == store.EventUserDeleted && e.User != nil:
-		data = map[string]any{"object": "user", "id": e.User.ID, "deleted": true}
+		data = Deleted("user", e.User.ID)
 	case e.User != nil:
 		data = User(e.User, e.Accounts)
 	case e.Account != nil:
-		data = ExternalAccount(e.Account)
-		data["user_id"] = e.Account.UserID
+		data = ExternalAccount(nil, e.Account)
 	case e.Session != nil:
 		status := map[string]string{store.EventSessionEnded: "ended", store.EventSessionRevoked: "revoked"}[e.Type]
 		if status == "" {
@@ -35,7 +35,8 @@ func Event(e *store.Event) map[string]any {
 	default:
 		data = map[string]any{}
 	}
-	return map[string]any{"object": "event", "type": e.Type, "timestamp": e.CreatedAt.UnixMilli(), "data": data}
+	return map[string]any{"object": "event", "type": e.Type, "timestamp": e.CreatedAt.UnixMilli(), "data": data,
+		"instance_id": instanceID, "event_attributes": map[string]any{"http_request": map[string]any{"client_ip": "", "user_agent": ""}}}
 }
 
 // GET /webhooks: each configured endpoint and its delivery state.
@@ -150,11 +151,4 @@ func lastEventID(cursor string) any {
 		return nil
 	}
 	return cursor
-}
-
-func millisOrNil(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UnixMilli()
 }

@@ -180,7 +180,7 @@ func (g *Gateway) me(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	body := api.User(user, accounts)
+	body := api.FrontendUser(user, accounts)
 	body["session_id"] = sess.ID
 	writeJSON(w, http.StatusOK, body)
 }

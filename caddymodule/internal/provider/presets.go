@@ -290,3 +290,10 @@ func Kinds() []string {
 	slices.Sort(kinds)
 	return kinds
 }
+
+// IsPreset reports whether name is a preset's kind (google, github, …)
+// rather than a generic one (oidc, oauth2) or another name.
+func IsPreset(name string) bool {
+	_, ok := presets[name]
+	return ok && name != KindOIDC && name != KindOAuth2
+}

@@ -38,3 +38,24 @@ func FirstTime(ctx context.Context, st MetaStore, name string, now time.Time, re
 	}
 	return now, true, nil
 }
+
+// metaInstanceID names the store's instance id (InstanceID).
+const metaInstanceID = "instance_id"
+
+// InstanceID returns the id of the socialgate instance that the store
+// holds (ins_…), created at the first call: every gateway sharing the store
+// names the same instance (webhooks carry it, as Clerk's instance_id).
+// Gateways that create it at the same moment each read back the last one
+// written.
+func InstanceID(ctx context.Context, st MetaStore) (string, error) {
+	id, err := st.GetMeta(ctx, metaInstanceID)
+	if errors.Is(err, ErrNotFound) {
+		if err = st.PutMeta(ctx, metaInstanceID, []byte(NewID("ins"))); err == nil {
+			id, err = st.GetMeta(ctx, metaInstanceID)
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading the instance id: %w", err)
+	}
+	return string(id), nil
+}

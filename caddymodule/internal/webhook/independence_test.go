@@ -42,7 +42,7 @@ func newSlowReceiver(t *testing.T, delay time.Duration) *slowReceiver {
 // running starts a dispatcher on st with eps that polls every 10ms, and
 // stops it when the test ends.
 func running(t *testing.T, st store.Store, eps ...webhook.Endpoint) *webhook.Dispatcher {
-	d := webhook.New(webhook.Options{Store: st, Payload: func(e *store.Event) any { return api.Event(e) },
+	d := webhook.New(webhook.Options{Store: st, Payload: func(e *store.Event) any { return api.Event(e, "ins_test") },
 		Poll: 10 * time.Millisecond, Timeout: 5 * time.Second})
 	d.Configure(eps)
 	d.Start()

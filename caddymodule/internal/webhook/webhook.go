@@ -1,6 +1,7 @@
 // Package webhook delivers the store's events (its outbox, see
 // store.Event) to HTTP endpoints, signed per Standard Webhooks
-// (https://www.standardwebhooks.com): each endpoint gets every event it
+// (https://www.standardwebhooks.com) under both its header names and
+// Svix's, as Clerk's are: each endpoint gets every event it
 // wants, in order, at least once, from a position kept in the store, so a
 // crash, a restart or an endpoint that is down loses nothing. It knows
 // nothing of Caddy.
@@ -155,9 +156,15 @@ func send(ctx context.Context, client *http.Client, ep *Endpoint, id string, now
 	ts := now.Unix()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "socialgate-webhooks")
-	req.Header.Set("webhook-id", id)
-	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-	req.Header.Set("webhook-signature", Sign(ep.Secrets, id, ts, body))
+	sig := Sign(ep.Secrets, id, ts, body)
+	// Standard Webhooks' names, and Svix's, which Clerk's verifiers
+	// (verifyWebhook of @clerk/backend, svix libraries) require: one
+	// signature, under both.
+	for _, prefix := range []string{"webhook-", "svix-"} {
+		req.Header.Set(prefix+"id", id)
+		req.Header.Set(prefix+"timestamp", strconv.FormatInt(ts, 10))
+		req.Header.Set(prefix+"signature", sig)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		var ue *url.Error

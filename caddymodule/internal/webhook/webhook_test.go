@@ -36,7 +36,14 @@ var (
 // compared in constant time with each "v1," entry of webhook-signature, and
 // a timestamp within five minutes.
 func verify(secret string, h http.Header, body []byte, now time.Time) error {
-	id, ts, sigs := h.Get("Webhook-Id"), h.Get("Webhook-Timestamp"), h.Get("Webhook-Signature")
+	return verifyAs("webhook-", secret, h, body, now)
+}
+
+// verifyAs is verify with the headers named prefix+id, +timestamp and
+// +signature: "svix-" is Svix's scheme, which Clerk's receivers (its
+// verifyWebhook, the svix libraries) verify, the same but for the names.
+func verifyAs(prefix, secret string, h http.Header, body []byte, now time.Time) error {
+	id, ts, sigs := h.Get(prefix+"id"), h.Get(prefix+"timestamp"), h.Get(prefix+"signature")
 	if id == "" || ts == "" || sigs == "" {
 		return fmt.Errorf("missing headers: id %q timestamp %q signature %q", id, ts, sigs)
 	}
@@ -65,10 +72,14 @@ type delivery struct {
 	Header http.Header
 	Body   []byte
 	Event  struct {
-		Type      string         `json:"type"`
-		Object    string         `json:"object"`
-		Timestamp int64          `json:"timestamp"`
-		Data      map[string]any `json:"data"`
+		Type       string         `json:"type"`
+		Object     string         `json:"object"`
+		Timestamp  int64          `json:"timestamp"`
+		Data       map[string]any `json:"data"`
+		InstanceID string         `json:"instance_id"`
+		Attributes struct {
+			HTTPRequest *struct{ ClientIP, UserAgent *string } `json:"http_request"`
+		} `json:"event_attributes"`
 	}
 }
 
@@ -159,7 +170,7 @@ func newFixture(t *testing.T, st store.Store, eps ...webhook.Endpoint) *fixture 
 		st = b
 	}
 	clk := &clock{t: time.Now()}
-	d := webhook.New(webhook.Options{Store: st, Payload: func(e *store.Event) any { return api.Event(e) }, Now: clk.Now, Timeout: 2 * time.Second})
+	d := webhook.New(webhook.Options{Store: st, Payload: func(e *store.Event) any { return api.Event(e, "ins_test") }, Now: clk.Now, Timeout: 2 * time.Second})
 	d.Configure(eps)
 	return &fixture{t: t, st: st, d: d, clk: clk}
 }
@@ -234,12 +245,17 @@ func TestDelivery_IsSignedPerStandardWebhooksWithEverySecret(t *testing.T) {
 	events, _ := f.st.Events(context.Background(), "", 10)
 	for i, d := range got {
 		for _, secret := range []string{secretA, secretB} {
-			if err := verify(secret, d.Header, d.Body, f.clk.Now()); err != nil {
-				t.Errorf("%s: %v", d.Event.Type, err)
+			for _, prefix := range []string{"webhook-", "svix-"} {
+				if err := verifyAs(prefix, secret, d.Header, d.Body, f.clk.Now()); err != nil {
+					t.Errorf("%s with the %s headers: %v", d.Event.Type, prefix, err)
+				}
 			}
 		}
 		if err := verify("whsec_"+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)), d.Header, d.Body, f.clk.Now()); err == nil {
 			t.Errorf("%s verifies with a secret the endpoint does not have", d.Event.Type)
+		}
+		if d.Event.InstanceID != "ins_test" || d.Event.Attributes.HTTPRequest == nil {
+			t.Errorf("delivery %d: instance_id %q, event_attributes.http_request %v: not Clerk's envelope", i, d.Event.InstanceID, d.Event.Attributes.HTTPRequest)
 		}
 		if d.ID() != events[i].ID || d.Event.Object != "event" || d.Event.Timestamp != events[i].CreatedAt.UnixMilli() {
 			t.Errorf("delivery %d: id %s object %q timestamp %d; want event %s", i, d.ID(), d.Event.Object, d.Event.Timestamp, events[i].ID)
@@ -252,7 +268,8 @@ func TestDelivery_IsSignedPerStandardWebhooksWithEverySecret(t *testing.T) {
 	if user["object"] != "user" || user["id"] != alice.User.ID || user["primary_email_address"] != "alice@example.com" {
 		t.Errorf("user.created data = %v", user)
 	}
-	if account["object"] != "external_account" || account["id"] != alice.Account.ID || account["user_id"] != alice.User.ID || account["provider"] != "oauth_github" {
+	if account["object"] != "external_account" || account["id"] != alice.Account.ID || account["user_id"] != alice.User.ID || account["provider"] != "oauth_github" ||
+		account["identification_id"] != nil {
 		t.Errorf("external_account.created data = %v", account)
 	}
 }
@@ -518,7 +535,7 @@ func TestPrune_WithoutEndpointsDropsEverythingButNothingBeforeAConfiguration(t *
 	}
 	defer b.Close()
 	ctx := context.Background()
-	d := webhook.New(webhook.Options{Store: b, Payload: func(e *store.Event) any { return api.Event(e) }})
+	d := webhook.New(webhook.Options{Store: b, Payload: func(e *store.Event) any { return api.Event(e, "ins_test") }})
 	b.SignIn(ctx, store.SignIn{Account: store.ExternalAccount{Issuer: "https://x.example", Subject: "jo"}})
 	if _, err := d.Round(ctx); err != nil {
 		t.Fatal(err)
@@ -584,7 +601,7 @@ func TestStart_DeliversPromptlyAfterAWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	d := webhook.New(webhook.Options{Store: b, Payload: func(e *store.Event) any { return api.Event(e) }, Poll: 20 * time.Millisecond})
+	d := webhook.New(webhook.Options{Store: b, Payload: func(e *store.Event) any { return api.Event(e, "ins_test") }, Poll: 20 * time.Millisecond})
 	d.Configure([]webhook.Endpoint{endpoint("app", rc.URL, secretA)})
 	d.Start()
 	defer d.Stop()
