@@ -48,6 +48,10 @@ type Claims struct {
 	Name          string `json:"name,omitempty"`
 	// Groups are the user's groups when the session began (provider:group).
 	Groups []string `json:"groups,omitempty"`
+	// PublicMetadata is the user's public metadata, as the backend API set
+	// it: current within a token's lifetime. A token it would make longer
+	// than MaxTokenSize goes without it (read it from the backend API).
+	PublicMetadata map[string]any `json:"public_metadata,omitempty"`
 }
 
 // Signer issues identity tokens. Safe for concurrent use.
@@ -66,6 +70,7 @@ type cached struct {
 	token     string
 	refreshAt time.Time
 	keys      *keyState // the keys when it was signed
+	updated   time.Time // the session's UpdatedAt when it was signed
 }
 
 // Options configure a Signer.
@@ -112,15 +117,16 @@ func (s *Signer) JWKS() []byte { return s.keys.JWKS() }
 func (s *Signer) JWKSMaxAge() time.Duration { return s.keys.MaxAge() }
 
 // Token returns the identity token of a session, signing a new one only when
-// the cached one is within a fifth of its lifetime of expiring, or when the
-// keys changed since (its key may have left the JWKS).
+// the cached one is within a fifth of its lifetime of expiring, when the
+// keys changed since (its key may have left the JWKS), or when the
+// session's copy of its user did (Session.UpdatedAt).
 func (s *Signer) Token(sess *store.Session) (string, error) {
 	now := s.now()
 	keys := s.keys.state.Load()
 	s.mu.RLock()
 	c, ok := s.cache[sess.ID]
 	s.mu.RUnlock()
-	if ok && now.Before(c.refreshAt) && c.keys == keys {
+	if ok && now.Before(c.refreshAt) && c.keys == keys && c.updated.Equal(sess.UpdatedAt) {
 		return c.token, nil
 	}
 	exp := now.Add(s.lifetime)
@@ -137,9 +143,10 @@ func (s *Signer) Token(sess *store.Session) (string, error) {
 			Expiry:    jwt.NewNumericDate(exp),
 			ID:        tokenID(sess.ID, now),
 		},
-		SessionID: sess.ID,
-		Name:      sess.Name,
-		Groups:    sess.Groups,
+		SessionID:      sess.ID,
+		Name:           sess.Name,
+		Groups:         sess.Groups,
+		PublicMetadata: sess.PublicMetadata,
 	}
 	claims.Email = sess.VerifiedEmail()
 	claims.EmailVerified = claims.Email != ""
@@ -151,7 +158,7 @@ func (s *Signer) Token(sess *store.Session) (string, error) {
 	if len(s.cache) >= maxCached {
 		clear(s.cache)
 	}
-	s.cache[sess.ID] = cached{token: token, refreshAt: exp.Add(-s.lifetime / 5), keys: keys}
+	s.cache[sess.ID] = cached{token: token, refreshAt: exp.Add(-s.lifetime / 5), keys: keys, updated: sess.UpdatedAt}
 	s.mu.Unlock()
 	return token, nil
 }
@@ -159,6 +166,9 @@ func (s *Signer) Token(sess *store.Session) (string, error) {
 // sign signs c with key i, with as many of its groups as keep the token
 // within MaxTokenSize (all of them, mostly).
 func (st *keyState) sign(c Claims, i int) (string, error) {
+	if payload, err := encode(c); err == nil && len(payload) > st.maxPayload {
+		c.PublicMetadata = nil
+	}
 	groups := c.Groups
 	var payload []byte
 	var err error

@@ -188,3 +188,36 @@ func BenchmarkToken_Cached(b *testing.B) {
 		}
 	}
 }
+
+// The user's public metadata reaches the upstream in the token, and a
+// change to it (the store moves the session's UpdatedAt) is signed at the
+// next request rather than when the cached token nears expiry; metadata
+// that would break MaxTokenSize is left out, the rest of the token kept.
+func TestToken_CarriesThePublicMetadataAndFollowsItsChanges(t *testing.T) {
+	now := time.Now()
+	s := newSigner(t, newKey(t), func() time.Time { return now })
+	sess := &store.Session{ID: "sess_m", UserID: "user_m", ExpiresAt: now.Add(time.Hour), Name: "Mo",
+		PublicMetadata: map[string]any{"plan": "free"}}
+	first, err := s.Token(sess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := verify(t, s, first, now); c.PublicMetadata["plan"] != "free" {
+		t.Fatalf("public_metadata claim %v", c.PublicMetadata)
+	}
+	changed := *sess
+	changed.PublicMetadata, changed.UpdatedAt = map[string]any{"plan": "pro"}, now
+	second, _ := s.Token(&changed)
+	if c := verify(t, s, second, now); c.PublicMetadata["plan"] != "pro" {
+		t.Fatalf("after the change: public_metadata %v, want plan pro at once", c.PublicMetadata)
+	}
+	big := changed
+	big.PublicMetadata, big.UpdatedAt = map[string]any{"blob": strings.Repeat("x", MaxTokenSize)}, now.Add(time.Second)
+	third, err := s.Token(&big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := verify(t, s, third, now); len(third) > MaxTokenSize || c.PublicMetadata != nil || c.Name != "Mo" {
+		t.Errorf("oversized metadata: token of %d bytes, metadata %d keys, name %q", len(third), len(c.PublicMetadata), c.Name)
+	}
+}

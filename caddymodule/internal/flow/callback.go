@@ -106,6 +106,9 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 	if fe := (*Error)(nil); errors.As(err, &fe) {
 		return nil, fe // not admitted
 	}
+	if fe := Refused(err); fe != nil {
+		return nil, fe
+	}
 	if errors.Is(err, store.ErrEmailHeld) {
 		return nil, errEmailHeld(p, in.Account)
 	}
@@ -135,6 +138,9 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 	sess, err := f.Sessions.Start(r.Context(), w, r, out.User, current, auth)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errUserGone // deleted between the sign-in and its session
+	}
+	if fe := Refused(err); fe != nil {
+		return nil, fe // banned or locked between the sign-in and its session
 	}
 	if err != nil {
 		return nil, err
@@ -169,6 +175,9 @@ func (f *Flow) SignInResult(ctx context.Context, p *provider.Provider, res *prov
 		LinkByEmail: f.LinkByEmail, Admit: f.admit(p, acc)})
 	if fe := (*Error)(nil); errors.As(err, &fe) {
 		return nil, fe // not admitted
+	}
+	if fe := Refused(err); fe != nil {
+		return nil, fe
 	}
 	if errors.Is(err, store.ErrEmailHeld) {
 		return nil, errEmailHeld(p, acc)

@@ -151,3 +151,30 @@ var (
 	ErrInvalidSignInNonce = &Error{Status: http.StatusBadRequest, Reason: "invalid_nonce",
 		Message: "The nonce is invalid, expired or already used. Get a new one from /native/nonce and sign in again."}
 )
+
+// Reasons of a sign-in refused because the backend API banned or locked
+// the user (the code of the JSON answer clients get).
+const (
+	ReasonUserBanned = "user_banned"
+	ReasonUserLocked = "user_locked"
+)
+
+var (
+	errUserBanned = &Error{Status: http.StatusForbidden, Reason: ReasonUserBanned,
+		Message: "This account has been suspended, so it cannot sign in. If you think this is a mistake, contact the site's administrators."}
+	errUserLocked = &Error{Status: http.StatusForbidden, Reason: ReasonUserLocked,
+		Message: "This account is locked, so it cannot sign in until the site's administrators unlock it."}
+)
+
+// Refused returns the Error of a sign-in or session refused because the
+// user is banned or locked (store.ErrUserBanned, store.ErrUserLocked), or
+// nil for any other err.
+func Refused(err error) *Error {
+	switch {
+	case errors.Is(err, store.ErrUserBanned):
+		return errUserBanned
+	case errors.Is(err, store.ErrUserLocked):
+		return errUserLocked
+	}
+	return nil
+}

@@ -116,6 +116,10 @@ func (g *Gateway) issueNative(w http.ResponseWriter, r *http.Request, userID str
 		return
 	}
 	sess, token, err := g.Sessions.Issue(r.Context(), r, user, lifetime)
+	if fe := flow.Refused(err); fe != nil {
+		writeJSON(w, fe.Status, errorBody(fe.Reason, fe.Message, nil))
+		return
+	}
 	if err != nil {
 		g.internal(w, r, "creating session", err)
 		return
@@ -131,7 +135,7 @@ func (g *Gateway) issueNative(w http.ResponseWriter, r *http.Request, userID str
 		"object":        "client",
 		"session_token": token,
 		"session":       api.Session(sess, "active"),
-		"user":          api.User(user, accounts),
+		"user":          api.FrontendUser(user, accounts),
 	}
 	if linked != nil {
 		body["linked_by_email"] = linked
