@@ -135,3 +135,58 @@ func TestRedTeam_TakenOverAddressNoLongerStandsForTheSquatter(t *testing.T) {
 		t.Errorf("Mallory's primary_email_address is still the victim's %q", got)
 	}
 }
+
+// Finding 2b (the same root as 2, and worse): the email_held refusal is
+// bypassed by connecting instead of signing in. A first sign-in through an
+// untrusted provider (shady) asserting an address that a trusted provider
+// vouched for another user is refused ("Why not simply create a second
+// user? Both users would then carry the same address as verified ... the
+// very takeover this rule prevents", docs/linking.md). But Mallory can sign
+// in with any identity (here the dev provider, no verified address) and
+// connect shady from her account page: the connect flow links whatever the
+// address, and store.mergeEmail marks the address verified on her user
+// although another user holds it. Her requests then reach the app as
+// X-Auth-User-Email: victim@example.com, X-Auth-User-Email-Verified: true,
+// and the identity JWT carries the victim's address as verified.
+func TestRedTeam_ConnectingCannotBypassTheEmailHeldRefusal(t *testing.T) {
+	e := newLinkByEmailEnv(t, "")
+	victim, resp, _ := e.signInAt("corp")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the victim's sign-in: status %d", resp.StatusCode)
+	}
+	victimID := victim.me(e.env)["id"]
+
+	// The direct way is refused, as documented.
+	_, resp, _ = e.signInAt("shady")
+	if resp.StatusCode != http.StatusConflict {
+		t.Fatalf("Mallory's sign-in through shady: status %d, want 409 email_held", resp.StatusCode)
+	}
+
+	// Mallory signs in with an identity of her own, then connects shady.
+	mallory := newBrowser(t)
+	mallory.signInDev(e.env, "/inbox", person("Mallory", "mallory@evil.example", false))
+	_, csrf := mallory.accountPage(e.env)
+	resp, _ = mallory.follow(mallory.post(e.Base+"/_auth/account/connect", url.Values{"csrf_token": {csrf}, "provider": {"shady"}}))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("connecting shady: status %d", resp.StatusCode)
+	}
+	me := mallory.me(e.env)
+	if me["id"] == victimID {
+		t.Fatal("Mallory landed in the victim's user")
+	}
+
+	if _, err := mallory.c.Get(e.Base + "/inbox"); err != nil {
+		t.Fatal(err)
+	}
+	up := e.Upstream.Last(t)
+	if up.Get("X-Auth-User-Id") != me["id"] {
+		t.Fatalf("the upstream saw %q, want Mallory %v", up.Get("X-Auth-User-Id"), me["id"])
+	}
+	if got := up.Get("X-Auth-User-Email"); got == victimEmail {
+		t.Errorf("Mallory reaches the app as %s, X-Auth-User-Email-Verified: %s: the address another user holds "+
+			"(vouched by a trusted provider) stands for her too", got, up.Get("X-Auth-User-Email-Verified"))
+	}
+	if got := me["primary_email_address"]; got == victimEmail {
+		t.Errorf("Mallory's primary_email_address is the victim's %q", got)
+	}
+}
