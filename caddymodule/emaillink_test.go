@@ -27,8 +27,8 @@ type linkEnv struct {
 const victimEmail = "victim@example.com"
 
 // newLinkByEmailEnv starts a linkEnv; shadyOptions are more lines of
-// shady's block.
-func newLinkByEmailEnv(t *testing.T, shadyOptions string) *linkEnv {
+// shady's block, site more lines of the site block.
+func newLinkByEmailEnv(t *testing.T, shadyOptions, site string) *linkEnv {
 	victim := func(sub string) testop.Options {
 		return testop.Options{Claims: map[string]any{"sub": sub, "email": victimEmail, "email_verified": true, "name": "Victim"}}
 	}
@@ -37,6 +37,7 @@ func newLinkByEmailEnv(t *testing.T, shadyOptions string) *linkEnv {
 		Claims: map[string]any{"id": "mallory", "mail": victimEmail, "mail_ok": true, "name": "Mallory"}})
 	hooks := newHookReceiver(t)
 	o := hookOptions(hooks)
+	o.Site = site
 	trusted := func(name, display string, op *testop.Server) string {
 		return fmt.Sprintf("provider oidc %s {\n\t\t\tissuer %s\n\t\t\tclient_id test-client\n\t\t\tclient_secret test-secret\n"+
 			"\t\t\tdisplay_name %s\n\t\t\tlink_by_email on\n\t\t}\n\t\t", name, op.URL(), display)
@@ -96,7 +97,7 @@ func (e *linkEnv) hooksOf(typ string) []hookDelivery {
 // calls the victim's address verified; the victim's first sign-in must not
 // land in her user, and the victim's own later providers join the victim.
 func TestLinkByEmail_PreAccountHijackThroughAMisconfiguredProviderFails(t *testing.T) {
-	e := newLinkByEmailEnv(t, "")
+	e := newLinkByEmailEnv(t, "", "")
 	mallory, resp, _ := e.signInAt("shady")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("the attacker's sign-up: status %d", resp.StatusCode)
@@ -114,6 +115,12 @@ func TestLinkByEmail_PreAccountHijackThroughAMisconfiguredProviderFails(t *testi
 	if got := providersOf(victimMe); !slices.Equal(got, []string{"oauth_custom_corp"}) {
 		t.Errorf("the victim's accounts = %q", got)
 	}
+	// The victim took the address over: the attacker's session, which
+	// carried it, ended; signed in again, she has her own account only.
+	if mallory.signedIn(e.env) {
+		t.Error("the attacker's session carrying the taken-over address survived the take-over")
+	}
+	mallory, _, _ = e.signInAt("shady")
 	if got := providersOf(mallory.me(e.env)); !slices.Equal(got, []string{"oauth_custom_shady"}) {
 		t.Errorf("the attacker's accounts = %q: she must not hold the victim's", got)
 	}
@@ -130,15 +137,18 @@ func TestLinkByEmail_PreAccountHijackThroughAMisconfiguredProviderFails(t *testi
 		t.Error("the victim's other session survived the link by email")
 	}
 	if !mallory.signedIn(e.env) {
-		t.Error("the attacker's own session ended: her user was not involved")
+		t.Error("the attacker's new session ended: the link by email did not involve her user")
 	}
 	waitFor(t, "external_account.linked_by_email", func() bool { return len(e.hooksOf("external_account.linked_by_email")) == 1 })
 	if d := e.hooksOf("external_account.linked_by_email")[0].Data; d["user_id"] != victimMe["id"] || d["provider"] != "oauth_custom_work" {
 		t.Errorf("external_account.linked_by_email data = %v, want the work account of %v", d, victimMe["id"])
 	}
-	waitFor(t, "session.revoked", func() bool { return len(e.hooksOf("session.revoked")) == 1 })
-	if d := e.hooksOf("session.revoked")[0].Data; d["id"] != victimMe["session_id"] {
-		t.Errorf("session.revoked is about %v, want the victim's first session %v", d["id"], victimMe["session_id"])
+	// session.revoked: the attacker's first session at the take-over, then
+	// the victim's first at the link by email.
+	waitFor(t, "session.revoked", func() bool { return len(e.hooksOf("session.revoked")) == 2 })
+	if d := e.hooksOf("session.revoked"); d[0].Data["id"] != malloryMe["session_id"] || d[1].Data["id"] != victimMe["session_id"] {
+		t.Errorf("session.revoked is about %v then %v, want the attacker's first session %v then the victim's %v",
+			d[0].Data["id"], d[1].Data["id"], malloryMe["session_id"], victimMe["session_id"])
 	}
 }
 
@@ -146,7 +156,7 @@ func TestLinkByEmail_PreAccountHijackThroughAMisconfiguredProviderFails(t *testi
 // Mallory's user, but Mallory's sessions end, the victim sees what the
 // account holds, and the backend hears of it.
 func TestLinkByEmail_ALinkEndsTheHoldersSessionsAndEveryoneIsTold(t *testing.T) {
-	e := newLinkByEmailEnv(t, "link_by_email on")
+	e := newLinkByEmailEnv(t, "link_by_email on", "")
 	mallory, _, _ := e.signInAt("shady")
 	malloryMe := mallory.me(e.env)
 
@@ -188,7 +198,7 @@ func TestLinkByEmail_ALinkEndsTheHoldersSessionsAndEveryoneIsTold(t *testing.T) 
 // provider vouched for, nor start a second one with that address; the
 // address's owner confirms by signing in to the account, then connects.
 func TestLinkByEmail_AnUntrustedNewcomerIsRefusedUntilTheOwnerConnectsIt(t *testing.T) {
-	e := newLinkByEmailEnv(t, "")
+	e := newLinkByEmailEnv(t, "", "")
 	owner, _, _ := e.signInAt("corp")
 	ownerMe := owner.me(e.env)
 
@@ -215,7 +225,7 @@ func TestLinkByEmail_AnUntrustedNewcomerIsRefusedUntilTheOwnerConnectsIt(t *test
 
 // A native app's sign-in that links by email says so in its JSON answer.
 func TestLinkByEmail_ANativeAppIsToldInItsAnswer(t *testing.T) {
-	e := newLinkByEmailEnv(t, "")
+	e := newLinkByEmailEnv(t, "", "")
 	browserSession, _, _ := e.signInAt("corp")
 	app := newNativeApp()
 	resp, _ := startNativeWith(newBrowser(t), e.env, "work", app, "myapp://oauth-callback")

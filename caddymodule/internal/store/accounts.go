@@ -98,7 +98,7 @@ func (b *Badger) UpdateExternalAccount(ctx context.Context, id string, fn func(a
 		var user *User
 		if acc.Email != old.Email || acc.EmailVerified != old.EmailVerified {
 			var err error
-			if user, err = syncUserEmail(txn, &acc, now); err != nil {
+			if user, err = syncUserEmail(txn, events, &acc, now); err != nil {
 				return err
 			}
 		}
@@ -138,14 +138,16 @@ func (b *Badger) lockAccount(ctx context.Context, id string) (unlock func(), err
 	}
 }
 
-// syncUserEmail brings the addresses of acc's user in line with acc's email;
-// it returns the user when that changed it.
-func syncUserEmail(txn *badger.Txn, acc *ExternalAccount, now time.Time) (*User, error) {
+// syncUserEmail brings the addresses of acc's user in line with acc's email
+// (trusting no provider to take an address over); it returns the user when
+// that changed it.
+func syncUserEmail(txn *badger.Txn, out *Outbox, acc *ExternalAccount, now time.Time) (*User, error) {
 	var u User
 	if err := getJSON(txn, userKey(acc.UserID), &u); err != nil {
 		return nil, inconsistent(err, "account %s belongs to user %s", acc.ID, acc.UserID)
 	}
-	changed, err := SyncEmail(badgerEmails{txn}, &u, acc)
+	emails := Emails{Tx: badgerEmails{txn, now}, Out: out, Now: now}
+	changed, err := emails.Sync(&u, acc)
 	if err != nil || !changed {
 		return nil, err
 	}
@@ -189,11 +191,12 @@ func (b *Badger) DeleteExternalAccount(ctx context.Context, userID, accountID st
 		if err := deleteAccountRecords(txn, &acc); err != nil {
 			return err
 		}
-		changed, err := WithdrawVouching(badgerEmails{txn}, &u, acc.ID, "")
+		now := b.now()
+		emails := Emails{Tx: badgerEmails{txn, now}, Out: events, Now: now}
+		changed, err := emails.Withdraw(&u, acc.ID, "")
 		if err != nil {
 			return err
 		}
-		now := b.now()
 		if err := events.Add(Event{Type: EventAccountDeleted, CreatedAt: now, Account: &acc}); err != nil {
 			return err
 		}

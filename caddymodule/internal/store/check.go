@@ -38,8 +38,9 @@ type checker struct {
 	sessionIDs  []string // key order
 	userSess    []string // "<user id>/<sess id>", key order
 	userSessSet map[string]bool
-	emails      []keyValue // idx/email, key order
-	created     []string   // idx/user_created: "<order>/<user id>", key order
+	emails      []keyValue        // idx/email, key order
+	emailSet    map[string]string // idx/email: address → user id
+	created     []string          // idx/user_created: "<order>/<user id>", key order
 	createdSet  map[string]bool
 	userMail    []keyValue // idx/user_email: "<email>/<user id>" → order, key order
 	userMailSet map[string]bool
@@ -108,6 +109,9 @@ func (c *checker) run(txn *badger.Txn) error {
 		}
 		if !c.userSessSet[s.UserID+"/"+id] {
 			c.reportf("a session of user %s has no user_sess index entry", s.UserID)
+		}
+		if u := c.users[s.UserID]; u != nil && !u.Presents(s) {
+			c.reportf("a session of user %s carries %q, which the user does not hold", s.UserID, s.Email)
 		}
 	}
 	for _, rest := range c.userSess {
@@ -186,10 +190,14 @@ func (c *checker) checkUsers() {
 // checkVouching: an address is verified exactly when some account (or the
 // backend API) vouches for it, and each voucher is an account of the user
 // that asserts this address as verified now (a stale voucher would let the
-// address link).
+// address link); a verified address is the user's who holds it in the
+// index, and no other's.
 func (c *checker) checkVouching(u *User, e *EmailAddress) {
 	if e.Verified != (len(e.VerifiedBy) > 0) {
 		c.reportf("user %s: email %q has verified %v and %d vouching accounts", u.ID, e.Email, e.Verified, len(e.VerifiedBy))
+	}
+	if holder := c.emailSet[normalizeEmail(e.Email)]; e.Verified && holder != u.ID {
+		c.reportf("user %s: email %q is verified but the email index links it to %q", u.ID, e.Email, holder)
 	}
 	for _, aid := range e.VerifiedBy {
 		switch a := c.accountBy[aid]; {
@@ -209,6 +217,7 @@ func (c *checker) load(txn *badger.Txn) error {
 	c.users = map[string]*User{}
 	c.createdSet = map[string]bool{}
 	c.userMailSet = map[string]bool{}
+	c.emailSet = map[string]string{}
 	c.accountBy = map[string]*ExternalAccount{}
 	c.identitySet = map[string]string{}
 	c.userEACSet = map[string]bool{}
@@ -258,6 +267,7 @@ func (c *checker) load(txn *badger.Txn) error {
 		}},
 		{prefixEmail, false, func(key string, val []byte) error {
 			c.emails = append(c.emails, keyValue{key, string(val)})
+			c.emailSet[key] = string(val)
 			return nil
 		}},
 		{prefixUserEAC, false, func(rest string, _ []byte) error {

@@ -151,8 +151,8 @@ func EmitRecords(ctx context.Context, recs []Record, fn func(rec Record) error) 
 // record whose user (or redirect URL) exists already is skipped whole, so
 // importing an export twice changes nothing the second time. Sessions that
 // have expired are not written. A verified address that another user of
-// the target holds already stays verified on this user but does not link
-// sign-ins to it.
+// the target holds already is not verified on this user, and sessions that
+// carry it are not written (see Emails.Import).
 func (b *Badger) Import(ctx context.Context, rec Record) (ImportResult, error) {
 	var res ImportResult
 	switch {
@@ -212,33 +212,23 @@ func (b *Badger) Import(ctx context.Context, rec Record) (ImportResult, error) {
 				return fmt.Errorf("%w: account %s exists under another user", ErrImportConflict, a.ID)
 			}
 		}
-		if err := setJSON(txn, userKey(u.ID), u, 0); err != nil {
+		// Import changes its copy of the record: the closure may run again.
+		imp, user := rec, *rec.User
+		imp.User = &user
+		emails := Emails{Tx: badgerEmails{txn, now}, Now: now}
+		if err := emails.Import(&imp); err != nil {
 			return err
 		}
-		if err := addUser(txn, u); err != nil {
+		if err := setJSON(txn, userKey(u.ID), &user, 0); err != nil {
 			return err
 		}
-		if err := claimHandles(txn, u, nil); errors.Is(err, ErrExists) {
+		if err := addUser(txn, &user); err != nil {
+			return err
+		}
+		if err := claimHandles(txn, &user, nil); errors.Is(err, ErrExists) {
 			return fmt.Errorf("%w: %w", ErrImportConflict, err)
 		} else if err != nil {
 			return err
-		}
-		for _, e := range u.Emails {
-			if err := txn.Set(userEmailKey(e.Email, u.ID), []byte(createdOrder(u.CreatedAt))); err != nil {
-				return err
-			}
-			if !e.Verified {
-				continue
-			}
-			holder, err := emailHolder(txn, e.Email)
-			if err != nil {
-				return err
-			}
-			if holder == "" {
-				if err := txn.Set(emailKey(e.Email), []byte(u.ID)); err != nil {
-					return err
-				}
-			}
 		}
 		for _, a := range rec.Accounts {
 			if err := setJSON(txn, eacKey(a.ID), a, 0); err != nil {
@@ -252,7 +242,7 @@ func (b *Badger) Import(ctx context.Context, rec Record) (ImportResult, error) {
 			}
 			res.Accounts++
 		}
-		for _, s := range rec.Sessions {
+		for _, s := range imp.Sessions {
 			if s.UserID != u.ID || !validID(s.ID) || !now.Before(s.ExpiresAt) {
 				continue
 			}

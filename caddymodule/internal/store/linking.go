@@ -12,18 +12,20 @@ type EmailLink int
 
 const (
 	// EmailLinkNone: no one else is involved, or the holder keeps the
-	// address and the identity gets a new user beside it (neither side's
-	// word is trusted for linking, or linking by email is off).
+	// address and the identity gets a new user beside it, on which the
+	// address is not verified (neither side's word is trusted for linking,
+	// or linking by email is off).
 	EmailLinkNone EmailLink = iota
 	// EmailLinkJoin: the identity joins the holder (a link by email). Every
 	// session the holder had is revoked: whoever signed in to that user
 	// before does not share the newcomer's account unnoticed.
 	EmailLinkJoin
 	// EmailLinkTakeOver: the identity gets a new user, which takes the
-	// address over in the email index: the newcomer's provider is trusted
+	// address over (see Emails.Sync): the newcomer's provider is trusted
 	// for linking, and no trusted provider vouched for the holder's address
 	// (someone who signed up first through an untrusted provider cannot
-	// keep the real owner's later sign-ins apart, nor draw them in).
+	// keep the real owner's later sign-ins apart, nor draw them in). The
+	// address is withdrawn from the holder, whose sessions carrying it end.
 	EmailLinkTakeOver
 	// EmailLinkRefuse: the sign-in fails with ErrEmailHeld: a trusted
 	// provider vouched for the holder's address, and the newcomer's provider
@@ -47,8 +49,7 @@ func (in *SignIn) EmailLink(holder *User, accounts []*ExternalAccount) EmailLink
 	if holder == nil || in.LinkByEmail == nil || !a.EmailVerified || a.Email == "" {
 		return EmailLinkNone
 	}
-	newcomer := in.LinkByEmail(a.Provider)
-	held := holder.trustedVouching(normalizeEmail(a.Email), accounts, in.LinkByEmail)
+	newcomer, held := vouching(in.LinkByEmail, a.Provider, holder, accounts, normalizeEmail(a.Email))
 	switch {
 	case newcomer && held:
 		return EmailLinkJoin
@@ -67,11 +68,19 @@ func (in *SignIn) LooksUpEmailHolder() bool {
 	return in.LinkToUser == "" && in.LinkByEmail != nil && in.Account.EmailVerified && in.Account.Email != ""
 }
 
+// vouching is the rule both a first sign-in's link (EmailLink) and a
+// take-over (Emails.claim) decide by: whether trusted trusts provider, the
+// newcomer's, and whether one of holder's accounts, at a trusted provider,
+// vouches for holder's verified address email (normalized).
+func vouching(trusted func(string) bool, provider string, holder *User, accounts []*ExternalAccount, email string) (newcomer, held bool) {
+	return trusted(provider), holder.trustedVouching(email, accounts, trusted)
+}
+
 // trustedVouching reports whether one of accounts, at a provider trusted
 // reports true for, or the backend API (VouchedByAPI) vouches for u's
 // verified address email (normalized).
 func (u *User) trustedVouching(email string, accounts []*ExternalAccount, trusted func(string) bool) bool {
-	i := slices.IndexFunc(u.Emails, func(e EmailAddress) bool { return normalizeEmail(e.Email) == email })
+	i := u.emailIndex(email)
 	if i < 0 || !u.Emails[i].Verified {
 		return false
 	}

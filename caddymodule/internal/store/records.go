@@ -78,11 +78,11 @@ func (b *Badger) CreateSession(ctx context.Context, s *Session) error {
 		if err != nil {
 			return err
 		}
-		// Rewrite the user unchanged: a DeleteUser or a ban running
-		// alongside read it, so one of the two now conflicts and retries.
-		// Without the write, they could miss this session (it did not exist
-		// when they listed them) and a deleted or banned user would stay
-		// signed in.
+		// Rewrite the user unchanged: a DeleteUser, a ban or a change that
+		// withdraws the address the session carries, running alongside,
+		// read it, so one of the two now conflicts and retries. Without the
+		// write, they could miss this session (it did not exist when they
+		// listed them) and a deleted or banned user would stay signed in.
 		user, err := item.ValueCopy(nil)
 		if err != nil {
 			return err
@@ -97,6 +97,7 @@ func (b *Badger) CreateSession(ctx context.Context, s *Session) error {
 		if err := txn.Set(userKey(s.UserID), user); err != nil {
 			return err
 		}
+		u.DropUnheldEmail(s)
 		// Ids are 128-bit random: a clash means a caller reused one.
 		if ok, err := exists(txn, sessionKey(s.ID)); err != nil || ok {
 			return cmp.Or(err, errors.New("the session id is taken"))

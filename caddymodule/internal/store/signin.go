@@ -66,7 +66,8 @@ func signInKnown(txn *badger.Txn, out *Outbox, in SignIn, now time.Time, eacID s
 		return SignInResult{}, inconsistent(err, "account %s belongs to user %s", acc.ID, acc.UserID)
 	}
 	acc.Refresh(&in.Account, now)
-	changed, err := AdoptAccount(badgerEmails{txn}, &u, &acc, now)
+	emails := in.Emails(badgerEmails{txn, now}, out, now)
+	changed, err := AdoptAccount(emails, &u, &acc, now)
 	if err != nil {
 		return SignInResult{}, err
 	}
@@ -84,7 +85,9 @@ func signInKnown(txn *badger.Txn, out *Outbox, in SignIn, now time.Time, eacID s
 			return SignInResult{}, err
 		}
 	}
-	return SignInResult{User: &u, Account: &acc}, nil
+	res := SignInResult{User: &u, Account: &acc}
+	emails.Report(&res)
+	return res, nil
 }
 
 // userEvent adds an event about u, with its accounts as txn sees them, to out.
@@ -114,7 +117,7 @@ func signInNew(txn *badger.Txn, out *Outbox, in SignIn, now time.Time) (SignInRe
 		}
 	case in.LooksUpEmailHolder():
 		var err error
-		if link, err = emailLinkOf(txn, &in, &u); err != nil {
+		if link, err = emailLinkOf(txn, &in, &u, now); err != nil {
 			return SignInResult{}, err
 		}
 	}
@@ -132,7 +135,8 @@ func signInNew(txn *badger.Txn, out *Outbox, in SignIn, now time.Time) (SignInRe
 	acc.Status = StatusVerified
 	acc.CreatedAt = now
 	acc.UpdatedAt = now
-	changed, err := AdoptAccount(badgerEmails{txn}, &u, &acc, now)
+	emails := in.Emails(badgerEmails{txn, now}, out, now)
+	changed, err := AdoptAccount(emails, &u, &acc, now)
 	if err != nil {
 		return SignInResult{}, err
 	}
@@ -152,6 +156,7 @@ func signInNew(txn *badger.Txn, out *Outbox, in SignIn, now time.Time) (SignInRe
 		return SignInResult{}, err
 	}
 	res := SignInResult{User: &u, Account: &acc, UserCreated: userCreated, AccountCreated: true}
+	emails.Report(&res)
 	if userCreated {
 		err = out.Add(Event{Type: EventUserCreated, CreatedAt: now, User: &u, Accounts: []*ExternalAccount{&acc}})
 	}
@@ -174,28 +179,23 @@ func signInNew(txn *badger.Txn, out *Outbox, in SignIn, now time.Time) (SignInRe
 }
 
 // emailLinkOf finds the holder of in.Account's verified email and applies
-// in.EmailLink to it: for EmailLinkJoin it loads the holder into u, for
-// EmailLinkTakeOver it releases the address from the holder, and for
-// EmailLinkRefuse it fails with ErrEmailHeld.
-func emailLinkOf(txn *badger.Txn, in *SignIn, u *User) (EmailLink, error) {
-	holder, err := emailHolder(txn, in.Account.Email)
+// in.EmailLink to it: for EmailLinkJoin it loads the holder into u, and for
+// EmailLinkRefuse it fails with ErrEmailHeld. A take-over is the new user's
+// AdoptAccount's to carry out.
+func emailLinkOf(txn *badger.Txn, in *SignIn, u *User, now time.Time) (EmailLink, error) {
+	x := badgerEmails{txn, now}
+	holder, err := x.Holder(in.Account.Email)
 	if err != nil || holder == "" {
 		return EmailLinkNone, err
 	}
-	var h User
-	if err := getJSON(txn, userKey(holder), &h); err != nil {
-		return EmailLinkNone, fmt.Errorf("loading user %s: %w", holder, err)
-	}
-	accounts, err := accountsOf(txn, holder)
+	h, accounts, err := x.LockHolder(in.Account.Email, holder)
 	if err != nil {
 		return EmailLinkNone, err
 	}
-	link := in.EmailLink(&h, accounts)
+	link := in.EmailLink(h, accounts)
 	switch link {
 	case EmailLinkJoin:
-		*u = h
-	case EmailLinkTakeOver:
-		err = releaseEmail(txn, in.Account.Email, holder)
+		*u = *h
 	case EmailLinkRefuse:
 		err = ErrEmailHeld
 	}
@@ -233,14 +233,14 @@ func (acc *ExternalAccount) Refresh(from *ExternalAccount, now time.Time) {
 	acc.UpdatedAt = now
 }
 
-// AdoptAccount records a sign-in through acc on its user u, updating u and
-// idx: the sign-in time, the account's email (SyncEmail), and its name and
-// picture when u has none yet (AdoptProfile). changed reports a change
-// beyond the sign-in time; the caller saves u. Every Store implementation
-// applies sign-ins this way.
-func AdoptAccount(idx EmailIndex, u *User, acc *ExternalAccount, now time.Time) (changed bool, err error) {
+// AdoptAccount records a sign-in through acc on its user u, updating u
+// through x: the sign-in time, the account's email (Emails.Sync), and its
+// name and picture when u has none yet (AdoptProfile). changed reports a
+// change beyond the sign-in time; the caller saves u. Every Store
+// implementation applies sign-ins this way.
+func AdoptAccount(x *Emails, u *User, acc *ExternalAccount, now time.Time) (changed bool, err error) {
 	u.LastSignInAt = now
-	changed, err = SyncEmail(idx, u, acc)
+	changed, err = x.Sync(u, acc)
 	if err != nil {
 		return false, err
 	}
@@ -251,6 +251,20 @@ func AdoptAccount(idx EmailIndex, u *User, acc *ExternalAccount, now time.Time) 
 		u.UpdatedAt = now
 	}
 	return changed, nil
+}
+
+// Emails returns the email rules of this sign-in over tx: a provider
+// trusted for linking by email (in.LinkByEmail) may take an address over,
+// whatever the sign-in's kind. Their events go to out, dated now.
+func (in *SignIn) Emails(tx EmailTx, out *Outbox, now time.Time) *Emails {
+	return &Emails{Tx: tx, Out: out, Now: now, Trusted: in.LinkByEmail}
+}
+
+// Report adds to res what the rules did beyond the sign-in's user: the
+// sessions they ended and the users they relieved of an address.
+func (x *Emails) Report(res *SignInResult) {
+	res.RevokedSessions = append(res.RevokedSessions, x.Revoked...)
+	res.Relieved = append(res.Relieved, x.Relieved...)
 }
 
 // CheckAdmission refuses a banned or locked u (User.CanSignIn), then asks
@@ -285,30 +299,67 @@ func (u *User) AdoptProfile(acc *ExternalAccount) bool {
 	return changed
 }
 
-// badgerEmails is the Badger EmailIndex: idx/user_email records the
-// addresses each user has, idx/email names the holder of a verified one.
-type badgerEmails struct{ txn *badger.Txn }
+// badgerEmails is the Badger EmailTx: idx/user_email records the addresses
+// each user has, idx/email names the holder of a verified one.
+type badgerEmails struct {
+	txn *badger.Txn
+	now time.Time
+}
 
 // Record sets u's idx/user_email entry for email.
 func (x badgerEmails) Record(email string, u *User) error {
 	return x.txn.Set(userEmailKey(email, u.ID), []byte(createdOrder(u.CreatedAt)))
 }
 
-// Claim points idx/email at u unless it names another live user.
-func (x badgerEmails) Claim(email string, u *User) error {
-	holder, err := emailHolder(x.txn, email)
-	if err != nil {
-		return err
-	}
-	if holder == "" {
-		return x.txn.Set(emailKey(email), []byte(u.ID))
-	}
-	return nil
+// Holder returns the live user idx/email names for email.
+func (x badgerEmails) Holder(email string) (string, error) { return emailHolder(x.txn, email) }
+
+// Hold points idx/email at u.
+func (x badgerEmails) Hold(email string, u *User) error {
+	return x.txn.Set(emailKey(email), []byte(u.ID))
 }
 
 // Release deletes the idx/email entry of email if it names userID.
 func (x badgerEmails) Release(email, userID string) error {
 	return releaseEmail(x.txn, email, userID)
+}
+
+// LockHolder loads the user id with its accounts; the transaction's
+// conflict detection stands for a lock.
+func (x badgerEmails) LockHolder(_, id string) (*User, []*ExternalAccount, error) {
+	var h User
+	if err := getJSON(x.txn, userKey(id), &h); err != nil {
+		return nil, nil, fmt.Errorf("loading user %s: %w", id, err)
+	}
+	accounts, err := accountsOf(x.txn, id)
+	return &h, accounts, err
+}
+
+// SaveUser writes u.
+func (x badgerEmails) SaveUser(u *User) error { return setJSON(x.txn, userKey(u.ID), u, 0) }
+
+// EndSessionsCarrying deletes the user's live sessions whose verified
+// address is email, with their index entries.
+func (x badgerEmails) EndSessionsCarrying(userID, email string) ([]*Session, error) {
+	ids, err := collectKeys(x.txn, prefixUserSess+userID+"/", 0)
+	if err != nil {
+		return nil, err
+	}
+	var carrying []string
+	for _, sid := range ids {
+		var s Session
+		err := getJSON(x.txn, sessionKey(sid), &s)
+		if errors.Is(err, ErrNotFound) || (err == nil && (s.UserID != userID || !x.now.Before(s.ExpiresAt))) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("loading a session: %w", redact(err, sid))
+		}
+		if s.VerifiedEmail() != "" && normalizeEmail(s.Email) == email {
+			carrying = append(carrying, sid)
+		}
+	}
+	return deleteSessions(x.txn, userID, carrying)
 }
 
 // releaseEmail deletes the idx/email entry of email if it names userID.

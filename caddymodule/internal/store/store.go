@@ -60,6 +60,8 @@ type Store interface {
 	//     SignIn.EmailLink decides: joined (a link by email, which revokes
 	//     every session that user had), left alone, relieved of the address,
 	//     or the sign-in refused with ErrEmailHeld; else it gets a new user.
+	// Either way the account's email follows the rules of Emails: a verified
+	// address is verified on the user only when it holds it.
 	// The account's token set is replaced whole, or kept whole when the
 	// sign-in brought no access token (see TokenSet.after); a half-written
 	// one (TokenSet.Check) is refused.
@@ -80,12 +82,15 @@ type Store interface {
 	// the compare-and-swap of token refreshes (return ErrStale when the
 	// account is not in the expected state). Identity fields (ID, UserID,
 	// Issuer, Subject, CreatedAt) cannot be changed, and a half-written
-	// token set (TokenSet.Check) is refused: nothing is written.
+	// token set (TokenSet.Check) is refused: nothing is written. A change
+	// of the account's email follows the rules of Emails (trusting no
+	// provider: it takes no address over).
 	UpdateExternalAccount(ctx context.Context, id string, fn func(a *ExternalAccount) error) (*ExternalAccount, error)
 	// DeleteExternalAccount unlinks an account of userID in one transaction:
 	// the account, its identity and user indexes, and its vouching for the
 	// user's emails (an email no longer vouched by any account becomes
-	// unverified and leaves the email index). check is called inside the
+	// unverified and leaves the email index, and the user's sessions that
+	// carry it end: see Emails). check is called inside the
 	// transaction with the accounts that would remain; its error aborts the
 	// unlink and is returned. An account of another user is ErrNotFound.
 	DeleteExternalAccount(ctx context.Context, userID, accountID string, check func(remaining []*ExternalAccount) error) (*ExternalAccount, error)
@@ -113,7 +118,9 @@ type Store interface {
 	// in one transaction.
 	DeleteUser(ctx context.Context, id string) error
 
-	// CreateSession stores a new session; it expires at s.ExpiresAt.
+	// CreateSession stores a new session; it expires at s.ExpiresAt. A
+	// session whose verified address its user does not hold (any more:
+	// User.Presents) is stored, and s left, without that address.
 	CreateSession(ctx context.Context, s *Session) error
 	// Session returns a live session; expired and deleted ones are ErrNotFound.
 	Session(ctx context.Context, id string) (*Session, error)
@@ -251,7 +258,10 @@ type SignIn struct {
 	// vouch for that: it reports whether a provider's verified addresses may
 	// link sign-ins (the provider's link_by_email). Both the sign-in's own
 	// provider and a provider that vouched for the holder's address must be
-	// trusted (see EmailLink). Nil links nothing by email.
+	// trusted (see EmailLink). On every kind of sign-in (a connect too), an
+	// account at a trusted provider takes its verified address over from a
+	// holder no trusted provider vouches for (see Emails). Nil links
+	// nothing by email and takes nothing over.
 	LinkByEmail func(provider string) bool
 	// Admit, when set, is asked whether the user the identity resolves to
 	// may sign in, with the user and all their linked accounts as the
@@ -271,10 +281,15 @@ type SignInResult struct {
 	AccountCreated bool
 	// LinkedByEmail reports a link by email: the identity joined an
 	// existing user who holds the same verified address. Every session that
-	// user had was revoked in the same transaction (session.revoked events);
-	// RevokedSessions lists their ids, for caches to forget.
-	LinkedByEmail   bool
+	// user had was revoked in the same transaction (session.revoked events).
+	LinkedByEmail bool
+	// RevokedSessions lists every session the sign-in ended, for caches to
+	// forget: the holder's at a link by email, and those that carried an
+	// address their user lost (see Emails).
 	RevokedSessions []string
+	// Relieved lists the other users the sign-in took a verified address
+	// from (a take-over, see Emails), for caches to forget.
+	Relieved []string
 }
 
 // ExternalAccount is an identity at a provider linked to a user. Its id looks

@@ -75,8 +75,8 @@ func (u *User) Names() (first, last string) {
 // PrimaryEmail returns the user's first verified email, or "" when none is
 // verified. It is the address that stands for the user (sessions, identity
 // headers and token, the API's primary_email_address): an address no
-// provider verified is listed in Emails, marked unverified, and never
-// stands for anyone.
+// provider verified, or that another user holds (see Emails), is listed in
+// Emails, marked unverified, and never stands for anyone.
 func (u *User) PrimaryEmail() string {
 	for _, e := range u.Emails {
 		if e.Verified {
@@ -86,9 +86,10 @@ func (u *User) PrimaryEmail() string {
 	return ""
 }
 
-// EmailAddress is one of a user's addresses. VerifiedBy lists the external
-// accounts whose provider asserted it as verified, and VouchedByAPI when
-// the backend API created the user with it.
+// EmailAddress is one of a user's addresses. Verified means the user holds
+// it (see Emails); VerifiedBy then lists the user's accounts whose provider
+// asserted it as verified, and VouchedByAPI when the backend API created the
+// user with it, and is empty otherwise.
 type EmailAddress struct {
 	Email      string   `json:"email"`
 	Verified   bool     `json:"verified"`

@@ -25,21 +25,9 @@ func (b *Badger) CreateUser(ctx context.Context, u *User) error {
 		if err := claimHandles(txn, u, nil); err != nil {
 			return err
 		}
-		idx := badgerEmails{txn}
-		for _, e := range u.Emails {
-			holder, err := emailHolder(txn, e.Email)
-			if err != nil {
-				return err
-			}
-			if holder != "" {
-				return Taken("email_address")
-			}
-			if err := idx.Record(e.Email, u); err != nil {
-				return err
-			}
-			if err := idx.Claim(e.Email, u); err != nil {
-				return err
-			}
+		emails := Emails{Tx: badgerEmails{txn, u.CreatedAt}, Now: u.CreatedAt}
+		if err := emails.Create(u); err != nil {
+			return err
 		}
 		if err := setJSON(txn, userKey(u.ID), u, 0); err != nil {
 			return err

@@ -139,7 +139,8 @@ func (s *Store) UpdateExternalAccount(ctx context.Context, id string, fn func(a 
 		acc.UpdatedAt = now
 		userChanged := false
 		if acc.Email != old.Email || acc.EmailVerified != old.EmailVerified {
-			if userChanged, err = store.SyncEmail(pgEmails{ctx, tx}, u, &acc); err != nil {
+			emails := store.Emails{Tx: s.emails(ctx, tx, now), Out: events, Now: now}
+			if userChanged, err = emails.Sync(u, &acc); err != nil {
 				return err
 			}
 			if userChanged {
@@ -204,11 +205,12 @@ func (s *Store) DeleteExternalAccount(ctx context.Context, userID, accountID str
 		if _, err := tx.Exec(ctx, `DELETE FROM external_accounts WHERE id = $1`, acc.ID); err != nil {
 			return err
 		}
-		changed, err := store.WithdrawVouching(pgEmails{ctx, tx}, u, acc.ID, "")
+		now := s.now()
+		emails := store.Emails{Tx: s.emails(ctx, tx, now), Out: events, Now: now}
+		changed, err := emails.Withdraw(u, acc.ID, "")
 		if err != nil {
 			return err
 		}
-		now := s.now()
 		if err := events.Add(store.Event{Type: store.EventAccountDeleted, CreatedAt: now, Account: acc}); err != nil {
 			return err
 		}

@@ -162,6 +162,9 @@ func (c *checker) checkSessions(ctx context.Context, tx pgx.Tx) error {
 		if sess.UserID != userID || sess.ExpiresAt.UnixNano() != expires {
 			c.reportf("a session of user %s: the record says user %s, expiring at %v; the row says %d", userID, sess.UserID, sess.ExpiresAt, expires)
 		}
+		if u := c.users[userID]; u != nil && !u.Presents(&sess) {
+			c.reportf("a session of user %s carries %q, which the user does not hold", userID, sess.Email)
+		}
 		return nil
 	})
 }
@@ -189,7 +192,8 @@ func (c *checker) checkRedirectURLs(ctx context.Context, tx pgx.Tx) error {
 // checkUsers checks each user's addresses against user_emails and the
 // vouching rules: an address is verified exactly when some account vouches
 // for it, and each voucher is an account of the user that asserts this
-// address as verified now (a stale voucher would let the address link).
+// address as verified now (a stale voucher would let the address link); a
+// verified address is the user's who holds it, and no other's.
 func (c *checker) checkUsers() {
 	for _, id := range c.userIDs {
 		u := c.users[id]
@@ -199,6 +203,9 @@ func (c *checker) checkUsers() {
 			}
 			if e.Verified != (len(e.VerifiedBy) > 0) {
 				c.reportf("user %s: email %q has verified %v and %d vouching accounts", id, e.Email, e.Verified, len(e.VerifiedBy))
+			}
+			if holder := c.emails[normalizeEmail(e.Email)+"/"+id]; e.Verified && !holder {
+				c.reportf("user %s: email %q is verified but another user, or no one, holds it", id, e.Email)
 			}
 			for _, aid := range e.VerifiedBy {
 				switch a := c.accounts[aid]; {

@@ -75,7 +75,8 @@ func (s *Store) Export(ctx context.Context, fn func(rec store.Record) error) err
 // events. A record whose user (or redirect URL) exists already is skipped
 // whole, so importing an export twice changes nothing the second time.
 // Expired sessions are not written. A verified address that another user
-// holds already stays verified on this user but does not link sign-ins to it.
+// holds already is not verified on this user, and sessions that carry it
+// are not written (see store.Emails.Import).
 func (s *Store) Import(ctx context.Context, rec store.Record) (store.ImportResult, error) {
 	var res store.ImportResult
 	switch {
@@ -149,20 +150,15 @@ func (s *Store) Import(ctx context.Context, rec store.Record) (store.ImportResul
 		} else if err != nil {
 			return err
 		}
-		for _, e := range u.Emails {
-			norm := normalizeEmail(e.Email)
-			if _, err := tx.Exec(ctx, `INSERT INTO user_emails (email_lower, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-				norm, u.ID); err != nil {
-				return fmt.Errorf("recording an email: %w", err)
-			}
-			if !e.Verified {
-				continue
-			}
-			if _, err := tx.Exec(ctx, `UPDATE user_emails SET holder = true
-				WHERE email_lower = $1 AND user_id = $2 AND NOT holder
-				AND NOT EXISTS (SELECT 1 FROM user_emails WHERE email_lower = $1 AND holder)`, norm, u.ID); err != nil {
-				return fmt.Errorf("indexing an email: %w", err)
-			}
+		// Import changes its copy of the record: the closure may run again.
+		imp, user := rec, *u
+		imp.User = &user
+		emails := store.Emails{Tx: s.emails(ctx, tx, now), Now: now}
+		if err := emails.Import(&imp); err != nil {
+			return err
+		}
+		if err := saveUser(ctx, tx, &user); err != nil {
+			return err
 		}
 		for _, a := range rec.Accounts {
 			if err := s.insertAccount(ctx, tx, a); err != nil {
@@ -170,7 +166,7 @@ func (s *Store) Import(ctx context.Context, rec store.Record) (store.ImportResul
 			}
 			res.Accounts++
 		}
-		for _, sess := range rec.Sessions {
+		for _, sess := range imp.Sessions {
 			if sess.UserID != u.ID || !validID(sess.ID) || !now.Before(sess.ExpiresAt) {
 				continue
 			}

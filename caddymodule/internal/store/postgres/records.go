@@ -39,16 +39,10 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 	case !sess.ExpiresAt.After(now):
 		return errors.New("creating session: it expires in the past")
 	}
-	bare := *sess
-	bare.ID = ""
-	record, err := json.Marshal(&bare)
-	if err != nil {
-		return fmt.Errorf("creating session: %w", err)
-	}
 	hash := digest(sess.ID)
-	err = s.writeWithEvents(ctx, func(tx pgx.Tx, out *store.Outbox) error {
-		// FOR SHARE waits for a ban of the user in flight, whose
-		// FOR NO KEY UPDATE it conflicts with, and then sees it.
+	err := s.writeWithEvents(ctx, func(tx pgx.Tx, out *store.Outbox) error {
+		// FOR SHARE waits for a ban of the user in flight, or a change of
+		// its addresses (both lock it FOR NO KEY UPDATE), and then sees it.
 		var user []byte
 		if err := tx.QueryRow(ctx, `SELECT record FROM users WHERE id = $1 FOR SHARE`, sess.UserID).Scan(&user); err != nil {
 			return notFound(err)
@@ -58,6 +52,13 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 			return err
 		}
 		if err := u.CanSignIn(); err != nil {
+			return err
+		}
+		u.DropUnheldEmail(sess)
+		bare := *sess
+		bare.ID = ""
+		record, err := json.Marshal(&bare)
+		if err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO sessions (id_hash, id_sealed, user_id, expires_ns, record) VALUES ($1, $2, $3, $4, $5)`,

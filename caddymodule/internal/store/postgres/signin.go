@@ -3,8 +3,10 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,7 +78,8 @@ func (s *Store) signInKnown(ctx context.Context, tx pgx.Tx, out *store.Outbox, i
 		return store.SignInResult{}, err
 	}
 	acc.Refresh(&in.Account, now)
-	changed, err := store.AdoptAccount(pgEmails{ctx, tx}, u, acc, now) // u is locked (lockUser)
+	emails := in.Emails(s.emails(ctx, tx, now), out, now)
+	changed, err := store.AdoptAccount(emails, u, acc, now) // u is locked (lockUser)
 	if err != nil {
 		return store.SignInResult{}, err
 	}
@@ -94,7 +97,9 @@ func (s *Store) signInKnown(ctx context.Context, tx pgx.Tx, out *store.Outbox, i
 			return store.SignInResult{}, err
 		}
 	}
-	return store.SignInResult{User: u, Account: acc}, nil
+	res := store.SignInResult{User: u, Account: acc}
+	emails.Report(&res)
+	return res, nil
 }
 
 // userEvent adds an event about u, with its accounts as tx sees them, to out.
@@ -124,7 +129,7 @@ func (s *Store) signInNew(ctx context.Context, tx pgx.Tx, out *store.Outbox, in 
 		}
 	case in.LooksUpEmailHolder():
 		var err error
-		if link, holder, u, err = s.emailLinkOf(ctx, tx, &in); err != nil {
+		if link, holder, u, err = s.emailLinkOf(ctx, tx, &in, now); err != nil {
 			return store.SignInResult{}, err
 		}
 	}
@@ -144,7 +149,8 @@ func (s *Store) signInNew(ctx context.Context, tx pgx.Tx, out *store.Outbox, in 
 	if err := s.insertAccount(ctx, tx, &acc); err != nil {
 		return store.SignInResult{}, err
 	}
-	changed, err := store.AdoptAccount(pgEmails{ctx, tx}, u, &acc, now)
+	emails := in.Emails(s.emails(ctx, tx, now), out, now)
+	changed, err := store.AdoptAccount(emails, u, &acc, now)
 	if err != nil {
 		return store.SignInResult{}, err
 	}
@@ -166,6 +172,7 @@ func (s *Store) signInNew(ctx context.Context, tx pgx.Tx, out *store.Outbox, in 
 		return store.SignInResult{}, err
 	}
 	res := store.SignInResult{User: u, Account: &acc, UserCreated: userCreated, AccountCreated: true}
+	emails.Report(&res)
 	if userCreated {
 		err = out.Add(store.Event{Type: store.EventUserCreated, CreatedAt: now, User: u, Accounts: []*store.ExternalAccount{&acc}})
 	}
@@ -189,34 +196,22 @@ func (s *Store) signInNew(ctx context.Context, tx pgx.Tx, out *store.Outbox, in 
 
 // emailLinkOf finds and locks the holder of in.Account's verified email and
 // applies in.EmailLink to it: it returns the holder's id, and the holder
-// itself for EmailLinkJoin; for EmailLinkTakeOver it releases the address
-// from the holder, and for EmailLinkRefuse it fails with ErrEmailHeld.
-func (s *Store) emailLinkOf(ctx context.Context, tx pgx.Tx, in *store.SignIn) (store.EmailLink, string, *store.User, error) {
+// itself for EmailLinkJoin; for EmailLinkRefuse it fails with ErrEmailHeld.
+// A take-over is the new user's AdoptAccount's to carry out.
+func (s *Store) emailLinkOf(ctx context.Context, tx pgx.Tx, in *store.SignIn, now time.Time) (store.EmailLink, string, *store.User, error) {
 	none := store.EmailLinkNone
-	holder, err := emailHolder(ctx, tx, in.Account.Email)
+	x := s.emails(ctx, tx, now)
+	holder, err := x.Holder(in.Account.Email)
 	if err != nil || holder == "" {
 		return none, "", nil, err
 	}
-	h, err := lockUser(ctx, tx, holder)
-	if errors.Is(err, store.ErrNotFound) {
-		return none, "", nil, errRetry // deleted since the lookup
-	}
-	if err != nil {
-		return none, "", nil, err
-	}
-	// The holder may have given the address up before we locked it.
-	if again, err := emailHolder(ctx, tx, in.Account.Email); err != nil || again != holder {
-		return none, "", nil, cmp.Or(err, errRetry)
-	}
-	accounts, err := s.accountsOf(ctx, tx, holder)
+	h, accounts, err := x.LockHolder(in.Account.Email, holder)
 	if err != nil {
 		return none, "", nil, err
 	}
 	switch link := in.EmailLink(h, accounts); link {
 	case store.EmailLinkJoin:
 		return link, holder, h, nil
-	case store.EmailLinkTakeOver:
-		return link, holder, nil, pgEmails{ctx, tx}.Release(in.Account.Email, holder)
 	case store.EmailLinkRefuse:
 		return link, holder, nil, store.ErrEmailHeld
 	default:
@@ -242,11 +237,17 @@ func (s *Store) revokeSessionsOf(ctx context.Context, tx pgx.Tx, userID string) 
 	return revoked, nil
 }
 
-// pgEmails is the PostgreSQL store.EmailIndex: a user_emails row records
-// an address a user has, and holder marks the user a verified one links to.
+// pgEmails is the PostgreSQL store.EmailTx: a user_emails row records an
+// address a user has, and holder marks the user a verified one links to.
 type pgEmails struct {
 	ctx context.Context
 	tx  pgx.Tx
+	s   *Store
+	now time.Time
+}
+
+func (s *Store) emails(ctx context.Context, tx pgx.Tx, now time.Time) pgEmails {
+	return pgEmails{ctx, tx, s, now}
 }
 
 // Record inserts u's user_emails row for email, if it is missing.
@@ -258,14 +259,15 @@ func (x pgEmails) Record(email string, u *store.User) error {
 	return nil
 }
 
-// Claim makes u's row for email the holder, unless some row holds it.
-func (x pgEmails) Claim(email string, u *store.User) error {
+// Holder returns the user whose row holds email.
+func (x pgEmails) Holder(email string) (string, error) { return emailHolder(x.ctx, x.tx, email) }
+
+// Hold makes u's row for email the holder.
+func (x pgEmails) Hold(email string, u *store.User) error {
 	// Two users taking one free address at once: the unique index
 	// user_emails_one_holder fails one, whose transaction is retried.
-	_, err := x.tx.Exec(x.ctx, `UPDATE user_emails SET holder = true
-		WHERE email_lower = $1 AND user_id = $2 AND NOT holder
-		AND NOT EXISTS (SELECT 1 FROM user_emails WHERE email_lower = $1 AND holder)`, normalizeEmail(email), u.ID)
-	if err != nil {
+	if _, err := x.tx.Exec(x.ctx, `UPDATE user_emails SET holder = true WHERE email_lower = $1 AND user_id = $2`,
+		normalizeEmail(email), u.ID); err != nil {
 		return fmt.Errorf("indexing an email: %w", err)
 	}
 	return nil
@@ -278,6 +280,69 @@ func (x pgEmails) Release(email, userID string) error {
 		return fmt.Errorf("releasing an email: %w", err)
 	}
 	return nil
+}
+
+// LockHolder locks and loads the user id, with its accounts, and starts the
+// transaction over when id no longer holds email once locked.
+func (x pgEmails) LockHolder(email, id string) (*store.User, []*store.ExternalAccount, error) {
+	h, err := lockUser(x.ctx, x.tx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, errRetry // deleted since the lookup
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	// The holder may have given the address up before we locked it.
+	if again, err := emailHolder(x.ctx, x.tx, email); err != nil || again != id {
+		return nil, nil, cmp.Or(err, errRetry)
+	}
+	accounts, err := x.s.accountsOf(x.ctx, x.tx, id)
+	return h, accounts, err
+}
+
+// SaveUser writes a user LockHolder locked.
+func (x pgEmails) SaveUser(u *store.User) error { return saveUser(x.ctx, x.tx, u) }
+
+// EndSessionsCarrying deletes the user's live sessions whose verified
+// address is email. A session being created meanwhile waits for the user's
+// lock (CreateSession reads the user FOR SHARE) and then sees the change.
+func (x pgEmails) EndSessionsCarrying(userID, email string) ([]*store.Session, error) {
+	// Compared in Go: PostgreSQL's lower() is not normalizeEmail.
+	rows, err := x.tx.Query(x.ctx, `SELECT id_hash, record FROM sessions WHERE user_id = $1 AND expires_ns > $2`,
+		userID, x.now.UnixNano())
+	if err != nil {
+		return nil, err
+	}
+	carrying, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) ([]byte, error) {
+		var hash, record []byte
+		if err := row.Scan(&hash, &record); err != nil {
+			return nil, err
+		}
+		var sess store.Session
+		if err := json.Unmarshal(record, &sess); err != nil {
+			return nil, fmt.Errorf("decoding a session: %w", err)
+		}
+		if sess.VerifiedEmail() == "" || normalizeEmail(sess.Email) != email {
+			return nil, nil
+		}
+		return hash, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ending sessions of user %s: %w", userID, err)
+	}
+	carrying = slices.DeleteFunc(carrying, func(h []byte) bool { return h == nil })
+	if len(carrying) == 0 {
+		return nil, nil
+	}
+	rows, err = x.tx.Query(x.ctx, `DELETE FROM sessions WHERE id_hash = ANY($1) RETURNING id_hash, id_sealed, record`, carrying)
+	if err != nil {
+		return nil, err
+	}
+	ended, err := pgx.CollectRows(rows, x.s.scanSession)
+	if err != nil {
+		return nil, fmt.Errorf("ending sessions of user %s: %w", userID, err)
+	}
+	return ended, nil
 }
 
 // emailHolder returns the user a verified email links to, or "".

@@ -26,21 +26,11 @@ func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
 		if err := claimHandles(ctx, tx, u, nil); err != nil {
 			return err
 		}
-		idx := pgEmails{ctx, tx}
-		for _, e := range u.Emails {
-			holder, err := emailHolder(ctx, tx, e.Email)
-			if err != nil {
-				return err
-			}
-			if holder != "" {
-				return callerError{store.Taken("email_address")}
-			}
-			if err := idx.Record(e.Email, u); err != nil {
-				return err
-			}
-			if err := idx.Claim(e.Email, u); err != nil {
-				return err
-			}
+		emails := store.Emails{Tx: s.emails(ctx, tx, u.CreatedAt), Now: u.CreatedAt}
+		if err := emails.Create(u); errors.Is(err, store.ErrExists) {
+			return callerError{err}
+		} else if err != nil {
+			return err
 		}
 		return out.Add(store.Event{Type: store.EventUserCreated, CreatedAt: u.CreatedAt, User: u})
 	})

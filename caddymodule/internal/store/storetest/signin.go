@@ -152,13 +152,26 @@ func signInUnverifiedEmailIsRecordedButNeverLinks(t *testing.T, o opener) {
 	if em := res.User.Emails; len(em) != 1 || em[0].Email != "gina@example.com" || em[0].Verified || len(em[0].VerifiedBy) != 0 {
 		t.Errorf("emails = %+v, want gina@example.com unverified", em)
 	}
-	if e.linksTo("gina@example.com") == res.User.ID {
+	probe := e.linksTo("gina@example.com")
+	if probe == res.User.ID {
 		t.Error("an unverified address linked a sign-in")
 	}
-	// The same address verified later by the same account links then.
+	// The same address verified later by the same account stays unverified
+	// while the probe's user, which verified it first, holds it...
+	res = e.signIn(store.SignIn{Account: account("gina", "GINA@example.com", true)})
+	if em := res.User.Emails; len(em) != 1 || em[0].Verified {
+		t.Errorf("emails after verification, the address held by another user = %+v", em)
+	}
+	// ...and links then, once that user is gone.
+	if err := e.st.DeleteUser(context.Background(), probe); err != nil {
+		t.Fatal(err)
+	}
 	res = e.signIn(store.SignIn{Account: account("gina", "GINA@example.com", true)})
 	if em := res.User.Emails; len(em) != 1 || !em[0].Verified || em[0].Email != "gina@example.com" {
 		t.Errorf("emails after verification = %+v", em)
+	}
+	if e.linksTo("gina@example.com") != res.User.ID {
+		t.Error("the verified address does not link to its holder")
 	}
 	e.checkClean()
 }
