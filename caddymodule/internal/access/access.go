@@ -1,13 +1,16 @@
 // Package access decides who may use a site: the allow_emails and
 // allow_groups rules of the app (who may sign in at all) and of a route (who
-// may reach it). A user is admitted when one of their linked accounts
-// matches a rule of either kind.
+// may reach it). A user is admitted when one of their verified addresses
+// matches an email rule, or one of their linked accounts a group rule.
 //
 // An email rule is an address, ada@example.com, or a whole domain,
-// *@example.com; both match without regard to case. Only addresses a
-// provider verified count (each provider's own rules decide what is
-// verified: see the store's EmailAddress and the provider presets), so
-// nobody gets in by typing an address into an unverifying provider.
+// *@example.com; both match without regard to case. Only the addresses
+// verified on the user count, the same that the upstream may see: a
+// provider verified them (each provider's own rules decide what is
+// verified: see the provider presets) and no other user holds them (see
+// the store's Emails). So nobody gets in by typing an address into an
+// unverifying provider, nor by linking an account whose provider calls
+// someone else's address verified.
 //
 // A group rule is provider:group, corp:admins: the group as the provider
 // named corp asserted it at the account's last sign-in (its fields groups
@@ -103,17 +106,19 @@ func (r *Rules) MatchEmail(address string) bool {
 	return r.addresses[a] || r.domains[a[i+1:]]
 }
 
-// Admits reports whether one of a user's linked accounts matches a rule:
-// its verified address an email rule, or one of its groups a group rule
-// naming its provider. With no rule it admits everyone.
-func (r *Rules) Admits(accounts []*store.ExternalAccount) bool {
+// Admits reports whether the user u, whose linked accounts are accounts,
+// matches a rule: one of u's verified addresses an email rule, or one of an
+// account's groups a group rule naming its provider. An account's own
+// email_verified does not count: its address may be another user's. With
+// no rule it admits everyone.
+func (r *Rules) Admits(u *store.User, accounts []*store.ExternalAccount) bool {
 	if !r.Restricts() {
 		return true
 	}
+	if slices.ContainsFunc(u.Emails, func(e store.EmailAddress) bool { return e.Verified && r.MatchEmail(e.Email) }) {
+		return true
+	}
 	return slices.ContainsFunc(accounts, func(a *store.ExternalAccount) bool {
-		if a.EmailVerified && r.MatchEmail(a.Email) {
-			return true
-		}
 		want := r.groups[a.Provider]
 		return len(want) > 0 && slices.ContainsFunc(a.Groups, func(g string) bool { return slices.Contains(want, g) })
 	})

@@ -50,15 +50,21 @@ func TestRules_MatchAddressesAndWholeDomainsWithoutCase(t *testing.T) {
 	}
 }
 
-func TestRules_OnlyVerifiedAddressesCount(t *testing.T) {
+func TestRules_OnlyTheUsersVerifiedAddressesCount(t *testing.T) {
 	r, _ := Parse([]string{"*@example.com"}, nil, nil)
-	accounts := []*store.ExternalAccount{{Email: "ada@example.com"}, {Email: "ada@gmail.com", EmailVerified: true}}
-	if r.Admits(accounts) {
-		t.Error("accounts whose matching address is unverified are admitted")
+	u := &store.User{Emails: []store.EmailAddress{{Email: "ada@example.com"}, {Email: "ada@gmail.com", Verified: true}}}
+	if r.Admits(u, nil) {
+		t.Error("a user whose matching address is unverified is admitted")
 	}
-	accounts[0].EmailVerified = true
-	if !r.Admits(accounts) {
-		t.Error("accounts with a verified matching address (not the first) are refused")
+	// An account at a provider calling the address verified, while another
+	// user holds it (so it is not verified on this one), admits no one.
+	accounts := []*store.ExternalAccount{{Provider: "shady", Email: "ada@example.com", EmailVerified: true}}
+	if r.Admits(u, accounts) {
+		t.Error("an account's email_verified admitted a user on whom the address is not verified")
+	}
+	u.Emails[0].Verified = true
+	if !r.Admits(u, nil) {
+		t.Error("a user with a verified matching address (not the first) is refused")
 	}
 }
 
@@ -76,7 +82,13 @@ func TestRules_AGroupCountsOnlyFromTheProviderItNames(t *testing.T) {
 		{"another account's group", []*store.ExternalAccount{{Provider: "gitlab"}, {Provider: "corp", Groups: []string{"admins"}}}, true},
 		{"an email rule instead", []*store.ExternalAccount{{Provider: "gitlab", Email: "boss@example.com", EmailVerified: true}}, true},
 	} {
-		if got := r.Admits(tc.accounts); got != tc.want {
+		u := &store.User{}
+		for _, a := range tc.accounts {
+			if a.EmailVerified {
+				u.Emails = append(u.Emails, store.EmailAddress{Email: a.Email, Verified: true, VerifiedBy: []string{a.ID}})
+			}
+		}
+		if got := r.Admits(u, tc.accounts); got != tc.want {
 			t.Errorf("%s: Admits = %v, want %v", tc.name, got, tc.want)
 		}
 	}
@@ -87,7 +99,7 @@ func TestRules_NoRulesAdmitEveryone(t *testing.T) {
 	if err != nil || r.Restricts() {
 		t.Fatalf("no rules: %v, restricts %v", err, r.Restricts())
 	}
-	if !r.Admits(nil) || !r.Admits([]*store.ExternalAccount{{Email: "x@y.example"}}) {
+	if !r.Admits(&store.User{}, nil) || !r.Admits(&store.User{}, []*store.ExternalAccount{{Email: "x@y.example"}}) {
 		t.Error("no rules refused someone")
 	}
 }

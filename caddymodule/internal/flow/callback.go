@@ -28,6 +28,9 @@ type Outcome struct {
 	// Linked, when set, tells that the sign-in joined an existing user by
 	// a shared verified address: the person must be told.
 	Linked *LinkNotice
+	// Relieved lists the other users the sign-in took a verified address
+	// from (store.SignInResult.Relieved): what is cached of them is stale.
+	Relieved []string
 }
 
 // Callback completes a flow at p's callback: it checks state and the browser
@@ -77,13 +80,15 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 	if err != nil {
 		return nil, unavailable(p, err)
 	}
-	in := store.SignIn{Account: account(p, res), Now: f.now()}
+	// LinkByEmail on every kind of flow: a trusted provider's verified
+	// address takes the address over from an untrusted holder whether it
+	// arrives by a sign-in or a connect (see store.Emails).
+	in := store.SignIn{Account: account(p, res), Now: f.now(), LinkByEmail: f.LinkByEmail}
 	// auth is how the new session's person proved who they are: a link
 	// keeps the session's (it proves an account, not its holder).
 	var auth session.Auth
 	switch rec.Mode {
 	case ModeSignIn:
-		in.LinkByEmail = f.LinkByEmail
 		in.Admit = f.admit(p, in.Account)
 		auth.Time, auth.ProviderSID = f.authTime(res), res.SID
 	case ModeConnect:
@@ -130,7 +135,7 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 		}
 		f.Logger.Info("native sign-in", zap.String("provider", p.Name()), zap.String("user_id", out.User.ID),
 			zap.Bool("user_created", out.UserCreated))
-		return &Outcome{Mode: rec.Mode, User: out.User, Account: out.Account, ReturnTo: back, Created: out.UserCreated, Linked: linked}, nil
+		return &Outcome{Mode: rec.Mode, User: out.User, Account: out.Account, ReturnTo: back, Created: out.UserCreated, Linked: linked, Relieved: out.Relieved}, nil
 	}
 	if rec.Mode == ModeSignIn {
 		auth.AccountID = out.Account.ID
@@ -164,7 +169,7 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 			zap.Bool("user_created", out.UserCreated), zap.Bool("account_created", out.AccountCreated))
 	}
 	return &Outcome{Mode: rec.Mode, User: out.User, Account: out.Account, Session: sess,
-		ReturnTo: rec.ReturnTo, Created: out.UserCreated, Linked: linked}, nil
+		ReturnTo: rec.ReturnTo, Created: out.UserCreated, Linked: linked, Relieved: out.Relieved}, nil
 }
 
 // SignInResult records a sign-in verified outside a browser flow (native
@@ -188,7 +193,7 @@ func (f *Flow) SignInResult(ctx context.Context, p *provider.Provider, res *prov
 	linked := f.linked(p, out)
 	f.Logger.Info("native sign-in", zap.String("provider", p.Name()), zap.String("user_id", out.User.ID),
 		zap.Bool("user_created", out.UserCreated))
-	return &Outcome{Mode: ModeSignIn, User: out.User, Account: out.Account, Created: out.UserCreated, Linked: linked}, nil
+	return &Outcome{Mode: ModeSignIn, User: out.User, Account: out.Account, Created: out.UserCreated, Linked: linked, Relieved: out.Relieved}, nil
 }
 
 // admit is the store's Admit for a sign-in with acc at p: nil when the app
@@ -198,8 +203,8 @@ func (f *Flow) admit(p *provider.Provider, acc store.ExternalAccount) func(*stor
 	if !f.Admit.Restricts() {
 		return nil
 	}
-	return func(_ *store.User, accounts []*store.ExternalAccount) error {
-		if f.Admit.Admits(accounts) {
+	return func(u *store.User, accounts []*store.ExternalAccount) error {
+		if f.Admit.Admits(u, accounts) {
 			return nil
 		}
 		return errNotAdmitted(p, acc)

@@ -27,18 +27,18 @@ func (g *Gateway) ProviderNames() []string {
 
 // Admitted reports whether the session's user may use a route: the app's
 // rules (Config.Admit) and the route's (nil for none) each need one of the
-// user's linked accounts to match. It is asked on every request, so a reload
+// user's verified addresses or linked accounts to match. It is asked on every request, so a reload
 // that narrows the rules shuts out signed-in users at once. With no rule at
 // all it reads nothing.
 func (g *Gateway) Admitted(ctx context.Context, sess *store.Session, route *access.Rules) (bool, error) {
 	if !g.Admit.Restricts() && !route.Restricts() {
 		return true, nil
 	}
-	accounts, err := g.accountsOf(ctx, sess.UserID)
+	u, accounts, err := g.linkedOf(ctx, sess.UserID)
 	if err != nil {
 		return false, err
 	}
-	return g.Admit.Admits(accounts) && route.Admits(accounts), nil
+	return g.Admit.Admits(u, accounts) && route.Admits(u, accounts), nil
 }
 
 // DenyNotAdmitted answers a signed-in request that allow_emails and

@@ -65,7 +65,7 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, name string) 
 	}
 	out, err := g.Flow.Callback(w, r, p)
 	if out != nil {
-		g.ForgetAccounts(out.User.ID)
+		g.forgetSignedIn(out)
 	}
 	if fe := (*flow.Error)(nil); errors.As(err, &fe) {
 		metrics.SignIns.WithLabelValues(name, fe.Reason).Inc()

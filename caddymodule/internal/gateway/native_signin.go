@@ -132,6 +132,6 @@ func (g *Gateway) nativeSignIn(w http.ResponseWriter, r *http.Request, p *provid
 		g.internal(w, r, "recording native sign-in", err)
 		return
 	}
-	g.ForgetAccounts(out.User.ID)
+	g.forgetSignedIn(out)
 	g.issueNative(w, r, out.User.ID, lifetime, out.Linked)
 }
