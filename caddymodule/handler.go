@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"net/http"
 	"slices"
 
@@ -260,16 +259,6 @@ func (h *Handler) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 var sessionCtxKey = ctxKey{}
 
 type ctxKey struct{}
-
-// clientIP is Caddy's idea of the client: the peer, or what a trusted
-// proxy says (trusted_proxies); never a header from an untrusted peer.
-func clientIP(r *http.Request) string {
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
-		return ip
-	}
-	host, _, _ := net.SplitHostPort(r.RemoteAddr)
-	return host
-}
 
 // Interface guards
 var (

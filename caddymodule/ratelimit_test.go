@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/testop"
 )
 
 func TestRateLimit_FloodsGet429AndNoOutboundCall(t *testing.T) {
@@ -105,5 +107,91 @@ func TestRateLimit_CountsAnIPv6NetworkAsOneClient(t *testing.T) {
 	}
 	if got := start("2001:db8:2:ffff::1"); got != http.StatusTooManyRequests {
 		t.Errorf("a 4th /64 of the same /48 with rate_limit_ipv6_prefix 48: %d, want 429", got)
+	}
+}
+
+// readmeProxyServers returns the lines of the servers block of the README's
+// "Run behind another proxy" recipe, the front proxy on loopback.
+func readmeProxyServers(t *testing.T) []string {
+	t.Helper()
+	var servers []string
+	in := false
+	for _, line := range strings.Split(readmeBlock(t, "**Run behind another proxy.**"), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "servers {":
+			in = true
+		case in && line == "}":
+			in = false
+		case in:
+			servers = append(servers, strings.ReplaceAll(line, "10.0.0.0/8", "127.0.0.0/8"))
+		}
+	}
+	if len(servers) == 0 {
+		t.Fatal("the README's proxy recipe has no servers block")
+	}
+	return servers
+}
+
+// Behind a front proxy that appends the address it saw to X-Forwarded-For
+// (nginx's $proxy_add_x_forwarded_for, cloud load balancers), the abuse
+// limits count the client that proxy saw, not an address the client wrote
+// before it: with the README's recipe (trusted_proxies_strict), and without
+// the strict mode, where Caddy's client_ip is the client's pick and the
+// gateway reads the right-most address itself. Found open by a red-team run.
+func TestRateLimit_BehindAProxyCountsTheClientTheProxySaw(t *testing.T) {
+	recipe := readmeProxyServers(t)
+	notStrict := []string{}
+	for _, line := range recipe {
+		if line != "trusted_proxies_strict" {
+			notStrict = append(notStrict, line)
+		}
+	}
+	if len(notStrict) == len(recipe) {
+		t.Fatal("the README's proxy recipe does not set trusted_proxies_strict")
+	}
+	op := startOP(t, testop.Options{})
+	for _, tc := range []struct {
+		name    string
+		servers []string
+		// forwarded is the X-Forwarded-For of the i-th request: what the
+		// client wrote, then what the proxies appended.
+		forwarded func(i int) string
+	}{
+		{"the README's recipe", recipe, func(i int) string { return fmt.Sprintf("203.0.113.%d, 198.51.100.7", i+1) }},
+		{"without trusted_proxies_strict", notStrict, func(i int) string { return fmt.Sprintf("203.0.113.%d, 198.51.100.7", i+1) }},
+		{"the README's recipe, two proxies", recipe, func(i int) string { return fmt.Sprintf("203.0.113.%d, 198.51.100.7, 127.0.0.9", i+1) }},
+		{"a client-sent list of many", recipe, func(i int) string {
+			return strings.Repeat(fmt.Sprintf("203.0.113.%d,", i+1), 20) + "garbage, 198.51.100.7"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, options{
+				Server: "servers {\n\t\t" + strings.Join(tc.servers, "\n\t\t") + "\n\t}",
+				Global: fmt.Sprintf("provider oidc corp {\n\t\t\tissuer %s\n\t\t\tclient_id test-client\n\t\t\tclient_secret test-secret\n\t\t}\n\t\trate_limit start 3 1m", op.URL()),
+			})
+			addr := strings.TrimPrefix(e.Base, "http://")
+			var statuses []int
+			limited := 0
+			for i := range 6 {
+				resp, _ := advRawFrom(t, "127.0.0.1", addr, "POST /_auth/oauth/corp/start HTTP/1.1\r\nHost: "+addr+
+					"\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\n"+
+					"X-Forwarded-For: "+tc.forwarded(i)+"\r\nConnection: close\r\n\r\n")
+				statuses = append(statuses, resp.StatusCode)
+				if resp.StatusCode == http.StatusTooManyRequests {
+					limited++
+				}
+			}
+			if limited != 3 {
+				t.Errorf("6 starts of one client (3 allowed per minute), each claiming another address before the proxy's: statuses %v, want the last 3 refused with 429", statuses)
+			}
+			// Another client behind the same proxy has a limit of its own.
+			resp, _ := advRawFrom(t, "127.0.0.1", addr, "POST /_auth/oauth/corp/start HTTP/1.1\r\nHost: "+addr+
+				"\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\n"+
+				"X-Forwarded-For: 198.51.100.8\r\nConnection: close\r\n\r\n")
+			if resp.StatusCode == http.StatusTooManyRequests {
+				t.Error("another client behind the same proxy was refused")
+			}
+		})
 	}
 }
