@@ -173,8 +173,12 @@ func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 
 	case route(4, "users", http.MethodDelete) && seg[2] == "external_accounts":
 		userID, id := seg[1], seg[3]
-		if _, err := st.DeleteExternalAccount(ctx, userID, id, func([]*store.ExternalAccount) error { return nil }); err != nil {
+		_, revoked, err := st.DeleteExternalAccount(ctx, userID, id, func([]*store.ExternalAccount) error { return nil })
+		if err != nil {
 			return storeErr(err, "external account "+id+" of user "+userID)
+		}
+		for _, s := range revoked {
+			open.sessionEnded(s)
 		}
 		open.accountsChanged(userID)
 		return adminJSON(w, map[string]any{"object": "external_account", "id": id, "deleted": true})

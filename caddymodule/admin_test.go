@@ -183,7 +183,10 @@ func TestAdminCLI_Offline(t *testing.T) {
 	bin := cli(buildSocialgate(t))
 	s := seedStore(t)
 
+	bin.run(t, "user", "--storage", s.dir, s.ada).want(t, 0, "1 sessions")
 	bin.run(t, "account-disconnect", "--storage", s.dir, s.ada, s.adaEAC).want(t, 0, "disconnected account "+s.adaEAC)
+	// Ada's session was signed in through that account: it ended with it.
+	bin.run(t, "user", "--storage", s.dir, s.ada).want(t, 0, "0 sessions")
 	bin.run(t, "account-disconnect", "--storage", s.dir, s.ada, s.adaEAC).wantError(t, 1, "there is no external account")
 	bin.run(t, "account-disconnect", "--storage", s.dir, s.ada).wantError(t, 2, "give a user id and an external account id")
 

@@ -144,9 +144,10 @@ such live session.
 		Usage: "[--storage <dir>] [--admin <addr>] <user id> <external account id>",
 		Short: "Unlinks an external account from a socialgate user",
 		Long: `
-Unlinks one external account (eac_…) from its user, in one transaction: an
-email address only that account vouched for becomes unverified. Tokens at
-the provider are not revoked. Exit code 1 when the user has no such
+Unlinks one external account (eac_…) from its user, in one transaction: the
+sessions signed in through it end, and an email address only that account
+vouched for becomes unverified (ending the sessions that show it). Tokens
+at the provider are not revoked. Exit code 1 when the user has no such
 account.
 ` + storageHelp,
 		CobraFunc: func(cmd *cobra.Command) {
@@ -538,7 +539,7 @@ func cmdAccountDisconnect(fl caddycmd.Flags) (int, error) {
 	}
 	userID, id := fl.Arg(0), fl.Arg(1)
 	code, err := withStore(fl, func(st *store.Badger) (int, error) {
-		_, err := st.DeleteExternalAccount(context.Background(), userID, id, func([]*store.ExternalAccount) error { return nil })
+		_, _, err := st.DeleteExternalAccount(context.Background(), userID, id, func([]*store.ExternalAccount) error { return nil })
 		if err != nil {
 			return notFound(err, "external account "+id+" of user "+userID)
 		}

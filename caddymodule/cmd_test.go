@@ -119,7 +119,7 @@ func seedStore(t *testing.T) seeded {
 	a := signIn("ada", "Ada Lovelace", "ada@example.com", now.Add(-time.Hour))
 	s.ada, s.adaEAC = a.User.ID, a.Account.ID
 	s.grace = signIn("grace", "Grace Hopper", "Grace@Example.com", now).User.ID
-	sess := &store.Session{UserID: s.ada, ExpiresAt: now.Add(time.Hour), IP: "192.0.2.1", UserAgent: "test"}
+	sess := &store.Session{UserID: s.ada, AccountID: s.adaEAC, ExpiresAt: now.Add(time.Hour), IP: "192.0.2.1", UserAgent: "test"}
 	if err := st.CreateSession(ctx, sess); err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,9 @@ import (
 
 // TestPostgres_RevocationReachesEveryGatewayAtOnce runs two gateway
 // processes on one PostgreSQL database with an hour of session_cache: a
-// session revoked, signed out, deleted or logged out by the provider
-// (back-channel) on gateway A is refused by gateway B on the very next
+// session revoked, signed out, deleted, disconnected from the account it
+// signed in through, or logged out by the provider (back-channel) on
+// gateway A is refused by gateway B on the very next
 // request, also after B's listener lost its connection and made a new one.
 func TestPostgres_RevocationReachesEveryGatewayAtOnce(t *testing.T) {
 	if testing.Short() {
@@ -75,6 +76,12 @@ func TestPostgres_RevocationReachesEveryGatewayAtOnce(t *testing.T) {
 		t.Fatalf("deleting the user on A: status %d %v", status, body)
 	}
 	refusedOnB(cookie, "deleting the user")
+
+	_, cookie, me = signIn()
+	if status, _, body := apiCall(t, onA, http.MethodDelete, "/users/"+me["id"].(string)+"/external_accounts/"+accountID(me, "oauth_corp")); status != http.StatusOK {
+		t.Fatalf("disconnecting the account on A: status %d %v", status, body)
+	}
+	refusedOnB(cookie, "disconnecting the account it signed in through")
 
 	_, cookie, _ = signIn()
 	if status, _, body := backChannel(t, onA, "corp", logoutForm(op.LogoutToken("user-1", "", nil))); status != http.StatusOK {

@@ -80,16 +80,22 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, id string) {
 	writeJSON(w, http.StatusOK, map[string]any{"object": "user", "id": id, "deleted": true})
 }
 
-// DELETE /users/{id}/external_accounts/{eac}
+// DELETE /users/{id}/external_accounts/{eac}: the sessions signed in
+// through the account end with it (store.Store.DeleteExternalAccount).
 func (a *API) deleteExternalAccount(w http.ResponseWriter, r *http.Request, userID, id string) {
-	gone, err := a.Store.DeleteExternalAccount(r.Context(), userID, id, func([]*store.ExternalAccount) error { return nil })
+	gone, revoked, err := a.Store.DeleteExternalAccount(r.Context(), userID, id, func([]*store.ExternalAccount) error { return nil })
 	if a.notFound(w, err, "external account") {
 		return
+	}
+	for _, s := range revoked {
+		a.OnSessionEnd(s)
+		metrics.Sessions.WithLabelValues("revoked").Inc()
 	}
 	a.revoke(r, gone)
 	a.OnAccountsChange(userID)
 	metrics.Unlinks.WithLabelValues(gone.Provider).Inc()
-	a.Logger.Info("api: external account deleted", zap.String("user_id", userID), zap.String("external_account_id", id))
+	a.Logger.Info("api: external account deleted", zap.String("user_id", userID), zap.String("external_account_id", id),
+		zap.Int("revoked_sessions", len(revoked)))
 	writeJSON(w, http.StatusOK, map[string]any{"object": "external_account", "id": id, "deleted": true})
 }
 

@@ -194,7 +194,7 @@ func issueSessions(st *store.Badger, keys *keyring.Keyring, n, sample int) []str
 		res, err := st.SignIn(ctx, devSignIn(rand.IntN(n)))
 		check(err)
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		_, token, err := mgr.Issue(ctx, r, res.User, 0)
+		_, token, err := mgr.Issue(ctx, r, res.User, res.Account.ID, 0)
 		check(err)
 		tokens = append(tokens, token)
 	}

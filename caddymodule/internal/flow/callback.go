@@ -129,7 +129,7 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 	linked := f.linked(p, out)
 	if rec.Native != nil {
 		// The app redeems the nonce for a session token; no cookie here.
-		back, err := f.nativeReturn(r.Context(), rec.Native, out.User.ID, linked)
+		back, err := f.nativeReturn(r.Context(), rec.Native, out.User.ID, out.Account.ID, linked)
 		if err != nil {
 			return nil, err
 		}

@@ -30,6 +30,7 @@ const (
 // token nonce, to the user it signs in.
 type nonceRecord struct {
 	UserID    string      `json:"user_id,omitempty"`
+	AccountID string      `json:"account_id,omitempty"`
 	Challenge string      `json:"challenge"`
 	Linked    *LinkNotice `json:"linked,omitempty"`
 }
@@ -37,7 +38,7 @@ type nonceRecord struct {
 // nativeReturn mints the rotating token nonce of a finished native sign-in
 // and returns the app's redirect URL carrying it. The allowlist is checked
 // again: a URL removed meanwhile never receives a nonce.
-func (f *Flow) nativeReturn(ctx context.Context, n *Native, userID string, linked *LinkNotice) (string, error) {
+func (f *Flow) nativeReturn(ctx context.Context, n *Native, userID, accountID string, linked *LinkNotice) (string, error) {
 	if f.NativeAllowed == nil || !f.NativeAllowed(ctx, n.RedirectURL) {
 		return "", errNativeRedirect
 	}
@@ -45,7 +46,7 @@ func (f *Flow) nativeReturn(ctx context.Context, n *Native, userID string, linke
 	if err != nil {
 		return "", errNativeRedirect
 	}
-	nonce, err := f.putBound(ctx, nonceKind, nonceRecord{UserID: userID, Challenge: n.Challenge, Linked: linked}, NonceTTL)
+	nonce, err := f.putBound(ctx, nonceKind, nonceRecord{UserID: userID, AccountID: accountID, Challenge: n.Challenge, Linked: linked}, NonceTTL)
 	if err != nil {
 		return "", err
 	}
@@ -57,18 +58,18 @@ func (f *Flow) nativeReturn(ctx context.Context, n *Native, userID string, linke
 
 // RedeemNonce consumes a rotating token nonce: it is single-use, expires
 // after NonceTTL, and only the verifier of the flow's challenge redeems it.
-// It returns the user to start a session for, and the notice of a link by
-// email when the sign-in was one.
-func (f *Flow) RedeemNonce(ctx context.Context, nonce, verifier string) (*store.User, *LinkNotice, error) {
+// It returns the user to start a session for, the account the sign-in went
+// through, and the notice of a link by email when the sign-in was one.
+func (f *Flow) RedeemNonce(ctx context.Context, nonce, verifier string) (u *store.User, accountID string, linked *LinkNotice, err error) {
 	rec, err := f.takeBound(ctx, nonceKind, nonce, verifier, ErrInvalidNonce)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
 	}
-	u, err := f.Store.User(ctx, rec.UserID)
+	u, err = f.Store.User(ctx, rec.UserID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil, ErrInvalidNonce
+		return nil, "", nil, ErrInvalidNonce
 	}
-	return u, rec.Linked, err
+	return u, rec.AccountID, rec.Linked, err
 }
 
 // IssueSignInNonce mints the nonce a native app puts in its request to a

@@ -112,7 +112,7 @@ func TestSignInNonce_IsNotARotatingTokenNonce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := f.RedeemNonce(ctx, nonce, appVerifier); err != ErrInvalidNonce {
+	if _, _, _, err := f.RedeemNonce(ctx, nonce, appVerifier); err != ErrInvalidNonce {
 		t.Fatalf("RedeemNonce of a sign-in nonce = %v, want ErrInvalidNonce", err)
 	}
 }

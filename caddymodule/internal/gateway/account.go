@@ -262,13 +262,15 @@ func (g *Gateway) startFlow(w http.ResponseWriter, r *http.Request, req flow.Req
 }
 
 // accountDisconnect unlinks an account and revokes its tokens at the
-// provider where the provider supports it.
+// provider where the provider supports it. The sessions signed in through
+// the account end with it, this one too when it was (the browser then
+// meets the sign-in page).
 func (g *Gateway) accountDisconnect(w http.ResponseWriter, r *http.Request) {
 	sess := g.postedRecently(w, r)
 	if sess == nil {
 		return
 	}
-	gone, err := g.Store.DeleteExternalAccount(r.Context(), sess.UserID, r.PostFormValue("account_id"),
+	gone, revoked, err := g.Store.DeleteExternalAccount(r.Context(), sess.UserID, r.PostFormValue("account_id"),
 		func(remaining []*store.ExternalAccount) error {
 			if !g.canSignInWithout(remaining, "") {
 				return errLastIdentity
@@ -287,9 +289,14 @@ func (g *Gateway) accountDisconnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.Logger.Info("unlinked", zap.String("user_id", sess.UserID), zap.String("external_account_id", gone.ID),
-		zap.String("provider", gone.Provider))
+		zap.String("provider", gone.Provider), zap.Int("revoked_sessions", len(revoked)))
 	metrics.Unlinks.WithLabelValues(gone.Provider).Inc()
 	g.ForgetAccounts(sess.UserID)
+	for _, id := range revoked {
+		g.Identity.Forget(id)
+		g.Sessions.Forget(id)
+		metrics.Sessions.WithLabelValues("revoked").Inc()
+	}
 	if p, ok := g.byName[gone.Provider]; ok && p.CanRevoke() {
 		if err := p.Revoke(r.Context(), gone.Tokens.ClientID, gone.Tokens.AccessToken, gone.Tokens.RefreshToken); err != nil {
 			g.Logger.Warn("revoking tokens at the provider failed; the account is unlinked all the same",

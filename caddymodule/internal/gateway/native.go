@@ -60,11 +60,11 @@ func (g *Gateway) nativeToken(w http.ResponseWriter, r *http.Request) {
 	if !readNativeBody(w, r, &in, "{rotating_token_nonce, code_verifier}") {
 		return
 	}
-	user, linked, err := g.Flow.RedeemNonce(r.Context(), in.Nonce, in.Verifier)
+	user, accountID, linked, err := g.Flow.RedeemNonce(r.Context(), in.Nonce, in.Verifier)
 	if g.nativeFlowError(w, r, "redeeming nonce", err) {
 		return
 	}
-	g.issueNative(w, r, user.ID, 0, linked)
+	g.issueNative(w, r, user.ID, accountID, 0, linked)
 }
 
 // nativeNonce issues the nonce a native app puts in its request to a
@@ -105,17 +105,18 @@ func (g *Gateway) nativeFlowError(w http.ResponseWriter, r *http.Request, what s
 	return true
 }
 
-// issueNative starts a session for a native app and answers its token and
-// the user, with linked_by_email when the sign-in was a link by email (the
-// app must tell the person, as the browser's page does). A positive
-// lifetime shorter than the session lifetime ends the session sooner.
-func (g *Gateway) issueNative(w http.ResponseWriter, r *http.Request, userID string, lifetime time.Duration, linked *flow.LinkNotice) {
+// issueNative starts a session for a native app, signed in through the
+// account accountID, and answers its token and the user, with
+// linked_by_email when the sign-in was a link by email (the app must tell
+// the person, as the browser's page does). A positive lifetime shorter than
+// the session lifetime ends the session sooner.
+func (g *Gateway) issueNative(w http.ResponseWriter, r *http.Request, userID, accountID string, lifetime time.Duration, linked *flow.LinkNotice) {
 	user, err := g.Store.User(r.Context(), userID)
 	if err != nil {
 		g.internal(w, r, "reading user", err)
 		return
 	}
-	sess, token, err := g.Sessions.Issue(r.Context(), r, user, lifetime)
+	sess, token, err := g.Sessions.Issue(r.Context(), r, user, accountID, lifetime)
 	if fe := flow.Refused(err); fe != nil {
 		writeJSON(w, fe.Status, errorBody(fe.Reason, fe.Message, nil))
 		return

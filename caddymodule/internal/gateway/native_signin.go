@@ -133,5 +133,5 @@ func (g *Gateway) nativeSignIn(w http.ResponseWriter, r *http.Request, p *provid
 		return
 	}
 	g.forgetSignedIn(out)
-	g.issueNative(w, r, out.User.ID, lifetime, out.Linked)
+	g.issueNative(w, r, out.User.ID, out.Account.ID, lifetime, out.Linked)
 }

@@ -158,7 +158,7 @@ func TestIdleTimeout_AnUnusedSessionIsDeadOnEveryGateway(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, token, err := a.Issue(context.Background(), httptest.NewRequest(http.MethodGet, "/", nil), u, 2*time.Hour)
+		_, token, err := a.Issue(context.Background(), httptest.NewRequest(http.MethodGet, "/", nil), u, "", 2*time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}

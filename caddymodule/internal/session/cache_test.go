@@ -107,7 +107,7 @@ func TestCache_ForgetUserAndForgetAllDropWhatAnotherGatewayEnded(t *testing.T) {
 	e := newCacheEnv(t, nil)
 	ctx := context.Background()
 	ann, annReq := e.signIn("ann")
-	ann2, token, err := e.m.Issue(ctx, httptest.NewRequest("GET", "/", nil), &store.User{ID: ann.UserID}, 0)
+	ann2, token, err := e.m.Issue(ctx, httptest.NewRequest("GET", "/", nil), &store.User{ID: ann.UserID}, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -170,16 +170,18 @@ func (m *Manager) IsToken(value string) bool {
 	return ok
 }
 
-// Issue creates a session for a native app and returns its session token,
-// which works as Authorization: Bearer on every protected route. It is the
-// same kind of session as a cookie's: listed, revocable, expiring. A
-// positive lifetime shorter than the manager's ends it sooner (a sign-in
-// that left the gateway no grant to check the person with).
-func (m *Manager) Issue(ctx context.Context, r *http.Request, user *store.User, lifetime time.Duration) (*store.Session, string, error) {
+// Issue creates a session for a native app, signed in now through the
+// linked account accountID ("" when unknown), and returns its session
+// token, which works as Authorization: Bearer on every protected route. It
+// is the same kind of session as a cookie's: listed, revocable, expiring,
+// ended when its account is disconnected. A positive lifetime shorter than
+// the manager's ends it sooner (a sign-in that left the gateway no grant to
+// check the person with).
+func (m *Manager) Issue(ctx context.Context, r *http.Request, user *store.User, accountID string, lifetime time.Duration) (*store.Session, string, error) {
 	if lifetime <= 0 || lifetime > m.lifetime {
 		lifetime = m.lifetime
 	}
-	s, err := m.newSession(ctx, r, user, Auth{Time: m.now()}, lifetime)
+	s, err := m.newSession(ctx, r, user, Auth{AccountID: accountID, Time: m.now()}, lifetime)
 	if err != nil {
 		return nil, "", err
 	}

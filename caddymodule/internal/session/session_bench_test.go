@@ -111,7 +111,7 @@ func BenchmarkLookup(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		_, token, err := m.Issue(context.Background(), r, user, 0)
+		_, token, err := m.Issue(context.Background(), r, user, "", 0)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -84,7 +84,7 @@ func newFuzzIssued(tb testing.TB) *fuzzIssued {
 		iss.add(v, s.ID)
 		v, s = start(oldManager, u) // before a key rotation: still valid
 		iss.add(v, s.ID)
-		_, token, err := m.Issue(ctx, httptest.NewRequest(http.MethodGet, "/", nil), u, 0)
+		_, token, err := m.Issue(ctx, httptest.NewRequest(http.MethodGet, "/", nil), u, "", 0)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -102,7 +102,7 @@ func newFuzzIssued(tb testing.TB) *fuzzIssued {
 				tb.Fatal(err)
 			}
 			iss.values = append(iss.values, v)
-			_, dead, err := m.Issue(ctx, httptest.NewRequest(http.MethodGet, "/", nil), u, 0)
+			_, dead, err := m.Issue(ctx, httptest.NewRequest(http.MethodGet, "/", nil), u, "", 0)
 			if err != nil {
 				tb.Fatal(err)
 			}

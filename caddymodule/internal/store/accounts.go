@@ -156,13 +156,15 @@ func syncUserEmail(txn *badger.Txn, out *Outbox, acc *ExternalAccount, now time.
 }
 
 // DeleteExternalAccount implements Store.DeleteExternalAccount. A nil check
-// allows any unlink. It records external_account.deleted, and user.updated
-// when the user's addresses changed.
-func (b *Badger) DeleteExternalAccount(ctx context.Context, userID, accountID string, check func(remaining []*ExternalAccount) error) (*ExternalAccount, error) {
+// allows any unlink. It records session.revoked for each session it ends,
+// external_account.deleted, and user.updated when the user's addresses
+// changed.
+func (b *Badger) DeleteExternalAccount(ctx context.Context, userID, accountID string, check func(remaining []*ExternalAccount) error) (*ExternalAccount, []string, error) {
 	if !validID(userID) || !validID(accountID) {
-		return nil, fmt.Errorf("unlinking account: %w", ErrNotFound)
+		return nil, nil, fmt.Errorf("unlinking account: %w", ErrNotFound)
 	}
 	var out *ExternalAccount
+	var revoked []string
 	err := b.updateWithEvents(ctx, func(txn *badger.Txn, events *Outbox) error {
 		var acc ExternalAccount
 		err := getJSON(txn, eacKey(accountID), &acc)
@@ -193,10 +195,11 @@ func (b *Badger) DeleteExternalAccount(ctx context.Context, userID, accountID st
 		}
 		now := b.now()
 		emails := Emails{Tx: badgerEmails{txn, now}, Out: events, Now: now}
-		changed, err := emails.Withdraw(&u, acc.ID, "")
+		changed, err := emails.Unlink(&u, &acc)
 		if err != nil {
 			return err
 		}
+		revoked = emails.Revoked
 		if err := events.Add(Event{Type: EventAccountDeleted, CreatedAt: now, Account: &acc}); err != nil {
 			return err
 		}
@@ -213,12 +216,12 @@ func (b *Badger) DeleteExternalAccount(ctx context.Context, userID, accountID st
 		return nil
 	})
 	if cerr := callerErr(err); cerr != nil {
-		return nil, cerr
+		return nil, nil, cerr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("unlinking account %s of user %s: %w", accountID, userID, err)
+		return nil, nil, fmt.Errorf("unlinking account %s of user %s: %w", accountID, userID, err)
 	}
-	return out, nil
+	return out, revoked, nil
 }
 
 // accountsOf returns the user's accounts, oldest first.

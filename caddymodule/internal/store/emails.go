@@ -15,8 +15,9 @@ import (
 // or a provider's change, every session of that user that carries it ends:
 // a session never goes on presenting an address its user lost.
 //
-// The rules below are the only place that decides any of this; each Store
-// implementation gives them an EmailTx over its own transaction.
+// The rules below are the only place that decides any of this, and what an
+// unlink ends; each Store implementation gives them an EmailTx over its own
+// transaction.
 
 // EmailTx is one store transaction as the email rules see it: the email
 // index, and the few records a take-over changes. Implementations normalize
@@ -39,9 +40,9 @@ type EmailTx interface {
 	LockHolder(email, id string) (*User, []*ExternalAccount, error)
 	// SaveUser writes a user LockHolder loaded.
 	SaveUser(u *User) error
-	// EndSessionsCarrying deletes the user's live sessions that carry email
-	// (normalized) as their verified address, and returns them.
-	EndSessionsCarrying(userID, email string) ([]*Session, error)
+	// EndSessions deletes the user's live sessions that match reports, and
+	// returns them.
+	EndSessions(userID string, match func(*Session) bool) ([]*Session, error)
 }
 
 // Emails applies the email rules inside one transaction and collects what
@@ -114,7 +115,29 @@ func (x *Emails) withdraw(u *User, e *EmailAddress) error {
 	if err := x.Tx.Release(e.Email, u.ID); err != nil {
 		return err
 	}
-	ended, err := x.Tx.EndSessionsCarrying(u.ID, normalizeEmail(e.Email))
+	email := normalizeEmail(e.Email)
+	return x.endSessions(u.ID, func(s *Session) bool { return s.VerifiedEmail() != "" && normalizeEmail(s.Email) == email })
+}
+
+// Unlink carries out the unlink of acc from u, its user, beyond the
+// account's own records: the sessions signed in through acc end (whoever
+// signed in with an identity the user removed keeps nothing of the
+// account), and acc's vouching is withdrawn (Withdraw, which ends the
+// sessions carrying an address the user loses with it). Sessions that do
+// not record their account (from before it was recorded) are left alone.
+// changed reports a change to u, which the caller saves; every Store
+// implementation unlinks this way.
+func (x *Emails) Unlink(u *User, acc *ExternalAccount) (changed bool, err error) {
+	if err := x.endSessions(u.ID, func(s *Session) bool { return s.AccountID == acc.ID }); err != nil {
+		return false, err
+	}
+	return x.Withdraw(u, acc.ID, "")
+}
+
+// endSessions ends the user's live sessions that match reports, each with a
+// session.revoked event.
+func (x *Emails) endSessions(userID string, match func(*Session) bool) error {
+	ended, err := x.Tx.EndSessions(userID, match)
 	if err != nil {
 		return err
 	}

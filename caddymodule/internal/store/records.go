@@ -98,6 +98,14 @@ func (b *Badger) CreateSession(ctx context.Context, s *Session) error {
 			return err
 		}
 		u.DropUnheldEmail(s)
+		// Reading the account makes an unlink of it alongside conflict: a
+		// session never starts through an account its user no longer has.
+		if s.AccountID != "" {
+			var acc ExternalAccount
+			if err := getJSON(txn, eacKey(s.AccountID), &acc); err != nil || acc.UserID != s.UserID {
+				return fmt.Errorf("its account %s: %w", s.AccountID, cmp.Or(err, ErrNotFound))
+			}
+		}
 		// Ids are 128-bit random: a clash means a caller reused one.
 		if ok, err := exists(txn, sessionKey(s.ID)); err != nil || ok {
 			return cmp.Or(err, errors.New("the session id is taken"))

@@ -338,14 +338,14 @@ func (x badgerEmails) LockHolder(_, id string) (*User, []*ExternalAccount, error
 // SaveUser writes u.
 func (x badgerEmails) SaveUser(u *User) error { return setJSON(x.txn, userKey(u.ID), u, 0) }
 
-// EndSessionsCarrying deletes the user's live sessions whose verified
-// address is email, with their index entries.
-func (x badgerEmails) EndSessionsCarrying(userID, email string) ([]*Session, error) {
+// EndSessions deletes the user's live sessions that match reports, with
+// their index entries.
+func (x badgerEmails) EndSessions(userID string, match func(*Session) bool) ([]*Session, error) {
 	ids, err := collectKeys(x.txn, prefixUserSess+userID+"/", 0)
 	if err != nil {
 		return nil, err
 	}
-	var carrying []string
+	var matching []string
 	for _, sid := range ids {
 		var s Session
 		err := getJSON(x.txn, sessionKey(sid), &s)
@@ -355,11 +355,11 @@ func (x badgerEmails) EndSessionsCarrying(userID, email string) ([]*Session, err
 		if err != nil {
 			return nil, fmt.Errorf("loading a session: %w", redact(err, sid))
 		}
-		if s.VerifiedEmail() != "" && normalizeEmail(s.Email) == email {
-			carrying = append(carrying, sid)
+		if match(&s) {
+			matching = append(matching, sid)
 		}
 	}
-	return deleteSessions(x.txn, userID, carrying)
+	return deleteSessions(x.txn, userID, matching)
 }
 
 // releaseEmail deletes the idx/email entry of email if it names userID.

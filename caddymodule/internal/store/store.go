@@ -90,10 +90,13 @@ type Store interface {
 	// the account, its identity and user indexes, and its vouching for the
 	// user's emails (an email no longer vouched by any account becomes
 	// unverified and leaves the email index, and the user's sessions that
-	// carry it end: see Emails). check is called inside the
-	// transaction with the accounts that would remain; its error aborts the
-	// unlink and is returned. An account of another user is ErrNotFound.
-	DeleteExternalAccount(ctx context.Context, userID, accountID string, check func(remaining []*ExternalAccount) error) (*ExternalAccount, error)
+	// carry it end: see Emails), and the sessions signed in through the
+	// account (Emails.Unlink), each with a session.revoked event. It returns
+	// the account as it was and the ids of the sessions it ended, for
+	// caches to forget. check is called inside the transaction with the
+	// accounts that would remain; its error aborts the unlink and is
+	// returned. An account of another user is ErrNotFound.
+	DeleteExternalAccount(ctx context.Context, userID, accountID string, check func(remaining []*ExternalAccount) error) (gone *ExternalAccount, revoked []string, err error)
 
 	// Users lists users, newest first unless q orders them otherwise, with
 	// the total count of matches.
@@ -120,7 +123,9 @@ type Store interface {
 
 	// CreateSession stores a new session; it expires at s.ExpiresAt. A
 	// session whose verified address its user does not hold (any more:
-	// User.Presents) is stored, and s left, without that address.
+	// User.Presents) is stored, and s left, without that address; one
+	// whose AccountID names no account of its user (unlinked since) is
+	// refused with ErrNotFound.
 	CreateSession(ctx context.Context, s *Session) error
 	// Session returns a live session; expired and deleted ones are ErrNotFound.
 	Session(ctx context.Context, id string) (*Session, error)

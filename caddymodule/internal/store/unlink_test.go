@@ -16,7 +16,7 @@ func TestDeleteExternalAccount_RemovesTheAccountAndItsIndexes(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b *Badger, _ *fakeClock) {
 		first := mustSignIn(t, b, SignIn{Account: account("hal", "hal@example.com", true)})
 		second := mustSignIn(t, b, SignIn{Account: account("hal-gh", "hal@work.example", true), LinkToUser: first.User.ID})
-		if _, err := b.DeleteExternalAccount(context.Background(), first.User.ID, second.Account.ID, refuseLast); err != nil {
+		if _, _, err := b.DeleteExternalAccount(context.Background(), first.User.ID, second.Account.ID, refuseLast); err != nil {
 			t.Fatal(err)
 		}
 		for key := range dump(t, b) {
@@ -49,7 +49,7 @@ func TestDeleteExternalAccount_RefusedByCheckChangesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := dump(t, b)
-		got, err := b.DeleteExternalAccount(ctx, res.User.ID, res.Account.ID, refuseLast)
+		got, _, err := b.DeleteExternalAccount(ctx, res.User.ID, res.Account.ID, refuseLast)
 		if err != errLastAccount || got != nil {
 			t.Fatalf("DeleteExternalAccount = %v, %v; want exactly errLastAccount", got, err)
 		}
@@ -72,7 +72,7 @@ func TestDeleteExternalAccount_UnlinkingTheOnlyVoucherDropsTheIndexEntry(t *test
 		if _, ok := emailHolderOf(t, b, "jo@example.com"); !ok {
 			t.Fatal("jo@example.com is not in the email index before the unlink")
 		}
-		if _, err := b.DeleteExternalAccount(context.Background(), google.User.ID, google.Account.ID, refuseLast); err != nil {
+		if _, _, err := b.DeleteExternalAccount(context.Background(), google.User.ID, google.Account.ID, refuseLast); err != nil {
 			t.Fatal(err)
 		}
 		if _, ok := emailHolderOf(t, b, "jo@example.com"); ok {
@@ -100,7 +100,7 @@ func TestDeleteExternalAccount_AnotherUsersAccountIsNotFound(t *testing.T) {
 			{kay.User.ID, "eac/x"},
 		} {
 			called := false
-			_, err := b.DeleteExternalAccount(ctx, tc.user, tc.account, func([]*ExternalAccount) error { called = true; return nil })
+			_, _, err := b.DeleteExternalAccount(ctx, tc.user, tc.account, func([]*ExternalAccount) error { called = true; return nil })
 			if !errors.Is(err, ErrNotFound) || called {
 				t.Errorf("unlinking %q of %q = %v (check called: %v), want ErrNotFound", tc.account, tc.user, err, called)
 			}

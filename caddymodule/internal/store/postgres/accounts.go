@@ -176,12 +176,14 @@ func (s *Store) UpdateExternalAccount(ctx context.Context, id string, fn func(a 
 // DeleteExternalAccount implements store.Store.DeleteExternalAccount. The
 // user's row lock, taken first, makes concurrent links and unlinks of one
 // user queue, so check sees exactly what will remain. A nil check allows any
-// unlink. Events: external_account.deleted, user.updated.
-func (s *Store) DeleteExternalAccount(ctx context.Context, userID, accountID string, check func(remaining []*store.ExternalAccount) error) (*store.ExternalAccount, error) {
+// unlink. Events as in the Badger store: session.revoked,
+// external_account.deleted, user.updated.
+func (s *Store) DeleteExternalAccount(ctx context.Context, userID, accountID string, check func(remaining []*store.ExternalAccount) error) (*store.ExternalAccount, []string, error) {
 	if !validID(userID) || !validID(accountID) {
-		return nil, fmt.Errorf("unlinking account: %w", store.ErrNotFound)
+		return nil, nil, fmt.Errorf("unlinking account: %w", store.ErrNotFound)
 	}
 	var out *store.ExternalAccount
+	var revoked []string
 	err := s.writeWithEvents(ctx, func(tx pgx.Tx, events *store.Outbox) error {
 		u, err := lockUser(ctx, tx, userID)
 		if err != nil {
@@ -207,10 +209,11 @@ func (s *Store) DeleteExternalAccount(ctx context.Context, userID, accountID str
 		}
 		now := s.now()
 		emails := store.Emails{Tx: s.emails(ctx, tx, now), Out: events, Now: now}
-		changed, err := emails.Withdraw(u, acc.ID, "")
+		changed, err := emails.Unlink(u, acc)
 		if err != nil {
 			return err
 		}
+		revoked = emails.Revoked
 		if err := events.Add(store.Event{Type: store.EventAccountDeleted, CreatedAt: now, Account: acc}); err != nil {
 			return err
 		}
@@ -227,12 +230,12 @@ func (s *Store) DeleteExternalAccount(ctx context.Context, userID, accountID str
 		return nil
 	})
 	if cerr := callerErr(err); cerr != nil {
-		return nil, cerr
+		return nil, nil, cerr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("unlinking account %s of user %s: %w", accountID, userID, err)
+		return nil, nil, fmt.Errorf("unlinking account %s of user %s: %w", accountID, userID, err)
 	}
-	return out, nil
+	return out, revoked, nil
 }
 
 // lockAccount reads and row-locks an account of userID; the caller holds

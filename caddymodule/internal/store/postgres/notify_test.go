@@ -116,7 +116,7 @@ func TestWatch_HearsEveryGatewaysChangesAtCommit(t *testing.T) {
 	}
 
 	refused := errors.New("refused")
-	if _, err := a.DeleteExternalAccount(ctx, ada.User.ID, ada.Account.ID, func([]*store.ExternalAccount) error { return refused }); !errors.Is(err, refused) {
+	if _, _, err := a.DeleteExternalAccount(ctx, ada.User.ID, ada.Account.ID, func([]*store.ExternalAccount) error { return refused }); !errors.Is(err, refused) {
 		t.Fatalf("DeleteExternalAccount = %v", err)
 	}
 	h.quiet(t, "a refused unlink")

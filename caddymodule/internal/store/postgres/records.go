@@ -55,6 +55,20 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 			return err
 		}
 		u.DropUnheldEmail(sess)
+		if sess.AccountID != "" {
+			// FOR KEY SHARE makes an unlink of the account wait, or wait
+			// for it: a session never starts through an account its user
+			// no longer has, nor escapes the unlink's end of its sessions.
+			var one int
+			err := tx.QueryRow(ctx, `SELECT 1 FROM external_accounts WHERE id = $1 AND user_id = $2 FOR KEY SHARE`,
+				sess.AccountID, sess.UserID).Scan(&one)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("its account %s: %w", sess.AccountID, store.ErrNotFound)
+			}
+			if err != nil {
+				return err
+			}
+		}
 		bare := *sess
 		bare.ID = ""
 		record, err := json.Marshal(&bare)

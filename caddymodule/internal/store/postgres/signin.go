@@ -303,17 +303,17 @@ func (x pgEmails) LockHolder(email, id string) (*store.User, []*store.ExternalAc
 // SaveUser writes a user LockHolder locked.
 func (x pgEmails) SaveUser(u *store.User) error { return saveUser(x.ctx, x.tx, u) }
 
-// EndSessionsCarrying deletes the user's live sessions whose verified
-// address is email. A session being created meanwhile waits for the user's
-// lock (CreateSession reads the user FOR SHARE) and then sees the change.
-func (x pgEmails) EndSessionsCarrying(userID, email string) ([]*store.Session, error) {
-	// Compared in Go: PostgreSQL's lower() is not normalizeEmail.
+// EndSessions deletes the user's live sessions that match reports. A
+// session being created meanwhile waits for the user's lock (CreateSession
+// reads the user FOR SHARE when it carries an address) and then sees the
+// change.
+func (x pgEmails) EndSessions(userID string, match func(*store.Session) bool) ([]*store.Session, error) {
 	rows, err := x.tx.Query(x.ctx, `SELECT id_hash, record FROM sessions WHERE user_id = $1 AND expires_ns > $2`,
 		userID, x.now.UnixNano())
 	if err != nil {
 		return nil, err
 	}
-	carrying, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) ([]byte, error) {
+	matching, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) ([]byte, error) {
 		var hash, record []byte
 		if err := row.Scan(&hash, &record); err != nil {
 			return nil, err
@@ -322,7 +322,7 @@ func (x pgEmails) EndSessionsCarrying(userID, email string) ([]*store.Session, e
 		if err := json.Unmarshal(record, &sess); err != nil {
 			return nil, fmt.Errorf("decoding a session: %w", err)
 		}
-		if sess.VerifiedEmail() == "" || normalizeEmail(sess.Email) != email {
+		if !match(&sess) {
 			return nil, nil
 		}
 		return hash, nil
@@ -330,11 +330,11 @@ func (x pgEmails) EndSessionsCarrying(userID, email string) ([]*store.Session, e
 	if err != nil {
 		return nil, fmt.Errorf("ending sessions of user %s: %w", userID, err)
 	}
-	carrying = slices.DeleteFunc(carrying, func(h []byte) bool { return h == nil })
-	if len(carrying) == 0 {
+	matching = slices.DeleteFunc(matching, func(h []byte) bool { return h == nil })
+	if len(matching) == 0 {
 		return nil, nil
 	}
-	rows, err = x.tx.Query(x.ctx, `DELETE FROM sessions WHERE id_hash = ANY($1) RETURNING id_hash, id_sealed, record`, carrying)
+	rows, err = x.tx.Query(x.ctx, `DELETE FROM sessions WHERE id_hash = ANY($1) RETURNING id_hash, id_sealed, record`, matching)
 	if err != nil {
 		return nil, err
 	}

@@ -281,7 +281,7 @@ func deleteAccountRemovesTheAccount(t *testing.T, o opener) {
 	gh.Tokens.RefreshToken = "rt-to-revoke"
 	second := e.signIn(store.SignIn{Account: gh, LinkToUser: first.User.ID, Now: e.clk.Now()})
 	var seen []*store.ExternalAccount
-	got, err := e.st.DeleteExternalAccount(ctx, first.User.ID, second.Account.ID, func(remaining []*store.ExternalAccount) error {
+	got, _, err := e.st.DeleteExternalAccount(ctx, first.User.ID, second.Account.ID, func(remaining []*store.ExternalAccount) error {
 		seen = remaining
 		return nil
 	})
@@ -328,7 +328,7 @@ func deleteAccountRefusedByCheckChangesNothing(t *testing.T, o opener) {
 		t.Fatal(err)
 	}
 	before := e.snapshot()
-	got, err := e.st.DeleteExternalAccount(ctx, res.User.ID, res.Account.ID, refuseLast)
+	got, _, err := e.st.DeleteExternalAccount(ctx, res.User.ID, res.Account.ID, refuseLast)
 	if err != errLastAccount || got != nil {
 		t.Fatalf("DeleteExternalAccount = %v, %v; want exactly errLastAccount", got, err)
 	}
@@ -348,7 +348,7 @@ func deleteAccountOfTheOnlyVoucherUnverifiesTheEmail(t *testing.T, o opener) {
 	google := e.signIn(store.SignIn{Account: account("jo-google", "jo@example.com", true)})
 	e.clk.Advance(time.Second)
 	github := e.signIn(store.SignIn{Account: account("jo-github", "", false), LinkToUser: google.User.ID})
-	if _, err := e.st.DeleteExternalAccount(ctx, google.User.ID, google.Account.ID, refuseLast); err != nil {
+	if _, _, err := e.st.DeleteExternalAccount(ctx, google.User.ID, google.Account.ID, refuseLast); err != nil {
 		t.Fatal(err)
 	}
 	u, err := e.st.User(ctx, google.User.ID)
@@ -387,7 +387,7 @@ func deleteAccountOfAnotherUserIsNotFound(t *testing.T, o opener) {
 		{kay.User.ID, "eac/x"},
 	} {
 		called := false
-		_, err := e.st.DeleteExternalAccount(ctx, tc.user, tc.account, func([]*store.ExternalAccount) error { called = true; return nil })
+		_, _, err := e.st.DeleteExternalAccount(ctx, tc.user, tc.account, func([]*store.ExternalAccount) error { called = true; return nil })
 		if !errors.Is(err, store.ErrNotFound) || called {
 			t.Errorf("unlinking %q of %q = %v (check called: %v), want ErrNotFound", tc.account, tc.user, err, called)
 		}
@@ -407,7 +407,7 @@ func deleteAccountConcurrentUnlinksKeepTheLastAccount(t *testing.T, o opener) {
 		var wg sync.WaitGroup
 		for _, id := range []string{first.Account.ID, second.Account.ID} {
 			wg.Go(func() {
-				_, err := e.st.DeleteExternalAccount(ctx, first.User.ID, id, refuseLast)
+				_, _, err := e.st.DeleteExternalAccount(ctx, first.User.ID, id, refuseLast)
 				switch {
 				case err == nil:
 					ok.Add(1)

@@ -189,7 +189,7 @@ func emailsALostAddressEndsTheSessionsCarryingIt(t *testing.T, o opener) {
 	e.expectEvents(&cursor, "a sign-in that withdrew an address", store.EventSessionRevoked, store.EventUserUpdated)
 
 	// Unlinking the only account that vouches for an address.
-	if _, err := e.st.DeleteExternalAccount(ctx, ann.User.ID, other.Account.ID, nil); err != nil {
+	if _, _, err := e.st.DeleteExternalAccount(ctx, ann.User.ID, other.Account.ID, nil); err != nil {
 		t.Fatal(err)
 	}
 	if e.live(gh.ID) {

@@ -118,7 +118,7 @@ func eventsRefusedChangesRecordNothing(t *testing.T, o opener) {
 	e.expectEvents(&cursor, "a sign-in refused with ErrIdentityTaken")
 
 	refused := errors.New("refused")
-	if _, err := e.st.DeleteExternalAccount(ctx, di.User.ID, di.Account.ID, func([]*store.ExternalAccount) error { return refused }); err != refused {
+	if _, _, err := e.st.DeleteExternalAccount(ctx, di.User.ID, di.Account.ID, func([]*store.ExternalAccount) error { return refused }); err != refused {
 		t.Fatalf("refused unlink = %v", err)
 	}
 	if _, err := e.st.UpdateExternalAccount(ctx, di.Account.ID, func(a *store.ExternalAccount) error {
@@ -212,7 +212,7 @@ func eventsUnlinkRecordsTheDeletionAndTheUsersChange(t *testing.T, o opener) {
 	gus := e.signIn(store.SignIn{Account: account("gus", "gus@example.com", true)})
 	x := e.signIn(store.SignIn{Account: account("gus-x", "", false), LinkToUser: gus.User.ID})
 	cursor := lastEventID(e)
-	if _, err := e.st.DeleteExternalAccount(ctx, gus.User.ID, x.Account.ID, nil); err != nil {
+	if _, _, err := e.st.DeleteExternalAccount(ctx, gus.User.ID, x.Account.ID, nil); err != nil {
 		t.Fatal(err)
 	}
 	evs := e.expectEvents(&cursor, "unlinking an account that vouched for nothing", store.EventAccountDeleted)
@@ -221,7 +221,7 @@ func eventsUnlinkRecordsTheDeletionAndTheUsersChange(t *testing.T, o opener) {
 	}
 	e.signIn(store.SignIn{Account: account("gus-gh", "", false), LinkToUser: gus.User.ID})
 	e.newEvents(&cursor)
-	if _, err := e.st.DeleteExternalAccount(ctx, gus.User.ID, gus.Account.ID, nil); err != nil {
+	if _, _, err := e.st.DeleteExternalAccount(ctx, gus.User.ID, gus.Account.ID, nil); err != nil {
 		t.Fatal(err)
 	}
 	evs = e.expectEvents(&cursor, "unlinking the account that vouched for the email", store.EventAccountDeleted, store.EventUserUpdated)

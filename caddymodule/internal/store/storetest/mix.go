@@ -99,7 +99,7 @@ func checkStaysCleanAfterRandomOperations(t *testing.T, o opener) {
 		case r < 70:
 			op = "unlink"
 			if a, ok := randomAccountOf(); ok {
-				_, err = e.st.DeleteExternalAccount(ctx, a.UserID, a.ID, refuseLast)
+				_, _, err = e.st.DeleteExternalAccount(ctx, a.UserID, a.ID, refuseLast)
 				if errors.Is(err, errLastAccount) {
 					err = nil
 				}

@@ -17,9 +17,10 @@ import (
 func sessionCreateGetDelete(t *testing.T, o opener) {
 	e := o.env(t)
 	ctx := context.Background()
-	u := e.signIn(store.SignIn{Account: account("lena", "lena@example.com", true)}).User
+	lena := e.signIn(store.SignIn{Account: account("lena", "lena@example.com", true)})
+	u := lena.User
 	s := &store.Session{UserID: u.ID, Email: u.PrimaryEmail(), Name: u.Name, ExpiresAt: e.clk.Now().Add(time.Hour),
-		UserAgent: "Mozilla/5.0", IP: "192.0.2.1", AccountID: store.NewID("eac"), ProviderSID: "op-session-1"}
+		UserAgent: "Mozilla/5.0", IP: "192.0.2.1", AccountID: lena.Account.ID, ProviderSID: "op-session-1"}
 	if err := e.st.CreateSession(ctx, s); err != nil {
 		t.Fatal(err)
 	}

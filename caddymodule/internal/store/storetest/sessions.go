@@ -11,12 +11,17 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
-// newSession creates a live session of userID expiring after ttl.
+// newSession creates a live session of userID expiring after ttl, signed
+// in through the user's first account.
 func (e *env) newSession(userID string, ttl time.Duration) *store.Session {
 	e.t.Helper()
 	now := e.clk.Now()
+	accounts, err := e.st.ExternalAccounts(context.Background(), userID)
+	if err != nil || len(accounts) == 0 {
+		e.t.Fatalf("ExternalAccounts(%s) = %v, %v", userID, accounts, err)
+	}
 	s := &store.Session{UserID: userID, CreatedAt: now, LastActiveAt: now, ExpiresAt: now.Add(ttl),
-		AccountID: "eac_x", AuthTime: now}
+		AccountID: accounts[0].ID, AuthTime: now}
 	if err := e.st.CreateSession(context.Background(), s); err != nil {
 		e.t.Fatal(err)
 	}
@@ -57,7 +62,7 @@ func touchSessionsMovesActivityAndExpiryOnlyForward(t *testing.T, o opener) {
 		if got == nil || !got.LastActiveAt.Equal(used.At) || !got.ExpiresAt.Equal(used.ExpiresAt) {
 			t.Fatalf("after touches the session is %+v; want last active %v, expiring %v", got, used.At, used.ExpiresAt)
 		}
-		if got.AuthTime.IsZero() || got.AccountID != "eac_x" || got.UserID != u.ID {
+		if got.AuthTime.IsZero() || got.AccountID != s.AccountID || got.AccountID == "" || got.UserID != u.ID {
 			t.Errorf("a touch changed more than activity and expiry: %+v", got)
 		}
 	}

@@ -307,6 +307,8 @@ var tests = []struct {
 	{"DeleteExternalAccount_OfTheOnlyVoucherUnverifiesTheEmail", deleteAccountOfTheOnlyVoucherUnverifiesTheEmail},
 	{"DeleteExternalAccount_OfAnotherUserIsNotFound", deleteAccountOfAnotherUserIsNotFound},
 	{"DeleteExternalAccount_ConcurrentUnlinksKeepTheLastAccount", deleteAccountConcurrentUnlinksKeepTheLastAccount},
+	{"DeleteExternalAccount_EndsTheSessionsSignedInThroughIt", deleteAccountEndsTheSessionsSignedInThroughIt},
+	{"DeleteExternalAccount_ConcurrentWithASignInLeavesNoSessionThroughIt", deleteAccountConcurrentWithASignInLeavesNoSessionThroughIt},
 	{"Users_PagesNewestFirstWithTheTotal", usersPagesNewestFirstWithTheTotal},
 	{"Users_LimitAndOffsetDefaults", usersLimitAndOffsetDefaults},
 	{"Users_FiltersByAnyAddressIgnoringCase", usersFiltersByAnyAddressIgnoringCase},
