@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -104,9 +105,12 @@ func (g *Gateway) flowError(w http.ResponseWriter, r *http.Request, err error) {
 // the session's CSRF token). The record is deleted, so a replayed cookie is
 // dead. The browser then goes to return_to (sanitized; default the sign-in
 // page), by way of the provider's own sign-out when the session's sign-in
-// provider has sign_out_at_provider.
+// provider has sign_out_at_provider. A native app signs out with its
+// session token (Authorization: Bearer, no CSRF token: nothing sends it on
+// its own) and gets JSON: the ended session, or 401 when the token names no
+// live session.
 func (g *Gateway) signOut(w http.ResponseWriter, r *http.Request) {
-	sess, err := g.Authenticate(r)
+	sess, bearer, err := g.Sessions.Lookup(r)
 	if err != nil && !isNoSession(err) {
 		g.internal(w, r, "reading session", err)
 		return
@@ -130,25 +134,32 @@ func (g *Gateway) signOut(w http.ResponseWriter, r *http.Request) {
 		g.UI.Render(w, http.StatusOK, "sign-out", page)
 		return
 	}
-	if sess != nil && !g.Sessions.CheckCSRF(sess.ID, r.PostFormValue("csrf_token")) {
+	native := sess == nil && strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if native {
+		g.Challenge(w, r, g.Prefix+"/sign-out") // a token that names no live session
+		return
+	}
+	if sess != nil && !bearer && !g.Sessions.CheckCSRF(sess.ID, r.PostFormValue("csrf_token")) {
 		g.fail(w, r, http.StatusForbidden, "invalid_csrf_token", "This sign-out form has expired. Reload the page and try again.")
 		return
 	}
-	if err := g.Sessions.End(r.Context(), w, r); err != nil {
+	if err := g.Sessions.End(r.Context(), w, r, sess); err != nil {
 		g.internal(w, r, "ending session", err)
 		return
 	}
+	w.Header().Set("Cache-Control", "no-store")
 	if sess != nil {
 		g.Identity.Forget(sess.ID)
 		metrics.Sessions.WithLabelValues("ended").Inc()
+		g.Logger.Info("signed out", zap.String("user_id", sess.UserID), zap.String("session_id", sess.ID), zap.Bool("session_token", bearer))
 	}
-	if sess != nil {
-		g.Logger.Info("signed out", zap.String("user_id", sess.UserID), zap.String("session_id", sess.ID))
+	if bearer {
+		writeJSON(w, http.StatusOK, api.Session(sess, "ended"))
+		return
 	}
 	if to := g.signOutAtProvider(r, sess, returnTo); to != "" {
 		returnTo = to
 	}
-	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
 }
 

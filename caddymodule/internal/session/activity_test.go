@@ -178,7 +178,7 @@ func TestIdleTimeout_RevocationElsewhereStillEndsItWithinTheCacheTTL(t *testing.
 		if !alive(a, r) { // noted: A will write this activity
 			t.Fatal("no session")
 		}
-		if err := b.End(context.Background(), httptest.NewRecorder(), r); err != nil { // signed out on B
+		if err := b.End(context.Background(), httptest.NewRecorder(), r, nil); err != nil { // signed out on B
 			t.Fatal(err)
 		}
 		a.flushActivity(zap.NewNop()) // A's late write must not revive it

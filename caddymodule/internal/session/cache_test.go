@@ -175,3 +175,29 @@ func TestCache_AReadThatRacedARevocationIsNotCached(t *testing.T) {
 		t.Error("the revoked session was cached from a read older than the revocation")
 	}
 }
+
+// End ends the session that authenticated the request, whichever
+// credential carried it: a native app's token as well as a cookie.
+func TestEnd_EndsTheSessionThatAuthenticatedTheRequest(t *testing.T) {
+	e := newCacheEnv(t, nil)
+	ctx := context.Background()
+	cookieSess, cookieReq := e.signIn("ann")
+	_, token, err := e.m.Issue(ctx, httptest.NewRequest("GET", "/", nil), &store.User{ID: cookieSess.UserID}, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenReq := httptest.NewRequest("POST", "/", nil)
+	tokenReq.Header.Set("Authorization", "Bearer "+token)
+	for name, r := range map[string]*http.Request{"token": tokenReq, "cookie": cookieReq} {
+		s, _, err := e.m.Lookup(r)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := e.m.End(ctx, httptest.NewRecorder(), r, s); err != nil {
+			t.Fatal(err)
+		}
+		if e.live(r) {
+			t.Errorf("the %s's session outlived End", name)
+		}
+	}
+}

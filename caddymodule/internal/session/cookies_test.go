@@ -48,7 +48,7 @@ func newCookieWorld(t *testing.T) *cookieWorld {
 	w.dead, _ = start("quitter")
 	r := httptest.NewRequest(http.MethodPost, "/", nil)
 	r.Header.Set("Cookie", CookieName+"="+w.dead)
-	if err := m.End(ctx, httptest.NewRecorder(), r); err != nil {
+	if err := m.End(ctx, httptest.NewRecorder(), r, nil); err != nil {
 		t.Fatal(err)
 	}
 	b := []byte(w.victim)
@@ -125,7 +125,7 @@ func TestStartAndEnd_EndEverySessionTheCookiesCarryAndClearBothNames(t *testing.
 	r.TLS = &tls.ConnectionState{}
 	r.Header.Set("Cookie", HostCookieName+"="+w.victim+"; "+HostCookieName+"="+w.attacker)
 	rec := httptest.NewRecorder()
-	if err := w.m.End(ctx, rec, r); err != nil {
+	if err := w.m.End(ctx, rec, r, nil); err != nil {
 		t.Fatal(err)
 	}
 	var cleared []string

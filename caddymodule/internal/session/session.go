@@ -332,11 +332,18 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	return s, nil
 }
 
-// End deletes the sessions of the request's cookies and clears them.
-func (m *Manager) End(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+// End signs the request out: it deletes s, the session that authenticated
+// the request (nil for none) whichever credential carried it (a cookie, or a
+// native app's session token), and the sessions of the request's session
+// cookies, and clears the cookie.
+func (m *Manager) End(ctx context.Context, w http.ResponseWriter, r *http.Request, s *store.Session) error {
 	http.SetCookie(w, m.cookie(r, "", -1))
 	m.clearPlainCookie(w, r)
-	for _, id := range m.cookieSessionIDs(r, nil) {
+	ids := m.cookieSessionIDs(r, nil)
+	if s != nil && !slices.Contains(ids, s.ID) {
+		ids = append(ids, s.ID)
+	}
+	for _, id := range ids {
 		m.cache.forget(id)
 		if err := m.store.DeleteSession(ctx, id); err != nil {
 			return err

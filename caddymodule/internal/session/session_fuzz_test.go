@@ -98,7 +98,7 @@ func newFuzzIssued(tb testing.TB) *fuzzIssued {
 			v, _ := start(m, u)
 			r := httptest.NewRequest(http.MethodPost, "/", nil)
 			r.AddCookie(&http.Cookie{Name: CookieName, Value: v})
-			if err := m.End(ctx, httptest.NewRecorder(), r); err != nil {
+			if err := m.End(ctx, httptest.NewRecorder(), r, nil); err != nil {
 				tb.Fatal(err)
 			}
 			iss.values = append(iss.values, v)
