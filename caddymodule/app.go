@@ -371,11 +371,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}),
 		Logger: a.logger,
 	})
-	ref.watch(caches{SessionEnded: sessionEnded, AccountsChanged: a.gateway.ForgetAccounts,
-		UserChanged: func(id string) {
-			sessions.ForgetUser(id)
-			a.gateway.ForgetAccounts(id)
-		},
+	// A change to a user's accounts may change its sessions too (an unlink
+	// ends some, and drops an address from others): forget both.
+	ref.watch(caches{SessionEnded: sessionEnded, AccountsChanged: a.gateway.ForgetUser, UserChanged: a.gateway.ForgetUser,
 		Reset: func() {
 			sessions.ForgetAll()
 			a.gateway.ForgetAllAccounts()
@@ -394,7 +392,9 @@ func statuses(providers []*provider.Provider) []api.ProviderStatus {
 }
 
 // buildProviders turns the config into providers, the dev provider's
-// first; their client secret derives from devSecret.
+// first; their client secret derives from devSecret. Each needs a name and
+// an issuer of its own: an identity is (issuer, subject), so two providers
+// of one issuer would take each other's identities for their own.
 func (a *App) buildProviders(repl *caddy.Replacer, devSecret []byte) ([]*provider.Provider, error) {
 	var out []*provider.Provider
 	configs := a.Providers
@@ -414,6 +414,14 @@ func (a *App) buildProviders(repl *caddy.Replacer, devSecret []byte) ([]*provide
 	}
 	if _, err := duplicateName(a.providerNames()); err != nil {
 		return nil, err
+	}
+	issuers := map[string]string{}
+	for _, p := range out {
+		if other, ok := issuers[p.Issuer()]; ok {
+			return nil, fmt.Errorf("provider %s: its issuer %s is provider %s's too, so each would take the other's identities for its own; "+
+				"give one an issuer of its own (an oauth2 provider's defaults to its authorize_url's scheme and host)", p.Name(), p.Issuer(), other)
+		}
+		issuers[p.Issuer()] = p.Name()
 	}
 	return out, nil
 }

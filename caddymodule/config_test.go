@@ -74,6 +74,11 @@ func TestConfig_ErrorsNameTheProblem(t *testing.T) {
 		{"issuer with fragment", "provider oidc corp {\n issuer https://idp.example.com/#x\n client_id x\n }", "is not an absolute http(s) URL"},
 		{"duplicate provider name", "provider oidc corp {\n issuer https://a.example.com\n client_id x\n }\n provider oidc corp {\n issuer https://b.example.com\n client_id y\n }", "provider corp: the name is used twice"},
 		{"dev provider name taken", "provider oidc dev {\n issuer https://a.example.com\n client_id x\n }", "provider dev: the name is used twice"},
+		{"two providers of one issuer", "provider oidc corp {\n issuer https://a.example.com\n client_id x\n }\n provider oidc staff {\n issuer https://a.example.com\n client_id y\n }",
+			"provider staff: its issuer https://a.example.com is provider corp's too"},
+		{"two oauth2 providers of one host", "provider oauth2 one {\n authorize_url https://a.example.com/one/auth\n token_url https://a.example.com/token\n userinfo_url https://a.example.com/me\n client_id x\n }\n" +
+			" provider oauth2 two {\n authorize_url https://a.example.com/two/auth\n token_url https://a.example.com/token\n userinfo_url https://a.example.com/me\n client_id y\n }",
+			"provider two: its issuer https://a.example.com is provider one's too"},
 		{"oauth2 without token url", "provider oauth2 plain {\n authorize_url https://a.example.com/auth\n userinfo_url https://a.example.com/me\n client_id x\n }", "provider plain (oauth2): token_url is required"},
 		{"short cookie key", "cookie_keys tooshort", "cookie_keys: key 1 is 8 characters"},
 		{"unknown option", "colour blue", `unrecognized socialgate option "colour"`},
