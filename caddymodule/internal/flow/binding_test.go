@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -191,6 +192,14 @@ func TestBinding_DuplicatesFailSafe(t *testing.T) {
 		}
 		if _, err := o.callback(victim, own, junk...); err != nil {
 			t.Errorf("%s: the victim's own flow failed beside planted garbage: %v", scheme, err)
+		}
+		// However many planted values come before the victim's own (a
+		// longer Path puts them first): none hides it.
+		again := o.start(victim, Request{Mode: ModeSignIn})
+		r := victim.request(http.MethodGet, "/_auth/oauth/corp/callback?"+again.query)
+		r.Header["Cookie"] = append(slices.Repeat([]string{name + "=" + sealedElsewhere + "; " + name + "=junk"}, 200), r.Header["Cookie"]...)
+		if _, err := o.f.Callback(httptest.NewRecorder(), r, o.p); err != nil {
+			t.Errorf("%s: the victim's own flow failed behind 400 planted values: %v", scheme, err)
 		}
 	}
 }

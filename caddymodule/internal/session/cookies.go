@@ -2,7 +2,6 @@ package session
 
 import (
 	"net/http"
-	"slices"
 	"strings"
 )
 
@@ -10,11 +9,6 @@ import (
 // over HTTPS, with Path=/ and no Domain: neither a sibling subdomain nor a
 // plain-HTTP answer can set or shadow one (cookie tossing).
 const HostPrefix = "__Host-"
-
-// maxCookieValues bounds how many values of one cookie name a request is
-// searched for: enough for every cookie a browser keeps for a host, little
-// work for a forged header.
-const maxCookieValues = 64
 
 // Name is the name the gateway gives its cookie base on r: over HTTPS the
 // __Host- name, the only one read there, so a tossed unprefixed copy is
@@ -26,33 +20,35 @@ func Name(r *http.Request, base string) string {
 	return base
 }
 
-// Values returns the distinct values of the cookie name in r, in the order
-// sent, at most maxCookieValues of them. A browser sends several when a
-// cookie of the same name was set for a narrower path or a parent domain:
-// no gateway cookie is ever read as "the first one wins".
+// Values returns the values of the cookie name in r, in the order sent,
+// duplicates included. A browser sends several when a cookie of the same
+// name was set for a narrower path or a parent domain: no gateway cookie is
+// ever read as "the first one wins". Every value is returned, however many
+// precede the gateway's own (the request's header size, which the server
+// bounds, bounds the work): planted values that do not verify must not hide
+// the one that does.
 func Values(r *http.Request, name string) []string {
 	var out []string
 	sc := scanner{headers: r.Header["Cookie"], name: name}
 	for v, ok := sc.next(); ok; v, ok = sc.next() {
-		if !slices.Contains(out, v) {
-			out = append(out, v)
-		}
+		out = append(out, v)
 	}
 	return out
 }
 
 // scanner walks the values of one cookie name through Cookie headers
-// without allocating (r.Cookie parses and allocates every cookie).
+// without allocating (r.Cookie parses and allocates every cookie). It sees
+// every value: a count bound would let planted values crowd out the real
+// one (the header's size bounds the walk).
 type scanner struct {
 	headers []string
 	rest    string
 	name    string
-	seen    int
 }
 
 // next returns the next value of the cookie, spaces trimmed.
 func (s *scanner) next() (string, bool) {
-	for s.seen < maxCookieValues {
+	for {
 		for s.rest == "" {
 			if len(s.headers) == 0 {
 				return "", false
@@ -63,9 +59,7 @@ func (s *scanner) next() (string, bool) {
 		part, s.rest, _ = strings.Cut(s.rest, ";")
 		part = strings.TrimLeft(part, " ")
 		if n := len(s.name); len(part) > n && part[n] == '=' && part[:n] == s.name {
-			s.seen++
 			return strings.TrimSpace(part[n+1:]), true
 		}
 	}
-	return "", false
 }
