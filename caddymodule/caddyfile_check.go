@@ -39,7 +39,7 @@ var (
 		"bundle_ids", "native_client_ids", "scopes", "fields", "groups_from", "auth_param", "pkce", "sign_in",
 		"sign_out_at_provider", "link_by_email"}
 	webhookOptions = []string{"secret", "events", "retries", "retain", "timeout"}
-	handlerOptions = []string{"public", "require", "forward_token", "allow_emails", "allow_groups"}
+	handlerOptions = []string{"public", "require", "forward_token", "allow_emails", "allow_groups", "identity_audience"}
 
 	// These options may be written more than once: their values add up.
 	// Any other written twice is a mistake (the second would silently win);

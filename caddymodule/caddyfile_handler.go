@@ -13,12 +13,13 @@ import (
 //		forward_token <provider> [header <name>]
 //		allow_emails  <address|*@domain...>
 //		allow_groups  <provider:group...>
+//		identity_audience <aud...>
 //	}
 //
 // require, forward_token, allow_emails and allow_groups may repeat; every
 // requirement must be met (allow_emails and allow_groups together: either).
 // public (as the argument or in the block) lets requests through without a
-// session, and takes none of the others.
+// session, and takes none of the others but identity_audience.
 func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	handler := new(Handler)
 	h.Next()
@@ -77,6 +78,12 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 				return nil, h.Errf("allow_groups: want <provider:group...>")
 			}
 			handler.AllowGroups = append(handler.AllowGroups, rules...)
+		case "identity_audience":
+			aud := h.RemainingArgs()
+			if len(aud) == 0 {
+				return nil, h.Errf("identity_audience: want <aud...>")
+			}
+			handler.IdentityAudience = aud
 		default:
 			return nil, unknownOption(h.Dispenser, handlerOptions, "unrecognized socialgate option %q", h.Val())
 		}

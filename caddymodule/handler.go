@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/access"
+	"github.com/socialgate/socialgate/caddymodule/internal/assertion"
 	"github.com/socialgate/socialgate/caddymodule/internal/gateway"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
@@ -57,6 +58,14 @@ type Handler struct {
 	// Default: every signed-in user.
 	AllowGroups []string `json:"allow_groups,omitempty"`
 
+	// IdentityAudience is the aud claim of the identity token (X-Auth-Jwt)
+	// on this route, in place of the app's identity_audience. Sites that
+	// share one gateway are signed for by the same keys: give each upstream
+	// an audience of its own (its origin, https://app.example.com) and have
+	// it check aud, so that a token captured from one verifies at no other.
+	// Default: the app's identity_audience.
+	IdentityAudience []string `json:"identity_audience,omitempty"`
+
 	// Public lets requests through without a session: an exception in a
 	// site the gateway protects (socialgate public). They still lose
 	// client-sent X-Auth-* headers and the gateway's cookies and session
@@ -75,6 +84,7 @@ type Handler struct {
 	forward      []string          // provider names of ForwardTokens
 	tokenHeaders map[string]string // provider name → header
 	owned        gateway.Owned     // the headers this route sets or reads
+	audience     *assertion.Audience
 }
 
 // ForwardToken sends a provider's fresh access token upstream.
@@ -124,6 +134,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.tokenHeaders[ft.Provider] = tokenHeader(ft)
 	}
 	h.owned = gateway.NewOwned(slices.Collect(maps.Values(h.tokenHeaders))...)
+	h.audience = assertion.NewAudience(h.IdentityAudience)
 	h.allow, err = h.gw.Rules(h.AllowEmails, h.AllowGroups)
 	return err
 }
@@ -231,7 +242,7 @@ func (h *Handler) servePublic(w http.ResponseWriter, r *http.Request, next caddy
 // provider tokens (provider name → token), without the gateway's
 // credentials.
 func (h *Handler) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, sess *store.Session, tokens map[string]string) error {
-	identity, err := h.gw.Identity.Token(sess)
+	identity, err := h.gw.Identity.Token(sess, h.audience)
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}

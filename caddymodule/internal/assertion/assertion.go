@@ -14,7 +14,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,15 +64,31 @@ type Signer struct {
 	lifetime time.Duration
 	now      func() time.Time
 
-	mu    sync.RWMutex // read on every request, written once per session per lifetime
-	cache map[string]cached
+	mu    sync.RWMutex        // read on every request, written once per session per lifetime
+	cache map[string][]cached // by session id, one per audience
 }
 
 type cached struct {
 	token     string
+	audience  string // Audience.key
 	refreshAt time.Time
 	keys      *keyState // the keys when it was signed
 	updated   time.Time // the session's UpdatedAt when it was signed
+}
+
+// Audience is an aud claim in place of the Signer's own: a route's, so that
+// a token captured from one site's upstream verifies at no other's.
+type Audience struct {
+	claim jwt.Audience
+	key   string // the claim, joined: what the cache tells tokens apart by
+}
+
+// NewAudience returns the audience aud; nil for none (the Signer's own).
+func NewAudience(aud []string) *Audience {
+	if len(aud) == 0 {
+		return nil
+	}
+	return &Audience{claim: aud, key: "\x00" + strings.Join(aud, "\x00")}
 }
 
 // Options configure a Signer.
@@ -98,7 +116,7 @@ func New(o Options) (*Signer, error) {
 		o.Now = time.Now
 	}
 	return &Signer{keys: o.Keys, issuer: o.Issuer, audience: o.Audience,
-		lifetime: o.Lifetime, now: o.Now, cache: map[string]cached{}}, nil
+		lifetime: o.Lifetime, now: o.Now, cache: map[string][]cached{}}, nil
 }
 
 // KeyID is the key's RFC 7638 thumbprint, base64url.
@@ -116,17 +134,26 @@ func (s *Signer) JWKS() []byte { return s.keys.JWKS() }
 // JWKSMaxAge is how long verifiers may cache the JWKS (KeySet.MaxAge).
 func (s *Signer) JWKSMaxAge() time.Duration { return s.keys.MaxAge() }
 
-// Token returns the identity token of a session, signing a new one only when
-// the cached one is within a fifth of its lifetime of expiring, when the
-// keys changed since (its key may have left the JWKS), or when the
-// session's copy of its user did (Session.UpdatedAt).
-func (s *Signer) Token(sess *store.Session) (string, error) {
+// Token returns the identity token of a session for aud (nil: the Signer's
+// own audience), signing a new one only when the cached one is within a
+// fifth of its lifetime of expiring, when the keys changed since (its key
+// may have left the JWKS), or when the session's copy of its user did
+// (Session.UpdatedAt).
+func (s *Signer) Token(sess *store.Session, aud *Audience) (string, error) {
 	now := s.now()
 	keys := s.keys.state.Load()
+	audience, key := jwt.Audience(s.audience), ""
+	if aud != nil {
+		audience, key = aud.claim, aud.key
+	}
 	s.mu.RLock()
-	c, ok := s.cache[sess.ID]
+	i := slices.IndexFunc(s.cache[sess.ID], func(c cached) bool { return c.audience == key })
+	var c cached
+	if i >= 0 {
+		c = s.cache[sess.ID][i]
+	}
 	s.mu.RUnlock()
-	if ok && now.Before(c.refreshAt) && c.keys == keys && c.updated.Equal(sess.UpdatedAt) {
+	if i >= 0 && now.Before(c.refreshAt) && c.keys == keys && c.updated.Equal(sess.UpdatedAt) {
 		return c.token, nil
 	}
 	exp := now.Add(s.lifetime)
@@ -137,7 +164,7 @@ func (s *Signer) Token(sess *store.Session) (string, error) {
 		Claims: jwt.Claims{
 			Issuer:    s.issuer,
 			Subject:   sess.UserID,
-			Audience:  s.audience,
+			Audience:  audience,
 			IssuedAt:  jwt.NewNumericDate(now),
 			NotBefore: jwt.NewNumericDate(now),
 			Expiry:    jwt.NewNumericDate(exp),
@@ -158,7 +185,8 @@ func (s *Signer) Token(sess *store.Session) (string, error) {
 	if len(s.cache) >= maxCached {
 		clear(s.cache)
 	}
-	s.cache[sess.ID] = cached{token: token, refreshAt: exp.Add(-s.lifetime / 5), keys: keys, updated: sess.UpdatedAt}
+	entries := slices.DeleteFunc(s.cache[sess.ID], func(c cached) bool { return c.audience == key })
+	s.cache[sess.ID] = append(entries, cached{token: token, audience: key, refreshAt: exp.Add(-s.lifetime / 5), keys: keys, updated: sess.UpdatedAt})
 	s.mu.Unlock()
 	return token, nil
 }
@@ -205,7 +233,7 @@ func encode(c Claims) ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
-// Forget drops a session's cached token (sign-out).
+// Forget drops a session's cached tokens (sign-out).
 func (s *Signer) Forget(sessionID string) {
 	s.mu.Lock()
 	delete(s.cache, sessionID)

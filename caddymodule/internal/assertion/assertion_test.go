@@ -71,7 +71,7 @@ func TestToken_VerifiesWithTheJWKSAndCarriesTheIdentity(t *testing.T) {
 	now := time.Now()
 	s := newSigner(t, newKey(t), func() time.Time { return now })
 	sess := &store.Session{ID: "sess_1", UserID: "user_1", Email: "a@example.com", EmailVerified: true, Name: "A", ExpiresAt: now.Add(time.Hour)}
-	token, err := s.Token(sess)
+	token, err := s.Token(sess, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestToken_VerifiesWithTheJWKSAndCarriesTheIdentity(t *testing.T) {
 	// A session stored before verification was recorded may hold an
 	// unverified address: the token carries none.
 	legacy := &store.Session{ID: "sess_2", UserID: "user_2", Email: "ceo@example.com", ExpiresAt: now.Add(time.Hour)}
-	token, err = s.Token(legacy)
+	token, err = s.Token(legacy, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,13 +99,13 @@ func TestToken_IsReusedUntilNearExpiryThenRenewed(t *testing.T) {
 	now := time.Now()
 	s := newSigner(t, newKey(t), func() time.Time { return now })
 	sess := &store.Session{ID: "sess_1", UserID: "user_1", ExpiresAt: now.Add(time.Hour)}
-	first, _ := s.Token(sess)
+	first, _ := s.Token(sess, nil)
 	now = now.Add(3 * time.Minute)
-	if again, _ := s.Token(sess); again != first {
+	if again, _ := s.Token(sess, nil); again != first {
 		t.Error("a token was re-signed well before expiry")
 	}
 	now = now.Add(90 * time.Second) // 4.5 min: within the last fifth
-	renewed, _ := s.Token(sess)
+	renewed, _ := s.Token(sess, nil)
 	if renewed == first {
 		t.Fatal("the token was not renewed near expiry")
 	}
@@ -116,7 +116,7 @@ func TestToken_NeverOutlivesTheSession(t *testing.T) {
 	now := time.Now()
 	s := newSigner(t, newKey(t), func() time.Time { return now })
 	sess := &store.Session{ID: "sess_1", UserID: "user_1", ExpiresAt: now.Add(time.Minute)}
-	token, _ := s.Token(sess)
+	token, _ := s.Token(sess, nil)
 	if c := verify(t, s, token, now); c.Expiry.Time().After(sess.ExpiresAt) {
 		t.Errorf("token expires %v, after the session %v", c.Expiry.Time(), sess.ExpiresAt)
 	}
@@ -143,7 +143,7 @@ func TestToken_StaysWithinMaxTokenSizeKeepingTheFirstGroups(t *testing.T) {
 			for i := range tc.groups {
 				sess.Groups = append(sess.Groups, fmt.Sprintf("corp:<&>%03d<&>&<>", i))
 			}
-			token, err := s.Token(sess)
+			token, err := s.Token(sess, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -172,7 +172,7 @@ func TestToken_StaysWithinMaxTokenSizeKeepingTheFirstGroups(t *testing.T) {
 func TestJWKS_KeepsPreviousKeysForRotation(t *testing.T) {
 	old, cur := newKey(t), newKey(t)
 	now := time.Now()
-	token, _ := newSigner(t, old, nil).Token(&store.Session{ID: "s", UserID: "u", ExpiresAt: now.Add(time.Hour)})
+	token, _ := newSigner(t, old, nil).Token(&store.Session{ID: "s", UserID: "u", ExpiresAt: now.Add(time.Hour)}, nil)
 	keys, _ := NewKeySet([]Key{{Private: cur, Published: time.Unix(0, 1)}, {Private: old, Published: time.Unix(0, 1)}}, DefaultKeyDelay)
 	rotated, _ := New(Options{Keys: keys, Issuer: "https://gw.example"})
 	verify(t, rotated, token, now)
@@ -183,7 +183,7 @@ func BenchmarkToken_Cached(b *testing.B) {
 	sess := &store.Session{ID: "sess_1", UserID: "user_1", ExpiresAt: time.Now().Add(time.Hour)}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.Token(sess); err != nil {
+		if _, err := s.Token(sess, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -198,7 +198,7 @@ func TestToken_CarriesThePublicMetadataAndFollowsItsChanges(t *testing.T) {
 	s := newSigner(t, newKey(t), func() time.Time { return now })
 	sess := &store.Session{ID: "sess_m", UserID: "user_m", ExpiresAt: now.Add(time.Hour), Name: "Mo",
 		PublicMetadata: map[string]any{"plan": "free"}}
-	first, err := s.Token(sess)
+	first, err := s.Token(sess, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,17 +207,61 @@ func TestToken_CarriesThePublicMetadataAndFollowsItsChanges(t *testing.T) {
 	}
 	changed := *sess
 	changed.PublicMetadata, changed.UpdatedAt = map[string]any{"plan": "pro"}, now
-	second, _ := s.Token(&changed)
+	second, _ := s.Token(&changed, nil)
 	if c := verify(t, s, second, now); c.PublicMetadata["plan"] != "pro" {
 		t.Fatalf("after the change: public_metadata %v, want plan pro at once", c.PublicMetadata)
 	}
 	big := changed
 	big.PublicMetadata, big.UpdatedAt = map[string]any{"blob": strings.Repeat("x", MaxTokenSize)}, now.Add(time.Second)
-	third, err := s.Token(&big)
+	third, err := s.Token(&big, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c := verify(t, s, third, now); len(third) > MaxTokenSize || c.PublicMetadata != nil || c.Name != "Mo" {
 		t.Errorf("oversized metadata: token of %d bytes, metadata %d keys, name %q", len(third), len(c.PublicMetadata), c.Name)
+	}
+}
+
+// A route's audience replaces the Signer's in the aud claim; tokens of one
+// session for different audiences are cached apart, and Forget drops them
+// all.
+func TestToken_EachAudienceGetsItsOwnToken(t *testing.T) {
+	now := time.Now()
+	s := newSigner(t, newKey(t), func() time.Time { return now }, "https://default.example")
+	sess := &store.Session{ID: "sess_1", UserID: "user_1", ExpiresAt: now.Add(time.Hour)}
+	shop, blog := NewAudience([]string{"https://shop.example"}), NewAudience([]string{"https://blog.example", "blog"})
+	if NewAudience(nil) != nil {
+		t.Error("NewAudience(nil) is an audience")
+	}
+	tokens := map[string]string{}
+	for _, tc := range []struct {
+		name string
+		aud  *Audience
+		want jwt.Audience
+	}{
+		{"the signer's", nil, jwt.Audience{"https://default.example"}},
+		{"shop", shop, jwt.Audience{"https://shop.example"}},
+		{"blog", blog, jwt.Audience{"https://blog.example", "blog"}},
+	} {
+		token, err := s.Token(sess, tc.aud)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := verify(t, s, token, now); !slices.Equal(c.Audience, tc.want) {
+			t.Errorf("%s: aud %q, want %q", tc.name, c.Audience, tc.want)
+		}
+		if again, _ := s.Token(sess, tc.aud); again != token {
+			t.Errorf("%s: the token was signed again, not cached", tc.name)
+		}
+		tokens[tc.name] = token
+	}
+	if len(tokens) != 3 || tokens["shop"] == tokens["blog"] || tokens["shop"] == tokens["the signer's"] {
+		t.Error("two audiences share a token")
+	}
+	s.Forget(sess.ID)
+	for name, aud := range map[string]*Audience{"the signer's": nil, "shop": shop, "blog": blog} {
+		if again, _ := s.Token(sess, aud); again == tokens[name] {
+			t.Errorf("%s: Forget left the token cached", name)
+		}
 	}
 }

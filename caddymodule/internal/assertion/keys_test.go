@@ -33,7 +33,7 @@ func TestKeySet_ANewKeyIsPublishedAtOnceAndSignsAfterTheDelay(t *testing.T) {
 	sess := func(id string) *store.Session {
 		return &store.Session{ID: id, UserID: "u", ExpiresAt: now.Add(time.Hour)}
 	}
-	before, _ := s.Token(sess("a"))
+	before, _ := s.Token(sess("a"), nil)
 
 	// Rotate: the new key is in the JWKS at once, the old one still signs.
 	if err := keys.Set([]Key{{Private: fresh, Published: now}, {Private: old, Published: now.Add(-time.Hour)}}); err != nil {
@@ -44,12 +44,12 @@ func TestKeySet_ANewKeyIsPublishedAtOnceAndSignsAfterTheDelay(t *testing.T) {
 	if len(set.Keys) != 2 || len(set.Key(KeyID(&fresh.PublicKey))) != 1 {
 		t.Fatalf("the JWKS after the rotation: %s", s.JWKS())
 	}
-	during, _ := s.Token(sess("b"))
+	during, _ := s.Token(sess("b"), nil)
 	if kidOf(t, during) != KeyID(&old.PublicKey) {
 		t.Error("the new key signs before the delay")
 	}
 	now = now.Add(time.Minute)
-	after, _ := s.Token(sess("c"))
+	after, _ := s.Token(sess("c"), nil)
 	if kidOf(t, after) != KeyID(&fresh.PublicKey) {
 		t.Error("the new key does not sign after the delay")
 	}
@@ -102,9 +102,9 @@ func TestToken_ResignedWhenTheKeysChange(t *testing.T) {
 	keys, _ := NewKeySet([]Key{{Private: first, Published: now.Add(-time.Hour)}}, time.Minute)
 	s, _ := New(Options{Keys: keys, Issuer: "https://gw.example", Now: func() time.Time { return now }})
 	sess := &store.Session{ID: "a", UserID: "u", ExpiresAt: now.Add(time.Hour)}
-	s.Token(sess)
+	s.Token(sess, nil)
 	keys.Set([]Key{{Private: second, Published: now.Add(-time.Hour)}})
-	tok, _ := s.Token(sess)
+	tok, _ := s.Token(sess, nil)
 	if kidOf(t, tok) != KeyID(&second.PublicKey) {
 		t.Error("a token of a key no longer in the JWKS is still served")
 	}

@@ -154,7 +154,7 @@ func BenchmarkIdentityToken(b *testing.B) {
 		var token string
 		for b.Loop() {
 			var err error
-			if token, err = g.gw.Identity.Token(g.sess); err != nil {
+			if token, err = g.gw.Identity.Token(g.sess, nil); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -167,7 +167,7 @@ func BenchmarkIdentityToken(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			g.gw.Identity.Forget(g.sess.ID)
-			if _, err := g.gw.Identity.Token(g.sess); err != nil {
+			if _, err := g.gw.Identity.Token(g.sess, nil); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -215,7 +215,7 @@ func BenchmarkPassThrough(b *testing.B) {
 		if ok, err := g.gw.Admitted(r.Context(), sess, nil); !ok || err != nil {
 			b.Fatal("not admitted", err)
 		}
-		identity, err := g.gw.Identity.Token(sess)
+		identity, err := g.gw.Identity.Token(sess, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
