@@ -146,7 +146,8 @@ such live session.
 		Long: `
 Unlinks one external account (eac_…) from its user, in one transaction: the
 sessions signed in through it end, and an email address only that account
-vouched for becomes unverified (ending the sessions that show it). Tokens
+vouched for becomes unverified (the sessions that show it go on without
+it). Tokens
 at the provider are not revoked. Exit code 1 when the user has no such
 account.
 ` + storageHelp,

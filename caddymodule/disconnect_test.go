@@ -88,3 +88,30 @@ func TestDisconnect_EndsTheSessionsSignedInThroughTheAccount(t *testing.T) {
 		})
 	}
 }
+
+// The user's own sessions go on after a disconnect, but without an address
+// that only the disconnected account vouched for: the upstream, the
+// identity token and /me stop presenting it at once.
+func TestDisconnect_TheOwnersSessionGoesOnWithoutTheAddressTheAccountVouchedFor(t *testing.T) {
+	e, op := newLinkEnv(t, "", "")
+	if err := e.Load(options{Global: e.corp, Proxy: "header_up X-Placeholder-Email \"{http.auth.user.email}\""}); err != nil {
+		t.Fatal(err)
+	}
+	op.SetClaims(map[string]any{"sub": "corp-ada", "email": "ada@corp.example", "email_verified": true})
+	owner := newBrowser(t)
+	owner.signInDev(e, "/", person("Ada", "ada@home.example", false))
+	if resp, _ := owner.connectCorp(e); resp.StatusCode != http.StatusOK {
+		t.Fatalf("connecting corp: status %d", resp.StatusCode)
+	}
+	checkEmailUpstream(t, e, owner, "ada@corp.example")
+
+	_, csrf := owner.accountPage(e)
+	resp, _ := owner.post(e.Base+"/_auth/account/disconnect", url.Values{"csrf_token": {csrf}, "account_id": {accountID(owner.me(e), "oauth_corp")}})
+	if loc := location(t, resp); !strings.HasSuffix(loc, "/_auth/account?notice=disconnected") {
+		t.Fatalf("disconnect went to %s", loc)
+	}
+	if !owner.signedIn(e) {
+		t.Fatal("the owner's session, signed in through the dev identity, ended")
+	}
+	checkEmailUpstream(t, e, owner, "")
+}

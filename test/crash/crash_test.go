@@ -350,10 +350,15 @@ type ledger struct {
 	seen     map[string]bool   // users, as a set
 	deleting map[string]bool   // user ids the test asked to delete, answered or not
 	sessions map[string]string // Cookie header → user id, for sessions /me answered
-	ending   map[string]bool   // Cookie headers whose sign-out was sent, answered or not
+	ending   map[string]bool   // Cookie headers whose session a request sent may have ended (sign-out, link, disconnect), answered or not
 	ended    map[string]bool   // Cookie headers whose sign-out was answered with success
 	regulars map[string]string // a regular's email → the user its latest sign-in reported
 	emails   []string          // regulars' emails, first seen order
+	// disconnectSeq counts the disconnects sent; disconnectedAt is its
+	// value at a user's latest: a session started before it and recorded
+	// after may have ended with it.
+	disconnectSeq  int
+	disconnectedAt map[string]int
 
 	signIns, signInsOK, signOutsOK, deletesOK, lists int
 	links, disconnects, tokenReads                   int
@@ -364,13 +369,30 @@ type ledger struct {
 
 func newLedger() *ledger {
 	return &ledger{seen: map[string]bool{}, deleting: map[string]bool{}, sessions: map[string]string{},
-		ending: map[string]bool{}, ended: map[string]bool{}, regulars: map[string]string{}}
+		ending: map[string]bool{}, ended: map[string]bool{}, regulars: map[string]string{}, disconnectedAt: map[string]int{}}
 }
 
 func (l *ledger) do(f func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	f()
+}
+
+// disconnectsSent returns how many disconnects were sent so far.
+func (l *ledger) disconnectsSent() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.disconnectSeq
+}
+
+// record notes a session of uid that /me answered, started when since
+// disconnects had been sent: one of uid's sent since may have ended it.
+// The caller holds l.mu.
+func (l *ledger) record(cookie, uid string, since int) {
+	l.sessions[cookie] = uid
+	if l.disconnectedAt[uid] > since {
+		l.ending[cookie] = true
+	}
 }
 
 // sessionUser returns the user of a recorded session.
@@ -579,6 +601,7 @@ func (w *worker) person() url.Values {
 // signIn goes through the whole browser flow; a sign-in counts as answered
 // with success when GET /_auth/me then returns the user.
 func (w *worker) signIn(ctx context.Context) {
+	since := w.l.disconnectsSent()
 	b := w.newBrowser()
 	base := w.g.base
 	resp, _, err := b.send(ctx, http.MethodGet, base+"/private", nil)
@@ -648,7 +671,7 @@ func (w *worker) signIn(ctx context.Context) {
 			w.l.seen[uid] = true
 			w.l.users = append(w.l.users, uid)
 		}
-		w.l.sessions[cookie] = uid
+		w.l.record(cookie, uid, since)
 		if email := who.Get("email"); strings.HasPrefix(email, "regular-") {
 			if _, ok := w.l.regulars[email]; !ok {
 				w.l.emails = append(w.l.emails, email)
@@ -708,6 +731,7 @@ func (w *worker) link(ctx context.Context) {
 	}
 	old := b.cookie()
 	uid, _ := w.l.sessionUser(old)
+	since := w.l.disconnectsSent()
 	w.l.do(func() { w.l.ending[old] = true })
 	resp, _, err = b.send(ctx, http.MethodPost, w.g.base+"/_auth/account/connect", url.Values{"csrf_token": {m[1]}, "provider": {"dev"}})
 	if err != nil || resp.StatusCode != http.StatusSeeOther {
@@ -741,7 +765,7 @@ func (w *worker) link(ctx context.Context) {
 		w.l.do(func() {
 			w.l.links++
 			w.l.ended[old] = true
-			w.l.sessions[cookie] = uid
+			w.l.record(cookie, uid, since)
 		})
 	}
 }
@@ -749,7 +773,8 @@ func (w *worker) link(ctx context.Context) {
 var disconnectForm = regexp.MustCompile(`name="account_id" value="([^"]+)">\s*<button class="btn small danger"`)
 
 // disconnect unlinks one of a signed-in user's accounts from the account
-// page (the page offers only those the user can sign in without).
+// page (the page offers only those the user can sign in without), which
+// ends the sessions signed in through it.
 func (w *worker) disconnect(ctx context.Context) {
 	if len(w.browsers) == 0 {
 		return
@@ -760,6 +785,19 @@ func (w *worker) disconnect(ctx context.Context) {
 	if err != nil || resp.StatusCode != http.StatusOK || csrf == nil || target == nil {
 		return
 	}
+	// A disconnect ends the sessions signed in through the account: any
+	// session of the user may be one, also one started before and recorded
+	// after (see record).
+	uid, _ := w.l.sessionUser(b.cookie())
+	w.l.do(func() {
+		w.l.disconnectSeq++
+		w.l.disconnectedAt[uid] = w.l.disconnectSeq
+		for cookie, u := range w.l.sessions {
+			if u == uid {
+				w.l.ending[cookie] = true
+			}
+		}
+	})
 	resp, _, err = b.send(ctx, http.MethodPost, w.g.base+"/_auth/account/disconnect", url.Values{"csrf_token": {csrf[1]}, "account_id": {target[1]}})
 	if err != nil {
 		return

@@ -49,8 +49,8 @@ type Options struct {
 	Keys []string
 	// OnSessionEnd is told about every session the API revokes or deletes.
 	OnSessionEnd func(sessionID string)
-	// OnAccountsChange is told about every user whose linked accounts the
-	// API changed (unlink, user deletion).
+	// OnAccountsChange is told about every user whose linked accounts (and
+	// so, maybe, sessions) the API changed (unlink, user deletion).
 	OnAccountsChange func(userID string)
 	// Webhooks reports webhook delivery (GET /webhooks); nil lists none.
 	Webhooks *webhook.Dispatcher

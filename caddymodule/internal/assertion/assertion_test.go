@@ -265,3 +265,21 @@ func TestToken_EachAudienceGetsItsOwnToken(t *testing.T) {
 		}
 	}
 }
+
+// A session that no longer carries the address its cached token does (its
+// user gave it up; the store moved its UpdatedAt) gets a new token without
+// it.
+func TestToken_FollowsTheSessionsAddress(t *testing.T) {
+	now := time.Now()
+	s := newSigner(t, newKey(t), func() time.Time { return now })
+	sess := &store.Session{ID: "sess_1", UserID: "user_1", Email: "a@example.com", EmailVerified: true, ExpiresAt: now.Add(time.Hour)}
+	if token, _ := s.Token(sess, nil); verify(t, s, token, now).Email != "a@example.com" {
+		t.Fatal("the token does not carry the address")
+	}
+	rewritten := *sess
+	rewritten.Email, rewritten.EmailVerified, rewritten.UpdatedAt = "", false, now
+	token, _ := s.Token(&rewritten, nil)
+	if c := verify(t, s, token, now); c.Email != "" || c.EmailVerified {
+		t.Errorf("the session gave its address up; its token still carries %q (verified %v)", c.Email, c.EmailVerified)
+	}
+}

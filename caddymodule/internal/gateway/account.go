@@ -291,7 +291,7 @@ func (g *Gateway) accountDisconnect(w http.ResponseWriter, r *http.Request) {
 	g.Logger.Info("unlinked", zap.String("user_id", sess.UserID), zap.String("external_account_id", gone.ID),
 		zap.String("provider", gone.Provider), zap.Int("revoked_sessions", len(revoked)))
 	metrics.Unlinks.WithLabelValues(gone.Provider).Inc()
-	g.ForgetAccounts(sess.UserID)
+	g.ForgetUser(sess.UserID)
 	for _, id := range revoked {
 		g.Identity.Forget(id)
 		g.Sessions.Forget(id)

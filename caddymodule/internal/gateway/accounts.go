@@ -93,10 +93,17 @@ func (g *Gateway) linked(ctx context.Context, userID string, withUser bool) (cac
 // forgetSignedIn drops what is cached of the users a sign-in changed: its
 // own, and those it took an address from.
 func (g *Gateway) forgetSignedIn(out *flow.Outcome) {
-	g.ForgetAccounts(out.User.ID)
+	g.ForgetUser(out.User.ID)
 	for _, id := range out.Relieved {
-		g.ForgetAccounts(id)
+		g.ForgetUser(id)
 	}
+}
+
+// ForgetUser drops what is cached of a user after a change: its linked
+// accounts and its sessions (a change of its addresses rewrites them).
+func (g *Gateway) ForgetUser(userID string) {
+	g.ForgetAccounts(userID)
+	g.Sessions.ForgetUser(userID)
 }
 
 // ForgetAccounts drops a user's cached accounts after a change.

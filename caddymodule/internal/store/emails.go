@@ -11,9 +11,10 @@ import (
 // token, /me, allow_emails, the API). An address is verified on a user
 // exactly when that user holds it, and then at least one of the user's
 // accounts vouches for it (its provider asserts it, verified, as of its last
-// sign-in). When a user stops holding an address, by a take-over, an unlink
-// or a provider's change, every session of that user that carries it ends:
-// a session never goes on presenting an address its user lost.
+// sign-in). A session never goes on presenting an address its user lost:
+// when another user takes it over, the sessions that carried it end (they
+// presented someone else's address); when the user gives it up (an unlink,
+// a provider's change), they go on without it.
 //
 // The rules below are the only place that decides any of this, and what an
 // unlink ends; each Store implementation gives them an EmailTx over its own
@@ -43,6 +44,9 @@ type EmailTx interface {
 	// EndSessions deletes the user's live sessions that match reports, and
 	// returns them.
 	EndSessions(userID string, match func(*Session) bool) ([]*Session, error)
+	// RewriteSessions calls change with each of the user's live sessions
+	// and writes back those it reports changed (their expiry unchanged).
+	RewriteSessions(userID string, change func(*Session) bool) error
 }
 
 // Emails applies the email rules inside one transaction and collects what
@@ -51,7 +55,7 @@ type Emails struct {
 	Tx EmailTx
 	// Out receives the events of what the rules changed (session.revoked
 	// for each session ended, user.updated for a user relieved of an
-	// address); nil records none.
+	// address); nil only where nothing can end or change (Create, Import).
 	Out *Outbox
 	Now time.Time
 	// Trusted reports whether a provider is trusted to vouch for
@@ -99,7 +103,7 @@ func (x *Emails) Withdraw(u *User, accID, keep string) (changed bool, err error)
 		e.VerifiedBy = slices.DeleteFunc(e.VerifiedBy, func(id string) bool { return id == accID })
 		changed = true
 		if len(e.VerifiedBy) == 0 {
-			if err := x.withdraw(u, e); err != nil {
+			if err := x.withdraw(u, e, false); err != nil {
 				return false, err
 			}
 		}
@@ -108,22 +112,33 @@ func (x *Emails) Withdraw(u *User, accID, keep string) (changed bool, err error)
 }
 
 // withdraw makes e, one of u's addresses, unverified: it stops linking to u,
-// stays on u's list (and recorded in the index) as an unverified address,
-// and the sessions of u that carry it end.
-func (x *Emails) withdraw(u *User, e *EmailAddress) error {
+// and stays on u's list (and recorded in the index) as an unverified
+// address. The sessions of u that carry it end when taken, u having lost it
+// to another user; else they go on without it.
+func (x *Emails) withdraw(u *User, e *EmailAddress, taken bool) error {
 	e.Verified, e.VerifiedBy = false, nil
 	if err := x.Tx.Release(e.Email, u.ID); err != nil {
 		return err
 	}
 	email := normalizeEmail(e.Email)
-	return x.endSessions(u.ID, func(s *Session) bool { return s.VerifiedEmail() != "" && normalizeEmail(s.Email) == email })
+	carries := func(s *Session) bool { return s.VerifiedEmail() != "" && normalizeEmail(s.Email) == email }
+	if taken {
+		return x.endSessions(u.ID, carries)
+	}
+	return x.Tx.RewriteSessions(u.ID, func(s *Session) bool {
+		if !carries(s) {
+			return false
+		}
+		s.Email, s.EmailVerified, s.UpdatedAt = "", false, x.Now
+		return true
+	})
 }
 
 // Unlink carries out the unlink of acc from u, its user, beyond the
 // account's own records: the sessions signed in through acc end (whoever
 // signed in with an identity the user removed keeps nothing of the
-// account), and acc's vouching is withdrawn (Withdraw, which ends the
-// sessions carrying an address the user loses with it). Sessions that do
+// account), and acc's vouching is withdrawn (Withdraw: the sessions
+// carrying an address the user loses with it go on without it). Sessions that do
 // not record their account (from before it was recorded) are left alone.
 // changed reports a change to u, which the caller saves; every Store
 // implementation unlinks this way.
@@ -141,15 +156,9 @@ func (x *Emails) endSessions(userID string, match func(*Session) bool) error {
 	if err != nil {
 		return err
 	}
-	for _, s := range ended {
-		if x.Out != nil {
-			if err := x.Out.Add(Event{Type: EventSessionRevoked, CreatedAt: x.Now, Session: s}); err != nil {
-				return err
-			}
-		}
-		x.Revoked = append(x.Revoked, s.ID)
-	}
-	return nil
+	ids, err := RevokedSessions(x.Out, ended, x.Now)
+	x.Revoked = append(x.Revoked, ids...)
+	return err
 }
 
 // merge adds acc's email to u and records it. A verified one is verified on
@@ -180,7 +189,7 @@ func (x *Emails) merge(u *User, acc *ExternalAccount) (changed bool, err error) 
 	if !holds {
 		if e.Verified { // recorded before this rule held: another user holds it
 			changed = true
-			return changed, x.withdraw(u, e)
+			return changed, x.withdraw(u, e, true)
 		}
 		return changed, nil
 	}
@@ -230,7 +239,7 @@ func (x *Emails) claim(u *User, email, provider string) (bool, error) {
 // user.updated event.
 func (x *Emails) relieve(h *User, accounts []*ExternalAccount, email string) error {
 	if i := h.emailIndex(email); i >= 0 {
-		if err := x.withdraw(h, &h.Emails[i]); err != nil {
+		if err := x.withdraw(h, &h.Emails[i], true); err != nil {
 			return err
 		}
 	} else if err := x.Tx.Release(email, h.ID); err != nil {
@@ -241,9 +250,6 @@ func (x *Emails) relieve(h *User, accounts []*ExternalAccount, email string) err
 		return err
 	}
 	x.Relieved = append(x.Relieved, h.ID)
-	if x.Out == nil {
-		return nil
-	}
 	return x.Out.Add(Event{Type: EventUserUpdated, CreatedAt: x.Now, User: h, Accounts: accounts})
 }
 

@@ -341,25 +341,55 @@ func (x badgerEmails) SaveUser(u *User) error { return setJSON(x.txn, userKey(u.
 // EndSessions deletes the user's live sessions that match reports, with
 // their index entries.
 func (x badgerEmails) EndSessions(userID string, match func(*Session) bool) ([]*Session, error) {
-	ids, err := collectKeys(x.txn, prefixUserSess+userID+"/", 0)
+	live, err := liveSessionsOf(x.txn, userID, x.now)
 	if err != nil {
 		return nil, err
 	}
 	var matching []string
+	for _, s := range live {
+		if match(s) {
+			matching = append(matching, s.ID)
+		}
+	}
+	return deleteSessions(x.txn, userID, matching)
+}
+
+// RewriteSessions writes back the user's live sessions that change changed.
+func (x badgerEmails) RewriteSessions(userID string, change func(*Session) bool) error {
+	live, err := liveSessionsOf(x.txn, userID, x.now)
+	if err != nil {
+		return err
+	}
+	for _, s := range live {
+		if change(s) {
+			if err := setJSON(x.txn, sessionKey(s.ID), s, badgerExpiry(s.ExpiresAt)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// liveSessionsOf reads the user's sessions that are live at now.
+func liveSessionsOf(txn *badger.Txn, userID string, now time.Time) ([]*Session, error) {
+	ids, err := collectKeys(txn, prefixUserSess+userID+"/", 0)
+	if err != nil {
+		return nil, err
+	}
+	var live []*Session
 	for _, sid := range ids {
 		var s Session
-		err := getJSON(x.txn, sessionKey(sid), &s)
-		if errors.Is(err, ErrNotFound) || (err == nil && (s.UserID != userID || !x.now.Before(s.ExpiresAt))) {
+		err := getJSON(txn, sessionKey(sid), &s)
+		if errors.Is(err, ErrNotFound) || (err == nil && (s.UserID != userID || !now.Before(s.ExpiresAt))) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("loading a session: %w", redact(err, sid))
 		}
-		if match(&s) {
-			matching = append(matching, sid)
-		}
+		s.ID = sid
+		live = append(live, &s)
 	}
-	return deleteSessions(x.txn, userID, matching)
+	return live, nil
 }
 
 // releaseEmail deletes the idx/email entry of email if it names userID.

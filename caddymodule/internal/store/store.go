@@ -87,11 +87,11 @@ type Store interface {
 	// provider: it takes no address over).
 	UpdateExternalAccount(ctx context.Context, id string, fn func(a *ExternalAccount) error) (*ExternalAccount, error)
 	// DeleteExternalAccount unlinks an account of userID in one transaction:
-	// the account, its identity and user indexes, and its vouching for the
+	// the account, its identity and user indexes, its vouching for the
 	// user's emails (an email no longer vouched by any account becomes
-	// unverified and leaves the email index, and the user's sessions that
-	// carry it end: see Emails), and the sessions signed in through the
-	// account (Emails.Unlink), each with a session.revoked event. It returns
+	// unverified and leaves the email index; the user's sessions that carry
+	// it go on without it: see Emails), and the sessions signed in through
+	// the account (Emails.Unlink), each with a session.revoked event. It returns
 	// the account as it was and the ids of the sessions it ended, for
 	// caches to forget. check is called inside the transaction with the
 	// accounts that would remain; its error aborts the unlink and is
@@ -290,7 +290,9 @@ type SignInResult struct {
 	LinkedByEmail bool
 	// RevokedSessions lists every session the sign-in ended, for caches to
 	// forget: the holder's at a link by email, and those that carried an
-	// address their user lost (see Emails).
+	// address another user took over (see Emails). Sessions of the user
+	// that carried an address it gave up were rewritten without it: caches
+	// forget the user's sessions after a sign-in.
 	RevokedSessions []string
 	// Relieved lists the other users the sign-in took a verified address
 	// from (a take-over, see Emails), for caches to forget.

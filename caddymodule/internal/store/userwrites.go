@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -78,38 +77,13 @@ func (b *Badger) UpdateUser(ctx context.Context, id string, fn func(u *User) err
 			res.RevokedSessions, err = RevokedSessions(out, revoked, now)
 			return err
 		}
-		return b.syncSessions(txn, u, now)
+		// The user's live sessions take its public metadata (Session.AdoptUser).
+		return badgerEmails{txn, now}.RewriteSessions(id, func(s *Session) bool { return s.AdoptUser(u, now) })
 	})
 	if err != nil {
 		return UserUpdate{}, fmt.Errorf("updating user %s: %w", id, err)
 	}
 	return res, nil
-}
-
-// syncSessions gives the user's live sessions u's public metadata, where
-// it changed (see Session.AdoptUser).
-func (b *Badger) syncSessions(txn *badger.Txn, u *User, now time.Time) error {
-	ids, err := collectKeys(txn, prefixUserSess+u.ID+"/", 0)
-	if err != nil {
-		return err
-	}
-	for _, sid := range ids {
-		var s Session
-		err := getJSON(txn, sessionKey(sid), &s)
-		if errors.Is(err, ErrNotFound) || (err == nil && (s.UserID != u.ID || !now.Before(s.ExpiresAt))) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("loading a session: %w", redact(err, sid))
-		}
-		if !s.AdoptUser(u, now) {
-			continue
-		}
-		if err := setJSON(txn, sessionKey(sid), &s, badgerExpiry(s.ExpiresAt)); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // claimHandles points the handle index at u for each of u's handles that

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -308,33 +307,20 @@ func (x pgEmails) SaveUser(u *store.User) error { return saveUser(x.ctx, x.tx, u
 // reads the user FOR SHARE when it carries an address) and then sees the
 // change.
 func (x pgEmails) EndSessions(userID string, match func(*store.Session) bool) ([]*store.Session, error) {
-	rows, err := x.tx.Query(x.ctx, `SELECT id_hash, record FROM sessions WHERE user_id = $1 AND expires_ns > $2`,
-		userID, x.now.UnixNano())
+	live, err := x.liveSessions(userID)
 	if err != nil {
 		return nil, err
 	}
-	matching, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) ([]byte, error) {
-		var hash, record []byte
-		if err := row.Scan(&hash, &record); err != nil {
-			return nil, err
+	var matching [][]byte
+	for _, l := range live {
+		if match(l.sess) {
+			matching = append(matching, l.hash)
 		}
-		var sess store.Session
-		if err := json.Unmarshal(record, &sess); err != nil {
-			return nil, fmt.Errorf("decoding a session: %w", err)
-		}
-		if !match(&sess) {
-			return nil, nil
-		}
-		return hash, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ending sessions of user %s: %w", userID, err)
 	}
-	matching = slices.DeleteFunc(matching, func(h []byte) bool { return h == nil })
 	if len(matching) == 0 {
 		return nil, nil
 	}
-	rows, err = x.tx.Query(x.ctx, `DELETE FROM sessions WHERE id_hash = ANY($1) RETURNING id_hash, id_sealed, record`, matching)
+	rows, err := x.tx.Query(x.ctx, `DELETE FROM sessions WHERE id_hash = ANY($1) RETURNING id_hash, id_sealed, record`, matching)
 	if err != nil {
 		return nil, err
 	}
@@ -343,6 +329,59 @@ func (x pgEmails) EndSessions(userID string, match func(*store.Session) bool) ([
 		return nil, fmt.Errorf("ending sessions of user %s: %w", userID, err)
 	}
 	return ended, nil
+}
+
+// RewriteSessions writes back the user's live sessions that change changed.
+func (x pgEmails) RewriteSessions(userID string, change func(*store.Session) bool) error {
+	live, err := x.liveSessions(userID)
+	if err != nil {
+		return err
+	}
+	for _, l := range live {
+		if !change(l.sess) {
+			continue
+		}
+		record, err := json.Marshal(l.sess)
+		if err != nil {
+			return err
+		}
+		if _, err := x.tx.Exec(x.ctx, `UPDATE sessions SET record = $2 WHERE id_hash = $1`, l.hash, record); err != nil {
+			return fmt.Errorf("rewriting a session of user %s: %w", userID, err)
+		}
+	}
+	return nil
+}
+
+// liveSession is a session row: its digest and its record (without its id).
+type liveSession struct {
+	hash []byte
+	sess *store.Session
+}
+
+// liveSessions reads and locks the user's live sessions, in the order of
+// their digests as TouchSessions locks them (no deadlock between the two).
+func (x pgEmails) liveSessions(userID string) ([]liveSession, error) {
+	rows, err := x.tx.Query(x.ctx, `SELECT id_hash, record FROM sessions WHERE user_id = $1 AND expires_ns > $2
+		ORDER BY id_hash FOR UPDATE`, userID, x.now.UnixNano())
+	if err != nil {
+		return nil, err
+	}
+	live, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (liveSession, error) {
+		var l liveSession
+		var record []byte
+		if err := row.Scan(&l.hash, &record); err != nil {
+			return l, err
+		}
+		l.sess = new(store.Session)
+		if err := json.Unmarshal(record, l.sess); err != nil {
+			return l, fmt.Errorf("decoding a session: %w", err)
+		}
+		return l, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading sessions of user %s: %w", userID, err)
+	}
+	return live, nil
 }
 
 // emailHolder returns the user a verified email links to, or "".

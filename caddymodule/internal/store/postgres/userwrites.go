@@ -2,10 +2,8 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -81,7 +79,8 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(u *store.User
 			res.RevokedSessions, err = store.RevokedSessions(out, revoked, now)
 			return err
 		}
-		return s.syncSessions(ctx, tx, u, now)
+		// The user's live sessions take its public metadata (Session.AdoptUser).
+		return s.emails(ctx, tx, now).RewriteSessions(u.ID, func(sess *store.Session) bool { return sess.AdoptUser(u, now) })
 	})
 	if cerr := callerErr(err); cerr != nil {
 		err = cerr
@@ -90,35 +89,6 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(u *store.User
 		return store.UserUpdate{}, fmt.Errorf("updating user %s: %w", id, notFound(err))
 	}
 	return res, nil
-}
-
-// syncSessions gives the user's live sessions u's public metadata, where
-// it changed (see store.Session.AdoptUser).
-func (s *Store) syncSessions(ctx context.Context, tx pgx.Tx, u *store.User, now time.Time) error {
-	rows, err := tx.Query(ctx, `SELECT id_hash, id_sealed, record FROM sessions WHERE user_id = $1 AND expires_ns > $2`,
-		u.ID, now.UnixNano())
-	if err != nil {
-		return err
-	}
-	sessions, err := pgx.CollectRows(rows, s.scanSession)
-	if err != nil {
-		return fmt.Errorf("listing sessions of user %s: %w", u.ID, err)
-	}
-	for _, sess := range sessions {
-		if !sess.AdoptUser(u, now) {
-			continue
-		}
-		bare := *sess
-		bare.ID = ""
-		record, err := json.Marshal(&bare)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE sessions SET record = $2 WHERE id_hash = $1`, digest(sess.ID), record); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // claimHandles gives u each of its handles that old (nil for a new user)

@@ -290,7 +290,7 @@ var tests = []struct {
 	{"SignIn_ConcurrentTakeOversMakeOneUser", signInConcurrentTakeOversMakeOneUser},
 	{"Emails_AVerifiedAddressStandsForItsHolderOnly", emailsAVerifiedAddressStandsForItsHolderOnly},
 	{"Emails_TakeOverWithdrawsTheAddressAndEndsTheSquattersSessions", emailsTakeOverWithdrawsTheAddressAndEndsTheSquattersSessions},
-	{"Emails_ALostAddressEndsTheSessionsCarryingIt", emailsALostAddressEndsTheSessionsCarryingIt},
+	{"Emails_AGivenUpAddressLeavesTheSessionsWithoutIt", emailsAGivenUpAddressLeavesTheSessionsWithoutIt},
 	{"Emails_ImportLeavesAnAddressHeldElsewhereUnverified", emailsImportLeavesAnAddressHeldElsewhereUnverified},
 	{"ExternalAccount_ReturnsTheAccount", externalAccountReturnsTheAccount},
 	{"ExternalAccountByIdentity_FindsTheLinkedAccount", externalAccountByIdentityFindsTheLinkedAccount},
