@@ -110,7 +110,7 @@ var brokenCaddyfiles = []brokenCaddyfile{
 	{"unknown global option, a typo", global("\t\tdev_provider\n\t\tsesion_lifetime 24h"), 4,
 		`unrecognized socialgate option "sesion_lifetime" (did you mean session_lifetime?)`},
 	{"unknown route option", withSite("\t\tcolour blue"), 13,
-		`unrecognized socialgate option "colour" (want one of public, require, forward_token, allow_emails, allow_groups)`},
+		`unrecognized socialgate option "colour" (want one of public, require, forward_token, allow_emails, allow_groups, identity_audience)`},
 	{"unknown provider option, a typo", global("\t\tprovider github {\n\t\t\tclient_id x\n\t\t\tclient_secert y\n\t\t}"), 5,
 		`unrecognized option "client_secert" in provider github (did you mean client_secret?)`},
 	{"unknown route option, a typo", withSite("\t\trequires github"), 13,

@@ -28,7 +28,7 @@ func TestDisconnect_EndsTheSessionsSignedInThroughTheAccount(t *testing.T) {
 				t.Fatalf("connecting corp: status %d", resp.StatusCode)
 			}
 			me := owner.me(e)
-			corpID := accountID(me, "oauth_corp")
+			corpID := accountID(me, "oauth_custom_corp")
 			if corpID == "" {
 				t.Fatal("corp is not linked")
 			}
@@ -67,7 +67,7 @@ func TestDisconnect_EndsTheSessionsSignedInThroughTheAccount(t *testing.T) {
 					t.Fatalf("DELETE external account: status %d", status)
 				}
 			}
-			if got := providersOf(owner.me(e)); len(got) != 1 || got[0] != "oauth_dev" {
+			if got := providersOf(owner.me(e)); len(got) != 1 || got[0] != "oauth_custom_dev" {
 				t.Fatalf("the owner's accounts after the disconnect: %q", got)
 			}
 
@@ -106,7 +106,7 @@ func TestDisconnect_TheOwnersSessionGoesOnWithoutTheAddressTheAccountVouchedFor(
 	checkEmailUpstream(t, e, owner, "ada@corp.example")
 
 	_, csrf := owner.accountPage(e)
-	resp, _ := owner.post(e.Base+"/_auth/account/disconnect", url.Values{"csrf_token": {csrf}, "account_id": {accountID(owner.me(e), "oauth_corp")}})
+	resp, _ := owner.post(e.Base+"/_auth/account/disconnect", url.Values{"csrf_token": {csrf}, "account_id": {accountID(owner.me(e), "oauth_custom_corp")}})
 	if loc := location(t, resp); !strings.HasSuffix(loc, "/_auth/account?notice=disconnected") {
 		t.Fatalf("disconnect went to %s", loc)
 	}

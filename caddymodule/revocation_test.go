@@ -78,7 +78,7 @@ func TestPostgres_RevocationReachesEveryGatewayAtOnce(t *testing.T) {
 	refusedOnB(cookie, "deleting the user")
 
 	_, cookie, me = signIn()
-	if status, _, body := apiCall(t, onA, http.MethodDelete, "/users/"+me["id"].(string)+"/external_accounts/"+accountID(me, "oauth_corp")); status != http.StatusOK {
+	if status, _, body := apiCall(t, onA, http.MethodDelete, "/users/"+me["id"].(string)+"/external_accounts/"+accountID(me, "oauth_custom_corp")); status != http.StatusOK {
 		t.Fatalf("disconnecting the account on A: status %d %v", status, body)
 	}
 	refusedOnB(cookie, "disconnecting the account it signed in through")
