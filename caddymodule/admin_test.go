@@ -83,7 +83,7 @@ func TestAdminCLI_Online(t *testing.T) {
 			t.Errorf("the email filter let Ada through:\n%s", r.stdout)
 		}
 		r = on("user", s.ada)
-		for _, want := range []string{"Ada Lovelace", "ada@example.com (verified)", s.adaEAC, "1 sessions", s.adaSession, "192.0.2.1"} {
+		for _, want := range []string{"Ada Lovelace", "ada@example.com (verified)", s.adaEAC, "\n1 account\n", "\n1 session\n", s.adaSession, "192.0.2.1"} {
 			r.want(t, 0, want)
 		}
 		r = on("user", "--json", s.ada)
@@ -115,7 +115,7 @@ func TestAdminCLI_Online(t *testing.T) {
 		on("user-delete", s.grace).want(t, 0, "deleted user "+s.grace)
 		on("user-delete", s.grace).wantError(t, 1, "there is no user "+s.grace)
 		on("user", s.ada).want(t, 0, "0 accounts")
-		on("storage-check").want(t, 0, "store is consistent: 1 users")
+		on("storage-check").want(t, 0, "store is consistent: 1 user\n")
 	})
 
 	// The serving gateway caches sessions (here for an hour): what the
@@ -183,7 +183,7 @@ func TestAdminCLI_Offline(t *testing.T) {
 	bin := cli(buildSocialgate(t))
 	s := seedStore(t)
 
-	bin.run(t, "user", "--storage", s.dir, s.ada).want(t, 0, "1 sessions")
+	bin.run(t, "user", "--storage", s.dir, s.ada).want(t, 0, "1 session\n")
 	bin.run(t, "account-disconnect", "--storage", s.dir, s.ada, s.adaEAC).want(t, 0, "disconnected account "+s.adaEAC)
 	// Ada's session was signed in through that account: it ended with it.
 	bin.run(t, "user", "--storage", s.dir, s.ada).want(t, 0, "0 sessions")

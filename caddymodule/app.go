@@ -19,6 +19,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
 	"github.com/socialgate/socialgate/caddymodule/internal/gateway"
 	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
+	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
@@ -262,11 +263,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	secrets, err := cookieSecrets(repl, a.CookieKeys, ref.keys.CookieSecrets())
+	secrets, err := cookieSecrets(repl, a.CookieKeys, ref.Keys.CookieSecrets())
 	if err != nil {
 		return err
 	}
-	providers, err := a.buildProviders(repl, ref.keys.CookieSecret)
+	providers, err := a.buildProviders(repl, ref.Keys.CookieSecret)
 	if err != nil {
 		return err
 	}
@@ -290,7 +291,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("ui: %w", err)
 	}
-	sessions, err := session.NewManager(ref.store, secrets, time.Duration(a.SessionLifetime))
+	sessions, err := session.NewManager(ref.Store, secrets, time.Duration(a.SessionLifetime))
 	if err != nil {
 		return fmt.Errorf("cookie_keys: %w", err)
 	}
@@ -303,7 +304,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		idle = time.Duration(*a.SessionIdleTimeout)
 	}
 	sessions.WithCache(cacheTTL).WithIdleTimeout(idle)
-	if err := seedRedirectURLs(ref.store, a.RedirectURLs); err != nil {
+	if err := seedRedirectURLs(ref.Store, a.RedirectURLs); err != nil {
 		return err
 	}
 	limits, err := a.limiter()
@@ -323,7 +324,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		byName[p.Name()] = p
 	}
 	engine := tokens.New(tokens.Options{
-		Store: ref.store,
+		Store: ref.Store,
 		Providers: func(name string) (tokens.Refresher, bool) {
 			p, ok := byName[name]
 			return p, ok
@@ -338,9 +339,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.gateway = gateway.New(gateway.Config{
 		Prefix:    a.Prefix,
 		Providers: providers,
-		Store:     ref.store,
+		Store:     ref.Store,
 		Sessions:  sessions,
-		Flow: flow.New(flow.Config{Store: ref.store, Sessions: sessions, Sanitize: returnTo.Sanitize,
+		Flow: flow.New(flow.Config{Store: ref.Store, Sessions: sessions, Sanitize: returnTo.Sanitize,
 			TTL: time.Duration(a.FlowTimeout), ReauthenticateAfter: time.Duration(a.ReauthenticateAfter), Logger: a.logger, Admit: admit,
 			LinkByEmail: linksByEmail(providers), OnSessionEnd: sessionEnded,
 			NativeAllowed: func(ctx context.Context, u string) bool { return a.gateway.NativeAllowed(ctx, u) }}),
@@ -355,19 +356,22 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Tokens:        engine,
 		Identity:      identity,
 		API: api.New(api.Options{
-			Store:  ref.store,
-			Tokens: engine,
-			Revokers: func(name string) (api.Revoker, bool) {
-				p, ok := byName[name]
-				return p, ok
-			},
-			Keys:         apiKeys,
-			Providers:    statuses(providers),
-			Webhooks:     a.hooks.Dispatcher,
-			OnSessionEnd: sessionEnded,
-			Audit:        audit.New(a.logger.Named("audit")),
-			ClientIP:     clientIP,
-			Logger:       a.logger.Named("api"),
+			Ops: ops.New(ops.Options{
+				Store:     ref.Store,
+				Tokens:    engine,
+				Providers: opsProviders(providers),
+				Webhooks:  a.hooks.Dispatcher,
+				Audit:     audit.New(a.logger.Named("audit")),
+				// The gateway caches sessions and linked accounts.
+				OnSessionEnd:     sessionEnded,
+				// A change to a user's accounts may change its sessions too
+				// (an unlink ends some): forget both.
+				OnAccountsChange: func(id string) { a.gateway.ForgetUser(id) },
+				Logger:           a.logger.Named("api"),
+			}),
+			Keys:     apiKeys,
+			ClientIP: clientIP,
+			Logger:   a.logger.Named("api"),
 		}),
 		Logger: a.logger,
 	})
@@ -382,9 +386,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// statuses lists the providers for the API's health report.
-func statuses(providers []*provider.Provider) []api.ProviderStatus {
-	out := make([]api.ProviderStatus, len(providers))
+// opsProviders lists the providers for the operations.
+func opsProviders(providers []*provider.Provider) []ops.Provider {
+	out := make([]ops.Provider, len(providers))
 	for i, p := range providers {
 		out[i] = p
 	}
@@ -438,7 +442,7 @@ func (a *App) Start() error {
 	if a.DevProvider == nil {
 		return nil
 	}
-	dev, err := startDevHost(a.DevProvider, a.storeRef.keys.CookieSecret, a.logger)
+	dev, err := startDevHost(a.DevProvider, a.storeRef.Keys.CookieSecret, a.logger)
 	if err != nil {
 		return err
 	}

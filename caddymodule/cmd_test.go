@@ -159,7 +159,7 @@ func TestOperatorCommands(t *testing.T) {
 		corrupt(t, s.dir, "idx/identity/https://ghost.example\x00ghost", "eac_ghost")
 		r := bin.run(t, "storage-check", "--storage", s.dir)
 		r.want(t, 1, `identity index entry "https://ghost.example\x00ghost": account eac_ghost is missing`)
-		if !strings.Contains(r.stderr, "1 invariant violations") {
+		if !strings.Contains(r.stderr, "1 invariant violation\n") {
 			t.Errorf("stderr does not count the violations:\n%s", r.stderr)
 		}
 	})
@@ -232,7 +232,7 @@ func TestOperatorCommands(t *testing.T) {
 	t.Run("User_ShowsAccountsAndSessionsWithoutTokens", func(t *testing.T) {
 		s := seedStore(t)
 		r := bin.run(t, "user", "--storage", s.dir, s.ada)
-		for _, want := range []string{s.ada, "Ada Lovelace", "ada@example.com (verified)", s.adaEAC, "https://idp.example", "1 sessions", s.adaSession, "192.0.2.1"} {
+		for _, want := range []string{s.ada, "Ada Lovelace", "ada@example.com (verified)", s.adaEAC, "https://idp.example", "\n1 account\n", "\n1 session\n", s.adaSession, "192.0.2.1"} {
 			r.want(t, 0, want)
 		}
 		r = bin.run(t, "user", "--storage", s.dir, "--json", s.ada)
@@ -268,7 +268,7 @@ func TestOperatorCommands(t *testing.T) {
 		bin.run(t, "user-delete", "--storage", s.dir, s.ada).want(t, 0, "deleted user "+s.ada)
 		bin.run(t, "user", "--storage", s.dir, s.ada).wantError(t, 1, "there is no user")
 		bin.run(t, "user-delete", "--storage", s.dir, s.ada).wantError(t, 1, "there is no user "+s.ada)
-		bin.run(t, "storage-check", "--storage", s.dir).want(t, 0, "store is consistent: 1 users")
+		bin.run(t, "storage-check", "--storage", s.dir).want(t, 0, "store is consistent: 1 user\n")
 	})
 
 	t.Run("SessionRevoke_EndsTheSession", func(t *testing.T) {

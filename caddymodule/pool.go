@@ -7,9 +7,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
-	"github.com/socialgate/socialgate/caddymodule/internal/assertion"
-	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
-	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
 )
 
@@ -23,15 +21,12 @@ var stores = caddy.NewUsagePool()
 
 // openStore is a pooled store and its keys.
 type openStore struct {
-	store store.Store
-	keys  *keyring.Keyring
-	key   string // in stores (and dispatchers)
-	dir   string // the Badger store's directory (its keys.json); "" for PostgreSQL
+	*ops.Opened
+	key string // in stores (and dispatchers)
 
 	// identity holds the identity-token keys of every config on the
 	// store, so a rotation reaches them all without a reload.
-	identity   *assertion.KeySet
-	identityMu sync.Mutex // serializes rotations and reloads of identity
+	identity *ops.Keys
 
 	mu     sync.Mutex
 	caches map[*storeRef]caches // of the configs using the store
@@ -126,7 +121,7 @@ func (o *openStore) Destruct() error {
 	if o.unwatch != nil {
 		o.unwatch()
 	}
-	return o.store.Close()
+	return o.Close()
 }
 
 // storeRef is one config's reference to a pooled store; release drops it once.
@@ -144,8 +139,8 @@ func acquire(key string, open func() (*openStore, error)) (*storeRef, error) {
 			return nil, err
 		}
 		o.key = key
-		if err := o.loadIdentity(context.Background(), false); err != nil {
-			o.store.Close()
+		if o.identity, err = ops.NewKeys(context.Background(), o.Opened); err != nil {
+			o.Close()
 			return nil, err
 		}
 		return o, nil

@@ -113,8 +113,8 @@ func TestPostgres_SecretRotation(t *testing.T) {
 	r := g.bin.run(t, rotate...)
 	// Ada's token set and session id were sealed under the old secret;
 	// Grace's, after the reload, under the new one.
-	r.want(t, 0, "sealed again under the new secret: 1 provider token sets, 1 session ids")
-	for _, want := range []string{"the database opens with it alone", "1 live sessions began before the new secret was in use", "can be removed now"} {
+	r.want(t, 0, "sealed again under the new secret: 1 provider token set, 1 session id, ")
+	for _, want := range []string{"the database opens with it alone", "1 live session began before the new secret was in use", "can be removed now"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("secret-rotate does not say %q:\n%s", want, r.stdout)
 		}

@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
-	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
 )
 
@@ -77,15 +77,14 @@ func acquireBadger(dir string, logger *zap.Logger) (*storeRef, error) {
 	}
 	key := filepath.Clean(abs)
 	ref, err := acquire("badger:"+key, func() (*openStore, error) {
-		keys, err := keyring.LoadOrCreate(key)
-		if err != nil {
-			return nil, fmt.Errorf("storage %s: %w", key, err)
+		o, err := ops.Open(context.Background(), ops.Location{Dir: key, Create: true, Logger: badgerLogger{logger.Sugar()}})
+		if errors.Is(err, ops.ErrStoreInUse) {
+			err = fmt.Errorf("%w (is another process, or `caddy validate`, using it?)", err)
 		}
-		st, err := store.Open(store.Options{Dir: key, EncryptionKey: keys.StoreKey, Logger: badgerLogger{logger.Sugar()}})
 		if err != nil {
-			return nil, fmt.Errorf("storage %s: %w (is another process, or `caddy validate`, using it?)", key, err)
+			return nil, err
 		}
-		return &openStore{store: st, keys: keys, dir: key}, nil
+		return &openStore{Opened: o}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -99,16 +98,16 @@ func acquireBadger(dir string, logger *zap.Logger) (*storeRef, error) {
 // reload that ignored it would only hide the change. Its identity keys may
 // change: they are re-read (identity-key-rotate).
 func checkKeyring(ref *storeRef) error {
-	if ref.dir == "" {
+	if ref.Dir == "" {
 		return nil
 	}
-	fresh, err := keyring.LoadOrCreate(ref.dir)
-	if err == nil && (string(fresh.StoreKey) != string(ref.keys.StoreKey) || string(fresh.CookieSecret) != string(ref.keys.CookieSecret)) {
+	fresh, err := keyring.LoadOrCreate(ref.Dir)
+	if err == nil && (string(fresh.StoreKey) != string(ref.Keys.StoreKey) || string(fresh.CookieSecret) != string(ref.Keys.CookieSecret)) {
 		err = errors.New("its store key or cookie secret changed since the store was opened; the running store keeps the old ones until a restart: put the old keys.json back, or restart the gateway to use the new one (a store key that differs from the store's own does not open it)")
 	}
 	if err != nil {
 		ref.release()
-		return fmt.Errorf("storage %s: %s: %w", ref.dir, keyring.FileName, err)
+		return fmt.Errorf("storage %s: %s: %w", ref.Dir, keyring.FileName, err)
 	}
 	return nil
 }
@@ -117,10 +116,6 @@ func checkKeyring(ref *storeRef) error {
 // other gateways; every key derives from the shared secrets, so every
 // gateway on the database agrees on them.
 func acquirePostgres(cfg *PostgresStorage, dsn string, secrets [][]byte, logger *zap.Logger) (*storeRef, error) {
-	keys, err := keyring.FromSecret(secrets[0], secrets[1:]...)
-	if err != nil {
-		return nil, fmt.Errorf("storage postgres: %w", err)
-	}
 	// The key names the settings without showing the secrets.
 	h := sha256.New()
 	for _, s := range secrets {
@@ -128,19 +123,14 @@ func acquirePostgres(cfg *PostgresStorage, dsn string, secrets [][]byte, logger 
 	}
 	fmt.Fprintf(h, "%d\x00%d", cfg.MaxConns, cfg.ConnectTimeout)
 	return acquire("postgres:"+dsn+"#"+hex.EncodeToString(h.Sum(nil)[:12]), func() (*openStore, error) {
-		st, err := postgres.Open(context.Background(), postgres.Options{DSN: dsn, EncryptionKey: keys.StoreKey,
-			PreviousEncryptionKeys: keys.PreviousStoreKeys, MaxConns: cfg.MaxConns, ConnectTimeout: time.Duration(cfg.ConnectTimeout)})
-		if errors.Is(err, postgres.ErrWrongKey) {
-			return nil, errors.New("storage postgres: the secret does not open this database: it was created, or last re-keyed, " +
-				"with another secret. To change the secret, keep the old one after the new one (secret <new> <old>) and run " +
-				"socialgate secret-rotate, which says when the old one can go (docs/secret-rotation.md)")
-		}
+		o, err := ops.Open(context.Background(), ops.Location{DSN: dsn, Secrets: secrets, MaxConns: cfg.MaxConns,
+			ConnectTimeout: time.Duration(cfg.ConnectTimeout)})
 		if err != nil {
-			return nil, fmt.Errorf("storage postgres: %w", err)
+			return nil, err
 		}
-		o := &openStore{store: st, keys: keys}
-		o.watch(st, logger)
-		return o, nil
+		st := &openStore{Opened: o}
+		st.watch(o.Store.(*postgres.Store), logger)
+		return st, nil
 	})
 }
 

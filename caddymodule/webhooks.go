@@ -132,12 +132,12 @@ type dispatcherRef struct {
 
 func acquireDispatcher(ref *storeRef, logger *zap.Logger) (*dispatcherRef, error) {
 	v, _, err := dispatchers.LoadOrNew(ref.key, func() (caddy.Destructor, error) {
-		instance, err := store.InstanceID(context.Background(), ref.store)
+		instance, err := store.InstanceID(context.Background(), ref.Store)
 		if err != nil {
 			return nil, err
 		}
 		d := webhook.New(webhook.Options{
-			Store:   ref.store,
+			Store:   ref.Store,
 			Payload: func(e *store.Event) any { return api.Event(e, instance) },
 			Logger:  logger,
 		})

@@ -1,62 +1,36 @@
 // Package api is the gateway's backend API: JSON over HTTP for the apps
 // behind it, authenticated with an API key (Authorization: Bearer <key>),
 // shaped like Clerk's Backend API. Errors are Clerk's: {"errors":[{code,
-// message, long_message, meta}], "clerk_trace_id"}.
+// message, long_message, meta}], "clerk_trace_id"}. Every route is an operation of package ops; this package only reads the
+// request, writes the answer and maps ops' errors to Clerk's codes.
 package api
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
-	"strconv"
+	"path"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/audit"
+	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
-	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
-	"github.com/socialgate/socialgate/caddymodule/internal/webhook"
 )
-
-// Revoker revokes a provider's tokens when an account is deleted.
-type Revoker interface {
-	CanRevoke() bool
-	Revoke(ctx context.Context, clientID, accessToken, refreshToken string) error
-}
-
-// ProviderStatus is what the API reports of a provider.
-type ProviderStatus interface {
-	Name() string
-	DisplayName() string
-	SignIn() bool
-	Reachable(ctx context.Context) error
-}
 
 // Options configure an API.
 type Options struct {
-	Store  store.Store
-	Tokens *tokens.Engine
-	// Revokers finds the provider of an account by name, to revoke tokens.
-	Revokers func(name string) (Revoker, bool)
-	// Providers are the configured providers, for GET /providers.
-	Providers []ProviderStatus
+	// Ops runs the operations. Required.
+	Ops *ops.Service
 	// Keys are the accepted API keys; several allow rotation.
 	Keys []string
-	// OnSessionEnd is told about every session the API revokes or deletes.
-	OnSessionEnd func(sessionID string)
-	// OnAccountsChange is told about every user whose linked accounts (and
-	// so, maybe, sessions) the API changed (unlink, user deletion).
-	OnAccountsChange func(userID string)
-	// Webhooks reports webhook delivery (GET /webhooks); nil lists none.
-	Webhooks *webhook.Dispatcher
-	// Audit records each provider token the API hands out; nil records
-	// nothing.
-	Audit *audit.Log
 	// ClientIP names the caller in audit entries; default: the peer address.
 	ClientIP func(r *http.Request) string
 	Logger   *zap.Logger
@@ -64,77 +38,70 @@ type Options struct {
 
 // API serves the backend API. Safe for concurrent use.
 type API struct {
-	Options
+	ops       *ops.Service
+	clientIP  func(r *http.Request) string
+	logger    *zap.Logger
 	keyHashes [][32]byte
+	mux       *http.ServeMux
 }
 
 // New returns an API. With no keys, every request is refused.
 func New(o Options) *API {
-	if o.Logger == nil {
-		o.Logger = zap.NewNop()
+	a := &API{ops: o.Ops, clientIP: o.ClientIP, logger: o.Logger, mux: http.NewServeMux()}
+	if a.logger == nil {
+		a.logger = zap.NewNop()
 	}
-	if o.OnSessionEnd == nil {
-		o.OnSessionEnd = func(string) {}
-	}
-	if o.OnAccountsChange == nil {
-		o.OnAccountsChange = func(string) {}
-	}
-	if o.ClientIP == nil {
-		o.ClientIP = func(r *http.Request) string {
+	if a.clientIP == nil {
+		a.clientIP = func(r *http.Request) string {
 			host, _, _ := net.SplitHostPort(r.RemoteAddr)
 			return host
 		}
 	}
-	a := &API{Options: o}
 	for _, k := range o.Keys {
 		a.keyHashes = append(a.keyHashes, sha256.Sum256([]byte(k)))
 	}
+	for pattern, h := range map[string]http.HandlerFunc{
+		"GET /users":         a.listUsers,
+		"GET /users/{id}":    a.getUser,
+		"DELETE /users/{id}": a.deleteUser,
+		"GET /users/{id}/oauth_access_tokens/{provider}":    a.oauthAccessTokens,
+		"DELETE /users/{id}/external_accounts/{account_id}": a.deleteExternalAccount,
+		"GET /sessions":                a.listSessions,
+		"POST /sessions/{id}/revoke":   a.revokeSession,
+		"GET /redirect_urls":           a.listRedirectURLs,
+		"POST /redirect_urls":          a.createRedirectURL,
+		"GET /redirect_urls/{id}":      a.getRedirectURL,
+		"DELETE /redirect_urls/{id}":   a.deleteRedirectURL,
+		"GET /providers":               a.listProviders,
+		"GET /webhooks":                a.listWebhooks,
+		"POST /webhooks/{name}/replay": a.replayWebhook,
+	} {
+		a.mux.HandleFunc(pattern, h)
+	}
+	// Any other method or path, rather than ServeMux's plain-text 404 and 405.
+	a.mux.HandleFunc("/", notFound)
 	return a
 }
 
 // ServeHTTP serves path, the part of the URL after the API's prefix
-// (/users/…, /sessions/…).
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, path string) {
+// (/users/…, /sessions/…), ignoring a leading or trailing slash.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, p string) {
 	key, ok := a.authorized(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="socialgate api"`)
 		writeError(w, http.StatusUnauthorized, "authentication_invalid", "A valid API key is required: Authorization: Bearer <api key>.")
 		return
 	}
-	seg := strings.Split(strings.Trim(path, "/"), "/")
-	route := func(n int, first string) bool { return len(seg) == n && seg[0] == first }
-	switch {
-	case route(1, "users") && r.Method == http.MethodGet:
-		a.listUsers(w, r)
-	case route(2, "users") && r.Method == http.MethodGet:
-		a.getUser(w, r, seg[1])
-	case route(2, "users") && r.Method == http.MethodDelete:
-		a.deleteUser(w, r, seg[1])
-	case route(4, "users") && seg[2] == "oauth_access_tokens" && r.Method == http.MethodGet:
-		a.oauthAccessTokens(w, r, key, seg[1], seg[3])
-	case route(4, "users") && seg[2] == "external_accounts" && r.Method == http.MethodDelete:
-		a.deleteExternalAccount(w, r, seg[1], seg[3])
-	case route(1, "redirect_urls") && r.Method == http.MethodGet:
-		a.listRedirectURLs(w, r)
-	case route(1, "redirect_urls") && r.Method == http.MethodPost:
-		a.createRedirectURL(w, r)
-	case route(2, "redirect_urls") && r.Method == http.MethodGet:
-		a.getRedirectURL(w, r, seg[1])
-	case route(2, "redirect_urls") && r.Method == http.MethodDelete:
-		a.deleteRedirectURL(w, r, seg[1])
-	case route(1, "providers") && r.Method == http.MethodGet:
-		a.listProviders(w, r)
-	case route(1, "sessions") && r.Method == http.MethodGet:
-		a.listSessions(w, r)
-	case route(3, "sessions") && seg[2] == "revoke" && r.Method == http.MethodPost:
-		a.revokeSession(w, r, seg[1])
-	case route(1, "webhooks") && r.Method == http.MethodGet:
-		a.listWebhooks(w, r)
-	case route(3, "webhooks") && seg[2] == "replay" && r.Method == http.MethodPost:
-		a.replayWebhook(w, r, seg[1])
-	default:
-		writeError(w, http.StatusNotFound, "resource_not_found", "There is no such endpoint.")
+	p = "/" + strings.Trim(p, "/")
+	if path.Clean(p) != p { // ServeMux would redirect to the clean path
+		notFound(w, r)
+		return
 	}
+	r = r.WithContext(ops.WithActor(r.Context(), ops.Actor{ID: "api_key:" + key, ClientIP: a.clientIP(r)}))
+	u := *r.URL
+	u.Path, u.RawPath = p, ""
+	r.URL = &u
+	a.mux.ServeHTTP(w, r)
 }
 
 // authorized compares the presented key with every accepted key in constant
@@ -159,32 +126,19 @@ func (a *API) authorized(r *http.Request) (fingerprint string, ok bool) {
 }
 
 // page reads limit and offset; paginated=true asks for {data, total_count}.
-type page struct {
-	limit, offset int
-	paginated     bool
-}
-
-func readPage(r *http.Request, defLimit int) (page, error) {
+func page(r *http.Request, defLimit int) (ops.Page, bool, error) {
 	q := r.URL.Query()
-	p := page{limit: defLimit, paginated: q.Get("paginated") == "true"}
-	for name, dst := range map[string]*int{"limit": &p.limit, "offset": &p.offset} {
-		if v := q.Get(name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || (name == "limit" && (n < 1 || n > 500)) {
-				return p, errors.New(name + " must be a number (limit 1–500, offset ≥ 0)")
-			}
-			*dst = n
-		}
-	}
-	return p, nil
+	p, err := ops.ParsePage(q.Get("limit"), q.Get("offset"), defLimit)
+	return p, q.Get("paginated") == "true", err
 }
 
-// writeList writes items as a plain array, or {data, total_count} when paginated.
-func writeList(w http.ResponseWriter, p page, items []map[string]any, total int) {
+// writeList writes items as a plain array, or {data, total_count} when
+// paginated.
+func writeList(w http.ResponseWriter, paginated bool, items []map[string]any, total int) {
 	if items == nil {
 		items = []map[string]any{}
 	}
-	if p.paginated {
+	if paginated {
 		writeJSON(w, http.StatusOK, map[string]any{"data": items, "total_count": total})
 		return
 	}
@@ -217,7 +171,68 @@ func writeErrorMeta(w http.ResponseWriter, status int, code, message string, met
 	})
 }
 
-func (a *API) internal(w http.ResponseWriter, what string, err error) {
-	a.Logger.Error(what, zap.Error(err))
-	writeError(w, http.StatusInternalServerError, "internal_error", "Something went wrong on our side.")
+func notFound(w http.ResponseWriter, _ *http.Request) {
+	writeError(w, http.StatusNotFound, "resource_not_found", "There is no such endpoint.")
+}
+
+// paramCodes are the status and Clerk code of each kind of parameter error.
+var paramCodes = map[ops.ParamKind]struct {
+	status int
+	code   string
+}{
+	ops.ParamInvalid: {http.StatusBadRequest, "form_param_invalid"},
+	ops.ParamMissing: {http.StatusUnprocessableEntity, "form_param_missing"},
+	ops.ParamFormat:  {http.StatusUnprocessableEntity, "form_param_format_invalid"},
+	ops.ParamValue:   {http.StatusUnprocessableEntity, "form_param_value_invalid"},
+}
+
+// fail answers an operation's error in Clerk's shape: a missing record is
+// 404, a bad parameter 400 or 422, a token that cannot be had 422 or 503,
+// anything else 500 (logged, never shown).
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var (
+		nf *ops.NotFoundError
+		pe *ops.ParamError
+		ae *ops.AccountError
+		nr *ops.NotRetainedError
+	)
+	switch {
+	case errors.As(err, &nf) && nf.Kind == ops.KindWebhook:
+		writeError(w, http.StatusNotFound, "resource_not_found", "No webhook endpoint of that name is configured.")
+	case errors.As(err, &nf):
+		writeError(w, http.StatusNotFound, "resource_not_found", "No "+nf.Kind+" with that id.")
+	case errors.As(err, &pe):
+		c := paramCodes[pe.Kind]
+		writeError(w, c.status, c.code, sentence(pe.Message))
+	case errors.As(err, &ae) && errors.Is(err, ops.ErrNeedsReauthorization):
+		writeErrorMeta(w, http.StatusUnprocessableEntity, "oauth_token_needs_reauthorization",
+			fmt.Sprintf("The %s account must be reconnected by the user: the provider no longer accepts its grant.", ae.Provider),
+			map[string]any{"external_account_id": ae.AccountID})
+	case errors.As(err, &ae) && errors.Is(err, ops.ErrProviderUnavailable):
+		w.Header().Set("Retry-After", "30")
+		writeErrorMeta(w, http.StatusServiceUnavailable, "oauth_provider_unavailable",
+			fmt.Sprintf("The token expired and %s could not refresh it right now. Retry later.", ae.Provider),
+			map[string]any{"external_account_id": ae.AccountID})
+	case errors.As(err, &nr):
+		writeErrorMeta(w, http.StatusUnprocessableEntity, "webhook_events_not_retained", nr.Error(),
+			map[string]any{"replayable_from": replayableFrom(nr.Retain, nr.Earliest)})
+	default:
+		a.logger.Error("backend API request failed", zap.String("route", r.Pattern), zap.Error(err))
+		writeError(w, http.StatusInternalServerError, "internal_error", "Something went wrong on our side.")
+	}
+}
+
+// sentence makes an ops message a sentence: its first letter upper case
+// (unless it begins with a parameter's name, like event_id) and a final
+// period.
+func sentence(msg string) string {
+	first, _, _ := strings.Cut(msg, " ")
+	if msg != "" && !strings.Contains(first, "_") {
+		r, n := utf8.DecodeRuneInString(msg)
+		msg = string(unicode.ToUpper(r)) + msg[n:]
+	}
+	if !strings.HasSuffix(msg, ".") {
+		msg += "."
+	}
+	return msg
 }

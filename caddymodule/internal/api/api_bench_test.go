@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
+	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
 )
@@ -46,8 +47,8 @@ func BenchmarkOAuthAccessTokens(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a := api.New(api.Options{Store: st, Tokens: tokens.New(tokens.Options{Store: st}), Keys: []string{benchKey}, Providers: configured("dev"),
-		Revokers: func(string) (api.Revoker, bool) { return nil, false }})
+	a := api.New(api.Options{Ops: ops.New(ops.Options{Store: st, Tokens: tokens.New(tokens.Options{Store: st}), Providers: configured("dev")}),
+		Keys: []string{benchKey}})
 	path := "/users/" + res.User.ID + "/oauth_access_tokens/oauth_custom_dev"
 
 	for _, bc := range []struct {

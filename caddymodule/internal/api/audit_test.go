@@ -16,6 +16,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/audit"
+	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
 )
@@ -51,10 +52,10 @@ func TestOAuthAccessTokens_AuditsEveryTokenHandedOut(t *testing.T) {
 
 	core, logs := observer.New(zapcore.InfoLevel)
 	const keyA, keyB = "sk_audit_first_key_0123456789abcdef", "sk_audit_second_key_0123456789abcdef"
-	a := api.New(api.Options{Store: st, Tokens: tokens.New(tokens.Options{Store: st}), Keys: []string{keyA, keyB},
+	a := api.New(api.Options{Ops: ops.New(ops.Options{Store: st, Tokens: tokens.New(tokens.Options{Store: st}),
 		Providers: configured("github", "gitlab", "corp"),
-		Audit:     audit.New(zap.New(core).Named("socialgate").Named("audit")),
-		ClientIP:  func(*http.Request) string { return "198.51.100.9" }})
+		Audit:     audit.New(zap.New(core).Named("socialgate").Named("audit"))}), Keys: []string{keyA, keyB},
+		ClientIP: func(*http.Request) string { return "198.51.100.9" }})
 	get := func(key, provider string) int {
 		path := "/users/" + work.UserID + "/oauth_access_tokens/" + provider
 		r := httptest.NewRequest(http.MethodGet, "/_auth/api/v1"+path, nil)
@@ -117,10 +118,14 @@ func (p provider) Name() string                    { return string(p) }
 func (p provider) DisplayName() string             { return string(p) }
 func (p provider) SignIn() bool                    { return true }
 func (p provider) Reachable(context.Context) error { return nil }
+func (p provider) CanRevoke() bool                  { return false }
+func (p provider) Revoke(context.Context, string, string, string) error {
+	return nil
+}
 
 // configured lists providers of these names.
-func configured(names ...string) []api.ProviderStatus {
-	out := make([]api.ProviderStatus, len(names))
+func configured(names ...string) []ops.Provider {
+	out := make([]ops.Provider, len(names))
 	for i, n := range names {
 		out[i] = provider(n)
 	}

@@ -2,13 +2,9 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 
-	"go.uber.org/zap"
-
-	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
@@ -30,21 +26,21 @@ const redirectURLsLimit = 500
 
 // GET /redirect_urls?limit=&offset=&paginated=
 func (a *API) listRedirectURLs(w http.ResponseWriter, r *http.Request) {
-	p, err := readPage(r, redirectURLsLimit)
+	p, paginated, err := page(r, redirectURLsLimit)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "form_param_invalid", err.Error())
+		a.fail(w, r, err)
 		return
 	}
-	list, total, err := a.Store.RedirectURLs(r.Context(), store.RedirectURLQuery{Limit: p.limit, Offset: p.offset})
+	list, total, err := a.ops.RedirectURLs(r.Context(), p)
 	if err != nil {
-		a.internal(w, "listing redirect URLs", err)
+		a.fail(w, r, err)
 		return
 	}
 	items := make([]map[string]any, 0, len(list))
 	for _, ru := range list {
 		items = append(items, RedirectURL(ru))
 	}
-	writeList(w, p, items, total)
+	writeList(w, paginated, items, total)
 }
 
 // POST /redirect_urls {"url": "myapp://oauth-callback"}: invalid URLs are
@@ -61,33 +57,30 @@ func (a *API) createRedirectURL(w http.ResponseWriter, r *http.Request) {
 	} else {
 		in.URL = r.PostFormValue("url")
 	}
-	if _, err := redirect.ParseNativeRedirect(in.URL); err != nil {
-		writeError(w, http.StatusUnprocessableEntity, "form_param_format_invalid", err.Error())
+	ru, err := a.ops.CreateRedirectURL(r.Context(), in.URL)
+	if err != nil {
+		a.fail(w, r, err)
 		return
 	}
-	ru, err := a.Store.CreateRedirectURL(r.Context(), in.URL)
-	if err != nil && !errors.Is(err, store.ErrExists) {
-		a.internal(w, "creating redirect URL", err)
-		return
-	}
-	a.Logger.Info("api: redirect URL added", zap.String("redirect_url_id", ru.ID))
 	writeJSON(w, http.StatusOK, RedirectURL(ru))
 }
 
 // GET /redirect_urls/{id}
-func (a *API) getRedirectURL(w http.ResponseWriter, r *http.Request, id string) {
-	ru, err := a.Store.RedirectURL(r.Context(), id)
-	if a.notFound(w, err, "redirect URL") {
+func (a *API) getRedirectURL(w http.ResponseWriter, r *http.Request) {
+	ru, err := a.ops.RedirectURL(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, RedirectURL(ru))
 }
 
 // DELETE /redirect_urls/{id}
-func (a *API) deleteRedirectURL(w http.ResponseWriter, r *http.Request, id string) {
-	if a.notFound(w, a.Store.DeleteRedirectURL(r.Context(), id), "redirect URL") {
+func (a *API) deleteRedirectURL(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := a.ops.DeleteRedirectURL(r.Context(), id); err != nil {
+		a.fail(w, r, err)
 		return
 	}
-	a.Logger.Info("api: redirect URL deleted", zap.String("redirect_url_id", id))
 	writeJSON(w, http.StatusOK, map[string]any{"object": "redirect_url", "id": id, "deleted": true})
 }

@@ -2,12 +2,10 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"time"
 
-	"go.uber.org/zap"
-
+	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/webhook"
 )
@@ -41,25 +39,23 @@ func Event(e *store.Event, instanceID string) map[string]any {
 
 // GET /webhooks: each configured endpoint and its delivery state.
 func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request) {
+	statuses, err := a.ops.Webhooks(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	items := []map[string]any{}
-	if a.Webhooks != nil {
-		statuses, err := a.Webhooks.Status(r.Context())
-		if err != nil {
-			a.internal(w, "reading webhook states", err)
-			return
-		}
-		for _, s := range statuses {
-			items = append(items, webhookEndpoint(&s))
-		}
+	for _, s := range statuses {
+		items = append(items, webhookEndpoint(&s))
 	}
 	writeJSON(w, http.StatusOK, items)
 }
 
 // POST /webhooks/{name}/replay with {"since": <Unix ms>} or {"event_id":
 // "evt_…"}: the endpoint gets again, in order, every event it wants from
-// that point on (see webhook.Dispatcher.Replay). 202: the next delivery
+// that point on (see ops.Service.ReplayWebhook). 202: the next delivery
 // round carries it out.
-func (a *API) replayWebhook(w http.ResponseWriter, r *http.Request, name string) {
+func (a *API) replayWebhook(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Since   *int64 `json:"since"`
 		EventID string `json:"event_id"`
@@ -68,41 +64,17 @@ func (a *API) replayWebhook(w http.ResponseWriter, r *http.Request, name string)
 		writeError(w, http.StatusBadRequest, "invalid_request_body", "The body is not valid JSON: want {\"since\": <Unix ms>} or {\"event_id\": \"evt_…\"}.")
 		return
 	}
-	var from time.Time
-	switch {
-	case (in.Since != nil) == (in.EventID != ""):
-		writeError(w, http.StatusUnprocessableEntity, "form_param_missing", "Give exactly one of since (Unix milliseconds) and event_id.")
-		return
-	case in.Since != nil:
-		from = time.UnixMilli(*in.Since)
-	default:
-		var ok bool
-		if from, ok = store.EventTime(in.EventID); !ok {
-			writeError(w, http.StatusUnprocessableEntity, "form_param_format_invalid", "event_id is not an event id (evt_…).")
-			return
-		}
+	start := ops.ReplayStart{EventID: in.EventID}
+	if in.Since != nil {
+		since := time.UnixMilli(*in.Since)
+		start.Since = &since
 	}
-	err := errors.New("no webhooks are configured")
-	if a.Webhooks != nil {
-		err = a.Webhooks.Replay(r.Context(), name, from)
-	}
-	var nr *webhook.NotRetainedError
-	switch {
-	case errors.As(err, &nr):
-		writeErrorMeta(w, http.StatusUnprocessableEntity, "webhook_events_not_retained", nr.Error(),
-			map[string]any{"replayable_from": replayableFrom(nr.Retain, nr.Earliest)})
-		return
-	case errors.Is(err, webhook.ErrFutureStart):
-		writeError(w, http.StatusUnprocessableEntity, "form_param_value_invalid", "A replay cannot start in the future.")
-		return
-	case a.Webhooks == nil || errors.Is(err, webhook.ErrUnknownEndpoint):
-		writeError(w, http.StatusNotFound, "resource_not_found", "No webhook endpoint of that name is configured.")
-		return
-	case err != nil:
-		a.internal(w, "requesting a webhook replay", err)
+	name := r.PathValue("name")
+	from, err := a.ops.ReplayWebhook(r.Context(), name, start)
+	if err != nil {
+		a.fail(w, r, err)
 		return
 	}
-	a.Logger.Info("api: webhook replay requested", zap.String("endpoint", name), zap.Time("from", from))
 	writeJSON(w, http.StatusAccepted, map[string]any{"object": "webhook_replay", "endpoint": name, "since": from.UnixMilli()})
 }
 

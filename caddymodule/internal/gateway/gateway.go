@@ -91,9 +91,6 @@ func New(cfg Config) *Gateway {
 		}
 	}
 	g := &Gateway{Config: cfg, byName: map[string]*provider.Provider{}, accounts: newAccountsCache(cfg.AccountsCache)}
-	if cfg.API != nil {
-		cfg.API.OnAccountsChange = g.ForgetUser
-	}
 	for _, p := range cfg.Providers {
 		g.byName[p.Name()] = p
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/assertion"
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
+	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
@@ -148,7 +149,7 @@ func newFuzzGateway(tb testing.TB) *fuzzGateway {
 		Providers: []*provider.Provider{corp}, Store: st, Sessions: fg.sessions, UI: renderer, Tokens: engine, Identity: identity,
 		Flow: flow.New(flow.Config{Store: st, Sessions: fg.sessions, Sanitize: returnTo.Sanitize,
 			NativeAllowed: func(ctx context.Context, u string) bool { return fg.gw.NativeAllowed(ctx, u) }}),
-		API: api.New(api.Options{Store: st, Tokens: engine, Keys: []string{fuzzAPIKey}, OnSessionEnd: identity.Forget}),
+		API: api.New(api.Options{Ops: ops.New(ops.Options{Store: st, Tokens: engine, OnSessionEnd: identity.Forget}), Keys: []string{fuzzAPIKey}}),
 	})
 	return fg
 }

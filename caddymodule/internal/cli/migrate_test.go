@@ -1,4 +1,4 @@
-package caddymodule
+package cli
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
+	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
@@ -167,10 +168,17 @@ func openPostgresAt(t *testing.T, dsn string) *postgres.Store {
 	return st
 }
 
+// migrateCode runs storage-migrate's migration, without progress, and
+// returns its exit code.
+func migrateCode(ctx context.Context, opts migrateOptions, w *bytes.Buffer) (int, error) {
+	err := migrateStorage(ctx, opts, w, &progress{w: w, now: time.Now})
+	return exitCode(err), err
+}
+
 func runMigrate(t *testing.T, opts migrateOptions, wantCode int) string {
 	t.Helper()
 	var out bytes.Buffer
-	code, err := migrateStorage(context.Background(), opts, &out)
+	code, err := migrateCode(context.Background(), opts, &out)
 	if code != wantCode {
 		t.Fatalf("storage-migrate %s -> %s: exit %d (%v), want %d\n%s", opts.From, opts.To, code, err, wantCode, out.String())
 	}
@@ -191,19 +199,19 @@ func TestStorageMigrate_BadgerToPostgresAndBack(t *testing.T) {
 	}
 	// The Badger side in use: refused, nothing done.
 	var out bytes.Buffer
-	code, err := migrateStorage(ctx, migrateOptions{From: "badger:" + src, To: "postgres", DSN: dsn, Secret: migrateTestSecret}, &out)
-	if code != exitFailed || !errors.Is(err, errGatewayRunning) {
+	code, err := migrateCode(ctx, migrateOptions{From: "badger:" + src, To: "postgres", DSN: dsn, Secret: migrateTestSecret}, &out)
+	if code != ExitFailed || !errors.Is(err, ops.ErrStoreInUse) {
 		t.Fatalf("migrating from a store in use: exit %d, %v", code, err)
 	}
 	st.Close()
 
 	toPG := migrateOptions{From: "badger:" + src, To: "postgres", DSN: dsn, Secret: migrateTestSecret}
-	out1 := runMigrate(t, toPG, exitOK)
+	out1 := runMigrate(t, toPG, ExitOK)
 	if !strings.Contains(out1, "users:           5 migrated, 0 skipped") || !strings.Contains(out1, "accounts:        7 migrated") ||
 		!strings.Contains(out1, "redirect URLs:   2 migrated") || !strings.Contains(out1, "5 live sessions left behind") {
 		t.Fatalf("first run counts:\n%s", out1)
 	}
-	out2 := runMigrate(t, toPG, exitOK) // idempotent
+	out2 := runMigrate(t, toPG, ExitOK) // idempotent
 	if !strings.Contains(out2, "users:           0 migrated, 5 skipped") || !strings.Contains(out2, "redirect URLs:   0 migrated, 2 skipped") {
 		t.Fatalf("second run counts:\n%s", out2)
 	}
@@ -221,11 +229,11 @@ func TestStorageMigrate_BadgerToPostgresAndBack(t *testing.T) {
 	// And back, into a new Badger directory.
 	back := filepath.Join(t.TempDir(), "back")
 	toBadger := migrateOptions{From: "postgres", To: "badger:" + back, DSN: dsn, Secret: migrateTestSecret}
-	out3 := runMigrate(t, toBadger, exitOK)
+	out3 := runMigrate(t, toBadger, ExitOK)
 	if !strings.Contains(out3, "users:           5 migrated") || !strings.Contains(out3, "accounts:        7 migrated") {
 		t.Fatalf("reverse run counts:\n%s", out3)
 	}
-	out4 := runMigrate(t, toBadger, exitOK)
+	out4 := runMigrate(t, toBadger, ExitOK)
 	if !strings.Contains(out4, "users:           0 migrated, 5 skipped") {
 		t.Fatalf("second reverse run counts:\n%s", out4)
 	}
@@ -260,7 +268,7 @@ func TestStorageMigrate_Arguments(t *testing.T) {
 		{From: "badger:" + t.TempDir(), To: "postgres", DSN: "postgres://h/db", Secret: migrateTestSecret}, // no store there
 	} {
 		var out bytes.Buffer
-		if code, err := migrateStorage(ctx, o, &out); code != exitFailed || err == nil {
+		if code, err := migrateCode(ctx, o, &out); code != ExitFailed || err == nil {
 			t.Errorf("%+v: exit %d, %v; want 2 with an error", o, code, err)
 		}
 	}
