@@ -83,7 +83,7 @@ func TestAdminCLI_Online(t *testing.T) {
 			t.Errorf("the email filter let Ada through:\n%s", r.stdout)
 		}
 		r = on("user", s.ada)
-		for _, want := range []string{"Ada Lovelace", "ada@example.com (verified)", s.adaEAC, "\n1 account\n", "\n1 session\n", s.adaSession, "192.0.2.1"} {
+		for _, want := range []string{"Ada Lovelace", "ada@example.com (verified)", s.adaEAC, "https://idp.example", "\n1 account\n", "\n1 session\n", s.adaSession, "192.0.2.1"} {
 			r.want(t, 0, want)
 		}
 		r = on("user", "--json", s.ada)

@@ -81,7 +81,7 @@ func runRestore(ctx context.Context, c *call) error {
 	if input != "-" {
 		f, err := os.Open(input)
 		if err != nil {
-			return err
+			return fmt.Errorf("restoring %s: %w", input, err)
 		}
 		defer f.Close()
 		in.r = f

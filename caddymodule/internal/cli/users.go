@@ -51,7 +51,7 @@ func runUser(ctx context.Context, c *call) error {
 			return err
 		}
 		if asJSON, _ := c.flags.GetBool("json"); asJSON {
-			_, err := c.Stdout.Write(d.JSON)
+			_, err := fmt.Fprintf(c.Stdout, "%s\n", d.JSON)
 			return err
 		}
 		printUser(c.Stdout, d)
