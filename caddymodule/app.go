@@ -356,22 +356,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Tokens:        engine,
 		Identity:      identity,
 		API: api.New(api.Options{
-			Ops: ops.New(ops.Options{
-				Store:     ref.Store,
-				Tokens:    engine,
-				Providers: opsProviders(providers),
-				Webhooks:  a.hooks.Dispatcher,
-				Audit:     audit.New(a.logger.Named("audit")),
-				// The gateway caches sessions and linked accounts.
-				OnSessionEnd:     sessionEnded,
+			Ops: ops.New(ops.Options{Store: ref.Store, Tokens: engine, Providers: opsProviders(providers), Webhooks: a.hooks.Dispatcher,
+				Audit: audit.New(a.logger.Named("audit")), OnSessionEnd: sessionEnded, Logger: a.logger.Named("api"),
 				// A change to a user's accounts may change its sessions too
 				// (an unlink ends some): forget both.
-				OnAccountsChange: func(id string) { a.gateway.ForgetUser(id) },
-				Logger:           a.logger.Named("api"),
-			}),
-			Keys:     apiKeys,
-			ClientIP: clientIP,
-			Logger:   a.logger.Named("api"),
+				OnAccountsChange: func(id string) { a.gateway.ForgetUser(id) }}),
+			Keys: apiKeys, ClientIP: clientIP, Logger: a.logger.Named("api"),
 		}),
 		Logger: a.logger,
 	})

@@ -187,6 +187,14 @@ func (c *call) argsOnly(n int, what string) ([]string, error) {
 	return c.args, nil
 }
 
+// noArgs refuses positional arguments.
+func (c *call) noArgs() error {
+	if len(c.args) != 0 {
+		return fmt.Errorf("%s takes no arguments, only flags", c.path)
+	}
+	return nil
+}
+
 // say prints a line on standard error: which store, what is going on.
 func (c *call) say(format string, args ...any) {
 	fmt.Fprintf(c.Stderr, format+"\n", args...)

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,8 +13,8 @@ import (
 )
 
 func runIdentityKeyRotate(ctx context.Context, c *call) error {
-	if len(c.args) != 0 {
-		return errors.New("identity-key-rotate takes no arguments, only flags")
+	if err := c.noArgs(); err != nil {
+		return err
 	}
 	return withConn(ctx, c, func(cn *conn) error {
 		rot, err := cn.RotateIdentityKey(ctx)
@@ -34,13 +33,11 @@ func runIdentityKeyRotate(ctx context.Context, c *call) error {
 }
 
 func runSecretRotate(ctx context.Context, c *call) error {
-	if len(c.args) != 0 {
-		return errors.New("secret-rotate takes no arguments, only flags")
+	if err := c.noArgs(); err != nil {
+		return err
 	}
-	dsn, _ := c.flags.GetString("dsn")
-	secret, _ := c.flags.GetString("secret")
+	dsn, secret := c.postgresFlags()
 	previous, _ := c.flags.GetStringArray("previous-secret")
-	dsn, secret = cmp.Or(dsn, c.Getenv(envDSN)), cmp.Or(secret, c.Getenv(envSecret))
 	if len(previous) == 0 && c.Getenv(envPreviousSecret) != "" {
 		previous = []string{c.Getenv(envPreviousSecret)}
 	}

@@ -29,15 +29,20 @@ type migrateOptions struct {
 }
 
 func runStorageMigrate(ctx context.Context, c *call) error {
-	if len(c.args) != 0 {
-		return errors.New("storage-migrate takes no arguments, only flags")
+	if err := c.noArgs(); err != nil {
+		return err
 	}
 	from, _ := c.flags.GetString("from")
 	to, _ := c.flags.GetString("to")
-	dsn, _ := c.flags.GetString("dsn")
-	secret, _ := c.flags.GetString("secret")
-	opts := migrateOptions{From: from, To: to, DSN: cmp.Or(dsn, c.Getenv(envDSN)), Secret: cmp.Or(secret, c.Getenv(envSecret))}
-	return migrateStorage(ctx, opts, c.Stdout, c.progress())
+	dsn, secret := c.postgresFlags()
+	return migrateStorage(ctx, migrateOptions{From: from, To: to, DSN: dsn, Secret: secret}, c.Stdout, c.progress())
+}
+
+// postgresFlags reads --dsn and --secret, or their environment variables.
+func (c *call) postgresFlags() (dsn, secret string) {
+	dsn, _ = c.flags.GetString("dsn")
+	secret, _ = c.flags.GetString("secret")
+	return cmp.Or(dsn, c.Getenv(envDSN)), cmp.Or(secret, c.Getenv(envSecret))
 }
 
 // migrateStorage runs a migration and prints its counts to w, its progress

@@ -11,8 +11,8 @@ import (
 )
 
 func runStorageCheck(ctx context.Context, c *call) error {
-	if len(c.args) != 0 {
-		return errors.New("storage-check takes no arguments, only flags")
+	if err := c.noArgs(); err != nil {
+		return err
 	}
 	return withConn(ctx, c, func(cn *conn) error {
 		stop := c.progress().while("checking the store")
