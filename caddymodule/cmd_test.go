@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,17 +22,41 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
-// buildSocialgate builds cmd/socialgate into a directory of t.
+// socialgateBinary is cmd/socialgate, built once for all the tests that run
+// it, and removed by TestMain.
+var socialgateBinary struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+// buildSocialgate returns the path of cmd/socialgate, built on first use.
 func buildSocialgate(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "socialgate")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/socialgate/socialgate/cmd/socialgate").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	b := &socialgateBinary
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "socialgate-bin-"); b.err != nil {
+			return
+		}
+		b.path = filepath.Join(b.dir, "socialgate")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", b.path, "github.com/socialgate/socialgate/cmd/socialgate").CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return bin
+	return b.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if socialgateBinary.dir != "" {
+		os.RemoveAll(socialgateBinary.dir)
+	}
+	os.Exit(code)
 }
 
 // privateEnv gives a command its own HOME, so that Caddy's default

@@ -82,13 +82,23 @@ func NewHandler(stores func() []Store) *Handler {
 			}
 		})
 	}
-	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, &statusError{http.StatusNotFound, "there is no such socialgate admin route: " + r.Method + " " + r.URL.Path}, "")
-	})
+	h.mux.HandleFunc("/", noRoute)
 	return h
 }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func noRoute(w http.ResponseWriter, r *http.Request) {
+	writeError(w, &statusError{http.StatusNotFound, "there is no such socialgate admin route: " + r.Method + " " + r.URL.Path}, "")
+}
+
+// ServeHTTP serves a route. HEAD is none: ServeMux would answer it with a
+// GET route.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		noRoute(w, r)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
 
 // store returns the open store the request names with ?storage=, or the
 // only one.

@@ -116,6 +116,8 @@ func TestHandler_Routes(t *testing.T) {
 		}},
 		{"GET", "/socialgate/users/user_nobody", 404, errorSays("there is no user user_nobody")},
 		{"PUT", "/socialgate/users/" + o.ada, 404, errorSays("there is no such socialgate admin route: PUT")},
+		{"HEAD", "/socialgate/users/" + o.ada, 404, func(map[string]any) bool { return true }},
+		{"get", "/socialgate/users/" + o.ada, 404, errorSays("there is no such socialgate admin route: get")},
 		{"GET", "/socialgate/nothing", 404, errorSays("there is no such socialgate admin route")},
 		{"POST", "/socialgate/webhooks/app/replay?since=soon", 400, errorSays(`since "soon" is not Unix milliseconds`)},
 		{"POST", "/socialgate/webhooks/app/replay", 400, errorSays("give exactly one of since")},

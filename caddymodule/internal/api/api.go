@@ -93,7 +93,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, p string) {
 		return
 	}
 	p = "/" + strings.Trim(p, "/")
-	if path.Clean(p) != p { // ServeMux would redirect to the clean path
+	// ServeMux would redirect to the clean path, and answer HEAD with a
+	// GET route: neither is an endpoint.
+	if path.Clean(p) != p || r.Method == http.MethodHead {
 		notFound(w, r)
 		return
 	}

@@ -55,7 +55,9 @@ func TestRoutes(t *testing.T) {
 		{"GET", "/users/user_nobody", "", 404, "resource_not_found"},
 		{"GET", "/users//" + ada, "", 404, "resource_not_found"}, // no redirect to the clean path
 		{"GET", "/users/" + ada + "/../" + ada, "", 404, "resource_not_found"},
-		{"PUT", "/users/" + ada, "", 404, "resource_not_found"}, // not ServeMux's 405
+		{"PUT", "/users/" + ada, "", 404, "resource_not_found"},  // not ServeMux's 405
+		{"HEAD", "/users/" + ada, "", 404, "resource_not_found"}, // not a GET without its body
+		{"get", "/users/" + ada, "", 404, "resource_not_found"},
 		{"GET", "/nothing", "", 404, "resource_not_found"},
 		{"GET", "/", "", 404, "resource_not_found"},
 		{"GET", "/users/" + ada + "/oauth_access_tokens/oauth_dev", "", 503, "oauth_provider_unavailable"}, // dev is not configured

@@ -122,11 +122,11 @@ func openPostgres(ctx context.Context, l Location) (*Opened, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage postgres: %w", err)
 	}
-	return &Opened{Store: st, Keys: keys, Name: PostgresName(l.DSN)}, nil
+	return &Opened{Store: st, Keys: keys, Name: postgresName(l.DSN)}, nil
 }
 
-// PostgresName names the database of a DSN without its password.
-func PostgresName(dsn string) string {
+// postgresName names the database of a DSN without its password.
+func postgresName(dsn string) string {
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return "PostgreSQL database"

@@ -86,9 +86,6 @@ func New(o Options) *Service {
 	return s
 }
 
-// Store returns the store the service works on.
-func (s *Service) Store() store.Store { return s.o.Store }
-
 // HasProvider reports whether a provider of that name is configured.
 func (s *Service) HasProvider(name string) bool {
 	_, ok := s.providers[name]
