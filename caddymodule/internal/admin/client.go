@@ -68,7 +68,7 @@ type User struct {
 // Account is an external account object with its issuer.
 type Account struct {
 	ID            string `json:"id"`
-	Provider      string `json:"provider"`
+	Provider      string `json:"provider_name"`
 	Issuer        string `json:"issuer"`
 	Subject       string `json:"provider_user_id"`
 	Email         string `json:"email_address"`

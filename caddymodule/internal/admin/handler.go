@@ -17,7 +17,7 @@
 //
 // When several stores are open, ?storage= names one: the Badger directory.
 // Answers are JSON shaped like the backend API's objects (external accounts
-// also carry their issuer and email_verified); errors are Caddy's admin errors, {"error": "…"},
+// also carry provider_name, issuer and email_verified); errors are Caddy's admin errors, {"error": "…"},
 // with a missing record 404. Every answer names the store it read in the
 // Socialgate-Store header (and errors in "store").
 package admin
@@ -253,12 +253,14 @@ func (s *started) Write(p []byte) (int, error) {
 }
 
 // userObject is the backend API's user object, its external accounts with
-// their issuer (an account's identity is its issuer and subject) and
-// whether the provider verified their email address.
+// the provider's name in the configuration, their issuer (an account's
+// identity is its issuer and subject) and whether the provider verified
+// their email address.
 func userObject(u ops.UserAccounts) map[string]any {
 	m := api.User(u.User, u.Accounts)
 	for i, a := range m["external_accounts"].([]map[string]any) {
-		a["issuer"], a["email_verified"] = u.Accounts[i].Issuer, u.Accounts[i].EmailVerified
+		acct := u.Accounts[i]
+		a["provider_name"], a["issuer"], a["email_verified"] = acct.Provider, acct.Issuer, acct.EmailVerified
 	}
 	return m
 }

@@ -118,7 +118,7 @@ func (p provider) Name() string                    { return string(p) }
 func (p provider) DisplayName() string             { return string(p) }
 func (p provider) SignIn() bool                    { return true }
 func (p provider) Reachable(context.Context) error { return nil }
-func (p provider) CanRevoke() bool                  { return false }
+func (p provider) CanRevoke() bool                 { return false }
 func (p provider) Revoke(context.Context, string, string, string) error {
 	return nil
 }

@@ -38,7 +38,7 @@ func TestRoutes(t *testing.T) {
 	if err := st.CreateSession(ctx, sess); err != nil {
 		t.Fatal(err)
 	}
-	a := api.New(api.Options{Keys: []string{testKey}, Ops: ops.New(ops.Options{Store: st,
+	a := api.New(api.Options{Keys: []string{testKey}, Ops: ops.New(ops.Options{Store: st, Providers: configured("dev", "github"),
 		Tokens: tokens.New(tokens.Options{Store: st, Providers: func(string) (tokens.Refresher, bool) { return nil, false }})})})
 
 	for _, tc := range []struct {
@@ -60,8 +60,9 @@ func TestRoutes(t *testing.T) {
 		{"get", "/users/" + ada, "", 404, "resource_not_found"},
 		{"GET", "/nothing", "", 404, "resource_not_found"},
 		{"GET", "/", "", 404, "resource_not_found"},
-		{"GET", "/users/" + ada + "/oauth_access_tokens/oauth_dev", "", 503, "oauth_provider_unavailable"}, // dev is not configured
-		{"GET", "/users/" + ada + "/oauth_access_tokens/github", "", 200, ""},
+		{"GET", "/users/" + ada + "/oauth_access_tokens/oauth_custom_dev", "", 503, "oauth_provider_unavailable"}, // cannot refresh
+		{"GET", "/users/" + ada + "/oauth_access_tokens/oauth_github", "", 200, ""},
+		{"GET", "/users/" + ada + "/oauth_access_tokens/oauth_gitlab", "", 404, "resource_not_found"}, // not configured
 		{"GET", "/users/user_nobody/oauth_access_tokens/dev", "", 404, "resource_not_found"},
 		{"GET", "/sessions", "", 400, "form_param_missing"},
 		{"GET", "/sessions?user_id=" + ada, "", 200, ""},

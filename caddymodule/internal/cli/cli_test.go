@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/admin"
+	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
@@ -66,8 +67,10 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	graceEmail := api.EmailAddressID(w.grace, "grace@example.com")
 	w.names = strings.NewReplacer(w.ada, name(w.ada, "<ada>"), w.grace, name(w.grace, "<grace>"), w.adaEAC, name(w.adaEAC, "<ada-dev>"),
-		w.adaMore, name(w.adaMore, "<ada-github>"), w.graceEAC, name(w.graceEAC, "<grace-dev>"), w.dir, "<dir>")
+		w.adaMore, name(w.adaMore, "<ada-github>"), w.graceEAC, name(w.graceEAC, "<grace-dev>"),
+		graceEmail, name(graceEmail, "<grace-email>"), w.dir, "<dir>")
 	return w
 }
 

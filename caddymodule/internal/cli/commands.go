@@ -44,7 +44,8 @@ line. Both stores are checked, Badger and PostgreSQL.
 	Long: `
 Lists users, newest first: id, name, primary email and creation time, as a
 table, or with --json as JSON lines of the backend API's user objects
-(their external accounts also carry issuer and email_verified). --email
+(their external accounts also carry provider_name, issuer and
+email_verified). --email
 lists the users holding that address (any case).
 ` + storeHelp(""),
 	Example: `  socialgate users

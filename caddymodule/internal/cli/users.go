@@ -82,7 +82,7 @@ func printUser(w io.Writer, d admin.UserDetail) {
 			if email != "" && !a.EmailVerified {
 				email += " (unverified)"
 			}
-			row(tw, a.ID, strings.TrimPrefix(a.Provider, "oauth_"), a.Issuer, a.Subject, email, a.Verification.Status, millis(a.CreatedAt))
+			row(tw, a.ID, a.Provider, a.Issuer, a.Subject, email, a.Verification.Status, millis(a.CreatedAt))
 		}
 		tw.Flush()
 	}

@@ -343,8 +343,12 @@ func TestProviderTokens_AuditsEachTokenHandedOutToTheActor(t *testing.T) {
 		err                  func(error) bool
 	}{
 		{"both accounts", f.ada, "github", ops.Page{Limit: 10}, []string{f.adaWork.ID, f.adaHome.ID}, 2, nil},
-		{"Clerk's provider id", f.ada, "oauth_github", ops.Page{Limit: 1, Offset: 1}, []string{f.adaHome.ID}, 2, nil},
-		{"none at that provider", f.ada, "gitlab", ops.Page{Limit: 10}, nil, 0, nil},
+		{"a page", f.ada, "github", ops.Page{Limit: 1, Offset: 1}, []string{f.adaHome.ID}, 2, nil},
+		{"none at that provider", f.grace, "github", ops.Page{Limit: 10}, nil, 0, nil},
+		{"a provider not configured", f.ada, "gitlab", ops.Page{Limit: 10}, nil, 0, func(err error) bool {
+			nf, ok := errors.AsType[*ops.NotFoundError](err)
+			return ok && nf.Kind == ops.KindProvider && nf.ID == "gitlab"
+		}},
 		{"unknown user", "user_nobody", "github", ops.Page{Limit: 10}, nil, 0, func(err error) bool { return errors.Is(err, ops.ErrNotFound) }},
 		{"expired, no refresh", f.grace, "corp", ops.Page{Limit: 10}, nil, 0, func(err error) bool {
 			ae, ok := errors.AsType[*ops.AccountError](err)
