@@ -45,8 +45,7 @@ line. Both stores are checked, Badger and PostgreSQL.
 Lists users, newest first: id, name, primary email and creation time, as a
 table, or with --json as JSON lines of the backend API's user objects
 (their external accounts also carry provider_name, issuer and
-email_verified). --email
-lists the users holding that address (any case).
+email_verified). --email lists the users holding that address (any case).
 ` + storeHelp(""),
 	Example: `  socialgate users
   socialgate users --email ada@example.com
