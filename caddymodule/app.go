@@ -361,7 +361,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 				// A change to a user's accounts may change its sessions too
 				// (an unlink ends some): forget both.
 				OnAccountsChange: func(id string) { a.gateway.ForgetUser(id) }}),
-			Keys: apiKeys, ClientIP: clientIP, Logger: a.logger.Named("api"),
+			Keys: apiKeys, ClientIP: clientIP, JWKS: identity.JWKS, Logger: a.logger.Named("api"),
 		}),
 		Logger: a.logger,
 	})

@@ -33,13 +33,17 @@ type Options struct {
 	Keys []string
 	// ClientIP names the caller in audit entries; default: the peer address.
 	ClientIP func(r *http.Request) string
-	Logger   *zap.Logger
+	// JWKS returns the JSON Web Key Set that verifies the gateway's
+	// identity tokens, served at GET /jwks; nil: that route is not found.
+	JWKS   func() []byte
+	Logger *zap.Logger
 }
 
 // API serves the backend API. Safe for concurrent use.
 type API struct {
 	ops       *ops.Service
 	clientIP  func(r *http.Request) string
+	jwks      func() []byte
 	logger    *zap.Logger
 	keyHashes [][32]byte
 	mux       *http.ServeMux
@@ -47,7 +51,7 @@ type API struct {
 
 // New returns an API. With no keys, every request is refused.
 func New(o Options) *API {
-	a := &API{ops: o.Ops, clientIP: o.ClientIP, logger: o.Logger, mux: http.NewServeMux()}
+	a := &API{ops: o.Ops, clientIP: o.ClientIP, jwks: o.JWKS, logger: o.Logger, mux: http.NewServeMux()}
 	if a.logger == nil {
 		a.logger = zap.NewNop()
 	}
@@ -61,20 +65,31 @@ func New(o Options) *API {
 		a.keyHashes = append(a.keyHashes, sha256.Sum256([]byte(k)))
 	}
 	for pattern, h := range map[string]http.HandlerFunc{
-		"GET /users":         a.listUsers,
-		"GET /users/{id}":    a.getUser,
-		"DELETE /users/{id}": a.deleteUser,
+		"GET /users":                                        a.listUsers,
+		"GET /users/count":                                  a.countUsers,
+		"POST /users":                                       a.createUser,
+		"GET /users/{id}":                                   a.getUser,
+		"PATCH /users/{id}":                                 a.updateUser,
+		"DELETE /users/{id}":                                a.deleteUser,
+		"PATCH /users/{id}/metadata":                        a.updateMetadata,
+		"PUT /users/{id}/metadata":                          a.updateMetadata,
+		"POST /users/{id}/ban":                              a.setUserFlag("ban"),
+		"POST /users/{id}/unban":                            a.setUserFlag("unban"),
+		"POST /users/{id}/lock":                             a.setUserFlag("lock"),
+		"POST /users/{id}/unlock":                           a.setUserFlag("unlock"),
 		"GET /users/{id}/oauth_access_tokens/{provider}":    a.oauthAccessTokens,
 		"DELETE /users/{id}/external_accounts/{account_id}": a.deleteExternalAccount,
-		"GET /sessions":                a.listSessions,
-		"POST /sessions/{id}/revoke":   a.revokeSession,
-		"GET /redirect_urls":           a.listRedirectURLs,
-		"POST /redirect_urls":          a.createRedirectURL,
-		"GET /redirect_urls/{id}":      a.getRedirectURL,
-		"DELETE /redirect_urls/{id}":   a.deleteRedirectURL,
-		"GET /providers":               a.listProviders,
-		"GET /webhooks":                a.listWebhooks,
-		"POST /webhooks/{name}/replay": a.replayWebhook,
+		"GET /sessions":                                     a.listSessions,
+		"GET /sessions/{id}":                                a.getSession,
+		"GET /jwks":                                         a.getJWKS,
+		"POST /sessions/{id}/revoke":                        a.revokeSession,
+		"GET /redirect_urls":                                a.listRedirectURLs,
+		"POST /redirect_urls":                               a.createRedirectURL,
+		"GET /redirect_urls/{id}":                           a.getRedirectURL,
+		"DELETE /redirect_urls/{id}":                        a.deleteRedirectURL,
+		"GET /providers":                                    a.listProviders,
+		"GET /webhooks":                                     a.listWebhooks,
+		"POST /webhooks/{name}/replay":                      a.replayWebhook,
 	} {
 		a.mux.HandleFunc(pattern, h)
 	}
@@ -186,6 +201,9 @@ var paramCodes = map[ops.ParamKind]struct {
 	ops.ParamMissing: {http.StatusUnprocessableEntity, "form_param_missing"},
 	ops.ParamFormat:  {http.StatusUnprocessableEntity, "form_param_format_invalid"},
 	ops.ParamValue:   {http.StatusUnprocessableEntity, "form_param_value_invalid"},
+	ops.ParamTaken:   {http.StatusUnprocessableEntity, "form_identifier_exists"},
+	// Clerk's answer to a parameter an instance's settings do not enable.
+	ops.ParamUnsupported: {http.StatusUnprocessableEntity, "form_param_unknown"},
 }
 
 // fail answers an operation's error in Clerk's shape: a missing record is
@@ -205,7 +223,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusNotFound, "resource_not_found", "No "+nf.Kind+" with that id.")
 	case errors.As(err, &pe):
 		c := paramCodes[pe.Kind]
-		writeError(w, c.status, c.code, sentence(pe.Message))
+		writeErrorMeta(w, c.status, c.code, sentence(pe.Message), map[string]any{"param_name": pe.Param})
 	case errors.As(err, &ae) && errors.Is(err, ops.ErrNeedsReauthorization):
 		writeErrorMeta(w, http.StatusUnprocessableEntity, "oauth_token_needs_reauthorization",
 			fmt.Sprintf("The %s account must be reconnected by the user: the provider no longer accepts its grant.", ae.Provider),

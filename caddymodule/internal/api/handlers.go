@@ -3,27 +3,9 @@ package api
 import (
 	"net/http"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
-
-// GET /users?limit=&offset=&email_address=
-func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
-	p, paginated, err := page(r, 10)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	users, total, err := a.ops.Users(r.Context(), store.UserQuery{Email: r.URL.Query().Get("email_address"), Limit: p.Limit, Offset: p.Offset})
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	items := make([]map[string]any, 0, len(users))
-	for _, u := range users {
-		items = append(items, User(u.User, u.Accounts))
-	}
-	writeList(w, paginated, items, total)
-}
 
 // GET /users/{id}
 func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
@@ -86,11 +68,27 @@ func (a *API) oauthAccessTokens(w http.ResponseWriter, r *http.Request) {
 	writeList(w, paginated, items, total)
 }
 
-// GET /sessions?user_id=
+// sessionStatuses are the statuses Clerk's session list filters by. The
+// store keeps live sessions only: every one is active, and a list of
+// another status is empty.
+var sessionStatuses = map[string]bool{"active": true, "abandoned": true, "ended": true, "expired": true,
+	"removed": true, "replaced": true, "revoked": true, "pending": true}
+
+// GET /sessions?user_id=&status=: the user's live sessions.
+// socialgate lists sessions by user only: client_id is refused.
 func (a *API) listSessions(w http.ResponseWriter, r *http.Request) {
-	userID := r.URL.Query().Get("user_id")
-	if userID == "" {
+	q := r.URL.Query()
+	userID, status := q.Get("user_id"), q.Get("status")
+	switch {
+	case q.Has("client_id"):
+		a.fail(w, r, &ops.ParamError{Param: "client_id", Kind: ops.ParamUnsupported,
+			Message: "socialgate lists sessions by user_id, not by client_id"})
+		return
+	case userID == "":
 		writeError(w, http.StatusBadRequest, "form_param_missing", "user_id is required.")
+		return
+	case status != "" && !sessionStatuses[status]:
+		a.fail(w, r, &ops.ParamError{Param: "status", Kind: ops.ParamValue, Message: "status " + status + " is not a session status"})
 		return
 	}
 	p, paginated, err := page(r, 100)
@@ -98,16 +96,41 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	sessions, total, err := a.ops.Sessions(r.Context(), userID, p)
-	if err != nil {
-		a.fail(w, r, err)
-		return
+	var sessions []*store.Session
+	total := 0
+	if status == "" || status == "active" {
+		if sessions, total, err = a.ops.Sessions(r.Context(), userID, p); err != nil {
+			a.fail(w, r, err)
+			return
+		}
 	}
 	items := make([]map[string]any, 0, len(sessions))
 	for _, s := range sessions {
 		items = append(items, Session(s, "active"))
 	}
 	writeList(w, paginated, items, total)
+}
+
+// GET /sessions/{id}: a live session.
+func (a *API) getSession(w http.ResponseWriter, r *http.Request) {
+	s, err := a.ops.Session(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Session(s, "active"))
+}
+
+// GET /jwks: the keys that verify the gateway's identity tokens (ES256),
+// {keys: [...]}, as Clerk's SDKs read its instance's keys.
+func (a *API) getJWKS(w http.ResponseWriter, r *http.Request) {
+	if a.jwks == nil {
+		notFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(a.jwks())
 }
 
 // POST /sessions/{id}/revoke

@@ -1,5 +1,6 @@
 // Package audit records who did what to whom through the gateway's
-// interfaces: today, each provider token handed out by the backend API.
+// interfaces: each provider token handed out and each change to a user
+// made through the operations (the backend API, the admin API, the CLI).
 // Entries are structured log entries of the logger socialgate.audit, at
 // INFO; Record is the one place they are written, so that a persistent
 // audit log can take its place.
@@ -12,8 +13,18 @@ import (
 	"go.uber.org/zap"
 )
 
-// ActionReadToken is a provider's access token handed out to a caller.
-const ActionReadToken = "oauth_token.read"
+// Actions. ActionReadToken is a provider's access token handed out to a
+// caller; the others are changes to a user.
+const (
+	ActionReadToken  = "oauth_token.read"
+	ActionUserCreate = "user.create"
+	ActionUserUpdate = "user.update"
+	ActionUserDelete = "user.delete"
+	ActionUserBan    = "user.ban"
+	ActionUserUnban  = "user.unban"
+	ActionUserLock   = "user.lock"
+	ActionUserUnlock = "user.unlock"
+)
 
 // Entry is one audited action.
 type Entry struct {
@@ -24,7 +35,7 @@ type Entry struct {
 	Actor string
 	// ClientIP is where the request came from (Caddy's client IP).
 	ClientIP string
-	// Action is what was done: ActionReadToken.
+	// Action is what was done: ActionReadToken, ActionUserUpdate, ….
 	Action string
 	// UserID, Provider and ExternalAccountID are what it was done to.
 	UserID, Provider, ExternalAccountID string

@@ -165,6 +165,12 @@ const (
 	ParamFormat
 	// ParamValue: a well-formed value that cannot be used (a future time).
 	ParamValue
+	// ParamTaken: a value that must be unique and another record holds (a
+	// username, an address).
+	ParamTaken
+	// ParamUnsupported: a parameter, or a value of one, that socialgate
+	// does not offer (a password, a filter by phone number).
+	ParamUnsupported
 )
 
 // ParamError is ErrInvalid for one parameter. Message is a lower-case

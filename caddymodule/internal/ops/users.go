@@ -5,6 +5,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/audit"
 	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
@@ -17,12 +18,16 @@ type UserAccounts struct {
 	Accounts []*store.ExternalAccount
 }
 
-// Users lists users, newest first, with the number of matches: those
-// holding q.Email (any case) when it is set. q's page must pass
-// Page.Check.
+// Users lists the users q matches (store.UserQuery: an address, a
+// filter), newest first unless q orders them otherwise, with the number
+// of matches. q's page must pass Page.Check, and its order
+// store.ValidUserOrder.
 func (s *Service) Users(ctx context.Context, q store.UserQuery) ([]UserAccounts, int, error) {
 	if err := (Page{Limit: q.Limit, Offset: q.Offset}).Check(); err != nil {
 		return nil, 0, err
+	}
+	if !store.ValidUserOrder(q.OrderBy) {
+		return nil, 0, errOrder
 	}
 	users, total, err := s.o.Store.Users(ctx, q)
 	if err != nil {
@@ -54,7 +59,8 @@ func (s *Service) User(ctx context.Context, id string) (UserAccounts, error) {
 
 // DeleteUser deletes a user with its accounts and sessions in one
 // transaction, tells the caches, and then revokes the accounts' tokens at
-// the providers that can (best effort: a failure is logged).
+// the providers that can (best effort: a failure is logged). It is one
+// audit entry.
 func (s *Service) DeleteUser(ctx context.Context, id string) error {
 	accounts, err := s.o.Store.ExternalAccounts(ctx, id)
 	if err != nil {
@@ -71,6 +77,7 @@ func (s *Service) DeleteUser(ctx context.Context, id string) error {
 		s.o.OnSessionEnd(sess.ID)
 	}
 	s.o.OnAccountsChange(id)
+	s.audit(ctx, audit.ActionUserDelete, id)
 	for _, a := range accounts {
 		s.revoke(ctx, a)
 	}
