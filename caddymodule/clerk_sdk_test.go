@@ -3,29 +3,61 @@ package caddymodule_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/clerk/clerk-sdk-go/v2"
 	"github.com/clerk/clerk-sdk-go/v2/redirecturl"
 	"github.com/clerk/clerk-sdk-go/v2/session"
 	"github.com/clerk/clerk-sdk-go/v2/user"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/testop"
 )
 
-// Clerk's own Go SDK (a test-only dependency), pointed at the gateway's
-// backend API with the API key as its secret key, as an app that moves
-// from Clerk would: each call decodes what the gateway answers.
-//
-// Not here yet, because the gateway has no such endpoint yet: the user
-// list and count, create, update, metadata, ban and lock, sessions.Get and
-// the JWKS (see docs/clerk.md).
-func TestClerkGoSDK_CallsDecodeTheGatewaysAnswers(t *testing.T) {
+// clerkEnv is a gateway with the provider corp, trusted to link by email
+// (a user the API created joins its first sign-in), and the API key, on
+// storage "badger" or "postgres" (a PostgreSQL server of its own).
+func clerkEnv(t *testing.T, storage string) (*env, *testop.Server) {
+	t.Helper()
 	e, op := newTokenEnv(t, "")
+	e.corp = strings.Replace(e.corp, "client_secret test-secret", "client_secret test-secret\n\t\t\tlink_by_email on", 1)
+	global := e.corp
+	if storage == "postgres" {
+		global += fmt.Sprintf("\n\t\tstorage postgres {\n\t\t\tdsn %q\n\t\t\tsecret %s\n\t\t}", postgresForTest(t), pgSecret)
+	}
+	if err := e.Load(options{Global: global, NoDev: true}); err != nil {
+		t.Fatal(err)
+	}
+	return e, op
+}
+
+// clerkConfig points Clerk's Go SDK at the gateway's backend API, with the
+// API key as its secret key, as an app that moves from Clerk does.
+func clerkConfig(e *env) *clerk.ClientConfig {
+	return &clerk.ClientConfig{BackendConfig: clerk.BackendConfig{URL: clerk.String(e.Base + "/_auth/api/v1"), Key: clerk.String(apiKey)}}
+}
+
+// storages are the stores the Clerk SDK tests run on.
+var storages = []string{"badger", "postgres"}
+
+// Clerk's own Go SDK (a test-only dependency) against the gateway: each
+// call decodes what the gateway answers, on both stores. User management
+// is in TestClerkGoSDK_ManagesUsers.
+func TestClerkGoSDK_CallsDecodeTheGatewaysAnswers(t *testing.T) {
+	for _, storage := range storages {
+		t.Run(storage, func(t *testing.T) { clerkGoSDKCalls(t, storage) })
+	}
+}
+
+func clerkGoSDKCalls(t *testing.T, storage string) {
+	e, op := clerkEnv(t, storage)
 	b := newBrowser(t)
 	op.SetClaims(map[string]any{"sub": "ada", "email": "ada@example.com", "email_verified": true, "name": "Ada King Lovelace"})
 	signInCorp(b, e)
 	userID := b.me(e)["id"].(string)
-	cfg := &clerk.ClientConfig{BackendConfig: clerk.BackendConfig{URL: clerk.String(e.Base + "/_auth/api/v1"), Key: clerk.String(apiKey)}}
+	cfg := clerkConfig(e)
 	users, sessions, redirects := user.NewClient(cfg), session.NewClient(cfg), redirecturl.NewClient(cfg)
 	ctx := context.Background()
 
@@ -75,10 +107,18 @@ func TestClerkGoSDK_CallsDecodeTheGatewaysAnswers(t *testing.T) {
 	_, err = redirects.Create(ctx, &redirecturl.CreateParams{URL: clerk.String("javascript:alert(1)")})
 	wantAPIError(t, "an invalid redirect URL", err, http.StatusUnprocessableEntity, "form_param_format_invalid")
 
-	list, err := sessions.List(ctx, &session.ListParams{UserID: clerk.String(userID)})
+	list, err := sessions.List(ctx, &session.ListParams{UserID: clerk.String(userID), Status: clerk.String("active")})
 	if err != nil || list.TotalCount != 1 || list.Sessions[0].UserID != userID || list.Sessions[0].Status != "active" ||
 		list.Sessions[0].ClientID == "" || list.Sessions[0].ExpireAt == 0 || list.Sessions[0].AbandonAt == 0 {
 		t.Fatalf("session.List: %+v %v", list, err)
+	}
+	got, err := sessions.Get(ctx, list.Sessions[0].ID)
+	if err != nil || got.ID != list.Sessions[0].ID || got.UserID != userID || got.Status != "active" || got.ClientID != list.Sessions[0].ClientID ||
+		got.LastActiveAt == 0 || got.ExpireAt <= got.LastActiveAt || got.AbandonAt < got.ExpireAt {
+		t.Errorf("session.Get: %+v %v", got, err)
+	}
+	if ended, err := sessions.List(ctx, &session.ListParams{UserID: clerk.String(userID), Status: clerk.String("ended")}); err != nil || ended.TotalCount != 0 || len(ended.Sessions) != 0 {
+		t.Errorf("session.List of ended sessions: %+v %v", ended, err)
 	}
 	revoked, err := sessions.Revoke(ctx, &session.RevokeParams{ID: list.Sessions[0].ID})
 	if err != nil || revoked.Status != "revoked" || revoked.ID != list.Sessions[0].ID {
@@ -87,6 +127,8 @@ func TestClerkGoSDK_CallsDecodeTheGatewaysAnswers(t *testing.T) {
 	if status, _ := apiGet(t, b.c, e.Base+"/private", nil); status != http.StatusUnauthorized {
 		t.Errorf("the revoked session still works: %d", status)
 	}
+	_, err = sessions.Get(ctx, list.Sessions[0].ID)
+	wantAPIError(t, "session.Get of a revoked session", err, http.StatusNotFound, "resource_not_found")
 
 	if del, err := users.DeleteExternalAccount(ctx, &user.DeleteExternalAccountParams{UserID: userID, ID: eac.ID}); err != nil || !del.Deleted || del.ID != eac.ID {
 		t.Errorf("user.DeleteExternalAccount: %+v %v", del, err)
