@@ -12,7 +12,8 @@ import (
 )
 
 // TestDocs_CaddyfileExamplesAdapt adapts what the docs tell operators to
-// write: Caddyfile.example, deploy/Caddyfile, every whole Caddyfile in README.md and docs/,
+// write: Caddyfile.example, deploy/Caddyfile, every whole Caddyfile in README.md and docs/
+// (each named by its path, so that README.md and docs/providers/README.md both count),
 // and every provider block and PostgreSQL storage block there (inside a
 // global option and a site that uses it). Snippets with … are outlines and
 // site blocks need their global option: those are left out.
@@ -35,7 +36,7 @@ func TestDocs_CaddyfileExamplesAdapt(t *testing.T) {
 		}
 		for i, m := range block.FindAllStringSubmatch(string(data), -1) {
 			src := m[1]
-			name := fmt.Sprintf("%s#%d", filepath.Base(file), i+1)
+			name := fmt.Sprintf("%s#%d", strings.TrimPrefix(file, "../"), i+1)
 			switch first := strings.TrimSpace(src); {
 			case strings.Contains(src, "…"):
 			case strings.HasPrefix(first, "{"):

@@ -101,7 +101,7 @@ type options struct {
 	Dev    string // lines inside the dev provider's block
 	TLS    bool   // serve the site over HTTPS (testCert); Base is https://
 	// Body replaces the site block's socialgate and reverse_proxy, with
-	// localhost:3000 standing for the upstream (as in the README's recipes).
+	// localhost:3000 standing for the upstream (as in the recipes of docs/recipes.md).
 	Body string
 }
 

@@ -67,7 +67,7 @@ func TestIdentityKeyRotate_PublishesBeforeSigningWithoutAReload(t *testing.T) {
 	}
 
 	// A verifier that kept the JWKS of before the rotation far too long
-	// fetches it once more and carries on, as the README's recipe does.
+	// fetches it once more and carries on, as the Go recipe of docs/recipes.md does.
 	stale := &jwksVerifier{url: v.url, keys: v.keys, expires: time.Now().Add(time.Hour)}
 	stale.keys.Keys = slices.DeleteFunc(slices.Clone(stale.keys.Keys), func(k jose.JSONWebKey) bool { return k.KeyID == newKid })
 	_, token = newBrowser(t).signInDev(g.site, "/", ada)

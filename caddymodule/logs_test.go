@@ -16,7 +16,7 @@ import (
 )
 
 // Caddy's access log (sent to the default log by the site's bare log
-// directive) and its DEBUG entries, through the README's filter: web and
+// directive) and its DEBUG entries, through the docs' filter: web and
 // native sign-ins, forwarded tokens, a token read through the API and a
 // sign-out at the provider leave no secret behind (the leak check at cleanup knows every cookie, code,
 // state, nonce, challenge, rotating token nonce, session token, identity

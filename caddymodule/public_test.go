@@ -7,10 +7,11 @@ import (
 	"testing"
 )
 
-// recipeSite is the body of the README's "protect by default" site block.
+// recipeSite is the body of the "protect by default" site block of
+// docs/recipes.md.
 func recipeSite(t *testing.T) string {
 	t.Helper()
-	block := readmeBlock(t, "**Protect by default, open by exception.**")
+	block := docBlock(t, "docs/recipes.md", "## Protect by default, open by exception")
 	_, body, _ := strings.Cut(block, "{\n")
 	return body[:strings.LastIndex(body, "}")]
 }
@@ -96,7 +97,7 @@ func checkAnonymous(t *testing.T, what string, h http.Header) {
 	}
 }
 
-// The README's advice for a stricter sub-path of a protected site: a broad
+// The recipes' advice for a stricter sub-path of a protected site: a broad
 // matcher that takes paths with ";" or "\" too.
 func TestRecipe_StricterSubPathBindsEverySpelling(t *testing.T) {
 	e := newEnv(t, options{Body: `@admin path /admin* *;* *\*

@@ -12,7 +12,7 @@ import (
 
 // quickStart runs Caddyfile.example as the README's quick start does, with
 // its ports moved to free loopback ports, its store in a temporary directory
-// and a debug log (with the README's filter) that the leak check reads. Its upstream is the example's
+// and a debug log (with the filter of docs/operations.md) that the leak check reads. Its upstream is the example's
 // own demo app, so env.Upstream is nil.
 func quickStart(t *testing.T) *env {
 	t.Helper()

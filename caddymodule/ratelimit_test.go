@@ -110,13 +110,14 @@ func TestRateLimit_CountsAnIPv6NetworkAsOneClient(t *testing.T) {
 	}
 }
 
-// readmeProxyServers returns the lines of the servers block of the README's
-// "Run behind another proxy" recipe, the front proxy on loopback.
+// readmeProxyServers returns the lines of the servers block of the "Run
+// behind another proxy" recipe of docs/recipes.md, the front proxy on
+// loopback.
 func readmeProxyServers(t *testing.T) []string {
 	t.Helper()
 	var servers []string
 	in := false
-	for _, line := range strings.Split(readmeBlock(t, "**Run behind another proxy.**"), "\n") {
+	for _, line := range strings.Split(docBlock(t, "docs/recipes.md", "## Run behind another proxy"), "\n") {
 		line = strings.TrimSpace(line)
 		switch {
 		case line == "servers {":
@@ -128,7 +129,7 @@ func readmeProxyServers(t *testing.T) []string {
 		}
 	}
 	if len(servers) == 0 {
-		t.Fatal("the README's proxy recipe has no servers block")
+		t.Fatal("the proxy recipe of docs/recipes.md has no servers block")
 	}
 	return servers
 }
@@ -136,7 +137,7 @@ func readmeProxyServers(t *testing.T) []string {
 // Behind a front proxy that appends the address it saw to X-Forwarded-For
 // (nginx's $proxy_add_x_forwarded_for, cloud load balancers), the abuse
 // limits count the client that proxy saw, not an address the client wrote
-// before it: with the README's recipe (trusted_proxies_strict), and without
+// before it: with the recipe of docs/recipes.md (trusted_proxies_strict), and without
 // the strict mode, where Caddy's client_ip is the client's pick and the
 // gateway reads the right-most address itself. Found open by a red-team run.
 func TestRateLimit_BehindAProxyCountsTheClientTheProxySaw(t *testing.T) {
@@ -148,7 +149,7 @@ func TestRateLimit_BehindAProxyCountsTheClientTheProxySaw(t *testing.T) {
 		}
 	}
 	if len(notStrict) == len(recipe) {
-		t.Fatal("the README's proxy recipe does not set trusted_proxies_strict")
+		t.Fatal("the proxy recipe of docs/recipes.md does not set trusted_proxies_strict")
 	}
 	op := startOP(t, testop.Options{})
 	for _, tc := range []struct {
@@ -158,9 +159,9 @@ func TestRateLimit_BehindAProxyCountsTheClientTheProxySaw(t *testing.T) {
 		// client wrote, then what the proxies appended.
 		forwarded func(i int) string
 	}{
-		{"the README's recipe", recipe, func(i int) string { return fmt.Sprintf("203.0.113.%d, 198.51.100.7", i+1) }},
+		{"the recipe", recipe, func(i int) string { return fmt.Sprintf("203.0.113.%d, 198.51.100.7", i+1) }},
 		{"without trusted_proxies_strict", notStrict, func(i int) string { return fmt.Sprintf("203.0.113.%d, 198.51.100.7", i+1) }},
-		{"the README's recipe, two proxies", recipe, func(i int) string { return fmt.Sprintf("203.0.113.%d, 198.51.100.7, 127.0.0.9", i+1) }},
+		{"the recipe, two proxies", recipe, func(i int) string { return fmt.Sprintf("203.0.113.%d, 198.51.100.7, 127.0.0.9", i+1) }},
 		{"a client-sent list of many", recipe, func(i int) string {
 			return strings.Repeat(fmt.Sprintf("203.0.113.%d,", i+1), 20) + "garbage, 198.51.100.7"
 		}},

@@ -25,15 +25,15 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/assertion"
 )
 
-// readmeJWTUpstream builds the README's Go recipe for reading the identity
+// readmeJWTUpstream builds the Go recipe of docs/recipes.md for reading the identity
 // JWT into an upstream that answers the user id (401 when the token does
 // not verify), fetching the JWKS from jwksURL, and returns its address.
 func readmeJWTUpstream(t *testing.T, jwksURL string) string {
 	t.Helper()
-	recipe := readmeCode(t, "**Read the identity JWT in an upstream.**", "go")
+	recipe := docCode(t, "docs/recipes.md", "## Read the identity JWT in an upstream", "go")
 	decls, body, ok := strings.Cut(recipe, "tok, err := jwt.ParseSigned")
 	if !ok || !strings.Contains(decls, "https://app.example.com/_auth/.well-known/jwks.json") {
-		t.Fatalf("the README's Go recipe is not shaped as this test expects:\n%s", recipe)
+		t.Fatalf("the Go recipe of docs/recipes.md is not shaped as this test expects:\n%s", recipe)
 	}
 	decls = strings.Replace(decls, `"https://app.example.com/_auth/.well-known/jwks.json"`, `os.Getenv("JWKS_URL")`, 1)
 	body = strings.ReplaceAll("tok, err := jwt.ParseSigned"+body, "/* 401 */", "w.WriteHeader(http.StatusUnauthorized); return")
@@ -74,7 +74,7 @@ func main() { http.ListenAndServe(os.Args[1], http.HandlerFunc(handle)) }
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./"+filepath.Base(dir))
 	build.Dir = ".."
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("the README's Go recipe does not build: %v\n%s\n%s", err, out, program)
+		t.Fatalf("the Go recipe of docs/recipes.md does not build: %v\n%s\n%s", err, out, program)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cmd := exec.Command(bin, addr)
@@ -93,14 +93,14 @@ func main() { http.ListenAndServe(os.Args[1], http.HandlerFunc(handle)) }
 	return ""
 }
 
-// TestReadme_GoJWTRecipeFetchesTheJWKSOnceForAnUnknownKey runs the README's
+// TestReadme_GoJWTRecipeFetchesTheJWKSOnceForAnUnknownKey runs the docs'
 // Go recipe against a JWKS whose keys rotate: a token of a key it has not
 // seen fetches the JWKS again, once; a key still unknown, a token without a
 // key id or no token at all is refused, and nothing panics (the recipe once
 // indexed [0] of an empty key list).
 func TestReadme_GoJWTRecipeFetchesTheJWKSOnceForAnUnknownKey(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the README's recipe; skipped with -short")
+		t.Skip("builds the docs' recipe; skipped with -short")
 	}
 	keys := make([]*ecdsa.PrivateKey, 3)
 	for i := range keys {

@@ -162,7 +162,7 @@ func (g *servingGateway) identity(b *browser) string {
 	return body
 }
 
-// jwksVerifier verifies identity tokens as the README's recipe does: it
+// jwksVerifier verifies identity tokens as the Go recipe of docs/recipes.md does: it
 // keeps the JWKS for its Cache-Control max-age and, meeting a key id it
 // lacks, fetches it again, such refetches at most once per cooldown.
 // Refetches counts them: with keys published before they sign, a verifier

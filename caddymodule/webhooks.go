@@ -20,7 +20,7 @@ import (
 
 // WebhookConfig is an endpoint that receives the gateway's events (user,
 // session and external account changes) as signed POST requests, in order,
-// at least once: see the README's Webhooks section.
+// at least once: see docs/webhooks.md.
 type WebhookConfig struct {
 	// Name identifies the endpoint in the API's delivery state and in logs;
 	// the endpoint's place in the event outbox is kept under it, so a renamed

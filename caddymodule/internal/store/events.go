@@ -35,7 +35,7 @@ const (
 // follow it.
 const EventAccountLinkedByEmail = "external_account.linked_by_email"
 
-// EventTypes lists every event type, in the order the README documents them.
+// EventTypes lists every event type, in the order docs/webhooks.md documents them.
 var EventTypes = []string{
 	EventUserCreated, EventUserUpdated, EventUserDeleted,
 	EventSessionCreated, EventSessionEnded, EventSessionRevoked,

@@ -6,19 +6,19 @@ import (
 	"testing"
 )
 
-// readmeBlock returns the first caddyfile block of README.md after the
-// line that starts with title: tests run what the README tells operators to
-// write.
-func readmeBlock(t *testing.T, title string) string {
+// docBlock returns the first caddyfile block of doc (a path from the
+// repository's root, such as docs/recipes.md) after the line that starts
+// with title: tests run what the docs tell operators to write.
+func docBlock(t *testing.T, doc, title string) string {
 	t.Helper()
-	return readmeCode(t, title, "caddyfile")
+	return docCode(t, doc, title, "caddyfile")
 }
 
-// readmeCode returns the first code block in lang of README.md after the
-// line that starts with title.
-func readmeCode(t *testing.T, title, lang string) string {
+// docCode returns the first code block in lang of doc after the line that
+// starts with title.
+func docCode(t *testing.T, doc, title, lang string) string {
 	t.Helper()
-	data, err := os.ReadFile("../README.md")
+	data, err := os.ReadFile("../" + doc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,17 +28,17 @@ func readmeCode(t *testing.T, title, lang string) string {
 	}
 	block, _, closed := strings.Cut(after, "```")
 	if !ok || !closed {
-		t.Fatalf("README.md has no %s block after %q", lang, title)
+		t.Fatalf("%s has no %s block after %q", doc, lang, title)
 	}
 	return block
 }
 
-// logFilter is the README's log filter for Caddy's own logs, with the
-// forward_token headers of the tests' providers.
+// logFilter is the log filter for Caddy's own logs that docs/operations.md
+// gives, with the forward_token headers of the tests' providers.
 func logFilter(t *testing.T) string {
 	t.Helper()
 	var filter []string
-	for _, line := range strings.Split(readmeBlock(t, "- **Caddy's own logs**"), "\n") {
+	for _, line := range strings.Split(docBlock(t, "docs/operations.md", "## Caddy's own logs"), "\n") {
 		line = strings.TrimSpace(line)
 		switch {
 		case line == "format filter {":
@@ -54,6 +54,6 @@ func logFilter(t *testing.T) string {
 			filter = append(filter, line)
 		}
 	}
-	t.Fatal("the README's log filter has no format filter block")
+	t.Fatal("the log filter of docs/operations.md has no format filter block")
 	return ""
 }
