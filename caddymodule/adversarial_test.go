@@ -15,7 +15,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/testop"
 )
 
-// The adversarial suite: every class of ../shared/THREATS.md through the
+// The adversarial suite: every class of docs/security.md's threat model through the
 // real gateway behind Caddy, with payloads generated per class rather than
 // the listed examples only. It extends the feature tests (reject_test.go,
 // headers_test.go, native_test.go, linking_test.go, ratelimit_test.go) and

@@ -11,7 +11,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/testop"
 )
 
-// Cookie tossing (THREATS.md): a sibling subdomain, or anyone who answers
+// Cookie tossing (docs/security.md, "Duplicates fail safe"): a sibling subdomain, or anyone who answers
 // one plain-HTTP request for the host, can set cookies the browser then
 // sends to the gateway beside its own. Over HTTPS only __Host- cookies
 // count; duplicates fail safe and lock no one out.

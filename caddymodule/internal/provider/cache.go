@@ -13,8 +13,8 @@ import (
 
 // cachePolicy bounds how long a document fetched from a provider (its JWKS,
 // its discovery document) is used before it is fetched again. The provider's
-// own caching headers decide within these bounds (THREATS.md: cached JWKS
-// expire, removed keys stop verifying).
+// own caching headers decide within these bounds (docs/security.md, "ID
+// tokens": cached JWKS expire, removed keys stop verifying).
 type cachePolicy struct {
 	// fallback is the lifetime of a response that says nothing about
 	// caching (no Cache-Control max-age, no Expires).

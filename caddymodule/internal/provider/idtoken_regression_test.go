@@ -28,10 +28,10 @@ func TestIDToken_RejectsIatBeyondInt64(t *testing.T) {
 	}
 }
 
-// THREATS.md: "Unknown kid → at most one rate-limited JWKS refetch". go-oidc's
-// key set fetches the JWKS again for every token whose kid it does not
-// know (only concurrent fetches are shared), and nothing in front of it
-// limits that. The native Sign in with Apple endpoint takes the identity
+// docs/security.md, "ID tokens": an unknown kid triggers at most one
+// rate-limited JWKS fetch. go-oidc's key set fetches the JWKS again for
+// every token whose kid it does not know (only concurrent fetches are
+// shared), and nothing in front of it limits that. The native Sign in with Apple endpoint takes the identity
 // token from the client, so anyone can make the gateway call Apple's JWKS
 // once per request.
 func TestIDToken_UnknownKidRefetchesTheJWKSAtMostOnce(t *testing.T) {

@@ -19,7 +19,7 @@ import (
 //     at once, so that a key published a moment ago verifies at its first
 //     use; such refetches that do not find the key happen at most once per
 //     10 seconds, so made-up key ids cost the provider one call per
-//     interval (THREATS.md), and only a new key used within 10 seconds of
+//     interval (docs/security.md, "ID tokens"), and only a new key used within 10 seconds of
 //     one of them waits for the next;
 //   - a failed fetch keeps the last good keys, for up to 24 hours past their
 //     lifetime, and is retried after 1 s, 2 s, 4 s… up to a minute.

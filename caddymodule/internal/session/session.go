@@ -361,8 +361,8 @@ func (m *Manager) clearPlainCookie(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// cookie builds the session cookie per THREATS.md: HttpOnly, SameSite=Lax,
-// Secure whenever the request came over TLS.
+// cookie builds the session cookie as docs/security.md describes it:
+// HttpOnly, SameSite=Lax, Secure whenever the request came over TLS.
 func (m *Manager) cookie(r *http.Request, value string, maxAge int) *http.Cookie {
 	return &http.Cookie{
 		Name:     Name(r, CookieName),

@@ -30,7 +30,7 @@ import (
 )
 
 // relyingPartyChecks are the ID token checks of OIDC Core 3.1.3.7 that
-// go-oidc leaves to its caller (THREATS.md, "ID tokens").
+// go-oidc leaves to its caller (docs/security.md, "ID tokens").
 func relyingPartyChecks(tok *oidc.IDToken, wantNonce string) error {
 	var extra struct {
 		Azp *string `json:"azp"`

@@ -2,7 +2,8 @@
 // gateway's end-to-end tests. It auto-approves every authorization request,
 // counts the calls it receives (so a test can assert that a forged callback
 // caused no call to the provider) and can be told, through SetFault, to answer
-// with exactly one thing wrong: each Fault is one attack from THREATS.md.
+// with exactly one thing wrong: each Fault is one attack of the threat model
+// in docs/security.md.
 //
 // It listens on 127.0.0.1 only and is meant for _test.go files: its API takes
 // a testing.TB and the server is closed by t.Cleanup.
