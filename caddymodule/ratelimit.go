@@ -15,9 +15,21 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/ratelimit"
 )
 
-// RateLimit allows Events requests per Window per client.
+// RateLimit is the limit of one class of endpoints (rate_limit <class>
+// <events> <window> in the Caddyfile): each client may make Events requests
+// at once, and Events per Window on average after that (a token bucket that
+// refills continuously). Classes the config leaves out keep their defaults.
 type RateLimit struct {
-	Events int            `json:"events"`
+	// Events is how many requests a client may make per Window, and at
+	// once. 0 turns the class's limit off; a negative number fails the
+	// load. Defaults: 30 for start and callback, 20 for native, 600 for
+	// api.
+	Events int `json:"events"`
+
+	// Window is the time over which Events requests are allowed: a client
+	// that used them all gets one more every Window/Events, and until then
+	// 429 with Retry-After. It must be positive when Events is. Default:
+	// 1m for every class.
 	Window caddy.Duration `json:"window"`
 }
 
