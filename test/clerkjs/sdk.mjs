@@ -101,6 +101,10 @@ async function manageUsers(clerk, signedInId) {
   await call('users.updateUserMetadata', async () =>
     brief(await clerk.users.updateUserMetadata(id, { publicMetadata: { prefs: { lang: null, font: 'mono' }, seats: 3 } })));
   await call('users.replaceUserMetadata', async () => brief(await clerk.users.replaceUserMetadata(id, { privateMetadata: { crm: 7 } })));
+  await call('users.updateUser (metadata)', async () => {
+    const u = await clerk.users.updateUser(id, { lastName: 'Hopper-Murray', publicMetadata: { plan: 'free' } });
+    return { lastName: u.lastName, publicMetadata: u.publicMetadata, privateMetadata: u.privateMetadata };
+  });
   await call('users.getUserList (email)', async () => {
     const r = await clerk.users.getUserList({ emailAddress: ['Grace@Example.com'] });
     return { totalCount: r.totalCount, ids: r.data.map((u) => (u.id === id ? 'created' : u.id)) };

@@ -133,9 +133,18 @@ type userParams struct {
 	SkipLegalChecks    bool `json:"skip_legal_checks"`
 }
 
-func (p userParams) changes() (ops.UserChanges, error) {
+// readChanges reads a body into in, whose userParams are p, and returns
+// the changes they make; on a mistake it answers it and returns false.
+func (a *API) readChanges(w http.ResponseWriter, r *http.Request, in any, p *userParams) (ops.UserChanges, bool) {
+	if !readJSON(w, r, in) {
+		return ops.UserChanges{}, false
+	}
 	m, err := p.metadata()
-	return ops.UserChanges{FirstName: p.FirstName, LastName: p.LastName, Username: p.Username, ExternalID: p.ExternalID, Metadata: m}, err
+	if err != nil {
+		a.fail(w, r, err)
+		return ops.UserChanges{}, false
+	}
+	return ops.UserChanges{FirstName: p.FirstName, LastName: p.LastName, Username: p.Username, ExternalID: p.ExternalID, Metadata: m}, true
 }
 
 // POST /users {email_address: [...], first_name, last_name, username,
@@ -148,20 +157,11 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 		EmailAddress            []string `json:"email_address"`
 		SkipPasswordRequirement bool     `json:"skip_password_requirement"`
 	}
-	if !readJSON(w, r, &in) {
+	c, ok := a.readChanges(w, r, &in, &in.userParams)
+	if !ok {
 		return
 	}
-	c, err := in.changes()
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	created, err := a.ops.CreateUser(r.Context(), in.EmailAddress, c)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, User(created.User, created.Accounts))
+	a.writeUser(w, r)(a.ops.CreateUser(r.Context(), in.EmailAddress, c))
 }
 
 // PATCH /users/{id}: sets the fields given; a metadata object given
@@ -171,12 +171,8 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
 		userParams
 		NotifyPrimaryEmailAddressChanged bool `json:"notify_primary_email_address_changed"`
 	}
-	if !readJSON(w, r, &in) {
-		return
-	}
-	c, err := in.changes()
-	if err != nil {
-		a.fail(w, r, err)
+	c, ok := a.readChanges(w, r, &in, &in.userParams)
+	if !ok {
 		return
 	}
 	a.writeUser(w, r)(a.ops.UpdateUser(r.Context(), r.PathValue("id"), c))
