@@ -16,6 +16,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/access"
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/audit"
+	"github.com/socialgate/socialgate/caddymodule/internal/console"
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
 	"github.com/socialgate/socialgate/caddymodule/internal/gateway"
 	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
@@ -166,6 +167,14 @@ type App struct {
 	// Default: everyone.
 	AllowGroups []string `json:"allow_groups,omitempty"`
 
+	// Admins are the operators who may use the console at
+	// <prefix>/admin: each rule an address or a whole domain
+	// (ada@example.com, *@example.com), matched against the user's verified
+	// addresses, or a provider:group (corp:admins), matched as AllowGroups
+	// matches. Anyone else signed in gets 403 there. Default: none, and no
+	// console.
+	Admins []string `json:"admins,omitempty"`
+
 	// RateLimits are per-client limits on the gateway's endpoints, by class:
 	// start (beginning a sign-in), callback, native (native app endpoints)
 	// and api (backend API). A client over the limit gets 429 with
@@ -283,6 +292,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	admins, err := access.ParseMixed("admins", a.Admins, names)
+	if err != nil {
+		return err
+	}
 	uiCfg := a.UI
 	if uiCfg == nil {
 		uiCfg = &UIConfig{}
@@ -336,6 +349,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 		identity.Forget(id)
 		sessions.Forget(id)
 	}
+	operations := ops.New(ops.Options{Store: ref.Store, Tokens: engine, Providers: opsProviders(providers), Webhooks: a.hooks.Dispatcher,
+		Audit: audit.New(a.logger.Named("audit")), OnSessionEnd: sessionEnded, Logger: a.logger.Named("api"),
+		// A change to a user's accounts may change its sessions too (an
+		// unlink ends some): forget both.
+		OnAccountsChange: func(id string) { a.gateway.ForgetUser(id) }})
 	a.gateway = gateway.New(gateway.Config{
 		Prefix:    a.Prefix,
 		Providers: providers,
@@ -355,14 +373,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Admit:         admit,
 		Tokens:        engine,
 		Identity:      identity,
-		API: api.New(api.Options{
-			Ops: ops.New(ops.Options{Store: ref.Store, Tokens: engine, Providers: opsProviders(providers), Webhooks: a.hooks.Dispatcher,
-				Audit: audit.New(a.logger.Named("audit")), OnSessionEnd: sessionEnded, Logger: a.logger.Named("api"),
-				// A change to a user's accounts may change its sessions too
-				// (an unlink ends some): forget both.
-				OnAccountsChange: func(id string) { a.gateway.ForgetUser(id) }}),
-			Keys: apiKeys, ClientIP: clientIP, JWKS: identity.JWKS, Logger: a.logger.Named("api"),
-		}),
+		API:           api.New(api.Options{Ops: operations, Keys: apiKeys, ClientIP: clientIP, JWKS: identity.JWKS, Logger: a.logger.Named("api")}),
+		Console: console.New(console.Config{Prefix: a.Prefix, Ops: operations, UI: renderer,
+			Admins: admins, Logger: a.logger.Named("console")}),
 		Logger: a.logger,
 	})
 	// A change to a user's accounts may change its sessions too (an unlink

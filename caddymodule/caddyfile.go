@@ -94,6 +94,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		return_urls      <url...>
 //		allow_emails     <address|*@domain...>
 //		allow_groups     <provider:group...>
+//		admins           <address|*@domain|provider:group...>
 //		redirect_urls    <url...>
 //		rate_limit       <start|callback|native|api> <events> <window>
 //		rate_limit_ipv6_prefix <bits>
@@ -171,6 +172,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			var rules []string
 			rules, err = someArgs(d)
 			a.AllowGroups = append(a.AllowGroups, rules...)
+		case "admins":
+			var rules []string
+			rules, err = someArgs(d)
+			a.Admins = append(a.Admins, rules...)
 		case "rate_limit":
 			args := d.RemainingArgs()
 			if len(args) != 3 {

@@ -29,7 +29,7 @@ var (
 	appOptions = []string{"storage", "prefix", "dev_provider", "provider", "cookie_keys", "session_lifetime",
 		"id_token_session_lifetime", "session_cache", "session_idle_timeout", "reauthenticate_after", "flow_timeout",
 		"token_refresh_skew", "api_key", "identity_issuer", "identity_audience", "identity_key_delay", "return_urls",
-		"allow_emails", "allow_groups", "redirect_urls", "rate_limit", "rate_limit_ipv6_prefix", "app_name", "logo_url",
+		"allow_emails", "allow_groups", "admins", "redirect_urls", "rate_limit", "rate_limit_ipv6_prefix", "app_name", "logo_url",
 		"accent", "templates", "webhook"}
 	postgresOptions    = []string{"dsn", "secret", "max_conns", "connect_timeout"}
 	devProviderOptions = []string{"listen", "access_token_lifetime", "link_by_email", "allow_remote", "provider"}
@@ -44,7 +44,7 @@ var (
 	// These options may be written more than once: their values add up.
 	// Any other written twice is a mistake (the second would silently win);
 	// rate_limit is set per class, a later line winning.
-	appRepeatable      = []string{"provider", "webhook", "api_key", "allow_emails", "allow_groups", "redirect_urls", "rate_limit"}
+	appRepeatable      = []string{"provider", "webhook", "api_key", "allow_emails", "allow_groups", "admins", "redirect_urls", "rate_limit"}
 	providerRepeatable = []string{"scopes", "native_client_ids", "groups_from", "bundle_ids", "auth_param"}
 	handlerRepeatable  = []string{"require", "forward_token", "allow_emails", "allow_groups"}
 )
@@ -184,6 +184,10 @@ func (c *appCheck) option(a *App) error {
 		err = checkRedirectURLs(a.RedirectURLs)
 	case "allow_emails":
 		_, err = access.Parse(a.AllowEmails, nil, nil)
+	case "admins":
+		// The group rules wait for the providers (checked at load).
+		_, err = access.ParseMixed("admins", slices.DeleteFunc(slices.Clone(a.Admins),
+			func(rule string) bool { return !strings.Contains(rule, "@") }), nil)
 	case "allow_groups":
 		c.groups = append(c.groups, groupsLine{c.current, a.AllowGroups[c.groupsSeen:]})
 		c.groupsSeen = len(a.AllowGroups)

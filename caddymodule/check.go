@@ -47,6 +47,9 @@ func (a *App) check(repl *caddy.Replacer) error {
 	if _, err := access.Parse(a.AllowEmails, a.AllowGroups, a.providerNames()); err != nil {
 		return err
 	}
+	if _, err := access.ParseMixed("admins", a.Admins, a.providerNames()); err != nil {
+		return err
+	}
 	if _, err := a.webhookEndpoints(repl); err != nil {
 		return err
 	}

@@ -44,20 +44,47 @@ func Parse(emails, groups, providers []string) (*Rules, error) {
 	r := &Rules{addresses: map[string]bool{}, domains: map[string]bool{}, groups: map[string][]string{}}
 	for _, rule := range emails {
 		if err := r.addEmail(rule); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("allow_emails: %w", err)
 		}
 	}
 	for _, rule := range groups {
-		provider, group, ok := strings.Cut(rule, ":")
-		switch {
-		case !ok || provider == "" || group == "":
-			return nil, fmt.Errorf("allow_groups: %q is not provider:group (corp:admins)", rule)
-		case !slices.Contains(providers, provider):
-			return nil, fmt.Errorf("allow_groups: %q: no provider named %s is configured (%s)", rule, provider, confcheck.Hint(provider, providers))
+		if err := r.addGroup(rule, providers); err != nil {
+			return nil, fmt.Errorf("allow_groups: %w", err)
 		}
-		r.groups[provider] = append(r.groups[provider], group)
 	}
 	return r, nil
+}
+
+// ParseMixed reads the rules of one option that takes both kinds, like
+// admins: a rule with an @ is an email rule, any other a group rule. An
+// error names the option and the rule. No rule gives nil.
+func ParseMixed(option string, rules, providers []string) (*Rules, error) {
+	if len(rules) == 0 {
+		return nil, nil
+	}
+	r := &Rules{addresses: map[string]bool{}, domains: map[string]bool{}, groups: map[string][]string{}}
+	for _, rule := range rules {
+		add := r.addEmail
+		if !strings.Contains(rule, "@") {
+			add = func(rule string) error { return r.addGroup(rule, providers) }
+		}
+		if err := add(rule); err != nil {
+			return nil, fmt.Errorf("%s: %w", option, err)
+		}
+	}
+	return r, nil
+}
+
+func (r *Rules) addGroup(rule string, providers []string) error {
+	provider, group, ok := strings.Cut(rule, ":")
+	switch {
+	case !ok || provider == "" || group == "":
+		return fmt.Errorf("%q is not provider:group (corp:admins)", rule)
+	case !slices.Contains(providers, provider):
+		return fmt.Errorf("%q: no provider named %s is configured (%s)", rule, provider, confcheck.Hint(provider, providers))
+	}
+	r.groups[provider] = append(r.groups[provider], group)
+	return nil
 }
 
 func (r *Rules) addEmail(rule string) error {
@@ -65,11 +92,11 @@ func (r *Rules) addEmail(rule string) error {
 	local, domain, ok := strings.Cut(e, "@")
 	switch {
 	case !ok || local == "" || !validDomain(domain):
-		return fmt.Errorf("allow_emails: %q is neither an address (ada@example.com) nor a domain (*@example.com)", rule)
+		return fmt.Errorf("%q is neither an address (ada@example.com) nor a domain (*@example.com)", rule)
 	case local == "*":
 		r.domains[domain] = true
 	case strings.ContainsAny(local, "*@ \t") || len(e) > 254:
-		return fmt.Errorf("allow_emails: %q: an address has no * (for a whole domain write *@example.com)", rule)
+		return fmt.Errorf("%q: an address has no * (for a whole domain write *@example.com)", rule)
 	default:
 		r.addresses[e] = true
 	}

@@ -103,3 +103,46 @@ func TestRules_NoRulesAdmitEveryone(t *testing.T) {
 		t.Error("no rules refused someone")
 	}
 }
+
+// ParseMixed (the admins option) reads addresses, domains and groups from
+// one list, and admits like Parse: only verified addresses, only groups of
+// the provider the rule names.
+func TestParseMixed_AdmitsByVerifiedAddressOrGroup(t *testing.T) {
+	r, err := ParseMixed("admins", []string{"ada@example.com", "*@ops.example", "corp:admins"}, []string{"corp", "github"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := func(email string, verified bool) *store.User {
+		return &store.User{Emails: []store.EmailAddress{{Email: email, Verified: verified}}}
+	}
+	for _, tc := range []struct {
+		name     string
+		u        *store.User
+		accounts []*store.ExternalAccount
+		want     bool
+	}{
+		{"verified address", user("ADA@example.com", true), nil, true},
+		{"unverified address", user("ada@example.com", false), nil, false},
+		{"verified domain", user("grace@ops.example", true), nil, true},
+		{"group at the named provider", user("x@y.example", true), []*store.ExternalAccount{{Provider: "corp", Groups: []string{"admins"}}}, true},
+		{"the group at another provider", user("x@y.example", true), []*store.ExternalAccount{{Provider: "github", Groups: []string{"admins"}}}, false},
+		{"nobody", user("mallory@example.com", true), nil, false},
+	} {
+		if got := r.Admits(tc.u, tc.accounts); got != tc.want {
+			t.Errorf("%s: admitted %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	for rule, want := range map[string]string{
+		"example.com": `admins: "example.com" is not provider:group`,
+		"a*b@x.org":   `admins: "a*b@x.org": an address has no *`,
+		"gihtub:devs": `admins: "gihtub:devs": no provider named gihtub is configured (did you mean github?)`,
+		"*@":          `admins: "*@" is neither an address`,
+	} {
+		if _, err := ParseMixed("admins", []string{rule}, []string{"corp", "github"}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", rule, err, want)
+		}
+	}
+	if r, err := ParseMixed("admins", nil, nil); r != nil || err != nil {
+		t.Errorf("no rule: %v %v, want nil", r, err)
+	}
+}

@@ -1,6 +1,8 @@
 // Package audit records who did what to whom through the gateway's
-// interfaces: each provider token handed out and each change to a user
-// made through the operations (the backend API, the admin API, the CLI).
+// interfaces: each provider token handed out by the backend API, and each
+// change an operator makes to users, sessions, linked accounts, redirect
+// URLs and webhooks through the operations that the console, the backend
+// API, the admin API and the CLI share.
 // Entries are structured log entries of the logger socialgate.audit, at
 // INFO; Record is the one place they are written, so that a persistent
 // audit log can take its place.
@@ -13,10 +15,11 @@ import (
 	"go.uber.org/zap"
 )
 
-// Actions. ActionReadToken is a provider's access token handed out to a
-// caller; the others are changes to a user.
+// Actions, each the message of its entries.
 const (
-	ActionReadToken  = "oauth_token.read"
+	// ActionReadToken is a provider's access token handed out to a caller.
+	ActionReadToken = "oauth_token.read"
+	// User changes.
 	ActionUserCreate = "user.create"
 	ActionUserUpdate = "user.update"
 	ActionUserDelete = "user.delete"
@@ -24,6 +27,16 @@ const (
 	ActionUserUnban  = "user.unban"
 	ActionUserLock   = "user.lock"
 	ActionUserUnlock = "user.unlock"
+	// ActionSessionRevoke ends one session; ActionSessionsRevoke all of a
+	// user's (the entry never names a session: its id is a secret).
+	ActionSessionRevoke  = "session.revoke"
+	ActionSessionsRevoke = "session.revoke_all"
+	// ActionAccountDisconnect unlinks an external account.
+	ActionAccountDisconnect = "external_account.disconnect"
+	// Redirect URLs and webhooks: Target names the record.
+	ActionRedirectURLCreate = "redirect_url.create"
+	ActionRedirectURLDelete = "redirect_url.delete"
+	ActionWebhookReplay     = "webhook.replay"
 )
 
 // Entry is one audited action.
@@ -31,7 +44,7 @@ type Entry struct {
 	// Time is when it happened.
 	Time time.Time
 	// Actor is who did it, never a secret: "api_key:" and the key's
-	// fingerprint (KeyFingerprint).
+	// fingerprint (KeyFingerprint), "console:" and the operator's user id.
 	Actor string
 	// ClientIP is where the request came from (Caddy's client IP).
 	ClientIP string
@@ -39,6 +52,9 @@ type Entry struct {
 	Action string
 	// UserID, Provider and ExternalAccountID are what it was done to.
 	UserID, Provider, ExternalAccountID string
+	// Target names any other record it was done to: a redirect URL's id, a
+	// webhook endpoint's name.
+	Target string
 }
 
 // Log writes audit entries. A nil Log drops them.
@@ -63,7 +79,8 @@ func (l *Log) Record(e Entry) {
 		zap.String("client_ip", e.ClientIP),
 		zap.String("user_id", e.UserID),
 		zap.String("provider", e.Provider),
-		zap.String("external_account_id", e.ExternalAccountID))
+		zap.String("external_account_id", e.ExternalAccountID),
+		zap.String("target", e.Target))
 }
 
 // KeyFingerprint names an API key by its SHA-256 without revealing it: the

@@ -17,6 +17,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/access"
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/assertion"
+	"github.com/socialgate/socialgate/caddymodule/internal/console"
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
 	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
@@ -62,8 +63,10 @@ type Config struct {
 	// Admit is the app's allow_emails and allow_groups: signed-in users need
 	// an account that matches on every route (see Admitted). Nil admits
 	// everyone.
-	Admit  *access.Rules
-	Logger *zap.Logger
+	Admit *access.Rules
+	// Console serves the operator console (/admin); nil serves none.
+	Console *console.Console
+	Logger  *zap.Logger
 }
 
 // Gateway serves the endpoints and makes the sign-in decisions. Safe for
@@ -126,6 +129,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, path string)
 		g.allow(w, r, g.health, http.MethodGet)
 	case rest == "/.well-known/jwks.json":
 		g.allow(w, r, g.jwks, http.MethodGet)
+	case g.Console.Owns(rest):
+		g.Console.ServeHTTP(w, r, rest, consoleGuard{g})
 	case strings.HasPrefix(rest, "/api/v1/"):
 		g.API.ServeHTTP(w, r, strings.TrimPrefix(rest, "/api/v1"))
 	case rest == "/me":

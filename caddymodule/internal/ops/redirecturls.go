@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/audit"
 	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
@@ -30,6 +31,7 @@ func (s *Service) CreateRedirectURL(ctx context.Context, url string) (*store.Red
 	if err != nil && !errors.Is(err, store.ErrExists) {
 		return nil, err
 	}
+	s.record(ctx, audit.Entry{Action: audit.ActionRedirectURLCreate, Target: ru.ID})
 	s.o.Logger.Info("redirect URL added", zap.String("redirect_url_id", ru.ID))
 	return ru, nil
 }
@@ -48,6 +50,7 @@ func (s *Service) DeleteRedirectURL(ctx context.Context, id string) error {
 	if err := s.o.Store.DeleteRedirectURL(ctx, id); err != nil {
 		return notFound(err, &NotFoundError{Kind: KindRedirectURL, ID: id})
 	}
+	s.record(ctx, audit.Entry{Action: audit.ActionRedirectURLDelete, Target: id})
 	s.o.Logger.Info("redirect URL deleted", zap.String("redirect_url_id", id))
 	return nil
 }

@@ -185,6 +185,5 @@ func userError(err error) error {
 
 // audit records a change to a user by the actor of ctx.
 func (s *Service) audit(ctx context.Context, action, userID string) {
-	actor := ActorOf(ctx)
-	s.o.Audit.Record(audit.Entry{Time: time.Now(), Actor: actor.ID, ClientIP: actor.ClientIP, Action: action, UserID: userID})
+	s.record(ctx, audit.Entry{Action: action, UserID: userID})
 }

@@ -92,7 +92,11 @@ func (s *Service) DeleteUser(ctx context.Context, id string) error {
 // tokens at the provider when it can. It returns the account as it was and
 // the ids of the sessions that ended.
 func (s *Service) DisconnectAccount(ctx context.Context, userID, id string) (*store.ExternalAccount, []string, error) {
-	gone, ended, err := s.o.Store.DeleteExternalAccount(ctx, userID, id, nil)
+	return s.disconnect(ctx, userID, id, nil)
+}
+
+func (s *Service) disconnect(ctx context.Context, userID, id string, check func([]*store.ExternalAccount) error) (*store.ExternalAccount, []string, error) {
+	gone, ended, err := s.o.Store.DeleteExternalAccount(ctx, userID, id, check)
 	if err != nil {
 		return nil, nil, notFound(err, &NotFoundError{Kind: KindExternalAccount, ID: id, UserID: userID})
 	}
@@ -103,6 +107,7 @@ func (s *Service) DisconnectAccount(ctx context.Context, userID, id string) (*st
 	s.o.OnAccountsChange(userID)
 	s.revoke(ctx, gone)
 	metrics.Unlinks.WithLabelValues(gone.Provider).Inc()
+	s.record(ctx, audit.Entry{Action: audit.ActionAccountDisconnect, UserID: userID, Provider: gone.Provider, ExternalAccountID: id})
 	s.o.Logger.Info("external account deleted", zap.String("user_id", userID), zap.String("external_account_id", id),
 		zap.Int("revoked_sessions", len(ended)))
 	return gone, ended, nil
@@ -134,6 +139,7 @@ func (s *Service) RevokeSession(ctx context.Context, id string) (*store.Session,
 	}
 	s.o.OnSessionEnd(id)
 	metrics.Sessions.WithLabelValues("revoked").Inc()
+	s.record(ctx, audit.Entry{Action: audit.ActionSessionRevoke, UserID: sess.UserID})
 	s.o.Logger.Info("session revoked", zap.String("user_id", sess.UserID), zap.String("session_id", id))
 	return sess, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/audit"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/webhook"
 )
@@ -60,6 +61,7 @@ func (s *Service) ReplayWebhook(ctx context.Context, endpoint string, start Repl
 	case err != nil:
 		return from, err
 	}
+	s.record(ctx, audit.Entry{Action: audit.ActionWebhookReplay, Target: endpoint})
 	s.o.Logger.Info("webhook replay requested", zap.String("endpoint", endpoint), zap.Time("from", from))
 	return from, nil
 }

@@ -177,10 +177,11 @@ func MergeMetadata(m, patch map[string]any) map[string]any {
 
 // UserFilter narrows Store.Users beyond UserQuery.Email: a user matches
 // when each list that is set holds one of its values, and Query is part of
-// its id, an address, username, external id or name (any case).
+// its id, an address, username, external id or name (any case), and
+// Prefix the start of one of them (any case).
 type UserFilter struct {
 	IDs, Emails, ExternalIDs, Usernames []string
-	Query                               string
+	Query, Prefix                       string
 	Banned                              *bool
 }
 
@@ -196,15 +197,19 @@ func (f *UserFilter) Match(u *User) bool {
 		return slices.ContainsFunc(u.Emails, func(e EmailAddress) bool { return normalizeEmail(e.Email) == normalizeEmail(v) })
 	}
 	first, last := u.Names()
-	q := strings.ToLower(f.Query)
+	q, prefix := strings.ToLower(f.Query), strings.ToLower(f.Prefix)
 	contains := func(v string) bool { return strings.Contains(strings.ToLower(v), q) }
+	starts := func(v string) bool { return strings.HasPrefix(strings.ToLower(v), prefix) }
+	fields := []string{u.ID, u.Username, u.ExternalID, u.Name, first, last}
 	return anyOf(f.IDs, func(v string) bool { return v == u.ID }) &&
 		anyOf(f.Emails, hasEmail) &&
 		anyOf(f.ExternalIDs, func(v string) bool { return v == u.ExternalID }) &&
 		anyOf(f.Usernames, func(v string) bool { return strings.ToLower(v) == u.Username }) &&
 		(f.Banned == nil || *f.Banned == u.Banned) &&
-		(q == "" || slices.ContainsFunc([]string{u.ID, u.Username, u.ExternalID, u.Name, first, last}, contains) ||
-			slices.ContainsFunc(u.Emails, func(e EmailAddress) bool { return contains(e.Email) }))
+		(q == "" || slices.ContainsFunc(fields, contains) ||
+			slices.ContainsFunc(u.Emails, func(e EmailAddress) bool { return contains(e.Email) })) &&
+		(prefix == "" || slices.ContainsFunc(fields, starts) ||
+			slices.ContainsFunc(u.Emails, func(e EmailAddress) bool { return starts(e.Email) }))
 }
 
 // userOrders are the fields UserQuery.OrderBy may name, each with its

@@ -22,7 +22,7 @@ import (
 var embedded embed.FS
 
 // pages are the templates a Renderer serves; each is rendered inside layout.html.
-var pages = []string{"sign-in", "sign-out", "error", "account", "reauthorize"}
+var pages = []string{"sign-in", "sign-out", "error", "account", "reauthorize", "console-users", "console-user", "console-gateway"}
 
 // Options brand the pages.
 type Options struct {
@@ -35,7 +35,8 @@ type Options struct {
 	Accent string
 	// TemplateDir, when set, may hold files named like the embedded ones
 	// (layout.html, sign-in.html, sign-out.html, error.html, account.html,
-	// reauthorize.html) that replace them.
+	// reauthorize.html, console-users.html, console-user.html,
+	// console-gateway.html) that replace them.
 	TemplateDir string
 	Logger      *zap.Logger
 }
@@ -117,6 +118,8 @@ type Page struct {
 	Account *AccountView
 	// Reauthorize page
 	Reauthorize *ReauthorizeView
+	// Console pages
+	Console *ConsoleView
 
 	AppName, LogoURL, Accent string
 }

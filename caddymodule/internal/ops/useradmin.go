@@ -1,0 +1,112 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/audit"
+	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
+)
+
+// SearchUsers returns a page of the users that query finds, newest first,
+// and how many it finds. An empty query lists every user (the stores'
+// creation index). A query that is a user's id finds that user, and one
+// that is an address the users holding it (the stores' email index): both
+// read only what they show. Any other query finds the users with the text
+// at the start of their id, an address, name, username or external id (any
+// case), which reads every user: on a large store, search by id or address.
+func (s *Service) SearchUsers(ctx context.Context, query string, p Page) ([]*store.User, int, error) {
+	if err := p.Check(); err != nil {
+		return nil, 0, err
+	}
+	q := strings.TrimSpace(query)
+	switch {
+	case q == "":
+		return s.o.Store.Users(ctx, store.UserQuery{Limit: p.Limit, Offset: p.Offset})
+	case strings.HasPrefix(q, "user_"):
+		u, err := s.o.Store.User(ctx, q)
+		if err == nil {
+			if p.Offset > 0 {
+				return nil, 1, nil
+			}
+			return []*store.User{u}, 1, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, 0, err
+		}
+	case strings.Contains(q, "@"):
+		users, total, err := s.o.Store.Users(ctx, store.UserQuery{Email: q, Limit: p.Limit, Offset: p.Offset})
+		if err != nil || total > 0 {
+			return users, total, err
+		}
+	}
+	return s.o.Store.Users(ctx, store.UserQuery{Filter: &store.UserFilter{Prefix: q}, Limit: p.Limit, Offset: p.Offset})
+}
+
+// RevokeSessions ends every live session of a user and returns how many
+// it ended.
+func (s *Service) RevokeSessions(ctx context.Context, userID string) (int, error) {
+	sessions, err := s.o.Store.Sessions(ctx, userID)
+	if err != nil {
+		return 0, err
+	}
+	for _, sess := range sessions {
+		if err := s.o.Store.RevokeSession(ctx, sess.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return 0, err
+		}
+		s.o.OnSessionEnd(sess.ID)
+		metrics.Sessions.WithLabelValues("revoked").Inc()
+	}
+	s.record(ctx, audit.Entry{Action: audit.ActionSessionsRevoke, UserID: userID})
+	s.o.Logger.Info("sessions revoked", zap.String("user_id", userID), zap.Int("sessions", len(sessions)))
+	return len(sessions), nil
+}
+
+// ErrLastIdentity refuses to unlink the only account a user can sign in
+// with (DisconnectAccountKeepingSignIn).
+var ErrLastIdentity = errors.New("that is the user's only account at a provider they can sign in with")
+
+// DisconnectAccountKeepingSignIn is DisconnectAccount refusing, with
+// ErrLastIdentity and nothing changed, to leave the user without an account
+// at a configured provider they can sign in with.
+func (s *Service) DisconnectAccountKeepingSignIn(ctx context.Context, userID, id string) (*store.ExternalAccount, []string, error) {
+	return s.disconnect(ctx, userID, id, func(remaining []*store.ExternalAccount) error {
+		if !s.CanSignInWithout(remaining, "") {
+			return ErrLastIdentity
+		}
+		return nil
+	})
+}
+
+// CanSignInWithout reports whether a user whose accounts are accounts keeps
+// one at a configured provider they can sign in with when the account
+// without is gone.
+func (s *Service) CanSignInWithout(accounts []*store.ExternalAccount, without string) bool {
+	for _, a := range accounts {
+		if p, ok := s.providers[a.Provider]; ok && a.ID != without && p.SignIn() {
+			return true
+		}
+	}
+	return false
+}
+
+// ProviderName is a configured provider's display name, or name itself.
+func (s *Service) ProviderName(name string) string {
+	if p, ok := s.providers[name]; ok {
+		return p.DisplayName()
+	}
+	return name
+}
+
+// record writes an audit entry of the actor of ctx, now (audit, for a
+// change to a user, is the short form).
+func (s *Service) record(ctx context.Context, e audit.Entry) {
+	actor := ActorOf(ctx)
+	e.Time, e.Actor, e.ClientIP = time.Now(), actor.ID, actor.ClientIP
+	s.o.Audit.Record(e)
+}

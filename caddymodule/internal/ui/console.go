@@ -1,0 +1,103 @@
+package ui
+
+// ConsoleView is what a page of the operator console shows: one of Users,
+// User and Gateway.
+type ConsoleView struct {
+	// Base is the console's path (/_auth/admin); Here is this page's, where
+	// its forms come back to after a re-authentication.
+	Base, Here string
+	// Section is the navigation entry of this page: users or gateway.
+	Section string
+	Users   *ConsoleUsers
+	User    *ConsoleUser
+	Gateway *ConsoleGateway
+}
+
+// ConsoleUsers is the console's user list: a page of Total matches of Query.
+type ConsoleUsers struct {
+	Query            string
+	Rows             []ConsoleUserRow
+	Total, From, To  int
+	PrevURL, NextURL string
+}
+
+// ConsoleUserRow is one user in the list.
+type ConsoleUserRow struct {
+	ID, URL, Name, Email, ExternalID, Created, LastSignIn string
+	Banned, Locked                                        bool
+}
+
+// ConsoleUser is one user's page.
+type ConsoleUser struct {
+	ID, Name, Username, ExternalID, ImageURL, Created, Updated, LastSignIn string
+	Banned, Locked                                                         bool
+	Emails                                                                 []EmailView
+	Accounts                                                               []ConsoleAccount
+	Sessions                                                               []ConsoleSession
+	// PublicMetadata and PrivateMetadata are the metadata as indented JSON
+	// (or the text the operator sent, when MetadataError refused it).
+	PublicMetadata, PrivateMetadata, MetadataError string
+}
+
+// ConsoleAccount is one linked account: TokenState is fresh, expired
+// (refreshed at its next use), expired (no refresh token) or needs
+// reconnecting.
+type ConsoleAccount struct {
+	ID, ProviderName, Email, Username, TokenState string
+	Scopes                                        []string
+	Warn, CanDisconnect                           bool
+}
+
+// ConsoleSession is one live session, named by Handle (not its id, which
+// is a secret).
+type ConsoleSession struct {
+	Handle, Device, IP, Created, LastActive string
+}
+
+// ConsoleGateway is the gateway page.
+type ConsoleGateway struct {
+	Providers    []ConsoleProvider
+	Webhooks     []ConsoleWebhook
+	RedirectURLs []ConsoleRedirectURL
+	// RedirectURLError is why an added redirect URL was refused.
+	RedirectURLError, RedirectURLInput string
+	Chart                              *Chart
+}
+
+// ConsoleProvider is a configured provider and whether it answers now.
+type ConsoleProvider struct {
+	Name, DisplayName, Problem string
+	SignIn, Up                 bool
+}
+
+// ConsoleWebhook is one webhook endpoint's delivery state.
+type ConsoleWebhook struct {
+	// Backlog is the number of events waiting, like "12" or "1000+".
+	Name, URL, LastDelivered, LastError, Backlog string
+}
+
+// ConsoleRedirectURL is one native redirect URL.
+type ConsoleRedirectURL struct {
+	ID, URL string
+}
+
+// Chart is a bar chart drawn as SVG by the template: Width × Height, one
+// bar per day.
+type Chart struct {
+	Width, Height, Baseline int
+	Max                     int
+	Bars                    []ChartBar
+	// Summary describes the chart for screen readers; Partial says that it
+	// does not count every event.
+	Summary string
+	Partial bool
+}
+
+// ChartBar is one day: its label, count, and rectangle.
+type ChartBar struct {
+	Label      string
+	Count      int
+	X, Y, W, H int
+	LabelX     int
+	ShowLabel  bool
+}
