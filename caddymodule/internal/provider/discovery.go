@@ -206,8 +206,8 @@ func (p *Provider) fetchDiscovery(ctx context.Context) (*discovered, http.Header
 	if prev := p.discovery.peek(); prev != nil && prev.keys.url == jwksURL && slices.Equal(prev.signingAlgs, algs) {
 		keys = prev.keys
 	}
-	if checkURL("end_session_endpoint", meta.EndSessionURL) != nil {
-		meta.EndSessionURL = "" // none, or nothing a browser can be sent to
+	if err := checkDiscovered(c, p.pre, meta.AuthURL, meta.TokenURL, userinfo, jwksURL, meta.RevocationURL, meta.EndSessionURL); err != nil {
+		return fail("%v", err)
 	}
 	return &discovered{
 		issuer:        issuer,
@@ -221,6 +221,34 @@ func (p *Provider) fetchDiscovery(ctx context.Context) (*discovered, http.Header
 		authStyle:     authStyleFor(meta.AuthMethods),
 		keys:          keys,
 	}, header, nil
+}
+
+// checkDiscovered holds the endpoints of a discovery document that the
+// gateway will use (those the configuration does not replace) to the rule
+// of configured ones (checkURL): https, or plain http only for a host that
+// cannot be on the internet. A document naming an http token endpoint would
+// otherwise get the client secret and codes in clear text, and an http
+// jwks_uri would let anyone on the network path sign ID tokens. A refusal
+// makes the provider unavailable, with the endpoint named in the error.
+func checkDiscovered(c *Config, pre preset, auth, token, userinfo, jwks, revocation, endSession string) error {
+	for _, u := range []struct {
+		field, value   string
+		used, required bool
+	}{
+		{"authorization_endpoint", auth, c.AuthURL == "", true},
+		{"token_endpoint", token, c.TokenURL == "", true},
+		{"jwks_uri", jwks, c.JWKSURL == "", true},
+		{"userinfo_endpoint", userinfo, c.UserinfoURL == "", false},
+		{"revocation_endpoint", revocation, c.RevokeURL == "" && pre.revoke.style != revokeNone, false},
+		{"end_session_endpoint", endSession, c.SignOutAtProvider, false},
+	} {
+		if u.used && (u.required || u.value != "") {
+			if err := checkURL(u.field, u.value); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // authStyleFor picks the client authentication a server declares; Basic is

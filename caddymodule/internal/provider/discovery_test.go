@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -109,5 +110,82 @@ func TestDiscovery_ExpiresAndOutlivesOutages(t *testing.T) {
 		if calls != st.calls {
 			t.Fatalf("%s: %d discovery requests, want %d", st.name, calls, st.calls)
 		}
+	}
+}
+
+// TestDiscovery_EndpointsFollowTheRuleOfConfiguredOnes: a discovered
+// endpoint was used whatever its scheme, so a document naming an http
+// token_endpoint on the internet got the client secret in clear text, and
+// an http jwks_uri let the network sign ID tokens. Every endpoint the
+// gateway will use now passes checkURL, or the provider is unavailable with
+// the endpoint named.
+func TestDiscovery_EndpointsFollowTheRuleOfConfiguredOnes(t *testing.T) {
+	var doc map[string]any
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		json.NewEncoder(w).Encode(doc)
+	}))
+	t.Cleanup(srv.Close)
+	const public = "http://idp.example.com/x"
+	tests := []struct {
+		name  string
+		field string // set to value in the document; a nil value removes it
+		value any
+		edit  func(*Config)
+		want  string // "" accepts; else a substring of the ErrUnavailable error
+	}{
+		{"https everywhere", "", nil, nil, ""},
+		{"http authorization_endpoint", "authorization_endpoint", public, nil, `authorization_endpoint "http://idp.example.com/x" must use https`},
+		{"http token_endpoint", "token_endpoint", public, nil, `token_endpoint "http://idp.example.com/x" must use https`},
+		{"http jwks_uri", "jwks_uri", public, nil, `jwks_uri "http://idp.example.com/x" must use https`},
+		{"http userinfo_endpoint", "userinfo_endpoint", public, nil, `userinfo_endpoint "http://idp.example.com/x" must use https`},
+		{"http revocation_endpoint", "revocation_endpoint", public, nil, `revocation_endpoint "http://idp.example.com/x" must use https`},
+		{"http end_session_endpoint, signing out there", "end_session_endpoint", public, func(c *Config) { c.SignOutAtProvider = true }, `end_session_endpoint "http://idp.example.com/x" must use https`},
+		{"script end_session_endpoint, signing out there", "end_session_endpoint", "javascript:alert(1)", func(c *Config) { c.SignOutAtProvider = true }, "end_session_endpoint"},
+		{"http end_session_endpoint, unused", "end_session_endpoint", public, nil, ""},
+		{"no token_endpoint", "token_endpoint", nil, nil, "token_endpoint is required"},
+		{"no jwks_uri", "jwks_uri", nil, nil, "jwks_uri is required"},
+		{"a token_endpoint that is no URL", "token_endpoint", "idp.example.com/token", nil, "not an absolute http(s) URL"},
+		{"no userinfo or revocation endpoint", "userinfo_endpoint", nil, nil, ""},
+		{"http on a host off the internet", "token_endpoint", "http://keycloak:8080/token", nil, ""},
+		{"http on a private address", "jwks_uri", "http://10.1.2.3/jwks", nil, ""},
+		{"http token_endpoint replaced by the configuration", "token_endpoint", public, func(c *Config) { c.TokenURL = "https://idp.example.com/token" }, ""},
+		{"http jwks_uri replaced by the configuration", "jwks_uri", public, func(c *Config) { c.JWKSURL = "https://idp.example.com/jwks" }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mu.Lock()
+			doc = map[string]any{"issuer": srv.URL, "authorization_endpoint": "https://idp.example.com/authorize",
+				"token_endpoint": "https://idp.example.com/token", "jwks_uri": "https://idp.example.com/jwks",
+				"userinfo_endpoint": "https://idp.example.com/userinfo", "revocation_endpoint": "https://idp.example.com/revoke",
+				"end_session_endpoint": "https://idp.example.com/logout"}
+			if tt.field != "" {
+				doc[tt.field] = tt.value
+				if tt.value == nil {
+					delete(doc, tt.field)
+				}
+			}
+			mu.Unlock()
+			cfg := Config{Name: "op", Kind: KindOIDC, Issuer: srv.URL, ClientID: testClientID, ClientSecret: testClientSecret}
+			if tt.edit != nil {
+				tt.edit(&cfg)
+			}
+			p, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = p.endpoints(context.Background())
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.want == "":
+			case !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tt.want):
+				t.Fatalf("err = %v, want ErrUnavailable with %q", err, tt.want)
+			case strings.Contains(err.Error(), testClientSecret):
+				t.Fatalf("the error holds the client secret: %v", err)
+			}
+		})
 	}
 }
