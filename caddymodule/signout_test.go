@@ -80,3 +80,76 @@ func TestSignOut_ASessionTokenEndsItsSession(t *testing.T) {
 		}
 	})
 }
+
+// Found by the second red team (logout CSRF): a cross-site page that
+// auto-submits <form method=post action=https://app/_auth/sign-out> makes a
+// top-level navigation in which the browser does not send the SameSite=Lax
+// session cookie; the gateway saw no session, skipped the CSRF check and
+// answered with a Set-Cookie expiring the session cookie, which browsers
+// apply on a top-level navigation: any site signed the victim out. Without
+// a live session a sign-out now needs the CSRF token of the session the
+// cookie names; else 403, and no cookie is touched.
+func TestSignOut_ACrossSiteFormWithoutTheCookieClearsNothing(t *testing.T) {
+	for _, tls := range []bool{false, true} {
+		t.Run(map[bool]string{false: "http", true: "https"}[tls], func(t *testing.T) { crossSiteSignOut(t, tls) })
+	}
+}
+
+func crossSiteSignOut(t *testing.T, tls bool) {
+	e := newEnv(t, options{TLS: tls})
+	victim := newBrowser(t)
+	victim.signInDev(e, "/", ada)
+	if resp, _ := victim.get(e.Base + "/inbox"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the victim is not signed in: %d", resp.StatusCode)
+	}
+	// The cross-site POST: no cookie (Lax), no csrf_token, Origin of the
+	// attacker's site.
+	req, _ := http.NewRequest(http.MethodPost, e.Base+"/_auth/sign-out", strings.NewReader(url.Values{"return_to": {"/"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	req.Header.Set("Accept", "text/html")
+	c := &http.Client{Transport: testTransport(), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	// The browser applies the answer's cookies, as it does on any top-level
+	// navigation.
+	victim.c.Jar.SetCookies(mustURL(e.Base+"/_auth/sign-out"), resp.Cookies())
+	if resp.StatusCode != http.StatusForbidden || len(resp.Header.Values("Set-Cookie")) != 0 {
+		t.Errorf("a sign-out POST without csrf_token (and without the Lax cookie): %d, Set-Cookie %q; want 403 and none, as with a cookie",
+			resp.StatusCode, resp.Header.Values("Set-Cookie"))
+	}
+	if r2, _ := victim.get(e.Base + "/inbox"); r2.StatusCode != http.StatusOK {
+		t.Errorf("after visiting the attacker's page the victim is signed out: GET /inbox → %d %s", r2.StatusCode, r2.Header.Get("Location"))
+	}
+}
+
+// The sign-out form of a session that has ended since it was shown (it
+// expired, or was revoked) still clears its cookie: its CSRF token is that
+// of the session the cookie names.
+func TestSignOut_TheFormOfAnEndedSessionStillClearsItsCookie(t *testing.T) {
+	e, _ := newAdvEnv(t, "")
+	b := newBrowser(t)
+	signInCorp(b, e)
+	_, page := b.get(e.Base + "/_auth/sign-out")
+	csrf := htmlUnescape(between(page, `name="csrf_token" value="`, `"`))
+	cookie := b.cookie(e.Base, "socialgate_session")
+	// The session ends elsewhere (another browser's sign-out with a copy).
+	other := newBrowser(t)
+	other.c.Jar.SetCookies(mustURL(e.Base+"/"), []*http.Cookie{{Name: "socialgate_session", Value: cookie, Path: "/"}})
+	if resp, _ := other.post(e.Base+"/_auth/sign-out", url.Values{"csrf_token": {csrf}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-out: %d", resp.StatusCode)
+	}
+	resp, _ := b.post(e.Base+"/_auth/sign-out", url.Values{"csrf_token": {csrf}})
+	if resp.StatusCode != http.StatusSeeOther || b.cookie(e.Base, "socialgate_session") != "" {
+		t.Errorf("the form of an ended session: %d, cookie left %v; want 303 and the cookie cleared", resp.StatusCode, b.cookie(e.Base, "socialgate_session") != "")
+	}
+	// A token of another session clears nothing.
+	signInCorp(b, e)
+	if resp, _ := b.post(e.Base+"/_auth/sign-out", url.Values{"csrf_token": {csrf}}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a CSRF token of another (ended) session: %d, want 403", resp.StatusCode)
+	}
+}

@@ -103,7 +103,8 @@ func (g *Gateway) flowError(w http.ResponseWriter, r *http.Request, err error) {
 
 // signOut shows a confirmation page (GET) or ends the session (POST with
 // the session's CSRF token). The record is deleted, so a replayed cookie is
-// dead. The browser then goes to return_to (sanitized; default the sign-in
+// dead. A POST without a live session clears the cookie only with the CSRF
+// token of the (ended) session it names, else answers 403 and sets nothing. The browser then goes to return_to (sanitized; default the sign-in
 // page), by way of the provider's own sign-out when the session's sign-in
 // provider has sign_out_at_provider. A native app signs out with its
 // session token (Authorization: Bearer, no CSRF token: nothing sends it on
@@ -139,7 +140,11 @@ func (g *Gateway) signOut(w http.ResponseWriter, r *http.Request) {
 		g.Challenge(w, r, g.Prefix+"/sign-out") // a token that names no live session
 		return
 	}
-	if sess != nil && !bearer && !g.Sessions.CheckCSRF(sess.ID, r.PostFormValue("csrf_token")) {
+	// Without a live session the token must be that of the session the
+	// request's cookie names: a cross-site form (which SameSite keeps the
+	// cookie from) would otherwise clear the browser's cookie unseen.
+	token := r.PostFormValue("csrf_token")
+	if sess == nil && !g.Sessions.CheckCookieCSRF(r, token) || sess != nil && !bearer && !g.Sessions.CheckCSRF(sess.ID, token) {
 		g.fail(w, r, http.StatusForbidden, "invalid_csrf_token", "This sign-out form has expired. Reload the page and try again.")
 		return
 	}

@@ -407,6 +407,19 @@ func (m *Manager) CheckCSRF(sessionID, token string) bool {
 	return false
 }
 
+// CheckCookieCSRF reports whether token was issued for a session that one
+// of the request's session cookies names, live or ended: the sign-out form
+// of a session that has ended since still clears its cookie, and a form
+// posted from another site (SameSite keeps the cookie from it) clears none.
+func (m *Manager) CheckCookieCSRF(r *http.Request, token string) bool {
+	for _, id := range m.cookieSessionIDs(r, nil) {
+		if m.CheckCSRF(id, token) {
+			return true
+		}
+	}
+	return false
+}
+
 func csrfMAC(key []byte, sessionID string) []byte {
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte("csrf\x00" + sessionID))
