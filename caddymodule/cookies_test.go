@@ -201,3 +201,43 @@ func TestSignIn_ASecondFlowRenewsTheBindingCookie(t *testing.T) {
 		t.Fatalf("a sign-in finished 1.5 s after its start (3.5 s after an earlier one) failed: status %d", resp.StatusCode)
 	}
 }
+
+// Found by the second red team: a form posted from another site to a start
+// endpoint comes without the SameSite=Lax flow cookie, and the fresh
+// binding in the answer replaced the browser's, so a sign-in the person had
+// under way in another tab failed (invalid_state). Such a start now sets no
+// cookie: it sends the browser back to the same start with a GET, a
+// top-level navigation that carries the cookie and keeps the binding.
+func TestSignIn_AStartPostedFromAnotherSiteKeepsTheBinding(t *testing.T) {
+	e := newEnv(t, options{})
+	victim := newBrowser(t)
+	authURL := location(t, victim.startSignIn(e, "/inbox", "dev")) // at the provider, in one tab
+	for _, tc := range []struct {
+		header http.Header
+		form   url.Values
+	}{
+		{http.Header{"Origin": {"https://evil.example"}}, url.Values{"return_to": {"/"}}},
+		{http.Header{"Sec-Fetch-Site": {"cross-site"}}, url.Values{"return_to": {"/"}, "redirect_url": {"myapp://cb"}, "code_challenge": {strings.Repeat("c", 43)}}},
+	} {
+		header, form := tc.header, tc.form
+		req, _ := http.NewRequest(http.MethodPost, e.Base+"/_auth/oauth/dev/start", strings.NewReader(form.Encode()))
+		req.Header = header
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		c := &http.Client{Transport: testTransport(), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		victim.c.Jar.SetCookies(mustURL(e.Base+"/"), resp.Cookies()) // the browser applies the answer's cookies
+		if len(resp.Cookies()) != 0 || resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/_auth/oauth/dev/start?"+form.Encode() {
+			t.Errorf("a start posted from another site (%v): %d to %q, cookies %v; want 303 to the same start as a GET, no cookie",
+				header, resp.StatusCode, resp.Header.Get("Location"), resp.Cookies())
+		}
+	}
+	resp2, body, _ := victim.atDevProvider(authURL, ada)
+	final, _ := victim.follow(resp2, body)
+	if final.StatusCode != http.StatusOK {
+		t.Errorf("the victim's own sign-in failed after a cross-site POST to start: status %d", final.StatusCode)
+	}
+}

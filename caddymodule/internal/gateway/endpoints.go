@@ -50,6 +50,21 @@ func (g *Gateway) start(w http.ResponseWriter, r *http.Request, name string) {
 		g.fail(w, r, http.StatusBadRequest, "invalid_request", "The request could not be read.")
 		return
 	}
+	if r.Method == http.MethodPost && crossSite(r) {
+		// A form posted from another site comes without the SameSite=Lax
+		// flow cookie: a binding set in the answer would replace the
+		// browser's and break a sign-in under way in another tab. The
+		// browser comes back with a GET, a top-level navigation that
+		// carries the cookie.
+		q := url.Values{}
+		for _, k := range []string{"return_to", "redirect_url", "code_challenge"} {
+			if v := r.Form.Get(k); v != "" {
+				q.Set(k, v)
+			}
+		}
+		http.Redirect(w, r, g.Prefix+"/oauth/"+url.PathEscape(name)+"/start?"+q.Encode(), http.StatusSeeOther)
+		return
+	}
 	req := flow.Request{Provider: p, Mode: flow.ModeSignIn, ReturnTo: r.Form.Get("return_to")}
 	if native := r.Form.Get("redirect_url"); native != "" {
 		req.Native = &flow.Native{RedirectURL: native, Challenge: r.Form.Get("code_challenge")}

@@ -238,5 +238,21 @@ func origin(r *http.Request) string {
 	return "http://" + r.Host
 }
 
+// crossSite reports whether a browser sent r from another site (whose
+// requests carry no SameSite=Lax cookie unless they navigate with a GET):
+// by Sec-Fetch-Site, or where a browser does not send it, by an Origin of
+// another host.
+func crossSite(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "cross-site"
+	}
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return false
+	}
+	u, err := url.Parse(o)
+	return err != nil || u.Host != r.Host
+}
+
 // isNoSession reports whether err only means "not signed in".
 func isNoSession(err error) bool { return errors.Is(err, session.ErrNoSession) }
