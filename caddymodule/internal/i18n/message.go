@@ -1,0 +1,41 @@
+// Package i18n puts the gateway's words into the reader's language: message
+// catalogues (one JSON file per language, embedded, which operators can
+// override or extend from a directory), the choice of a language from
+// Accept-Language, and the formatting of a message with its arguments and
+// plural forms through golang.org/x/text. Pages are localized; JSON answers
+// for programs use the shipped English (Message.String).
+package i18n
+
+import (
+	"sync"
+
+	"go.uber.org/zap"
+)
+
+// Message is a message ID with its arguments, which are name, value pairs:
+// M("flow.denied", "provider", "GitHub"). It is what code hands to a page
+// (a title, an error, a notice), to be put into the reader's language when
+// the page is rendered.
+type Message struct {
+	ID   string
+	Args []any
+}
+
+// M returns the message id with args, given as name, value pairs. Each name
+// is a placeholder of the English message ({provider}); the value of the
+// placeholder count (an int) chooses between plural forms.
+func M(id string, args ...any) Message { return Message{ID: id, Args: args} }
+
+// String is the message in the shipped English, which operators' message
+// files never change: the wording of the JSON errors that programs read
+// beside their stable code.
+func (m Message) String() string { return shipped().English().Text(m) }
+
+// shipped is the catalogue of the embedded message files alone.
+var shipped = sync.OnceValue(func() *Catalog {
+	c, err := Load(Options{Logger: zap.NewNop()})
+	if err != nil {
+		panic("i18n: the embedded message files are broken: " + err.Error())
+	}
+	return c
+})
