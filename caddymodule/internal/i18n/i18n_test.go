@@ -241,7 +241,8 @@ func writeFile(t *testing.T, dir, name, content string) {
 func TestLoad_OperatorFilesOverrideAndAdd(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "de.json", `{"sign_in.heading": "Willkommen bei {app}"}`)
-	writeFile(t, dir, "en.json", `{"acme.legal": "By signing in you accept the terms of {app}."}`)
+	writeFile(t, dir, "en.json", `{"acme.legal": "By signing in you accept the terms of {app}.",
+		"account.sign_out_others": {"=2": "Sign out both other sessions", "one": "Sign out the other session", "other": "Sign out all {count} others"}}`)
 	writeFile(t, dir, "nl.json", `{"sign_in.heading": "Inloggen bij {app}", "acme.legal": "Door in te loggen aanvaardt u de voorwaarden van {app}."}`)
 	writeFile(t, dir, "he.json", `{"sign_in.title": "כניסה"}`)
 	writeFile(t, dir, "README.md", `not a message file`)
@@ -262,6 +263,9 @@ func TestLoad_OperatorFilesOverrideAndAdd(t *testing.T) {
 		{de.T("acme.legal", "app", "Acme"), "By signing in you accept the terms of Acme."},
 		{he.Dir(), "rtl"},
 		{c.English().T("sign_in.heading", "app", "Acme"), "Sign in to Acme"},
+		{c.English().T("account.sign_out_others", "count", 2), "Sign out both other sessions"}, // =N before the forms
+		{c.English().T("account.sign_out_others", "count", 3), "Sign out all 3 others"},
+		{de.T("account.sign_out_others", "count", 2), "Die 2 anderen Sitzungen abmelden"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%q, want %q", tc.got, tc.want)
