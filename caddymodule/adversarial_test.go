@@ -472,7 +472,7 @@ func TestAdversarial_ForwardingHeadersNeverSteer(t *testing.T) {
 	_, page := b.get(e.Base + "/_auth/sign-out")
 	csrf := htmlUnescape(between(page, `name="csrf_token" value="`, `"`))
 	resp = hop(http.MethodPost, e.Base+"/_auth/sign-out", url.Values{"csrf_token": {csrf}})
-	if loc := resp.Header.Get("Location"); loc != "/_auth/sign-in" {
+	if loc := resp.Header.Get("Location"); loc != "/_auth/sign-in?notice=signed_out" {
 		t.Errorf("after sign-out the browser is sent to %q", loc)
 	}
 }

@@ -219,11 +219,23 @@ type UIConfig struct {
 	AppName string `json:"app_name,omitempty"`
 	// LogoURL is an image shown above each page's heading. Default: none.
 	LogoURL string `json:"logo_url,omitempty"`
-	// Accent is the hex colour of primary buttons. Default: #2f6feb.
+	// Accent is the hex colour of primary buttons. One that white text
+	// does not contrast with at WCAG AA (4.5:1) gets dark text, or a darker
+	// shade of it, with a warning at load. Default: #1f5ad1.
 	Accent string `json:"accent,omitempty"`
 	// Templates is a directory whose files replace the embedded templates of
-	// the same name (layout.html, sign-in.html, sign-out.html, error.html).
+	// the same name (layout.html, sign-in.html, sign-out.html, error.html,
+	// account.html, reauthorize.html).
 	Templates string `json:"templates,omitempty"`
+	// Messages is a directory of message files named by language (de.json,
+	// pt-BR.json) whose messages replace the shipped ones of the same ID, or
+	// add a language; see docs/localization.md. Default: the shipped
+	// English, German, French, Spanish, Japanese and Arabic.
+	Messages string `json:"messages,omitempty"`
+	// Locale pins every page to one language (a tag like de or pt-BR that
+	// the messages have). Default: each browser's Accept-Language, else
+	// English.
+	Locale string `json:"locale,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -300,7 +312,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if uiCfg == nil {
 		uiCfg = &UIConfig{}
 	}
-	renderer, err := ui.New(ui.Options{AppName: uiCfg.AppName, LogoURL: uiCfg.LogoURL, Accent: uiCfg.Accent, TemplateDir: uiCfg.Templates, Logger: a.logger})
+	renderer, err := ui.New(ui.Options{AppName: uiCfg.AppName, LogoURL: uiCfg.LogoURL, Accent: uiCfg.Accent,
+		TemplateDir: uiCfg.Templates, MessageDir: uiCfg.Messages, Locale: uiCfg.Locale, Logger: a.logger})
 	if err != nil {
 		return fmt.Errorf("ui: %w", err)
 	}

@@ -102,6 +102,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		logo_url         <url>
 //		accent           <#hex>
 //		templates        <dir>
+//		messages         <dir>
+//		locale           <language tag>
 //		webhook <name> <url> {
 //			secret  <whsec_…> [<older whsec_…>]
 //			events  <type…>
@@ -205,11 +207,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			var wc WebhookConfig
 			wc, err = parseWebhook(d)
 			a.Webhooks = append(a.Webhooks, wc)
-		case "app_name", "logo_url", "accent", "templates":
+		case "app_name", "logo_url", "accent", "templates", "messages", "locale":
 			if a.UI == nil {
 				a.UI = new(UIConfig)
 			}
-			err = oneArg(d, map[string]*string{"app_name": &a.UI.AppName, "logo_url": &a.UI.LogoURL, "accent": &a.UI.Accent, "templates": &a.UI.Templates}[d.Val()])
+			err = oneArg(d, map[string]*string{"app_name": &a.UI.AppName, "logo_url": &a.UI.LogoURL, "accent": &a.UI.Accent,
+				"templates": &a.UI.Templates, "messages": &a.UI.Messages, "locale": &a.UI.Locale}[d.Val()])
 		default:
 			return unknownOption(d, appOptions, "unrecognized socialgate option %q", d.Val())
 		}

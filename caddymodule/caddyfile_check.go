@@ -18,6 +18,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/access"
 	"github.com/socialgate/socialgate/caddymodule/internal/confcheck"
+	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
@@ -30,7 +31,7 @@ var (
 		"id_token_session_lifetime", "session_cache", "session_idle_timeout", "reauthenticate_after", "flow_timeout",
 		"token_refresh_skew", "api_key", "identity_issuer", "identity_audience", "identity_key_delay", "return_urls",
 		"allow_emails", "allow_groups", "admins", "redirect_urls", "rate_limit", "rate_limit_ipv6_prefix", "app_name", "logo_url",
-		"accent", "templates", "webhook"}
+		"accent", "templates", "messages", "locale", "webhook"}
 	postgresOptions    = []string{"dsn", "secret", "max_conns", "connect_timeout"}
 	devProviderOptions = []string{"listen", "access_token_lifetime", "link_by_email", "allow_remote", "provider"}
 	devIdentityOptions = []string{"display_name", "sign_in", "link_by_email", "grants"}
@@ -195,6 +196,8 @@ func (c *appCheck) option(a *App) error {
 		_, err = a.limiter()
 	case "app_name", "logo_url", "accent":
 		_, err = ui.New(ui.Options{AppName: a.UI.AppName, LogoURL: a.UI.LogoURL, Accent: a.UI.Accent})
+	case "locale":
+		_, err = i18n.ParseTag(a.UI.Locale)
 	case "storage":
 		if a.Postgres != nil {
 			err = a.Postgres.check()

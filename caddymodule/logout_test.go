@@ -71,7 +71,7 @@ func TestSignOut_AtTheProviderThenBackToTheReturnTo(t *testing.T) {
 	}
 	// The state is single-use; an unknown one leads to the sign-in page.
 	for _, again := range []string{back, e.Base + "/_auth/signed-out?state=" + strings.Repeat("A", 43), e.Base + "/_auth/signed-out"} {
-		if resp, _ := b.get(again); location(t, resp) != e.Base+"/_auth/sign-in" {
+		if resp, _ := b.get(again); location(t, resp) != e.Base+"/_auth/sign-in?notice=signed_out" {
 			t.Errorf("%s: sent to %s, want the sign-in page", again, location(t, resp))
 		}
 	}
@@ -98,7 +98,7 @@ func TestSignOut_StaysHereByDefaultAndForLinkedProviders(t *testing.T) {
 		t.Errorf("sign-out without sign_out_at_provider: sent to %s, want /bye", got)
 	}
 	b, _ = signInWith(t, e, "corp")
-	if got := location(t, b.signOut(e, "")); got != e.Base+"/_auth/sign-in" {
+	if got := location(t, b.signOut(e, "")); got != e.Base+"/_auth/sign-in?notice=signed_out" {
 		t.Errorf("sign-out without a return_to: sent to %s, want the sign-in page", got)
 	}
 

@@ -31,7 +31,7 @@ var notices = map[string]string{
 func (c *Console) userAction(w http.ResponseWriter, r *http.Request, page string, op operator, g Guard) {
 	id, action, _ := strings.Cut(strings.TrimPrefix(page, "/users/"), "/")
 	if id == op.sess.UserID && (action == "ban" || action == "lock" || action == "delete") {
-		c.fail(w, http.StatusConflict, "You cannot "+action+" yourself: ask another operator.")
+		c.fail(w, r, http.StatusConflict, "You cannot "+action+" yourself: ask another operator.")
 		return
 	}
 	var notice string
@@ -60,13 +60,13 @@ func (c *Console) userAction(w http.ResponseWriter, r *http.Request, page string
 	case "disconnect":
 		_, _, err = c.Ops.DisconnectAccountKeepingSignIn(op.ctx, id, r.PostFormValue("account_id"))
 		if errors.Is(err, ops.ErrLastIdentity) {
-			c.fail(w, http.StatusConflict, "That is the user's only account they can sign in with: it stays. Delete the user instead.")
+			c.fail(w, r, http.StatusConflict, "That is the user's only account they can sign in with: it stays. Delete the user instead.")
 			return
 		}
 		notice = "disconnected"
 	case "delete":
 		if r.PostFormValue("confirm") != id {
-			c.fail(w, http.StatusUnprocessableEntity, "Nothing was deleted: type the user's id exactly to confirm.")
+			c.fail(w, r, http.StatusUnprocessableEntity, "Nothing was deleted: type the user's id exactly to confirm.")
 			return
 		}
 		if err = c.Ops.DeleteUser(op.ctx, id); err == nil {
@@ -74,14 +74,14 @@ func (c *Console) userAction(w http.ResponseWriter, r *http.Request, page string
 			return
 		}
 	default:
-		c.fail(w, http.StatusNotFound, "There is nothing here.")
+		c.fail(w, r, http.StatusNotFound, "There is nothing here.")
 		return
 	}
 	switch {
 	case errors.Is(err, ops.ErrNotFound):
-		c.fail(w, http.StatusNotFound, "That no longer exists: reload the user's page.")
+		c.fail(w, r, http.StatusNotFound, "That no longer exists: reload the user's page.")
 	case err != nil:
-		c.internal(w, "console action "+action, err)
+		c.internal(w, r, "console action "+action, err)
 	default:
 		http.Redirect(w, r, c.userURL(id)+"?notice="+notice, http.StatusSeeOther)
 	}

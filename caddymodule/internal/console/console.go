@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/access"
+	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
@@ -109,12 +110,12 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request, rest string,
 	}
 	h, methods := c.route(page)
 	if h == nil {
-		c.fail(w, http.StatusNotFound, "There is nothing here.")
+		c.fail(w, r, http.StatusNotFound, "There is nothing here.")
 		return
 	}
 	if !slices.Contains(methods, r.Method) && !(r.Method == http.MethodHead && slices.Contains(methods, http.MethodGet)) {
 		w.Header().Set("Allow", strings.Join(methods, ", "))
-		c.fail(w, http.StatusMethodNotAllowed, "This page does not accept "+r.Method+" requests.")
+		c.fail(w, r, http.StatusMethodNotAllowed, "This page does not accept "+r.Method+" requests.")
 		return
 	}
 	h(w, r, page, op, g)
@@ -146,15 +147,15 @@ func (c *Console) route(page string) (handler, []string) {
 func (c *Console) admit(w http.ResponseWriter, r *http.Request, sess *store.Session, g Guard) (operator, bool) {
 	u, err := c.Ops.User(r.Context(), sess.UserID)
 	if errors.Is(err, ops.ErrNotFound) {
-		c.fail(w, http.StatusForbidden, "You do not have access to this page.")
+		c.fail(w, r, http.StatusForbidden, "You do not have access to this page.")
 		return operator{}, false
 	}
 	if err != nil {
-		c.internal(w, "reading the operator", err)
+		c.internal(w, r, "reading the operator", err)
 		return operator{}, false
 	}
 	if !c.Admins.Admits(u.User, u.Accounts) {
-		c.fail(w, http.StatusForbidden, "You do not have access to this page.")
+		c.fail(w, r, http.StatusForbidden, "You do not have access to this page.")
 		return operator{}, false
 	}
 	ctx := ops.WithActor(r.Context(), ops.Actor{ID: "console:" + sess.UserID, ClientIP: g.ClientIP(r)})
@@ -162,22 +163,24 @@ func (c *Console) admit(w http.ResponseWriter, r *http.Request, sess *store.Sess
 }
 
 // render renders a console page.
-func (c *Console) render(w http.ResponseWriter, status int, name string, p ui.Page) {
-	c.UI.Render(w, status, name, p)
+func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name string, p ui.Page) {
+	c.UI.Render(w, r, status, name, p)
 }
 
 // view starts a page's data.
 func (c *Console) view(r *http.Request, op operator, g Guard, title, section, here string) ui.Page {
-	return ui.Page{Title: title, CSRFToken: g.CSRFToken(op.sess), Notice: notices[r.URL.Query().Get("notice")],
+	return ui.Page{Title: i18n.M(title), CSRFToken: g.CSRFToken(op.sess), Notice: i18n.M(notices[r.URL.Query().Get("notice")]),
 		Console: &ui.ConsoleView{Base: c.base, Here: here, Section: section}}
 }
 
 // fail answers with the error page.
-func (c *Console) fail(w http.ResponseWriter, status int, message string) {
-	c.UI.Render(w, status, "error", ui.Page{Title: http.StatusText(status), Error: message, SignInURL: c.Prefix + "/sign-in"})
+// The console's words are English for now: i18n.M of a text the catalogue
+// lacks renders as that text.
+func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, message string) {
+	c.UI.Render(w, r, status, "error", ui.Page{Title: ui.ErrorTitle(status), Error: i18n.M(message), SignInURL: c.Prefix + "/sign-in"})
 }
 
-func (c *Console) internal(w http.ResponseWriter, what string, err error) {
+func (c *Console) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
 	c.Logger.Error(what, zap.Error(err))
-	c.fail(w, http.StatusInternalServerError, "Something went wrong on our side. Please try again.")
+	c.fail(w, r, http.StatusInternalServerError, "Something went wrong on our side. Please try again.")
 }

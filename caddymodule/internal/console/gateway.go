@@ -44,13 +44,13 @@ func (c *Console) showGateway(w http.ResponseWriter, r *http.Request, op operato
 	}
 	hooks, err := c.Ops.Webhooks(op.ctx)
 	if err != nil {
-		c.internal(w, "reading webhooks", err)
+		c.internal(w, r, "reading webhooks", err)
 		return
 	}
 	for _, h := range hooks {
 		n, more, err := c.Ops.Backlog(op.ctx, h.Cursor, maxBacklog)
 		if err != nil {
-			c.internal(w, "reading a webhook backlog", err)
+			c.internal(w, r, "reading a webhook backlog", err)
 			return
 		}
 		backlog := strconv.Itoa(n)
@@ -62,7 +62,7 @@ func (c *Console) showGateway(w http.ResponseWriter, r *http.Request, op operato
 	}
 	urls, _, err := c.Ops.RedirectURLs(op.ctx, ops.Page{Limit: ops.MaxLimit})
 	if err != nil {
-		c.internal(w, "reading redirect URLs", err)
+		c.internal(w, r, "reading redirect URLs", err)
 		return
 	}
 	for _, u := range urls {
@@ -71,13 +71,13 @@ func (c *Console) showGateway(w http.ResponseWriter, r *http.Request, op operato
 	now := time.Now()
 	counts, complete, err := c.Ops.SignInsPerDay(op.ctx, chartDays, now)
 	if err != nil {
-		c.internal(w, "reading sign-ins", err)
+		c.internal(w, r, "reading sign-ins", err)
 		return
 	}
 	view.Chart = barChart(counts, now, !complete)
 	pg := c.view(r, op, g, "Gateway", "gateway", c.base+"/gateway")
 	pg.Console.Gateway = view
-	c.render(w, status, "console-gateway", pg)
+	c.render(w, r, status, "console-gateway", pg)
 }
 
 // barChart lays out one bar per day, the last one today.
@@ -124,7 +124,7 @@ func (c *Console) gatewayAction(w http.ResponseWriter, r *http.Request, page str
 	case "webhooks/replay":
 		hours, perr := strconv.Atoi(strings.TrimSpace(r.PostFormValue("hours")))
 		if perr != nil || hours < 0 {
-			c.fail(w, http.StatusUnprocessableEntity, "Nothing was replayed: give the start as a whole number of hours ago.")
+			c.fail(w, r, http.StatusUnprocessableEntity, "Nothing was replayed: give the start as a whole number of hours ago.")
 			return
 		}
 		since := time.Now().Add(-time.Duration(hours) * time.Hour)
@@ -132,19 +132,19 @@ func (c *Console) gatewayAction(w http.ResponseWriter, r *http.Request, page str
 		var nr *ops.NotRetainedError
 		var pe *ops.ParamError
 		if errors.As(err, &nr) || errors.As(err, &pe) {
-			c.fail(w, http.StatusUnprocessableEntity, "Nothing was replayed: "+err.Error()+".")
+			c.fail(w, r, http.StatusUnprocessableEntity, "Nothing was replayed: "+err.Error()+".")
 			return
 		}
 		notice = "replay"
 	default:
-		c.fail(w, http.StatusNotFound, "There is nothing here.")
+		c.fail(w, r, http.StatusNotFound, "There is nothing here.")
 		return
 	}
 	switch {
 	case errors.Is(err, ops.ErrNotFound):
-		c.fail(w, http.StatusNotFound, "That no longer exists: reload the gateway page.")
+		c.fail(w, r, http.StatusNotFound, "That no longer exists: reload the gateway page.")
 	case err != nil:
-		c.internal(w, "console gateway action", err)
+		c.internal(w, r, "console gateway action", err)
 	default:
 		http.Redirect(w, r, c.base+"/gateway?notice="+notice, http.StatusSeeOther)
 	}

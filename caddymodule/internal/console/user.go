@@ -31,16 +31,16 @@ type metadataDraft struct {
 func (c *Console) showUser(w http.ResponseWriter, r *http.Request, id string, op operator, g Guard, status int, draft *metadataDraft) {
 	ua, err := c.Ops.User(op.ctx, id)
 	if errors.Is(err, ops.ErrNotFound) {
-		c.fail(w, http.StatusNotFound, "There is no such user (any more).")
+		c.fail(w, r, http.StatusNotFound, "There is no such user (any more).")
 		return
 	}
 	if err != nil {
-		c.internal(w, "reading a user", err)
+		c.internal(w, r, "reading a user", err)
 		return
 	}
 	sessions, _, err := c.Ops.Sessions(op.ctx, id, ops.Page{Limit: ops.MaxLimit})
 	if err != nil {
-		c.internal(w, "reading sessions", err)
+		c.internal(w, r, "reading sessions", err)
 		return
 	}
 	u := ua.User
@@ -61,7 +61,7 @@ func (c *Console) showUser(w http.ResponseWriter, r *http.Request, id string, op
 			CanDisconnect: c.Ops.CanSignInWithout(ua.Accounts, a.ID)})
 	}
 	for _, s := range sessions {
-		view.Sessions = append(view.Sessions, ui.ConsoleSession{Handle: sessionHandle(s.ID), Device: ui.Device(s.UserAgent),
+		view.Sessions = append(view.Sessions, ui.ConsoleSession{Handle: sessionHandle(s.ID), Device: ui.Device(s.UserAgent).String(),
 			IP: s.IP, Created: when(s.CreatedAt), LastActive: when(s.LastActiveAt)})
 	}
 	title := u.Name
@@ -70,7 +70,7 @@ func (c *Console) showUser(w http.ResponseWriter, r *http.Request, id string, op
 	}
 	pg := c.view(r, op, g, title, "users", c.userURL(u.ID))
 	pg.Console.User = view
-	c.render(w, status, "console-user", pg)
+	c.render(w, r, status, "console-user", pg)
 }
 
 // tokenState describes an account's provider token, and whether it needs

@@ -23,7 +23,7 @@ func (c *Console) usersPage(w http.ResponseWriter, r *http.Request, page string,
 	p := ops.Page{Limit: pageSize, Offset: max(offset, 0)}
 	users, total, err := c.Ops.SearchUsers(op.ctx, query, p)
 	if err != nil {
-		c.internal(w, "listing users", err)
+		c.internal(w, r, "listing users", err)
 		return
 	}
 	view := &ui.ConsoleUsers{Query: query, Total: total, From: p.Offset + 1, To: p.Offset + len(users)}
@@ -53,7 +53,7 @@ func (c *Console) usersPage(w http.ResponseWriter, r *http.Request, page string,
 	}
 	pg := c.view(r, op, g, "Users", "users", pageURL(p.Offset))
 	pg.Console.Users = view
-	c.render(w, http.StatusOK, "console-users", pg)
+	c.render(w, r, http.StatusOK, "console-users", pg)
 }
 
 // primaryOrFirst is the address that names a user in the list.

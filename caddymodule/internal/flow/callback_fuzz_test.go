@@ -311,7 +311,7 @@ func FuzzCallbackParams(f *testing.F) {
 			if out != nil || sessionSet {
 				t.Fatal("a failed callback returned an outcome or set a session cookie")
 			}
-			if strings.Contains(err.Error(), goodCode) || strings.Contains(err.Error(), a.state) || strings.Contains(fe.Message, goodCode) {
+			if strings.Contains(err.Error(), goodCode) || strings.Contains(err.Error(), a.state) || strings.Contains(fe.Message.String(), goodCode) {
 				t.Fatalf("the error %q (%q) carries the code or the state", err, fe.Message)
 			}
 			return

@@ -4,19 +4,22 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
 // Error is a flow failure: an HTTP status, a short reason for logs and
-// metrics, and a message fit for the person signing in. Err keeps the detail
-// for the log; it never carries a code, token, state or verifier.
+// metrics, and a message fit for the person signing in (shown in their
+// language; its String is the English of JSON answers). Err keeps the
+// detail for the log; it never carries a code, token, state or verifier.
 type Error struct {
 	Status  int
 	Reason  string
-	Message string
+	Message i18n.Message
 	Err     error
 }
 
@@ -48,24 +51,24 @@ const (
 var ErrInvalidState = &Error{
 	Status:  http.StatusBadRequest,
 	Reason:  ReasonInvalidState,
-	Message: "This sign-in link is invalid or has expired. Please start again.",
+	Message: i18n.M("flow.invalid_state"),
 }
 
 // UnknownProvider is the error for a provider name that is not configured.
 func UnknownProvider(name string) *Error {
 	return &Error{Status: http.StatusNotFound, Reason: ReasonUnknownProvider,
-		Message: "There is no sign-in provider with that name."}
+		Message: i18n.M("flow.unknown_provider")}
 }
 
 func errSignInDisabled(p *provider.Provider) *Error {
 	return &Error{Status: http.StatusForbidden, Reason: ReasonSignInDisabled,
-		Message: fmt.Sprintf("%s can't be used to sign in. Sign in another way, then connect %s from your account page.", p.DisplayName(), p.DisplayName())}
+		Message: i18n.M("flow.sign_in_disabled", "provider", p.DisplayName())}
 }
 
 func denied(p *provider.Provider, code string) *Error {
-	msg := fmt.Sprintf("%s did not complete the sign-in. Please try again.", p.DisplayName())
+	msg := i18n.M("flow.denied", "provider", p.DisplayName())
 	if code == "access_denied" {
-		msg = fmt.Sprintf("Sign-in with %s was cancelled.", p.DisplayName())
+		msg = i18n.M("flow.cancelled", "provider", p.DisplayName())
 	}
 	return &Error{Status: http.StatusForbidden, Reason: ReasonDenied, Message: msg,
 		Err: fmt.Errorf("provider %s answered error %q", p.Name(), code)}
@@ -75,31 +78,31 @@ func unavailable(p *provider.Provider, err error) *Error {
 	var tl *provider.TooLargeError
 	if errors.As(err, &tl) {
 		return &Error{Status: http.StatusUnprocessableEntity, Reason: ReasonTooLarge,
-			Message: fmt.Sprintf("Your %s account's %s is longer than this site accepts (%d bytes; at most %d). Sign in another way.",
-				p.DisplayName(), strings.ReplaceAll(tl.Field, "_", " "), tl.Length, tl.Max),
+			Message: i18n.M("flow.too_large", "provider", p.DisplayName(), "field", strings.ReplaceAll(tl.Field, "_", " "),
+				"length", strconv.Itoa(tl.Length), "max", strconv.Itoa(tl.Max)),
 			Err: err}
 	}
 	if errors.Is(err, provider.ErrRejected) {
 		return &Error{Status: http.StatusBadGateway, Reason: ReasonRejected,
-			Message: fmt.Sprintf("The answer from %s could not be verified. Please try again.", p.DisplayName()),
+			Message: i18n.M("flow.rejected", "provider", p.DisplayName()),
 			Err:     err}
 	}
 	return &Error{Status: http.StatusBadGateway, Reason: ReasonUnavailable,
-		Message: fmt.Sprintf("%s is not reachable right now. Please try again in a moment.", p.DisplayName()),
+		Message: i18n.M("flow.unavailable", "provider", p.DisplayName()),
 		Err:     err}
 }
 
 var (
 	errNeedsSession = &Error{Status: http.StatusUnauthorized, Reason: "no_session",
-		Message: "Sign in first, then connect more accounts from your account page."}
+		Message: i18n.M("flow.needs_session")}
 	errSessionEnded = &Error{Status: http.StatusUnauthorized, Reason: "session_ended",
-		Message: "Your session ended while you were away. Sign in again, then try once more."}
+		Message: i18n.M("flow.session_ended")}
 	errNoSuchAccount = &Error{Status: http.StatusNotFound, Reason: "no_such_account",
-		Message: "That connected account does not exist (any more)."}
+		Message: i18n.M("error.no_such_account")}
 	errUserGone = &Error{Status: http.StatusConflict, Reason: "user_deleted",
-		Message: "Your account was deleted meanwhile. Please sign in again."}
+		Message: i18n.M("flow.user_deleted")}
 	errOtherAccount = &Error{Status: http.StatusConflict, Reason: "other_account",
-		Message: "You came back with a different account than the one this was for. Nothing was changed."}
+		Message: i18n.M("flow.other_account")}
 )
 
 // ReasonNotAdmitted is the reason of a sign-in that allow_emails and
@@ -110,9 +113,9 @@ const ReasonNotAdmitted = "not_admitted"
 // names the account's own address, which the person knows, and never the
 // rules.
 func errNotAdmitted(p *provider.Provider, acc store.ExternalAccount) *Error {
-	msg := fmt.Sprintf("This site admits only certain people, and your %s account is not one of them. Sign in with another account.", p.DisplayName())
+	msg := i18n.M("flow.not_admitted", "provider", p.DisplayName())
 	if acc.Email != "" && acc.EmailVerified {
-		msg = fmt.Sprintf("This site admits only certain people, and %s (your %s account) is not one of them. Sign in with another account.", acc.Email, p.DisplayName())
+		msg = i18n.M("flow.not_admitted_email", "email", acc.Email, "provider", p.DisplayName())
 	}
 	return &Error{Status: http.StatusForbidden, Reason: ReasonNotAdmitted, Message: msg}
 }
@@ -127,29 +130,28 @@ const ReasonEmailHeld = "email_held"
 // (which proves it is theirs), then connect this provider to it.
 func errEmailHeld(p *provider.Provider, acc store.ExternalAccount) *Error {
 	return &Error{Status: http.StatusConflict, Reason: ReasonEmailHeld,
-		Message: fmt.Sprintf("An account here already uses %s. If it is yours, sign in to it the way you did before, "+
-			"then connect %s from its account page. Nothing was created.", acc.Email, p.DisplayName())}
+		Message: i18n.M("flow.email_held", "email", acc.Email, "provider", p.DisplayName())}
 }
 
 func errIdentityTaken(p *provider.Provider) *Error {
 	return &Error{Status: http.StatusConflict, Reason: "identity_taken",
-		Message: fmt.Sprintf("This %s account is already connected to another user. Nothing was changed: sign in with it to use that user, or disconnect it there first.", p.DisplayName())}
+		Message: i18n.M("flow.identity_taken", "provider", p.DisplayName())}
 }
 
 var (
 	errNativeRedirect = &Error{Status: http.StatusBadRequest, Reason: "redirect_url_not_allowed",
-		Message: "This app's redirect URL is not on the allowlist. Ask its developer to register it."}
+		Message: i18n.M("flow.redirect_url_not_allowed")}
 	errNativeChallenge = &Error{Status: http.StatusBadRequest, Reason: "invalid_code_challenge",
-		Message: "The app did not send a valid code_challenge (S256, 43 characters)."}
+		Message: i18n.M("flow.invalid_code_challenge")}
 	// ErrInvalidNonce answers a rotating token nonce that is unknown, used,
 	// expired, or redeemed with the wrong verifier.
 	ErrInvalidNonce = &Error{Status: http.StatusBadRequest, Reason: "invalid_rotating_token_nonce",
-		Message: "The rotating token nonce is invalid, expired or already used."}
+		Message: i18n.M("flow.invalid_rotating_token_nonce")}
 	// ErrInvalidSignInNonce answers a native sign-in whose nonce the gateway
 	// did not issue, or that is used, expired, or redeemed with the wrong
 	// verifier.
 	ErrInvalidSignInNonce = &Error{Status: http.StatusBadRequest, Reason: "invalid_nonce",
-		Message: "The nonce is invalid, expired or already used. Get a new one from /native/nonce and sign in again."}
+		Message: i18n.M("flow.invalid_nonce")}
 )
 
 // Reasons of a sign-in refused because the backend API banned or locked
@@ -161,9 +163,9 @@ const (
 
 var (
 	errUserBanned = &Error{Status: http.StatusForbidden, Reason: ReasonUserBanned,
-		Message: "This account has been suspended, so it cannot sign in. If you think this is a mistake, contact the site's administrators."}
+		Message: i18n.M("flow.user_banned")}
 	errUserLocked = &Error{Status: http.StatusForbidden, Reason: ReasonUserLocked,
-		Message: "This account is locked, so it cannot sign in until the site's administrators unlock it."}
+		Message: i18n.M("flow.user_locked")}
 )
 
 // Refused returns the Error of a sign-in or session refused because the

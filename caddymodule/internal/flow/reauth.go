@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
@@ -43,7 +44,7 @@ func (f *Flow) reauthenticated(p *provider.Provider, rec *pending, res *provider
 	at := f.authTime(res)
 	if f.now().Sub(at) > f.ReauthenticateAfter {
 		return session.Auth{}, &Error{Status: http.StatusForbidden, Reason: ReasonNotReauthenticated,
-			Message: fmt.Sprintf("%s did not ask you to sign in again, so nothing was changed. Sign out of %s, then try once more.", p.DisplayName(), p.DisplayName()),
+			Message: i18n.M("flow.not_reauthenticated", "provider", p.DisplayName()),
 			Err:     fmt.Errorf("provider %s reported an authentication %v old", p.Name(), f.now().Sub(at).Round(time.Second))}
 	}
 	return session.Auth{AccountID: rec.AccountID, Time: at}, nil

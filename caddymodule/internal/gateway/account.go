@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
+	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
 	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
@@ -22,16 +23,14 @@ var errLastIdentity = errors.New("last sign-in identity")
 
 // notices are the account page's fixed messages, selected by ?notice= and
 // ?error=: the page never reflects text from the URL.
-var notices = map[string]string{
-	"connected":        "Account connected.",
-	"reauthorized":     "Access updated.",
-	"disconnected":     "Account disconnected.",
-	"signed_out_other": "Your other sessions are signed out.",
-	"reauthenticated":  "Thanks for confirming it's you. You can go ahead now.",
-	"last_identity":    "That is the only account you can sign in with. Connect another sign-in provider before disconnecting it.",
-	"linked_by_email": "The account you signed in with was added to this existing account, because both have the same verified " +
-		"email address, and every other session of this account was signed out. Check the connected accounts below: " +
-		"disconnect any that is not yours.",
+var notices = map[string]i18n.Message{
+	"connected":        i18n.M("account.notice_connected"),
+	"reauthorized":     i18n.M("account.notice_reauthorized"),
+	"disconnected":     i18n.M("account.notice_disconnected"),
+	"signed_out_other": i18n.M("account.notice_signed_out_other"),
+	"reauthenticated":  i18n.M("account.notice_reauthenticated"),
+	"last_identity":    i18n.M("account.notice_last_identity"),
+	"linked_by_email":  i18n.M("account.notice_linked_by_email"),
 }
 
 // signedIn returns the request's session or answers the request (sign-in
@@ -56,7 +55,7 @@ func (g *Gateway) postedBySession(w http.ResponseWriter, r *http.Request) *store
 		return nil
 	}
 	if !g.Sessions.CheckCSRF(sess.ID, r.PostFormValue("csrf_token")) {
-		g.fail(w, r, http.StatusForbidden, "invalid_csrf_token", "This form has expired. Reload the page and try again.")
+		g.fail(w, r, http.StatusForbidden, "invalid_csrf_token", i18n.M("error.form_expired"))
 		return nil
 	}
 	return sess
@@ -79,8 +78,7 @@ func (g *Gateway) postedRecently(w http.ResponseWriter, r *http.Request) *store.
 		return nil
 	}
 	if a == nil {
-		g.fail(w, r, http.StatusForbidden, "reauthentication_unavailable",
-			"To do this, sign out and sign in again: none of your connected accounts can confirm it's you.")
+		g.fail(w, r, http.StatusForbidden, "reauthentication_unavailable", i18n.M("error.reauthentication_unavailable"))
 		return nil
 	}
 	g.startFlow(w, r, flow.Request{Provider: p, Mode: flow.ModeReauthenticate, Session: sess, Account: a,
@@ -143,6 +141,7 @@ func (g *Gateway) accountPage(w http.ResponseWriter, r *http.Request) {
 	}
 	view := &ui.AccountView{
 		Name: user.Name, ImageURL: user.ImageURL,
+		AppURL:          "/",
 		ConnectURL:      g.Prefix + "/account/connect",
 		DisconnectURL:   g.Prefix + "/account/disconnect",
 		ReauthorizeURL:  g.Prefix + "/account/reauthorize",
@@ -154,19 +153,19 @@ func (g *Gateway) accountPage(w http.ResponseWriter, r *http.Request) {
 	linked := map[string]bool{}
 	for _, a := range accounts {
 		linked[a.Provider] = true
-		row := ui.AccountRow{ID: a.ID, Provider: a.Provider, ProviderName: a.Provider, Email: a.Email,
+		row := ui.AccountRow{ID: a.ID, Provider: a.Provider, ProviderName: a.Provider, Kind: "generic", Email: a.Email,
 			Username: a.Username, Scopes: a.ApprovedScopes,
 			NeedsReauthorization: a.Status == store.StatusNeedsReauthorization,
 			CanDisconnect:        g.canSignInWithout(accounts, a.ID)}
 		if p, ok := g.byName[a.Provider]; ok {
-			row.ProviderName = p.DisplayName()
+			row.ProviderName, row.Kind = p.DisplayName(), p.Kind()
 			row.MissingScopes = missingScopes(p, a.ApprovedScopes, p.RequiredScopes())
 		}
 		view.Accounts = append(view.Accounts, row)
 	}
 	for _, p := range g.Providers {
 		if !linked[p.Name()] {
-			view.Connect = append(view.Connect, ui.ProviderButton{Name: p.Name(), DisplayName: p.DisplayName()})
+			view.Connect = append(view.Connect, ui.ProviderButton{Name: p.Name(), DisplayName: p.DisplayName(), Kind: p.Kind()})
 		}
 	}
 	for _, s := range sessions {
@@ -174,8 +173,8 @@ func (g *Gateway) accountPage(w http.ResponseWriter, r *http.Request) {
 			Created: s.CreatedAt.UTC().Format(time.DateTime + " UTC"), Current: s.ID == sess.ID})
 	}
 	q := r.URL.Query()
-	g.UI.Render(w, http.StatusOK, "account", ui.Page{
-		Title: "Your account", Account: view, CSRFToken: g.Sessions.CSRFToken(sess.ID),
+	g.UI.Render(w, r, http.StatusOK, "account", ui.Page{
+		Title: i18n.M("account.title"), Account: view, CSRFToken: g.Sessions.CSRFToken(sess.ID),
 		SignOutURL: g.Prefix + "/sign-out", Notice: notices[q.Get("notice")], Error: notices[q.Get("error")],
 		ContinueURL: continueURL(g.Flow.Sanitize, q.Get("return_to")),
 	})
@@ -232,7 +231,7 @@ func (g *Gateway) accountReauthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	a, err := g.Store.ExternalAccount(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && a.UserID != sess.UserID) {
-		g.fail(w, r, http.StatusNotFound, "not_found", "That connected account does not exist (any more).")
+		g.fail(w, r, http.StatusNotFound, "not_found", i18n.M("error.no_such_account"))
 		return
 	}
 	if err != nil {
@@ -282,7 +281,7 @@ func (g *Gateway) accountDisconnect(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, g.Prefix+"/account?error=last_identity", http.StatusSeeOther)
 		return
 	case errors.Is(err, store.ErrNotFound):
-		g.fail(w, r, http.StatusNotFound, "not_found", "That connected account does not exist (any more).")
+		g.fail(w, r, http.StatusNotFound, "not_found", i18n.M("error.no_such_account"))
 		return
 	case err != nil:
 		g.internal(w, r, "unlinking account", err)

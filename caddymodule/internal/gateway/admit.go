@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/access"
+	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
 	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
@@ -45,18 +46,18 @@ func (g *Gateway) Admitted(ctx context.Context, sess *store.Session, route *acce
 // allow_groups do not admit: 403, for a browser a page with a sign-out button
 // (to sign in with another account), for the rest JSON.
 func (g *Gateway) DenyNotAdmitted(w http.ResponseWriter, r *http.Request, sess *store.Session) {
-	const msg = "Your account is not one that this page admits. Sign out, then sign in with another account."
+	msg := i18n.M("error.not_admitted")
 	metrics.NotAdmitted.Inc()
 	w.Header().Set("Cache-Control", "no-store")
 	if !wantsHTML(r) {
-		writeJSON(w, http.StatusForbidden, errorBody("not_admitted", msg, nil))
+		writeJSON(w, http.StatusForbidden, errorBody("not_admitted", msg.String(), nil))
 		return
 	}
 	label := sess.Email
 	if label == "" {
 		label = sess.Name
 	}
-	g.UI.Render(w, http.StatusForbidden, "error", ui.Page{Title: "Not allowed here", Error: msg,
+	g.UI.Render(w, r, http.StatusForbidden, "error", ui.Page{Title: ui.ErrorTitle(http.StatusForbidden), Error: msg,
 		SignInURL: g.Prefix + "/sign-in", SignOutURL: g.Prefix + "/sign-out",
 		SignedIn: true, UserLabel: label, CSRFToken: g.Sessions.CSRFToken(sess.ID)})
 }

@@ -14,10 +14,21 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
+	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
 	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
 )
+
+// signInNotices are the sign-in page's fixed notices, selected by ?notice=:
+// the page never reflects text from the URL.
+var signInNotices = map[string]i18n.Message{
+	"signed_out": i18n.M("common.signed_out"),
+}
+
+// signedOutURL is where a browser goes after signing out: the sign-in
+// page, saying so.
+func (g *Gateway) signedOutURL() string { return g.Prefix + "/sign-in?notice=signed_out" }
 
 // signInPage lists the sign-in providers. A signed-in visitor goes straight
 // to where they were heading.
@@ -27,16 +38,16 @@ func (g *Gateway) signInPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, returnTo, http.StatusFound)
 		return
 	}
-	page := ui.Page{Title: "Sign in", ReturnTo: returnTo}
+	page := ui.Page{Title: i18n.M("sign_in.title"), ReturnTo: returnTo, Notice: signInNotices[r.URL.Query().Get("notice")]}
 	for _, p := range g.Providers {
 		if p.SignIn() {
 			page.Providers = append(page.Providers, ui.ProviderButton{
-				DisplayName: p.DisplayName(),
-				StartURL:    g.Prefix + "/oauth/" + url.PathEscape(p.Name()) + "/start",
+				DisplayName: p.DisplayName(), Kind: p.Kind(),
+				StartURL: g.Prefix + "/oauth/" + url.PathEscape(p.Name()) + "/start",
 			})
 		}
 	}
-	g.UI.Render(w, http.StatusOK, "sign-in", page)
+	g.UI.Render(w, r, http.StatusOK, "sign-in", page)
 }
 
 // start sends the browser to the provider.
@@ -47,7 +58,7 @@ func (g *Gateway) start(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	if err := r.ParseForm(); err != nil {
-		g.fail(w, r, http.StatusBadRequest, "invalid_request", "The request could not be read.")
+		g.fail(w, r, http.StatusBadRequest, "invalid_request", i18n.M("error.unreadable_request"))
 		return
 	}
 	if r.Method == http.MethodPost && crossSite(r) {
@@ -106,7 +117,7 @@ func (g *Gateway) flowError(w http.ResponseWriter, r *http.Request, err error) {
 	var fe *flow.Error
 	if !errors.As(err, &fe) {
 		g.Logger.Error("sign-in failed", zap.Error(err))
-		g.fail(w, r, http.StatusInternalServerError, "internal_error", "Something went wrong on our side. Please try again.")
+		g.fail(w, r, http.StatusInternalServerError, "internal_error", i18n.M("error.internal"))
 		return
 	}
 	metrics.FlowErrors.WithLabelValues(fe.Reason).Inc()
@@ -119,8 +130,9 @@ func (g *Gateway) flowError(w http.ResponseWriter, r *http.Request, err error) {
 // signOut shows a confirmation page (GET) or ends the session (POST with
 // the session's CSRF token). The record is deleted, so a replayed cookie is
 // dead. A POST without a live session clears the cookie only with the CSRF
-// token of the (ended) session it names, else answers 403 and sets nothing. The browser then goes to return_to (sanitized; default the sign-in
-// page), by way of the provider's own sign-out when the session's sign-in
+// token of the (ended) session it names, else answers 403 and sets nothing. The browser then goes to
+// return_to (sanitized; default the sign-in page, saying "You are signed
+// out"), by way of the provider's own sign-out when the session's sign-in
 // provider has sign_out_at_provider. A native app signs out with its
 // session token (Authorization: Bearer, no CSRF token: nothing sends it on
 // its own) and gets JSON: the ended session, or 401 when the token names no
@@ -131,12 +143,12 @@ func (g *Gateway) signOut(w http.ResponseWriter, r *http.Request) {
 		g.internal(w, r, "reading session", err)
 		return
 	}
-	returnTo := g.Prefix + "/sign-in"
+	returnTo := g.signedOutURL()
 	if rt := r.FormValue("return_to"); rt != "" {
 		returnTo = g.Flow.Sanitize(rt)
 	}
 	if r.Method != http.MethodPost {
-		page := ui.Page{Title: "Sign out", SignInURL: g.Prefix + "/sign-in", SignOutURL: g.Prefix + "/sign-out"}
+		page := ui.Page{Title: i18n.M("sign_out.title"), SignInURL: g.Prefix + "/sign-in", SignOutURL: g.Prefix + "/sign-out"}
 		if r.URL.Query().Has("return_to") {
 			page.SignOutURL += "?return_to=" + url.QueryEscape(returnTo)
 		}
@@ -147,7 +159,7 @@ func (g *Gateway) signOut(w http.ResponseWriter, r *http.Request) {
 				page.UserLabel = sess.Name
 			}
 		}
-		g.UI.Render(w, http.StatusOK, "sign-out", page)
+		g.UI.Render(w, r, http.StatusOK, "sign-out", page)
 		return
 	}
 	native := sess == nil && strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -160,7 +172,7 @@ func (g *Gateway) signOut(w http.ResponseWriter, r *http.Request) {
 	// cookie from) would otherwise clear the browser's cookie unseen.
 	token := r.PostFormValue("csrf_token")
 	if sess == nil && !g.Sessions.CheckCookieCSRF(r, token) || sess != nil && !bearer && !g.Sessions.CheckCSRF(sess.ID, token) {
-		g.fail(w, r, http.StatusForbidden, "invalid_csrf_token", "This sign-out form has expired. Reload the page and try again.")
+		g.fail(w, r, http.StatusForbidden, "invalid_csrf_token", i18n.M("error.sign_out_form_expired"))
 		return
 	}
 	if err := g.Sessions.End(r.Context(), w, r, sess); err != nil {
@@ -241,16 +253,18 @@ func (g *Gateway) jwks(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
 	g.Logger.Error(what, zap.Error(err))
-	g.fail(w, r, http.StatusInternalServerError, "internal_error", "Something went wrong on our side. Please try again.")
+	g.fail(w, r, http.StatusInternalServerError, "internal_error", i18n.M("error.internal"))
 }
 
-// fail answers an error as a page for browsers and as JSON otherwise.
-func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, status int, code, message string) {
+// fail answers an error as a page for browsers, titled in words and in
+// their language, and as JSON otherwise: the stable code with the message
+// in English.
+func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, status int, code string, message i18n.Message) {
 	if wantsHTML(r) || r.Method == http.MethodPost && r.Header.Get("Content-Type") == "application/x-www-form-urlencoded" {
-		g.UI.Render(w, status, "error", ui.Page{Title: http.StatusText(status), Error: message, SignInURL: g.Prefix + "/sign-in"})
+		g.UI.Render(w, r, status, "error", ui.Page{Title: ui.ErrorTitle(status), Error: message, SignInURL: g.Prefix + "/sign-in"})
 		return
 	}
-	writeJSON(w, status, errorBody(code, message, nil))
+	writeJSON(w, status, errorBody(code, message.String(), nil))
 }
 
 // errorBody is the Clerk-shaped error document: {"errors":[{code, message}], …extra}.

@@ -19,6 +19,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/assertion"
 	"github.com/socialgate/socialgate/caddymodule/internal/console"
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
+	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
 	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/ratelimit"
@@ -114,7 +115,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, path string)
 		if ok, wait := g.Limits.Allow(class, g.ClientIP(r)); !ok {
 			metrics.RateLimited.WithLabelValues(class).Inc()
 			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.5)))
-			g.fail(w, r, http.StatusTooManyRequests, "too_many_requests", "Too many requests. Please wait a moment and try again.")
+			g.fail(w, r, http.StatusTooManyRequests, "too_many_requests", i18n.M("error.too_many_requests"))
 			return
 		}
 	}
@@ -196,11 +197,11 @@ func (g *Gateway) allow(w http.ResponseWriter, r *http.Request, h http.HandlerFu
 		}
 	}
 	w.Header().Set("Allow", strings.Join(methods, ", "))
-	g.fail(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "This endpoint does not accept "+r.Method+" requests.")
+	g.fail(w, r, http.StatusMethodNotAllowed, "method_not_allowed", i18n.M("error.method_not_allowed", "method", r.Method))
 }
 
 func (g *Gateway) notFound(w http.ResponseWriter, r *http.Request) {
-	g.fail(w, r, http.StatusNotFound, "not_found", "There is nothing here.")
+	g.fail(w, r, http.StatusNotFound, "not_found", i18n.M("error.not_found"))
 }
 
 // Authenticate returns the request's live session, or session.ErrNoSession.

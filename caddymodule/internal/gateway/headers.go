@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
+	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
@@ -196,8 +197,7 @@ func (o Owned) Smuggled(r *http.Request) bool {
 
 // RefuseSmuggled answers a request that Owned.Smuggled caught: 400.
 func (g *Gateway) RefuseSmuggled(w http.ResponseWriter, r *http.Request) {
-	g.fail(w, r, http.StatusBadRequest, "header_not_allowed",
-		"The request names one of the gateway's own headers in Connection or as a trailer.")
+	g.fail(w, r, http.StatusBadRequest, "header_not_allowed", i18n.M("error.header_not_allowed"))
 }
 
 // GuardTrailers removes the set's headers from the request's trailers as

@@ -44,7 +44,8 @@ func (g *Gateway) signOutAtProvider(r *http.Request, sess *store.Session, return
 }
 
 // signedOut is where the provider sends the browser back after signing
-// out there: on to the return-to the sign-out asked for, or the sign-in page.
+// out there: on to the return-to the sign-out asked for, or the sign-in
+// page saying so.
 func (g *Gateway) signedOut(w http.ResponseWriter, r *http.Request) {
 	to, err := g.Flow.SignedOut(r.Context(), r.URL.Query().Get("state"))
 	if err != nil {
@@ -52,7 +53,7 @@ func (g *Gateway) signedOut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if to == "" {
-		to = g.Prefix + "/sign-in"
+		to = g.signedOutURL()
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, to, http.StatusSeeOther)

@@ -97,7 +97,7 @@ func (g *Gateway) nativeFlowError(w http.ResponseWriter, r *http.Request, what s
 	}
 	var fe *flow.Error
 	if errors.As(err, &fe) {
-		writeJSON(w, fe.Status, errorBody(fe.Reason, fe.Message, nil))
+		writeJSON(w, fe.Status, errorBody(fe.Reason, fe.Message.String(), nil))
 		return true
 	}
 	g.Logger.Error(what, zap.Error(err))
@@ -118,7 +118,7 @@ func (g *Gateway) issueNative(w http.ResponseWriter, r *http.Request, userID, ac
 	}
 	sess, token, err := g.Sessions.Issue(r.Context(), r, user, accountID, lifetime)
 	if fe := flow.Refused(err); fe != nil {
-		writeJSON(w, fe.Status, errorBody(fe.Reason, fe.Message, nil))
+		writeJSON(w, fe.Status, errorBody(fe.Reason, fe.Message.String(), nil))
 		return
 	}
 	if err != nil {

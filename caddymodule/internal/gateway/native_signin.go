@@ -126,7 +126,7 @@ func (g *Gateway) nativeSignIn(w http.ResponseWriter, r *http.Request, p *provid
 	case errors.As(err, &fe):
 		metrics.SignIns.WithLabelValues(p.Name(), fe.Reason).Inc()
 		metrics.FlowErrors.WithLabelValues(fe.Reason).Inc()
-		writeJSON(w, fe.Status, errorBody(fe.Reason, fe.Message, nil))
+		writeJSON(w, fe.Status, errorBody(fe.Reason, fe.Message.String(), nil))
 		return
 	case err != nil:
 		g.internal(w, r, "recording native sign-in", err)

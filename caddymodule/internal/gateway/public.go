@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
 )
 
 // AmbiguousPath reports whether a request's decoded path is one that the
@@ -33,6 +35,5 @@ func AmbiguousPath(path string) bool {
 // RefuseAmbiguousPath answers a public request whose path AmbiguousPath
 // refuses: 400.
 func (g *Gateway) RefuseAmbiguousPath(w http.ResponseWriter, r *http.Request) {
-	g.fail(w, r, http.StatusBadRequest, "ambiguous_path",
-		"This address has characters that servers read in different ways.")
+	g.fail(w, r, http.StatusBadRequest, "ambiguous_path", i18n.M("error.ambiguous_path"))
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/confcheck"
+	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
@@ -124,8 +125,7 @@ func (g *Gateway) DenyUnmet(w http.ResponseWriter, r *http.Request, originalURI 
 // refreshed: 503 with Retry-After; the session itself is unaffected.
 func (g *Gateway) TokenUnavailable(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Retry-After", "30")
-	g.fail(w, r, http.StatusServiceUnavailable, "oauth_provider_unavailable",
-		"A provider this page depends on is not answering right now. Please try again in a moment.")
+	g.fail(w, r, http.StatusServiceUnavailable, "oauth_provider_unavailable", i18n.M("error.provider_unavailable"))
 }
 
 // reauthorizePage asks the signed-in user to connect a provider or grant it
@@ -140,7 +140,7 @@ func (g *Gateway) reauthorizePage(w http.ResponseWriter, r *http.Request) {
 	}
 	p, ok := g.byName[q.Get("provider")]
 	if !ok {
-		g.fail(w, r, http.StatusNotFound, "unknown_provider", "There is no provider with that name.")
+		g.fail(w, r, http.StatusNotFound, "unknown_provider", i18n.M("error.unknown_provider"))
 		return
 	}
 	scopes := strings.Fields(q.Get("scopes"))
@@ -157,6 +157,6 @@ func (g *Gateway) reauthorizePage(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	g.UI.Render(w, http.StatusOK, "reauthorize", ui.Page{Title: "Grant access", Reauthorize: view,
+	g.UI.Render(w, r, http.StatusOK, "reauthorize", ui.Page{Title: i18n.M("reauthorize.title"), Reauthorize: view,
 		ReturnTo: returnTo, CSRFToken: g.Sessions.CSRFToken(sess.ID)})
 }

@@ -351,6 +351,9 @@ func (p *Provider) Name() string { return p.cfg.Name }
 // DisplayName is the name shown on buttons.
 func (p *Provider) DisplayName() string { return p.cfg.DisplayName }
 
+// Kind is the provider's type: oidc, oauth2 or a preset (google, github…).
+func (p *Provider) Kind() string { return p.cfg.Kind }
+
 // Issuer is the provider's configured issuer. For most providers it is the
 // namespace of subjects; a multi-tenant one (microsoft) has one namespace
 // per tenant: use Result.Issuer for identities.

@@ -1,12 +1,16 @@
 package ui
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
+)
 
 // Device describes a user agent in a few words ("Chrome on Linux",
 // "Safari on iPhone"); the raw string is long and means little to people.
-func Device(userAgent string) string {
+func Device(userAgent string) i18n.Message {
 	if userAgent == "" {
-		return "Unknown device"
+		return i18n.M("device.unknown")
 	}
 	browser := firstMatch(userAgent, [][2]string{
 		{"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Firefox/", "Firefox"}, {"Chrome/", "Chrome"},
@@ -18,16 +22,16 @@ func Device(userAgent string) string {
 	}, "")
 	switch {
 	case browser != "" && os != "":
-		return browser + " on " + os
+		return i18n.M("device.browser_on_os", "browser", browser, "os", os)
 	case browser != "":
-		return browser
+		return i18n.M("device.named", "name", browser)
 	case os != "":
-		return os
+		return i18n.M("device.named", "name", os)
 	}
 	if len(userAgent) > 40 {
-		return userAgent[:40] + "…"
+		userAgent = userAgent[:40] + "…"
 	}
-	return userAgent
+	return i18n.M("device.named", "name", userAgent)
 }
 
 func firstMatch(s string, table [][2]string, def string) string {

@@ -12,7 +12,7 @@ func TestDevice_NamesCommonBrowsers(t *testing.T) {
 		"":                   "Unknown device",
 		"MyApp/1.0":          "MyApp/1.0",
 	} {
-		if got := Device(ua); got != want {
+		if got := Device(ua).String(); got != want {
 			t.Errorf("Device(%q) = %q, want %q", ua, got, want)
 		}
 	}

@@ -1,6 +1,8 @@
-// Package ui renders the gateway's own pages (sign-in, sign-out, errors) from
-// embedded html/template files. Operators can set the app's name, logo and
-// accent colour, and replace any template with their own file of the same name.
+// Package ui renders the gateway's own pages (sign-in, sign-out, account,
+// reauthorize, errors) from embedded html/template files, in the reader's
+// language (package i18n). Operators can set the app's name, logo and
+// accent colour, replace any template with their own file of the same
+// name, and override or add messages and languages.
 package ui
 
 import (
@@ -12,10 +14,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"go.uber.org/zap"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
 )
 
 //go:embed templates/*.html
@@ -31,58 +34,92 @@ type Options struct {
 	// LogoURL, when set, is shown above every page's heading.
 	LogoURL string
 	// Accent is the hex colour of primary buttons, like #4f46e5 or 4f46e5;
-	// default #2f6feb.
+	// default DefaultAccent. One that white text does not contrast with
+	// enough (WCAG AA, 4.5:1) gets dark text, or is darkened; a warning
+	// says which.
 	Accent string
 	// TemplateDir, when set, may hold files named like the embedded ones
 	// (layout.html, sign-in.html, sign-out.html, error.html, account.html,
 	// reauthorize.html, console-users.html, console-user.html,
 	// console-gateway.html) that replace them.
 	TemplateDir string
-	Logger      *zap.Logger
+	// MessageDir and Locale are i18n.Options' Dir and Locale: the
+	// operator's message files, and the language that every page is pinned
+	// to (default: each browser's Accept-Language).
+	MessageDir, Locale string
+	Logger             *zap.Logger
 }
-
-var accentPattern = regexp.MustCompile(`^#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?$`)
 
 // Renderer renders pages. Safe for concurrent use.
 type Renderer struct {
 	opts  Options
-	pages map[string]*template.Template
+	theme theme
+	cat   *i18n.Catalog
+	// pages are each language's templates, by page name: parsed once,
+	// cloned for each language with its t, text and list functions.
+	pages map[*i18n.Locale]map[string]*template.Template
 }
 
-// New parses the templates; a template error is reported here, at config load.
+// New parses the templates and the message files, and checks that every
+// message a template names exists with the placeholders it passes: a
+// mistake in an operator's files is reported here, at config load.
 func New(opts Options) (*Renderer, error) {
 	if opts.AppName == "" {
 		opts.AppName = "socialgate"
 	}
-	if opts.Accent == "" {
-		opts.Accent = "#2f6feb"
-	}
-	accent := opts.Accent
-	if !strings.HasPrefix(accent, "#") {
-		accent = "#" + accent // "#" starts a Caddyfile comment unless quoted
-	}
-	if !accentPattern.MatchString(accent) {
-		return nil, fmt.Errorf("accent colour %q is not a hex colour like #2f6feb", opts.Accent)
-	}
-	opts.Accent = accent
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	r := &Renderer{opts: opts, pages: map[string]*template.Template{}}
+	th, err := newTheme(opts.Accent, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	cat, err := i18n.Load(i18n.Options{Dir: opts.MessageDir, Locale: opts.Locale, Logger: opts.Logger})
+	if err != nil {
+		return nil, err
+	}
+	r := &Renderer{opts: opts, theme: th, cat: cat, pages: map[*i18n.Locale]map[string]*template.Template{}}
+	for _, l := range cat.Locales() {
+		r.pages[l] = map[string]*template.Template{}
+	}
 	for _, name := range pages {
-		t := template.New(name)
+		t := template.New(name).Funcs(funcs(cat.English()))
 		for _, file := range []string{"layout.html", name + ".html"} {
 			src, err := r.source(file)
 			if err != nil {
 				return nil, err
 			}
+			before := definedNames(t)
 			if _, err := t.Parse(string(src)); err != nil {
 				return nil, fmt.Errorf("parsing template %s: %w", file, err)
 			}
+			if err := checkMessages(t, before, cat); err != nil {
+				return nil, fmt.Errorf("template %s: %w", file, err)
+			}
 		}
-		r.pages[name] = t
+		for l, byName := range r.pages {
+			clone, err := t.Clone()
+			if err != nil {
+				return nil, err
+			}
+			byName[name] = clone.Funcs(funcs(l))
+		}
 	}
 	return r, nil
+}
+
+// funcs are the templates' words in l's language: t "id" "name" value…
+// says a message, text says an i18n.Message that the page carries, list
+// joins items as the language lists them ("a, b"; "a、b"); lang and dir
+// are the page's language tag and writing direction (ltr, rtl).
+func funcs(l *i18n.Locale) template.FuncMap {
+	return template.FuncMap{
+		"t":    l.T,
+		"text": l.Text,
+		"list": func(items []string) string { return strings.Join(items, l.Text(i18n.M("common.list_separator"))) },
+		"lang": l.Lang,
+		"dir":  l.Dir,
+	}
 }
 
 func (r *Renderer) source(file string) ([]byte, error) {
@@ -98,10 +135,40 @@ func (r *Renderer) source(file string) ([]byte, error) {
 	return fs.ReadFile(embedded, "templates/"+file)
 }
 
+// Render writes page name with status, in the language the request's
+// Accept-Language asks for (or the pinned locale). Pages are never cached
+// and never framed; their answer varies with Accept-Language unless the
+// locale is pinned.
+func (r *Renderer) Render(w http.ResponseWriter, req *http.Request, status int, name string, p Page) {
+	loc := r.cat.Negotiate(req.Header.Get("Accept-Language"))
+	p.AppName, p.LogoURL = r.opts.AppName, r.opts.LogoURL
+	p.Accent, p.OnAccent, p.AccentText = r.theme.accent, r.theme.onAccent, r.theme.accentText
+	var buf bytes.Buffer
+	if err := r.pages[loc][name].ExecuteTemplate(&buf, "layout", p); err != nil {
+		r.opts.Logger.Error("rendering page", zap.String("page", name), zap.Error(err))
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Language", loc.Lang())
+	if !r.cat.Pinned() {
+		h.Add("Vary", "Accept-Language")
+	}
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
 // Page is the data every page gets; each page reads the fields it needs.
+// Its words are messages, put into the reader's language as it renders.
 type Page struct {
-	Title      string
-	Error      string
+	Title      i18n.Message
+	Error      i18n.Message
+	Notice     i18n.Message
 	ReturnTo   string
 	SignInURL  string
 	SignOutURL string
@@ -109,7 +176,6 @@ type Page struct {
 	SignedIn   bool
 	UserLabel  string
 	Providers  []ProviderButton
-	Notice     string
 	// ContinueURL, when set, is where a Continue button on the account
 	// page leads (after a notice the person had to see first).
 	ContinueURL string
@@ -121,17 +187,34 @@ type Page struct {
 	// Console pages
 	Console *ConsoleView
 
-	AppName, LogoURL, Accent string
+	AppName, LogoURL string
+	// Accent is the primary buttons' colour, OnAccent their text's, and
+	// AccentText the accent for text and focus rings on white: each pair
+	// contrasts at least 4.5:1 (see Options.Accent).
+	Accent, OnAccent, AccentText string
 }
 
 // AccountView is what the account page shows.
 type AccountView struct {
-	Name, ImageURL                                             string
-	Emails                                                     []EmailView
-	Accounts                                                   []AccountRow
-	Connect                                                    []ProviderButton // providers the user may connect
-	Sessions                                                   []SessionRow
+	Name, ImageURL string
+	Emails         []EmailView
+	Accounts       []AccountRow
+	Connect        []ProviderButton // providers the user may connect
+	Sessions       []SessionRow
+	// AppURL is where the page's "Back to the app" link leads.
+	AppURL                                                     string
 	ConnectURL, DisconnectURL, ReauthorizeURL, RevokeOthersURL string
+}
+
+// OtherSessions is how many of the sessions are not this one.
+func (a *AccountView) OtherSessions() int {
+	n := 0
+	for _, s := range a.Sessions {
+		if !s.Current {
+			n++
+		}
+	}
+	return n
 }
 
 // EmailView is one email address.
@@ -143,18 +226,24 @@ type EmailView struct {
 // AccountRow is one connected account.
 type AccountRow struct {
 	ID, Provider, ProviderName, Email, Username string
-	Scopes                                      []string
-	MissingScopes                               []string
-	NeedsReauthorization                        bool
-	CanDisconnect                               bool
+	// Kind is the provider's type (google, github, oidc…), which picks its icon.
+	Kind                 string
+	Scopes               []string
+	MissingScopes        []string
+	NeedsReauthorization bool
+	CanDisconnect        bool
 }
+
+// Icon is the provider's mark, an inline SVG.
+func (a AccountRow) Icon() template.HTML { return icon(a.Kind) }
 
 // SessionRow is one active session.
 type SessionRow struct {
 	// Device is a short description of the browser or app, like
-	// "Chrome on Linux", from the session's user agent.
-	Device, IP, Created string
-	Current             bool
+	// "Chrome on Linux", from the session's user agent (see Device).
+	Device      i18n.Message
+	IP, Created string
+	Current     bool
 }
 
 // ReauthorizeView asks to grant a provider more access.
@@ -171,24 +260,38 @@ type ReauthorizeView struct {
 type ProviderButton struct {
 	Name        string
 	DisplayName string
-	StartURL    string
+	// Kind is the provider's type (google, github, oidc…), which picks its icon.
+	Kind     string
+	StartURL string
 }
 
-// Render writes page name with status. Pages are never cached and never framed.
-func (r *Renderer) Render(w http.ResponseWriter, status int, name string, p Page) {
-	p.AppName, p.LogoURL, p.Accent = r.opts.AppName, r.opts.LogoURL, r.opts.Accent
-	var buf bytes.Buffer
-	if err := r.pages[name].ExecuteTemplate(&buf, "layout", p); err != nil {
-		r.opts.Logger.Error("rendering page", zap.String("page", name), zap.Error(err))
-		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
-		return
+// Icon is the provider's mark, an inline SVG.
+func (b ProviderButton) Icon() template.HTML { return icon(b.Kind) }
+
+// ErrorTitle names an error page by its status in words ("Page not
+// found"), not as the raw status text.
+func ErrorTitle(status int) i18n.Message {
+	switch status {
+	case http.StatusBadRequest:
+		return i18n.M("error.title_bad_request")
+	case http.StatusUnauthorized:
+		return i18n.M("error.title_unauthorized")
+	case http.StatusForbidden:
+		return i18n.M("error.title_forbidden")
+	case http.StatusNotFound:
+		return i18n.M("error.title_not_found")
+	case http.StatusMethodNotAllowed:
+		return i18n.M("error.title_method_not_allowed")
+	case http.StatusConflict:
+		return i18n.M("error.title_conflict")
+	case http.StatusUnprocessableEntity:
+		return i18n.M("error.title_unprocessable")
+	case http.StatusTooManyRequests:
+		return i18n.M("error.title_too_many_requests")
+	case http.StatusBadGateway:
+		return i18n.M("error.title_bad_gateway")
+	case http.StatusServiceUnavailable:
+		return i18n.M("error.title_unavailable")
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("Referrer-Policy", "no-referrer")
-	w.WriteHeader(status)
-	w.Write(buf.Bytes())
+	return i18n.M("error.title_internal")
 }
