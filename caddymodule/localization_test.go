@@ -155,3 +155,23 @@ func TestPages_MessageMistakesFailAtLoad(t *testing.T) {
 		}
 	}
 }
+
+// After signing out, the sign-in page says so, in the browser's language;
+// the notice is a fixed message chosen by name, never text from the URL.
+func TestPages_SignedOutNotice(t *testing.T) {
+	e := newEnv(t, options{})
+	b := newBrowser(t)
+	b.signInDev(e, "/", ada)
+	_, page := b.get(e.Base + "/_auth/sign-out")
+	resp, _ := b.post(e.Base+"/_auth/sign-out", map[string][]string{"csrf_token": {htmlUnescape(between(page, `name="csrf_token" value="`, `"`))}})
+	signIn := location(t, resp)
+	resp, page = b.getIn(signIn, "de")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `<p class="notice" role="status">Sie sind abgemeldet.</p>`) {
+		t.Errorf("after sign-out, %s: %d\n%s", signIn, resp.StatusCode, between(page, "<main", "</main>"))
+	}
+	for _, notice := range []string{"", "connected", "%3Cb%3Eyou+won%3C%2Fb%3E", "signed_out%00"} {
+		if _, page := newBrowser(t).get(e.Base + "/_auth/sign-in?notice=" + notice); strings.Contains(page, `class="notice"`) {
+			t.Errorf("notice=%s: the sign-in page shows a notice", notice)
+		}
+	}
+}
