@@ -269,29 +269,24 @@ type ProviderButton struct {
 func (b ProviderButton) Icon() template.HTML { return icon(b.Kind) }
 
 // ErrorTitle names an error page by its status in words ("Page not
-// found"), not as the raw status text.
+// found"), not as the raw status text; a status without words of its own
+// is "Something went wrong".
 func ErrorTitle(status int) i18n.Message {
-	switch status {
-	case http.StatusBadRequest:
-		return i18n.M("error.title_bad_request")
-	case http.StatusUnauthorized:
-		return i18n.M("error.title_unauthorized")
-	case http.StatusForbidden:
-		return i18n.M("error.title_forbidden")
-	case http.StatusNotFound:
-		return i18n.M("error.title_not_found")
-	case http.StatusMethodNotAllowed:
-		return i18n.M("error.title_method_not_allowed")
-	case http.StatusConflict:
-		return i18n.M("error.title_conflict")
-	case http.StatusUnprocessableEntity:
-		return i18n.M("error.title_unprocessable")
-	case http.StatusTooManyRequests:
-		return i18n.M("error.title_too_many_requests")
-	case http.StatusBadGateway:
-		return i18n.M("error.title_bad_gateway")
-	case http.StatusServiceUnavailable:
-		return i18n.M("error.title_unavailable")
+	if m, ok := errorTitles[status]; ok {
+		return m
 	}
 	return i18n.M("error.title_internal")
+}
+
+var errorTitles = map[int]i18n.Message{
+	http.StatusBadRequest:          i18n.M("error.title_bad_request"),
+	http.StatusUnauthorized:        i18n.M("error.title_unauthorized"),
+	http.StatusForbidden:           i18n.M("error.title_forbidden"),
+	http.StatusNotFound:            i18n.M("error.title_not_found"),
+	http.StatusMethodNotAllowed:    i18n.M("error.title_method_not_allowed"),
+	http.StatusConflict:            i18n.M("error.title_conflict"),
+	http.StatusUnprocessableEntity: i18n.M("error.title_unprocessable"),
+	http.StatusTooManyRequests:     i18n.M("error.title_too_many_requests"),
+	http.StatusBadGateway:          i18n.M("error.title_bad_gateway"),
+	http.StatusServiceUnavailable:  i18n.M("error.title_unavailable"),
 }
