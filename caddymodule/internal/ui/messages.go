@@ -124,3 +124,53 @@ func lineOf(tree *parse.Tree, n parse.Node) string {
 	parts := strings.Split(loc, ":")
 	return parts[max(len(parts)-2, 0)]
 }
+
+// fixMessages writes into the templates of t, a clone for l's language,
+// the words of each t call without placeholders, escaped: most of a page's
+// words then cost nothing when it renders. (html/template's Clone copied
+// the trees, so the other languages' clones keep their calls.)
+func fixMessages(t *template.Template, l *i18n.Locale) {
+	for _, d := range t.Templates() {
+		if d.Tree != nil {
+			fixList(d.Tree.Root, l)
+		}
+	}
+}
+
+func fixList(list *parse.ListNode, l *i18n.Locale) {
+	if list == nil {
+		return
+	}
+	for i, n := range list.Nodes {
+		switch n := n.(type) {
+		case *parse.ActionNode:
+			if id, ok := fixedCall(n.Pipe); ok {
+				list.Nodes[i] = &parse.TextNode{NodeType: parse.NodeText, Pos: n.Pos, Text: []byte(template.HTMLEscapeString(l.T(id)))}
+			}
+		case *parse.ListNode:
+			fixList(n, l)
+		case *parse.IfNode:
+			fixList(n.List, l)
+			fixList(n.ElseList, l)
+		case *parse.RangeNode:
+			fixList(n.List, l)
+			fixList(n.ElseList, l)
+		case *parse.WithNode:
+			fixList(n.List, l)
+			fixList(n.ElseList, l)
+		}
+	}
+}
+
+// fixedCall reports whether a pipeline is only a t call with a message ID
+// and no placeholders, and returns the ID.
+func fixedCall(p *parse.PipeNode) (string, bool) {
+	if len(p.Decl) > 0 || len(p.Cmds) != 1 || len(p.Cmds[0].Args) != 2 || !isT(p.Cmds[0].Args[0]) {
+		return "", false
+	}
+	id, ok := p.Cmds[0].Args[1].(*parse.StringNode)
+	if !ok {
+		return "", false
+	}
+	return id.Text, true
+}

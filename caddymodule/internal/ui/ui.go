@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"go.uber.org/zap"
 
@@ -102,6 +103,7 @@ func New(opts Options) (*Renderer, error) {
 			if err != nil {
 				return nil, err
 			}
+			fixMessages(clone, l)
 			byName[name] = clone.Funcs(funcs(l))
 		}
 	}
@@ -143,8 +145,10 @@ func (r *Renderer) Render(w http.ResponseWriter, req *http.Request, status int, 
 	loc := r.cat.Negotiate(req.Header.Get("Accept-Language"))
 	p.AppName, p.LogoURL = r.opts.AppName, r.opts.LogoURL
 	p.Accent, p.OnAccent, p.AccentText = r.theme.accent, r.theme.onAccent, r.theme.accentText
-	var buf bytes.Buffer
-	if err := r.pages[loc][name].ExecuteTemplate(&buf, "layout", p); err != nil {
+	buf := buffers.Get().(*bytes.Buffer)
+	defer buffers.Put(buf)
+	buf.Reset()
+	if err := r.pages[loc][name].ExecuteTemplate(buf, "layout", p); err != nil {
 		r.opts.Logger.Error("rendering page", zap.String("page", name), zap.Error(err))
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		return
@@ -162,6 +166,10 @@ func (r *Renderer) Render(w http.ResponseWriter, req *http.Request, status int, 
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
 }
+
+// buffers hold pages as they render: a page is some 10–20 KB, which a
+// fresh buffer would reach by growing several times.
+var buffers = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 32<<10)) }}
 
 // Page is the data every page gets; each page reads the fields it needs.
 // Its words are messages, put into the reader's language as it renders.
