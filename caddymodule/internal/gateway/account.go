@@ -153,7 +153,7 @@ func (g *Gateway) accountPage(w http.ResponseWriter, r *http.Request) {
 	linked := map[string]bool{}
 	for _, a := range accounts {
 		linked[a.Provider] = true
-		row := ui.AccountRow{ID: a.ID, Provider: a.Provider, ProviderName: a.Provider, Kind: "generic", Email: a.Email,
+		row := ui.AccountRow{ID: a.ID, Provider: a.Provider, ProviderName: a.Provider, Email: a.Email,
 			Username: a.Username, Scopes: a.ApprovedScopes,
 			NeedsReauthorization: a.Status == store.StatusNeedsReauthorization,
 			CanDisconnect:        g.canSignInWithout(accounts, a.ID)}

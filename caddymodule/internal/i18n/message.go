@@ -4,6 +4,12 @@
 // Accept-Language, and the formatting of a message with its arguments and
 // plural forms through golang.org/x/text. Pages are localized; JSON answers
 // for programs use the shipped English (Message.String).
+//
+// A new page (the operator console, say) adds its messages to every file
+// in messages/ under IDs of its own (console.users_heading) and says them
+// with ui's t function or with M; the tests refuse a file that lacks or
+// adds a message, a plural form the language does not use, and a template
+// or M call that names a missing message or other placeholders.
 package i18n
 
 import (
