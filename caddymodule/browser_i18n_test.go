@@ -11,6 +11,8 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/testop"
 )
 
 // chromeLanguage makes the tab ask for pages in header's languages
@@ -79,12 +81,14 @@ func chromeReadLayout(ctx context.Context, short string) (chromeLayout, error) {
 }
 
 // newBrandEnv is a gateway with the dev provider, Corp (the local test
-// provider) and the Google and GitHub presets, pointed at that local
-// provider too: the pages show their marks; nothing leaves the machine.
+// provider) and the Google and GitHub presets, each pointed at a local
+// test provider of its own (one issuer is one provider's): the pages show
+// their marks; nothing leaves the machine.
 func newBrandEnv(t *testing.T) *env {
-	e, op := newLinkEnv(t, "", "")
+	e, _ := newLinkEnv(t, "", "")
+	googleOP, githubOP := startOP(t, testop.Options{}), startOP(t, testop.Options{})
 	e.corp += fmt.Sprintf("\n\t\tprovider google {\n\t\t\tclient_id g\n\t\t\tclient_secret g\n\t\t\tissuer %[1]s\n\t\t}"+
-		"\n\t\tprovider github {\n\t\t\tclient_id h\n\t\t\tclient_secret h\n\t\t\tauthorize_url %[1]s/authorize\n\t\t\ttoken_url %[1]s/token\n\t\t\tuserinfo_url %[1]s/userinfo\n\t\t\temails_url %[1]s/emails\n\t\t}", op.URL())
+		"\n\t\tprovider github {\n\t\t\tclient_id h\n\t\t\tclient_secret h\n\t\t\tauthorize_url %[2]s/authorize\n\t\t\ttoken_url %[2]s/token\n\t\t\tuserinfo_url %[2]s/userinfo\n\t\t\temails_url %[2]s/emails\n\t\t}", googleOP.URL(), githubOP.URL())
 	if err := e.Load(options{Global: e.corp}); err != nil {
 		t.Fatal(err)
 	}
