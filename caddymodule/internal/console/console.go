@@ -169,15 +169,14 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 
 // view starts a page's data.
 func (c *Console) view(r *http.Request, op operator, g Guard, title, section, here string) ui.Page {
-	return ui.Page{Title: i18n.M(title), CSRFToken: g.CSRFToken(op.sess), Notice: i18n.M(notices[r.URL.Query().Get("notice")]),
+	return ui.Page{Title: i18n.Verbatim(title), CSRFToken: g.CSRFToken(op.sess), Notice: i18n.Verbatim(notices[r.URL.Query().Get("notice")]),
 		Console: &ui.ConsoleView{Base: c.base, Here: here, Section: section}}
 }
 
 // fail answers with the error page.
-// The console's words are English for now: i18n.M of a text the catalogue
-// lacks renders as that text.
+// The console's words are English for now (i18n.Verbatim).
 func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, message string) {
-	c.UI.Render(w, r, status, "error", ui.Page{Title: ui.ErrorTitle(status), Error: i18n.M(message), SignInURL: c.Prefix + "/sign-in"})
+	c.UI.Render(w, r, status, "error", ui.Page{Title: ui.ErrorTitle(status), Error: i18n.Verbatim(message), SignInURL: c.Prefix + "/sign-in"})
 }
 
 func (c *Console) internal(w http.ResponseWriter, r *http.Request, what string, err error) {

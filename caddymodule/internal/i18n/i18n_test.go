@@ -337,3 +337,18 @@ func TestLoad_LocalePinsEveryPage(t *testing.T) {
 		t.Error("pinned without a locale")
 	}
 }
+
+func TestVerbatim_IsSaidAsItIsInEveryLanguage(t *testing.T) {
+	c, err := Load(Options{Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range c.Locales() {
+		if got := l.Text(Verbatim("flow.denied")); got != "flow.denied" {
+			t.Errorf("%s: Verbatim(%q) = %q", l.Lang(), "flow.denied", got)
+		}
+	}
+	if got := M("flow.denied", "provider", "X").String(); got == "flow.denied" {
+		t.Errorf("M of a catalogued ID came out verbatim: %q", got)
+	}
+}

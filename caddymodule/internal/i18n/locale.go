@@ -42,6 +42,9 @@ const (
 // check that none is missing). In a
 // right-to-left language, text arguments are isolated (FSI … PDI).
 func (l *Locale) Text(m Message) string {
+	if m.verbatim {
+		return m.ID
+	}
 	if s, ok := l.fixed[m.ID]; ok {
 		return s
 	}

@@ -25,7 +25,13 @@ import (
 type Message struct {
 	ID   string
 	Args []any
+
+	verbatim bool
 }
+
+// Verbatim is text that no catalogue translates, said as it is in every
+// language: the words of a page not localized yet (the operator console's).
+func Verbatim(text string) Message { return Message{ID: text, verbatim: true} }
 
 // M returns the message id with args, given as name, value pairs. Each name
 // is a placeholder of the English message ({provider}); the value of the
