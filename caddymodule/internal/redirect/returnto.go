@@ -1,6 +1,7 @@
 package redirect
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -18,6 +19,15 @@ const maxDecodings = 8
 // The zero value and a nil *ReturnTo allow same-origin paths only.
 type ReturnTo struct {
 	allowed map[target]struct{}
+	hosts   []hostPattern
+}
+
+// hostPattern is an origin every URL of which is allowed: an exact host, or
+// every subdomain of a domain.
+type hostPattern struct {
+	scheme string
+	host   string // exact, or ".example.com" for every subdomain
+	port   int    // as in target
 }
 
 // NewReturnTo returns the return-to policy that allows, besides same-origin
@@ -49,6 +59,7 @@ func NewReturnTo(allowed []string) (*ReturnTo, error) {
 // ports aside) and path (exactly, as written) are equal; raw may add a query
 // but no userinfo and no fragment. A safe same-origin path is described at
 // isSafePath. The result never contains CR, LF or any other control character.
+// With AllowHosts, any http(s) URL on an allowed host matches too.
 func (v *ReturnTo) Sanitize(raw string) string {
 	if isSafePath(raw) || v.allows(raw) {
 		return raw
@@ -57,15 +68,75 @@ func (v *ReturnTo) Sanitize(raw string) string {
 }
 
 func (v *ReturnTo) allows(raw string) bool {
-	if v == nil || len(v.allowed) == 0 {
+	if v == nil || len(v.allowed)+len(v.hosts) == 0 {
 		return false
 	}
-	_, t, err := parseTarget(raw)
+	u, t, err := parseTarget(raw)
 	if err != nil {
 		return false
 	}
-	_, ok := v.allowed[t]
-	return ok
+	if _, ok := v.allowed[t]; ok {
+		return true
+	}
+	if !isWeb(t.scheme) || !t.authority || u.Host == "" {
+		return false
+	}
+	for _, p := range v.hosts {
+		if p.scheme == t.scheme && p.port == t.port &&
+			(p.host == t.host || p.host[0] == '.' && strings.HasSuffix(t.host, p.host)) {
+			return true
+		}
+	}
+	return false
+}
+
+// AllowHosts allows, besides what v allows already, every URL on the
+// given hosts, each written [scheme://]host[:port]: an exact host
+// (app.example.com) or every subdomain of a domain, at any depth
+// (*.example.com, which does not match example.com itself). The scheme is
+// https unless written (http://app.localhost:8080); the port is the
+// scheme's default unless written. This is what single sign-on across
+// subdomains needs: a browser comes back to the very page of another host
+// it left to sign in. The error names the first pattern that is invalid.
+func (v *ReturnTo) AllowHosts(patterns []string) error {
+	for _, raw := range patterns {
+		p, err := parseHostPattern(raw)
+		if err != nil {
+			return fmt.Errorf("return-to host %q: %w", raw, err)
+		}
+		v.hosts = append(v.hosts, p)
+	}
+	return nil
+}
+
+// parseHostPattern parses one pattern of AllowHosts.
+func parseHostPattern(raw string) (hostPattern, error) {
+	full := raw
+	if !strings.Contains(raw, "://") {
+		full = "https://" + raw
+	}
+	wild := false
+	if scheme, rest, _ := strings.Cut(full, "://"); strings.HasPrefix(rest, "*.") {
+		wild, full = true, scheme+"://"+rest[2:]
+	}
+	u, t, err := parseTarget(full)
+	switch {
+	case err != nil:
+		return hostPattern{}, err
+	case !isWeb(u.Scheme):
+		return hostPattern{}, fmt.Errorf("has scheme %q, not http or https", u.Scheme)
+	case u.Path != "" || u.RawQuery != "" || u.ForceQuery:
+		return hostPattern{}, errors.New("has a path or query: write the host only")
+	case strings.ContainsAny(t.host, "*[]") || strings.HasPrefix(t.host, ".") || strings.Contains(t.host, ".."):
+		return hostPattern{}, errors.New("is not a host name: want app.example.com or *.example.com")
+	case wild && !strings.Contains(t.host, "."):
+		return hostPattern{}, errors.New("names every subdomain of a top-level domain")
+	}
+	p := hostPattern{scheme: t.scheme, host: t.host, port: t.port}
+	if wild {
+		p.host = "." + t.host
+	}
+	return p, nil
 }
 
 // isSafePath reports whether raw is a path that keeps the browser on the
