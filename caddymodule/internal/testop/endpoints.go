@@ -79,6 +79,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	default:
 		code := rand.Text()
 		authTime := s.signIn(q, fault)
+		var claims []byte
+		if hint := q.Get("login_hint"); s.usersByHint && hint != "" {
+			claims = mustJSON(HintClaims(hint))
+		}
 		s.mu.Lock()
 		s.secrets = append(s.secrets, code)
 		s.codes[code] = grant{
@@ -89,6 +93,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 			authTime:    authTime,
 			sid:         "sid-" + rand.Text(),
 			expires:     time.Now().Add(codeLifetime),
+			claims:      claims,
 		}
 		s.mu.Unlock()
 		reply.Set("code", code)
@@ -126,12 +131,20 @@ func (s *Server) signIn(q url.Values, fault Fault) time.Time {
 
 // token serves the authorization_code and refresh_token grants.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now()
 	fault, changed := s.faultAndChange()
+	drawn := s.drawTokenFault()
+	if drawn != FaultNone {
+		fault = drawn
+	}
 	if !s.pause(r, fault) {
 		return
 	}
 	if !s.clientForm(w, r) {
 		return
+	}
+	if drawn != FaultNone {
+		s.recordInjection(arrived, drawn, r.PostForm)
 	}
 
 	switch fault {
@@ -292,7 +305,7 @@ func (s *Server) issue(w http.ResponseWriter, g grant, fault Fault) {
 	}
 
 	s.mu.Lock()
-	s.accessTokens[resp.AccessToken] = expiry
+	s.accessTokens[resp.AccessToken] = accessToken{expiry: expiry, claims: g.claims}
 	s.secrets = append(s.secrets, resp.AccessToken)
 	if s.refresh {
 		resp.RefreshToken = rand.Text()
@@ -300,6 +313,9 @@ func (s *Server) issue(w http.ResponseWriter, g grant, fault Fault) {
 		s.secrets = append(s.secrets, resp.RefreshToken)
 	}
 	claims := s.claims
+	if g.claims != nil {
+		claims = g.claims
+	}
 	s.mu.Unlock()
 
 	if s.mode == OIDC && slices.Contains(strings.Fields(g.scope), "openid") {
@@ -337,13 +353,16 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	s.mu.Lock()
-	expiry, ok := s.accessTokens[token]
+	issued, ok := s.accessTokens[token]
 	body := s.claims
-	if s.userinfoBody != nil {
+	switch {
+	case s.userinfoBody != nil:
 		body = s.userinfoBody
+	case issued.claims != nil:
+		body = issued.claims
 	}
 	s.mu.Unlock()
-	if !strings.EqualFold(scheme, "Bearer") || !ok || (!expiry.IsZero() && time.Now().After(expiry)) {
+	if !strings.EqualFold(scheme, "Bearer") || !ok || (!issued.expiry.IsZero() && time.Now().After(issued.expiry)) {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		writeJSON(w, http.StatusUnauthorized, oauthError{Code: "invalid_token"})
 		return

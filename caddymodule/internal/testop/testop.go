@@ -77,6 +77,21 @@ type Options struct {
 	// reuse interval or Cognito's RetryGracePeriodSeconds allow. Zero: it
 	// stops working at once.
 	RefreshReuseGrace time.Duration
+	// UsersByLoginHint lets the authorization request's login_hint choose
+	// who signs in, as a person typing their name at the provider would:
+	// see HintClaims. A request without one signs in as Claims. Default:
+	// false (everyone is Claims).
+	UsersByLoginHint bool
+	// TokenFaultRate is the share, from 0 to 1, of token-endpoint calls that
+	// misbehave with one of TokenFaults, drawn at random for each call and
+	// taking the place of the SetFault fault for that call; Injected lists
+	// them. Default: 0 (none).
+	TokenFaultRate float64
+	// TokenFaults are the faults TokenFaultRate draws from, with equal
+	// chances: FaultTokenServerError, FaultTokenError, FaultTokenHTML,
+	// FaultTokenHuge, FaultSlow, FaultTokenHang or FaultTokenLostAnswer.
+	// Default: FaultTokenServerError only.
+	TokenFaults []Fault
 }
 
 // DefaultClaims returns the claims of the default user, "user-1".
@@ -136,6 +151,9 @@ type Server struct {
 	strayKey         func() *rsa.PrivateKey // FaultUnknownKid's key, generated on first use
 	jwksCacheControl string
 	reuseGrace       time.Duration
+	usersByHint      bool
+	faultRate        float64
+	tokenFaults      []Fault
 
 	mu            sync.Mutex
 	claims        []byte // JSON, so that callers' later edits to their map have no effect
@@ -146,8 +164,9 @@ type Server struct {
 	calls         map[string]int
 	lastQuery     url.Values
 	codes         map[string]grant
-	accessTokens  map[string]time.Time // expiry; zero means never
+	accessTokens  map[string]accessToken
 	refreshTokens map[string]grant
+	injected      []Injection                // the TokenFaultRate draws, oldest first
 	secrets       []string                   // every code and token ever issued, for leak checks
 	keys          map[string]*rsa.PrivateKey // every signing key made, by kid
 	published     []string                   // the kids in the JWKS
@@ -166,6 +185,13 @@ type grant struct {
 	authTime    time.Time // the id_token's auth_time; zero: none
 	sid         string    // the provider's session of the authorization
 	expires     time.Time // codes, and rotated refresh tokens in their grace
+	claims      []byte    // JSON of the user (UsersByLoginHint); nil: the server's claims
+}
+
+// accessToken is what an issued access token stands for.
+type accessToken struct {
+	expiry time.Time // zero means never
+	claims []byte    // as grant.claims
 }
 
 // Start starts a provider on 127.0.0.1; t.Cleanup closes it.
@@ -186,13 +212,19 @@ func Start(t testing.TB, opts Options) *Server {
 		userinfoOnly:     opts.UserinfoOnly,
 		strayKey:         sync.OnceValue(mustRSAKey),
 		jwksCacheControl: cmp.Or(opts.JWKSCacheControl, "no-store"),
+		usersByHint:      opts.UsersByLoginHint,
+		faultRate:        opts.TokenFaultRate,
+		tokenFaults:      opts.TokenFaults,
 		calls:            make(map[string]int),
 		codes:            make(map[string]grant),
-		accessTokens:     make(map[string]time.Time),
+		accessTokens:     make(map[string]accessToken),
 		refreshTokens:    make(map[string]grant),
 		reuseGrace:       opts.RefreshReuseGrace,
 		rotated:          make(map[string]grant),
 		faultChanged:     make(chan struct{}),
+	}
+	if len(s.tokenFaults) == 0 {
+		s.tokenFaults = []Fault{FaultTokenServerError}
 	}
 	kid := "k-" + rand.Text()[:10]
 	s.keys, s.published, s.signing = map[string]*rsa.PrivateKey{kid: key}, []string{kid}, kid
