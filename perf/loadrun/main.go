@@ -38,7 +38,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/socialgate/socialgate/internal/freeport"
+	"github.com/socialgate/socialgate/perf/internal/harness"
 )
 
 type config struct {
@@ -90,9 +90,9 @@ func main() {
 // row is one line of the table.
 type row struct {
 	name    string
-	site    site   // zero for the sign-in row
-	server  *proc  // the Caddy process serving site
-	cookie  string // the session cookie for site, when not the GATEWAY's
+	site    site          // zero for the sign-in row
+	server  *harness.Proc // the Caddy process serving site
+	cookie  string        // the session cookie for site, when not the GATEWAY's
 	skipped string
 	runs    []measurement
 	checks  []string // failed checks of the requests that reached the upstream
@@ -114,7 +114,7 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, "building ./cmd/socialgate …")
-	bin, err := build(dir)
+	bin, err := harness.Build(dir, "./cmd/socialgate")
 	if err != nil {
 		return err
 	}
@@ -122,9 +122,9 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	defer up.stop()
+	defer up.Stop()
 
-	ports, err := freePorts(14)
+	ports, err := harness.FreePorts(14)
 	if err != nil {
 		return err
 	}
@@ -158,39 +158,39 @@ func run(ctx context.Context, cfg config) error {
 	}
 
 	fmt.Fprintln(os.Stderr, "starting PLAIN and GATEWAY …")
-	plain, err := startCaddy("PLAIN", bin, filepath.Join(dir, "plain"), plainAdmin,
-		caddyfile(filepath.Join(dir, "plain"), plainAdmin, 0, upstream, []site{plainSite}), []site{plainSite})
+	plain, err := harness.StartCaddy("PLAIN", bin, filepath.Join(dir, "plain"),
+		caddyfile(filepath.Join(dir, "plain"), plainAdmin, 0, upstream, []site{plainSite}), plainSite.url())
 	if err != nil {
 		return err
 	}
-	defer plain.stop()
+	defer plain.Stop()
 	gwDir := filepath.Join(dir, "gateway")
-	gw, err := startCaddy("GATEWAY", bin, gwDir, gwAdmin, caddyfile(gwDir, gwAdmin, devPort, upstream, running, options...), running)
+	gw, err := harness.StartCaddy("GATEWAY", bin, gwDir, caddyfile(gwDir, gwAdmin, devPort, upstream, running, options...), urls(running)...)
 	if err != nil && len(running) > 1 {
 		// A directive that adapts may still fail to provision; measure the rest.
 		for _, r := range rows[2:4] {
 			if r.skipped == "" {
-				r.skipped = "GATEWAY failed to start with it: " + lastLine(err.Error())
+				r.skipped = "GATEWAY failed to start with it: " + harness.LastLine(err.Error())
 			}
 		}
 		running = running[:1]
-		gw, err = startCaddy("GATEWAY", bin, gwDir, gwAdmin, caddyfile(gwDir, gwAdmin, devPort, upstream, running, options...), running)
+		gw, err = harness.StartCaddy("GATEWAY", bin, gwDir, caddyfile(gwDir, gwAdmin, devPort, upstream, running, options...), urls(running)...)
 	}
 	if err != nil {
 		return err
 	}
-	defer gw.stop()
+	defer gw.Stop()
 	rows[0].server = plain
 	for _, r := range rows[1:4] {
 		r.server = gw
 	}
 
 	devURL := fmt.Sprintf("http://127.0.0.1:%d", devPort)
-	first := newBrowser(http.DefaultTransport)
-	if err := first.signIn(ctx, running[0].url(), devURL, ada); err != nil {
-		return fmt.Errorf("signing in through the dev provider: %w\n%s", err, gw.tail())
+	first := harness.NewBrowser(http.DefaultTransport)
+	if err := first.SignInDev(ctx, running[0].url(), devURL, harness.Ada); err != nil {
+		return fmt.Errorf("signing in through the dev provider: %w\n%s", err, gw.Tail())
 	}
-	cookie, err := first.cookieHeader(running[0].url())
+	cookie, err := first.CookieHeader(running[0].url())
 	if err != nil {
 		return err
 	}
@@ -239,7 +239,7 @@ func run(ctx context.Context, cfg config) error {
 	storms, stormSkipped := measureStorms(ctx, cfg, bin, filepath.Join(dir, "storm"), upstream, ports[10:14], options)
 	printTable(slices.Insert(slices.Clone(rows), 2, pgRow))
 	printStorm(storms, stormSkipped)
-	fmt.Printf("Load average after the runs: %s\n\n", loadAverage())
+	fmt.Printf("Load average after the runs: %s\n\n", harness.LoadAverage())
 
 	if cfg.bigStore > 0 {
 		if err := runBigStore(ctx, cfg.bigStore); err != nil {
@@ -271,13 +271,13 @@ func measure(ctx context.Context, cfg config, load loader, rows []*row, cookie, 
 			if err != nil {
 				return err
 			}
-			cpu0 := r.server.cpu()
+			cpu0 := r.server.CPU()
 			// Plain gets the same Cookie header: both parse the same request.
 			m, err := load.run(ctx, r.site.url(), r.cookieOr(cookie), cfg.duration)
 			if err != nil {
 				return fmt.Errorf("%s: %w", r.name, err)
 			}
-			m.cpuPerRequest = (r.server.cpu() - cpu0) / time.Duration(max(1, m.requests))
+			m.cpuPerRequest = (r.server.CPU() - cpu0) / time.Duration(max(1, m.requests))
 			after, err := settledStats(upstream)
 			if err != nil {
 				return err
@@ -313,9 +313,9 @@ func measureStorms(ctx context.Context, cfg config, bin, dir, upstream string, p
 	st, err := startStorm(ctx, bin, dir, upstream, ports, options)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "skipping the refresh storm:", err)
-		return nil, lastLine(err.Error())
+		return nil, harness.LastLine(err.Error())
 	}
-	defer st.caddy.stop()
+	defer st.caddy.Stop()
 	for i := range cfg.runs {
 		if ctx.Err() != nil {
 			break
@@ -333,7 +333,7 @@ func measureStorms(ctx context.Context, cfg config, bin, dir, upstream string, p
 // runBigStore runs the big-store row (caddymodule/internal/bigstore, which
 // builds stores with the store package directly) and passes its table on.
 func runBigStore(ctx context.Context, users int) error {
-	root, err := moduleRoot()
+	root, err := harness.ModuleRoot()
 	if err != nil {
 		return err
 	}
@@ -349,18 +349,6 @@ func (r *row) cookieOr(gateway string) string {
 		return r.cookie
 	}
 	return gateway
-}
-
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, n)
-	for i := range ports {
-		p, err := freeport.Take()
-		if err != nil {
-			return nil, err
-		}
-		ports[i] = p
-	}
-	return ports, nil
 }
 
 // pickLoader chooses wrk or the Go client; note says why when it matters.

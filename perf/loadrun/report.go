@@ -11,12 +11,14 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/socialgate/socialgate/perf/internal/harness"
 )
 
 func printHeader(bin string, load loader, note string, cfg config, options []string, notes ...string) {
 	fmt.Printf("## socialgate load run\n\n")
 	fmt.Printf("- machine: %s, %d cores (GOMAXPROCS %d); load client, Caddy and upstream share them\n", cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0))
-	fmt.Printf("- Go: %s %s/%s; binary: %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, caddyVersion(bin))
+	fmt.Printf("- Go: %s %s/%s; binary: %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, harness.CaddyVersion(bin))
 	if w, ok := load.(*wrkLoader); ok {
 		args := w.args("URL", "socialgate_session=…", cfg.duration)
 		for i, a := range args {
@@ -38,16 +40,7 @@ func printHeader(bin string, load loader, note string, cfg config, options []str
 		fmt.Printf("- %s\n", n)
 	}
 	fmt.Printf("- %d runs × %s per row, alternating rows; medians; warm-up %s per row\n", cfg.runs, cfg.duration, cfg.warmup)
-	fmt.Printf("- load average before the runs: %s (other work on the machine skews every row)\n\n", loadAverage())
-}
-
-// loadAverage is the 1, 5 and 15 minute load average from /proc/loadavg.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
-		return strings.Join(f[:3], " ")
-	}
-	return "unknown"
+	fmt.Printf("- load average before the runs: %s (other work on the machine skews every row)\n\n", harness.LoadAverage())
 }
 
 // cpuModel is the first model name in /proc/cpuinfo.
@@ -157,7 +150,7 @@ func profile(ctx context.Context, cfg config, load loader, bin string, adminPort
 		return fmt.Errorf("row %s did not run", cfg.profileRow)
 	}
 	seconds := max(1, int(cfg.duration/time.Second))
-	fmt.Fprintf(os.Stderr, "profiling %s for %ds under row-%s load …\n", r.server.name, seconds, cfg.profileRow)
+	fmt.Fprintf(os.Stderr, "profiling %s for %ds under row-%s load …\n", r.server.Name, seconds, cfg.profileRow)
 	done := make(chan error, 1)
 	go func() {
 		_, err := load.run(ctx, r.site.url(), cookie, cfg.duration+2*time.Second)
@@ -185,7 +178,7 @@ func profile(ctx context.Context, cfg config, load loader, bin string, adminPort
 	if err := <-done; err != nil {
 		return err
 	}
-	fmt.Printf("CPU profile of %s under row-%s load: %s (binary %s)\n\n", r.server.name, cfg.profileRow, cfg.cpuprofile, bin)
+	fmt.Printf("CPU profile of %s under row-%s load: %s (binary %s)\n\n", r.server.Name, cfg.profileRow, cfg.cpuprofile, bin)
 	for _, args := range [][]string{
 		{"tool", "pprof", "-top", "-nodecount=25", bin, cfg.cpuprofile},
 		// The handler's own work: its subtree without the reverse_proxy it calls.

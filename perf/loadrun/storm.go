@@ -5,17 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/socialgate/socialgate/perf/internal/harness"
 )
 
 // The refresh storm (row 5): STORM, a fourth Caddy process, runs the gateway
@@ -36,7 +36,7 @@ const (
 
 // storm is the running STORM process and its signed-in users.
 type storm struct {
-	caddy      *proc
+	caddy      *harness.Proc
 	site       site
 	metricsURL string
 	cookies    []string  // one session cookie per user
@@ -68,14 +68,14 @@ func startStorm(ctx context.Context, bin, dir, upstream string, ports []int, opt
 	fmt.Fprintf(&b, "\t}\n}\nhttp://127.0.0.1:%d {\n\t%s\n\treverse_proxy %s\n}\n",
 		s.port, strings.ReplaceAll(s.handler, "\n", "\n\t"), upstream)
 	fmt.Fprintf(&b, "http://127.0.0.1:%d {\n\tmetrics\n}\n", metricsPort)
-	p, err := startCaddy("STORM", bin, dir, adminPort, b.String(), []site{s})
+	p, err := harness.StartCaddy("STORM", bin, dir, b.String(), s.url())
 	if err != nil {
 		return nil, err
 	}
 	st := &storm{caddy: p, site: s, metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)}
 	if err := st.signIn(ctx, fmt.Sprintf("http://127.0.0.1:%d", devPort)); err != nil {
-		p.stop()
-		return nil, fmt.Errorf("signing the storm's users in: %w\n%s", err, p.tail())
+		p.Stop()
+		return nil, fmt.Errorf("signing the storm's users in: %w\n%s", err, p.Tail())
 	}
 	return st, nil
 }
@@ -93,11 +93,11 @@ func (st *storm) signIn(ctx context.Context, devURL string) error {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				b := newBrowser(transport)
+				b := harness.NewBrowser(transport)
 				who := url.Values{"name": {fmt.Sprintf("Storm %03d", i)},
 					"email": {fmt.Sprintf("storm%03d@loadrun.example", i)}, "email_verified": {"on"}}
-				if errs[i] = b.signIn(ctx, st.site.url(), devURL, who); errs[i] == nil {
-					st.cookies[i], errs[i] = b.cookieHeader(st.site.url())
+				if errs[i] = b.SignInDev(ctx, st.site.url(), devURL, who); errs[i] == nil {
+					st.cookies[i], errs[i] = b.CookieHeader(st.site.url())
 				}
 			}
 		}()
@@ -203,21 +203,12 @@ func (st *storm) run(ctx context.Context, upstream string) (stormResult, error) 
 // refreshes reads STORM's count of successful dev-provider refreshes from
 // its metrics endpoint.
 func (st *storm) refreshes() (int64, error) {
-	resp, err := http.Get(st.metricsURL)
+	m, err := harness.Scrape(st.metricsURL)
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(refreshMetric) + ` (\S+)$`).FindSubmatch(body)
-	if m == nil {
-		return 0, nil // no refresh yet: the series does not exist
-	}
-	v, err := strconv.ParseFloat(string(m[1]), 64)
-	return int64(v), err
+	v, _ := m.Value(refreshMetric) // no refresh yet: the series does not exist
+	return int64(v), nil
 }
 
 // printStorm prints the storm's table: medians over the runs.
