@@ -22,6 +22,7 @@ const (
 	kindSignIn    = "sign-in (whole flow)"
 	kindPass      = "pass-through"
 	kindToken     = "forward_token"
+	kindExpired   = "forward_token after an idle pause (token expired)"
 	kindAccount   = "account page"
 	kindSignOut   = "sign-out"
 	kindAPIUsers  = "API: list users"
@@ -51,13 +52,19 @@ type client struct {
 	userID string // the gateway's user id, once seen
 	in     bool   // signed in
 	tr     http.RoundTripper
+	// idle clients sometimes step away for longer than a token lives, and
+	// come back to a forward_token route: its refresh cannot fall back on
+	// a still-valid token.
+	idle, back bool
 }
 
 var csrfField = regexp.MustCompile(`name="csrf_token" value="([^"]*)"`)
 
 // runClients runs n clients spread over the gateways until ctx ends, each
-// pausing up to think between requests, and returns every result.
-func runClients(ctx context.Context, gws []*gateway, issuer string, n int, think time.Duration) []result {
+// pausing up to think between requests, and returns every result. Every
+// third client is idle: after a request, one time in ten, it pauses longer
+// than an access token lives (tokenLifetime).
+func runClients(ctx context.Context, gws []*gateway, issuer string, n int, think, tokenLifetime time.Duration) []result {
 	var (
 		mu  sync.Mutex
 		out []result
@@ -66,7 +73,7 @@ func runClients(ctx context.Context, gws []*gateway, issuer string, n int, think
 	tr := &http.Transport{MaxIdleConnsPerHost: n, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	for i := range n {
-		c := &client{hint: fmt.Sprintf("soak-%02d", i), gw: gws[i%len(gws)], issuer: issuer, tr: tr}
+		c := &client{hint: fmt.Sprintf("soak-%02d", i), gw: gws[i%len(gws)], issuer: issuer, tr: tr, idle: i%3 == 2}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -78,9 +85,13 @@ func runClients(ctx context.Context, gws []*gateway, issuer string, n int, think
 				mu.Lock()
 				out = append(out, r)
 				mu.Unlock()
+				pause := time.Duration(rand.Int64N(int64(think)))
+				if c.idle && c.in && rand.IntN(10) == 0 {
+					pause, c.back = tokenLifetime+time.Second+time.Duration(rand.Int64N(int64(3*time.Second))), true
+				}
 				select {
 				case <-ctx.Done():
-				case <-time.After(time.Duration(rand.Int64N(int64(think)))):
+				case <-time.After(pause):
 				}
 			}
 		}()
@@ -96,6 +107,13 @@ func (c *client) step(ctx context.Context) result {
 	if !c.in {
 		r.kind = kindSignIn
 		r.status, r.problem = c.signIn(ctx)
+		r.end = time.Now()
+		return r
+	}
+	if c.back {
+		c.back = false
+		r.kind = kindExpired
+		r.status, r.problem = c.proxied(ctx, tokenPath+"data", true)
 		r.end = time.Now()
 		return r
 	}

@@ -152,9 +152,14 @@ func load(g *gateway, config string) error {
 }
 
 // storageCheck runs `socialgate storage-check` against g through its admin
-// API and returns its output and exit code.
+// API and returns its output and exit code; storageDir is the Badger
+// directory, "" for PostgreSQL.
 func storageCheck(bin string, g *gateway, storageDir string) (string, int) {
-	cmd := exec.Command(bin, "storage-check", "--admin", g.admin(), "--storage", storageDir)
+	args := []string{"storage-check", "--admin", g.admin()}
+	if storageDir != "" {
+		args = append(args, "--storage", storageDir)
+	}
+	cmd := exec.Command(bin, args...)
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {

@@ -17,7 +17,9 @@
 // over the gateways, sign in through the provider and then, pausing up to
 // -think between requests, load pages, `forward_token` routes (which refresh
 // their short-lived tokens), the account page and the backend API, and
-// sometimes sign out and in again. Every -reload each gateway loads the
+// sometimes sign out and in again; every third person now and then steps
+// away for longer than a token lives and comes back to a `forward_token`
+// route, whose refresh then has no still-valid token to fall back on. Every -reload each gateway loads the
 // other of two valid configs (they differ in the slow receiver's webhook
 // secret and a response header) through the admin API; every -sample each
 // gateway's RSS, Go heap and goroutines are read.
@@ -79,7 +81,7 @@ func main() {
 	flag.DurationVar(&cfg.skew, "skew", 4*time.Second, "the gateways' token_refresh_skew")
 	flag.DurationVar(&cfg.faultWindow, "fault-window", 20*time.Second, "how long before a failed request an injected fault still explains it (the refresh timeout, or any backoff)")
 	flag.IntVar(&cfg.pgGateways, "pg-gateways", 2, "gateways on the one PostgreSQL database")
-	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (configs, logs, stores)")
+	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (configs, logs, stores, and each gateway's goroutines.txt taken at the end of the load)")
 	flag.Parse()
 	switch *store {
 	case "both":
@@ -192,7 +194,7 @@ func soak(ctx context.Context, cfg config, store, bin, opBin, dir, upstream stri
 	reloaded := make(chan []reload, 1)
 	go func() { reloaded <- reloads(loadCtx, gws, cfg.reload) }()
 	mid := midLoad(loadCtx, cfg.duration)
-	rep.results = runClients(loadCtx, gws, issuer, cfg.clients, cfg.think)
+	rep.results = runClients(loadCtx, gws, issuer, cfg.clients, cfg.think, cfg.tokenLifetime)
 	rep.loadMid = <-mid
 	rep.elapsed = time.Since(start)
 	rep.samples, rep.reloads = <-samples, <-reloaded
@@ -212,10 +214,18 @@ func soak(ctx context.Context, cfg config, store, bin, opBin, dir, upstream stri
 		if err == nil {
 			rep.refreshes = append(rep.refreshes, refreshCounts(g.name, m)...)
 		}
+		// For a look at what runs at the end (-keep): who holds goroutines.
+		if prof, err := harness.Scrape("http://" + g.admin() + "/debug/pprof/goroutine?debug=1"); err == nil {
+			os.WriteFile(filepath.Join(g.dir, "goroutines.txt"), prof, 0o600)
+		}
 	}
 	// storage-check through the first gateway's admin API while it serves,
 	// and on Badger once more offline after it stopped.
-	rep.checks = append(rep.checks, checkRun("online", bin, gws[0], filepath.Join(gws[0].dir, "socialgate")))
+	badgerDir := filepath.Join(gws[0].dir, "socialgate")
+	if store == "postgres" {
+		badgerDir = ""
+	}
+	rep.checks = append(rep.checks, checkRun("online", bin, gws[0], badgerDir))
 	if store == "badger" {
 		gws[0].proc.Stop()
 		rep.checks = append(rep.checks, checkRun("offline", bin, nil, filepath.Join(gws[0].dir, "socialgate")))
