@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +43,10 @@ type result struct {
 	start, end time.Time
 	status     int    // the answer that decided the outcome; 0: none
 	problem    string // empty when it went as it should
+	// tokenAge is, for the requests that need the provider token, how long
+	// before this request the client first received its current token;
+	// -1 for the others and before the first.
+	tokenAge time.Duration
 }
 
 // client is one person with one browser, on one gateway.
@@ -56,6 +62,13 @@ type client struct {
 	// come back to a forward_token route: its refresh cannot fall back on
 	// a still-valid token.
 	idle, back bool
+	// token is a digest of the provider token the client last received
+	// ("" before the first after a sign-in); tokenSince is a time it
+	// cannot have been issued much before: the sign-in's start, or the
+	// start of the last request that still brought the token before it;
+	// lastSeen is the start of the last request that brought it.
+	token                string
+	tokenSince, lastSeen time.Time
 }
 
 var csrfField = regexp.MustCompile(`name="csrf_token" value="([^"]*)"`)
@@ -103,10 +116,16 @@ func runClients(ctx context.Context, gws []*gateway, issuer string, n int, think
 // step makes the client's next request: a sign-in when signed out, else one
 // of the signed-in kinds (weights in the switch).
 func (c *client) step(ctx context.Context) result {
-	r := result{user: c.hint, gateway: c.gw.name, start: time.Now()}
+	r := result{user: c.hint, gateway: c.gw.name, start: time.Now(), tokenAge: -1}
+	if !c.tokenSince.IsZero() {
+		r.tokenAge = r.start.Sub(c.tokenSince)
+	}
 	if !c.in {
-		r.kind = kindSignIn
+		r.kind, r.tokenAge = kindSignIn, -1
 		r.status, r.problem = c.signIn(ctx)
+		if c.in {
+			c.token, c.tokenSince, c.lastSeen = "", r.start, r.start
+		}
 		r.end = time.Now()
 		return r
 	}
@@ -117,24 +136,25 @@ func (c *client) step(ctx context.Context) result {
 		r.end = time.Now()
 		return r
 	}
+
 	switch n := rand.IntN(100); {
 	case n < 40:
-		r.kind = kindPass
+		r.kind, r.tokenAge = kindPass, -1
 		r.status, r.problem = c.proxied(ctx, "/page", false)
 	case n < 70:
 		r.kind = kindToken
 		r.status, r.problem = c.proxied(ctx, tokenPath+"data", true)
 	case n < 80:
-		r.kind = kindAccount
+		r.kind, r.tokenAge = kindAccount, -1
 		r.status, r.problem = c.page(ctx, "/_auth/account")
 	case n < 88:
-		r.kind = kindAPIUsers
+		r.kind, r.tokenAge = kindAPIUsers, -1
 		r.status, r.problem = c.api(ctx, "/users?limit=5")
 	case n < 99 && c.userID != "":
 		r.kind = kindAPIToken
 		r.status, r.problem = c.api(ctx, "/users/"+url.PathEscape(c.userID)+"/oauth_access_tokens/corp")
 	default:
-		r.kind = kindSignOut
+		r.kind, r.tokenAge = kindSignOut, -1
 		r.status, r.problem = c.signOut(ctx)
 	}
 	r.end = time.Now()
@@ -168,6 +188,7 @@ func (c *client) signIn(ctx context.Context) (int, string) {
 // proxied gets a protected path, which must reach the upstream with the
 // user's identity (and the provider token where wantToken).
 func (c *client) proxied(ctx context.Context, path string, wantToken bool) (int, string) {
+	start := time.Now()
 	resp, body, err := c.b.Do(ctx, http.MethodGet, strings.TrimSuffix(c.gw.site(), "/")+path, nil)
 	if err != nil {
 		return 0, err.Error()
@@ -183,7 +204,19 @@ func (c *client) proxied(ctx context.Context, path string, wantToken bool) (int,
 		return resp.StatusCode, "the upstream saw no X-Auth-Token-Corp"
 	}
 	c.userID = resp.Header.Get(seenUserHead)
+	if wantToken {
+		c.received(resp.Header.Get(seenTokenHead), start)
+	}
 	return resp.StatusCode, ""
+}
+
+// received notes the provider token a request that started at start
+// brought (its digest).
+func (c *client) received(token string, start time.Time) {
+	if token != c.token && c.token != "" {
+		c.tokenSince = c.lastSeen
+	}
+	c.token, c.lastSeen = token, start
 }
 
 // page gets one of the gateway's own pages, which must answer 200.
@@ -200,6 +233,7 @@ func (c *client) page(ctx context.Context, path string) (int, string) {
 
 // api calls the backend API with the API key; it must answer 200 JSON.
 func (c *client) api(ctx context.Context, path string) (int, string) {
+	start := time.Now()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.gw.site(), "/")+"/_auth/api/v1"+path, nil)
 	req.Header.Set("Authorization", "Bearer "+apiKey)
 	resp, err := (&http.Client{Transport: c.tr, Timeout: 30 * time.Second}).Do(req)
@@ -218,10 +252,25 @@ func (c *client) api(ctx context.Context, path string) (int, string) {
 		}
 		return resp.StatusCode, fmt.Sprintf("status %d", resp.StatusCode)
 	}
-	if !json.Valid(body) {
+	var tokens []struct {
+		Token string `json:"token"`
+	}
+	switch {
+	case !json.Valid(body):
 		return resp.StatusCode, "200 without JSON"
+	case strings.HasSuffix(path, "/oauth_access_tokens/corp"):
+		if json.Unmarshal(body, &tokens) != nil || len(tokens) != 1 || tokens[0].Token == "" {
+			return resp.StatusCode, "200 without the one token"
+		}
+		c.received(digest(tokens[0].Token), start)
 	}
 	return resp.StatusCode, ""
+}
+
+// digest names a token without keeping it.
+func digest(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:8])
 }
 
 // signOut confirms the sign-out page's form; the client is signed out after
@@ -252,8 +301,8 @@ func (c *client) signOut(ctx context.Context) (int, string) {
 func upstreamHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(seenUserHead, r.Header.Get("X-Auth-User-Id"))
-		if r.Header.Get("X-Auth-Token-Corp") != "" {
-			w.Header().Set(seenTokenHead, "yes")
+		if token := r.Header.Get("X-Auth-Token-Corp"); token != "" {
+			w.Header().Set(seenTokenHead, digest(token))
 		}
 		if strings.Contains(r.Header.Get("Cookie"), "socialgate_") {
 			http.Error(w, "the gateway's cookie reached the upstream", http.StatusTeapot)

@@ -142,7 +142,7 @@ func run(ctx context.Context, cfg config) (bool, error) {
 		if err != nil {
 			return false, fmt.Errorf("%s: %w", st, err)
 		}
-		rep.print(cfg)
+		rep.print()
 		healthy = healthy && rep.healthy()
 	}
 	return healthy, nil
@@ -153,7 +153,7 @@ func soak(ctx context.Context, cfg config, store, bin, opBin, dir, upstream stri
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	rep := &report{store: store, version: harness.CaddyVersion(bin), loadBefore: harness.LoadAverage()}
+	rep := &report{cfg: cfg, store: store, version: harness.CaddyVersion(bin), loadBefore: harness.LoadAverage()}
 	op, issuer, control, err := startOP(cfg, opBin, dir)
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 
 // report is one store's soak.
 type report struct {
+	cfg                            config
 	store, version                 string
 	loadBefore, loadMid, loadAfter string
 	elapsed, drainTook             time.Duration
@@ -55,18 +56,23 @@ func checkRun(how, bin string, g *gateway, storageDir string) check {
 var unavailable = map[int]bool{502: true, 503: true, 504: true}
 
 // explain finds the injected fault that explains a failed request: one on
-// the same person's token call, during the request or at most window
+// the same person's token call, during the request or at most -fault-window
 // before it, with an answer that says the provider is unavailable. A sign-in
-// is explained only by a fault on its own code exchange.
-func (rep *report) explain(r result, window time.Duration) (injection, bool) {
-	if !unavailable[r.status] {
+// is explained only by a fault on its own code exchange. A token request
+// refused while the person's token was surely still valid (first received
+// less than its lifetime minus freshMargin ago) is never explained: the
+// gateway must serve a still-valid token whatever the provider does.
+func (rep *report) explain(r result) (injection, bool) {
+	if !unavailable[r.status] || (r.tokenAge >= 0 && r.tokenAge < rep.cfg.tokenLifetime-freshMargin) {
 		return injection{}, false
 	}
-	from := r.start.Add(-window)
+	from := r.start.Add(-rep.cfg.faultWindow)
 	if r.kind == kindSignIn {
 		from = r.start
 	}
-	for _, in := range rep.injected {
+	// The latest one: the fault that the answer is about.
+	for i := len(rep.injected) - 1; i >= 0; i-- {
+		in := rep.injected[i]
 		if in.Subject != r.user || in.At.Before(from) || in.At.After(r.end) {
 			continue
 		}
@@ -76,6 +82,11 @@ func (rep *report) explain(r result, window time.Duration) (injection, bool) {
 	}
 	return injection{}, false
 }
+
+// freshMargin bounds how long before a client first received a token it
+// may have been issued: the refresh that made it began at or after an
+// earlier request of the same client, which waits at most a few seconds.
+const freshMargin = 5 * time.Second
 
 // tally is one row of the requests table.
 type tally struct {
@@ -133,7 +144,7 @@ func (rep *report) unexplainedCount() int {
 	n := 0
 	for _, r := range rep.results {
 		if r.problem != "" {
-			if _, ok := rep.explain(r, window); !ok {
+			if _, ok := rep.explain(r); !ok {
 				n++
 			}
 		}
@@ -141,11 +152,8 @@ func (rep *report) unexplainedCount() int {
 	return n
 }
 
-// window is -fault-window, set by print's caller through the config.
-var window = 20 * time.Second
-
-func (rep *report) print(cfg config) {
-	window = cfg.faultWindow
+func (rep *report) print() {
+	cfg := rep.cfg
 	fmt.Printf("\n## Soak: %s store\n\n", rep.store)
 	gws := len(rep.samples)
 	fmt.Printf("- %s of load, %d clients over %d gateway(s), think ≤ %s; reload every %s; binary %s\n", rep.elapsed.Round(time.Second), cfg.clients, gws, cfg.think, cfg.reload, rep.version)
@@ -181,7 +189,7 @@ func (rep *report) printRequests() {
 		}
 		t.total++
 		t.lat = append(t.lat, r.end.Sub(r.start))
-		switch _, ok := rep.explain(r, window); {
+		switch _, ok := rep.explain(r); {
 		case r.problem == "":
 			t.ok++
 		case ok:
@@ -219,7 +227,7 @@ func (rep *report) printFailures() {
 			}
 			return "N"
 		})}
-		if in, ok := rep.explain(r, window); ok {
+		if in, ok := rep.explain(r); ok {
 			k.by = "explained: " + in.Fault + " on " + in.Grant
 		} else {
 			k.by = "**unexplained**"
@@ -256,9 +264,13 @@ func (rep *report) printFailures() {
 				near = append(near, fmt.Sprintf("%s on %s at %+.1fs", in.Fault, in.Grant, in.At.Sub(r.start).Seconds()))
 			}
 		}
-		fmt.Printf("- unexplained: %s by %s on %s at %s (took %s): %s; faults on %s's token calls in the minute before: %s\n",
+		age := ""
+		if r.tokenAge >= 0 {
+			age = fmt.Sprintf(" (its token first received %s before)", r.tokenAge.Round(time.Millisecond))
+		}
+		fmt.Printf("- unexplained: %s by %s on %s at %s (took %s)%s: %s; faults on %s's token calls in the minute before: %s\n",
 			r.kind, r.user, r.gateway, r.start.Sub(start).Round(time.Millisecond), r.end.Sub(r.start).Round(time.Millisecond),
-			r.problem, r.user, cmp.Or(strings.Join(near, ", "), "none"))
+			age, r.problem, r.user, cmp.Or(strings.Join(near, ", "), "none"))
 	}
 	if len(unexplained) > 0 {
 		fmt.Println()
