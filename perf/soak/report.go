@@ -55,15 +55,22 @@ func checkRun(how, bin string, g *gateway, storageDir string) check {
 // what a refresh or a code exchange that met a fault should turn into.
 var unavailable = map[int]bool{502: true, 503: true, 504: true}
 
+// needsProvider are the kinds of request whose answer depends on the
+// provider's token endpoint: a fault there may fail them, and nothing else.
+var needsProvider = map[string]bool{kindSignIn: true, kindToken: true, kindExpired: true, kindAPIToken: true}
+
 // explain finds the injected fault that explains a failed request: one on
 // the same person's token call, during the request or at most -fault-window
-// before it, with an answer that says the provider is unavailable. A sign-in
-// is explained only by a fault on its own code exchange. A token request
-// refused while the person's token was surely still valid (first received
-// less than its lifetime minus freshMargin ago) is never explained: the
-// gateway must serve a still-valid token whatever the provider does.
+// before it, with an answer that says the provider is unavailable. Only the
+// requests that need the provider can be explained so: a sign-in, by a fault
+// on its own code exchange; a request for the provider token, by a fault on
+// a refresh. A token request refused while the person's token was surely
+// still valid (first received less than its lifetime minus freshMargin ago)
+// is never explained: the gateway must serve a still-valid token whatever
+// the provider does.
 func (rep *report) explain(r result) (injection, bool) {
-	if !unavailable[r.status] || (r.tokenAge >= 0 && r.tokenAge < rep.cfg.tokenLifetime-freshMargin) {
+	if !needsProvider[r.kind] || !unavailable[r.status] ||
+		(r.tokenAge >= 0 && r.tokenAge < rep.cfg.tokenLifetime-freshMargin) {
 		return injection{}, false
 	}
 	from := r.start.Add(-rep.cfg.faultWindow)
