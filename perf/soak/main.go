@@ -1,7 +1,8 @@
 // Command soak runs the gateway for a long while under a steady mix of
-// work and faults, and reports whether it stays healthy: memory and
-// goroutines flat, every failed request explained by an injected fault,
-// every webhook event delivered to every receiver, the store consistent.
+// work and faults, and reports whether it stays healthy: memory,
+// goroutines and file descriptors flat, every failed request explained by
+// an injected fault, every webhook event delivered to every receiver, the
+// store consistent.
 //
 //	go run ./perf/soak                                  # both stores, 10 minutes each
 //	go run ./perf/soak -store badger -duration 2m       # a quick look
@@ -10,29 +11,31 @@
 // On each store (one after the other) it builds the binary and runs, on
 // loopback: the test OP (caddymodule/internal/testop, as a process) as
 // provider `corp`, whose access tokens live -token-lifetime and whose token
-// endpoint fails -fault-rate of its calls (500, an HTML page, or a 3 s
-// hang); an upstream; two webhook receivers, one fast and one that is slow
-// one time in five; and the gateways: one on Badger, two on one PostgreSQL
-// database (a private server, as the tests start). -clients people, spread
-// over the gateways, sign in through the provider and then, pausing up to
-// -think between requests, load pages, `forward_token` routes (which refresh
-// their short-lived tokens), the account page and the backend API, and
-// sometimes sign out and in again; every third person now and then steps
-// away for longer than a token lives and comes back to a `forward_token`
-// route, whose refresh then has no still-valid token to fall back on. Every -reload each gateway loads the
+// endpoint fails -fault-rate of its calls (500, an HTML page, an answer 3 s
+// late, or none at all until the gateway gives up); an upstream; two webhook
+// receivers, one fast and one that is slow one time in five; and the
+// gateways: one on Badger, two on one PostgreSQL database (a private server,
+// as the tests start). -clients people, spread over the gateways, sign in
+// through the provider and then, pausing up to -think between requests, load
+// pages, `forward_token` routes (which refresh their short-lived tokens),
+// the account page and the backend API, and sometimes sign out and in again;
+// every third person now and then steps away for longer than a token lives
+// and comes back to a `forward_token` route, whose refresh then has no
+// still-valid token to fall back on. Every -reload each gateway loads the
 // other of two valid configs (they differ in the slow receiver's webhook
 // secret and a response header) through the admin API; every -sample each
-// gateway's RSS, Go heap and goroutines are read.
+// gateway's RSS, Go heap, goroutines and open file descriptors are read.
 //
 // After -duration the clients stop, the webhook deliveries are given up to
 // -drain to catch up, `socialgate storage-check` runs on the store, and the
 // report prints: requests by kind and outcome, each failure explained (an
-// injected fault hit that person's token call within -fault-window before
-// or during it, and the answer says the provider is unavailable) or not,
-// the memory and goroutine trends, the webhook counts and lag, the reloads
-// and the load average. The exit code is 1 when something is wrong:
-// an unexplained failure, a growing trend, a missing event, a failed reload
-// or an unclean store.
+// injected fault hit that person's token call within -fault-window before or
+// during it, the request needed the provider, and the answer says the
+// provider is unavailable; never a token refused while it was surely still
+// valid) or not, the memory, goroutine and file descriptor trends, the
+// webhook counts and lag, the reloads and the load average. The exit code is
+// 1 when something is wrong: an unexplained failure, a growing trend, a
+// missing event, a failed reload or an unclean store.
 package main
 
 import (
@@ -76,7 +79,7 @@ func main() {
 	flag.DurationVar(&cfg.reload, "reload", 30*time.Second, "how often each gateway reloads the other config")
 	flag.DurationVar(&cfg.sample, "sample", 10*time.Second, "how often each gateway's memory and goroutines are read")
 	flag.Float64Var(&cfg.faultRate, "fault-rate", 0.05, "share of the provider's token-endpoint calls that fail")
-	flag.StringVar(&cfg.faults, "faults", "server_error,html,slow", "what a failing token call does: server_error (500), html (200 with a page), slow (3 s, then the answer), invalid_grant, huge")
+	flag.StringVar(&cfg.faults, "faults", "server_error,html,slow,hang", "what a failing token call does: server_error (500), html (200 with a page), slow (3 s, then the answer), hang (no answer until the gateway gives up), invalid_grant, huge")
 	flag.DurationVar(&cfg.tokenLifetime, "token-lifetime", 15*time.Second, "how long the provider's access tokens live")
 	flag.DurationVar(&cfg.skew, "skew", 4*time.Second, "the gateways' token_refresh_skew")
 	flag.DurationVar(&cfg.faultWindow, "fault-window", 20*time.Second, "how long before a failed request an injected fault still explains it (the refresh timeout, or any backoff)")

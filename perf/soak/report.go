@@ -133,6 +133,9 @@ func (rep *report) problems() []string {
 		if g := trendOf(s, func(s sample) float64 { return s.goroutines }); growing(g, 0.05, 20) {
 			out = append(out, fmt.Sprintf("%s: goroutines grow (%.0f → %.0f, %+.1f/min in the second half)", name, g.first, g.last, g.slope))
 		}
+		if f := trendOf(s, func(s sample) float64 { return s.fds }); growing(f, 0.05, 10) {
+			out = append(out, fmt.Sprintf("%s: file descriptors grow (%.0f → %.0f, %+.1f/min in the second half)", name, f.first, f.last, f.slope))
+		}
 		if h := trendOf(s, func(s sample) float64 { return s.rss }); growing(h, 0.10, 8<<20) {
 			out = append(out, fmt.Sprintf("%s: RSS grows (%s → %s, %+.2f MiB/min in the second half)", name, mib(h.first), mib(h.last), h.slope/(1<<20)))
 		}
@@ -179,7 +182,7 @@ func (rep *report) print() {
 			fmt.Printf("- %s\n", l)
 		}
 	} else {
-		fmt.Printf("**Healthy:** every failure explained, memory and goroutines flat, webhooks complete, store consistent.\n")
+		fmt.Printf("**Healthy:** every failure explained, memory, goroutines and file descriptors flat, webhooks complete, store consistent.\n")
 	}
 	fmt.Println()
 }
@@ -285,15 +288,17 @@ func (rep *report) printFailures() {
 }
 
 func (rep *report) printTrends() {
-	fmt.Println("| gateway | samples | RSS first → last | RSS slope (2nd half) | heap first → last | heap slope | goroutines first → last | goroutine slope |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| gateway | samples | RSS first → last | RSS slope (2nd half) | heap first → last | heap slope | goroutines first → last | goroutine slope | fds first → last | fd slope |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, name := range slices.Sorted(maps.Keys(rep.samples)) {
 		s := rep.samples[name]
 		rss := trendOf(s, func(s sample) float64 { return s.rss })
 		heap := trendOf(s, func(s sample) float64 { return s.heap })
 		g := trendOf(s, func(s sample) float64 { return s.goroutines })
-		fmt.Printf("| %s | %d | %s → %s | %+.2f MiB/min | %s → %s | %+.2f MiB/min | %.0f → %.0f | %+.1f/min |\n", name, len(s),
-			mib(rss.first), mib(rss.last), rss.slope/(1<<20), mib(heap.first), mib(heap.last), heap.slope/(1<<20), g.first, g.last, g.slope)
+		fds := trendOf(s, func(s sample) float64 { return s.fds })
+		fmt.Printf("| %s | %d | %s → %s | %+.2f MiB/min | %s → %s | %+.2f MiB/min | %.0f → %.0f | %+.1f/min | %.0f → %.0f | %+.1f/min |\n", name, len(s),
+			mib(rss.first), mib(rss.last), rss.slope/(1<<20), mib(heap.first), mib(heap.last), heap.slope/(1<<20), g.first, g.last, g.slope,
+			fds.first, fds.last, fds.slope)
 	}
 	fmt.Println()
 }

@@ -14,10 +14,11 @@ type sample struct {
 	rss        float64       // bytes, from /proc
 	heap       float64       // Go heap in use, bytes (go_memstats_heap_alloc_bytes)
 	goroutines float64       // go_goroutines
+	fds        float64       // open file descriptors (process_open_fds)
 }
 
-// sampleEvery reads every gateway's RSS, Go heap and goroutines (Caddy's
-// admin /metrics) every interval until ctx ends.
+// sampleEvery reads every gateway's RSS, Go heap, goroutines and open file
+// descriptors (Caddy's admin /metrics) every interval until ctx ends.
 func sampleEvery(ctx context.Context, gws []*gateway, interval time.Duration, start time.Time) map[string][]sample {
 	out := map[string][]sample{}
 	tick := time.NewTicker(interval)
@@ -31,6 +32,7 @@ func sampleEvery(ctx context.Context, gws []*gateway, interval time.Duration, st
 			s := sample{at: time.Since(start), rss: float64(g.proc.RSS())}
 			s.heap, _ = m.Value("go_memstats_heap_alloc_bytes")
 			s.goroutines, _ = m.Value("go_goroutines")
+			s.fds, _ = m.Value("process_open_fds")
 			out[g.name] = append(out[g.name], s)
 		}
 		select {
