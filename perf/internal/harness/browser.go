@@ -28,10 +28,16 @@ type Browser struct {
 	jar http.CookieJar
 }
 
+// browserTimeout outlasts the gateway's longest wait on a provider (its
+// provider client's 10 s timeout, and on PostgreSQL up to 10 s more for an
+// account's lock), so that a provider that hangs shows as the gateway's
+// answer rather than as a browser that gave up first.
+const browserTimeout = 30 * time.Second
+
 // NewBrowser is a browser with an empty cookie jar over t.
 func NewBrowser(t http.RoundTripper) *Browser {
 	jar, _ := cookiejar.New(nil)
-	return &Browser{jar: jar, c: &http.Client{Transport: t, Jar: jar, Timeout: 10 * time.Second,
+	return &Browser{jar: jar, c: &http.Client{Transport: t, Jar: jar, Timeout: browserTimeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
