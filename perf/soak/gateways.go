@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -149,23 +148,4 @@ func load(g *gateway, config string) error {
 		return fmt.Errorf("POST /load: status %d", resp.StatusCode)
 	}
 	return nil
-}
-
-// storageCheck runs `socialgate storage-check` against g through its admin
-// API and returns its output and exit code; storageDir is the Badger
-// directory, "" for PostgreSQL.
-func storageCheck(bin string, g *gateway, storageDir string) (string, int) {
-	args := []string{"storage-check", "--admin", g.admin()}
-	if storageDir != "" {
-		args = append(args, "--storage", storageDir)
-	}
-	cmd := exec.Command(bin, args...)
-	out, err := cmd.CombinedOutput()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		return err.Error(), -1
-	}
-	return strings.TrimSpace(string(out)), code
 }

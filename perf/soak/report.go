@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"maps"
 	"os/exec"
@@ -36,19 +37,32 @@ type check struct {
 	code   int
 }
 
+// checkRun runs `socialgate storage-check` on the store: through g's admin
+// API while it serves, or offline on the Badger directory when g is nil
+// (storageDir names the Badger directory, "" for PostgreSQL). The output is
+// the verdict on standard output, and on a failure what standard error said.
 func checkRun(how, bin string, g *gateway, storageDir string) check {
+	args := []string{"storage-check"}
 	if g != nil {
-		out, code := storageCheck(bin, g, storageDir)
-		return check{how: how, output: out, code: code}
+		args = append(args, "--admin", g.admin())
 	}
-	out, err := exec.Command(bin, "storage-check", "--storage", storageDir).CombinedOutput()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		code = -1
+	if storageDir != "" {
+		args = append(args, "--storage", storageDir)
 	}
-	return check{how: how, output: strings.TrimSpace(string(out)), code: code}
+	cmd := exec.Command(bin, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	c := check{how: how, output: strings.TrimSpace(string(out))}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		c.code = exit.ExitCode()
+		c.output = strings.TrimSpace(c.output + "\n" + stderr.String())
+	case err != nil:
+		c.code, c.output = -1, err.Error()
+	}
+	return c
 }
 
 // unavailable are the answers that say the provider cannot be reached now:
