@@ -135,6 +135,9 @@ func (a *API) getJWKS(w http.ResponseWriter, r *http.Request) {
 
 // POST /sessions/{id}/revoke
 func (a *API) revokeSession(w http.ResponseWriter, r *http.Request) {
+	if !readJSON(w, r, &struct{}{}) {
+		return
+	}
 	s, err := a.ops.RevokeSession(r.Context(), r.PathValue("id"))
 	if err != nil {
 		a.fail(w, r, err)

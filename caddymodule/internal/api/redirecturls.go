@@ -1,9 +1,8 @@
 package api
 
 import (
-	"encoding/json"
+	"mime"
 	"net/http"
-	"strings"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
@@ -43,19 +42,18 @@ func (a *API) listRedirectURLs(w http.ResponseWriter, r *http.Request) {
 	writeList(w, paginated, items, total)
 }
 
-// POST /redirect_urls {"url": "myapp://oauth-callback"}: invalid URLs are
-// refused with the reason; an existing URL answers its record.
+// POST /redirect_urls {"url": "myapp://oauth-callback"}, as JSON or as a
+// form: invalid URLs are refused with the reason; an existing URL answers
+// its record.
 func (a *API) createRedirectURL(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		URL string `json:"url"`
 	}
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-			writeError(w, http.StatusBadRequest, "invalid_request_body", "The body is not valid JSON.")
-			return
-		}
-	} else {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		in.URL = r.PostFormValue("url")
+	} else if !readJSON(w, r, &in) {
+		return
 	}
 	ru, err := a.ops.CreateRedirectURL(r.Context(), in.URL)
 	if err != nil {

@@ -80,10 +80,11 @@ func errCode(out map[string]any) string {
 	return errs[0].(map[string]any)["code"].(string)
 }
 
-// Every body the user routes read is one JSON object sent as JSON, with
-// parameters socialgate knows; anything else is a Clerk-shaped 4xx that
-// says what is wrong, and changes nothing.
-func TestUserRoutes_RefuseBadBodiesAndChangeNothing(t *testing.T) {
+// Every body a route reads is one JSON object sent as JSON, with
+// parameters socialgate knows (POST /redirect_urls takes a form too);
+// anything else is a Clerk-shaped 4xx that says what is wrong, and
+// changes nothing.
+func TestRoutes_RefuseBadBodiesAndChangeNothing(t *testing.T) {
 	u := newUserAPI(t)
 	ada := u.create(`{"email_address":["ada@example.com"],"username":"ada_l","first_name":"Ada"}`)
 	const js, text, form = "application/json", "text/plain", "application/x-www-form-urlencoded"
@@ -130,6 +131,12 @@ func TestUserRoutes_RefuseBadBodiesAndChangeNothing(t *testing.T) {
 		{"GET", "/sessions?user_id=" + ada + "&status=sleeping", "", "", 422, "form_param_value_invalid"},
 		{"GET", "/sessions/sess_nobody", "", "", 404, "resource_not_found"},
 		{"POST", "/jwks", js, `{}`, 404, "resource_not_found"},
+		{"POST", "/sessions/sess_nobody/revoke", text, `revoke it`, 415, "unsupported_content_type"},
+		{"POST", "/redirect_urls", text, `{"url":"myapp://cb"}`, 415, "unsupported_content_type"},
+		{"POST", "/redirect_urls", js, `{"url":"myapp://` + strings.Repeat("x", 70<<10) + `"}`, 413, "request_body_too_large"},
+		{"POST", "/redirect_urls", js, `{"url":"myapp://cb","allow":"all"}`, 422, "form_param_unknown"},
+		{"POST", "/redirect_urls", form, `url=myapp%3A%2F%2F` + strings.Repeat("x", 70<<10), 422, "form_param_format_invalid"},
+		{"POST", "/redirect_urls", form, `url=myapp%3A%2F%2Fcb`, 200, ""},
 	} {
 		before, _ := u.call("GET", "/users/"+ada, "", "")
 		_, was := u.call("GET", "/users/"+ada, "", "")
@@ -149,6 +156,9 @@ func TestUserRoutes_RefuseBadBodiesAndChangeNothing(t *testing.T) {
 				t.Errorf("%s %s: a refused request changed the user:\n%v\n%v", tc.method, tc.path, was, now)
 			}
 		}
+	}
+	if _, out := u.call("GET", "/redirect_urls?paginated=true", "", ""); out["total_count"] != 1.0 {
+		t.Errorf("after refused creates and one accepted: %v, want 1 redirect URL", out)
 	}
 	if _, out := u.call("GET", "/users/count", "", ""); out["total_count"] != 2.0 || out["object"] != "total_count" {
 		t.Errorf("after one refused create and one accepted: %v, want 2 users", out)
