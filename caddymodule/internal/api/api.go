@@ -202,7 +202,7 @@ var paramCodes = map[ops.ParamKind]struct {
 	ops.ParamFormat:  {http.StatusUnprocessableEntity, "form_param_format_invalid"},
 	ops.ParamValue:   {http.StatusUnprocessableEntity, "form_param_value_invalid"},
 	ops.ParamTaken:   {http.StatusUnprocessableEntity, "form_identifier_exists"},
-	// Clerk's answer to a parameter an instance's settings do not enable.
+	// A parameter socialgate does not offer: Clerk's code for one it does not know.
 	ops.ParamUnsupported: {http.StatusUnprocessableEntity, "form_param_unknown"},
 }
 
