@@ -241,3 +241,55 @@ func TestSignIn_AStartPostedFromAnotherSiteKeepsTheBinding(t *testing.T) {
 		t.Errorf("the victim's own sign-in failed after a cross-site POST to start: status %d", final.StatusCode)
 	}
 }
+
+// Found by the second red team: four planted session cookies that verify but whose sessions
+// have ended hide the victim's live one. docs/security.md promises that
+// "session cookies that verify but whose session has ended are ignored" and
+// that planted values, "however many come before the gateway's own", never
+// hide it; session.maxSessionCookies stopped the scan after four verified ids,
+// dead or alive, so the fifth (the victim's) was never looked at. Plain HTTP
+// only (over HTTPS nobody else can set the __Host- cookie).
+func TestCookieTossing_PlantedCookiesOfEndedSessionsHideNoOne(t *testing.T) {
+	e, _ := tossEnv(t, false)
+	victim := newBrowser(t)
+	victim.signInDev(e, "/", ada)
+	v := victim.cookie(e.Base, plainSession)
+	victimID := whoIs(t, e, plainSession+"="+v)
+	if victimID == "" {
+		t.Fatal("the victim is not signed in")
+	}
+	// The attacker collects four cookies of sessions of their own and signs
+	// each out: four values that verify, of sessions that have ended.
+	var dead []string
+	for i := 0; i < 4; i++ {
+		a := newBrowser(t)
+		a.signInDev(e, "/", person("Mallory", "mallory@example.com", true))
+		dead = append(dead, a.cookie(e.Base, plainSession))
+		_, page := a.get(e.Base + "/_auth/sign-out")
+		a.post(e.Base+"/_auth/sign-out", url.Values{"csrf_token": {htmlUnescape(between(page, `name="csrf_token" value="`, `"`))}})
+		if whoIs(t, e, plainSession+"="+dead[i]) != "" {
+			t.Fatal("an attacker cookie is still live after its sign-out")
+		}
+	}
+	// One dead cookie in front of the victim's is ignored (as
+	// TestCookieTossing_AGarbageDuplicateLocksNoOneOut checks)…
+	if got := whoIs(t, e, plainSession+"="+dead[0]+"; "+plainSession+"="+v); got != victimID {
+		t.Fatalf("one dead cookie: taken for %q", got)
+	}
+	// …four are not.
+	cookie := plainSession + "=" + strings.Join(dead, "; "+plainSession+"=") + "; " + plainSession + "=" + v
+	if got := whoIs(t, e, cookie); got != victimID {
+		t.Errorf("four dead planted cookies before the victim's: taken for %q, want the victim %s", got, victimID)
+	}
+	// In a browser: tossed for nested paths under /app (a sibling subdomain
+	// or a plain-HTTP answer can), they come first and lock the victim out
+	// of /app; signing in again does not help.
+	for i, d := range dead {
+		p := "/app" + strings.Repeat("/x", i)
+		victim.c.Jar.SetCookies(mustURL(e.Base+p+"/"), []*http.Cookie{{Name: plainSession, Value: d, Path: p}})
+	}
+	resp, _ := victim.get(e.Base + "/app/x/x/x/page")
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("dead cookies tossed for /app lock the signed-in victim out: status %d (Location %q)", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}

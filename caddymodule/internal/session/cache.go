@@ -158,3 +158,33 @@ func (c *cache) forgetAll() {
 	clear(c.entries)
 	clear(c.byUser)
 }
+
+// endedSessions remembers the ids of sessions that have ended (the store
+// no longer has them, or this gateway deleted them): a session never comes
+// back, so a cookie of one needs no store read after the first. It is kept
+// whether or not sessions are cached, and bounded like the cache: past
+// maxCached ids it starts over.
+type endedSessions struct {
+	mu  sync.RWMutex
+	ids map[string]struct{}
+}
+
+func newEndedSessions() *endedSessions {
+	return &endedSessions{ids: map[string]struct{}{}}
+}
+
+func (e *endedSessions) has(id string) bool {
+	e.mu.RLock()
+	_, ok := e.ids[id]
+	e.mu.RUnlock()
+	return ok
+}
+
+func (e *endedSessions) add(id string) {
+	e.mu.Lock()
+	if len(e.ids) >= maxCached {
+		clear(e.ids)
+	}
+	e.ids[id] = struct{}{}
+	e.mu.Unlock()
+}

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -164,5 +166,102 @@ func TestStartAndEnd_EndEverySessionTheCookiesCarryAndClearBothNames(t *testing.
 		case c.Name == CookieName && c.MaxAge >= 0:
 			t.Errorf("a sign-in over HTTPS set the plain cookie: %s", c)
 		}
+	}
+}
+
+// countingStore counts session reads.
+type countingStore struct {
+	store.Store
+	reads atomic.Int64
+}
+
+func (c *countingStore) Session(ctx context.Context, id string) (*store.Session, error) {
+	c.reads.Add(1)
+	return c.Store.Session(ctx, id)
+}
+
+// TestLookup_PlantedCookiesOfEndedSessionsHideNoOne: found by the second
+// red team. Four planted cookies of ended sessions, before the victim's,
+// used up the four session cookies a request is resolved for, so the
+// victim's was never looked at: locked out for as long as the planted
+// cookies lived. Ended sessions are now remembered and skipped, each costs
+// one store read, and a request is never taken for a live session while
+// cookies remain that it did not resolve.
+func TestLookup_PlantedCookiesOfEndedSessionsHideNoOne(t *testing.T) {
+	for _, cached := range []bool{true, false} {
+		t.Run(map[bool]string{true: "session cache on", false: "session cache off"}[cached], func(t *testing.T) {
+			st, err := store.Open(store.Options{InMemory: true, Logger: fuzzQuietLogger{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			cs := &countingStore{Store: st}
+			m, err := NewManager(cs, [][]byte{bytes.Repeat([]byte("k"), 32)}, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cached {
+				m.WithCache(time.Minute)
+			}
+			ctx := context.Background()
+			cookie := func(sub string) (string, string) {
+				s, c := started(t, st, m, sub)
+				return CookieName + "=" + c.Value, s.ID
+			}
+			victim, victimID := cookie("victim")
+			attacker, attackerID := cookie("attacker")
+			// Sessions that ended where this gateway did not see it (another
+			// gateway, an expiry): their cookies still verify.
+			ghosts := func(n int) string {
+				var out []string
+				for i := range n {
+					c, id := cookie(fmt.Sprintf("ghost-%d", i))
+					if err := st.DeleteSession(ctx, id); err != nil {
+						t.Fatal(err)
+					}
+					out = append(out, c)
+				}
+				return strings.Join(out, "; ")
+			}
+			lookup := func(header string) (string, int64) {
+				r := httptest.NewRequest(http.MethodGet, "/", nil)
+				r.Header.Set("Cookie", header)
+				before := cs.reads.Load()
+				s, _, err := m.Lookup(r)
+				if err != nil {
+					return "", cs.reads.Load() - before
+				}
+				return s.ID, cs.reads.Load() - before
+			}
+
+			// Nine ghosts before the victim's cookie: at most
+			// maxSessionCookies store reads a request, the victim back
+			// within three requests, and the ghosts free from then on.
+			header := ghosts(9) + "; " + victim
+			var got string
+			for i := 0; got != victimID; i++ {
+				if i == 3 {
+					t.Fatalf("nine planted cookies of ended sessions still hide the victim's after %d requests", i)
+				}
+				var reads int64
+				got, reads = lookup(header)
+				if reads > maxSessionCookies {
+					t.Errorf("request %d cost %d session reads, want at most %d", i+1, reads, maxSessionCookies)
+				}
+			}
+			if got, reads := lookup(header); got != victimID || (cached && reads != 0) || reads > 1 {
+				t.Errorf("once known, the ghosts: taken for %q with %d store reads; want the victim, no read for them", got, reads)
+			}
+
+			// Ghosts, then a planted live cookie, then the victim's: never
+			// the attacker, whatever the ghosts hide.
+			header = ghosts(3) + "; " + attacker + "; " + victim
+			for i := range 3 {
+				if got, _ := lookup(header); got != "" {
+					t.Errorf("request %d with ghosts, the attacker's and the victim's cookie: taken for %s, want no one",
+						i+1, map[string]string{victimID: "the victim", attackerID: "the attacker"}[got])
+				}
+			}
+		})
 	}
 }

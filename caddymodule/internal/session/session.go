@@ -35,8 +35,9 @@ const (
 	HostCookieName = HostPrefix + CookieName
 )
 
-// maxSessionCookies bounds the verified session cookies one request is
-// resolved for (each costs a session lookup).
+// maxSessionCookies bounds the session cookies one request is resolved
+// for (each may cost a store read): the verified ones whose session is not
+// known to have ended (see endedSessions).
 const maxSessionCookies = 4
 
 // ErrNoSession means the request carries no valid, live session. Tampered,
@@ -51,6 +52,7 @@ type Manager struct {
 	lifetime time.Duration
 	now      func() time.Time
 	cache    *cache
+	ended    *endedSessions
 	activity *activity // nil without an idle timeout
 }
 
@@ -61,7 +63,7 @@ func NewManager(st store.Store, secrets [][]byte, lifetime time.Duration) (*Mana
 	if len(secrets) == 0 {
 		return nil, errors.New("at least one cookie secret is required")
 	}
-	m := &Manager{store: st, lifetime: lifetime, now: time.Now}
+	m := &Manager{store: st, lifetime: lifetime, now: time.Now, ended: newEndedSessions()}
 	for i, s := range secrets {
 		if len(s) < 32 {
 			return nil, fmt.Errorf("cookie secret %d is shorter than 32 bytes", i+1)
@@ -79,11 +81,21 @@ func NewManager(st store.Store, secrets [][]byte, lifetime time.Duration) (*Mana
 // Lookup returns the live session of the request's cookie, or of its
 // session token (Authorization: Bearer, for native apps). bearer reports
 // that the token carried it. Cookie values that do not verify are ignored,
-// so a planted garbage cookie locks no one out; verified cookies of two live
-// sessions are ambiguous (one was planted) and are no session at all.
+// so a planted garbage cookie locks no one out, and so are those of
+// sessions known to have ended; verified cookies of two live sessions are
+// ambiguous (one was planted) and are no session at all. A request is
+// resolved for at most maxSessionCookies others: one that carries more is
+// no session either (one of those left may be a planted live one), and the
+// ended sessions found on the way are skipped the next time, so planted
+// cookies of ended sessions, however many, lock no one out for more than
+// a few requests, and each costs one store read per gateway.
 func (m *Manager) Lookup(r *http.Request) (s *store.Session, bearer bool, err error) {
-	var buf [maxSessionCookies]string
-	ids := m.cookieSessionIDs(r, buf[:0])
+	var buf [maxSessionCookies + 1]string
+	ids := m.cookieSessionIDs(r, buf[:0], maxSessionCookies+1, true)
+	more := len(ids) > maxSessionCookies
+	if more {
+		ids = ids[:maxSessionCookies]
+	}
 	if len(ids) == 0 {
 		id, ok := m.bearerSessionID(r)
 		if !ok {
@@ -94,6 +106,7 @@ func (m *Manager) Lookup(r *http.Request) (s *store.Session, bearer bool, err er
 	for _, id := range ids {
 		live, err := m.session(r.Context(), id)
 		if errors.Is(err, ErrNoSession) {
+			m.ended.add(id)
 			continue
 		}
 		if err != nil {
@@ -104,7 +117,7 @@ func (m *Manager) Lookup(r *http.Request) (s *store.Session, bearer bool, err er
 		}
 		s = live
 	}
-	if s == nil {
+	if s == nil || more {
 		return nil, false, ErrNoSession
 	}
 	m.activity.note(m, s)
@@ -270,15 +283,16 @@ func groupsOf(accounts []*store.ExternalAccount) []string {
 }
 
 // cookieSessionIDs appends to ids the distinct session ids of the request's
-// session cookies that verify, at most maxSessionCookies. Only the name of
-// the request's scheme counts (see CookieName).
-func (m *Manager) cookieSessionIDs(r *http.Request, ids []string) []string {
+// session cookies that verify, at most limit of them; with skipEnded, not
+// those of sessions known to have ended. Only the name of the request's
+// scheme counts (see CookieName).
+func (m *Manager) cookieSessionIDs(r *http.Request, ids []string, limit int, skipEnded bool) []string {
 	sc := scanner{headers: r.Header["Cookie"], name: CookieName}
 	if r.TLS != nil {
 		sc.name = HostCookieName
 	}
-	for v, ok := sc.next(); ok && len(ids) < maxSessionCookies; v, ok = sc.next() {
-		if id, ok := m.decode(v); ok && !slices.Contains(ids, id) {
+	for v, ok := sc.next(); ok && len(ids) < limit; v, ok = sc.next() {
+		if id, ok := m.decode(v); ok && !slices.Contains(ids, id) && !(skipEnded && m.ended.has(id)) {
 			ids = append(ids, id)
 		}
 	}
@@ -305,7 +319,7 @@ func (m *Manager) decode(value string) (string, bool) {
 // given (the session that started a link), are ended: every sign-in and
 // every link gets a new id.
 func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, user *store.User, previous *store.Session, auth Auth) (*store.Session, error) {
-	old := m.cookieSessionIDs(r, nil)
+	old := m.cookieSessionIDs(r, nil, maxSessionCookies, true)
 	if previous != nil {
 		old = append(old, previous.ID)
 	}
@@ -314,6 +328,7 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		if err := m.store.DeleteSession(ctx, id); err != nil {
 			return nil, fmt.Errorf("ending the previous session: %w", err)
 		}
+		m.ended.add(id)
 	}
 	s, err := m.newSession(ctx, r, user, auth, m.lifetime)
 	if err != nil {
@@ -339,7 +354,7 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 func (m *Manager) End(ctx context.Context, w http.ResponseWriter, r *http.Request, s *store.Session) error {
 	http.SetCookie(w, m.cookie(r, "", -1))
 	m.clearPlainCookie(w, r)
-	ids := m.cookieSessionIDs(r, nil)
+	ids := m.cookieSessionIDs(r, nil, maxSessionCookies, true)
 	if s != nil && !slices.Contains(ids, s.ID) {
 		ids = append(ids, s.ID)
 	}
@@ -348,6 +363,7 @@ func (m *Manager) End(ctx context.Context, w http.ResponseWriter, r *http.Reques
 		if err := m.store.DeleteSession(ctx, id); err != nil {
 			return err
 		}
+		m.ended.add(id)
 	}
 	return nil
 }
@@ -412,7 +428,7 @@ func (m *Manager) CheckCSRF(sessionID, token string) bool {
 // of a session that has ended since still clears its cookie, and a form
 // posted from another site (SameSite keeps the cookie from it) clears none.
 func (m *Manager) CheckCookieCSRF(r *http.Request, token string) bool {
-	for _, id := range m.cookieSessionIDs(r, nil) {
+	for _, id := range m.cookieSessionIDs(r, nil, maxSessionCookies, false) {
 		if m.CheckCSRF(id, token) {
 			return true
 		}
