@@ -96,7 +96,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		allow_groups     <provider:group...>
 //		admins           <address|*@domain|provider:group...>
 //		redirect_urls    <url...>
-//		rate_limit       <start|callback|native|api> <events> <window>
+//		rate_limit       <start|callback|native|logout|api> <events> <window>
 //		rate_limit_ipv6_prefix <bits>
 //		app_name         <text>
 //		logo_url         <url>

@@ -122,7 +122,7 @@ var brokenCaddyfiles = []brokenCaddyfile{
 	{"forward_token a typo of dev", withSite("\t\tforward_token dve"), 13,
 		"socialgate forward_token dve: no provider named dve is configured (did you mean dev?)"},
 	{"rate_limit of an unknown class", global("\t\tdev_provider\n\t\trate_limit signin 10 1m"), 4,
-		`rate_limit: unknown class "signin" (want start, callback, native or api)`},
+		`rate_limit: unknown class "signin" (want start, callback, native, logout or api)`},
 	{"sign_out_at_provider where there is no discovery", global("\t\tprovider github {\n\t\t\tclient_id x\n\t\t\tclient_secret {env.GITHUB_CLIENT_SECRET}\n\t\t\tsign_out_at_provider on\n\t\t}"), 6,
 		"provider github: sign_out_at_provider needs an OpenID provider found by discovery (whose document names its end_session_endpoint); this one has none"},
 	{"postgres previous secret too short", global("\t\tdev_provider\n\t\tstorage postgres {\n\t\t\tdsn {env.DATABASE_URL}\n\t\t\tsecret {env.SOCIALGATE_SECRET} oldsecret\n\t\t}"), 4,

@@ -249,3 +249,37 @@ func TestBackChannelLogout_EndsTheSessionsTheTokenNames(t *testing.T) {
 	post(op.LogoutToken("ann", "", nil)) // sub alone: every session of ann
 	live()
 }
+
+// Found by the second red team: docs/logout.md promises that for a back-channel logout token
+// "an unknown key id causes at most one key-set fetch a minute". The
+// endpoint is unauthenticated and had no rate limit, and each token sent
+// past the key set's lifetime (5 s for this provider's no-store) or with a
+// made-up key id fetched the set again: anyone on the internet made the
+// gateway fetch the provider's JWKS six times a minute or more.
+func TestBackChannelLogout_MadeUpKeyIDsFetchTheKeysAtMostOnceAMinute(t *testing.T) {
+	e, op := newLinkEnv(t, "", "")
+	ann := signInAs(t, e, op, "ann") // the key set is fetched and cached
+	forged := func(i int) url.Values {
+		return url.Values{"logout_token": {op.LogoutToken("ann", ann.sid, func(h map[string]string, _ map[string]any) {
+			h["kid"] = fmt.Sprintf("made-up-%d", i)
+		})}}
+	}
+	before := op.Calls("jwks")
+	start := time.Now()
+	for i := 0; i < 4; i++ {
+		if i > 0 {
+			time.Sleep(11 * time.Second)
+		}
+		if status, _, _ := backChannel(t, e, "corp", forged(i)); status != http.StatusBadRequest {
+			t.Fatalf("a logout token with an unknown kid: status %d, want 400", status)
+		}
+	}
+	fetches := op.Calls("jwks") - before
+	t.Logf("%d JWKS fetches in %v from 4 unauthenticated POSTs", fetches, time.Since(start).Round(time.Second))
+	if fetches > 1 {
+		t.Errorf("%d key-set fetches within %v, want at most one a minute (docs/logout.md)", fetches, time.Since(start).Round(time.Second))
+	}
+	if !signedIn(t, e, ann.cookie) {
+		t.Error("a forged token ended a session")
+	}
+}

@@ -23,7 +23,7 @@ type RateLimit struct {
 	// Events is how many requests a client may make per Window, and at
 	// once. 0 turns the class's limit off; a negative number fails the
 	// load. Defaults: 30 for start and callback, 20 for native, 600 for
-	// api.
+	// logout (the back-channel logout endpoint) and api.
 	Events int `json:"events"`
 
 	// Window is the time over which Events requests are allowed: a client
@@ -33,11 +33,15 @@ type RateLimit struct {
 	Window caddy.Duration `json:"window"`
 }
 
-// defaultRateLimits apply to the classes a config does not set.
+// defaultRateLimits apply to the classes a config does not set. The
+// back-channel logout endpoint (logout) takes anyone's requests, but a
+// provider may send many at once (one per session when a person signs out
+// everywhere).
 var defaultRateLimits = map[string]RateLimit{
 	"start":    {Events: 30, Window: caddy.Duration(time.Minute)},
 	"callback": {Events: 30, Window: caddy.Duration(time.Minute)},
 	"native":   {Events: 20, Window: caddy.Duration(time.Minute)},
+	"logout":   {Events: 600, Window: caddy.Duration(time.Minute)},
 	"api":      {Events: 600, Window: caddy.Duration(time.Minute)},
 }
 
@@ -49,7 +53,7 @@ func (a *App) limiter() (*ratelimit.Limiter, error) {
 	}
 	for class, rl := range a.RateLimits {
 		if _, ok := defaultRateLimits[class]; !ok {
-			return nil, fmt.Errorf("rate_limit: unknown class %q (want start, callback, native or api)", class)
+			return nil, fmt.Errorf("rate_limit: unknown class %q (want start, callback, native, logout or api)", class)
 		}
 		if rl.Events < 0 || (rl.Events > 0 && rl.Window <= 0) {
 			return nil, fmt.Errorf("rate_limit %s: want a positive number of events in a positive window", class)

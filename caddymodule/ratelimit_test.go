@@ -3,6 +3,7 @@ package caddymodule_test
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -10,7 +11,7 @@ import (
 )
 
 func TestRateLimit_FloodsGet429AndNoOutboundCall(t *testing.T) {
-	e, op := newOIDCEnv(t, "rate_limit callback 5 1m\n\t\trate_limit start 3 1m\n\t\trate_limit api 2 1m")
+	e, op := newOIDCEnv(t, "rate_limit callback 5 1m\n\t\trate_limit start 3 1m\n\t\trate_limit api 2 1m\n\t\trate_limit logout 2 1m")
 	b := newBrowser(t)
 	tokenCalls := op.Calls("token")
 	var limited *http.Response
@@ -41,6 +42,22 @@ func TestRateLimit_FloodsGet429AndNoOutboundCall(t *testing.T) {
 	}
 	if status, h, _ := apiCall(t, e, "GET", "/users"); status != http.StatusTooManyRequests || h.Get("Retry-After") == "" {
 		t.Errorf("3rd API call: %d", status)
+	}
+	// The back-channel logout endpoint takes anyone's requests: limited
+	// too (found open by the second red team), before any key fetch.
+	jwksCalls := op.Calls("jwks")
+	for i := 0; i < 3; i++ {
+		resp, err := http.PostForm(e.Base+"/_auth/oauth/corp/backchannel-logout", url.Values{"logout_token": {"a.b.c"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := map[bool]int{true: http.StatusTooManyRequests, false: http.StatusBadRequest}[i == 2]; resp.StatusCode != want {
+			t.Errorf("back-channel logout %d: %d, want %d", i+1, resp.StatusCode, want)
+		}
+	}
+	if op.Calls("jwks") > jwksCalls+1 {
+		t.Errorf("junk logout tokens fetched the keys %d times", op.Calls("jwks")-jwksCalls)
 	}
 	// Protected pages are not limited.
 	for i := 0; i < 40; i++ {

@@ -50,7 +50,7 @@ type Config struct {
 	// Identity signs the identity token of signed-in requests.
 	Identity *assertion.Signer
 	// Limits are the per-client abuse limits of the gateway's endpoints, by
-	// class: start, callback, native, api.
+	// class: start, callback, native, logout, api.
 	Limits *ratelimit.Limiter
 	// ClientIP names the client for the limits; default: the peer address.
 	ClientIP func(r *http.Request) string
@@ -180,6 +180,8 @@ func limitClass(rest string) string {
 		return "start"
 	case strings.HasPrefix(rest, "/oauth/") && strings.HasSuffix(rest, "/callback"):
 		return "callback"
+	case strings.HasPrefix(rest, "/oauth/") && strings.HasSuffix(rest, "/backchannel-logout"):
+		return "logout"
 	case strings.HasPrefix(rest, "/native/"):
 		return "native"
 	case strings.HasPrefix(rest, "/api/"):

@@ -57,6 +57,7 @@ type cached[T any] struct {
 	failures int           // failed fetches since the last success
 	retryAt  time.Time     // after a failure, no fetch before this
 	earlyAt  time.Time     // when the last early fetch started
+	startAt  time.Time     // when the last fetch started
 	fetching chan struct{} // closed when the fetch under way ends
 }
 
@@ -103,6 +104,7 @@ func (c *cached[T]) get(ctx context.Context, seen uint64, early bool) (T, uint64
 			if early {
 				c.earlyAt = now
 			}
+			c.startAt = now
 			done := make(chan struct{})
 			c.fetching = done
 			c.mu.Unlock()
@@ -126,6 +128,13 @@ func (c *cached[T]) get(ctx context.Context, seen uint64, early bool) (T, uint64
 			return val, gen, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
 		}
 	}
+}
+
+// fetchedWithin reports whether a fetch started less than d ago.
+func (c *cached[T]) fetchedWithin(d time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.startAt.IsZero() && c.now().Sub(c.startAt) < d
 }
 
 // earlyFound tells that an early fetch found what it was for (a key the

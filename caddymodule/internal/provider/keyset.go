@@ -21,6 +21,9 @@ import (
 //     10 seconds, so made-up key ids cost the provider one call per
 //     interval (docs/security.md, "ID tokens"), and only a new key used within 10 seconds of
 //     one of them waits for the next;
+//   - a logout token fetches the set (at its expiry, or for a key it does
+//     not have) only when no fetch started in the last minute
+//     (logoutFetchEvery);
 //   - a failed fetch keeps the last good keys, for up to 24 hours past their
 //     lifetime, and is retried after 1 s, 2 s, 4 s… up to a minute.
 var jwksCache = cachePolicy{
@@ -30,6 +33,17 @@ var jwksCache = cachePolicy{
 	maxStale: 24 * time.Hour,
 	early:    10 * time.Second,
 }
+
+// logoutFetchEvery is how often a logout token may make the gateway fetch
+// the keys: logout tokens come unauthenticated from anyone (the
+// back-channel logout endpoint), so whatever their key ids they cost the
+// provider at most one call a minute; within a minute of the last fetch
+// they are judged by the keys at hand. ID tokens, which come back from the
+// token endpoint or with a nonce the gateway issued, follow jwksCache.
+const logoutFetchEvery = time.Minute
+
+// logoutKey marks the context of a logout token's verification.
+type logoutKey struct{}
 
 // errNoKey rejects a signature that no published key verifies.
 var errNoKey = errors.New("no published key verifies the signature")
@@ -65,6 +79,12 @@ func (k *keySet) VerifySignature(ctx context.Context, token string) ([]byte, err
 		return nil, errors.New("jwt must have exactly one signature")
 	}
 	kid := jws.Signatures[0].Header.KeyID
+	if ctx.Value(logoutKey{}) != nil && k.keys.fetchedWithin(logoutFetchEvery) {
+		if payload, ok := verifyWith(jws, k.keys.peek(), kid); ok {
+			return payload, nil
+		}
+		return nil, errNoKey
+	}
 	seen := k.keys.generation()
 	keys, _, _ := k.keys.get(ctx, seen, false)
 	if payload, ok := verifyWith(jws, keys, kid); ok {

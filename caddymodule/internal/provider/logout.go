@@ -121,7 +121,8 @@ type logoutClaims struct {
 // VerifyLogoutToken validates a back-channel logout token as OpenID Connect
 // Back-Channel Logout 1.0 (section 2.6) says: signed with the provider's
 // keys (those that verify its ID tokens, with their caching and refetch
-// rules), issued by the provider for this client (aud, azp),
+// rules, except that a logout token fetches them at most once a minute:
+// see logoutFetchEvery), issued by the provider for this client (aud, azp),
 // iat within the last LogoutTokenMaxAge, exp (when present) not passed, a
 // jti, the back-channel logout event, a sub or a sid, and no nonce (so an
 // ID token is never taken for one). A typ header, when present, must be
@@ -139,6 +140,7 @@ func (p *Provider) VerifyLogoutToken(ctx context.Context, raw string) (*LogoutTo
 	if err != nil {
 		return nil, err
 	}
+	ctx = context.WithValue(ctx, logoutKey{}, true)
 	tok, err := e.d.verify(ctx, &oidc.Config{ClientID: p.cfg.ClientID, SkipExpiryCheck: true, SkipIssuerCheck: p.pre.tenantIssuer}, raw, "logout token")
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
 	"github.com/socialgate/socialgate/caddymodule/internal/testop"
 )
 
@@ -178,6 +179,52 @@ func TestVerifyLogoutToken_AcceptsOnlyWhatTheSpecAllows(t *testing.T) {
 	for _, garbage := range []string{"", "a.b.c", "not a jwt", strings.Repeat("A", 1<<16)} {
 		if _, err := p.VerifyLogoutToken(context.Background(), garbage); !errors.Is(err, ErrRejected) {
 			t.Errorf("garbage %.10q: err = %v, want ErrRejected", garbage, err)
+		}
+	}
+}
+
+// TestVerifyLogoutToken_FetchesTheKeysAtMostOnceAMinute: found by the
+// second red team. Logout tokens come unauthenticated from anyone, and each
+// one with a made-up key id, or sent once the key set's short lifetime had
+// passed, made the gateway fetch the provider's keys (every 5 to 10 s),
+// while docs/logout.md promised at most once a minute. A logout token now
+// fetches the keys only when no fetch started in the last minute.
+func TestVerifyLogoutToken_FetchesTheKeysAtMostOnceAMinute(t *testing.T) {
+	op := testop.Start(t, testop.Options{}) // its keys say no-store: a lifetime of 5 s
+	p := opProvider(t, op, false)
+	signInAtOP(t, p)
+	clock := storetest.NewClock()
+	p.cachedDiscovery().keys.keys.now = clock.Now
+	withKid := func(kid string) string {
+		return op.LogoutToken("user-1", "", func(h map[string]string, _ map[string]any) {
+			if kid != "" {
+				h["kid"] = kid
+			}
+		})
+	}
+	before := op.Calls("jwks")
+	for _, st := range []struct {
+		name    string
+		advance time.Duration
+		kid     string // "" is the OP's own
+		ok      bool
+		fetches int // since the start
+	}{
+		{"a made-up kid a minute after the sign-in's fetch", time.Minute, "made-up-1", false, 1},
+		{"another at once", 0, "made-up-2", false, 1},
+		{"one 11 s later, past the set's lifetime", 11 * time.Second, "made-up-3", false, 1},
+		{"a genuine token meanwhile: the keys at hand", 11 * time.Second, "", true, 1},
+		{"59 s after the last fetch", 37 * time.Second, "made-up-4", false, 1},
+		{"a minute after it", time.Second, "made-up-5", false, 2},
+		{"a genuine token after that", 30 * time.Second, "", true, 2},
+	} {
+		clock.Advance(st.advance)
+		_, err := p.VerifyLogoutToken(context.Background(), withKid(st.kid))
+		if (err == nil) != st.ok || (err != nil && !errors.Is(err, ErrRejected)) {
+			t.Errorf("%s: err = %v, want ok %v", st.name, err, st.ok)
+		}
+		if got := op.Calls("jwks") - before; got != st.fetches {
+			t.Errorf("%s: %d key fetches, want %d", st.name, got, st.fetches)
 		}
 	}
 }
