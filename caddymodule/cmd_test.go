@@ -20,6 +20,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	badgerstore "github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 )
 
 // socialgateBinary is cmd/socialgate, built once for all the tests that run
@@ -123,7 +124,7 @@ func seedStore(t *testing.T) seeded {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(store.Options{Dir: s.dir, EncryptionKey: keys.StoreKey})
+	st, err := badgerstore.Open(badgerstore.Options{Dir: s.dir, EncryptionKey: keys.StoreKey})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
-	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 	"github.com/socialgate/socialgate/caddymodule/internal/testop"
 )
 
@@ -238,14 +238,14 @@ func storeProblems(t *testing.T, e *env) []string {
 
 // openStopped opens the store of a stopped gateway; it fails the test when
 // the store is still held.
-func openStopped(t *testing.T, e *env) *store.Badger {
+func openStopped(t *testing.T, e *env) *badger.Store {
 	t.Helper()
 	dir := filepath.Join(e.Storage, "socialgate")
 	keys, err := keyring.LoadOrCreate(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(store.Options{Dir: dir, EncryptionKey: keys.StoreKey})
+	st, err := badger.Open(badger.Options{Dir: dir, EncryptionKey: keys.StoreKey})
 	if err != nil {
 		t.Fatalf("the store is still held after stop: %v", err)
 	}

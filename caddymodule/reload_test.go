@@ -14,7 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
-	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 )
 
 const baseCookieKey = "cookie-key-0-0123456789abcdefghijklmnopqrstuvwxyz"
@@ -104,7 +104,7 @@ func TestReload_UnderLoadLosesNoRequest(t *testing.T) {
 	}
 	dir := filepath.Join(e.Storage, "socialgate")
 	keys, _ := keyring.LoadOrCreate(dir)
-	st, err := store.Open(store.Options{Dir: dir, EncryptionKey: keys.StoreKey})
+	st, err := badger.Open(badger.Options{Dir: dir, EncryptionKey: keys.StoreKey})
 	if err != nil {
 		t.Fatalf("the store is still held after stop: %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
+	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
 )
 
 // PostgresStorage configures the PostgreSQL store.
@@ -185,3 +186,8 @@ func parseStorage(d *caddyfile.Dispenser, a *App) error {
 	a.Postgres = pg
 	return nil
 }
+
+// Interface guard: the token engine finds the PostgreSQL store's
+// cross-gateway refresh lock by a type assertion at run time, so a drift of
+// its signature must fail the build rather than silently drop the lock.
+var _ tokens.AccountLocker = (*postgres.Store)(nil)

@@ -10,6 +10,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
 )
 
@@ -32,7 +33,7 @@ func (d *discard) Write(p []byte) (int, error) { d.n += len(p); return len(p), n
 func (d *discard) WriteHeader(s int)           { d.status = s }
 
 func BenchmarkOAuthAccessTokens(b *testing.B) {
-	st, err := store.Open(store.Options{InMemory: true, Logger: quiet{}})
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: quiet{}})
 	if err != nil {
 		b.Fatal(err)
 	}

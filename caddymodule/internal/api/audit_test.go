@@ -18,6 +18,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/audit"
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
 )
 
@@ -26,7 +27,7 @@ import (
 // account, when. Refused and failed reads hand out nothing and record
 // nothing.
 func TestOAuthAccessTokens_AuditsEveryTokenHandedOut(t *testing.T) {
-	st, err := store.Open(store.Options{InMemory: true, Logger: quiet{}})
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: quiet{}})
 	if err != nil {
 		t.Fatal(err)
 	}

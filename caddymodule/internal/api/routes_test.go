@@ -12,6 +12,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
 )
 
@@ -21,7 +22,7 @@ const testKey = "sk_test_routes_0123456789abcdef0123456789"
 // a route with another method or path is Clerk's resource_not_found, and
 // each operation's error has its Clerk code.
 func TestRoutes(t *testing.T) {
-	st, err := store.Open(store.Options{InMemory: true, Logger: quiet{}})
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: quiet{}})
 	if err != nil {
 		t.Fatal(err)
 	}

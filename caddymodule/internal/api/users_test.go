@@ -16,6 +16,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/audit"
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 )
 
 // userAPI is an API on a fresh in-memory store, with what its operations
@@ -29,7 +30,7 @@ type userAPI struct {
 }
 
 func newUserAPI(t *testing.T) *userAPI {
-	st, err := store.Open(store.Options{InMemory: true, Logger: quiet{}})
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: quiet{}})
 	if err != nil {
 		t.Fatal(err)
 	}

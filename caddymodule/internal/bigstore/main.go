@@ -41,6 +41,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 	"github.com/socialgate/socialgate/internal/freeport"
 )
 
@@ -133,7 +134,7 @@ func loadAverage() string {
 func build(dir string, n, sample int) (time.Duration, []string) {
 	keys, err := keyring.LoadOrCreate(dir)
 	check(err)
-	st, err := store.Open(store.Options{Dir: dir, EncryptionKey: keys.StoreKey, BulkLoad: true})
+	st, err := badger.Open(badger.Options{Dir: dir, EncryptionKey: keys.StoreKey, BulkLoad: true})
 	check(err)
 	marker := filepath.Join(dir, "bigstore-built")
 	if data, err := os.ReadFile(marker); err == nil {
@@ -170,7 +171,7 @@ func build(dir string, n, sample int) (time.Duration, []string) {
 // pruneEvents deletes the store's webhook events, as a running gateway
 // without webhook endpoints does every minute: a store that has been
 // serving does not carry the events of a million sign-ups.
-func pruneEvents(st *store.Badger) {
+func pruneEvents(st *badger.Store) {
 	check(st.DeleteEventsBefore(context.Background(), store.EventID(math.MaxInt64)))
 }
 
@@ -184,7 +185,7 @@ func devSignIn(i int) store.SignIn {
 
 // issueSessions gives sample random users of st a session each, closes st
 // and returns the session tokens.
-func issueSessions(st *store.Badger, keys *keyring.Keyring, n, sample int) []string {
+func issueSessions(st *badger.Store, keys *keyring.Keyring, n, sample int) []string {
 	ctx := context.Background()
 	mgr, err := session.NewManager(st, [][]byte{keys.CookieSecret}, 24*time.Hour)
 	check(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
 )
@@ -29,7 +30,7 @@ func seedBadger(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(store.Options{Dir: dir, EncryptionKey: keys.StoreKey})
+	st, err := badger.Open(badger.Options{Dir: dir, EncryptionKey: keys.StoreKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,13 +143,13 @@ func mustJSON(t *testing.T, v any) string {
 	return string(b)
 }
 
-func openBadgerAt(t *testing.T, dir string) *store.Badger {
+func openBadgerAt(t *testing.T, dir string) *badger.Store {
 	t.Helper()
 	keys, err := keyring.LoadOrCreate(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(store.Options{Dir: dir, EncryptionKey: keys.StoreKey})
+	st, err := badger.Open(badger.Options{Dir: dir, EncryptionKey: keys.StoreKey})
 	if err != nil {
 		t.Fatal(err)
 	}

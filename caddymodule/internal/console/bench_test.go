@@ -14,16 +14,19 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/access"
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
 )
 
 // benchGuard admits one session's requests as they come.
 type benchGuard struct{ sess *store.Session }
 
-func (g benchGuard) SignedIn(http.ResponseWriter, *http.Request, string) *store.Session { return g.sess }
-func (g benchGuard) PostedRecently(http.ResponseWriter, *http.Request) *store.Session  { return g.sess }
-func (g benchGuard) CSRFToken(*store.Session) string                                   { return "csrf" }
-func (g benchGuard) ClientIP(*http.Request) string                                     { return "127.0.0.1" }
+func (g benchGuard) SignedIn(http.ResponseWriter, *http.Request, string) *store.Session {
+	return g.sess
+}
+func (g benchGuard) PostedRecently(http.ResponseWriter, *http.Request) *store.Session { return g.sess }
+func (g benchGuard) CSRFToken(*store.Session) string                                  { return "csrf" }
+func (g benchGuard) ClientIP(*http.Request) string                                    { return "127.0.0.1" }
 
 // BenchmarkUsersPage renders the console's user list (50 users, newest
 // first) on a large Badger store: SOCIALGATE_BENCH_USERS users (default
@@ -39,7 +42,7 @@ func BenchmarkUsersPage(b *testing.B) {
 	if dir == "" {
 		dir = b.TempDir()
 	}
-	st, err := store.Open(store.Options{Dir: dir, BulkLoad: true})
+	st, err := badger.Open(badger.Options{Dir: dir, BulkLoad: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -81,7 +84,7 @@ func BenchmarkUsersPage(b *testing.B) {
 
 // fill adds users have to n-1 to st, each with one address vouched for by
 // the API, by as many writers as there are CPUs.
-func fill(b *testing.B, st *store.Badger, have, n int) {
+func fill(b *testing.B, st *badger.Store, have, n int) {
 	var next atomic.Int64
 	next.Store(int64(have))
 	var wg sync.WaitGroup

@@ -13,6 +13,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
 	"github.com/socialgate/socialgate/caddymodule/internal/testop"
 )
@@ -31,7 +32,7 @@ type opFlow struct {
 
 func newOPFlow(t *testing.T) *opFlow {
 	t.Helper()
-	st, err := store.Open(store.Options{InMemory: true, Logger: quietBadger{}})
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: quietBadger{}})
 	if err != nil {
 		t.Fatal(err)
 	}

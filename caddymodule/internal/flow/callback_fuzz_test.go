@@ -15,7 +15,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
-	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 )
 
 // The callback's parameters, fuzzed:
@@ -70,7 +70,7 @@ func newCallbackFuzz(tb testing.TB) *callbackFuzz {
 		}
 	}))
 	tb.Cleanup(srv.Close)
-	st, err := store.Open(store.Options{InMemory: true, Logger: quietBadger{}})
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: quietBadger{}})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 	"github.com/socialgate/socialgate/caddymodule/internal/testop"
 )
 
@@ -40,7 +41,7 @@ type logoutEnv struct {
 
 func newLogoutEnv(t *testing.T) *logoutEnv {
 	t.Helper()
-	b, err := store.Open(store.Options{InMemory: true, Logger: quietBadger{}})
+	b, err := badger.Open(badger.Options{InMemory: true, Logger: quietBadger{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 )
 
 // clock is a test's clock, moved by hand.
@@ -26,7 +26,7 @@ func (c *clock) advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 func newNonceFlow(t *testing.T) (*Flow, *clock) {
 	t.Helper()
 	clk := &clock{t: time.Now()}
-	st, err := store.Open(store.Options{InMemory: true, Now: clk.now})
+	st, err := badger.Open(badger.Options{InMemory: true, Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 )
 
 // hookStore runs during once, while the gateway's read of accounts is on
@@ -28,7 +29,7 @@ func (h *hookStore) ExternalAccounts(ctx context.Context, userID string) ([]*sto
 // change is heard, whether it names the user or everyone, and a read that
 // raced the change is not cached.
 func TestAccountsCache_ChangesHeardFromAnotherGatewayAreReadAgain(t *testing.T) {
-	b, err := store.Open(store.Options{InMemory: true})
+	b, err := badger.Open(badger.Options{InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}

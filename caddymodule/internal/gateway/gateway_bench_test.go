@@ -17,6 +17,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/gateway"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
 )
 
@@ -61,7 +62,7 @@ type signedInGateway struct {
 
 func newSignedInGateway(b *testing.B) *signedInGateway {
 	b.Helper()
-	st, err := store.Open(store.Options{InMemory: true, Logger: quiet{}})
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: quiet{}})
 	if err != nil {
 		b.Fatal(err)
 	}

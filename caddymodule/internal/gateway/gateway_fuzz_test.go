@@ -23,6 +23,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
 )
@@ -92,7 +93,7 @@ func FuzzUpstreamHygiene(f *testing.F) {
 // provider that counts the calls it receives.
 type fuzzGateway struct {
 	gw        *Gateway
-	st        *store.Badger
+	st        *badger.Store
 	sessions  *session.Manager
 	authorize string // the provider's authorization URL
 	calls     atomic.Int64
@@ -116,7 +117,7 @@ func newFuzzGateway(tb testing.TB) *fuzzGateway {
 	}))
 	tb.Cleanup(srv.Close)
 	fg.authorize = srv.URL + "/authorize"
-	st, err := store.Open(store.Options{InMemory: true, Logger: fuzzQuiet{}})
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: fuzzQuiet{}})
 	if err != nil {
 		tb.Fatal(err)
 	}

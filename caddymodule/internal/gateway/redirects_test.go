@@ -9,6 +9,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/gateway"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 )
 
 // countingStore counts the reads of the whole redirect URL list.
@@ -22,9 +23,9 @@ func (c *countingStore) RedirectURLs(ctx context.Context, q store.RedirectURLQue
 	return c.Store.RedirectURLs(ctx, q)
 }
 
-func openMemoryStore(tb testing.TB) *store.Badger {
+func openMemoryStore(tb testing.TB) *badger.Store {
 	tb.Helper()
-	st, err := store.Open(store.Options{InMemory: true, Logger: quiet{}})
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: quiet{}})
 	if err != nil {
 		tb.Fatal(err)
 	}

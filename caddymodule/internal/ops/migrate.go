@@ -8,7 +8,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
-// exporter and importer are the two sides of a migration (store.Badger and
+// exporter and importer are the two sides of a migration (badger.Store and
 // postgres.Store are both).
 type exporter interface {
 	Export(ctx context.Context, fn func(rec store.Record) error) error

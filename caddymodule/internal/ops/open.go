@@ -17,6 +17,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	badgerstore "github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
 )
 
@@ -88,7 +89,7 @@ func Open(ctx context.Context, l Location) (*Opened, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage %s: %w", dir, err)
 	}
-	st, err := store.Open(store.Options{Dir: dir, EncryptionKey: keys.StoreKey, Logger: l.Logger})
+	st, err := badgerstore.Open(badgerstore.Options{Dir: dir, EncryptionKey: keys.StoreKey, Logger: l.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("storage %s: %w", dir, inUse(err))
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/audit"
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
 )
 
@@ -24,7 +25,7 @@ import (
 // and cannot be refreshed), and the service over it with every hook
 // recorded.
 type fixture struct {
-	st                   *store.Badger
+	st                   *badger.Store
 	svc                  *ops.Service
 	ada, grace           string
 	adaWork, adaHome, gr *store.ExternalAccount
@@ -39,7 +40,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	st, err := store.Open(store.Options{InMemory: true, Logger: quiet{}})
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: quiet{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 )
 
 // CheckReport is the outcome of Check.
@@ -21,7 +22,7 @@ type CheckReport struct {
 }
 
 // Check reads the whole store in one snapshot and checks its invariants
-// (both stores implement the check: store.Badger.Check,
+// (both stores implement the check: badger.Store.Check,
 // postgres.Store.Check).
 func (s *Service) Check(ctx context.Context) (CheckReport, error) {
 	c, ok := s.o.Store.(interface {
@@ -75,7 +76,7 @@ func Restore(ctx context.Context, dir string, r io.Reader) (CheckReport, error) 
 	if err != nil {
 		return CheckReport{}, fmt.Errorf("storage %s: %w", dir, err)
 	}
-	if err := store.Restore(dir, keys.StoreKey, r); err != nil {
+	if err := badger.Restore(dir, keys.StoreKey, r); err != nil {
 		return CheckReport{}, fmt.Errorf("%w (remove everything but %s from %s before trying again)", inUse(err), keyring.FileName, filepath.Clean(dir))
 	}
 	opened, err := Open(ctx, Location{Dir: dir})

@@ -27,6 +27,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 )
 
 // What providers answer, fuzzed: token responses (code exchange and
@@ -171,7 +172,7 @@ func fzSign(header map[string]any, payload []byte, method string, key any) strin
 // fzProfiles turns fuzzed profiles into sessions, the way a callback does,
 // to check what reaches the identity headers.
 type fzProfiles struct {
-	st       *store.Badger
+	st       *badger.Store
 	sessions *session.Manager
 }
 
@@ -183,7 +184,7 @@ func (fzQuiet) Infof(string, ...any)    {}
 func (fzQuiet) Debugf(string, ...any)   {}
 
 func newFzProfiles(tb testing.TB) *fzProfiles {
-	st, err := store.Open(store.Options{InMemory: true, Logger: fzQuiet{}})
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: fzQuiet{}})
 	if err != nil {
 		tb.Fatal(err)
 	}

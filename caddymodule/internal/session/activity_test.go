@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
 )
@@ -78,7 +79,7 @@ func alive(m *Manager, r *http.Request) bool {
 func stores(t *testing.T, fn func(t *testing.T, st store.Store, clk *storetest.Clock)) {
 	t.Run("badger", func(t *testing.T) {
 		clk := storetest.NewClock()
-		st, err := store.Open(store.Options{InMemory: true, Now: clk.Now, Logger: fuzzQuietLogger{}})
+		st, err := badger.Open(badger.Options{InMemory: true, Now: clk.Now, Logger: fuzzQuietLogger{}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,7 +192,7 @@ func TestIdleTimeout_RevocationElsewhereStillEndsItWithinTheCacheTTL(t *testing.
 
 func TestIdleTimeout_NoStoreWritePerRequest(t *testing.T) {
 	clk := storetest.NewClock()
-	mem, err := store.Open(store.Options{InMemory: true, Now: clk.Now, Logger: fuzzQuietLogger{}})
+	mem, err := badger.Open(badger.Options{InMemory: true, Now: clk.Now, Logger: fuzzQuietLogger{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +224,7 @@ func TestIdleTimeout_NoStoreWritePerRequest(t *testing.T) {
 }
 
 func TestRunActivity_WritesInTheBackgroundAndOnStop(t *testing.T) {
-	st, err := store.Open(store.Options{InMemory: true, Logger: fuzzQuietLogger{}})
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: fuzzQuietLogger{}})
 	if err != nil {
 		t.Fatal(err)
 	}

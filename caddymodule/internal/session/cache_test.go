@@ -8,10 +8,11 @@ import (
 	"time"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 )
 
 func TestCache_ServesUntilForgottenOrStale(t *testing.T) {
-	st, err := store.Open(store.Options{InMemory: true})
+	st, err := badger.Open(badger.Options{InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ type cacheEnv struct {
 func newCacheEnv(t *testing.T, st store.Store) *cacheEnv {
 	t.Helper()
 	if st == nil {
-		b, err := store.Open(store.Options{InMemory: true})
+		b, err := badger.Open(badger.Options{InMemory: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,7 +157,7 @@ func (r *raceStore) Session(ctx context.Context, id string) (*store.Session, err
 }
 
 func TestCache_AReadThatRacedARevocationIsNotCached(t *testing.T) {
-	b, err := store.Open(store.Options{InMemory: true})
+	b, err := badger.Open(badger.Options{InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/securecookie"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 )
 
 // cookieWorld is a manager with three people's cookies: victim and
@@ -29,7 +30,7 @@ type cookieWorld struct {
 
 func newCookieWorld(t *testing.T) *cookieWorld {
 	t.Helper()
-	st, err := store.Open(store.Options{InMemory: true, Logger: fuzzQuietLogger{}})
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: fuzzQuietLogger{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +191,7 @@ func (c *countingStore) Session(ctx context.Context, id string) (*store.Session,
 func TestLookup_PlantedCookiesOfEndedSessionsHideNoOne(t *testing.T) {
 	for _, cached := range []bool{true, false} {
 		t.Run(map[bool]string{true: "session cache on", false: "session cache off"}[cached], func(t *testing.T) {
-			st, err := store.Open(store.Options{InMemory: true, Logger: fuzzQuietLogger{}})
+			st, err := badger.Open(badger.Options{InMemory: true, Logger: fuzzQuietLogger{}})
 			if err != nil {
 				t.Fatal(err)
 			}

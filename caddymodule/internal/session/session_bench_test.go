@@ -10,6 +10,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 )
 
 // Lookup is the first thing every protected request costs: parse the Cookie
@@ -63,8 +64,8 @@ func signedIn(b *testing.B, st store.Store, encodeWith [][]byte) *http.Request {
 	return r
 }
 
-func openMemory(b *testing.B) *store.Badger {
-	st, err := store.Open(store.Options{InMemory: true, Logger: quiet{}})
+func openMemory(b *testing.B) *badger.Store {
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: quiet{}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/securecookie"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 )
 
 // Session cookie and session token decoding, fuzzed:
@@ -46,7 +47,7 @@ func (fuzzQuietLogger) Debugf(string, ...any)   {}
 
 func newFuzzIssued(tb testing.TB) *fuzzIssued {
 	tb.Helper()
-	st, err := store.Open(store.Options{InMemory: true, Logger: fuzzQuietLogger{}})
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: fuzzQuietLogger{}})
 	if err != nil {
 		tb.Fatal(err)
 	}

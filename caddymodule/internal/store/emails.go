@@ -80,7 +80,7 @@ type Emails struct {
 func (x *Emails) Sync(u *User, acc *ExternalAccount) (changed bool, err error) {
 	keep := ""
 	if acc.Email != "" && acc.EmailVerified {
-		keep = normalizeEmail(acc.Email)
+		keep = NormalizeEmail(acc.Email)
 	}
 	changed, err = x.Withdraw(u, acc.ID, keep)
 	if err != nil {
@@ -97,7 +97,7 @@ func (x *Emails) Sync(u *User, acc *ExternalAccount) (changed bool, err error) {
 func (x *Emails) Withdraw(u *User, accID, keep string) (changed bool, err error) {
 	for i := range u.Emails {
 		e := &u.Emails[i]
-		if !slices.Contains(e.VerifiedBy, accID) || normalizeEmail(e.Email) == keep {
+		if !slices.Contains(e.VerifiedBy, accID) || NormalizeEmail(e.Email) == keep {
 			continue
 		}
 		e.VerifiedBy = slices.DeleteFunc(e.VerifiedBy, func(id string) bool { return id == accID })
@@ -120,8 +120,8 @@ func (x *Emails) withdraw(u *User, e *EmailAddress, taken bool) error {
 	if err := x.Tx.Release(e.Email, u.ID); err != nil {
 		return err
 	}
-	email := normalizeEmail(e.Email)
-	carries := func(s *Session) bool { return s.VerifiedEmail() != "" && normalizeEmail(s.Email) == email }
+	email := NormalizeEmail(e.Email)
+	carries := func(s *Session) bool { return s.VerifiedEmail() != "" && NormalizeEmail(s.Email) == email }
 	if taken {
 		return x.endSessions(u.ID, carries)
 	}
@@ -168,7 +168,7 @@ func (x *Emails) merge(u *User, acc *ExternalAccount) (changed bool, err error) 
 	if acc.Email == "" {
 		return false, nil
 	}
-	norm := normalizeEmail(acc.Email)
+	norm := NormalizeEmail(acc.Email)
 	i := u.emailIndex(norm)
 	if i < 0 {
 		u.Emails = append(u.Emails, EmailAddress{Email: acc.Email})
@@ -310,7 +310,7 @@ func (x *Emails) Import(rec *Record) error {
 // Holds reports whether email is one of u's verified addresses: the user
 // holds it (see the rules above).
 func (u *User) Holds(email string) bool {
-	i := u.emailIndex(normalizeEmail(email))
+	i := u.emailIndex(NormalizeEmail(email))
 	return i >= 0 && u.Emails[i].Verified
 }
 
@@ -334,5 +334,5 @@ func (u *User) DropUnheldEmail(s *Session) {
 
 // emailIndex returns the index in u.Emails of email (normalized), or -1.
 func (u *User) emailIndex(email string) int {
-	return slices.IndexFunc(u.Emails, func(e EmailAddress) bool { return normalizeEmail(e.Email) == email })
+	return slices.IndexFunc(u.Emails, func(e EmailAddress) bool { return NormalizeEmail(e.Email) == email })
 }

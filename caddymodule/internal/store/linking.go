@@ -49,7 +49,7 @@ func (in *SignIn) EmailLink(holder *User, accounts []*ExternalAccount) EmailLink
 	if holder == nil || in.LinkByEmail == nil || !a.EmailVerified || a.Email == "" {
 		return EmailLinkNone
 	}
-	newcomer, held := vouching(in.LinkByEmail, a.Provider, holder, accounts, normalizeEmail(a.Email))
+	newcomer, held := vouching(in.LinkByEmail, a.Provider, holder, accounts, NormalizeEmail(a.Email))
 	switch {
 	case newcomer && held:
 		return EmailLinkJoin
@@ -89,7 +89,7 @@ func (u *User) trustedVouching(email string, accounts []*ExternalAccount, truste
 	}
 	for _, acc := range accounts {
 		if slices.Contains(u.Emails[i].VerifiedBy, acc.ID) && acc.EmailVerified &&
-			normalizeEmail(acc.Email) == email && trusted(acc.Provider) {
+			NormalizeEmail(acc.Email) == email && trusted(acc.Provider) {
 			return true
 		}
 	}

@@ -6,32 +6,29 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
-// SignIn implements Store.SignIn in one transaction, retried whole on conflict,
-// so two concurrent first sign-ins of one identity create one user. It
-// records user.created, external_account.created and user.updated (when the
-// sign-in changed an existing user's name, picture or addresses).
-func (b *Badger) SignIn(ctx context.Context, in SignIn) (SignInResult, error) {
+// SignIn implements Store.SignIn in one transaction, retried whole when it
+// loses a race, so two concurrent first sign-ins of one identity create one
+// user. It records user.created, external_account.created and user.updated
+// (when the sign-in changed an existing user's name, picture or addresses).
+func (r Rules) SignIn(ctx context.Context, in SignIn) (SignInResult, error) {
 	a := in.Account
-	if a.Issuer == "" || a.Subject == "" || strings.ContainsRune(a.Issuer, 0) {
-		return SignInResult{}, fmt.Errorf("signing in with %s: the identity needs an issuer (without NUL) and a subject", a.Provider)
+	if err := CheckIdentity(a.Issuer, a.Subject); err != nil {
+		return SignInResult{}, fmt.Errorf("signing in with %s: %w", a.Provider, err)
 	}
 	if err := a.Tokens.Check(); err != nil {
 		return SignInResult{}, fmt.Errorf("signing in with %s: %w", a.Provider, err)
 	}
 	now := in.Now
 	if now.IsZero() {
-		now = b.now()
+		now = r.Backend.Now()
 	}
 	var res SignInResult
-	err := b.updateWithEvents(ctx, func(txn *badger.Txn, out *Outbox) error {
+	err := r.Backend.Update(ctx, func(tx Tx, out *Outbox) error {
 		var err error
-		res, err = signIn(txn, out, in, now)
+		res, err = signIn(tx, out, in, now)
 		return err
 	})
 	if err != nil {
@@ -40,59 +37,65 @@ func (b *Badger) SignIn(ctx context.Context, in SignIn) (SignInResult, error) {
 	return res, nil
 }
 
-func signIn(txn *badger.Txn, out *Outbox, in SignIn, now time.Time) (SignInResult, error) {
-	eacID, err := getString(txn, identityKey(in.Account.Issuer, in.Account.Subject))
+func signIn(tx Tx, out *Outbox, in SignIn, now time.Time) (SignInResult, error) {
+	accID, userID, err := tx.Identity(in.Account.Issuer, in.Account.Subject)
 	switch {
 	case err == nil:
-		return signInKnown(txn, out, in, now, eacID)
+		return signInKnown(tx, out, in, now, accID, userID)
 	case errors.Is(err, ErrNotFound):
-		return signInNew(txn, out, in, now)
+		return signInNew(tx, out, in, now)
 	default:
 		return SignInResult{}, fmt.Errorf("looking up identity: %w", err)
 	}
 }
 
 // signInKnown refreshes the account of a known identity and its user.
-func signInKnown(txn *badger.Txn, out *Outbox, in SignIn, now time.Time, eacID string) (SignInResult, error) {
-	var acc ExternalAccount
-	if err := getJSON(txn, eacKey(eacID), &acc); err != nil {
-		return SignInResult{}, inconsistent(err, "identity index points at account %s", eacID)
-	}
-	if in.LinkToUser != "" && in.LinkToUser != acc.UserID {
+func signInKnown(tx Tx, out *Outbox, in SignIn, now time.Time, accID, userID string) (SignInResult, error) {
+	if in.LinkToUser != "" && in.LinkToUser != userID {
 		return SignInResult{}, ErrIdentityTaken
 	}
-	var u User
-	if err := getJSON(txn, userKey(acc.UserID), &u); err != nil {
-		return SignInResult{}, inconsistent(err, "account %s belongs to user %s", acc.ID, acc.UserID)
+	u, err := tx.LockUser(userID)
+	if errors.Is(err, ErrNotFound) {
+		return SignInResult{}, moved("the identity's account %s belongs to user %s, which is missing", accID, userID)
 	}
-	acc.Refresh(&in.Account, now)
-	emails := in.Emails(badgerEmails{txn, now}, out, now)
-	changed, err := AdoptAccount(emails, &u, &acc, now)
 	if err != nil {
 		return SignInResult{}, err
 	}
-	if err := in.CheckAdmission(&u, &acc, func() ([]*ExternalAccount, error) { return accountsOf(txn, u.ID) }); err != nil {
+	acc, err := tx.Account(accID, userID)
+	if errors.Is(err, ErrNotFound) {
+		return SignInResult{}, moved("the identity index points at account %s, which is missing", accID)
+	}
+	if err != nil {
 		return SignInResult{}, err
 	}
-	if err := setJSON(txn, eacKey(acc.ID), &acc, 0); err != nil {
+	acc.Refresh(&in.Account, now)
+	emails := in.Emails(tx, out, now)
+	changed, err := AdoptAccount(emails, u, acc, now)
+	if err != nil {
 		return SignInResult{}, err
 	}
-	if err := setJSON(txn, userKey(u.ID), &u, 0); err != nil {
+	if err := in.CheckAdmission(u, acc, func() ([]*ExternalAccount, error) { return tx.Accounts(u.ID) }); err != nil {
+		return SignInResult{}, err
+	}
+	if err := tx.SaveAccount(acc); err != nil {
+		return SignInResult{}, err
+	}
+	if err := tx.SaveUser(u); err != nil {
 		return SignInResult{}, err
 	}
 	if changed {
-		if err := userEvent(txn, out, EventUserUpdated, &u, now); err != nil {
+		if err := userEvent(tx, out, EventUserUpdated, u, now); err != nil {
 			return SignInResult{}, err
 		}
 	}
-	res := SignInResult{User: &u, Account: &acc}
+	res := SignInResult{User: u, Account: acc}
 	emails.Report(&res)
 	return res, nil
 }
 
-// userEvent adds an event about u, with its accounts as txn sees them, to out.
-func userEvent(txn *badger.Txn, out *Outbox, typ string, u *User, now time.Time) error {
-	accs, err := accountsOf(txn, u.ID)
+// userEvent adds an event about u, with its accounts as tx sees them, to out.
+func userEvent(tx Tx, out *Outbox, typ string, u *User, now time.Time) error {
+	accs, err := tx.Accounts(u.ID)
 	if err != nil {
 		return err
 	}
@@ -101,76 +104,81 @@ func userEvent(txn *badger.Txn, out *Outbox, typ string, u *User, now time.Time)
 
 // signInNew links an unknown identity to LinkToUser, to the holder of its
 // verified email (as in.EmailLink decides), or to a new user, and creates
-// its account and indexes.
-func signInNew(txn *badger.Txn, out *Outbox, in SignIn, now time.Time) (SignInResult, error) {
+// its account.
+func signInNew(tx Tx, out *Outbox, in SignIn, now time.Time) (SignInResult, error) {
 	a := in.Account
-	var u User
-	userCreated := false
-	link := EmailLinkNone
+	var u *User
+	link, holder := EmailLinkNone, ""
 	switch {
 	case in.LinkToUser != "":
-		if !validID(in.LinkToUser) {
+		if !ValidID(in.LinkToUser) {
 			return SignInResult{}, fmt.Errorf("loading user: %w", ErrNotFound)
 		}
-		if err := getJSON(txn, userKey(in.LinkToUser), &u); err != nil {
+		var err error
+		if u, err = tx.LockUser(in.LinkToUser); err != nil {
 			return SignInResult{}, fmt.Errorf("loading user %s: %w", in.LinkToUser, err)
 		}
 	case in.LooksUpEmailHolder():
 		var err error
-		if link, err = emailLinkOf(txn, &in, &u, now); err != nil {
+		if link, holder, u, err = emailLinkOf(tx, &in); err != nil {
 			return SignInResult{}, err
 		}
 	}
-	if u.ID == "" {
-		u = User{ID: NewID("user"), CreatedAt: now, UpdatedAt: now}
-		userCreated = true
-		if err := addUser(txn, &u); err != nil {
+	userCreated := u == nil
+	if userCreated {
+		u = &User{ID: NewID("user"), CreatedAt: now, UpdatedAt: now}
+		if err := tx.InsertUser(u); err != nil {
 			return SignInResult{}, err
 		}
 	}
-
 	acc := a
 	acc.ID = NewID("eac")
 	acc.UserID = u.ID
 	acc.Status = StatusVerified
 	acc.CreatedAt = now
 	acc.UpdatedAt = now
-	emails := in.Emails(badgerEmails{txn, now}, out, now)
-	changed, err := AdoptAccount(emails, &u, &acc, now)
+	if err := tx.InsertAccount(&acc); err != nil {
+		return SignInResult{}, err
+	}
+	emails := in.Emails(tx, out, now)
+	changed, err := AdoptAccount(emails, u, &acc, now)
 	if err != nil {
 		return SignInResult{}, err
 	}
-	if err := in.CheckAdmission(&u, &acc, func() ([]*ExternalAccount, error) { return accountsOf(txn, u.ID) }); err != nil {
+	if err := in.CheckAdmission(u, &acc, func() ([]*ExternalAccount, error) { return tx.Accounts(u.ID) }); err != nil {
 		return SignInResult{}, err
 	}
-	if err := txn.Set(identityKey(acc.Issuer, acc.Subject), []byte(acc.ID)); err != nil {
+	if in.LooksUpEmailHolder() && (holder == "" || link == EmailLinkTakeOver) {
+		// The address was free (or freed) when we looked. A store whose
+		// transactions see others' commits may have seen someone commit it
+		// since: this identity must link to them, so start over.
+		again, err := tx.Holder(a.Email)
+		if err != nil {
+			return SignInResult{}, err
+		}
+		if again != u.ID {
+			return SignInResult{}, moved("the address the sign-in asserts found a holder meanwhile")
+		}
+	}
+	if err := tx.SaveUser(u); err != nil {
 		return SignInResult{}, err
 	}
-	if err := txn.Set(userEACKey(u.ID, acc.ID), nil); err != nil {
-		return SignInResult{}, err
-	}
-	if err := setJSON(txn, eacKey(acc.ID), &acc, 0); err != nil {
-		return SignInResult{}, err
-	}
-	if err := setJSON(txn, userKey(u.ID), &u, 0); err != nil {
-		return SignInResult{}, err
-	}
-	res := SignInResult{User: &u, Account: &acc, UserCreated: userCreated, AccountCreated: true}
+	res := SignInResult{User: u, Account: &acc, UserCreated: userCreated, AccountCreated: true}
 	emails.Report(&res)
 	if userCreated {
-		err = out.Add(Event{Type: EventUserCreated, CreatedAt: now, User: &u, Accounts: []*ExternalAccount{&acc}})
+		err = out.Add(Event{Type: EventUserCreated, CreatedAt: now, User: u, Accounts: []*ExternalAccount{&acc}})
 	}
 	if err == nil {
 		err = out.Add(Event{Type: EventAccountCreated, CreatedAt: now, Account: &acc})
 	}
 	if err == nil && link == EmailLinkJoin {
 		var revoked []*Session
-		if revoked, err = revokeSessionsOf(txn, u.ID); err == nil {
+		if revoked, err = tx.DeleteSessions(u.ID); err == nil {
 			err = LinkedByEmail(out, &res, &acc, revoked, now)
 		}
 	}
 	if err == nil && changed && !userCreated {
-		err = userEvent(txn, out, EventUserUpdated, &u, now)
+		err = userEvent(tx, out, EventUserUpdated, u, now)
 	}
 	if err != nil {
 		return SignInResult{}, err
@@ -178,38 +186,27 @@ func signInNew(txn *badger.Txn, out *Outbox, in SignIn, now time.Time) (SignInRe
 	return res, nil
 }
 
-// emailLinkOf finds the holder of in.Account's verified email and applies
-// in.EmailLink to it: for EmailLinkJoin it loads the holder into u, and for
-// EmailLinkRefuse it fails with ErrEmailHeld. A take-over is the new user's
-// AdoptAccount's to carry out.
-func emailLinkOf(txn *badger.Txn, in *SignIn, u *User, now time.Time) (EmailLink, error) {
-	x := badgerEmails{txn, now}
-	holder, err := x.Holder(in.Account.Email)
+// emailLinkOf finds (and locks) the holder of in.Account's verified email
+// and applies in.EmailLink to it: it returns the holder's id, and the holder
+// itself for EmailLinkJoin; for EmailLinkRefuse it fails with ErrEmailHeld.
+// A take-over is the new user's AdoptAccount's to carry out.
+func emailLinkOf(tx Tx, in *SignIn) (EmailLink, string, *User, error) {
+	holder, err := tx.Holder(in.Account.Email)
 	if err != nil || holder == "" {
-		return EmailLinkNone, err
+		return EmailLinkNone, "", nil, err
 	}
-	h, accounts, err := x.LockHolder(in.Account.Email, holder)
+	h, accounts, err := tx.LockHolder(in.Account.Email, holder)
 	if err != nil {
-		return EmailLinkNone, err
+		return EmailLinkNone, "", nil, err
 	}
-	link := in.EmailLink(h, accounts)
-	switch link {
+	switch link := in.EmailLink(h, accounts); link {
 	case EmailLinkJoin:
-		*u = *h
+		return link, holder, h, nil
 	case EmailLinkRefuse:
-		err = ErrEmailHeld
+		return link, holder, nil, ErrEmailHeld
+	default:
+		return link, holder, nil, nil
 	}
-	return link, err
-}
-
-// revokeSessionsOf deletes every session of the user, with its index
-// entries, and returns them.
-func revokeSessionsOf(txn *badger.Txn, userID string) ([]*Session, error) {
-	ids, err := collectKeys(txn, prefixUserSess+userID+"/", 0)
-	if err != nil {
-		return nil, err
-	}
-	return deleteSessions(txn, userID, ids)
 }
 
 // Refresh copies what a provider reported at this sign-in onto the account;
@@ -297,136 +294,4 @@ func (u *User) AdoptProfile(acc *ExternalAccount) bool {
 		u.ImageURL, changed = acc.ImageURL, true
 	}
 	return changed
-}
-
-// badgerEmails is the Badger EmailTx: idx/user_email records the addresses
-// each user has, idx/email names the holder of a verified one.
-type badgerEmails struct {
-	txn *badger.Txn
-	now time.Time
-}
-
-// Record sets u's idx/user_email entry for email.
-func (x badgerEmails) Record(email string, u *User) error {
-	return x.txn.Set(userEmailKey(email, u.ID), []byte(createdOrder(u.CreatedAt)))
-}
-
-// Holder returns the live user idx/email names for email.
-func (x badgerEmails) Holder(email string) (string, error) { return emailHolder(x.txn, email) }
-
-// Hold points idx/email at u.
-func (x badgerEmails) Hold(email string, u *User) error {
-	return x.txn.Set(emailKey(email), []byte(u.ID))
-}
-
-// Release deletes the idx/email entry of email if it names userID.
-func (x badgerEmails) Release(email, userID string) error {
-	return releaseEmail(x.txn, email, userID)
-}
-
-// LockHolder loads the user id with its accounts; the transaction's
-// conflict detection stands for a lock.
-func (x badgerEmails) LockHolder(_, id string) (*User, []*ExternalAccount, error) {
-	var h User
-	if err := getJSON(x.txn, userKey(id), &h); err != nil {
-		return nil, nil, fmt.Errorf("loading user %s: %w", id, err)
-	}
-	accounts, err := accountsOf(x.txn, id)
-	return &h, accounts, err
-}
-
-// SaveUser writes u.
-func (x badgerEmails) SaveUser(u *User) error { return setJSON(x.txn, userKey(u.ID), u, 0) }
-
-// EndSessions deletes the user's live sessions that match reports, with
-// their index entries.
-func (x badgerEmails) EndSessions(userID string, match func(*Session) bool) ([]*Session, error) {
-	live, err := liveSessionsOf(x.txn, userID, x.now)
-	if err != nil {
-		return nil, err
-	}
-	var matching []string
-	for _, s := range live {
-		if match(s) {
-			matching = append(matching, s.ID)
-		}
-	}
-	return deleteSessions(x.txn, userID, matching)
-}
-
-// RewriteSessions writes back the user's live sessions that change changed.
-func (x badgerEmails) RewriteSessions(userID string, change func(*Session) bool) error {
-	live, err := liveSessionsOf(x.txn, userID, x.now)
-	if err != nil {
-		return err
-	}
-	for _, s := range live {
-		if change(s) {
-			if err := setJSON(x.txn, sessionKey(s.ID), s, badgerExpiry(s.ExpiresAt)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// liveSessionsOf reads the user's sessions that are live at now.
-func liveSessionsOf(txn *badger.Txn, userID string, now time.Time) ([]*Session, error) {
-	ids, err := collectKeys(txn, prefixUserSess+userID+"/", 0)
-	if err != nil {
-		return nil, err
-	}
-	var live []*Session
-	for _, sid := range ids {
-		var s Session
-		err := getJSON(txn, sessionKey(sid), &s)
-		if errors.Is(err, ErrNotFound) || (err == nil && (s.UserID != userID || !now.Before(s.ExpiresAt))) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("loading a session: %w", redact(err, sid))
-		}
-		s.ID = sid
-		live = append(live, &s)
-	}
-	return live, nil
-}
-
-// releaseEmail deletes the idx/email entry of email if it names userID.
-func releaseEmail(txn *badger.Txn, email, userID string) error {
-	holder, err := getString(txn, emailKey(email))
-	if errors.Is(err, ErrNotFound) || (err == nil && holder != userID) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("looking up email: %w", err)
-	}
-	return txn.Delete(emailKey(email))
-}
-
-// emailHolder returns the user indexed under a verified email, or "" when
-// none is (an entry whose user is gone counts as none).
-func emailHolder(txn *badger.Txn, email string) (string, error) {
-	uid, err := getString(txn, emailKey(email))
-	if errors.Is(err, ErrNotFound) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("looking up email: %w", err)
-	}
-	ok, err := exists(txn, userKey(uid))
-	if err != nil || !ok {
-		return "", err
-	}
-	return uid, nil
-}
-
-// inconsistent describes a record an index promised but the store lacks. It
-// deliberately does not wrap ErrNotFound, which callers read as "no such user".
-func inconsistent(err error, format string, args ...any) error {
-	what := fmt.Sprintf(format, args...)
-	if errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("store is inconsistent: %s, which is missing", what)
-	}
-	return fmt.Errorf("%s: %w", what, err)
 }

@@ -210,6 +210,12 @@ type RedirectURLQuery struct {
 	Offset int
 }
 
+// Paging bounds of Users (UserQuery.Page).
+const (
+	defaultUsersLimit = 10
+	maxUsersLimit     = 500
+)
+
 // UserQuery filters and pages Store.Users.
 type UserQuery struct {
 	// Email, when set, matches users holding this address (any case).

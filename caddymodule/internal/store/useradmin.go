@@ -86,10 +86,10 @@ func NewUser(u *User, now time.Time) error {
 		if at < 1 || at == len(e)-1 || len(e) > 320 || strings.ContainsFunc(e, unicode.IsSpace) || strings.ContainsRune(e, '/') {
 			return invalid("email_address", "%q is not an email address", e)
 		}
-		if seen[normalizeEmail(e)] {
+		if seen[NormalizeEmail(e)] {
 			return invalid("email_address", "%q is listed twice", e)
 		}
-		seen[normalizeEmail(e)] = true
+		seen[NormalizeEmail(e)] = true
 		u.Emails[i] = EmailAddress{Email: e, Verified: true, VerifiedBy: []string{VouchedByAPI}}
 	}
 	return checkUser(u)
@@ -194,7 +194,7 @@ func (f *UserFilter) Match(u *User) bool {
 		return len(list) == 0 || slices.ContainsFunc(list, has)
 	}
 	hasEmail := func(v string) bool {
-		return slices.ContainsFunc(u.Emails, func(e EmailAddress) bool { return normalizeEmail(e.Email) == normalizeEmail(v) })
+		return slices.ContainsFunc(u.Emails, func(e EmailAddress) bool { return NormalizeEmail(e.Email) == NormalizeEmail(v) })
 	}
 	first, last := u.Names()
 	q, prefix := strings.ToLower(f.Query), strings.ToLower(f.Prefix)
@@ -220,7 +220,7 @@ var userOrders = map[string]func(x, y *User) int{
 	"last_sign_in_at": func(x, y *User) int { return x.LastSignInAt.Compare(y.LastSignInAt) },
 	"last_active_at":  func(x, y *User) int { return x.LastSignInAt.Compare(y.LastSignInAt) },
 	"email_address": func(x, y *User) int {
-		return strings.Compare(normalizeEmail(x.PrimaryEmail()), normalizeEmail(y.PrimaryEmail()))
+		return strings.Compare(NormalizeEmail(x.PrimaryEmail()), NormalizeEmail(y.PrimaryEmail()))
 	},
 	"username":   func(x, y *User) int { return strings.Compare(x.Username, y.Username) },
 	"first_name": func(x, y *User) int { return compareName(x, y, true) },

@@ -13,6 +13,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 )
 
 // fakeProvider answers refreshes like a provider with rotating refresh
@@ -62,7 +63,7 @@ func (f *fakeProvider) Refresh(ctx context.Context, _, rt string) (*oauth2.Token
 // setup stores one account whose token expired a second ago.
 func setup(t *testing.T, f *fakeProvider, tokens store.TokenSet) (*Engine, store.Store, *store.ExternalAccount) {
 	t.Helper()
-	st, err := store.Open(store.Options{InMemory: true})
+	st, err := badger.Open(badger.Options{InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 	"github.com/socialgate/socialgate/caddymodule/internal/webhook"
 )
 
@@ -162,7 +163,7 @@ type fixture struct {
 func newFixture(t *testing.T, st store.Store, eps ...webhook.Endpoint) *fixture {
 	t.Helper()
 	if st == nil {
-		b, err := store.Open(store.Options{InMemory: true})
+		b, err := badger.Open(badger.Options{InMemory: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -529,7 +530,7 @@ func TestPrune_KeepsWhatAnEndpointHasStillToGet(t *testing.T) {
 }
 
 func TestPrune_WithoutEndpointsDropsEverythingButNothingBeforeAConfiguration(t *testing.T) {
-	b, err := store.Open(store.Options{InMemory: true})
+	b, err := badger.Open(badger.Options{InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -596,7 +597,7 @@ func TestStop_CutsADeliveryShortWithoutCountingIt(t *testing.T) {
 
 func TestStart_DeliversPromptlyAfterAWrite(t *testing.T) {
 	rc := newReceiver(t)
-	b, err := store.Open(store.Options{InMemory: true})
+	b, err := badger.Open(badger.Options{InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -17,7 +16,7 @@ const accountColumns = `record, tokens`
 
 // ExternalAccount implements store.Store.ExternalAccount.
 func (s *Store) ExternalAccount(ctx context.Context, id string) (*store.ExternalAccount, error) {
-	if !validID(id) {
+	if !store.ValidID(id) {
 		return nil, fmt.Errorf("loading account: %w", store.ErrNotFound)
 	}
 	ctx, cancel := s.bound(ctx)
@@ -36,7 +35,7 @@ func (s *Store) ExternalAccount(ctx context.Context, id string) (*store.External
 
 // ExternalAccountByIdentity implements store.Store.ExternalAccountByIdentity.
 func (s *Store) ExternalAccountByIdentity(ctx context.Context, issuer, subject string) (*store.ExternalAccount, error) {
-	if issuer == "" || subject == "" || len(issuer)+len(subject) > maxIDLen || strings.ContainsRune(issuer+subject, 0) {
+	if issuer == "" || subject == "" || len(issuer)+len(subject) > store.MaxIDLen || strings.ContainsRune(issuer+subject, 0) {
 		return nil, fmt.Errorf("loading account by identity: %w", store.ErrNotFound)
 	}
 	ctx, cancel := s.bound(ctx)
@@ -58,7 +57,7 @@ func (s *Store) ExternalAccountByIdentity(ctx context.Context, issuer, subject s
 // ExternalAccounts implements store.Store.ExternalAccounts: the user's
 // accounts, oldest first.
 func (s *Store) ExternalAccounts(ctx context.Context, userID string) ([]*store.ExternalAccount, error) {
-	if !validID(userID) {
+	if !store.ValidID(userID) {
 		return nil, nil
 	}
 	ctx, cancel := s.bound(ctx)
@@ -96,146 +95,6 @@ func (s *Store) accountsOf(ctx context.Context, q querier, userID string) ([]*st
 		accs = append(accs, a)
 	}
 	return accs, rows.Err()
-}
-
-// UpdateExternalAccount implements store.Store.UpdateExternalAccount: the
-// account's row is locked (after its user's) while fn runs, so of concurrent
-// updaters each sees the previous one's result. When fn changes the
-// account's email or its verification, the user's addresses follow in the
-// same transaction, as at sign-in. Events as in the Badger store:
-// external_account.reauthorization_required, user.updated.
-func (s *Store) UpdateExternalAccount(ctx context.Context, id string, fn func(a *store.ExternalAccount) error) (*store.ExternalAccount, error) {
-	if !validID(id) {
-		return nil, fmt.Errorf("updating account: %w", store.ErrNotFound)
-	}
-	if fn == nil {
-		return nil, fmt.Errorf("updating account %s: nil update function", id)
-	}
-	var out *store.ExternalAccount
-	err := s.writeWithEvents(ctx, func(tx pgx.Tx, events *store.Outbox) error {
-		var userID string
-		if err := tx.QueryRow(ctx, `SELECT user_id FROM external_accounts WHERE id = $1`, id).Scan(&userID); err != nil {
-			return notFound(err)
-		}
-		// The user first: every writer locks a user before its accounts.
-		u, err := lockUser(ctx, tx, userID)
-		if err != nil {
-			return err // a missing user took the account with it: ErrNotFound
-		}
-		old, err := s.lockAccount(ctx, tx, id, userID)
-		if err != nil {
-			return err
-		}
-		acc := *old
-		if err := fn(&acc); err != nil {
-			return callerError{err}
-		}
-		// fn cannot move the account to another user or identity.
-		acc.ID, acc.UserID, acc.Issuer, acc.Subject, acc.CreatedAt = old.ID, old.UserID, old.Issuer, old.Subject, old.CreatedAt
-		if err := acc.Tokens.Check(); err != nil {
-			return err
-		}
-		now := s.now()
-		acc.UpdatedAt = now
-		userChanged := false
-		if acc.Email != old.Email || acc.EmailVerified != old.EmailVerified {
-			emails := store.Emails{Tx: s.emails(ctx, tx, now), Out: events, Now: now}
-			if userChanged, err = emails.Sync(u, &acc); err != nil {
-				return err
-			}
-			if userChanged {
-				u.UpdatedAt = now
-				if err := saveUser(ctx, tx, u); err != nil {
-					return err
-				}
-			}
-		}
-		if err := s.saveAccount(ctx, tx, &acc); err != nil {
-			return err
-		}
-		if err := reauthorizationEvent(events, old, &acc); err != nil {
-			return err
-		}
-		if userChanged {
-			if err := s.userEvent(ctx, tx, events, store.EventUserUpdated, u, now); err != nil {
-				return err
-			}
-		}
-		out = &acc
-		return nil
-	})
-	if cerr := callerErr(err); cerr != nil {
-		return nil, cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("updating account %s: %w", id, err)
-	}
-	return out, nil
-}
-
-// DeleteExternalAccount implements store.Store.DeleteExternalAccount. The
-// user's row lock, taken first, makes concurrent links and unlinks of one
-// user queue, so check sees exactly what will remain. A nil check allows any
-// unlink. Events as in the Badger store: session.revoked,
-// external_account.deleted, user.updated.
-func (s *Store) DeleteExternalAccount(ctx context.Context, userID, accountID string, check func(remaining []*store.ExternalAccount) error) (*store.ExternalAccount, []string, error) {
-	if !validID(userID) || !validID(accountID) {
-		return nil, nil, fmt.Errorf("unlinking account: %w", store.ErrNotFound)
-	}
-	var out *store.ExternalAccount
-	var revoked []string
-	err := s.writeWithEvents(ctx, func(tx pgx.Tx, events *store.Outbox) error {
-		u, err := lockUser(ctx, tx, userID)
-		if err != nil {
-			return err
-		}
-		// An account of another user is not found: never reveal or touch it.
-		acc, err := s.lockAccount(ctx, tx, accountID, userID)
-		if err != nil {
-			return err
-		}
-		accs, err := s.accountsOf(ctx, tx, userID)
-		if err != nil {
-			return err
-		}
-		remaining := slices.DeleteFunc(accs, func(a *store.ExternalAccount) bool { return a.ID == acc.ID })
-		if check != nil {
-			if err := check(remaining); err != nil {
-				return callerError{err}
-			}
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM external_accounts WHERE id = $1`, acc.ID); err != nil {
-			return err
-		}
-		now := s.now()
-		emails := store.Emails{Tx: s.emails(ctx, tx, now), Out: events, Now: now}
-		changed, err := emails.Unlink(u, acc)
-		if err != nil {
-			return err
-		}
-		revoked = emails.Revoked
-		if err := events.Add(store.Event{Type: store.EventAccountDeleted, CreatedAt: now, Account: acc}); err != nil {
-			return err
-		}
-		if changed {
-			u.UpdatedAt = now
-			if err := saveUser(ctx, tx, u); err != nil {
-				return err
-			}
-			if err := events.Add(store.Event{Type: store.EventUserUpdated, CreatedAt: now, User: u, Accounts: remaining}); err != nil {
-				return err
-			}
-		}
-		out = acc
-		return nil
-	})
-	if cerr := callerErr(err); cerr != nil {
-		return nil, nil, cerr
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("unlinking account %s of user %s: %w", accountID, userID, err)
-	}
-	return out, revoked, nil
 }
 
 // lockAccount reads and row-locks an account of userID; the caller holds

@@ -129,7 +129,7 @@ func (c *checker) loadEmails(ctx context.Context, tx pgx.Tx) error {
 		if u == nil {
 			return nil // the user's record is undecodable: reported
 		}
-		i := slices.IndexFunc(u.Emails, func(e store.EmailAddress) bool { return normalizeEmail(e.Email) == email })
+		i := slices.IndexFunc(u.Emails, func(e store.EmailAddress) bool { return store.NormalizeEmail(e.Email) == email })
 		switch {
 		case i < 0:
 			c.reportf("user_emails row %q of user %s: the user has no such address", email, userID)
@@ -198,13 +198,13 @@ func (c *checker) checkUsers() {
 	for _, id := range c.userIDs {
 		u := c.users[id]
 		for _, e := range u.Emails {
-			if _, ok := c.emails[normalizeEmail(e.Email)+"/"+id]; !ok {
+			if _, ok := c.emails[store.NormalizeEmail(e.Email)+"/"+id]; !ok {
 				c.reportf("user %s: no user_emails row for %q", id, e.Email)
 			}
 			if e.Verified != (len(e.VerifiedBy) > 0) {
 				c.reportf("user %s: email %q has verified %v and %d vouching accounts", id, e.Email, e.Verified, len(e.VerifiedBy))
 			}
-			if holder := c.emails[normalizeEmail(e.Email)+"/"+id]; e.Verified && !holder {
+			if holder := c.emails[store.NormalizeEmail(e.Email)+"/"+id]; e.Verified && !holder {
 				c.reportf("user %s: email %q is verified but another user, or no one, holds it", id, e.Email)
 			}
 			for _, aid := range e.VerifiedBy {
@@ -214,7 +214,7 @@ func (c *checker) checkUsers() {
 					c.reportf("user %s: email %q is vouched for by missing account %s", id, e.Email, aid)
 				case a.UserID != id:
 					c.reportf("user %s: email %q is vouched for by account %s of user %s", id, e.Email, aid, a.UserID)
-				case !a.EmailVerified || normalizeEmail(a.Email) != normalizeEmail(e.Email):
+				case !a.EmailVerified || store.NormalizeEmail(a.Email) != store.NormalizeEmail(e.Email):
 					c.reportf("user %s: email %q is vouched for by account %s, which asserts %q (verified %v)", id, e.Email, aid, a.Email, a.EmailVerified)
 				}
 			}

@@ -72,17 +72,14 @@ func (s *Store) Export(ctx context.Context, fn func(rec store.Record) error) err
 
 // Import writes one exported record in one transaction, exactly as given
 // (ids, timestamps, tokens, sealed under this store's key), and records no
-// events. A record whose user (or redirect URL) exists already is skipped
-// whole, so importing an export twice changes nothing the second time.
-// Expired sessions are not written. A verified address that another user
-// holds already is not verified on this user, and sessions that carry it
-// are not written (see store.Emails.Import).
+// events: a user as store.Rules.ImportUser says, a redirect URL unless its
+// id is recorded already (a record imported twice is skipped).
 func (s *Store) Import(ctx context.Context, rec store.Record) (store.ImportResult, error) {
 	var res store.ImportResult
 	switch {
 	case rec.RedirectURL != nil:
 		ru := rec.RedirectURL
-		if !validID(ru.ID) || ru.URL == "" || strings.ContainsRune(ru.URL, 0) {
+		if !store.ValidID(ru.ID) || ru.URL == "" || strings.ContainsRune(ru.URL, 0) {
 			return res, fmt.Errorf("importing redirect URL %q: invalid record", ru.ID)
 		}
 		record, err := json.Marshal(ru)
@@ -113,81 +110,8 @@ func (s *Store) Import(ctx context.Context, rec store.Record) (store.ImportResul
 		}
 		return res, nil
 	case rec.User != nil:
+		return s.ImportUser(ctx, rec)
 	default:
 		return res, errors.New("importing: empty record")
 	}
-	u := rec.User
-	if err := rec.CheckUser(); err != nil {
-		return res, err
-	}
-	now := s.now()
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		res = store.ImportResult{}
-		var one int
-		err := tx.QueryRow(ctx, `SELECT 1 FROM users WHERE id = $1`, u.ID).Scan(&one)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		for _, a := range rec.Accounts {
-			var id string
-			err := tx.QueryRow(ctx, `SELECT id FROM external_accounts WHERE (issuer = $1 AND subject = $2) OR id = $3`,
-				a.Issuer, a.Subject, a.ID).Scan(&id)
-			if err == nil {
-				return fmt.Errorf("%w: account %s or its identity exists (as account %s)", store.ErrImportConflict, a.ID, id)
-			}
-			if !errors.Is(err, pgx.ErrNoRows) {
-				return err
-			}
-		}
-		if err := insertUser(ctx, tx, u); err != nil {
-			return err
-		}
-		if err := claimHandles(ctx, tx, u, nil); errors.Is(callerErr(err), store.ErrExists) {
-			return fmt.Errorf("%w: %w", store.ErrImportConflict, callerErr(err))
-		} else if err != nil {
-			return err
-		}
-		// Import changes its copy of the record: the closure may run again.
-		imp, user := rec, *u
-		imp.User = &user
-		emails := store.Emails{Tx: s.emails(ctx, tx, now), Now: now}
-		if err := emails.Import(&imp); err != nil {
-			return err
-		}
-		if err := saveUser(ctx, tx, &user); err != nil {
-			return err
-		}
-		for _, a := range rec.Accounts {
-			if err := s.insertAccount(ctx, tx, a); err != nil {
-				return err
-			}
-			res.Accounts++
-		}
-		for _, sess := range imp.Sessions {
-			if sess.UserID != u.ID || !validID(sess.ID) || !now.Before(sess.ExpiresAt) {
-				continue
-			}
-			bare := *sess
-			bare.ID = ""
-			record, err := json.Marshal(&bare)
-			if err != nil {
-				return err
-			}
-			hash := digest(sess.ID)
-			if _, err := tx.Exec(ctx, `INSERT INTO sessions (id_hash, id_sealed, user_id, expires_ns, record) VALUES ($1, $2, $3, $4, $5)`,
-				hash, s.sealer.seal([]byte(sess.ID), sessionAAD(hash)), sess.UserID, sess.ExpiresAt.UnixNano(), record); err != nil {
-				return fmt.Errorf("a session: %w", err)
-			}
-			res.Sessions++
-		}
-		res.Imported = true
-		return nil
-	})
-	if err != nil {
-		return store.ImportResult{}, fmt.Errorf("importing user %s: %w", u.ID, err)
-	}
-	return res, nil
 }

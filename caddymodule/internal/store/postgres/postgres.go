@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
@@ -46,8 +45,6 @@ const (
 const (
 	// maxAttempts bounds the retries of a write transaction that lost a race.
 	maxAttempts = 10
-	// maxIDLen caps ids that arrive from outside before they reach a query.
-	maxIDLen = 512
 	// cleanupBatch is how many expired rows one cleanup statement deletes.
 	cleanupBatch = 1000
 )
@@ -85,8 +82,11 @@ type Options struct {
 }
 
 // Store is the store.Store on PostgreSQL. Safe for concurrent use by any
-// number of goroutines and gateway processes.
+// number of goroutines and gateway processes. The methods that change
+// users, accounts and sessions are store.Rules' over its transactions.
 type Store struct {
+	store.Rules
+
 	pool         *pgxpool.Pool
 	sealer       sealer
 	now          func() time.Time
@@ -141,6 +141,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.Rules = store.Rules{Backend: backend{s}}
 	s.pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("opening postgres store: %w", err)
@@ -250,25 +251,6 @@ func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc)
 	return context.WithTimeout(ctx, s.queryTimeout)
 }
 
-// errRetry makes write run its transaction again: something it read moved
-// before it could lock it.
-var errRetry = errors.New("retry the transaction")
-
-// callerError carries the error of a caller's callback out of a transaction
-// untouched and unretried.
-type callerError struct{ err error }
-
-func (e callerError) Error() string { return e.err.Error() }
-
-// callerErr returns the callback's own error when err carries one, else nil.
-func callerErr(err error) error {
-	var ce callerError
-	if errors.As(err, &ce) {
-		return ce.err
-	}
-	return nil
-}
-
 // write runs fn in a READ COMMITTED transaction, retrying the whole
 // transaction with jittered backoff when it lost a race (see retryable).
 // fn must derive everything from tx: it may run several times.
@@ -305,7 +287,7 @@ func (s *Store) writeWithEvents(ctx context.Context, fn func(tx pgx.Tx, out *sto
 			acks.wait(ctx, listeners)
 		}
 		if !retryable(err) || attempt == maxAttempts {
-			if errors.Is(err, errRetry) {
+			if errors.Is(err, store.ErrMoved) {
 				err = errors.New("the records kept changing; gave up")
 			}
 			return err
@@ -333,11 +315,8 @@ func (s *Store) read(ctx context.Context, fn func(tx pgx.Tx) error) error {
 // a constraint that two first sign-ins can both reach (the next attempt sees
 // the winner's row).
 func retryable(err error) bool {
-	if errors.Is(err, errRetry) {
+	if errors.Is(err, store.ErrMoved) {
 		return true
-	}
-	if callerErr(err) != nil {
-		return false
 	}
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
@@ -369,17 +348,5 @@ func notFound(err error) error {
 	}
 	return err
 }
-
-// validID is store.ValidID: both stores accept the same ids.
-func validID(id string) bool { return store.ValidID(id) }
-
-func validKind(kind string) bool {
-	return kind != "" && len(kind) <= 64 && !strings.ContainsAny(kind, "/\x00")
-}
-
-// normalizeEmail is the form emails are compared and indexed in; Go lowers
-// them, not the database, so every gateway and the Badger store agree
-// whatever the database's collation.
-func normalizeEmail(email string) string { return strings.ToLower(email) }
 
 var _ store.Store = (*Store)(nil)

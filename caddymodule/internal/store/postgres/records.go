@@ -15,93 +15,10 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
-// CreateSession implements store.Store.CreateSession. The user must exist
-// (ErrNotFound otherwise). An empty s.ID is set to a new sess_ id and a zero
-// s.CreatedAt to now; s.ExpiresAt must be in the future. The row holds the
-// id's digest and the id sealed, never the id itself. It records
-// session.created.
-func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
-	if sess == nil {
-		return errors.New("creating session: nil session")
-	}
-	now := s.now()
-	if sess.ID == "" {
-		sess.ID = store.NewID("sess")
-	}
-	if sess.CreatedAt.IsZero() {
-		sess.CreatedAt = now
-	}
-	switch {
-	case !validID(sess.ID):
-		return errors.New("creating session: invalid session id")
-	case !validID(sess.UserID):
-		return fmt.Errorf("creating session: user: %w", store.ErrNotFound)
-	case !sess.ExpiresAt.After(now):
-		return errors.New("creating session: it expires in the past")
-	}
-	hash := digest(sess.ID)
-	err := s.writeWithEvents(ctx, func(tx pgx.Tx, out *store.Outbox) error {
-		// FOR SHARE waits for a ban of the user in flight, or a change of
-		// its addresses (both lock it FOR NO KEY UPDATE), and then sees it.
-		var user []byte
-		if err := tx.QueryRow(ctx, `SELECT record FROM users WHERE id = $1 FOR SHARE`, sess.UserID).Scan(&user); err != nil {
-			return notFound(err)
-		}
-		u, err := decodeUser(user)
-		if err != nil {
-			return err
-		}
-		if err := u.CanSignIn(); err != nil {
-			return err
-		}
-		u.DropUnheldEmail(sess)
-		if sess.AccountID != "" {
-			// FOR KEY SHARE makes an unlink of the account wait, or wait
-			// for it: a session never starts through an account its user
-			// no longer has, nor escapes the unlink's end of its sessions.
-			var one int
-			err := tx.QueryRow(ctx, `SELECT 1 FROM external_accounts WHERE id = $1 AND user_id = $2 FOR KEY SHARE`,
-				sess.AccountID, sess.UserID).Scan(&one)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("its account %s: %w", sess.AccountID, store.ErrNotFound)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		bare := *sess
-		bare.ID = ""
-		record, err := json.Marshal(&bare)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO sessions (id_hash, id_sealed, user_id, expires_ns, record) VALUES ($1, $2, $3, $4, $5)`,
-			hash, s.sealer.seal([]byte(sess.ID), sessionAAD(hash)), sess.UserID, sess.ExpiresAt.UnixNano(), record)
-		if err != nil {
-			return err
-		}
-		return out.Add(store.Event{Type: store.EventSessionCreated, CreatedAt: now, Session: sess})
-	})
-	switch pgCode(err) {
-	case "":
-	case "23503": // foreign_key_violation: the user was deleted meanwhile
-		return fmt.Errorf("creating session: user %s: %w", sess.UserID, store.ErrNotFound)
-	case "23505": // ids are 128-bit random: a clash means a caller reused one
-		return errors.New("creating session: the session id is taken")
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("creating session: user %s: %w", sess.UserID, err)
-	}
-	if err != nil {
-		return fmt.Errorf("creating session: %w", err)
-	}
-	return nil
-}
-
 // Session implements store.Store.Session. Errors never carry the session id:
 // it is the bearer secret a cookie stands for.
 func (s *Store) Session(ctx context.Context, id string) (*store.Session, error) {
-	if !validID(id) {
+	if !store.ValidID(id) {
 		return nil, fmt.Errorf("loading session: %w", store.ErrNotFound)
 	}
 	ctx, cancel := s.bound(ctx)
@@ -142,7 +59,7 @@ func (s *Store) RevokeSession(ctx context.Context, id string) error {
 // endSession deletes a session and, when it was live, records an event of
 // type typ.
 func (s *Store) endSession(ctx context.Context, id, typ string) error {
-	if !validID(id) {
+	if !store.ValidID(id) {
 		return nil
 	}
 	return s.writeWithEvents(ctx, func(tx pgx.Tx, out *store.Outbox) error {
@@ -171,7 +88,7 @@ func (s *Store) endSession(ctx context.Context, id, typ string) error {
 // Sessions implements store.Store.Sessions: the user's live sessions,
 // oldest first.
 func (s *Store) Sessions(ctx context.Context, userID string) ([]*store.Session, error) {
-	if !validID(userID) {
+	if !store.ValidID(userID) {
 		return nil, nil
 	}
 	ctx, cancel := s.bound(ctx)
@@ -228,9 +145,9 @@ func (s *Store) CreateEphemeral(ctx context.Context, kind, id string, value []by
 
 func (s *Store) putEphemeral(ctx context.Context, kind, id string, value []byte, ttl time.Duration, create bool) error {
 	switch {
-	case !validKind(kind):
+	case !store.ValidKind(kind):
 		return fmt.Errorf("storing %q record: invalid kind", kind)
-	case id == "" || len(id) > maxIDLen:
+	case id == "" || len(id) > store.MaxIDLen:
 		return fmt.Errorf("storing %s record: invalid id", kind)
 	case ttl <= 0:
 		return fmt.Errorf("storing %s record: ttl %v is not positive", kind, ttl)
@@ -258,10 +175,10 @@ func (s *Store) putEphemeral(ctx context.Context, kind, id string, value []byte,
 // TakeEphemeral implements store.Store.TakeEphemeral: one DELETE …
 // RETURNING, so of concurrent takers exactly one gets the row.
 func (s *Store) TakeEphemeral(ctx context.Context, kind, id string) ([]byte, error) {
-	if !validKind(kind) {
+	if !store.ValidKind(kind) {
 		return nil, fmt.Errorf("taking %q record: invalid kind", kind)
 	}
-	if id == "" || len(id) > maxIDLen {
+	if id == "" || len(id) > store.MaxIDLen {
 		return nil, fmt.Errorf("taking %s record: %w", kind, store.ErrNotFound)
 	}
 	ctx, cancel := s.bound(ctx)
@@ -309,7 +226,7 @@ func (s *Store) CreateRedirectURL(ctx context.Context, url string) (*store.Redir
 		}
 		if err := tx.QueryRow(ctx, `SELECT record FROM redirect_urls WHERE url = $1`, url).Scan(&record); err != nil {
 			if errors.Is(err, pgx.ErrNoRows) {
-				return errRetry // deleted since the insert found it
+				return store.ErrMoved // deleted since the insert found it
 			}
 			return err
 		}
@@ -366,7 +283,7 @@ func (s *Store) RedirectURLsVersion(ctx context.Context) (int64, error) {
 
 // RedirectURL implements store.Store.RedirectURL.
 func (s *Store) RedirectURL(ctx context.Context, id string) (*store.RedirectURL, error) {
-	if !validID(id) {
+	if !store.ValidID(id) {
 		return nil, store.ErrNotFound
 	}
 	ctx, cancel := s.bound(ctx)
@@ -384,7 +301,7 @@ func (s *Store) RedirectURL(ctx context.Context, id string) (*store.RedirectURL,
 
 // DeleteRedirectURL implements store.Store.DeleteRedirectURL.
 func (s *Store) DeleteRedirectURL(ctx context.Context, id string) error {
-	if !validID(id) {
+	if !store.ValidID(id) {
 		return store.ErrNotFound
 	}
 	ctx, cancel := s.bound(ctx)

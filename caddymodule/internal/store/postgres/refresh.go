@@ -33,7 +33,7 @@ const idleMargin = 10 * time.Second
 // Entering needs_reauthorization records
 // external_account.reauthorization_required, as UpdateExternalAccount does.
 func (s *Store) RefreshExternalAccount(ctx context.Context, id string, wait time.Duration, fn func(ctx context.Context, a *store.ExternalAccount) error) (*store.ExternalAccount, error) {
-	if !validID(id) {
+	if !store.ValidID(id) {
 		return nil, fmt.Errorf("refreshing account: %w", store.ErrNotFound)
 	}
 	deadline := time.Now().Add(wait)
@@ -94,7 +94,7 @@ func (s *Store) RefreshExternalAccount(ctx context.Context, id string, wait time
 	wctx, cancel := s.bound(context.WithoutCancel(ctx))
 	defer cancel()
 	var events store.Outbox
-	if err := reauthorizationEvent(&events, old, &next); err != nil {
+	if err := store.ReauthorizationEvent(&events, old, &next); err != nil {
 		return nil, fmt.Errorf("refreshing account %s: %w", id, err)
 	}
 	if err := s.saveAccount(wctx, tx, &next); err != nil {
@@ -107,13 +107,4 @@ func (s *Store) RefreshExternalAccount(ctx context.Context, id string, wait time
 		return nil, fmt.Errorf("refreshing account %s: committing: %w", id, err)
 	}
 	return &next, nil
-}
-
-// reauthorizationEvent records external_account.reauthorization_required
-// when an update moves the account to needs_reauthorization.
-func reauthorizationEvent(events *store.Outbox, old, acc *store.ExternalAccount) error {
-	if acc.Status != store.StatusNeedsReauthorization || old.Status == store.StatusNeedsReauthorization {
-		return nil
-	}
-	return events.Add(store.Event{Type: store.EventAccountReauthed, CreatedAt: acc.UpdatedAt, Account: acc})
 }

@@ -23,7 +23,7 @@ func (s *Store) TouchSessions(ctx context.Context, touches []store.SessionTouch)
 		merged := map[string]store.SessionTouch{} // by digest
 		var hashes [][]byte
 		for _, t := range batch {
-			if !validID(t.ID) {
+			if !store.ValidID(t.ID) {
 				continue
 			}
 			h := string(digest(t.ID))

@@ -14,7 +14,7 @@ import (
 
 // User implements store.Store.User.
 func (s *Store) User(ctx context.Context, id string) (*store.User, error) {
-	if !validID(id) {
+	if !store.ValidID(id) {
 		return nil, fmt.Errorf("loading user: %w", store.ErrNotFound)
 	}
 	ctx, cancel := s.bound(ctx)
@@ -47,7 +47,7 @@ func (s *Store) Users(ctx context.Context, q store.UserQuery) ([]*store.User, in
 		count = `SELECT count(*) FROM user_emails WHERE email_lower = $1`
 		page = `SELECT u.record FROM user_emails e JOIN users u ON u.id = e.user_id
 			WHERE e.email_lower = $3 ORDER BY u.created_ns DESC, u.id LIMIT $1 OFFSET $2`
-		args = append(args, normalizeEmail(q.Email))
+		args = append(args, store.NormalizeEmail(q.Email))
 	}
 	var users []*store.User
 	var total int
@@ -75,44 +75,6 @@ func (s *Store) Users(ctx context.Context, q store.UserQuery) ([]*store.User, in
 		users, total = store.SelectUsers(users, q)
 	}
 	return users, total, nil
-}
-
-// DeleteUser implements store.Store.DeleteUser: the user's row, whose
-// cascades remove its accounts, sessions and addresses with it. Events as in
-// the Badger store: external_account.deleted for each account, then
-// user.deleted.
-func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	if !validID(id) {
-		return fmt.Errorf("deleting user: %w", store.ErrNotFound)
-	}
-	err := s.writeWithEvents(ctx, func(tx pgx.Tx, out *store.Outbox) error {
-		// FOR UPDATE, as the DELETE would take: links and unlinks of this
-		// user, which lock it first, wait, so the accounts read are the
-		// accounts deleted.
-		var record []byte
-		if err := tx.QueryRow(ctx, `SELECT record FROM users WHERE id = $1 FOR UPDATE`, id).Scan(&record); err != nil {
-			return notFound(err)
-		}
-		accounts, err := s.accountsOf(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id); err != nil {
-			return err
-		}
-		now := s.now()
-		for _, a := range accounts {
-			if err := out.Add(store.Event{Type: store.EventAccountDeleted, CreatedAt: now, Account: a}); err != nil {
-				return err
-			}
-		}
-		// The user is gone: its event names it and no more.
-		return out.Add(store.Event{Type: store.EventUserDeleted, CreatedAt: now, User: &store.User{ID: id}})
-	})
-	if err != nil {
-		return fmt.Errorf("deleting user %s: %w", id, err)
-	}
-	return nil
 }
 
 // lockUser reads and row-locks a user for an update that keeps its id

@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"cmp"
@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
 // Keys of redirect URLs: the record, and an index by URL so a URL is recorded once.
@@ -18,27 +20,27 @@ const (
 	prefixRedirectURL = "idx/ru_url/"
 )
 
-// CreateRedirectURL implements Store.CreateRedirectURL.
-func (b *Badger) CreateRedirectURL(ctx context.Context, url string) (*RedirectURL, error) {
+// CreateRedirectURL implements store.Store.CreateRedirectURL.
+func (b *Store) CreateRedirectURL(ctx context.Context, url string) (*store.RedirectURL, error) {
 	if url == "" || strings.ContainsRune(url, 0) {
 		return nil, errors.New("creating redirect URL: the URL is empty or invalid")
 	}
-	var out *RedirectURL
+	var out *store.RedirectURL
 	err := b.update(ctx, func(txn *badger.Txn) error {
 		id, err := getString(txn, []byte(prefixRedirectURL+url))
 		if err == nil {
-			var existing RedirectURL
+			var existing store.RedirectURL
 			if err := getJSON(txn, []byte(prefixRedirect+id), &existing); err != nil {
 				return err
 			}
 			out = &existing
-			return ErrExists
+			return store.ErrExists
 		}
-		if !errors.Is(err, ErrNotFound) {
+		if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		now := b.now()
-		ru := &RedirectURL{ID: NewID("ru"), URL: url, CreatedAt: now, UpdatedAt: now}
+		ru := &store.RedirectURL{ID: store.NewID("ru"), URL: url, CreatedAt: now, UpdatedAt: now}
 		if err := setJSON(txn, []byte(prefixRedirect+ru.ID), ru, 0); err != nil {
 			return err
 		}
@@ -48,8 +50,8 @@ func (b *Badger) CreateRedirectURL(ctx context.Context, url string) (*RedirectUR
 		out = ru
 		return nil
 	})
-	if errors.Is(err, ErrExists) {
-		return out, ErrExists
+	if errors.Is(err, store.ErrExists) {
+		return out, store.ErrExists
 	}
 	if err != nil {
 		return nil, fmt.Errorf("creating redirect URL: %w", err)
@@ -58,13 +60,13 @@ func (b *Badger) CreateRedirectURL(ctx context.Context, url string) (*RedirectUR
 	return out, nil
 }
 
-// RedirectURLs implements Store.RedirectURLs. The records have no index by
+// RedirectURLs implements store.Store.RedirectURLs. The records have no index by
 // creation: a page reads them all, which only the API's listing does.
-func (b *Badger) RedirectURLs(ctx context.Context, q RedirectURLQuery) ([]*RedirectURL, int, error) {
-	var out []*RedirectURL
+func (b *Store) RedirectURLs(ctx context.Context, q store.RedirectURLQuery) ([]*store.RedirectURL, int, error) {
+	var out []*store.RedirectURL
 	err := b.view(ctx, func(txn *badger.Txn) error {
 		return scan(txn, prefixRedirect, false, func(id string, val []byte) error {
-			var ru RedirectURL
+			var ru store.RedirectURL
 			if err := json.Unmarshal(val, &ru); err != nil {
 				return fmt.Errorf("decoding redirect URL %s: %w", id, err)
 			}
@@ -75,14 +77,14 @@ func (b *Badger) RedirectURLs(ctx context.Context, q RedirectURLQuery) ([]*Redir
 	if err != nil {
 		return nil, 0, fmt.Errorf("listing redirect URLs: %w", err)
 	}
-	slices.SortFunc(out, func(a, b *RedirectURL) int {
+	slices.SortFunc(out, func(a, b *store.RedirectURL) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 	})
-	return q.page(out), len(out), nil
+	return page(out, q), len(out), nil
 }
 
 // page cuts the page q asks for out of all the records.
-func (q RedirectURLQuery) page(all []*RedirectURL) []*RedirectURL {
+func page(all []*store.RedirectURL, q store.RedirectURLQuery) []*store.RedirectURL {
 	from := min(max(q.Offset, 0), len(all))
 	if q.Limit <= 0 {
 		return all[from:]
@@ -90,17 +92,17 @@ func (q RedirectURLQuery) page(all []*RedirectURL) []*RedirectURL {
 	return all[from:min(from+q.Limit, len(all))]
 }
 
-// RedirectURLsVersion implements Store.RedirectURLsVersion.
-func (b *Badger) RedirectURLsVersion(context.Context) (int64, error) {
+// RedirectURLsVersion implements store.Store.RedirectURLsVersion.
+func (b *Store) RedirectURLsVersion(context.Context) (int64, error) {
 	return b.redirectVersion.Load(), nil
 }
 
-// RedirectURL implements Store.RedirectURL.
-func (b *Badger) RedirectURL(ctx context.Context, id string) (*RedirectURL, error) {
-	if !validID(id) {
-		return nil, ErrNotFound
+// RedirectURL implements store.Store.RedirectURL.
+func (b *Store) RedirectURL(ctx context.Context, id string) (*store.RedirectURL, error) {
+	if !store.ValidID(id) {
+		return nil, store.ErrNotFound
 	}
-	var ru RedirectURL
+	var ru store.RedirectURL
 	err := b.view(ctx, func(txn *badger.Txn) error { return getJSON(txn, []byte(prefixRedirect+id), &ru) })
 	if err != nil {
 		return nil, err
@@ -108,13 +110,13 @@ func (b *Badger) RedirectURL(ctx context.Context, id string) (*RedirectURL, erro
 	return &ru, nil
 }
 
-// DeleteRedirectURL implements Store.DeleteRedirectURL.
-func (b *Badger) DeleteRedirectURL(ctx context.Context, id string) error {
-	if !validID(id) {
-		return ErrNotFound
+// DeleteRedirectURL implements store.Store.DeleteRedirectURL.
+func (b *Store) DeleteRedirectURL(ctx context.Context, id string) error {
+	if !store.ValidID(id) {
+		return store.ErrNotFound
 	}
 	err := b.update(ctx, func(txn *badger.Txn) error {
-		var ru RedirectURL
+		var ru store.RedirectURL
 		if err := getJSON(txn, []byte(prefixRedirect+id), &ru); err != nil {
 			return err
 		}

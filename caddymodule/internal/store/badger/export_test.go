@@ -1,9 +1,10 @@
-package store
+package badger
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"testing"
 	"time"
 )
@@ -20,13 +21,13 @@ func TestExportImport_Badger(t *testing.T) {
 	}
 	defer src.Close()
 	now := time.Now().Round(0) // no monotonic reading: records compare as stored
-	res, err := src.SignIn(ctx, SignIn{Now: now, Account: ExternalAccount{Provider: "p", Issuer: "https://iss", Subject: "s1",
+	res, err := src.SignIn(ctx, store.SignIn{Now: now, Account: store.ExternalAccount{Provider: "p", Issuer: "https://iss", Subject: "s1",
 		Email: "A@example.com", EmailVerified: true, ApprovedScopes: []string{"openid", "x"},
-		Tokens: TokenSet{AccessToken: "at", RefreshToken: "rt", IDToken: "it", TokenType: "Bearer", Expiry: now.Add(time.Hour)}}})
+		Tokens: store.TokenSet{AccessToken: "at", RefreshToken: "rt", IDToken: "it", TokenType: "Bearer", Expiry: now.Add(time.Hour)}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess := &Session{UserID: res.User.ID, ExpiresAt: now.Add(time.Hour), Email: "A@example.com"}
+	sess := &store.Session{UserID: res.User.ID, ExpiresAt: now.Add(time.Hour), Email: "A@example.com"}
 	if err := src.CreateSession(ctx, sess); err != nil {
 		t.Fatal(err)
 	}
@@ -34,8 +35,8 @@ func TestExportImport_Badger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var recs []Record
-	if err := src.Export(ctx, func(r Record) error { recs = append(recs, r); return nil }); err != nil {
+	var recs []store.Record
+	if err := src.Export(ctx, func(r store.Record) error { recs = append(recs, r); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if len(recs) != 2 || recs[0].User == nil || len(recs[0].Accounts) != 1 || len(recs[0].Sessions) != 1 || recs[1].RedirectURL == nil {
@@ -70,31 +71,31 @@ func TestExportImport_Badger(t *testing.T) {
 		t.Fatalf("imported redirect URL: %+v %v", r, err)
 	}
 	// The identity links to the imported user.
-	again, err := dst.SignIn(ctx, SignIn{Account: ExternalAccount{Provider: "p", Issuer: "https://iss", Subject: "s1", Tokens: TokenSet{AccessToken: "at2"}}})
+	again, err := dst.SignIn(ctx, store.SignIn{Account: store.ExternalAccount{Provider: "p", Issuer: "https://iss", Subject: "s1", Tokens: store.TokenSet{AccessToken: "at2"}}})
 	if err != nil || again.UserCreated || again.User.ID != res.User.ID || again.Account.Tokens.RefreshToken != "rt" {
 		t.Fatalf("sign-in after import: %+v %v", again, err)
 	}
-	if users, total, err := dst.Users(ctx, UserQuery{Email: "a@EXAMPLE.com"}); err != nil || total != 1 || users[0].ID != res.User.ID {
+	if users, total, err := dst.Users(ctx, store.UserQuery{Email: "a@EXAMPLE.com"}); err != nil || total != 1 || users[0].ID != res.User.ID {
 		t.Fatalf("by email: %v %d %v", users, total, err)
 	}
 
 	// A different user with the same identity, or a URL under another id: refused whole.
 	clash := recs[0]
-	clash.User = &User{ID: NewID("user"), CreatedAt: now}
+	clash.User = &store.User{ID: store.NewID("user"), CreatedAt: now}
 	a := *clash.Accounts[0]
-	a.ID, a.UserID = NewID("eac"), clash.User.ID
-	clash.Accounts = []*ExternalAccount{&a}
+	a.ID, a.UserID = store.NewID("eac"), clash.User.ID
+	clash.Accounts = []*store.ExternalAccount{&a}
 	clash.Sessions = nil
-	if _, err := dst.Import(ctx, clash); !errors.Is(err, ErrImportConflict) {
+	if _, err := dst.Import(ctx, clash); !errors.Is(err, store.ErrImportConflict) {
 		t.Fatalf("identity clash: %v", err)
 	}
-	if _, err := dst.User(ctx, clash.User.ID); !errors.Is(err, ErrNotFound) {
+	if _, err := dst.User(ctx, clash.User.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the clashing user was written: %v", err)
 	}
-	if _, err := dst.Import(ctx, Record{RedirectURL: &RedirectURL{ID: NewID("ru"), URL: "app://cb", CreatedAt: now}}); !errors.Is(err, ErrImportConflict) {
+	if _, err := dst.Import(ctx, store.Record{RedirectURL: &store.RedirectURL{ID: store.NewID("ru"), URL: "app://cb", CreatedAt: now}}); !errors.Is(err, store.ErrImportConflict) {
 		t.Fatalf("URL clash: %v", err)
 	}
-	for _, st := range []*Badger{src, dst} {
+	for _, st := range []*Store{src, dst} {
 		if problems, err := st.Check(ctx); err != nil || len(problems) > 0 {
 			t.Fatalf("Check: %v %v", problems, err)
 		}

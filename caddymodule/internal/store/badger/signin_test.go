@@ -1,8 +1,9 @@
-package store
+package badger
 
 import (
 	"context"
 	"errors"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"maps"
 	"testing"
 )
@@ -10,8 +11,8 @@ import (
 const testIssuer = "https://issuer.example"
 
 // account is a provider's report of an identity.
-func account(subject, email string, verified bool) ExternalAccount {
-	return ExternalAccount{
+func account(subject, email string, verified bool) store.ExternalAccount {
+	return store.ExternalAccount{
 		Provider:      "test",
 		Issuer:        testIssuer,
 		Subject:       subject,
@@ -19,15 +20,15 @@ func account(subject, email string, verified bool) ExternalAccount {
 		EmailVerified: verified,
 		Name:          "Name of " + subject,
 		ImageURL:      "https://img.example/" + subject,
-		Tokens:        TokenSet{AccessToken: "at-" + subject, RefreshToken: "rt-" + subject},
+		Tokens:        store.TokenSet{AccessToken: "at-" + subject, RefreshToken: "rt-" + subject},
 	}
 }
 
-func mustSignIn(t *testing.T, b *Badger, in SignIn) SignInResult {
+func mustSignIn(t *testing.T, b *Store, in store.SignIn) store.SignInResult {
 	t.Helper()
 	res, err := b.SignIn(context.Background(), in)
 	if err != nil {
-		t.Fatalf("SignIn(%s): %v", in.Account.Subject, err)
+		t.Fatalf("store.SignIn(%s): %v", in.Account.Subject, err)
 	}
 	return res
 }
@@ -37,12 +38,12 @@ func mustSignIn(t *testing.T, b *Badger, in SignIn) SignInResult {
 // names the user. What the interface shows (the addresses, the linking) is
 // storetest's SignIn_UnverifiedEmailIsRecordedButNeverLinks.
 func TestSignIn_UnverifiedEmailIsIndexedOnlyOnceVerified(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b *Badger, _ *fakeClock) {
-		res := mustSignIn(t, b, SignIn{Account: account("gina", "gina@example.com", false)})
+	eachBackend(t, func(t *testing.T, b *Store, _ *fakeClock) {
+		res := mustSignIn(t, b, store.SignIn{Account: account("gina", "gina@example.com", false)})
 		if n := countPrefix(t, b, prefixEmail); n != 0 {
 			t.Errorf("%d email index entries, want 0", n)
 		}
-		mustSignIn(t, b, SignIn{Account: account("gina", "GINA@example.com", true)})
+		mustSignIn(t, b, store.SignIn{Account: account("gina", "GINA@example.com", true)})
 		if n := countPrefix(t, b, prefixEmail); n != 1 {
 			t.Errorf("%d email index entries, want 1", n)
 		}
@@ -56,16 +57,16 @@ func TestSignIn_UnverifiedEmailIsIndexedOnlyOnceVerified(t *testing.T) {
 // leaves every raw key and value as it was (storetest compares what the
 // interface shows).
 func TestSignIn_LinkToUserRefusesAnotherUsersIdentity(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b *Badger, _ *fakeClock) {
-		ivy := mustSignIn(t, b, SignIn{Account: account("ivy", "ivy@example.com", true)})
-		jack := mustSignIn(t, b, SignIn{Account: account("jack", "jack@example.com", true)})
+	eachBackend(t, func(t *testing.T, b *Store, _ *fakeClock) {
+		ivy := mustSignIn(t, b, store.SignIn{Account: account("ivy", "ivy@example.com", true)})
+		jack := mustSignIn(t, b, store.SignIn{Account: account("jack", "jack@example.com", true)})
 		before := dump(t, b)
 
 		changed := account("jack", "new@example.com", true)
 		changed.Tokens.AccessToken = "stolen"
-		_, err := b.SignIn(context.Background(), SignIn{Account: changed, LinkToUser: ivy.User.ID})
-		if !errors.Is(err, ErrIdentityTaken) {
-			t.Fatalf("SignIn = %v, want ErrIdentityTaken", err)
+		_, err := b.SignIn(context.Background(), store.SignIn{Account: changed, LinkToUser: ivy.User.ID})
+		if !errors.Is(err, store.ErrIdentityTaken) {
+			t.Fatalf("store.SignIn = %v, want ErrIdentityTaken", err)
 		}
 		if after := dump(t, b); !maps.Equal(before, after) {
 			t.Errorf("store changed on a refused link:\nbefore %q\nafter  %q", before, after)

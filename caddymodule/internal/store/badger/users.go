@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"cmp"
@@ -14,16 +14,13 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
-// Paging bounds of Users (UserQuery.Page).
-const (
-	defaultUsersLimit = 10
-	maxUsersLimit     = 500
-	// sessionBatch is how many sessions DeleteUser ends per transaction when
-	// a user has too many for one (see DeleteUser).
-	sessionBatch = 1000
-)
+// sessionBatch is how many sessions DeleteUser ends per transaction when a
+// user has too many for one (see DeleteUser).
+const sessionBatch = 1000
 
 // createdOrder is the key segment that sorts users newest first: CreatedAt
 // in unix nanoseconds with the sign bit flipped (so times before 1970 order
@@ -34,26 +31,18 @@ func createdOrder(t time.Time) string {
 	return hex.EncodeToString(b[:])
 }
 
-func createdKey(u *User) []byte {
+func createdKey(u *store.User) []byte {
 	return []byte(prefixCreated + createdOrder(u.CreatedAt) + "/" + u.ID)
 }
 
 func userEmailKey(email, userID string) []byte {
-	return []byte(prefixUserMail + normalizeEmail(email) + "/" + userID)
-}
-
-// addUser writes the indexes and the count of a user being created.
-func addUser(txn *badger.Txn, u *User) error {
-	if err := txn.Set(createdKey(u), nil); err != nil {
-		return err
-	}
-	return addUserCount(txn, 1)
+	return []byte(prefixUserMail + store.NormalizeEmail(email) + "/" + userID)
 }
 
 // userCount reads the user counter; a store without one has no users.
 func userCount(txn *badger.Txn) (int, error) {
 	s, err := getString(txn, []byte(keyUserCount))
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil
 	}
 	if err != nil {
@@ -77,14 +66,14 @@ func addUserCount(txn *badger.Txn, delta int) error {
 	return txn.Set([]byte(keyUserCount), strconv.AppendInt(nil, int64(max(n+delta, 0)), 10))
 }
 
-// Users implements Store.Users. Without an email filter it walks the
+// Users implements store.Store.Users. Without an email filter it walks the
 // idx/user_created index key-only, skipping Offset keys, and takes the total
 // from the user counter; with one it reads the idx/user_email entries of that
 // address, whose values carry the users' creation order. Either way it loads
 // only the users of the page, in one snapshot.
-func (b *Badger) Users(ctx context.Context, q UserQuery) ([]*User, int, error) {
+func (b *Store) Users(ctx context.Context, q store.UserQuery) ([]*store.User, int, error) {
 	limit, offset := q.Page()
-	var users []*User
+	var users []*store.User
 	var total int
 	err := b.view(ctx, func(txn *badger.Txn) error {
 		var ids []string
@@ -92,7 +81,7 @@ func (b *Badger) Users(ctx context.Context, q UserQuery) ([]*User, int, error) {
 		switch {
 		case !q.Indexed() && q.Email == "":
 			all, err := allUsers(txn)
-			users, total = SelectUsers(all, q)
+			users, total = store.SelectUsers(all, q)
 			return err
 		case !q.Indexed():
 			ids, _, err = usersByEmail(txn, q.Email, 0, math.MaxInt)
@@ -104,11 +93,11 @@ func (b *Badger) Users(ctx context.Context, q UserQuery) ([]*User, int, error) {
 		if err != nil {
 			return err
 		}
-		users = make([]*User, 0, len(ids))
+		users = make([]*store.User, 0, len(ids))
 		for _, id := range ids {
-			var u User
+			var u store.User
 			err := getJSON(txn, userKey(id), &u)
-			if errors.Is(err, ErrNotFound) {
+			if errors.Is(err, store.ErrNotFound) {
 				continue // a stale index entry; Check reports it
 			}
 			if err != nil {
@@ -117,7 +106,7 @@ func (b *Badger) Users(ctx context.Context, q UserQuery) ([]*User, int, error) {
 			users = append(users, &u)
 		}
 		if !q.Indexed() {
-			users, total = SelectUsers(users, q)
+			users, total = store.SelectUsers(users, q)
 		}
 		return nil
 	})
@@ -184,102 +173,26 @@ func usersByEmail(txn *badger.Txn, email string, offset, limit int) ([]string, i
 	return ids, len(all), nil
 }
 
-// DeleteUser implements Store.DeleteUser in one transaction. The one
-// exception is a user with thousands of sessions, more than one Badger
-// transaction can hold (badger.ErrTxnTooBig): their sessions are then ended
-// first in batches of whole sessions (record and index together), and the
-// user with everything else goes in one transaction after. A crash between
-// the two leaves a user with fewer sessions, which is still consistent.
-//
-// It records external_account.deleted for each account, then user.deleted;
-// the sessions end without events of their own.
-func (b *Badger) DeleteUser(ctx context.Context, id string) error {
-	if !validID(id) {
-		return fmt.Errorf("deleting user: %w", ErrNotFound)
-	}
-	del := func(txn *badger.Txn, out *Outbox) error { return deleteUser(txn, out, id, b.now()) }
-	err := b.updateWithEvents(ctx, del)
+// DeleteUser implements store.Store.DeleteUser (store.Rules) in one
+// transaction. The one exception is a user with thousands of sessions, more
+// than one Badger transaction can hold (badger.ErrTxnTooBig): their sessions
+// are then ended first in batches of whole sessions (record and index
+// together), and the user with everything else goes in one transaction
+// after. A crash between the two leaves a user with fewer sessions, which is
+// still consistent.
+func (b *Store) DeleteUser(ctx context.Context, id string) error {
+	err := b.Rules.DeleteUser(ctx, id)
 	if errors.Is(err, badger.ErrTxnTooBig) {
-		if err = b.deleteSessionsOf(ctx, id); err == nil {
-			err = b.updateWithEvents(ctx, del)
+		if err = b.deleteSessionsOf(ctx, id); err != nil {
+			return fmt.Errorf("deleting user %s: %w", id, err)
 		}
+		err = b.Rules.DeleteUser(ctx, id)
 	}
-	if err != nil {
-		return fmt.Errorf("deleting user %s: %w", id, err)
-	}
-	return nil
-}
-
-func deleteUser(txn *badger.Txn, out *Outbox, id string, now time.Time) error {
-	var u User
-	if err := getJSON(txn, userKey(id), &u); err != nil {
-		return err
-	}
-	var accounts []*ExternalAccount
-	eacIDs, err := collectKeys(txn, prefixUserEAC+id+"/", 0)
-	if err != nil {
-		return err
-	}
-	for _, eid := range eacIDs {
-		if err := txn.Delete(userEACKey(id, eid)); err != nil {
-			return err
-		}
-		var a ExternalAccount
-		err := getJSON(txn, eacKey(eid), &a)
-		if errors.Is(err, ErrNotFound) || (err == nil && a.UserID != id) {
-			continue // a stale index entry: only the entry was this user's
-		}
-		if err != nil {
-			return fmt.Errorf("loading account %s: %w", eid, err)
-		}
-		if err := deleteAccountRecords(txn, &a); err != nil {
-			return err
-		}
-		accounts = append(accounts, &a)
-	}
-	slices.SortFunc(accounts, func(x, y *ExternalAccount) int {
-		return cmp.Or(x.CreatedAt.Compare(y.CreatedAt), strings.Compare(x.ID, y.ID))
-	})
-	for _, a := range accounts {
-		if err := out.Add(Event{Type: EventAccountDeleted, CreatedAt: now, Account: a}); err != nil {
-			return err
-		}
-	}
-	sessIDs, err := collectKeys(txn, prefixUserSess+id+"/", 0)
-	if err != nil {
-		return err
-	}
-	if _, err := deleteSessions(txn, id, sessIDs); err != nil {
-		return err
-	}
-	for _, e := range u.Emails {
-		if err := txn.Delete(userEmailKey(e.Email, id)); err != nil {
-			return err
-		}
-		if err := releaseEmail(txn, e.Email, id); err != nil {
-			return err
-		}
-	}
-	for kind, v := range u.Handles() {
-		if err := releaseHandle(txn, kind, v, id); err != nil {
-			return err
-		}
-	}
-	if err := txn.Delete(createdKey(&u)); err != nil {
-		return err
-	}
-	if err := txn.Delete(userKey(id)); err != nil {
-		return err
-	}
-	// The user is gone: its event names it and no more.
-	if err := out.Add(Event{Type: EventUserDeleted, CreatedAt: now, User: &User{ID: id}}); err != nil {
-		return err
-	}
-	return addUserCount(txn, -1)
+	return err
 }
 
 // deleteSessionsOf ends the user's sessions, sessionBatch per transaction.
-func (b *Badger) deleteSessionsOf(ctx context.Context, userID string) error {
+func (b *Store) deleteSessionsOf(ctx context.Context, userID string) error {
 	for {
 		var n int
 		err := b.update(ctx, func(txn *badger.Txn) error {
@@ -299,19 +212,19 @@ func (b *Badger) deleteSessionsOf(ctx context.Context, userID string) error {
 
 // deleteSessions removes the user's sessions ids with their index entries
 // and returns the sessions it found.
-func deleteSessions(txn *badger.Txn, userID string, ids []string) ([]*Session, error) {
-	var deleted []*Session
+func deleteSessions(txn *badger.Txn, userID string, ids []string) ([]*store.Session, error) {
+	var deleted []*store.Session
 	for _, sid := range ids {
 		if err := txn.Delete(userSessKey(userID, sid)); err != nil {
 			return nil, err
 		}
-		var s Session
+		var s store.Session
 		err := getJSON(txn, sessionKey(sid), &s)
-		if errors.Is(err, ErrNotFound) || (err == nil && s.UserID != userID) {
+		if errors.Is(err, store.ErrNotFound) || (err == nil && s.UserID != userID) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("loading a session: %w", redact(err, sid))
+			return nil, fmt.Errorf("loading a session: %w", store.Redact(err, sid))
 		}
 		if err := txn.Delete(sessionKey(sid)); err != nil {
 			return nil, err

@@ -1,9 +1,10 @@
-package store
+package badger
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"strings"
 	"testing"
 	"time"
@@ -15,10 +16,10 @@ import (
 // leaves no idx/user_sess entry. What the interface shows is storetest's
 // Session_CreateGetDelete.
 func TestSession_DeleteRemovesSessionAndIndex(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b *Badger, clk *fakeClock) {
+	eachBackend(t, func(t *testing.T, b *Store, clk *fakeClock) {
 		ctx := context.Background()
-		u := mustSignIn(t, b, SignIn{Account: account("lena", "lena@example.com", true)}).User
-		s := &Session{UserID: u.ID, ExpiresAt: clk.Now().Add(time.Hour)}
+		u := mustSignIn(t, b, store.SignIn{Account: account("lena", "lena@example.com", true)}).User
+		s := &store.Session{UserID: u.ID, ExpiresAt: clk.Now().Add(time.Hour)}
 		if err := b.CreateSession(ctx, s); err != nil {
 			t.Fatal(err)
 		}
@@ -41,29 +42,29 @@ func TestSession_DeleteRemovesSessionAndIndex(t *testing.T) {
 // storetest's CreateSession_RefusesBadSessions does), that no refused session
 // is stored, whoever it names.
 func TestCreateSession_RefusesBadSessions(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b *Badger, clk *fakeClock) {
+	eachBackend(t, func(t *testing.T, b *Store, clk *fakeClock) {
 		ctx := context.Background()
-		u := mustSignIn(t, b, SignIn{Account: account("pia", "", false)}).User
+		u := mustSignIn(t, b, store.SignIn{Account: account("pia", "", false)}).User
 		live := clk.Now().Add(time.Hour)
-		taken := &Session{UserID: u.ID, ExpiresAt: live}
+		taken := &store.Session{UserID: u.ID, ExpiresAt: live}
 		if err := b.CreateSession(ctx, taken); err != nil {
 			t.Fatal(err)
 		}
 		for _, tc := range []struct {
 			name     string
-			s        *Session
+			s        *store.Session
 			notFound bool
 		}{
-			{"unknown user", &Session{UserID: NewID("user"), ExpiresAt: live}, true},
-			{"no user", &Session{ExpiresAt: live}, true},
-			{"already expired", &Session{UserID: u.ID, ExpiresAt: clk.Now()}, false},
-			{"id in use", &Session{ID: taken.ID, UserID: u.ID, ExpiresAt: live}, false},
-			{"id with a slash", &Session{ID: "sess_a/b", UserID: u.ID, ExpiresAt: live}, false},
+			{"unknown user", &store.Session{UserID: store.NewID("user"), ExpiresAt: live}, true},
+			{"no user", &store.Session{ExpiresAt: live}, true},
+			{"already expired", &store.Session{UserID: u.ID, ExpiresAt: clk.Now()}, false},
+			{"id in use", &store.Session{ID: taken.ID, UserID: u.ID, ExpiresAt: live}, false},
+			{"id with a slash", &store.Session{ID: "sess_a/b", UserID: u.ID, ExpiresAt: live}, false},
 			{"nil", nil, false},
 		} {
 			err := b.CreateSession(ctx, tc.s)
-			if err == nil || errors.Is(err, ErrNotFound) != tc.notFound {
-				t.Errorf("%s: CreateSession = %v, want an error (ErrNotFound: %v)", tc.name, err, tc.notFound)
+			if err == nil || errors.Is(err, store.ErrNotFound) != tc.notFound {
+				t.Errorf("%s: CreateSession = %v, want an error (store.ErrNotFound: %v)", tc.name, err, tc.notFound)
 			}
 		}
 		if n := countPrefix(t, b, prefixSession); n != 1 {
@@ -75,36 +76,36 @@ func TestCreateSession_RefusesBadSessions(t *testing.T) {
 func TestReads_CorruptRecordIsAnErrorNotAPanic(t *testing.T) {
 	b := openTest(t, Options{InMemory: true})
 	ctx := context.Background()
-	u := mustSignIn(t, b, SignIn{Account: account("quinn", "", false)}).User
-	s := &Session{UserID: u.ID, ExpiresAt: time.Now().Add(time.Hour)}
+	u := mustSignIn(t, b, store.SignIn{Account: account("quinn", "", false)}).User
+	s := &store.Session{UserID: u.ID, ExpiresAt: time.Now().Add(time.Hour)}
 	if err := b.CreateSession(ctx, s); err != nil {
 		t.Fatal(err)
 	}
 	rawSet(t, b, userKey(u.ID), "{not json")
 	rawSet(t, b, sessionKey(s.ID), "[]")
 	rawSet(t, b, ephKey("flow", "short"), "abc")
-	if _, err := b.User(ctx, u.ID); err == nil || errors.Is(err, ErrNotFound) {
-		t.Errorf("User on a corrupt record = %v", err)
+	if _, err := b.User(ctx, u.ID); err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Errorf("store.User on a corrupt record = %v", err)
 	}
-	if _, err := b.Session(ctx, s.ID); err == nil || errors.Is(err, ErrNotFound) {
-		t.Errorf("Session on a corrupt record = %v", err)
+	if _, err := b.Session(ctx, s.ID); err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Errorf("store.Session on a corrupt record = %v", err)
 	}
-	if _, err := b.TakeEphemeral(ctx, "flow", "short"); err == nil || errors.Is(err, ErrNotFound) {
+	if _, err := b.TakeEphemeral(ctx, "flow", "short"); err == nil || errors.Is(err, store.ErrNotFound) {
 		t.Errorf("TakeEphemeral on a truncated record = %v", err)
 	}
-	if _, err := b.SignIn(ctx, SignIn{Account: account("quinn", "", false)}); err == nil {
-		t.Error("SignIn onto a corrupt user succeeded")
+	if _, err := b.SignIn(ctx, store.SignIn{Account: account("quinn", "", false)}); err == nil {
+		t.Error("store.SignIn onto a corrupt user succeeded")
 	}
 }
 
 func BenchmarkSession(b *testing.B) {
-	benchEachBackend(b, func(b *testing.B, st *Badger) {
+	benchEachBackend(b, func(b *testing.B, st *Store) {
 		ctx := context.Background()
-		res, err := st.SignIn(ctx, SignIn{Account: account("bench", "bench@example.com", true)})
+		res, err := st.SignIn(ctx, store.SignIn{Account: account("bench", "bench@example.com", true)})
 		if err != nil {
 			b.Fatal(err)
 		}
-		s := &Session{UserID: res.User.ID, Email: "bench@example.com", Name: "Bench", ExpiresAt: time.Now().Add(time.Hour), UserAgent: "Mozilla/5.0 (X11; Linux x86_64)", IP: "192.0.2.1"}
+		s := &store.Session{UserID: res.User.ID, Email: "bench@example.com", Name: "Bench", ExpiresAt: time.Now().Add(time.Hour), UserAgent: "Mozilla/5.0 (X11; Linux x86_64)", IP: "192.0.2.1"}
 		if err := st.CreateSession(ctx, s); err != nil {
 			b.Fatal(err)
 		}
@@ -122,11 +123,11 @@ func BenchmarkSession(b *testing.B) {
 }
 
 func BenchmarkSignIn_Returning(b *testing.B) {
-	benchEachBackend(b, func(b *testing.B, st *Badger) {
+	benchEachBackend(b, func(b *testing.B, st *Store) {
 		ctx := context.Background()
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := st.SignIn(ctx, SignIn{Account: account("bench", "bench@example.com", true)}); err != nil {
+			if _, err := st.SignIn(ctx, store.SignIn{Account: account("bench", "bench@example.com", true)}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -135,7 +136,7 @@ func BenchmarkSignIn_Returning(b *testing.B) {
 
 func TestRedact_HidesTheSecretKeepsTheCause(t *testing.T) {
 	cause := fmt.Errorf(`DB::Get key: "sess/sess_abc\x01": %w`, badger.ErrDBClosed)
-	err := fmt.Errorf("loading session: %w", redact(cause, "sess_abc\x01"))
+	err := fmt.Errorf("loading session: %w", store.Redact(cause, "sess_abc\x01"))
 	if strings.Contains(err.Error(), "sess_abc") || !errors.Is(err, badger.ErrDBClosed) {
 		t.Errorf("redacted error = %q (Is ErrDBClosed: %v)", err, errors.Is(err, badger.ErrDBClosed))
 	}

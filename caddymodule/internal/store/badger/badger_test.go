@@ -1,9 +1,10 @@
-package store
+package badger
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"io/fs"
 	"log"
 	"os"
@@ -46,7 +47,7 @@ func (quietLogger) Infof(string, ...any)    {}
 func (quietLogger) Debugf(string, ...any)   {}
 
 // openTest opens a store that is closed when the test ends.
-func openTest(t testing.TB, opts Options) *Badger {
+func openTest(t testing.TB, opts Options) *Store {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = quietLogger{}
@@ -60,7 +61,7 @@ func openTest(t testing.TB, opts Options) *Badger {
 }
 
 // eachBackend runs test against an in-memory and an on-disk store.
-func eachBackend(t *testing.T, test func(t *testing.T, b *Badger, clk *fakeClock)) {
+func eachBackend(t *testing.T, test func(t *testing.T, b *Store, clk *fakeClock)) {
 	for _, name := range []string{"memory", "disk"} {
 		t.Run(name, func(t *testing.T) {
 			clk := newClock()
@@ -74,7 +75,7 @@ func eachBackend(t *testing.T, test func(t *testing.T, b *Badger, clk *fakeClock
 }
 
 // benchEachBackend runs bench against an in-memory and an on-disk store.
-func benchEachBackend(b *testing.B, bench func(b *testing.B, st *Badger)) {
+func benchEachBackend(b *testing.B, bench func(b *testing.B, st *Store)) {
 	for _, name := range []string{"memory", "disk"} {
 		b.Run(name, func(b *testing.B) {
 			opts := Options{InMemory: name == "memory"}
@@ -87,7 +88,7 @@ func benchEachBackend(b *testing.B, bench func(b *testing.B, st *Badger)) {
 }
 
 // dump returns every live key and value, raw.
-func dump(t testing.TB, b *Badger) map[string]string {
+func dump(t testing.TB, b *Store) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	err := b.db.View(func(txn *badger.Txn) error {
@@ -103,7 +104,7 @@ func dump(t testing.TB, b *Badger) map[string]string {
 }
 
 // countPrefix counts live keys under prefix.
-func countPrefix(t testing.TB, b *Badger, prefix string) int {
+func countPrefix(t testing.TB, b *Store, prefix string) int {
 	t.Helper()
 	n := 0
 	err := b.db.View(func(txn *badger.Txn) error {
@@ -131,11 +132,11 @@ func TestOpen_RejectsBadEncryptionKeyLength(t *testing.T) {
 func TestOpen_DataSurvivesCloseAndReopen(t *testing.T) {
 	dir := t.TempDir()
 	b := openTest(t, Options{Dir: dir})
-	res, err := b.SignIn(context.Background(), SignIn{Account: account("alice", "alice@example.com", true)})
+	res, err := b.SignIn(context.Background(), store.SignIn{Account: account("alice", "alice@example.com", true)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess := &Session{UserID: res.User.ID, ExpiresAt: time.Now().Add(time.Hour)}
+	sess := &store.Session{UserID: res.User.ID, ExpiresAt: time.Now().Add(time.Hour)}
 	if err := b.CreateSession(context.Background(), sess); err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +145,7 @@ func TestOpen_DataSurvivesCloseAndReopen(t *testing.T) {
 	}
 
 	b = openTest(t, Options{Dir: dir})
-	again, err := b.SignIn(context.Background(), SignIn{Account: account("alice", "alice@example.com", true)})
+	again, err := b.SignIn(context.Background(), store.SignIn{Account: account("alice", "alice@example.com", true)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +177,7 @@ func TestOpen_EncryptionKeyHidesTokensAtRest(t *testing.T) {
 			b := openTest(t, Options{Dir: dir, EncryptionKey: tc.key})
 			acc := account("bob", "bob@example.com", true)
 			acc.Tokens.AccessToken = canary
-			if _, err := b.SignIn(context.Background(), SignIn{Account: acc}); err != nil {
+			if _, err := b.SignIn(context.Background(), store.SignIn{Account: acc}); err != nil {
 				t.Fatal(err)
 			}
 			if err := b.Close(); err != nil {
@@ -218,7 +219,7 @@ func TestOpen_EncryptionKeyHidesTokensAtRest(t *testing.T) {
 }
 
 // mustUserOf returns the user that acc's identity is linked to.
-func mustUserOf(t *testing.T, b *Badger, acc ExternalAccount) string {
+func mustUserOf(t *testing.T, b *Store, acc store.ExternalAccount) string {
 	t.Helper()
 	var uid string
 	err := b.db.View(func(txn *badger.Txn) error {
@@ -226,7 +227,7 @@ func mustUserOf(t *testing.T, b *Badger, acc ExternalAccount) string {
 		if err != nil {
 			return err
 		}
-		var a ExternalAccount
+		var a store.ExternalAccount
 		err = getJSON(txn, eacKey(eacID), &a)
 		uid = a.UserID
 		return err
@@ -243,7 +244,7 @@ func TestClose_IsIdempotentAndStopsGC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.SignIn(context.Background(), SignIn{Account: account("carol", "", false)}); err != nil {
+	if _, err := b.SignIn(context.Background(), store.SignIn{Account: account("carol", "", false)}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(20 * time.Millisecond) // let the GC loop run a few rounds
@@ -263,7 +264,7 @@ func TestClose_IsIdempotentAndStopsGC(t *testing.T) {
 		t.Fatal("GC goroutine still running after Close")
 	}
 	if _, err := b.User(context.Background(), "user_x"); !errors.Is(err, badger.ErrDBClosed) {
-		t.Errorf("User after Close: %v, want ErrDBClosed", err)
+		t.Errorf("store.User after Close: %v, want ErrDBClosed", err)
 	}
 	// Badger's own goroutines wind down asynchronously; allow a little slack.
 	deadline := time.Now().Add(5 * time.Second)

@@ -1,9 +1,10 @@
-package store
+package badger
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"maps"
 	"slices"
 	"strings"
@@ -15,11 +16,11 @@ import (
 
 // signInUsers creates n users a second apart (sign-in k at clk + k s) and
 // returns their ids, oldest first.
-func signInUsers(t testing.TB, b *Badger, clk *fakeClock, prefix string, n int) []string {
+func signInUsers(t testing.TB, b *Store, clk *fakeClock, prefix string, n int) []string {
 	t.Helper()
 	ids := make([]string, n)
 	for i := range n {
-		res, err := b.SignIn(context.Background(), SignIn{Account: account(fmt.Sprintf("%s%03d", prefix, i), "", false), Now: clk.Now()})
+		res, err := b.SignIn(context.Background(), store.SignIn{Account: account(fmt.Sprintf("%s%03d", prefix, i), "", false), Now: clk.Now()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -34,10 +35,10 @@ func signInUsers(t testing.TB, b *Badger, clk *fakeClock, prefix string, n int) 
 // changed besides the user count. What the interface shows is storetest's
 // DeleteUser_RemovesTheUserWithEverythingItOwns.
 func TestDeleteUser_RemovesTheUserWithEverythingItOwns(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b *Badger, clk *fakeClock) {
+	eachBackend(t, func(t *testing.T, b *Store, clk *fakeClock) {
 		ctx := context.Background()
 		h := newHealthyStore(t, b) // rose: two accounts, a verified and an unverified email, a session
-		s2 := &Session{UserID: h.rose.User.ID, ExpiresAt: clk.Now().Add(time.Hour)}
+		s2 := &store.Session{UserID: h.rose.User.ID, ExpiresAt: clk.Now().Add(time.Hour)}
 		if err := b.CreateSession(ctx, s2); err != nil {
 			t.Fatal(err)
 		}
@@ -74,11 +75,11 @@ func TestDeleteUser_RemovesTheUserWithEverythingItOwns(t *testing.T) {
 // raw keys and the user count as they were (storetest compares what the
 // interface shows).
 func TestDeleteUser_UnknownUserIsNotFound(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b *Badger, _ *fakeClock) {
-		mustSignIn(t, b, SignIn{Account: account("quin", "", false)})
+	eachBackend(t, func(t *testing.T, b *Store, _ *fakeClock) {
+		mustSignIn(t, b, store.SignIn{Account: account("quin", "", false)})
 		before := dump(t, b)
-		for _, id := range []string{NewID("user"), "", "user/x"} {
-			if err := b.DeleteUser(context.Background(), id); !errors.Is(err, ErrNotFound) {
+		for _, id := range []string{store.NewID("user"), "", "user/x"} {
+			if err := b.DeleteUser(context.Background(), id); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("DeleteUser(%q) = %v, want ErrNotFound", id, err)
 			}
 		}
@@ -91,13 +92,13 @@ func TestDeleteUser_UnknownUserIsNotFound(t *testing.T) {
 func TestDeleteUser_EndsSessionsInBatchesWhenTooManyForOneTransaction(t *testing.T) {
 	b := openTest(t, Options{InMemory: true})
 	ctx := context.Background()
-	u := mustSignIn(t, b, SignIn{Account: account("ray", "ray@example.com", true)}).User
+	u := mustSignIn(t, b, store.SignIn{Account: account("ray", "ray@example.com", true)}).User
 	// More sessions than one transaction can delete (see Badger's maxBatchCount).
 	const n = 8000
 	exp := time.Now().Add(time.Hour)
 	wb := b.db.NewWriteBatch()
 	for range n {
-		s := &Session{ID: NewID("sess"), UserID: u.ID, ExpiresAt: exp}
+		s := &store.Session{ID: store.NewID("sess"), UserID: u.ID, ExpiresAt: exp}
 		val := fmt.Sprintf(`{"id":%q,"user_id":%q,"expires_at":%q}`, s.ID, u.ID, exp.Format(time.RFC3339Nano))
 		for _, e := range []*badger.Entry{
 			{Key: sessionKey(s.ID), Value: []byte(val), ExpiresAt: badgerExpiry(exp)},
@@ -111,7 +112,7 @@ func TestDeleteUser_EndsSessionsInBatchesWhenTooManyForOneTransaction(t *testing
 	if err := wb.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.db.Update(func(txn *badger.Txn) error { return deleteUser(txn, new(Outbox), u.ID, time.Now()) }); !errors.Is(err, badger.ErrTxnTooBig) {
+	if err := b.db.Update(func(txn *badger.Txn) error { return tx{txn, time.Now()}.DeleteUser(u) }); !errors.Is(err, badger.ErrTxnTooBig) {
 		t.Fatalf("one transaction = %v, want ErrTxnTooBig (the test needs more sessions)", err)
 	}
 	if err := b.DeleteUser(ctx, u.ID); err != nil {
@@ -134,17 +135,17 @@ func BenchmarkUsersPage(b *testing.B) {
 	ctx := context.Background()
 	for i := range 20 { // twenty people claim one address
 		acc := account(fmt.Sprint("shared", i), "shared@example.com", false)
-		if _, err := st.SignIn(ctx, SignIn{Account: acc}); err != nil {
+		if _, err := st.SignIn(ctx, store.SignIn{Account: acc}); err != nil {
 			b.Fatal(err)
 		}
 	}
 	for _, bc := range []struct {
 		name string
-		q    UserQuery
+		q    store.UserQuery
 	}{
-		{"first", UserQuery{Limit: 10}},
-		{"offset-1000", UserQuery{Limit: 10, Offset: 1000}},
-		{"email", UserQuery{Email: "Shared@example.com"}},
+		{"first", store.UserQuery{Limit: 10}},
+		{"offset-1000", store.UserQuery{Limit: 10, Offset: 1000}},
+		{"email", store.UserQuery{Email: "Shared@example.com"}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -158,9 +159,9 @@ func BenchmarkUsersPage(b *testing.B) {
 }
 
 func BenchmarkExternalAccount(b *testing.B) {
-	benchEachBackend(b, func(b *testing.B, st *Badger) {
+	benchEachBackend(b, func(b *testing.B, st *Store) {
 		ctx := context.Background()
-		res, err := st.SignIn(ctx, SignIn{Account: account("bench", "bench@example.com", true)})
+		res, err := st.SignIn(ctx, store.SignIn{Account: account("bench", "bench@example.com", true)})
 		if err != nil {
 			b.Fatal(err)
 		}

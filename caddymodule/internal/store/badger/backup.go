@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 // format (what `badger backup` writes and DB.Load reads), from one snapshot,
 // while the store keeps serving. The backup holds the records decrypted:
 // keep it as secret as the store's keys.
-func (b *Badger) Backup(w io.Writer) error {
+func (b *Store) Backup(w io.Writer) error {
 	if _, err := b.db.Backup(w, 0); err != nil {
 		return fmt.Errorf("backing up store: %w", err)
 	}

@@ -1,8 +1,9 @@
-package store
+package badger
 
 import (
 	"context"
 	"errors"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"maps"
 	"strings"
 	"testing"
@@ -13,9 +14,9 @@ import (
 // raw key survives the unlink that names the account or its identity. What
 // the interface shows is storetest's DeleteExternalAccount_RemovesTheAccount.
 func TestDeleteExternalAccount_RemovesTheAccountAndItsIndexes(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b *Badger, _ *fakeClock) {
-		first := mustSignIn(t, b, SignIn{Account: account("hal", "hal@example.com", true)})
-		second := mustSignIn(t, b, SignIn{Account: account("hal-gh", "hal@work.example", true), LinkToUser: first.User.ID})
+	eachBackend(t, func(t *testing.T, b *Store, _ *fakeClock) {
+		first := mustSignIn(t, b, store.SignIn{Account: account("hal", "hal@example.com", true)})
+		second := mustSignIn(t, b, store.SignIn{Account: account("hal-gh", "hal@work.example", true), LinkToUser: first.User.ID})
 		if _, _, err := b.DeleteExternalAccount(context.Background(), first.User.ID, second.Account.ID, refuseLast); err != nil {
 			t.Fatal(err)
 		}
@@ -31,7 +32,7 @@ func TestDeleteExternalAccount_RemovesTheAccountAndItsIndexes(t *testing.T) {
 // errLastAccount is what a caller's check returns for a user's last account.
 var errLastAccount = errors.New("the last sign-in method cannot be removed")
 
-func refuseLast(remaining []*ExternalAccount) error {
+func refuseLast(remaining []*store.ExternalAccount) error {
 	if len(remaining) == 0 {
 		return errLastAccount
 	}
@@ -42,10 +43,10 @@ func refuseLast(remaining []*ExternalAccount) error {
 // refused unlink leaves every raw key and value as it was (storetest compares
 // what the interface shows).
 func TestDeleteExternalAccount_RefusedByCheckChangesNothing(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b *Badger, _ *fakeClock) {
+	eachBackend(t, func(t *testing.T, b *Store, _ *fakeClock) {
 		ctx := context.Background()
-		res := mustSignIn(t, b, SignIn{Account: account("ida", "ida@example.com", true)})
-		if err := b.CreateSession(ctx, &Session{UserID: res.User.ID, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		res := mustSignIn(t, b, store.SignIn{Account: account("ida", "ida@example.com", true)})
+		if err := b.CreateSession(ctx, &store.Session{UserID: res.User.ID, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
 		before := dump(t, b)
@@ -64,11 +65,11 @@ func TestDeleteExternalAccount_RefusedByCheckChangesNothing(t *testing.T) {
 // the address. The rest is storetest's
 // DeleteExternalAccount_OfTheOnlyVoucherUnverifiesTheEmail.
 func TestDeleteExternalAccount_UnlinkingTheOnlyVoucherDropsTheIndexEntry(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b *Badger, _ *fakeClock) {
+	eachBackend(t, func(t *testing.T, b *Store, _ *fakeClock) {
 		// jo's Google account vouches for jo@example.com; her GitHub account
 		// has no email. Unlinking Google leaves nobody vouching for it.
-		google := mustSignIn(t, b, SignIn{Account: account("jo-google", "jo@example.com", true)})
-		mustSignIn(t, b, SignIn{Account: account("jo-github", "", false), LinkToUser: google.User.ID})
+		google := mustSignIn(t, b, store.SignIn{Account: account("jo-google", "jo@example.com", true)})
+		mustSignIn(t, b, store.SignIn{Account: account("jo-github", "", false), LinkToUser: google.User.ID})
 		if _, ok := emailHolderOf(t, b, "jo@example.com"); !ok {
 			t.Fatal("jo@example.com is not in the email index before the unlink")
 		}
@@ -86,22 +87,22 @@ func TestDeleteExternalAccount_UnlinkingTheOnlyVoucherDropsTheIndexEntry(t *test
 // refused unlinks leave every raw key and value as they were (storetest
 // compares what the interface shows).
 func TestDeleteExternalAccount_AnotherUsersAccountIsNotFound(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b *Badger, _ *fakeClock) {
+	eachBackend(t, func(t *testing.T, b *Store, _ *fakeClock) {
 		ctx := context.Background()
-		kay := mustSignIn(t, b, SignIn{Account: account("kay", "kay@example.com", true)})
-		lou := mustSignIn(t, b, SignIn{Account: account("lou", "lou@example.com", true)})
+		kay := mustSignIn(t, b, store.SignIn{Account: account("kay", "kay@example.com", true)})
+		lou := mustSignIn(t, b, store.SignIn{Account: account("lou", "lou@example.com", true)})
 		before := dump(t, b)
 		for _, tc := range []struct{ user, account string }{
 			{kay.User.ID, lou.Account.ID},
 			{lou.User.ID, kay.Account.ID},
-			{kay.User.ID, NewID("eac")},
-			{NewID("user"), kay.Account.ID},
+			{kay.User.ID, store.NewID("eac")},
+			{store.NewID("user"), kay.Account.ID},
 			{"", kay.Account.ID},
 			{kay.User.ID, "eac/x"},
 		} {
 			called := false
-			_, _, err := b.DeleteExternalAccount(ctx, tc.user, tc.account, func([]*ExternalAccount) error { called = true; return nil })
-			if !errors.Is(err, ErrNotFound) || called {
+			_, _, err := b.DeleteExternalAccount(ctx, tc.user, tc.account, func([]*store.ExternalAccount) error { called = true; return nil })
+			if !errors.Is(err, store.ErrNotFound) || called {
 				t.Errorf("unlinking %q of %q = %v (check called: %v), want ErrNotFound", tc.account, tc.user, err, called)
 			}
 		}

@@ -1,15 +1,16 @@
-package store
+package badger
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"maps"
 	"testing"
 )
 
 // checkClean fails the test when Check reports anything.
-func checkClean(t testing.TB, b *Badger) {
+func checkClean(t testing.TB, b *Store) {
 	t.Helper()
 	if problems, err := b.Check(context.Background()); err != nil || len(problems) > 0 {
 		t.Errorf("Check = %q, %v; want none", problems, err)
@@ -20,13 +21,13 @@ func checkClean(t testing.TB, b *Badger) {
 // fn's error coming back as is (as storetest's test of that name does), that
 // aborted updates leave every raw key and value as it was.
 func TestUpdateExternalAccount_FnErrorAbortsAndIsReturnedAsIs(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b *Badger, _ *fakeClock) {
+	eachBackend(t, func(t *testing.T, b *Store, _ *fakeClock) {
 		ctx := context.Background()
-		res := mustSignIn(t, b, SignIn{Account: account("dan", "dan@example.com", true)})
+		res := mustSignIn(t, b, store.SignIn{Account: account("dan", "dan@example.com", true)})
 		before := dump(t, b)
 		custom := errors.New("provider said no")
-		for _, want := range []error{ErrStale, custom, fmt.Errorf("wrapped: %w", ErrStale)} {
-			got, err := b.UpdateExternalAccount(ctx, res.Account.ID, func(a *ExternalAccount) error {
+		for _, want := range []error{store.ErrStale, custom, fmt.Errorf("wrapped: %w", store.ErrStale)} {
+			got, err := b.UpdateExternalAccount(ctx, res.Account.ID, func(a *store.ExternalAccount) error {
 				a.Tokens.RefreshToken = "must not be written"
 				return want
 			})
@@ -37,9 +38,9 @@ func TestUpdateExternalAccount_FnErrorAbortsAndIsReturnedAsIs(t *testing.T) {
 		if after := dump(t, b); !maps.Equal(before, after) {
 			t.Errorf("store changed by aborted updates")
 		}
-		_, err := b.UpdateExternalAccount(ctx, res.Account.ID, func(*ExternalAccount) error { return fmt.Errorf("x: %w", ErrStale) })
-		if !errors.Is(err, ErrStale) {
-			t.Errorf("errors.Is(%v, ErrStale) = false", err)
+		_, err := b.UpdateExternalAccount(ctx, res.Account.ID, func(*store.ExternalAccount) error { return fmt.Errorf("x: %w", store.ErrStale) })
+		if !errors.Is(err, store.ErrStale) {
+			t.Errorf("errors.Is(%v, store.ErrStale) = false", err)
 		}
 	})
 }
@@ -57,35 +58,35 @@ func TestUpdateExternalAccount_EmailChangeFollowsInTheIndex(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		second bool // a second account of the user also vouches for old@example.com
-		change func(a *ExternalAccount)
+		change func(a *store.ExternalAccount)
 		want   []want
 	}{
 		{"new verified address moves the vouching", false,
-			func(a *ExternalAccount) { a.Email = "new@example.com" },
+			func(a *store.ExternalAccount) { a.Email = "new@example.com" },
 			[]want{{"old@example.com", false}, {"new@example.com", true}}},
 		{"verification withdrawn", false,
-			func(a *ExternalAccount) { a.EmailVerified = false },
+			func(a *store.ExternalAccount) { a.EmailVerified = false },
 			[]want{{"old@example.com", false}}},
 		{"email cleared", false,
-			func(a *ExternalAccount) { a.Email, a.EmailVerified = "", false },
+			func(a *store.ExternalAccount) { a.Email, a.EmailVerified = "", false },
 			[]want{{"old@example.com", false}}},
 		{"another account still vouches", true,
-			func(a *ExternalAccount) { a.Email = "new@example.com" },
+			func(a *store.ExternalAccount) { a.Email = "new@example.com" },
 			[]want{{"old@example.com", true}, {"new@example.com", true}}},
 		{"new unverified address is recorded only", false,
-			func(a *ExternalAccount) { a.Email, a.EmailVerified = "New@Example.com", false },
+			func(a *store.ExternalAccount) { a.Email, a.EmailVerified = "New@Example.com", false },
 			[]want{{"old@example.com", false}, {"New@Example.com", false}}},
 		{"case change alone keeps everything", false,
-			func(a *ExternalAccount) { a.Email = "OLD@example.com" },
+			func(a *store.ExternalAccount) { a.Email = "OLD@example.com" },
 			[]want{{"old@example.com", true}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			eachBackend(t, func(t *testing.T, b *Badger, _ *fakeClock) {
-				res := mustSignIn(t, b, SignIn{Account: account("gus", "old@example.com", true)})
+			eachBackend(t, func(t *testing.T, b *Store, _ *fakeClock) {
+				res := mustSignIn(t, b, store.SignIn{Account: account("gus", "old@example.com", true)})
 				if tc.second {
-					mustSignIn(t, b, SignIn{Account: account("gus-2", "old@example.com", true), LinkToUser: res.User.ID})
+					mustSignIn(t, b, store.SignIn{Account: account("gus-2", "old@example.com", true), LinkToUser: res.User.ID})
 				}
-				if _, err := b.UpdateExternalAccount(context.Background(), res.Account.ID, func(a *ExternalAccount) error {
+				if _, err := b.UpdateExternalAccount(context.Background(), res.Account.ID, func(a *store.ExternalAccount) error {
 					tc.change(a)
 					return nil
 				}); err != nil {
@@ -104,7 +105,7 @@ func TestUpdateExternalAccount_EmailChangeFollowsInTheIndex(t *testing.T) {
 }
 
 // emailHolderOf reads idx/email directly.
-func emailHolderOf(t testing.TB, b *Badger, email string) (string, bool) {
+func emailHolderOf(t testing.TB, b *Store, email string) (string, bool) {
 	t.Helper()
 	v, ok := dump(t, b)[string(emailKey(email))]
 	return v, ok

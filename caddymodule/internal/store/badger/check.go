@@ -1,4 +1,4 @@
-package store
+package badger
 
 import (
 	"context"
@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
 // Check reads the whole store in one snapshot and returns every violation of
-// its invariants, one human-readable line each; none when healthy. Session ids
+// its invariants, one human-readable line each; none when healthy. store.Session ids
 // never appear in the lines: they are bearer secrets.
-func (b *Badger) Check(ctx context.Context) ([]string, error) {
+func (b *Store) Check(ctx context.Context) ([]string, error) {
 	var c checker
 	if err := b.view(ctx, c.run); err != nil {
 		return nil, fmt.Errorf("checking store: %w", err)
@@ -26,15 +28,15 @@ func (b *Badger) Check(ctx context.Context) ([]string, error) {
 type checker struct {
 	problems []string
 
-	users       map[string]*User
-	userIDs     []string           // key order
-	accounts    []*ExternalAccount // key order
-	accountBy   map[string]*ExternalAccount
+	users       map[string]*store.User
+	userIDs     []string                 // key order
+	accounts    []*store.ExternalAccount // key order
+	accountBy   map[string]*store.ExternalAccount
 	identity    []keyValue // idx/identity, key order
 	identitySet map[string]string
 	userEAC     []string // "<user id>/<eac id>", key order
 	userEACSet  map[string]bool
-	sessions    map[string]*Session
+	sessions    map[string]*store.Session
 	sessionIDs  []string // key order
 	userSess    []string // "<user id>/<sess id>", key order
 	userSessSet map[string]bool
@@ -140,7 +142,7 @@ func (c *checker) checkUsers() {
 			}
 		}
 		for _, e := range u.Emails {
-			if !c.userMailSet[normalizeEmail(e.Email)+"/"+id] {
+			if !c.userMailSet[store.NormalizeEmail(e.Email)+"/"+id] {
 				c.reportf("user %s: no user_email index entry for %q", id, e.Email)
 			}
 			c.checkVouching(u, &e)
@@ -161,7 +163,7 @@ func (c *checker) checkUsers() {
 		switch u := c.users[uid]; {
 		case u == nil:
 			c.reportf("user_email entry %q: user %s is missing", kv.key, uid)
-		case !slices.ContainsFunc(u.Emails, func(e EmailAddress) bool { return normalizeEmail(e.Email) == email }):
+		case !slices.ContainsFunc(u.Emails, func(e store.EmailAddress) bool { return store.NormalizeEmail(e.Email) == email }):
 			c.reportf("user_email entry %q: user %s has no such address", kv.key, uid)
 		case kv.value != createdOrder(u.CreatedAt):
 			c.reportf("user_email entry %q: value %q is not the creation order of user %s", kv.key, kv.value, uid)
@@ -192,21 +194,21 @@ func (c *checker) checkUsers() {
 // that asserts this address as verified now (a stale voucher would let the
 // address link); a verified address is the user's who holds it in the
 // index, and no other's.
-func (c *checker) checkVouching(u *User, e *EmailAddress) {
+func (c *checker) checkVouching(u *store.User, e *store.EmailAddress) {
 	if e.Verified != (len(e.VerifiedBy) > 0) {
 		c.reportf("user %s: email %q has verified %v and %d vouching accounts", u.ID, e.Email, e.Verified, len(e.VerifiedBy))
 	}
-	if holder := c.emailSet[normalizeEmail(e.Email)]; e.Verified && holder != u.ID {
+	if holder := c.emailSet[store.NormalizeEmail(e.Email)]; e.Verified && holder != u.ID {
 		c.reportf("user %s: email %q is verified but the email index links it to %q", u.ID, e.Email, holder)
 	}
 	for _, aid := range e.VerifiedBy {
 		switch a := c.accountBy[aid]; {
-		case aid == VouchedByAPI:
+		case aid == store.VouchedByAPI:
 		case a == nil:
 			c.reportf("user %s: email %q is vouched for by missing account %s", u.ID, e.Email, aid)
 		case a.UserID != u.ID:
 			c.reportf("user %s: email %q is vouched for by account %s of user %s", u.ID, e.Email, aid, a.UserID)
-		case !a.EmailVerified || normalizeEmail(a.Email) != normalizeEmail(e.Email):
+		case !a.EmailVerified || store.NormalizeEmail(a.Email) != store.NormalizeEmail(e.Email):
 			c.reportf("user %s: email %q is vouched for by account %s, which asserts %q (verified %v)", u.ID, e.Email, aid, a.Email, a.EmailVerified)
 		}
 	}
@@ -214,14 +216,14 @@ func (c *checker) checkVouching(u *User, e *EmailAddress) {
 
 // load reads every record and index into c; undecodable records are reported.
 func (c *checker) load(txn *badger.Txn) error {
-	c.users = map[string]*User{}
+	c.users = map[string]*store.User{}
 	c.createdSet = map[string]bool{}
 	c.userMailSet = map[string]bool{}
 	c.emailSet = map[string]string{}
-	c.accountBy = map[string]*ExternalAccount{}
+	c.accountBy = map[string]*store.ExternalAccount{}
 	c.identitySet = map[string]string{}
 	c.userEACSet = map[string]bool{}
-	c.sessions = map[string]*Session{}
+	c.sessions = map[string]*store.Session{}
 	c.userSessSet = map[string]bool{}
 	c.handles = map[string]string{}
 	scans := []struct {
@@ -230,7 +232,7 @@ func (c *checker) load(txn *badger.Txn) error {
 		fn     func(rest string, val []byte) error
 	}{
 		{prefixUser, false, func(id string, val []byte) error {
-			var u User
+			var u store.User
 			if c.decode("user "+id, val, &u) {
 				if u.ID != id {
 					c.reportf("user %s: the record says id %s", id, u.ID)
@@ -241,7 +243,7 @@ func (c *checker) load(txn *badger.Txn) error {
 			return nil
 		}},
 		{prefixEAC, false, func(id string, val []byte) error {
-			var a ExternalAccount
+			var a store.ExternalAccount
 			if c.decode("account "+id, val, &a) {
 				if a.ID != id {
 					c.reportf("account %s: the record says id %s", id, a.ID)
@@ -253,7 +255,7 @@ func (c *checker) load(txn *badger.Txn) error {
 			return nil
 		}},
 		{prefixSession, true, func(id string, val []byte) error {
-			var s Session
+			var s store.Session
 			if c.decode("a session", val, &s) {
 				c.sessionIDs = append(c.sessionIDs, id)
 				c.sessions[id] = &s
@@ -343,9 +345,9 @@ func (c *checker) decode(what string, val []byte, v any) bool {
 	return true
 }
 
-func hasVerifiedEmail(u *User, norm string) bool {
+func hasVerifiedEmail(u *store.User, norm string) bool {
 	for _, e := range u.Emails {
-		if e.Verified && normalizeEmail(e.Email) == norm {
+		if e.Verified && store.NormalizeEmail(e.Email) == norm {
 			return true
 		}
 	}

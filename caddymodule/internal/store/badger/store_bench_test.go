@@ -1,25 +1,26 @@
-package store
+package badger
 
 import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"testing"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
 
-// The reads of the request path, one goroutine at a time: Session on every
+// The reads of the request path, one goroutine at a time: store.Session on every
 // signed-in request, ExternalAccounts on routes with require or
-// forward_token, User on the API's token endpoint. Each runs on an in-memory
+// forward_token, store.User on the API's token endpoint. Each runs on an in-memory
 // store and on disk with encryption at rest, as the gateway opens it
 // (pool.go); BenchmarkSession (records_test.go) is the parallel session read.
 //
 //	go test ./caddymodule/internal/store -run '^$' -bench . -benchmem
 
 // benchBackends runs bench on both backends, each with one signed-in user.
-func benchBackends(b *testing.B, bench func(b *testing.B, st *Badger, user *User, sess *Session)) {
+func benchBackends(b *testing.B, bench func(b *testing.B, st *Store, user *store.User, sess *store.Session)) {
 	for _, name := range []string{"memory", "disk-encrypted"} {
 		b.Run(name, func(b *testing.B) {
 			opts := Options{InMemory: name == "memory"}
@@ -29,11 +30,11 @@ func benchBackends(b *testing.B, bench func(b *testing.B, st *Badger, user *User
 			}
 			st := openTest(b, opts)
 			ctx := context.Background()
-			res, err := st.SignIn(ctx, SignIn{Account: account("ada", "ada@example.com", true)})
+			res, err := st.SignIn(ctx, store.SignIn{Account: account("ada", "ada@example.com", true)})
 			if err != nil {
 				b.Fatal(err)
 			}
-			sess := &Session{UserID: res.User.ID, Email: "ada@example.com", Name: "Ada Lovelace",
+			sess := &store.Session{UserID: res.User.ID, Email: "ada@example.com", Name: "Ada Lovelace",
 				ExpiresAt: time.Now().Add(time.Hour), UserAgent: "Mozilla/5.0 (X11; Linux x86_64)", IP: "127.0.0.1"}
 			if err := st.CreateSession(ctx, sess); err != nil {
 				b.Fatal(err)
@@ -45,7 +46,7 @@ func benchBackends(b *testing.B, bench func(b *testing.B, st *Badger, user *User
 }
 
 func BenchmarkSessionRead(b *testing.B) {
-	benchBackends(b, func(b *testing.B, st *Badger, _ *User, sess *Session) {
+	benchBackends(b, func(b *testing.B, st *Store, _ *store.User, sess *store.Session) {
 		ctx := context.Background()
 		for b.Loop() {
 			if _, err := st.Session(ctx, sess.ID); err != nil {
@@ -57,9 +58,9 @@ func BenchmarkSessionRead(b *testing.B) {
 
 // An unknown id: a signed-out cookie still decodes and costs one lookup.
 func BenchmarkSessionRead_Unknown(b *testing.B) {
-	benchBackends(b, func(b *testing.B, st *Badger, _ *User, _ *Session) {
+	benchBackends(b, func(b *testing.B, st *Store, _ *store.User, _ *store.Session) {
 		ctx := context.Background()
-		id := NewID("sess")
+		id := store.NewID("sess")
 		for b.Loop() {
 			if _, err := st.Session(ctx, id); err == nil {
 				b.Fatal("an unknown session was found")
@@ -69,7 +70,7 @@ func BenchmarkSessionRead_Unknown(b *testing.B) {
 }
 
 func BenchmarkExternalAccounts(b *testing.B) {
-	benchBackends(b, func(b *testing.B, st *Badger, user *User, _ *Session) {
+	benchBackends(b, func(b *testing.B, st *Store, user *store.User, _ *store.Session) {
 		ctx := context.Background()
 		for b.Loop() {
 			accs, err := st.ExternalAccounts(ctx, user.ID)
@@ -81,7 +82,7 @@ func BenchmarkExternalAccounts(b *testing.B) {
 }
 
 func BenchmarkUserRead(b *testing.B) {
-	benchBackends(b, func(b *testing.B, st *Badger, user *User, _ *Session) {
+	benchBackends(b, func(b *testing.B, st *Store, user *store.User, _ *store.Session) {
 		ctx := context.Background()
 		for b.Loop() {
 			if _, err := st.User(ctx, user.ID); err != nil {
@@ -105,9 +106,9 @@ func BenchmarkDeleteEventsBacklog(b *testing.B) {
 				st := openTest(b, Options{Dir: b.TempDir(), EncryptionKey: bytes.Repeat([]byte{7}, 32)})
 				ctx := context.Background()
 				for i := 0; i < n; i += 500 {
-					err := st.updateWithEvents(ctx, func(_ *badger.Txn, out *Outbox) error {
+					err := st.updateWithEvents(ctx, func(_ *badger.Txn, out *store.Outbox) error {
 						for range 500 {
-							if err := out.Add(Event{Type: EventSessionCreated, CreatedAt: time.Now()}); err != nil {
+							if err := out.Add(store.Event{Type: store.EventSessionCreated, CreatedAt: time.Now()}); err != nil {
 								return err
 							}
 						}

@@ -1,4 +1,8 @@
-package store
+// Package badger is the store.Store on an embedded Badger database: one
+// gateway's users, accounts, sessions and flow records in a directory (or in
+// memory, for tests). It supplies Badger's transactions, retries and key
+// layout; the rules of what changes are package store's (store.Rules).
+package badger
 
 import (
 	"context"
@@ -9,19 +13,20 @@ import (
 	"log"
 	"math/rand/v2"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
 // Key layout. Values are the JSON of the records unless noted.
 //
-//	user/<id>                          User
-//	eac/<id>                           ExternalAccount
-//	sess/<id>                          Session (Badger TTL to ExpiresAt)
+//	user/<id>                          store.User
+//	eac/<id>                           store.ExternalAccount
+//	sess/<id>                          store.Session (Badger TTL to ExpiresAt)
 //	idx/identity/<issuer>\x00<subject> account id
 //	idx/email/<lower-cased email>      user id (verified emails only)
 //	idx/user_eac/<user id>/<eac id>    empty
@@ -30,7 +35,7 @@ import (
 //	idx/user_email/<lower email>/<uid> createdOrder of the user (every address, verified or not)
 //	meta/user_count                    number of users, decimal
 //	meta/event_clock                   sequence number of the last event, decimal
-//	evt/<event id>                     Event (without its id), see events.go
+//	evt/<event id>                     store.Event (without its id), see events.go
 //	kv/<name>                          a meta value (Store.PutMeta), opaque bytes
 //	eph/<kind>/<id>                    8-byte big-endian unix-nano expiry + opaque bytes
 const (
@@ -52,9 +57,6 @@ const (
 	// conflict. Bursts conflict in clusters (50 sign-ups at once all bump the
 	// user counter): with backoff capped at 64 ms, 100 tries span seconds.
 	maxAttempts = 100
-	// maxIDLen caps ids that arrive from outside (cookies, query strings)
-	// before they become keys.
-	maxIDLen = 512
 	// defaultGCInterval is how often the value log is garbage-collected.
 	defaultGCInterval = 5 * time.Minute
 )
@@ -81,8 +83,12 @@ type Options struct {
 	gcInterval time.Duration // tests shorten it; zero means defaultGCInterval
 }
 
-// Badger is the Store on an embedded Badger database.
-type Badger struct {
+// Store is the store.Store on an embedded Badger database. The methods
+// that change users, accounts and sessions are store.Rules' over its
+// transactions.
+type Store struct {
+	store.Rules
+
 	db  *badger.DB
 	now func() time.Time
 
@@ -110,7 +116,7 @@ type Badger struct {
 
 // Open opens (or creates) the store described by opts and starts its
 // value-log garbage collection, which Close stops.
-func Open(opts Options) (*Badger, error) {
+func Open(opts Options) (*Store, error) {
 	where := opts.Dir
 	if opts.InMemory {
 		where = "in memory"
@@ -143,7 +149,8 @@ func Open(opts Options) (*Badger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", where, err)
 	}
-	b := &Badger{db: db, now: opts.Now, stop: make(chan struct{}), gcDone: make(chan struct{}), lockSeed: maphash.MakeSeed()}
+	b := &Store{db: db, now: opts.Now, stop: make(chan struct{}), gcDone: make(chan struct{}), lockSeed: maphash.MakeSeed()}
+	b.Rules = store.Rules{Backend: backend{b}}
 	for i := range b.accountLocks {
 		b.accountLocks[i] = make(chan struct{}, 1)
 	}
@@ -168,7 +175,7 @@ func Open(opts Options) (*Badger, error) {
 
 // Close stops the value-log GC, waits for it and closes the database. It is
 // safe to call more than once; later calls return the first call's result.
-func (b *Badger) Close() error {
+func (b *Store) Close() error {
 	b.closeOnce.Do(func() {
 		close(b.stop)
 		<-b.gcDone
@@ -180,7 +187,7 @@ func (b *Badger) Close() error {
 }
 
 // collectGarbage rewrites value-log files every interval until Close.
-func (b *Badger) collectGarbage(interval time.Duration) {
+func (b *Store) collectGarbage(interval time.Duration) {
 	defer close(b.gcDone)
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -205,12 +212,12 @@ func (b *Badger) collectGarbage(interval time.Duration) {
 // update runs fn in a read-write transaction, retrying the whole transaction
 // with jittered backoff when it loses a conflict. fn must derive everything
 // from txn: it may run several times.
-func (b *Badger) update(ctx context.Context, fn func(txn *badger.Txn) error) error {
+func (b *Store) update(ctx context.Context, fn func(txn *badger.Txn) error) error {
 	return b.retry(ctx, func() error { return b.db.Update(fn) })
 }
 
 // retry runs commit until it does not lose a conflict, with jittered backoff.
-func (b *Badger) retry(ctx context.Context, commit func() error) error {
+func (b *Store) retry(ctx context.Context, commit func() error) error {
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -231,7 +238,7 @@ func (b *Badger) retry(ctx context.Context, commit func() error) error {
 }
 
 // view runs fn in a read-only transaction.
-func (b *Badger) view(ctx context.Context, fn func(txn *badger.Txn) error) error {
+func (b *Store) view(ctx context.Context, fn func(txn *badger.Txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -242,7 +249,7 @@ func userKey(id string) []byte    { return []byte(prefixUser + id) }
 func eacKey(id string) []byte     { return []byte(prefixEAC + id) }
 func sessionKey(id string) []byte { return []byte(prefixSession + id) }
 func emailKey(email string) []byte {
-	return []byte(prefixEmail + normalizeEmail(email))
+	return []byte(prefixEmail + store.NormalizeEmail(email))
 }
 func identityKey(issuer, subject string) []byte {
 	return []byte(prefixIdentity + issuer + "\x00" + subject)
@@ -250,18 +257,6 @@ func identityKey(issuer, subject string) []byte {
 func userEACKey(userID, eacID string) []byte   { return []byte(prefixUserEAC + userID + "/" + eacID) }
 func userSessKey(userID, sessID string) []byte { return []byte(prefixUserSess + userID + "/" + sessID) }
 func ephKey(kind, id string) []byte            { return []byte(prefixEph + kind + "/" + id) }
-
-// normalizeEmail is the form emails are compared and indexed in.
-func normalizeEmail(email string) string { return strings.ToLower(email) }
-
-// ValidID reports whether id can be a record id (and a Badger key
-// segment): ids are generated by NewID, but lookups may carry anything a
-// client sent. Every Store implementation accepts the same ids.
-func ValidID(id string) bool {
-	return id != "" && len(id) <= maxIDLen && !strings.ContainsAny(id, "/\x00")
-}
-
-func validID(id string) bool { return ValidID(id) }
 
 // badgerExpiry converts t to Badger's expiry (unix seconds), rounded up so
 // Badger never drops a record before t; the reader checks t itself.
@@ -273,11 +268,11 @@ func badgerExpiry(t time.Time) uint64 {
 	return uint64(max(s, 1)) // zero would mean "never expires"
 }
 
-// getJSON decodes the record at key into v; a missing key is ErrNotFound.
+// getJSON decodes the record at key into v; a missing key is store.ErrNotFound.
 func getJSON(txn *badger.Txn, key []byte, v any) error {
 	item, err := txn.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return ErrNotFound
+		return store.ErrNotFound
 	}
 	if err != nil {
 		return err
@@ -290,11 +285,11 @@ func getJSON(txn *badger.Txn, key []byte, v any) error {
 	})
 }
 
-// getString returns the value at key as a string; a missing key is ErrNotFound.
+// getString returns the value at key as a string; a missing key is store.ErrNotFound.
 func getString(txn *badger.Txn, key []byte) (string, error) {
 	item, err := txn.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return "", ErrNotFound
+		return "", store.ErrNotFound
 	}
 	if err != nil {
 		return "", err
@@ -348,4 +343,4 @@ func (s stderrLogger) Warningf(f string, args ...any) { s.l.Printf("WARNING: "+f
 func (stderrLogger) Infof(string, ...any)             {}
 func (stderrLogger) Debugf(string, ...any)            {}
 
-var _ Store = (*Badger)(nil)
+var _ store.Store = (*Store)(nil)

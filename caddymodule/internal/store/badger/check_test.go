@@ -1,8 +1,9 @@
-package store
+package badger
 
 import (
 	"context"
 	"encoding/json"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"strings"
 	"testing"
 	"time"
@@ -11,14 +12,14 @@ import (
 )
 
 // rawSet writes a value straight into the database, bypassing the store.
-func rawSet(t testing.TB, b *Badger, key []byte, val string) {
+func rawSet(t testing.TB, b *Store, key []byte, val string) {
 	t.Helper()
 	if err := b.db.Update(func(txn *badger.Txn) error { return txn.Set(key, []byte(val)) }); err != nil {
 		t.Fatalf("raw set %q: %v", key, err)
 	}
 }
 
-func rawDelete(t testing.TB, b *Badger, key []byte) {
+func rawDelete(t testing.TB, b *Store, key []byte) {
 	t.Helper()
 	if err := b.db.Update(func(txn *badger.Txn) error { return txn.Delete(key) }); err != nil {
 		t.Fatalf("raw delete %q: %v", key, err)
@@ -27,19 +28,19 @@ func rawDelete(t testing.TB, b *Badger, key []byte) {
 
 // healthyStore holds two users, one with two accounts, and a session.
 type healthyStore struct {
-	b          *Badger
-	rose, sam  SignInResult // rose has two accounts: rose.Account and roseGH
-	roseGH     *ExternalAccount
+	b          *Store
+	rose, sam  store.SignInResult // rose has two accounts: rose.Account and roseGH
+	roseGH     *store.ExternalAccount
 	roseSessID string
 }
 
-func newHealthyStore(t *testing.T, b *Badger) healthyStore {
+func newHealthyStore(t *testing.T, b *Store) healthyStore {
 	t.Helper()
 	h := healthyStore{b: b}
-	h.rose = mustSignIn(t, b, SignIn{Account: account("rose", "rose@example.com", true)})
-	h.roseGH = mustSignIn(t, b, SignIn{Account: account("rose-gh", "rose@work.example", false), LinkToUser: h.rose.User.ID}).Account
-	h.sam = mustSignIn(t, b, SignIn{Account: account("sam", "sam@example.com", true)})
-	s := &Session{UserID: h.rose.User.ID, ExpiresAt: time.Now().Add(time.Hour)}
+	h.rose = mustSignIn(t, b, store.SignIn{Account: account("rose", "rose@example.com", true)})
+	h.roseGH = mustSignIn(t, b, store.SignIn{Account: account("rose-gh", "rose@work.example", false), LinkToUser: h.rose.User.ID}).Account
+	h.sam = mustSignIn(t, b, store.SignIn{Account: account("sam", "sam@example.com", true)})
+	s := &store.Session{UserID: h.rose.User.ID, ExpiresAt: time.Now().Add(time.Hour)}
 	if err := b.CreateSession(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,7 @@ func newHealthyStore(t *testing.T, b *Badger) healthyStore {
 }
 
 func TestCheck_HealthyStoreIsClean(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b *Badger, _ *fakeClock) {
+	eachBackend(t, func(t *testing.T, b *Store, _ *fakeClock) {
 		newHealthyStore(t, b)
 		if problems, err := b.Check(context.Background()); err != nil || len(problems) != 0 {
 			t.Errorf("Check = %q, %v; want none", problems, err)
@@ -67,7 +68,7 @@ func TestCheck_ReportsEachKindOfViolation(t *testing.T) {
 		}, []string{"account %sam.eac: its user", `email index entry "sam@example.com": user`,
 			"user_created entry", `user_email entry "sam@example.com/`, "user count is 2; there are 1 users"}},
 		{"identity entry pointing at a missing account", func(t *testing.T, h healthyStore) {
-			rawSet(t, h.b, identityKey(testIssuer, "ghost"), NewID("eac"))
+			rawSet(t, h.b, identityKey(testIssuer, "ghost"), store.NewID("eac"))
 		}, []string{`identity index entry "https://issuer.example\x00ghost": account`}},
 		{"identity entry pointing at an account with another identity", func(t *testing.T, h healthyStore) {
 			rawSet(t, h.b, identityKey(testIssuer, "impostor"), h.sam.Account.ID)
@@ -77,7 +78,7 @@ func TestCheck_ReportsEachKindOfViolation(t *testing.T) {
 		}, []string{"no identity index entry"}},
 		{"half-written token set", func(t *testing.T, h healthyStore) {
 			a := *h.roseGH
-			a.Tokens = TokenSet{RefreshToken: "refresh-without-access"}
+			a.Tokens = store.TokenSet{RefreshToken: "refresh-without-access"}
 			raw, _ := json.Marshal(&a)
 			rawSet(t, h.b, eacKey(a.ID), string(raw))
 		}, []string{"half-written token set"}},
@@ -88,10 +89,10 @@ func TestCheck_ReportsEachKindOfViolation(t *testing.T) {
 			rawSet(t, h.b, userEACKey(h.sam.User.ID, h.roseGH.ID), "")
 		}, []string{"the account belongs to user"}},
 		{"user_eac entry without its account", func(t *testing.T, h healthyStore) {
-			rawSet(t, h.b, userEACKey(h.sam.User.ID, NewID("eac")), "")
+			rawSet(t, h.b, userEACKey(h.sam.User.ID, store.NewID("eac")), "")
 		}, []string{"the account is missing"}},
 		{"email entry pointing at a missing user", func(t *testing.T, h healthyStore) {
-			rawSet(t, h.b, emailKey("ghost@example.com"), NewID("user"))
+			rawSet(t, h.b, emailKey("ghost@example.com"), store.NewID("user"))
 		}, []string{`email index entry "ghost@example.com": user`}},
 		{"email entry pointing at a user without that verified email", func(t *testing.T, h healthyStore) {
 			rawSet(t, h.b, emailKey("rose@work.example"), h.rose.User.ID) // recorded, unverified
@@ -116,7 +117,7 @@ func TestCheck_ReportsEachKindOfViolation(t *testing.T) {
 			rawSet(t, h.b, createdKey(&moved), "")
 		}, []string{"no user_created index entry", "was created at"}},
 		{"user_created entry without its user", func(t *testing.T, h healthyStore) {
-			rawSet(t, h.b, createdKey(&User{ID: NewID("user"), CreatedAt: time.Now()}), "")
+			rawSet(t, h.b, createdKey(&store.User{ID: store.NewID("user"), CreatedAt: time.Now()}), "")
 		}, []string{"user_created entry"}},
 		{"address without its user_email entry", func(t *testing.T, h healthyStore) {
 			rawDelete(t, h.b, userEmailKey("rose@work.example", h.rose.User.ID))
@@ -151,7 +152,7 @@ func TestCheck_ReportsEachKindOfViolation(t *testing.T) {
 		}, []string{`which asserts "sam@new.example"`}},
 		{"verified email without vouchers", func(t *testing.T, h healthyStore) {
 			sam := *h.sam.User
-			sam.Emails = []EmailAddress{{Email: "sam@example.com", Verified: true}}
+			sam.Emails = []store.EmailAddress{{Email: "sam@example.com", Verified: true}}
 			rawSet(t, h.b, userKey(sam.ID), string(must(json.Marshal(sam))))
 		}, []string{"has verified true and 0 vouching accounts"}},
 	} {

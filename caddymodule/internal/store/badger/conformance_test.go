@@ -1,4 +1,4 @@
-package store_test
+package badger_test
 
 import (
 	"path"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
 )
 
@@ -31,11 +32,11 @@ func TestConformance(t *testing.T) {
 				if reason := knownBugs[path.Base(t.Name())]; reason != "" && (name == "disk" || !strings.HasPrefix(reason, "on disk")) {
 					t.Skip("known Badger bug, " + reason)
 				}
-				opts := store.Options{InMemory: name == "memory", Now: storetest.Now(t), Logger: silent{}}
+				opts := badger.Options{InMemory: name == "memory", Now: storetest.Now(t), Logger: silent{}}
 				if !opts.InMemory {
 					opts.Dir = t.TempDir()
 				}
-				b, err := store.Open(opts)
+				b, err := badger.Open(opts)
 				if err != nil {
 					t.Fatalf("Open: %v", err)
 				}
