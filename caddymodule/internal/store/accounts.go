@@ -35,6 +35,9 @@ func (r Rules) UpdateExternalAccount(ctx context.Context, id string, fn func(a *
 		if err := acc.Tokens.Check(); err != nil {
 			return err
 		}
+		if err := CheckAddress(acc.Email); err != nil {
+			return err
+		}
 		now := r.Backend.Now()
 		acc.UpdatedAt = now
 		var user *User

@@ -21,6 +21,9 @@ func (r Rules) SignIn(ctx context.Context, in SignIn) (SignInResult, error) {
 	if err := a.Tokens.Check(); err != nil {
 		return SignInResult{}, fmt.Errorf("signing in with %s: %w", a.Provider, err)
 	}
+	if err := CheckAddress(a.Email); err != nil {
+		return SignInResult{}, fmt.Errorf("signing in with %s: %w", a.Provider, err)
+	}
 	now := in.Now
 	if now.IsZero() {
 		now = r.Backend.Now()

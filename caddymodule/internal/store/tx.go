@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Tx is one read-write transaction of a Store implementation, as the rules
@@ -147,6 +148,16 @@ func ValidEphemeralID(id string) bool { return id != "" && len(id) <= MaxIDLen }
 func CheckIdentity(issuer, subject string) error {
 	if issuer == "" || subject == "" || strings.ContainsRune(issuer, 0) || strings.ContainsRune(subject, 0) {
 		return errors.New("the identity needs an issuer and a subject (without NUL)")
+	}
+	return nil
+}
+
+// CheckAddress refuses an email address with a control character, a NUL
+// among them: no one can have one, and PostgreSQL's text cannot hold a
+// NUL. Every address a store records passes it.
+func CheckAddress(email string) error {
+	if strings.ContainsFunc(email, unicode.IsControl) {
+		return errors.New("the email address has a control character")
 	}
 	return nil
 }

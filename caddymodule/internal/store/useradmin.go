@@ -83,7 +83,7 @@ func NewUser(u *User, now time.Time) error {
 	for i := range u.Emails {
 		e := strings.TrimSpace(u.Emails[i].Email)
 		at := strings.LastIndexByte(e, '@')
-		if at < 1 || at == len(e)-1 || len(e) > 320 || strings.ContainsFunc(e, unicode.IsSpace) || strings.ContainsRune(e, '/') {
+		if at < 1 || at == len(e)-1 || len(e) > 320 || strings.ContainsFunc(e, unicode.IsSpace) || strings.ContainsRune(e, '/') || CheckAddress(e) != nil {
 			return invalid("email_address", "%q is not an email address", e)
 		}
 		if seen[NormalizeEmail(e)] {

@@ -271,6 +271,10 @@ var tests = []struct {
 	fn   func(t *testing.T, o opener)
 }{
 	{"SignIn_FirstCreatesUserAndAccountSecondFindsThem", signInFirstCreatesUserAndAccountSecondFindsThem},
+	{"SignIn_RefusesNULInTheSubject", signInRefusesNULInTheSubject},
+	{"SignIn_RefusesAnAddressWithAControlCharacter", signInRefusesAnAddressWithAControlCharacter},
+	{"CreateUser_RefusesAnAddressWithAControlCharacter", createUserRefusesAnAddressWithAControlCharacter},
+	{"Import_RefusesATakenSessionID", importRefusesATakenSessionID},
 	{"SignIn_ConcurrentFirstSignInsCreateOneUser", signInConcurrentFirstSignInsCreateOneUser},
 	{"SignIn_ConcurrentFirstSignInsWithOneEmailLinkToOneUser", signInConcurrentFirstSignInsWithOneEmailLinkToOneUser},
 	{"SignIn_ConcurrentNewUsersAreAllCounted", signInConcurrentNewUsersAreAllCounted},
