@@ -77,15 +77,44 @@ func EmitRecords(ctx context.Context, recs []Record, fn func(rec Record) error) 
 	return nil
 }
 
-// ImportUser is the user half of an implementation's Import: it writes
-// rec (a user record that passed CheckUser) in one transaction, exactly as
-// given (ids, timestamps, tokens), with its indexes, and records no events.
-// A user that exists already is skipped whole, so importing an export twice
-// changes nothing the second time. Sessions that have expired are not
-// written. A verified address that another user of the target holds
-// already is not verified on this user, and sessions that carry it are not
-// written (see Emails.Import).
-func (r Rules) ImportUser(ctx context.Context, rec Record) (ImportResult, error) {
+// Import writes one exported record in one transaction, exactly as given
+// (ids, timestamps, tokens), with its indexes, and records no events; an
+// implementation's Import calls it with importURL, its own writer of one
+// redirect URL, which reports whether it wrote it. A record whose user (or
+// redirect URL id) exists already is skipped whole, so importing an export
+// twice changes nothing the second time; a URL recorded under another id
+// is ErrImportConflict. Sessions that have expired are not written. A
+// verified address that another user of the target holds already is not
+// verified on this user, and sessions that carry it are not written (see
+// Emails.Import).
+func (r Rules) Import(ctx context.Context, rec Record, importURL func(ctx context.Context, ru *RedirectURL) (bool, error)) (ImportResult, error) {
+	switch ru := rec.RedirectURL; {
+	case ru != nil:
+		if !ValidID(ru.ID) || CheckRedirectURL(ru.URL) != nil {
+			return ImportResult{}, fmt.Errorf("importing redirect URL %q: invalid record", ru.ID)
+		}
+		imported, err := importURL(ctx, ru)
+		if err != nil {
+			return ImportResult{}, fmt.Errorf("importing redirect URL %s: %w", ru.ID, err)
+		}
+		return ImportResult{Imported: imported}, nil
+	case rec.User != nil:
+		return r.importUser(ctx, rec)
+	default:
+		return ImportResult{}, errors.New("importing: empty record")
+	}
+}
+
+// CheckRedirectURL refuses a URL that no store records as a redirect URL:
+// an empty one, or one with a NUL.
+func CheckRedirectURL(url string) error {
+	if url == "" || strings.ContainsRune(url, 0) {
+		return errors.New("the URL is empty or invalid")
+	}
+	return nil
+}
+
+func (r Rules) importUser(ctx context.Context, rec Record) (ImportResult, error) {
 	u := rec.User
 	if err := rec.CheckUser(); err != nil {
 		return ImportResult{}, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 	"unicode"
@@ -138,9 +139,47 @@ func ValidKind(kind string) bool {
 	return kind != "" && len(kind) <= 64 && !strings.ContainsAny(kind, "/\x00")
 }
 
-// ValidEphemeralID reports whether id can name an ephemeral record: it is
-// opaque (it may come from a query string), 1 to MaxIDLen bytes.
-func ValidEphemeralID(id string) bool { return id != "" && len(id) <= MaxIDLen }
+// CheckPutEphemeral refuses what no store keeps as an ephemeral record
+// (Store.PutEphemeral): a kind that is not ValidKind, an id (opaque: it may
+// come from a query string) empty or longer than MaxIDLen, a ttl that is
+// not positive.
+func CheckPutEphemeral(kind, id string, ttl time.Duration) error {
+	switch {
+	case !ValidKind(kind):
+		return fmt.Errorf("storing %q record: invalid kind", kind)
+	case id == "" || len(id) > MaxIDLen:
+		return fmt.Errorf("storing %s record: invalid id", kind)
+	case ttl <= 0:
+		return fmt.Errorf("storing %s record: ttl %v is not positive", kind, ttl)
+	}
+	return nil
+}
+
+// CheckTakeEphemeral refuses an invalid kind, and finds no record under an
+// id that no store keeps (ErrNotFound): see CheckPutEphemeral.
+func CheckTakeEphemeral(kind, id string) error {
+	if !ValidKind(kind) {
+		return fmt.Errorf("taking %q record: invalid kind", kind)
+	}
+	if id == "" || len(id) > MaxIDLen {
+		return fmt.Errorf("taking %s record: %w", kind, ErrNotFound)
+	}
+	return nil
+}
+
+// Backoff waits before the next attempt of a transaction that lost a race,
+// its attempt-th: a random time up to 2^attempt ms, at most 64 ms, so that
+// the racers spread out. It returns ctx's error when ctx ends first.
+func Backoff(ctx context.Context, attempt int) error {
+	t := time.NewTimer(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6))))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
 
 // CheckIdentity refuses an identity that no store can key: an empty issuer
 // or subject, or one with a NUL (PostgreSQL's text cannot hold it, and

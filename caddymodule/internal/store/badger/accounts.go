@@ -29,7 +29,7 @@ func (b *Store) ExternalAccount(ctx context.Context, id string) (*store.External
 
 // ExternalAccountByIdentity implements store.Store.ExternalAccountByIdentity.
 func (b *Store) ExternalAccountByIdentity(ctx context.Context, issuer, subject string) (*store.ExternalAccount, error) {
-	if issuer == "" || subject == "" || len(issuer)+len(subject) > store.MaxIDLen || strings.ContainsRune(issuer+subject, 0) {
+	if !store.ValidIdentityLookup(issuer, subject) {
 		return nil, fmt.Errorf("loading account by identity: %w", store.ErrNotFound)
 	}
 	var a store.ExternalAccount

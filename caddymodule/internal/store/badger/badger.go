@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log"
-	"math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -226,13 +225,8 @@ func (b *Store) retry(ctx context.Context, commit func() error) error {
 		if !errors.Is(err, badger.ErrConflict) || attempt == maxAttempts {
 			return err
 		}
-		backoff := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := store.Backoff(ctx, attempt); err != nil {
+			return err
 		}
 	}
 }

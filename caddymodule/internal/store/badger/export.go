@@ -79,46 +79,35 @@ func (b *Store) Export(ctx context.Context, fn func(rec store.Record) error) err
 	return store.EmitRecords(ctx, recs, fn)
 }
 
-// Import writes one exported record in one transaction, exactly as given
-// (ids, timestamps, tokens), with its indexes, and records no events: a
-// user as store.Rules.ImportUser says, a redirect URL unless its id is
-// recorded already (a record imported twice is skipped).
+// Import writes one exported record (see store.Rules.Import).
 func (b *Store) Import(ctx context.Context, rec store.Record) (store.ImportResult, error) {
-	var res store.ImportResult
-	switch {
-	case rec.RedirectURL != nil:
-		ru := rec.RedirectURL
-		if !store.ValidID(ru.ID) || ru.URL == "" || strings.ContainsRune(ru.URL, 0) {
-			return res, fmt.Errorf("importing redirect URL %q: invalid record", ru.ID)
+	return b.Rules.Import(ctx, rec, b.importRedirectURL)
+}
+
+// importRedirectURL writes ru with its URL index entry unless its id is
+// recorded already.
+func (b *Store) importRedirectURL(ctx context.Context, ru *store.RedirectURL) (bool, error) {
+	imported := false
+	err := b.update(ctx, func(txn *badger.Txn) error {
+		imported = false
+		if ok, err := exists(txn, []byte(prefixRedirect+ru.ID)); err != nil || ok {
+			return err
 		}
-		err := b.update(ctx, func(txn *badger.Txn) error {
-			res = store.ImportResult{}
-			if ok, err := exists(txn, []byte(prefixRedirect+ru.ID)); err != nil || ok {
-				return err
-			}
-			id, err := getString(txn, []byte(prefixRedirectURL+ru.URL))
-			if err == nil {
-				return fmt.Errorf("%w: the URL is recorded as %s", store.ErrImportConflict, id)
-			}
-			if !errors.Is(err, store.ErrNotFound) {
-				return err
-			}
-			if err := setJSON(txn, []byte(prefixRedirect+ru.ID), ru, 0); err != nil {
-				return err
-			}
-			res.Imported = true
-			return txn.Set([]byte(prefixRedirectURL+ru.URL), []byte(ru.ID))
-		})
-		if err != nil {
-			return store.ImportResult{}, fmt.Errorf("importing redirect URL %s: %w", ru.ID, err)
+		id, err := getString(txn, []byte(prefixRedirectURL+ru.URL))
+		if err == nil {
+			return fmt.Errorf("%w: the URL is recorded as %s", store.ErrImportConflict, id)
 		}
-		if res.Imported {
-			b.redirectVersion.Add(1)
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
 		}
-		return res, nil
-	case rec.User != nil:
-		return b.ImportUser(ctx, rec)
-	default:
-		return res, errors.New("importing: empty record")
+		if err := setJSON(txn, []byte(prefixRedirect+ru.ID), ru, 0); err != nil {
+			return err
+		}
+		imported = true
+		return txn.Set([]byte(prefixRedirectURL+ru.URL), []byte(ru.ID))
+	})
+	if imported && err == nil {
+		b.redirectVersion.Add(1)
 	}
+	return imported && err == nil, err
 }

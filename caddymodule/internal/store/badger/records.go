@@ -195,13 +195,8 @@ func (b *Store) CreateEphemeral(ctx context.Context, kind, id string, value []by
 }
 
 func (b *Store) putEphemeral(ctx context.Context, kind, id string, value []byte, ttl time.Duration, create bool) error {
-	switch {
-	case !store.ValidKind(kind):
-		return fmt.Errorf("storing %q record: invalid kind", kind)
-	case id == "" || len(id) > store.MaxIDLen:
-		return fmt.Errorf("storing %s record: invalid id", kind)
-	case ttl <= 0:
-		return fmt.Errorf("storing %s record: ttl %v is not positive", kind, ttl)
+	if err := store.CheckPutEphemeral(kind, id, ttl); err != nil {
+		return err
 	}
 	err := b.update(ctx, func(txn *badger.Txn) error {
 		now := b.now()
@@ -249,11 +244,8 @@ func liveEphemeral(txn *badger.Txn, kind, id string, now time.Time) ([]byte, boo
 // one transaction, so of concurrent takers all but one lose the conflict,
 // retry, and find nothing.
 func (b *Store) TakeEphemeral(ctx context.Context, kind, id string) ([]byte, error) {
-	if !store.ValidKind(kind) {
-		return nil, fmt.Errorf("taking %q record: invalid kind", kind)
-	}
-	if id == "" || len(id) > store.MaxIDLen {
-		return nil, fmt.Errorf("taking %s record: %w", kind, store.ErrNotFound)
+	if err := store.CheckTakeEphemeral(kind, id); err != nil {
+		return nil, err
 	}
 	var out []byte
 	err := b.update(ctx, func(txn *badger.Txn) error {

@@ -22,8 +22,8 @@ const (
 
 // CreateRedirectURL implements store.Store.CreateRedirectURL.
 func (b *Store) CreateRedirectURL(ctx context.Context, url string) (*store.RedirectURL, error) {
-	if url == "" || strings.ContainsRune(url, 0) {
-		return nil, errors.New("creating redirect URL: the URL is empty or invalid")
+	if err := store.CheckRedirectURL(url); err != nil {
+		return nil, fmt.Errorf("creating redirect URL: %w", err)
 	}
 	var out *store.RedirectURL
 	err := b.update(ctx, func(txn *badger.Txn) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -35,7 +34,7 @@ func (s *Store) ExternalAccount(ctx context.Context, id string) (*store.External
 
 // ExternalAccountByIdentity implements store.Store.ExternalAccountByIdentity.
 func (s *Store) ExternalAccountByIdentity(ctx context.Context, issuer, subject string) (*store.ExternalAccount, error) {
-	if issuer == "" || subject == "" || len(issuer)+len(subject) > store.MaxIDLen || strings.ContainsRune(issuer+subject, 0) {
+	if !store.ValidIdentityLookup(issuer, subject) {
 		return nil, fmt.Errorf("loading account by identity: %w", store.ErrNotFound)
 	}
 	ctx, cancel := s.bound(ctx)

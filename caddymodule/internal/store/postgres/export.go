@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -70,48 +69,39 @@ func (s *Store) Export(ctx context.Context, fn func(rec store.Record) error) err
 	return store.EmitRecords(ctx, recs, fn)
 }
 
-// Import writes one exported record in one transaction, exactly as given
-// (ids, timestamps, tokens, sealed under this store's key), and records no
-// events: a user as store.Rules.ImportUser says, a redirect URL unless its
-// id is recorded already (a record imported twice is skipped).
+// Import writes one exported record (see store.Rules.Import), its tokens
+// sealed under this store's key.
 func (s *Store) Import(ctx context.Context, rec store.Record) (store.ImportResult, error) {
-	var res store.ImportResult
-	switch {
-	case rec.RedirectURL != nil:
-		ru := rec.RedirectURL
-		if !store.ValidID(ru.ID) || ru.URL == "" || strings.ContainsRune(ru.URL, 0) {
-			return res, fmt.Errorf("importing redirect URL %q: invalid record", ru.ID)
-		}
-		record, err := json.Marshal(ru)
-		if err != nil {
-			return res, err
-		}
-		err = s.write(ctx, func(tx pgx.Tx) error {
-			res = store.ImportResult{}
-			var id string
-			err := tx.QueryRow(ctx, `SELECT id FROM redirect_urls WHERE id = $1 OR url = $2`, ru.ID, ru.URL).Scan(&id)
-			switch {
-			case err == nil && id == ru.ID:
-				return nil
-			case err == nil:
-				return fmt.Errorf("%w: the URL is recorded as %s", store.ErrImportConflict, id)
-			case !errors.Is(err, pgx.ErrNoRows):
-				return err
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO redirect_urls (id, url, created_ns, record) VALUES ($1, $2, $3, $4)`,
-				ru.ID, ru.URL, ru.CreatedAt.UnixNano(), record); err != nil {
-				return err
-			}
-			res.Imported = true
-			return nil
-		})
-		if err != nil {
-			return store.ImportResult{}, fmt.Errorf("importing redirect URL %s: %w", ru.ID, err)
-		}
-		return res, nil
-	case rec.User != nil:
-		return s.ImportUser(ctx, rec)
-	default:
-		return res, errors.New("importing: empty record")
+	return s.Rules.Import(ctx, rec, s.importRedirectURL)
+}
+
+// importRedirectURL inserts ru unless its id is recorded already.
+func (s *Store) importRedirectURL(ctx context.Context, ru *store.RedirectURL) (bool, error) {
+	record, err := json.Marshal(ru)
+	if err != nil {
+		return false, err
 	}
+	imported := false
+	err = s.write(ctx, func(tx pgx.Tx) error {
+		imported = false
+		var id string
+		// The row of ru's id first: a URL imported already is skipped.
+		err := tx.QueryRow(ctx, `SELECT id FROM redirect_urls WHERE id = $1 OR url = $2 ORDER BY id = $1 DESC LIMIT 1`,
+			ru.ID, ru.URL).Scan(&id)
+		switch {
+		case err == nil && id == ru.ID:
+			return nil
+		case err == nil:
+			return fmt.Errorf("%w: the URL is recorded as %s", store.ErrImportConflict, id)
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO redirect_urls (id, url, created_ns, record) VALUES ($1, $2, $3, $4)`,
+			ru.ID, ru.URL, ru.CreatedAt.UnixNano(), record); err != nil {
+			return err
+		}
+		imported = true
+		return nil
+	})
+	return imported && err == nil, err
 }

@@ -23,7 +23,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -292,13 +291,8 @@ func (s *Store) writeWithEvents(ctx context.Context, fn func(tx pgx.Tx, out *sto
 			}
 			return err
 		}
-		backoff := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := store.Backoff(ctx, attempt); err != nil {
+			return err
 		}
 	}
 }

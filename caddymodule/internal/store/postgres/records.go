@@ -144,13 +144,8 @@ func (s *Store) CreateEphemeral(ctx context.Context, kind, id string, value []by
 }
 
 func (s *Store) putEphemeral(ctx context.Context, kind, id string, value []byte, ttl time.Duration, create bool) error {
-	switch {
-	case !store.ValidKind(kind):
-		return fmt.Errorf("storing %q record: invalid kind", kind)
-	case id == "" || len(id) > store.MaxIDLen:
-		return fmt.Errorf("storing %s record: invalid id", kind)
-	case ttl <= 0:
-		return fmt.Errorf("storing %s record: ttl %v is not positive", kind, ttl)
+	if err := store.CheckPutEphemeral(kind, id, ttl); err != nil {
+		return err
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
@@ -175,11 +170,8 @@ func (s *Store) putEphemeral(ctx context.Context, kind, id string, value []byte,
 // TakeEphemeral implements store.Store.TakeEphemeral: one DELETE …
 // RETURNING, so of concurrent takers exactly one gets the row.
 func (s *Store) TakeEphemeral(ctx context.Context, kind, id string) ([]byte, error) {
-	if !store.ValidKind(kind) {
-		return nil, fmt.Errorf("taking %q record: invalid kind", kind)
-	}
-	if id == "" || len(id) > store.MaxIDLen {
-		return nil, fmt.Errorf("taking %s record: %w", kind, store.ErrNotFound)
+	if err := store.CheckTakeEphemeral(kind, id); err != nil {
+		return nil, err
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
@@ -204,8 +196,8 @@ func ephemeralAAD(kind, id string) string { return "ephemeral/" + kind + "/" + i
 
 // CreateRedirectURL implements store.Store.CreateRedirectURL.
 func (s *Store) CreateRedirectURL(ctx context.Context, url string) (*store.RedirectURL, error) {
-	if url == "" || strings.ContainsRune(url, 0) {
-		return nil, errors.New("creating redirect URL: the URL is empty or invalid")
+	if err := store.CheckRedirectURL(url); err != nil {
+		return nil, fmt.Errorf("creating redirect URL: %w", err)
 	}
 	var out *store.RedirectURL
 	err := s.write(ctx, func(tx pgx.Tx) error {
