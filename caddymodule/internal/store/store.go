@@ -1,8 +1,11 @@
 // Package store keeps socialgate's users, linked external accounts, sessions
 // and short-lived flow records. Store is the interface the rest of the gateway
-// uses; Badger is the embedded implementation. Every method that changes more
-// than one record does it in one transaction, so a crash at any instant leaves
-// either the whole change or none of it. A change that others may want to
+// uses; store/badger (embedded) and store/postgres implement it. The rules of
+// what a change does (sign-in, linking, email addresses, users) are written
+// once here, as Rules over a small transaction interface (Tx) that each
+// implementation supplies. Every method that changes more than one record
+// does it in one transaction, so a crash at any instant leaves either the
+// whole change or none of it. A change that others may want to
 // hear of (a new user, an ended session…) records an Event in that same
 // transaction: the outbox that webhooks are delivered from.
 package store
@@ -12,9 +15,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
-	"encoding/json"
 	"errors"
-	"maps"
 	"time"
 )
 
@@ -380,99 +381,6 @@ func (t TokenSet) after(next TokenSet) TokenSet {
 		next.RefreshToken = cmp.Or(next.RefreshToken, t.RefreshToken)
 	}
 	return next
-}
-
-// Session is a signed-in browser or app. Its id looks like sess_…. The user's
-// primary (verified) email and name are copied in at sign-in so the request
-// path needs one read.
-type Session struct {
-	ID     string `json:"id"`
-	UserID string `json:"user_id"`
-	Email  string `json:"email,omitempty"`
-	// EmailVerified says that Email is a verified address (User.PrimaryEmail).
-	// Sessions stored before it existed may carry an unverified Email
-	// without it: VerifiedEmail ignores theirs.
-	EmailVerified bool   `json:"email_verified,omitempty"`
-	Name          string `json:"name,omitempty"`
-	// Groups are the user's groups when the session began, each as
-	// provider:group (corp:admins): a new sign-in or link, which starts a
-	// new session, brings them up to date.
-	Groups    []string  `json:"groups,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	// ExpiresAt is when the session ends: with an idle timeout, the last
-	// activity plus the timeout, never past AbandonAt.
-	ExpiresAt time.Time `json:"expires_at"`
-	// AbandonAt is the session's absolute end, which no activity moves;
-	// zero for sessions from before it was recorded (their ExpiresAt is).
-	AbandonAt time.Time `json:"abandon_at,omitempty"`
-	// LastActiveAt is when the session was last used, recorded coarsely
-	// (see TouchSessions); zero for sessions from before it was recorded.
-	LastActiveAt time.Time `json:"last_active_at,omitempty"`
-	// AccountID is the linked account whose sign-in started the session
-	// ("" when unknown, as for sessions from before it was recorded).
-	AccountID string `json:"account_id,omitempty"`
-	// AuthTime is when the person last proved who they are at a provider
-	// for this session: the sign-in, or a later re-authentication.
-	AuthTime  time.Time `json:"auth_time,omitempty"`
-	UserAgent string    `json:"user_agent,omitempty"`
-	IP        string    `json:"ip,omitempty"`
-	// ProviderSID is the provider's own session id (the sid claim of the ID
-	// token of that sign-in), which a back-channel logout names.
-	ProviderSID string `json:"provider_sid,omitempty"`
-	// PublicMetadata is the user's, kept current by Store.UpdateUser (see
-	// AdoptUser): the identity token carries it.
-	PublicMetadata map[string]any `json:"public_metadata,omitempty"`
-	// UpdatedAt is when the session's copy of its user last changed (zero
-	// until it does); a signer of tokens re-signs a session it moved.
-	UpdatedAt time.Time `json:"updated_at,omitzero"`
-}
-
-// AdoptUser gives s the user's public metadata, and reports whether that
-// changed s (its UpdatedAt is then now). Every Store implementation's
-// UpdateUser brings a user's live sessions up to date this way.
-func (s *Session) AdoptUser(u *User, now time.Time) bool {
-	a, _ := json.Marshal(s.PublicMetadata)
-	b, _ := json.Marshal(u.PublicMetadata)
-	if string(a) == string(b) {
-		return false
-	}
-	s.PublicMetadata, s.UpdatedAt = maps.Clone(u.PublicMetadata), now
-	return true
-}
-
-// VerifiedEmail returns the session's email when it is a verified address,
-// else "": the only address that may stand for the user upstream (headers,
-// identity token, placeholders).
-func (s *Session) VerifiedEmail() string {
-	if s.EmailVerified {
-		return s.Email
-	}
-	return ""
-}
-
-// SessionTouch is one session's use for Store.TouchSessions: it was used at
-// At, and now expires at ExpiresAt.
-type SessionTouch struct {
-	ID        string
-	At        time.Time
-	ExpiresAt time.Time
-}
-
-// Touch applies t to s, each time only forward and the expiry never past
-// AbandonAt, and reports whether s changed: the rule of
-// Store.TouchSessions, for every implementation.
-func (s *Session) Touch(t SessionTouch) bool {
-	if !s.AbandonAt.IsZero() && t.ExpiresAt.After(s.AbandonAt) {
-		t.ExpiresAt = s.AbandonAt
-	}
-	changed := false
-	if t.At.After(s.LastActiveAt) {
-		s.LastActiveAt, changed = t.At, true
-	}
-	if t.ExpiresAt.After(s.ExpiresAt) {
-		s.ExpiresAt, changed = t.ExpiresAt, true
-	}
-	return changed
 }
 
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)

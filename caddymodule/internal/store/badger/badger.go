@@ -167,7 +167,7 @@ func Open(opts Options) (*Store, error) {
 		if interval <= 0 {
 			interval = defaultGCInterval
 		}
-		go b.collectGarbage(interval)
+		go store.Every(interval, b.stop, b.gcDone, b.collectGarbage)
 	}
 	return b, nil
 }
@@ -185,25 +185,15 @@ func (b *Store) Close() error {
 	return b.closeErr
 }
 
-// collectGarbage rewrites value-log files every interval until Close.
-func (b *Store) collectGarbage(interval time.Duration) {
-	defer close(b.gcDone)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
+// collectGarbage rewrites value-log files until Close stops it.
+func (b *Store) collectGarbage() {
+	// RunValueLogGC rewrites at most one file per call; nil means it did
+	// and there may be more.
+	for b.db.RunValueLogGC(0.5) == nil {
 		select {
 		case <-b.stop:
 			return
-		case <-t.C:
-		}
-		// RunValueLogGC rewrites at most one file per call; nil means it did
-		// and there may be more.
-		for b.db.RunValueLogGC(0.5) == nil {
-			select {
-			case <-b.stop:
-				return
-			default:
-			}
+		default:
 		}
 	}
 }

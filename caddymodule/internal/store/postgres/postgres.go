@@ -159,7 +159,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		s.pool.Close()
 		return nil, fmt.Errorf("opening postgres store: naming the notification channel: %w", err)
 	}
-	go s.cleanup(cmp.Or(opts.CleanupInterval, DefaultCleanupInterval))
+	go store.Every(cmp.Or(opts.CleanupInterval, DefaultCleanupInterval), s.stop, s.done, s.cleanup)
 	return s, nil
 }
 
@@ -201,22 +201,12 @@ func (s *Store) checkKey(ctx context.Context) error {
 	return nil
 }
 
-// cleanup deletes expired sessions and ephemeral records every interval
-// until Close. Several gateways may run it at once: each deletes what it
-// finds, and none finds an expired row it must keep.
-func (s *Store) cleanup(interval time.Duration) {
-	defer close(s.done)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-		}
-		for _, table := range []string{"sessions", "ephemeral"} {
-			s.deleteExpired(table)
-		}
+// cleanup deletes expired sessions and ephemeral records. Several
+// gateways may run it at once: each deletes what it finds, and none finds an
+// expired row it must keep.
+func (s *Store) cleanup() {
+	for _, table := range []string{"sessions", "ephemeral"} {
+		s.deleteExpired(table)
 	}
 }
 
