@@ -321,12 +321,12 @@ func (u *User) Presents(s *Session) bool {
 	return s.VerifiedEmail() == "" || u.Holds(s.Email)
 }
 
-// DropUnheldEmail leaves out of s, a session being created for u, the
+// dropUnheldEmail leaves out of s, a session being created for u, the
 // verified address u does not hold: u lost it after the caller read u, and
 // a session never presents an address its user lost. Every Store
 // implementation creates sessions this way, with u read in the creating
 // transaction.
-func (u *User) DropUnheldEmail(s *Session) {
+func (u *User) dropUnheldEmail(s *Session) {
 	if !u.Presents(s) {
 		s.Email, s.EmailVerified = "", false
 	}

@@ -61,10 +61,10 @@ func (in *SignIn) EmailLink(holder *User, accounts []*ExternalAccount) EmailLink
 	return EmailLinkNone
 }
 
-// LooksUpEmailHolder reports whether a first sign-in needs the holder of
+// looksUpEmailHolder reports whether a first sign-in needs the holder of
 // its address at all: a Store implementation reads (and, where it locks,
 // locks) the holder only then.
-func (in *SignIn) LooksUpEmailHolder() bool {
+func (in *SignIn) looksUpEmailHolder() bool {
 	return in.LinkToUser == "" && in.LinkByEmail != nil && in.Account.EmailVerified && in.Account.Email != ""
 }
 

@@ -49,17 +49,17 @@ type Session struct {
 	// token of that sign-in), which a back-channel logout names.
 	ProviderSID string `json:"provider_sid,omitempty"`
 	// PublicMetadata is the user's, kept current by Store.UpdateUser (see
-	// AdoptUser): the identity token carries it.
+	// adoptUser): the identity token carries it.
 	PublicMetadata map[string]any `json:"public_metadata,omitempty"`
 	// UpdatedAt is when the session's copy of its user last changed (zero
 	// until it does); a signer of tokens re-signs a session it moved.
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
 
-// AdoptUser gives s the user's public metadata, and reports whether that
-// changed s (its UpdatedAt is then now). Every Store implementation's
-// UpdateUser brings a user's live sessions up to date this way.
-func (s *Session) AdoptUser(u *User, now time.Time) bool {
+// adoptUser gives s the user's public metadata, and reports whether that
+// changed s (its UpdatedAt is then now): UpdateUser brings a user's live
+// sessions up to date this way.
+func (s *Session) adoptUser(u *User, now time.Time) bool {
 	a, _ := json.Marshal(s.PublicMetadata)
 	b, _ := json.Marshal(u.PublicMetadata)
 	if string(a) == string(b) {
@@ -136,7 +136,7 @@ func (r Rules) CreateSession(ctx context.Context, s *Session) error {
 		if err := u.CanSignIn(); err != nil {
 			return err
 		}
-		u.DropUnheldEmail(s)
+		u.dropUnheldEmail(s)
 		// A session never starts through an account its user no longer has.
 		if s.AccountID != "" {
 			if err := tx.ShareAccount(s.AccountID, s.UserID); err != nil {

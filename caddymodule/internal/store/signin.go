@@ -73,11 +73,11 @@ func signInKnown(tx Tx, out *Outbox, in SignIn, now time.Time, accID, userID str
 	}
 	acc.Refresh(&in.Account, now)
 	emails := in.Emails(tx, out, now)
-	changed, err := AdoptAccount(emails, u, acc, now)
+	changed, err := adoptAccount(emails, u, acc, now)
 	if err != nil {
 		return SignInResult{}, err
 	}
-	if err := in.CheckAdmission(u, acc, func() ([]*ExternalAccount, error) { return tx.Accounts(u.ID) }); err != nil {
+	if err := in.checkAdmission(u, acc, func() ([]*ExternalAccount, error) { return tx.Accounts(u.ID) }); err != nil {
 		return SignInResult{}, err
 	}
 	if err := tx.SaveAccount(acc); err != nil {
@@ -92,7 +92,7 @@ func signInKnown(tx Tx, out *Outbox, in SignIn, now time.Time, accID, userID str
 		}
 	}
 	res := SignInResult{User: u, Account: acc}
-	emails.Report(&res)
+	emails.report(&res)
 	return res, nil
 }
 
@@ -121,7 +121,7 @@ func signInNew(tx Tx, out *Outbox, in SignIn, now time.Time) (SignInResult, erro
 		if u, err = tx.LockUser(in.LinkToUser); err != nil {
 			return SignInResult{}, fmt.Errorf("loading user %s: %w", in.LinkToUser, err)
 		}
-	case in.LooksUpEmailHolder():
+	case in.looksUpEmailHolder():
 		var err error
 		if link, holder, u, err = emailLinkOf(tx, &in); err != nil {
 			return SignInResult{}, err
@@ -144,14 +144,14 @@ func signInNew(tx Tx, out *Outbox, in SignIn, now time.Time) (SignInResult, erro
 		return SignInResult{}, err
 	}
 	emails := in.Emails(tx, out, now)
-	changed, err := AdoptAccount(emails, u, &acc, now)
+	changed, err := adoptAccount(emails, u, &acc, now)
 	if err != nil {
 		return SignInResult{}, err
 	}
-	if err := in.CheckAdmission(u, &acc, func() ([]*ExternalAccount, error) { return tx.Accounts(u.ID) }); err != nil {
+	if err := in.checkAdmission(u, &acc, func() ([]*ExternalAccount, error) { return tx.Accounts(u.ID) }); err != nil {
 		return SignInResult{}, err
 	}
-	if in.LooksUpEmailHolder() && (holder == "" || link == EmailLinkTakeOver) {
+	if in.looksUpEmailHolder() && (holder == "" || link == EmailLinkTakeOver) {
 		// The address was free (or freed) when we looked. A store whose
 		// transactions see others' commits may have seen someone commit it
 		// since: this identity must link to them, so start over.
@@ -167,7 +167,7 @@ func signInNew(tx Tx, out *Outbox, in SignIn, now time.Time) (SignInResult, erro
 		return SignInResult{}, err
 	}
 	res := SignInResult{User: u, Account: &acc, UserCreated: userCreated, AccountCreated: true}
-	emails.Report(&res)
+	emails.report(&res)
 	if userCreated {
 		err = out.Add(Event{Type: EventUserCreated, CreatedAt: now, User: u, Accounts: []*ExternalAccount{&acc}})
 	}
@@ -192,7 +192,7 @@ func signInNew(tx Tx, out *Outbox, in SignIn, now time.Time) (SignInResult, erro
 // emailLinkOf finds (and locks) the holder of in.Account's verified email
 // and applies in.EmailLink to it: it returns the holder's id, and the holder
 // itself for EmailLinkJoin; for EmailLinkRefuse it fails with ErrEmailHeld.
-// A take-over is the new user's AdoptAccount's to carry out.
+// A take-over is the new user's adoptAccount's to carry out.
 func emailLinkOf(tx Tx, in *SignIn) (EmailLink, string, *User, error) {
 	holder, err := tx.Holder(in.Account.Email)
 	if err != nil || holder == "" {
@@ -233,18 +233,17 @@ func (acc *ExternalAccount) Refresh(from *ExternalAccount, now time.Time) {
 	acc.UpdatedAt = now
 }
 
-// AdoptAccount records a sign-in through acc on its user u, updating u
+// adoptAccount records a sign-in through acc on its user u, updating u
 // through x: the sign-in time, the account's email (Emails.Sync), and its
-// name and picture when u has none yet (AdoptProfile). changed reports a
-// change beyond the sign-in time; the caller saves u. Every Store
-// implementation applies sign-ins this way.
-func AdoptAccount(x *Emails, u *User, acc *ExternalAccount, now time.Time) (changed bool, err error) {
+// name and picture when u has none yet (adoptProfile). changed reports a
+// change beyond the sign-in time; the caller saves u.
+func adoptAccount(x *Emails, u *User, acc *ExternalAccount, now time.Time) (changed bool, err error) {
 	u.LastSignInAt = now
 	changed, err = x.Sync(u, acc)
 	if err != nil {
 		return false, err
 	}
-	if u.AdoptProfile(acc) {
+	if u.adoptProfile(acc) {
 		changed = true
 	}
 	if changed {
@@ -262,16 +261,17 @@ func (in *SignIn) Emails(tx EmailTx, out *Outbox, now time.Time) *Emails {
 
 // Report adds to res what the rules did beyond the sign-in's user: the
 // sessions they ended and the users they relieved of an address.
-func (x *Emails) Report(res *SignInResult) {
+func (x *Emails) report(res *SignInResult) {
 	res.RevokedSessions = append(res.RevokedSessions, x.Revoked...)
 	res.Relieved = append(res.Relieved, x.Relieved...)
 }
 
-// CheckAdmission refuses a banned or locked u (User.CanSignIn), then asks
-// in.Admit, when set, about u and its accounts as the sign-in leaves them: stored lists u's accounts as the transaction sees them, and
-// acc (refreshed, or new) takes the place of its stored copy. Every Store
-// implementation calls it after AdoptAccount, before writing u and acc.
-func (in *SignIn) CheckAdmission(u *User, acc *ExternalAccount, stored func() ([]*ExternalAccount, error)) error {
+// checkAdmission refuses a banned or locked u (User.CanSignIn), then asks
+// in.Admit, when set, about u and its accounts as the sign-in leaves them:
+// stored lists u's accounts as the transaction sees them, and acc
+// (refreshed, or new) takes the place of its stored copy. A sign-in calls
+// it after adoptAccount, before writing u and acc.
+func (in *SignIn) checkAdmission(u *User, acc *ExternalAccount, stored func() ([]*ExternalAccount, error)) error {
 	if err := u.CanSignIn(); err != nil {
 		return err
 	}
@@ -286,9 +286,9 @@ func (in *SignIn) CheckAdmission(u *User, acc *ExternalAccount, stored func() ([
 	return in.Admit(u, append(accounts, acc))
 }
 
-// AdoptProfile gives u the account's name and picture where u has none;
-// every Store implementation applies sign-ins this way. It reports a change.
-func (u *User) AdoptProfile(acc *ExternalAccount) bool {
+// adoptProfile gives u the account's name and picture where u has none,
+// and reports a change.
+func (u *User) adoptProfile(acc *ExternalAccount) bool {
 	changed := false
 	if u.Name == "" && acc.Name != "" {
 		u.Name, changed = acc.Name, true

@@ -70,8 +70,8 @@ func (r Rules) UpdateUser(ctx context.Context, id string, fn func(u *User) error
 			res.RevokedSessions, err = RevokedSessions(out, revoked, now)
 			return err
 		}
-		// The user's live sessions take its public metadata (Session.AdoptUser).
-		return tx.RewriteSessions(id, func(s *Session) bool { return s.AdoptUser(u, now) })
+		// The user's live sessions take its public metadata (Session.adoptUser).
+		return tx.RewriteSessions(id, func(s *Session) bool { return s.adoptUser(u, now) })
 	})
 	if cerr := callerErr(err); cerr != nil {
 		err = cerr
