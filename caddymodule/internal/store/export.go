@@ -51,8 +51,13 @@ func (rec *Record) CheckUser() error {
 	if !ValidID(u.ID) {
 		return fmt.Errorf("importing user %q: invalid id", u.ID)
 	}
+	for _, e := range u.Emails {
+		if err := CheckAddress(e.Email); err != nil {
+			return fmt.Errorf("importing user %s: %w", u.ID, err)
+		}
+	}
 	for _, a := range rec.Accounts {
-		if !ValidID(a.ID) || a.UserID != u.ID || CheckIdentity(a.Issuer, a.Subject) != nil {
+		if !ValidID(a.ID) || a.UserID != u.ID || CheckIdentity(a.Issuer, a.Subject) != nil || CheckAddress(a.Email) != nil {
 			return fmt.Errorf("importing user %s: account %q is invalid or not the user's", u.ID, a.ID)
 		}
 		if err := a.Tokens.Check(); err != nil {

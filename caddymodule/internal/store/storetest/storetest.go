@@ -272,9 +272,10 @@ var tests = []struct {
 }{
 	{"SignIn_FirstCreatesUserAndAccountSecondFindsThem", signInFirstCreatesUserAndAccountSecondFindsThem},
 	{"SignIn_RefusesNULInTheSubject", signInRefusesNULInTheSubject},
-	{"SignIn_RefusesAnAddressWithAControlCharacter", signInRefusesAnAddressWithAControlCharacter},
-	{"CreateUser_RefusesAnAddressWithAControlCharacter", createUserRefusesAnAddressWithAControlCharacter},
+	{"SignIn_RefusesAnAddressWithANUL", signInRefusesAnAddressWithANUL},
+	{"CreateUser_RefusesAnAddressWithANUL", createUserRefusesAnAddressWithANUL},
 	{"Import_RefusesATakenSessionID", importRefusesATakenSessionID},
+	{"Import_RefusesAnAddressWithANUL", importRefusesAnAddressWithANUL},
 	{"SignIn_ConcurrentFirstSignInsCreateOneUser", signInConcurrentFirstSignInsCreateOneUser},
 	{"SignIn_ConcurrentFirstSignInsWithOneEmailLinkToOneUser", signInConcurrentFirstSignInsWithOneEmailLinkToOneUser},
 	{"SignIn_ConcurrentNewUsersAreAllCounted", signInConcurrentNewUsersAreAllCounted},
