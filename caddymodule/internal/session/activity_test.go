@@ -256,3 +256,51 @@ func TestRunActivity_WritesInTheBackgroundAndOnStop(t *testing.T) {
 	}
 	stop() // twice is harmless
 }
+
+// TestStart_ALinkRenewsNoLifetime: a session that a connect, reauthorize or
+// re-authentication replaces used to get a whole new lifetime, so a native
+// ID-token sign-in (24 hours) became a 7-day session through a connect
+// flow. The new session now ends when the one it replaces would have.
+func TestStart_ALinkRenewsNoLifetime(t *testing.T) {
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: fuzzQuietLogger{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	m, err := NewManager(st, [][]byte{bytes.Repeat([]byte("k"), 32)}, 7*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	res, err := st.SignIn(ctx, store.SignIn{Now: m.now(), Account: store.ExternalAccount{Provider: "p", Issuer: "https://i", Subject: "ada"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	native, _, err := m.Issue(ctx, httptest.NewRequest(http.MethodGet, "/", nil), res.User, res.Account.ID, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := *native
+	old.AbandonAt, old.ExpiresAt = time.Time{}, m.now().Add(2*time.Hour) // recorded before AbandonAt was
+	for _, tc := range []struct {
+		name     string
+		previous *store.Session
+		want     time.Duration
+	}{
+		{"a sign-in", nil, 7 * 24 * time.Hour},
+		{"a link from a native ID-token session", native, 24 * time.Hour},
+		{"a link from a session without AbandonAt", &old, 2 * time.Hour},
+	} {
+		rec := httptest.NewRecorder()
+		s, err := m.Start(ctx, rec, httptest.NewRequest(http.MethodGet, "/", nil), res.User, tc.previous, Auth{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.AbandonAt.Sub(m.now()); got > tc.want || got < tc.want-time.Minute {
+			t.Errorf("%s: the new session ends in %v, want %v", tc.name, got.Round(time.Minute), tc.want)
+		}
+		if c := rec.Result().Cookies()[0]; time.Duration(c.MaxAge)*time.Second > tc.want {
+			t.Errorf("%s: the cookie lives %ds, longer than %v", tc.name, c.MaxAge, tc.want)
+		}
+	}
+}

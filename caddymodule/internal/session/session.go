@@ -5,6 +5,7 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -317,7 +318,10 @@ func (m *Manager) decode(value string) (string, bool) {
 // Start creates a new session for the user, through auth, and sets its
 // cookie. Every session the request's cookies carried, and previous when
 // given (the session that started a link), are ended: every sign-in and
-// every link gets a new id.
+// every link gets a new id. A session that replaces previous (a connect,
+// reauthorize or re-authentication) ends when previous would have: a link
+// renews no lifetime, and a session that began shorter (a native ID-token
+// sign-in's) stays so.
 func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, user *store.User, previous *store.Session, auth Auth) (*store.Session, error) {
 	old := m.cookieSessionIDs(r, nil, maxSessionCookies, true)
 	if previous != nil {
@@ -330,7 +334,12 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		}
 		m.ended.add(id)
 	}
-	s, err := m.newSession(ctx, r, user, auth, m.lifetime)
+	lifetime := m.lifetime
+	if previous != nil {
+		end := cmp.Or(previous.AbandonAt, previous.ExpiresAt) // sessions before AbandonAt: ExpiresAt was absolute
+		lifetime = min(lifetime, end.Sub(m.now()))
+	}
+	s, err := m.newSession(ctx, r, user, auth, lifetime)
 	if err != nil {
 		return nil, err
 	}
@@ -343,7 +352,7 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		return nil, fmt.Errorf("encoding session cookie: %w", err)
 	}
 	m.clearPlainCookie(w, r)
-	http.SetCookie(w, m.cookie(r, value, int(m.lifetime/time.Second)))
+	http.SetCookie(w, m.cookie(r, value, int(lifetime/time.Second)))
 	return s, nil
 }
 
