@@ -103,6 +103,18 @@ func TestConsole_OnlyAdminsGetIn(t *testing.T) {
 	if _, page := ada.get(e.Base + "/_auth/admin?q=nobody"); !strings.Contains(page, "No users found") {
 		t.Errorf("a search that finds nobody:\n%s", page)
 	}
+	// In the reader's language, like every page of the gateway.
+	req, _ := http.NewRequest(http.MethodGet, e.Base+"/_auth/admin", nil)
+	req.Header.Set("Accept-Language", "de-DE, en;q=0.5")
+	if _, page := ada.do(req); !strings.Contains(page, `<html lang="de"`) || !strings.Contains(page, "1–2 von 2") ||
+		!strings.Contains(page, "Nach E-Mail, Name, ID oder externer ID suchen") {
+		t.Errorf("the console in German:\n%s", page)
+	}
+	req, _ = http.NewRequest(http.MethodGet, e.Base+"/_auth/admin", nil)
+	req.Header.Set("Accept-Language", "ar")
+	if _, page := mallory.do(req); !strings.Contains(page, `dir="rtl"`) || !strings.Contains(page, "ليس لديك صلاحية الوصول إلى هذه الصفحة.") {
+		t.Errorf("the 403 page in Arabic:\n%s", page)
+	}
 }
 
 func TestConsole_NotServedWithoutAdmins(t *testing.T) {

@@ -6,24 +6,25 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 )
 
-// notices are the console's fixed messages after an action, selected by
+// notices are the console's notices after an action, selected by
 // ?notice= (the page never reflects text from the URL).
-var notices = map[string]string{
-	"banned":           "The user is banned: their sessions ended and they cannot sign in.",
-	"unbanned":         "The ban is lifted.",
-	"locked":           "The user is locked: they cannot sign in until unlocked.",
-	"unlocked":         "The user is unlocked.",
-	"metadata":         "Metadata saved.",
-	"session_revoked":  "The session is revoked.",
-	"sessions_revoked": "Every session of the user is revoked.",
-	"disconnected":     "The account is disconnected.",
-	"deleted":          "The user is deleted.",
-	"redirect_added":   "Redirect URL added.",
-	"redirect_removed": "Redirect URL removed.",
-	"replay":           "Replay requested: the endpoint's next delivery round sends the events again.",
+var notices = map[string]i18n.Message{
+	"banned":           i18n.M("console.notice_banned"),
+	"unbanned":         i18n.M("console.notice_unbanned"),
+	"locked":           i18n.M("console.notice_locked"),
+	"unlocked":         i18n.M("console.notice_unlocked"),
+	"metadata":         i18n.M("console.notice_metadata"),
+	"session_revoked":  i18n.M("console.notice_session_revoked"),
+	"sessions_revoked": i18n.M("console.notice_sessions_revoked"),
+	"disconnected":     i18n.M("console.notice_disconnected"),
+	"deleted":          i18n.M("console.notice_deleted"),
+	"redirect_added":   i18n.M("console.notice_redirect_added"),
+	"redirect_removed": i18n.M("console.notice_redirect_removed"),
+	"replay":           i18n.M("console.notice_replay"),
 }
 
 // userAction carries out a POST /users/{id}/{action} and sends the browser
@@ -31,7 +32,7 @@ var notices = map[string]string{
 func (c *Console) userAction(w http.ResponseWriter, r *http.Request, page string, op operator, g Guard) {
 	id, action, _ := strings.Cut(strings.TrimPrefix(page, "/users/"), "/")
 	if id == op.sess.UserID && (action == "ban" || action == "lock" || action == "delete") {
-		c.fail(w, r, http.StatusConflict, "You cannot "+action+" yourself: ask another operator.")
+		c.fail(w, r, http.StatusConflict, i18n.M("console.self"))
 		return
 	}
 	var notice string
@@ -47,7 +48,7 @@ func (c *Console) userAction(w http.ResponseWriter, r *http.Request, page string
 		public, private := r.PostFormValue("public_metadata"), r.PostFormValue("private_metadata")
 		err = c.setMetadata(op, id, public, private)
 		if pe := (*ops.ParamError)(nil); errors.As(err, &pe) {
-			c.showUser(w, r, id, op, g, http.StatusUnprocessableEntity, &metadataDraft{public, private, pe.Message + ". Nothing was saved."})
+			c.showUser(w, r, id, op, g, http.StatusUnprocessableEntity, &metadataDraft{public, private, i18n.M("console.metadata_invalid", "field", pe.Param)})
 			return
 		}
 		notice = "metadata"
@@ -60,13 +61,13 @@ func (c *Console) userAction(w http.ResponseWriter, r *http.Request, page string
 	case "disconnect":
 		_, _, err = c.Ops.DisconnectAccountKeepingSignIn(op.ctx, id, r.PostFormValue("account_id"))
 		if errors.Is(err, ops.ErrLastIdentity) {
-			c.fail(w, r, http.StatusConflict, "That is the user's only account they can sign in with: it stays. Delete the user instead.")
+			c.fail(w, r, http.StatusConflict, i18n.M("console.last_identity"))
 			return
 		}
 		notice = "disconnected"
 	case "delete":
 		if r.PostFormValue("confirm") != id {
-			c.fail(w, r, http.StatusUnprocessableEntity, "Nothing was deleted: type the user's id exactly to confirm.")
+			c.fail(w, r, http.StatusUnprocessableEntity, i18n.M("console.confirm"))
 			return
 		}
 		if err = c.Ops.DeleteUser(op.ctx, id); err == nil {
@@ -74,12 +75,12 @@ func (c *Console) userAction(w http.ResponseWriter, r *http.Request, page string
 			return
 		}
 	default:
-		c.fail(w, r, http.StatusNotFound, "There is nothing here.")
+		c.fail(w, r, http.StatusNotFound, i18n.M("console.not_found"))
 		return
 	}
 	switch {
 	case errors.Is(err, ops.ErrNotFound):
-		c.fail(w, r, http.StatusNotFound, "That no longer exists: reload the user's page.")
+		c.fail(w, r, http.StatusNotFound, i18n.M("console.gone"))
 	case err != nil:
 		c.internal(w, r, "console action "+action, err)
 	default:

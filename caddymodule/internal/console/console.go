@@ -110,12 +110,12 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request, rest string,
 	}
 	h, methods := c.route(page)
 	if h == nil {
-		c.fail(w, r, http.StatusNotFound, "There is nothing here.")
+		c.fail(w, r, http.StatusNotFound, i18n.M("console.not_found"))
 		return
 	}
 	if !slices.Contains(methods, r.Method) && !(r.Method == http.MethodHead && slices.Contains(methods, http.MethodGet)) {
 		w.Header().Set("Allow", strings.Join(methods, ", "))
-		c.fail(w, r, http.StatusMethodNotAllowed, "This page does not accept "+r.Method+" requests.")
+		c.fail(w, r, http.StatusMethodNotAllowed, i18n.M("console.method", "method", r.Method))
 		return
 	}
 	h(w, r, page, op, g)
@@ -147,7 +147,7 @@ func (c *Console) route(page string) (handler, []string) {
 func (c *Console) admit(w http.ResponseWriter, r *http.Request, sess *store.Session, g Guard) (operator, bool) {
 	u, err := c.Ops.User(r.Context(), sess.UserID)
 	if errors.Is(err, ops.ErrNotFound) {
-		c.fail(w, r, http.StatusForbidden, "You do not have access to this page.")
+		c.fail(w, r, http.StatusForbidden, i18n.M("console.forbidden"))
 		return operator{}, false
 	}
 	if err != nil {
@@ -155,7 +155,7 @@ func (c *Console) admit(w http.ResponseWriter, r *http.Request, sess *store.Sess
 		return operator{}, false
 	}
 	if !c.Admins.Admits(u.User, u.Accounts) {
-		c.fail(w, r, http.StatusForbidden, "You do not have access to this page.")
+		c.fail(w, r, http.StatusForbidden, i18n.M("console.forbidden"))
 		return operator{}, false
 	}
 	ctx := ops.WithActor(r.Context(), ops.Actor{ID: "console:" + sess.UserID, ClientIP: g.ClientIP(r)})
@@ -168,18 +168,17 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 }
 
 // view starts a page's data.
-func (c *Console) view(r *http.Request, op operator, g Guard, title, section, here string) ui.Page {
-	return ui.Page{Title: i18n.Verbatim(title), CSRFToken: g.CSRFToken(op.sess), Notice: i18n.Verbatim(notices[r.URL.Query().Get("notice")]),
+func (c *Console) view(r *http.Request, op operator, g Guard, title i18n.Message, section, here string) ui.Page {
+	return ui.Page{Title: title, CSRFToken: g.CSRFToken(op.sess), Notice: notices[r.URL.Query().Get("notice")],
 		Console: &ui.ConsoleView{Base: c.base, Here: here, Section: section}}
 }
 
 // fail answers with the error page.
-// The console's words are English for now (i18n.Verbatim).
-func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, message string) {
-	c.UI.Render(w, r, status, "error", ui.Page{Title: ui.ErrorTitle(status), Error: i18n.Verbatim(message), SignInURL: c.Prefix + "/sign-in"})
+func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, message i18n.Message) {
+	c.UI.Render(w, r, status, "error", ui.Page{Title: ui.ErrorTitle(status), Error: message, SignInURL: c.Prefix + "/sign-in"})
 }
 
 func (c *Console) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
 	c.Logger.Error(what, zap.Error(err))
-	c.fail(w, r, http.StatusInternalServerError, "Something went wrong on our side. Please try again.")
+	c.fail(w, r, http.StatusInternalServerError, i18n.M("console.internal"))
 }

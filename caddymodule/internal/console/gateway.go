@@ -3,12 +3,12 @@ package console
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
 )
@@ -26,12 +26,12 @@ const chartDays = 14
 // endpoints' delivery state, the native redirect URLs and the sign-ins of
 // the last days.
 func (c *Console) gatewayPage(w http.ResponseWriter, r *http.Request, page string, op operator, g Guard) {
-	c.showGateway(w, r, op, g, http.StatusOK, "", "")
+	c.showGateway(w, r, op, g, http.StatusOK, "", i18n.Message{})
 }
 
 // showGateway renders the gateway page with status; problem, when set, is
 // why the redirect URL input was refused.
-func (c *Console) showGateway(w http.ResponseWriter, r *http.Request, op operator, g Guard, status int, input, problem string) {
+func (c *Console) showGateway(w http.ResponseWriter, r *http.Request, op operator, g Guard, status int, input string, problem i18n.Message) {
 	view := &ui.ConsoleGateway{RedirectURLInput: input, RedirectURLError: problem}
 	ctx, cancel := context.WithTimeout(op.ctx, providerCheck)
 	defer cancel()
@@ -75,7 +75,7 @@ func (c *Console) showGateway(w http.ResponseWriter, r *http.Request, op operato
 		return
 	}
 	view.Chart = barChart(counts, now, !complete)
-	pg := c.view(r, op, g, "Gateway", "gateway", c.base+"/gateway")
+	pg := c.view(r, op, g, i18n.M("console.gateway"), "gateway", c.base+"/gateway")
 	pg.Console.Gateway = view
 	c.render(w, r, status, "console-gateway", pg)
 }
@@ -95,12 +95,12 @@ func barChart(counts []int, now time.Time, partial bool) *ui.Chart {
 		if ch.Max > 0 {
 			h = n * (ch.Baseline - 4) / ch.Max
 		}
-		day := first.AddDate(0, 0, i).Format("Jan 2")
+		day := first.AddDate(0, 0, i).Format("01-02")
 		ch.Bars = append(ch.Bars, ui.ChartBar{Label: day, Count: n, X: i*step + (step-min(bar, step-4))/2, Y: ch.Baseline - h,
 			W: min(bar, step-4), H: h, LabelX: i*step + step/2, ShowLabel: i%2 == len(counts)%2})
 		total += n
 	}
-	ch.Summary = fmt.Sprintf("Sign-ins per day over the last %d days: %d in all, at most %d in a day.", len(counts), total, ch.Max)
+	ch.Total = total
 	return ch
 }
 
@@ -114,7 +114,7 @@ func (c *Console) gatewayAction(w http.ResponseWriter, r *http.Request, page str
 		input := strings.TrimSpace(r.PostFormValue("url"))
 		_, err = c.Ops.CreateRedirectURL(op.ctx, input)
 		if pe := (*ops.ParamError)(nil); errors.As(err, &pe) {
-			c.showGateway(w, r, op, g, http.StatusUnprocessableEntity, input, "Not added: "+pe.Message+".")
+			c.showGateway(w, r, op, g, http.StatusUnprocessableEntity, input, i18n.M("console.redirect_refused", "reason", pe.Message))
 			return
 		}
 		notice = "redirect_added"
@@ -124,7 +124,7 @@ func (c *Console) gatewayAction(w http.ResponseWriter, r *http.Request, page str
 	case "webhooks/replay":
 		hours, perr := strconv.Atoi(strings.TrimSpace(r.PostFormValue("hours")))
 		if perr != nil || hours < 0 {
-			c.fail(w, r, http.StatusUnprocessableEntity, "Nothing was replayed: give the start as a whole number of hours ago.")
+			c.fail(w, r, http.StatusUnprocessableEntity, i18n.M("console.replay_hours"))
 			return
 		}
 		since := time.Now().Add(-time.Duration(hours) * time.Hour)
@@ -132,17 +132,17 @@ func (c *Console) gatewayAction(w http.ResponseWriter, r *http.Request, page str
 		var nr *ops.NotRetainedError
 		var pe *ops.ParamError
 		if errors.As(err, &nr) || errors.As(err, &pe) {
-			c.fail(w, r, http.StatusUnprocessableEntity, "Nothing was replayed: "+err.Error()+".")
+			c.fail(w, r, http.StatusUnprocessableEntity, i18n.M("console.replay_refused", "reason", err.Error()))
 			return
 		}
 		notice = "replay"
 	default:
-		c.fail(w, r, http.StatusNotFound, "There is nothing here.")
+		c.fail(w, r, http.StatusNotFound, i18n.M("console.not_found"))
 		return
 	}
 	switch {
 	case errors.Is(err, ops.ErrNotFound):
-		c.fail(w, r, http.StatusNotFound, "That no longer exists: reload the gateway page.")
+		c.fail(w, r, http.StatusNotFound, i18n.M("console.gone"))
 	case err != nil:
 		c.internal(w, r, "console gateway action", err)
 	default:

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
@@ -23,7 +24,8 @@ func (c *Console) userPage(w http.ResponseWriter, r *http.Request, page string, 
 // metadataDraft is metadata text an operator sent that was refused, shown
 // again with the reason.
 type metadataDraft struct {
-	public, private, problem string
+	public, private string
+	problem         i18n.Message
 }
 
 // showUser renders a user's page with status; draft, when set, replaces the
@@ -31,7 +33,7 @@ type metadataDraft struct {
 func (c *Console) showUser(w http.ResponseWriter, r *http.Request, id string, op operator, g Guard, status int, draft *metadataDraft) {
 	ua, err := c.Ops.User(op.ctx, id)
 	if errors.Is(err, ops.ErrNotFound) {
-		c.fail(w, r, http.StatusNotFound, "There is no such user (any more).")
+		c.fail(w, r, http.StatusNotFound, i18n.M("console.no_user"))
 		return
 	}
 	if err != nil {
@@ -61,32 +63,32 @@ func (c *Console) showUser(w http.ResponseWriter, r *http.Request, id string, op
 			CanDisconnect: c.Ops.CanSignInWithout(ua.Accounts, a.ID)})
 	}
 	for _, s := range sessions {
-		view.Sessions = append(view.Sessions, ui.ConsoleSession{Handle: sessionHandle(s.ID), Device: ui.Device(s.UserAgent).String(),
+		view.Sessions = append(view.Sessions, ui.ConsoleSession{Handle: sessionHandle(s.ID), Device: ui.Device(s.UserAgent),
 			IP: s.IP, Created: when(s.CreatedAt), LastActive: when(s.LastActiveAt)})
 	}
 	title := u.Name
 	if title == "" {
 		title = u.ID
 	}
-	pg := c.view(r, op, g, title, "users", c.userURL(u.ID))
+	pg := c.view(r, op, g, i18n.Verbatim(title), "users", c.userURL(u.ID))
 	pg.Console.User = view
 	c.render(w, r, status, "console-user", pg)
 }
 
 // tokenState describes an account's provider token, and whether it needs
 // the operator's attention.
-func tokenState(a *store.ExternalAccount, now time.Time) (string, bool) {
+func tokenState(a *store.ExternalAccount, now time.Time) (i18n.Message, bool) {
 	switch {
 	case a.Status == store.StatusNeedsReauthorization:
-		return "needs reconnecting", true
+		return i18n.M("console.token_reconnect"), true
 	case a.Tokens.AccessToken == "":
-		return "none", false
+		return i18n.M("console.token_none"), false
 	case a.Tokens.Expiry.IsZero() || a.Tokens.Expiry.After(now):
-		return "fresh", false
+		return i18n.M("console.token_fresh"), false
 	case a.Tokens.RefreshToken != "":
-		return "expired, refreshed at its next use", false
+		return i18n.M("console.token_refreshable"), false
 	}
-	return "expired, no refresh token", true
+	return i18n.M("console.token_expired"), true
 }
 
 // sessionHandle names a session on a page without its id, which is a

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
@@ -51,7 +52,7 @@ func (c *Console) usersPage(w http.ResponseWriter, r *http.Request, page string,
 	if p.Offset+len(users) < total {
 		view.NextURL = pageURL(p.Offset + pageSize)
 	}
-	pg := c.view(r, op, g, "Users", "users", pageURL(p.Offset))
+	pg := c.view(r, op, g, i18n.M("console.users"), "users", pageURL(p.Offset))
 	pg.Console.Users = view
 	c.render(w, r, http.StatusOK, "console-users", pg)
 }

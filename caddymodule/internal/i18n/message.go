@@ -30,7 +30,7 @@ type Message struct {
 }
 
 // Verbatim is text that no catalogue translates, said as it is in every
-// language: the words of a page not localized yet (the operator console's).
+// language: data shown as a title, like a user's name on the console.
 func Verbatim(text string) Message { return Message{ID: text, verbatim: true} }
 
 // M returns the message id with args, given as name, value pairs. Each name

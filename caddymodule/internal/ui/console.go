@@ -1,5 +1,7 @@
 package ui
 
+import "github.com/socialgate/socialgate/caddymodule/internal/i18n"
+
 // ConsoleView is what a page of the operator console shows: one of Users,
 // User and Gateway.
 type ConsoleView struct {
@@ -36,22 +38,25 @@ type ConsoleUser struct {
 	Sessions                                                               []ConsoleSession
 	// PublicMetadata and PrivateMetadata are the metadata as indented JSON
 	// (or the text the operator sent, when MetadataError refused it).
-	PublicMetadata, PrivateMetadata, MetadataError string
+	PublicMetadata, PrivateMetadata string
+	MetadataError                   i18n.Message
 }
 
-// ConsoleAccount is one linked account: TokenState is fresh, expired
-// (refreshed at its next use), expired (no refresh token) or needs
-// reconnecting.
+// ConsoleAccount is one linked account: TokenState says whether its
+// provider token is fresh, expired (refreshed at its next use, or without
+// a refresh token), missing, or needs reconnecting.
 type ConsoleAccount struct {
-	ID, ProviderName, Email, Username, TokenState string
-	Scopes                                        []string
-	Warn, CanDisconnect                           bool
+	ID, ProviderName, Email, Username string
+	TokenState                        i18n.Message
+	Scopes                            []string
+	Warn, CanDisconnect               bool
 }
 
 // ConsoleSession is one live session, named by Handle (not its id, which
 // is a secret).
 type ConsoleSession struct {
-	Handle, Device, IP, Created, LastActive string
+	Handle, IP, Created, LastActive string
+	Device                          i18n.Message
 }
 
 // ConsoleGateway is the gateway page.
@@ -60,8 +65,9 @@ type ConsoleGateway struct {
 	Webhooks     []ConsoleWebhook
 	RedirectURLs []ConsoleRedirectURL
 	// RedirectURLError is why an added redirect URL was refused.
-	RedirectURLError, RedirectURLInput string
-	Chart                              *Chart
+	RedirectURLError i18n.Message
+	RedirectURLInput string
+	Chart            *Chart
 }
 
 // ConsoleProvider is a configured provider and whether it answers now.
@@ -85,12 +91,11 @@ type ConsoleRedirectURL struct {
 // bar per day.
 type Chart struct {
 	Width, Height, Baseline int
-	Max                     int
-	Bars                    []ChartBar
-	// Summary describes the chart for screen readers; Partial says that it
-	// does not count every event.
-	Summary string
-	Partial bool
+	// Max is the highest count of a day, Total their sum; Partial says
+	// that the counts do not cover every event.
+	Max, Total int
+	Bars       []ChartBar
+	Partial    bool
 }
 
 // ChartBar is one day: its label, count, and rectangle.
