@@ -51,6 +51,7 @@ type Manager struct {
 	now      func() time.Time
 	cache    *cache
 	ended    *endedSessions
+	domain   string    // the session cookie's Domain; "" for host-only (see WithDomain)
 	activity *activity // nil without an idle timeout
 }
 
@@ -283,12 +284,9 @@ func groupsOf(accounts []*store.ExternalAccount) []string {
 // cookieSessionIDs appends to ids the distinct session ids of the request's
 // session cookies that verify, at most limit of them; with skipEnded, not
 // those of sessions known to have ended. Only the name of the request's
-// scheme counts (see CookieName).
+// scheme counts (see CookieName and WithDomain).
 func (m *Manager) cookieSessionIDs(r *http.Request, ids []string, limit int, skipEnded bool) []string {
-	sc := scanner{headers: r.Header["Cookie"], name: CookieName}
-	if r.TLS != nil {
-		sc.name = HostCookieName
-	}
+	sc := scanner{headers: r.Header["Cookie"], name: m.cookieName(r)}
 	for v, ok := sc.next(); ok && len(ids) < limit; v, ok = sc.next() {
 		if id, ok := m.decode(v); ok && !slices.Contains(ids, id) && !(skipEnded && m.ended.has(id)) {
 			ids = append(ids, id)
@@ -380,16 +378,21 @@ func (m *Manager) End(ctx context.Context, w http.ResponseWriter, r *http.Reques
 func (m *Manager) clearPlainCookie(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil {
 		http.SetCookie(w, &http.Cookie{Name: CookieName, Path: "/", MaxAge: -1, HttpOnly: true, Secure: true})
+		if m.domain != "" {
+			http.SetCookie(w, &http.Cookie{Name: CookieName, Path: "/", Domain: m.domain, MaxAge: -1, HttpOnly: true, Secure: true})
+		}
 	}
 }
 
 // cookie builds the session cookie as docs/security.md describes it:
-// HttpOnly, SameSite=Lax, Secure whenever the request came over TLS.
+// HttpOnly, SameSite=Lax, Secure whenever the request came over TLS, for
+// the cookie domain when there is one.
 func (m *Manager) cookie(r *http.Request, value string, maxAge int) *http.Cookie {
 	return &http.Cookie{
-		Name:     Name(r, CookieName),
+		Name:     m.cookieName(r),
 		Value:    value,
 		Path:     "/",
+		Domain:   m.domain,
 		MaxAge:   maxAge,
 		HttpOnly: true,
 		Secure:   r.TLS != nil,
