@@ -55,8 +55,8 @@ func pooledStores() []admin.Store {
 	stores.Range(func(key, value any) bool {
 		o := value.(*openStore)
 		out = append(out, admin.Store{Dir: o.Dir, Name: o.Name, Ops: ops.New(ops.Options{Store: o.Store, Keys: o.identity,
-			Webhooks: hooks[key], OnSessionEnd: o.sessionEnded, OnAccountsChange: o.accountsChanged,
-			Logger: caddy.Log().Named("socialgate.admin")})})
+			Webhooks: hooks[key],
+			Logger:   caddy.Log().Named("socialgate.admin")})})
 		return true
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

@@ -86,14 +86,15 @@ type App struct {
 	// Never longer than SessionLifetime. Default: 24h.
 	IDTokenSessionLifetime caddy.Duration `json:"id_token_session_lifetime,omitempty"`
 
-	// SessionCache is how long a session read from the store is kept in
-	// memory, so most requests need no store read. Sessions ended through
-	// this gateway leave the cache at once, and so do those ended through
-	// another gateway on the same PostgreSQL database: each gateway listens
-	// for the others' changes (LISTEN/NOTIFY). Only while that listener is
-	// disconnected is a session ended elsewhere noticed within this time.
-	// While the database is down, sessions seen within it keep working.
-	// Default: 5s; 0 reads the store on every request.
+	// SessionCache is how long a session, a user or a user's linked
+	// accounts read from the store is kept in memory, so most requests need
+	// no store read. What this gateway changes leaves the cache at once, and
+	// so does what another gateway on the same PostgreSQL database changes:
+	// each gateway listens for the others' changes (LISTEN/NOTIFY). Only
+	// while that listener is disconnected is a session ended elsewhere
+	// noticed within this time. While the database is down, sessions seen
+	// within it keep working. Default: 5s; 0 reads the store on every
+	// request.
 	SessionCache *caddy.Duration `json:"session_cache,omitempty"`
 
 	// SessionIdleTimeout ends a session unused for this long, on every
@@ -317,20 +318,27 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("ui: %w", err)
 	}
-	sessions, err := session.NewManager(ref.Store, secrets, time.Duration(a.SessionLifetime))
-	if err != nil {
-		return fmt.Errorf("cookie_keys: %w", err)
-	}
+	// This config reads sessions, users and linked accounts through the
+	// store's cache, for session_cache: what this gateway changes, or hears
+	// that another changed, leaves it at once.
 	cacheTTL := 5 * time.Second
 	if a.SessionCache != nil {
 		cacheTTL = time.Duration(*a.SessionCache)
+	}
+	st := ref.cache.Store(cacheTTL)
+	sessions, err := session.NewManager(st, secrets, time.Duration(a.SessionLifetime))
+	if err != nil {
+		return fmt.Errorf("cookie_keys: %w", err)
+	}
+	if cacheTTL > 0 {
+		sessions.RememberVerified()
 	}
 	idle := DefaultSessionIdleTimeout
 	if a.SessionIdleTimeout != nil {
 		idle = time.Duration(*a.SessionIdleTimeout)
 	}
-	sessions.WithCache(cacheTTL).WithIdleTimeout(idle)
-	if err := seedRedirectURLs(ref.Store, a.RedirectURLs); err != nil {
+	sessions.WithIdleTimeout(idle)
+	if err := seedRedirectURLs(st, a.RedirectURLs); err != nil {
 		return err
 	}
 	limits, err := a.limiter()
@@ -350,7 +358,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		byName[p.Name()] = p
 	}
 	engine := tokens.New(tokens.Options{
-		Store: ref.Store,
+		Store: st,
 		Providers: func(name string) (tokens.Refresher, bool) {
 			p, ok := byName[name]
 			return p, ok
@@ -358,46 +366,29 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Skew:   time.Duration(a.TokenRefreshSkew),
 		Logger: a.logger,
 	})
-	sessionEnded := func(id string) {
-		identity.Forget(id)
-		sessions.Forget(id)
-	}
-	operations := ops.New(ops.Options{Store: ref.Store, Tokens: engine, Providers: opsProviders(providers), Webhooks: a.hooks.Dispatcher,
-		Audit: audit.New(a.logger.Named("audit")), OnSessionEnd: sessionEnded, Logger: a.logger.Named("api"),
-		// A change to a user's accounts may change its sessions too (an
-		// unlink ends some): forget both.
-		OnAccountsChange: func(id string) { a.gateway.ForgetUser(id) }})
+	operations := ops.New(ops.Options{Store: st, Tokens: engine, Providers: opsProviders(providers), Webhooks: a.hooks.Dispatcher,
+		Audit: audit.New(a.logger.Named("audit")), Logger: a.logger.Named("api")})
 	a.gateway = gateway.New(gateway.Config{
 		Prefix:    a.Prefix,
 		Providers: providers,
-		Store:     ref.Store,
+		Store:     st,
 		Sessions:  sessions,
-		Flow: flow.New(flow.Config{Store: ref.Store, Sessions: sessions, Sanitize: returnTo.Sanitize,
+		Flow: flow.New(flow.Config{Store: st, Sessions: sessions, Sanitize: returnTo.Sanitize,
 			TTL: time.Duration(a.FlowTimeout), ReauthenticateAfter: time.Duration(a.ReauthenticateAfter), Logger: a.logger, Admit: admit,
-			LinkByEmail: linksByEmail(providers), OnSessionEnd: sessionEnded,
+			LinkByEmail:   linksByEmail(providers),
 			NativeAllowed: func(ctx context.Context, u string) bool { return a.gateway.NativeAllowed(ctx, u) }}),
 		UI:     renderer,
 		Limits: limits,
 		// The session manager caps it at the session lifetime.
 		IDTokenSessionLifetime: time.Duration(a.IDTokenSessionLifetime),
 		ClientIP:               clientIP,
-		// Route requirements read linked accounts: cache them like sessions.
-		AccountsCache: cacheTTL,
-		Admit:         admit,
-		Tokens:        engine,
-		Identity:      identity,
-		API:           api.New(api.Options{Ops: operations, Keys: apiKeys, ClientIP: clientIP, JWKS: identity.JWKS, Logger: a.logger.Named("api")}),
+		Admit:                  admit,
+		Tokens:                 engine,
+		Identity:               identity,
+		API:                    api.New(api.Options{Ops: operations, Keys: apiKeys, ClientIP: clientIP, JWKS: identity.JWKS, Logger: a.logger.Named("api")}),
 		Console: console.New(console.Config{Prefix: a.Prefix, Ops: operations, UI: renderer,
 			Admins: admins, Logger: a.logger.Named("console")}),
 		Logger: a.logger,
-	})
-	// A change to a user's accounts may change its sessions too (an unlink
-	// ends some, and drops an address from others): forget both.
-	ref.watch(caches{SessionEnded: sessionEnded, AccountsChanged: a.gateway.ForgetUser, UserChanged: a.gateway.ForgetUser,
-		Reset: func() {
-			sessions.ForgetAll()
-			a.gateway.ForgetAllAccounts()
-		},
 	})
 	return nil
 }

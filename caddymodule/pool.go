@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/cache"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
 )
 
@@ -19,91 +20,47 @@ import (
 // opens a store with the new settings instead of reusing the old one.
 var stores = caddy.NewUsagePool()
 
-// openStore is a pooled store and its keys.
+// openStore is a pooled store, its cache and its keys.
 type openStore struct {
+	// Opened.Store is the store seen through cache with no TTL: what is
+	// read through it comes from the store, and what is written through it
+	// leaves every config's view of the cache (see app.go). Every reader
+	// and writer goes through cache.
 	*ops.Opened
-	key string // in stores (and dispatchers)
+	cache *cache.Cache
+	key   string // in stores (and dispatchers)
 
 	// identity holds the identity-token keys of every config on the
 	// store, so a rotation reaches them all without a reload.
 	identity *ops.Keys
 
-	mu     sync.Mutex
-	caches map[*storeRef]caches // of the configs using the store
-
 	unwatch func() // stops the PostgreSQL store's listener
 }
 
-// caches are one config's in-memory copies of what is in the store (sessions,
-// identity tokens, linked accounts). The admin API changes the store behind
-// the gateway's back and tells them, and so does the PostgreSQL store's
-// listener of the changes other gateways make, so that a revoked session is
-// refused at once rather than when its cache entry expires.
-type caches struct {
-	SessionEnded    func(sessionID string)
-	AccountsChanged func(userID string)
-	// UserChanged drops everything cached of a user: its sessions and
-	// linked accounts.
-	UserChanged func(userID string)
-	// Reset drops everything cached: changes may have gone unheard.
-	Reset func()
-}
-
-// watch registers the caches of r's config until r is released.
-func (r *storeRef) watch(c caches) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.caches == nil {
-		r.caches = map[*storeRef]caches{}
-	}
-	r.caches[r] = c
-}
-
-// sessionEnded tells every config's caches that a session ended.
-func (o *openStore) sessionEnded(id string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	for _, c := range o.caches {
-		c.SessionEnded(id)
-	}
-}
-
-// accountsChanged tells every config's caches that a user's linked accounts
-// changed (or the user was deleted).
-func (o *openStore) accountsChanged(userID string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	for _, c := range o.caches {
-		c.AccountsChanged(userID)
-	}
-}
-
-// usersChanged tells every config's caches that other gateways changed
-// these users (nil: any user).
-func (o *openStore) usersChanged(ids []string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	for _, c := range o.caches {
-		if ids == nil {
-			c.Reset()
-		}
-		for _, id := range ids {
-			c.UserChanged(id)
-		}
-	}
+// newOpenStore puts an opened store behind its cache, once, where it is
+// opened.
+func newOpenStore(o *ops.Opened) *openStore {
+	c := cache.New(o.Store, nil)
+	o.Store = c.Store(0)
+	return &openStore{Opened: o, cache: c}
 }
 
 // watch hears, through the PostgreSQL store's listener, the changes every
 // gateway on the database commits, and drops what they make stale from the
-// caches at once. While the listener is down, the caches fall back on their
-// own TTL (session_cache); when it listens again they start over, since a
+// cache at once. While the listener is down, the cache falls back on its
+// TTL (session_cache); when it listens again it starts over, since a
 // change made meanwhile went unheard.
 func (o *openStore) watch(st *postgres.Store, logger *zap.Logger) {
 	var lost bool
 	o.unwatch = st.Watch(postgres.Watcher{
-		Changed: o.usersChanged,
+		Changed: func(userIDs []string) {
+			if userIDs == nil {
+				o.cache.ForgetAll()
+			}
+			o.cache.ForgetUsers(userIDs...)
+		},
 		Listening: func() {
-			o.usersChanged(nil)
+			o.cache.ForgetAll()
 			if lost {
 				logger.Info("listening again for changes made by other gateways")
 			}
@@ -152,12 +109,7 @@ func acquire(key string, open func() (*openStore, error)) (*storeRef, error) {
 }
 
 func (r *storeRef) release() {
-	r.once.Do(func() {
-		r.mu.Lock()
-		delete(r.caches, r)
-		r.mu.Unlock()
-		stores.Delete(r.key)
-	})
+	r.once.Do(func() { stores.Delete(r.key) })
 }
 
 // badgerLogger sends Badger's messages to Caddy's log; its chatter at info

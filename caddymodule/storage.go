@@ -17,7 +17,6 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
-	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
 )
 
 // PostgresStorage configures the PostgreSQL store.
@@ -85,7 +84,7 @@ func acquireBadger(dir string, logger *zap.Logger) (*storeRef, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &openStore{Opened: o}, nil
+		return newOpenStore(o), nil
 	})
 	if err != nil {
 		return nil, err
@@ -129,8 +128,9 @@ func acquirePostgres(cfg *PostgresStorage, dsn string, secrets [][]byte, logger 
 		if err != nil {
 			return nil, err
 		}
-		st := &openStore{Opened: o}
-		st.watch(o.Store.(*postgres.Store), logger)
+		pg := o.Store.(*postgres.Store)
+		st := newOpenStore(o)
+		st.watch(pg, logger)
 		return st, nil
 	})
 }
@@ -186,8 +186,3 @@ func parseStorage(d *caddyfile.Dispenser, a *App) error {
 	a.Postgres = pg
 	return nil
 }
-
-// Interface guard: the token engine finds the PostgreSQL store's
-// cross-gateway refresh lock by a type assertion at run time, so a drift of
-// its signature must fail the build rather than silently drop the lock.
-var _ tokens.AccountLocker = (*postgres.Store)(nil)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
-	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
 	"github.com/socialgate/socialgate/caddymodule/internal/webhook"
 )
 
@@ -113,7 +112,7 @@ func (wc WebhookConfig) endpoint(repl *caddy.Replacer, earlier []WebhookConfig) 
 // last one using it is cleaned up, before the store closes. Each config's
 // endpoints are in force from its Start to its Stop (see
 // webhook.Dispatcher.Configure). Gateways on one PostgreSQL database take
-// turns (webhook.Locker).
+// turns (store.Locker).
 var dispatchers = caddy.NewUsagePool()
 
 type pooledDispatcher struct{ *webhook.Dispatcher }
@@ -220,8 +219,5 @@ func parseWebhook(d *caddyfile.Dispenser) (WebhookConfig, error) {
 	return wc, nil
 }
 
-// Interface guards: gateways sharing a database must take turns delivering.
-var (
-	_ caddy.Destructor = pooledDispatcher{}
-	_ webhook.Locker   = (*postgres.Store)(nil)
-)
+// Interface guards
+var _ caddy.Destructor = pooledDispatcher{}

@@ -74,6 +74,23 @@ type cached struct {
 	refreshAt time.Time
 	keys      *keyState // the keys when it was signed
 	updated   time.Time // the session's UpdatedAt when it was signed
+	// who is what the token says of its session: a session that says
+	// otherwise now gets a new token.
+	who identity
+}
+
+// identity is what a token says of its session's user.
+type identity struct {
+	subject, email, name string
+	groups               []string
+}
+
+func identityOf(sess *store.Session) identity {
+	return identity{subject: sess.UserID, email: sess.VerifiedEmail(), name: sess.Name, groups: sess.Groups}
+}
+
+func (a identity) is(b identity) bool {
+	return a.subject == b.subject && a.email == b.email && a.name == b.name && slices.Equal(a.groups, b.groups)
 }
 
 // Audience is an aud claim in place of the Signer's own: a route's, so that
@@ -137,8 +154,10 @@ func (s *Signer) JWKSMaxAge() time.Duration { return s.keys.MaxAge() }
 // Token returns the identity token of a session for aud (nil: the Signer's
 // own audience), signing a new one only when the cached one is within a
 // fifth of its lifetime of expiring, when the keys changed since (its key
-// may have left the JWKS), or when the session's copy of its user did
-// (Session.UpdatedAt).
+// may have left the JWKS), when the session's copy of its user changed
+// (Session.UpdatedAt), or when the session says something else of its user
+// than the token does. The cache needs no invalidation: a session that ends
+// is never asked for again, and its tokens make way when the cache is full.
 func (s *Signer) Token(sess *store.Session, aud *Audience) (string, error) {
 	now := s.now()
 	keys := s.keys.state.Load()
@@ -153,7 +172,8 @@ func (s *Signer) Token(sess *store.Session, aud *Audience) (string, error) {
 		c = s.cache[sess.ID][i]
 	}
 	s.mu.RUnlock()
-	if i >= 0 && now.Before(c.refreshAt) && c.keys == keys && c.updated.Equal(sess.UpdatedAt) {
+	who := identityOf(sess)
+	if i >= 0 && now.Before(c.refreshAt) && c.keys == keys && c.updated.Equal(sess.UpdatedAt) && c.who.is(who) {
 		return c.token, nil
 	}
 	exp := now.Add(s.lifetime)
@@ -183,10 +203,10 @@ func (s *Signer) Token(sess *store.Session, aud *Audience) (string, error) {
 	}
 	s.mu.Lock()
 	if len(s.cache) >= maxCached {
-		clear(s.cache)
+		s.sweep(now)
 	}
 	entries := slices.DeleteFunc(s.cache[sess.ID], func(c cached) bool { return c.audience == key })
-	s.cache[sess.ID] = append(entries, cached{token: token, audience: key, refreshAt: exp.Add(-s.lifetime / 5), keys: keys, updated: sess.UpdatedAt})
+	s.cache[sess.ID] = append(entries, cached{token: token, audience: key, refreshAt: exp.Add(-s.lifetime / 5), keys: keys, updated: sess.UpdatedAt, who: who})
 	s.mu.Unlock()
 	return token, nil
 }
@@ -233,11 +253,18 @@ func encode(c Claims) ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
-// Forget drops a session's cached tokens (sign-out).
-func (s *Signer) Forget(sessionID string) {
-	s.mu.Lock()
-	delete(s.cache, sessionID)
-	s.mu.Unlock()
+// sweep makes room in the cache: it drops the tokens due for renewal (those
+// of ended sessions among them), and everything when that freed less than
+// a quarter. s.mu is held.
+func (s *Signer) sweep(now time.Time) {
+	for id, entries := range s.cache {
+		if !slices.ContainsFunc(entries, func(c cached) bool { return now.Before(c.refreshAt) }) {
+			delete(s.cache, id)
+		}
+	}
+	if len(s.cache) > maxCached*3/4 {
+		clear(s.cache)
+	}
 }
 
 func tokenID(sessionID string, now time.Time) string {

@@ -223,8 +223,7 @@ func TestToken_CarriesThePublicMetadataAndFollowsItsChanges(t *testing.T) {
 }
 
 // A route's audience replaces the Signer's in the aud claim; tokens of one
-// session for different audiences are cached apart, and Forget drops them
-// all.
+// session for different audiences are cached apart.
 func TestToken_EachAudienceGetsItsOwnToken(t *testing.T) {
 	now := time.Now()
 	s := newSigner(t, newKey(t), func() time.Time { return now }, "https://default.example")
@@ -258,10 +257,37 @@ func TestToken_EachAudienceGetsItsOwnToken(t *testing.T) {
 	if len(tokens) != 3 || tokens["shop"] == tokens["blog"] || tokens["shop"] == tokens["the signer's"] {
 		t.Error("two audiences share a token")
 	}
-	s.Forget(sess.ID)
-	for name, aud := range map[string]*Audience{"the signer's": nil, "shop": shop, "blog": blog} {
-		if again, _ := s.Token(sess, aud); again == tokens[name] {
-			t.Errorf("%s: Forget left the token cached", name)
+}
+
+// A cached token is served only for a session that says of its user what
+// the token does: a session whose copy says otherwise (a name, an address,
+// the groups) gets a token that says what it says.
+func TestToken_ASessionThatSaysOtherwiseGetsANewToken(t *testing.T) {
+	now := time.Now()
+	s := newSigner(t, newKey(t), func() time.Time { return now }, "")
+	base := store.Session{ID: "sess_1", UserID: "user_1", Name: "Ada", Email: "ada@example.com", EmailVerified: true,
+		Groups: []string{"corp:admins"}, ExpiresAt: now.Add(time.Hour)}
+	first, err := s.Token(&base, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(s *store.Session)
+		check  func(c Claims) bool
+	}{
+		{"name", func(s *store.Session) { s.Name = "Ada L." }, func(c Claims) bool { return c.Name == "Ada L." }},
+		{"address no longer verified", func(s *store.Session) { s.EmailVerified = false }, func(c Claims) bool { return c.Email == "" && !c.EmailVerified }},
+		{"groups", func(s *store.Session) { s.Groups = nil }, func(c Claims) bool { return len(c.Groups) == 0 }},
+	} {
+		changed := base
+		tc.change(&changed)
+		token, err := s.Token(&changed, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token == first || !tc.check(verify(t, s, token, now)) {
+			t.Errorf("%s changed: the token still says what the session said before", tc.name)
 		}
 	}
 }
@@ -281,5 +307,34 @@ func TestToken_FollowsTheSessionsAddress(t *testing.T) {
 	token, _ := s.Token(&rewritten, nil)
 	if c := verify(t, s, token, now); c.Email != "" || c.EmailVerified {
 		t.Errorf("the session gave its address up; its token still carries %q (verified %v)", c.Email, c.EmailVerified)
+	}
+}
+
+// A full cache makes room by dropping the tokens due for renewal first:
+// those of sessions still in use stay.
+func TestToken_AFullCacheDropsTokensDueForRenewalFirst(t *testing.T) {
+	now := time.Now()
+	s := newSigner(t, newKey(t), func() time.Time { return now }, "")
+	live := &store.Session{ID: "sess_live", UserID: "user_1", ExpiresAt: now.Add(time.Hour)}
+	token, err := s.Token(live, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	for i := range maxCached - 1 {
+		s.cache[fmt.Sprint("sess_", i)] = []cached{{token: "old", refreshAt: now.Add(-time.Second)}}
+	}
+	s.mu.Unlock()
+	if _, err := s.Token(&store.Session{ID: "sess_new", UserID: "user_2", ExpiresAt: now.Add(time.Hour)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.RLock()
+	n := len(s.cache)
+	s.mu.RUnlock()
+	if n != 2 {
+		t.Errorf("after making room the cache holds %d sessions; want the live one and the new one", n)
+	}
+	if again, _ := s.Token(live, nil); again != token {
+		t.Error("making room dropped the token of a session in use")
 	}
 }

@@ -28,9 +28,6 @@ type Outcome struct {
 	// Linked, when set, tells that the sign-in joined an existing user by
 	// a shared verified address: the person must be told.
 	Linked *LinkNotice
-	// Relieved lists the other users the sign-in took a verified address
-	// from (store.SignInResult.Relieved): what is cached of them is stale.
-	Relieved []string
 }
 
 // Callback completes a flow at p's callback: it checks state and the browser
@@ -135,7 +132,7 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 		}
 		f.Logger.Info("native sign-in", zap.String("provider", p.Name()), zap.String("user_id", out.User.ID),
 			zap.Bool("user_created", out.UserCreated))
-		return &Outcome{Mode: rec.Mode, User: out.User, Account: out.Account, ReturnTo: back, Created: out.UserCreated, Linked: linked, Relieved: out.Relieved}, nil
+		return &Outcome{Mode: rec.Mode, User: out.User, Account: out.Account, ReturnTo: back, Created: out.UserCreated, Linked: linked}, nil
 	}
 	if rec.Mode == ModeSignIn {
 		auth.AccountID = out.Account.ID
@@ -169,7 +166,7 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 			zap.Bool("user_created", out.UserCreated), zap.Bool("account_created", out.AccountCreated))
 	}
 	return &Outcome{Mode: rec.Mode, User: out.User, Account: out.Account, Session: sess,
-		ReturnTo: rec.ReturnTo, Created: out.UserCreated, Linked: linked, Relieved: out.Relieved}, nil
+		ReturnTo: rec.ReturnTo, Created: out.UserCreated, Linked: linked}, nil
 }
 
 // SignInResult records a sign-in verified outside a browser flow (native
@@ -193,7 +190,7 @@ func (f *Flow) SignInResult(ctx context.Context, p *provider.Provider, res *prov
 	linked := f.linked(p, out)
 	f.Logger.Info("native sign-in", zap.String("provider", p.Name()), zap.String("user_id", out.User.ID),
 		zap.Bool("user_created", out.UserCreated))
-	return &Outcome{Mode: ModeSignIn, User: out.User, Account: out.Account, Created: out.UserCreated, Linked: linked, Relieved: out.Relieved}, nil
+	return &Outcome{Mode: ModeSignIn, User: out.User, Account: out.Account, Created: out.UserCreated, Linked: linked}, nil
 }
 
 // admit is the store's Admit for a sign-in with acc at p: nil when the app

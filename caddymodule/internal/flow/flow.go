@@ -55,9 +55,6 @@ type Config struct {
 	// email (its link_by_email; see store.SignIn.LinkByEmail); nil links
 	// nothing by email.
 	LinkByEmail func(provider string) bool
-	// OnSessionEnd is told about every session a sign-in ends besides the
-	// browser's own: those of a user that a link by email joined.
-	OnSessionEnd func(sessionID string)
 	// ReauthenticateAfter is how long after its person last authenticated a
 	// session may take sensitive account actions without authenticating
 	// again (see NeedsReauthentication); default
@@ -82,9 +79,6 @@ func New(cfg Config) *Flow {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
-	}
-	if cfg.OnSessionEnd == nil {
-		cfg.OnSessionEnd = func(string) {}
 	}
 	return &Flow{Config: cfg, now: time.Now}
 }

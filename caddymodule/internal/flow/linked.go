@@ -22,14 +22,10 @@ type LinkNotice struct {
 }
 
 // linked carries out the consequences of a sign-in outside the store (which
-// ended the sessions and recorded the events): the sessions it ended leave
-// every cache (a link by email's, those that carried an address their user
-// lost); a link by email is logged, and the notice for the person is
+// ended the sessions and recorded the events): a take-over and a link by
+// email are logged, and for a link by email the notice for the person is
 // returned. It returns nil for any other sign-in.
 func (f *Flow) linked(p *provider.Provider, out store.SignInResult) *LinkNotice {
-	for _, id := range out.RevokedSessions {
-		f.OnSessionEnd(id)
-	}
 	if len(out.Relieved) > 0 {
 		f.Logger.Warn("a verified address was taken over: its holder no longer has it, and their sessions that carried it were revoked",
 			zap.String("provider", p.Name()), zap.String("user_id", out.User.ID), zap.Strings("relieved_user_ids", out.Relieved))

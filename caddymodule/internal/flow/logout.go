@@ -164,7 +164,6 @@ func (f *Flow) endProviderSessions(ctx context.Context, tok *provider.LogoutToke
 		if err = f.Store.RevokeSession(ctx, s.ID); err != nil {
 			return ended, err
 		}
-		f.Sessions.Forget(s.ID)
 		ended = append(ended, s)
 	}
 	return ended, nil

@@ -120,8 +120,7 @@ func (g *Gateway) accountPage(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	user, err := g.Store.User(ctx, sess.UserID)
-	if errors.Is(err, store.ErrNotFound) {
-		g.Sessions.Forget(sess.ID)
+	if errors.Is(err, store.ErrNotFound) { // deleted a moment ago
 		g.Challenge(w, r, g.Prefix+"/account")
 		return
 	}
@@ -290,12 +289,7 @@ func (g *Gateway) accountDisconnect(w http.ResponseWriter, r *http.Request) {
 	g.Logger.Info("unlinked", zap.String("user_id", sess.UserID), zap.String("external_account_id", gone.ID),
 		zap.String("provider", gone.Provider), zap.Int("revoked_sessions", len(revoked)))
 	metrics.Unlinks.WithLabelValues(gone.Provider).Inc()
-	g.ForgetUser(sess.UserID)
-	for _, id := range revoked {
-		g.Identity.Forget(id)
-		g.Sessions.Forget(id)
-		metrics.Sessions.WithLabelValues("revoked").Inc()
-	}
+	metrics.Sessions.WithLabelValues("revoked").Add(float64(len(revoked)))
 	if p, ok := g.byName[gone.Provider]; ok && p.CanRevoke() {
 		if err := p.Revoke(r.Context(), gone.Tokens.ClientID, gone.Tokens.AccessToken, gone.Tokens.RefreshToken); err != nil {
 			g.Logger.Warn("revoking tokens at the provider failed; the account is unlinked all the same",
@@ -322,8 +316,6 @@ func (g *Gateway) revokeOtherSessions(w http.ResponseWriter, r *http.Request) {
 				g.internal(w, r, "revoking session", err)
 				return
 			}
-			g.Identity.Forget(s.ID)
-			g.Sessions.Forget(s.ID)
 			metrics.Sessions.WithLabelValues("revoked").Inc()
 			g.Logger.Info("session revoked", zap.String("user_id", sess.UserID), zap.String("session_id", s.ID))
 		}

@@ -35,7 +35,11 @@ func (g *Gateway) Admitted(ctx context.Context, sess *store.Session, route *acce
 	if !g.Admit.Restricts() && !route.Restricts() {
 		return true, nil
 	}
-	u, accounts, err := g.linkedOf(ctx, sess.UserID)
+	u, err := g.Store.User(ctx, sess.UserID)
+	if err != nil {
+		return false, err
+	}
+	accounts, err := g.Store.ExternalAccounts(ctx, sess.UserID)
 	if err != nil {
 		return false, err
 	}

@@ -91,9 +91,6 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, name string) 
 		return
 	}
 	out, err := g.Flow.Callback(w, r, p)
-	if out != nil {
-		g.forgetSignedIn(out)
-	}
 	if fe := (*flow.Error)(nil); errors.As(err, &fe) {
 		metrics.SignIns.WithLabelValues(name, fe.Reason).Inc()
 	}
@@ -181,7 +178,6 @@ func (g *Gateway) signOut(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	if sess != nil {
-		g.Identity.Forget(sess.ID)
 		metrics.Sessions.WithLabelValues("ended").Inc()
 		g.Logger.Info("signed out", zap.String("user_id", sess.UserID), zap.String("session_id", sess.ID), zap.Bool("session_token", bearer))
 	}
@@ -207,9 +203,7 @@ func (g *Gateway) me(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, err := g.Store.User(r.Context(), sess.UserID)
-	if errors.Is(err, store.ErrNotFound) {
-		// Deleted a moment ago; its cached session has not expired yet.
-		g.Sessions.Forget(sess.ID)
+	if errors.Is(err, store.ErrNotFound) { // deleted a moment ago
 		g.Challenge(w, r, g.Prefix+"/me")
 		return
 	}

@@ -58,9 +58,6 @@ type Config struct {
 	// native SDK starts (POST /native/id_token): it leaves the gateway no
 	// grant to check the person with later. Zero: the session lifetime.
 	IDTokenSessionLifetime time.Duration
-	// AccountsCache is how long the linked accounts that route requirements
-	// check stay in memory; zero reads them on every such request.
-	AccountsCache time.Duration
 	// Admit is the app's allow_emails and allow_groups: signed-in users need
 	// an account that matches on every route (see Admitted). Nil admits
 	// everyone.
@@ -74,8 +71,7 @@ type Config struct {
 // concurrent use.
 type Gateway struct {
 	Config
-	byName   map[string]*provider.Provider
-	accounts *accountsCache
+	byName map[string]*provider.Provider
 	// redirects is the native redirect allowlist, compiled once per change.
 	redirects redirectAllowlist
 }
@@ -94,7 +90,7 @@ func New(cfg Config) *Gateway {
 			return host
 		}
 	}
-	g := &Gateway{Config: cfg, byName: map[string]*provider.Provider{}, accounts: newAccountsCache(cfg.AccountsCache)}
+	g := &Gateway{Config: cfg, byName: map[string]*provider.Provider{}}
 	for _, p := range cfg.Providers {
 		g.byName[p.Name()] = p
 	}

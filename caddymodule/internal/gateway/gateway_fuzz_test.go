@@ -150,7 +150,7 @@ func newFuzzGateway(tb testing.TB) *fuzzGateway {
 		Providers: []*provider.Provider{corp}, Store: st, Sessions: fg.sessions, UI: renderer, Tokens: engine, Identity: identity,
 		Flow: flow.New(flow.Config{Store: st, Sessions: fg.sessions, Sanitize: returnTo.Sanitize,
 			NativeAllowed: func(ctx context.Context, u string) bool { return fg.gw.NativeAllowed(ctx, u) }}),
-		API: api.New(api.Options{Ops: ops.New(ops.Options{Store: st, Tokens: engine, OnSessionEnd: identity.Forget}), Keys: []string{fuzzAPIKey}}),
+		API: api.New(api.Options{Ops: ops.New(ops.Options{Store: st, Tokens: engine}), Keys: []string{fuzzAPIKey}}),
 	})
 	return fg
 }

@@ -76,7 +76,6 @@ func (g *Gateway) backChannelLogout(w http.ResponseWriter, r *http.Request, name
 	}
 	ended, err := g.Flow.BackChannelLogout(r.Context(), p, r.PostForm.Get("logout_token"))
 	for _, s := range ended {
-		g.Identity.Forget(s.ID)
 		metrics.Sessions.WithLabelValues("revoked").Inc()
 		g.Logger.Info("back-channel logout", zap.String("provider", name), zap.String("user_id", s.UserID), zap.String("session_id", s.ID))
 	}

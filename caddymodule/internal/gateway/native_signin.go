@@ -132,6 +132,5 @@ func (g *Gateway) nativeSignIn(w http.ResponseWriter, r *http.Request, p *provid
 		g.internal(w, r, "recording native sign-in", err)
 		return
 	}
-	g.forgetSignedIn(out)
 	g.issueNative(w, r, out.User.ID, out.Account.ID, lifetime, out.Linked)
 }

@@ -43,7 +43,7 @@ var ErrTokenUnavailable = tokens.ErrUnavailable
 // returns the tokens by provider name, or the first unmet requirement. One
 // store read serves both.
 func (g *Gateway) Resolve(ctx context.Context, sess *store.Session, reqs []Requirement, forward []string) (map[string]string, *Requirement, error) {
-	accounts, err := g.accountsOf(ctx, sess.UserID)
+	accounts, err := g.Store.ExternalAccounts(ctx, sess.UserID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -60,9 +60,6 @@ func (g *Gateway) Resolve(ctx context.Context, sess *store.Session, reqs []Requi
 			return nil, &req, nil
 		}
 		fresh, err := g.Tokens.Fresh(ctx, a)
-		if fresh != a {
-			g.ForgetAccounts(sess.UserID) // refreshed, or its grant ended
-		}
 		if errors.Is(err, tokens.ErrNeedsReauthorization) {
 			return nil, &req, nil
 		}

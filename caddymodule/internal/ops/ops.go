@@ -3,7 +3,8 @@
 // redirect URLs, webhooks, the store's check, backup, restore and
 // migration, key and secret rotation. The backend API, the admin API and
 // the CLI all call it, so that each action, with its validation, its events,
-// its audit entry and the cache invalidation it needs, is written once.
+// its audit entry, is written once. Caches forget what an operation
+// changes on their own: the store is seen through store/cache.
 //
 // Methods take a context first and report failures as sentinel errors
 // (ErrNotFound, ErrInvalid, ErrNeedsReauthorization, …) or the typed errors
@@ -53,11 +54,6 @@ type Options struct {
 	Keys *Keys
 	// Audit records each provider token handed out; nil records nothing.
 	Audit *audit.Log
-	// OnSessionEnd is told about every session an operation ends, and
-	// OnAccountsChange about every user whose linked accounts it changed
-	// (or who was deleted), so that caches forget them at once.
-	OnSessionEnd     func(sessionID string)
-	OnAccountsChange func(userID string)
 	// Logger receives a line for each change. Default: none.
 	Logger *zap.Logger
 }
@@ -72,12 +68,6 @@ type Service struct {
 func New(o Options) *Service {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
-	}
-	if o.OnSessionEnd == nil {
-		o.OnSessionEnd = func(string) {}
-	}
-	if o.OnAccountsChange == nil {
-		o.OnAccountsChange = func(string) {}
 	}
 	s := &Service{o: o, providers: map[string]Provider{}}
 	for _, p := range o.Providers {

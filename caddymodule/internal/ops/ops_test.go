@@ -17,24 +17,25 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/cache"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
 )
 
 // fixture is an in-memory store with two users, Ada (two GitHub accounts,
 // two sessions) and, newer, Grace (one Corp account whose token expired
-// and cannot be refreshed), and the service over it with every hook
-// recorded.
+// and cannot be refreshed), and the service over it, seen through a cache
+// that serves what it read within the hour: what an operation leaves
+// there stale shows.
 type fixture struct {
 	st                   *badger.Store
+	view                 store.Store // the cached view the service uses
 	svc                  *ops.Service
 	ada, grace           string
 	adaWork, adaHome, gr *store.ExternalAccount
 	adaSessions          []string
-	ended, changed       []string
 	revoked              *fakeProvider
 	audit                *observer.ObservedLogs
 	logs                 *observer.ObservedLogs
-	mu                   sync.Mutex
 	hour                 time.Time
 }
 
@@ -45,7 +46,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	f := &fixture{st: st, hour: time.Now().Add(time.Hour)}
+	f := &fixture{st: st, view: cache.New(st, nil).Store(time.Hour), hour: time.Now().Add(time.Hour)}
 	ctx := context.Background()
 	signIn := func(provider, subject, user, email string, expiry time.Time, at time.Time) *store.ExternalAccount {
 		t.Helper()
@@ -76,23 +77,42 @@ func newFixture(t *testing.T) *fixture {
 	logCore, f.logs = observer.New(zapcore.InfoLevel)
 	f.revoked = &fakeProvider{name: "github", canRevoke: true}
 	f.svc = ops.New(ops.Options{
-		Store:     st,
+		Store:     f.view,
 		Tokens:    tokens.New(tokens.Options{Store: st, Providers: func(string) (tokens.Refresher, bool) { return nil, false }}),
 		Providers: []ops.Provider{f.revoked, &fakeProvider{name: "corp"}},
 		Audit:     audit.New(zap.New(auditCore)),
-		OnSessionEnd: func(id string) {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			f.ended = append(f.ended, id)
-		},
-		OnAccountsChange: func(id string) {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			f.changed = append(f.changed, id)
-		},
-		Logger: zap.New(logCore),
+		Logger:    zap.New(logCore),
 	})
 	return f
+}
+
+// prime reads these sessions of Ada, her user and her accounts through
+// the cache, so that it holds them.
+func (f *fixture) prime(t *testing.T, sessions ...string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, id := range sessions {
+		if _, err := f.view.Session(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.view.User(ctx, f.ada); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.view.ExternalAccounts(ctx, f.ada); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// served lists the sessions among ids that the cache still serves.
+func (f *fixture) served(ids ...string) []string {
+	var out []string
+	for _, id := range ids {
+		if _, err := f.view.Session(context.Background(), id); err == nil {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // fakeProvider records the tokens it is asked to revoke.
@@ -219,12 +239,15 @@ func TestUser_UnknownIsNotFound(t *testing.T) {
 func TestDeleteUser_EndsSessionsTellsCachesAndRevokesTokens(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
+	f.prime(t, f.adaSessions...)
 	if err := f.svc.DeleteUser(ctx, f.ada); err != nil {
 		t.Fatal(err)
 	}
-	slices.Sort(f.ended)
-	if !slices.Equal(f.ended, f.adaSessions) || !slices.Equal(f.changed, []string{f.ada}) {
-		t.Errorf("caches told: sessions %v (want %v), accounts of %v", f.ended, f.adaSessions, f.changed)
+	if served := f.served(f.adaSessions...); len(served) > 0 {
+		t.Errorf("the cache still serves sessions %v of the deleted user", served)
+	}
+	if _, err := f.view.User(ctx, f.ada); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the cache still serves the deleted user: %v", err)
 	}
 	if got := f.revoked.tokens; !slices.Equal(got, []string{"github-access-ada-work", "github-access-ada-home"}) {
 		t.Errorf("revoked %v", got)
@@ -261,12 +284,13 @@ func TestDisconnectAccount_EndsTheSessionsSignedInThroughIt(t *testing.T) {
 	if err := f.st.CreateSession(ctx, through); err != nil {
 		t.Fatal(err)
 	}
+	f.prime(t, through.ID)
 	gone, ended, err := f.svc.DisconnectAccount(ctx, f.ada, f.adaHome.ID)
 	if err != nil || gone.ID != f.adaHome.ID {
 		t.Fatalf("DisconnectAccount = %v, %v", gone, err)
 	}
-	if !slices.Equal(ended, []string{through.ID}) || !slices.Equal(f.ended, []string{through.ID}) {
-		t.Errorf("ended %v, caches told of %v; want the session signed in through the account", ended, f.ended)
+	if served := f.served(through.ID); !slices.Equal(ended, []string{through.ID}) || len(served) > 0 {
+		t.Errorf("ended %v, the cache still serves %v; want the session signed in through the account ended", ended, served)
 	}
 	if _, err := f.st.Session(ctx, through.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the session signed in through the account is still live: %v", err)
@@ -274,8 +298,8 @@ func TestDisconnectAccount_EndsTheSessionsSignedInThroughIt(t *testing.T) {
 	if live, total, _ := f.svc.Sessions(ctx, f.ada, ops.Page{Limit: 10}); total != len(f.adaSessions) || len(live) != total {
 		t.Errorf("%d sessions left, want the user's other %d", total, len(f.adaSessions))
 	}
-	if !slices.Equal(f.changed, []string{f.ada}) || !slices.Equal(f.revoked.tokens, []string{"github-access-ada-home"}) {
-		t.Errorf("caches told of %v; revoked %v", f.changed, f.revoked.tokens)
+	if accounts, _ := f.view.ExternalAccounts(ctx, f.ada); len(accounts) != 1 || !slices.Equal(f.revoked.tokens, []string{"github-access-ada-home"}) {
+		t.Errorf("the cache serves %d accounts of the user, want 1; revoked %v", len(accounts), f.revoked.tokens)
 	}
 	for _, tc := range []struct{ user, account string }{
 		{f.ada, f.adaHome.ID},   // gone already
@@ -317,12 +341,13 @@ func TestRevokeSession_EndsItAndNeverRepeatsItsID(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	id := f.adaSessions[0]
+	f.prime(t, id)
 	s, err := f.svc.RevokeSession(ctx, id)
 	if err != nil || s.ID != id || s.UserID != f.ada {
 		t.Fatalf("RevokeSession = %+v, %v", s, err)
 	}
-	if !slices.Equal(f.ended, []string{id}) {
-		t.Errorf("caches told of %v", f.ended)
+	if served := f.served(id); len(served) > 0 {
+		t.Errorf("the cache still serves the revoked session")
 	}
 	if _, err := f.st.Session(ctx, id); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the session lives on: %v", err)

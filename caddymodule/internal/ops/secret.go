@@ -38,7 +38,7 @@ type SecretRotation struct {
 // postgres.Store.Rekey), while gateways serve. It can be stopped and run
 // again at any point.
 func RotateSecret(ctx context.Context, o *Opened) (SecretRotation, error) {
-	pg, ok := o.Store.(*postgres.Store)
+	pg, ok := store.Unwrap(o.Store).(*postgres.Store)
 	if !ok {
 		return SecretRotation{}, ErrUnsupported
 	}

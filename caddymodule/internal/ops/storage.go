@@ -25,7 +25,7 @@ type CheckReport struct {
 // (both stores implement the check: badger.Store.Check,
 // postgres.Store.Check).
 func (s *Service) Check(ctx context.Context) (CheckReport, error) {
-	c, ok := s.o.Store.(interface {
+	c, ok := store.Unwrap(s.o.Store).(interface {
 		Check(context.Context) ([]string, error)
 	})
 	if !ok {
@@ -46,7 +46,7 @@ func (s *Service) Check(ctx context.Context) (CheckReport, error) {
 // format, from one snapshot, while the store serves. It holds the records
 // decrypted: keep it as secret as the keys.
 func (s *Service) Backup(ctx context.Context, w io.Writer) error {
-	b, ok := s.o.Store.(interface{ Backup(io.Writer) error })
+	b, ok := store.Unwrap(s.o.Store).(interface{ Backup(io.Writer) error })
 	if !ok {
 		return fmt.Errorf("%w: backup covers Badger stores only: back up PostgreSQL with pg_dump", ErrUnsupported)
 	}

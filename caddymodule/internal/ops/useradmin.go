@@ -59,7 +59,6 @@ func (s *Service) RevokeSessions(ctx context.Context, userID string) (int, error
 		if err := s.o.Store.RevokeSession(ctx, sess.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return 0, err
 		}
-		s.o.OnSessionEnd(sess.ID)
 		metrics.Sessions.WithLabelValues("revoked").Inc()
 	}
 	s.record(ctx, audit.Entry{Action: audit.ActionSessionsRevoke, UserID: userID})

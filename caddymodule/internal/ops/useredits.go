@@ -139,21 +139,15 @@ func (s *Service) Session(ctx context.Context, id string) (*store.Session, error
 
 // updateUser applies fn through store.Store.UpdateUser, which records
 // user.updated when the user changed (and session.revoked for each session
-// a ban ended). The caches forget those sessions and the user's at once;
-// a change is one audit entry of action.
+// a ban ended; the store's cache forgets those sessions and the user's).
+// A change is one audit entry of action.
 func (s *Service) updateUser(ctx context.Context, id, action string, fn func(u *store.User) error) (UserAccounts, error) {
 	res, err := s.o.Store.UpdateUser(ctx, id, fn)
 	if err != nil {
 		return UserAccounts{}, notFound(userError(err), &NotFoundError{Kind: KindUser, ID: id})
 	}
-	for _, sid := range res.RevokedSessions {
-		s.o.OnSessionEnd(sid)
-		metrics.Sessions.WithLabelValues("revoked").Inc()
-	}
+	metrics.Sessions.WithLabelValues("revoked").Add(float64(len(res.RevokedSessions)))
 	if res.Changed {
-		// Sessions carry the user's public metadata and its ban: cached
-		// copies must go.
-		s.o.OnAccountsChange(id)
 		s.audit(ctx, action, id)
 		s.o.Logger.Info("user updated", zap.String("user_id", id), zap.String("action", action),
 			zap.Int("revoked_sessions", len(res.RevokedSessions)))

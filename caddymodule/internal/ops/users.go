@@ -58,25 +58,16 @@ func (s *Service) User(ctx context.Context, id string) (UserAccounts, error) {
 }
 
 // DeleteUser deletes a user with its accounts and sessions in one
-// transaction, tells the caches, and then revokes the accounts' tokens at
-// the providers that can (best effort: a failure is logged). It is one
-// audit entry.
+// transaction, and then revokes the accounts' tokens at the providers
+// that can (best effort: a failure is logged). It is one audit entry.
 func (s *Service) DeleteUser(ctx context.Context, id string) error {
 	accounts, err := s.o.Store.ExternalAccounts(ctx, id)
-	if err != nil {
-		return err
-	}
-	sessions, err := s.o.Store.Sessions(ctx, id)
 	if err != nil {
 		return err
 	}
 	if err := s.o.Store.DeleteUser(ctx, id); err != nil {
 		return notFound(err, &NotFoundError{Kind: KindUser, ID: id})
 	}
-	for _, sess := range sessions {
-		s.o.OnSessionEnd(sess.ID)
-	}
-	s.o.OnAccountsChange(id)
 	s.audit(ctx, audit.ActionUserDelete, id)
 	for _, a := range accounts {
 		s.revoke(ctx, a)
@@ -87,10 +78,9 @@ func (s *Service) DeleteUser(ctx context.Context, id string) error {
 
 // DisconnectAccount unlinks one account of a user in one transaction: an
 // address only it vouched for becomes unverified, and the sessions signed
-// in through it end (store.Store.DeleteExternalAccount). It tells the
-// caches of each ended session and of the user, and revokes the account's
-// tokens at the provider when it can. It returns the account as it was and
-// the ids of the sessions that ended.
+// in through it end (store.Store.DeleteExternalAccount). It revokes the
+// account's tokens at the provider when it can. It returns the account as
+// it was and the ids of the sessions that ended.
 func (s *Service) DisconnectAccount(ctx context.Context, userID, id string) (*store.ExternalAccount, []string, error) {
 	return s.disconnect(ctx, userID, id, nil)
 }
@@ -100,11 +90,7 @@ func (s *Service) disconnect(ctx context.Context, userID, id string, check func(
 	if err != nil {
 		return nil, nil, notFound(err, &NotFoundError{Kind: KindExternalAccount, ID: id, UserID: userID})
 	}
-	for _, sid := range ended {
-		s.o.OnSessionEnd(sid)
-		metrics.Sessions.WithLabelValues("revoked").Inc()
-	}
-	s.o.OnAccountsChange(userID)
+	metrics.Sessions.WithLabelValues("revoked").Add(float64(len(ended)))
 	s.revoke(ctx, gone)
 	metrics.Unlinks.WithLabelValues(gone.Provider).Inc()
 	s.record(ctx, audit.Entry{Action: audit.ActionAccountDisconnect, UserID: userID, Provider: gone.Provider, ExternalAccountID: id})
@@ -137,7 +123,6 @@ func (s *Service) RevokeSession(ctx context.Context, id string) (*store.Session,
 	if err := s.o.Store.RevokeSession(ctx, id); err != nil {
 		return nil, err
 	}
-	s.o.OnSessionEnd(id)
 	metrics.Sessions.WithLabelValues("revoked").Inc()
 	s.record(ctx, audit.Entry{Action: audit.ActionSessionRevoke, UserID: sess.UserID})
 	s.o.Logger.Info("session revoked", zap.String("user_id", sess.UserID), zap.String("session_id", id))

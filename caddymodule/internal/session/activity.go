@@ -14,6 +14,10 @@ import (
 // at most one store write per session and minute, however busy it is.
 const maxActivityGranularity = time.Minute
 
+// maxPending bounds the sessions whose activity waits for a flush; past
+// it, a flush is asked for at once.
+const maxPending = 200_000
+
 // activity records, in memory, which sessions were used, and writes that to
 // the store in batches off the request path (RunActivity). A nil *activity
 // records nothing: sessions then end only at their absolute lifetime.
@@ -21,9 +25,9 @@ type activity struct {
 	idle  time.Duration
 	every time.Duration // the granularity: idle/20, at most maxActivityGranularity
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	pending map[string]store.SessionTouch // by session id
-	full    chan struct{}                 // asks for an early flush
+	flush   chan struct{}                 // asks for an early flush
 }
 
 // WithIdleTimeout ends sessions unused for idle, on every gateway sharing
@@ -35,7 +39,7 @@ type activity struct {
 func (m *Manager) WithIdleTimeout(idle time.Duration) *Manager {
 	if idle > 0 {
 		m.activity = &activity{idle: idle, every: min(idle/20, maxActivityGranularity),
-			pending: map[string]store.SessionTouch{}, full: make(chan struct{}, 1)}
+			pending: map[string]store.SessionTouch{}, flush: make(chan struct{}, 1)}
 	}
 	return m
 }
@@ -54,8 +58,10 @@ func (m *Manager) expiry(s *store.Session, at time.Time) time.Time {
 }
 
 // note records that s was used now, when its recorded activity is older
-// than the granularity: the store learns of it at the next flush, and the
-// cached copy at once (so the next requests need not note it again).
+// than the granularity and no use since is pending: the store learns of it
+// at the next flush (and the store's cache with it). A session that the
+// store would end before that flush (its idle time nearly over) asks for
+// the flush at once, so that a use at the end of the idle timeout keeps it.
 func (a *activity) note(m *Manager, s *store.Session) {
 	if a == nil {
 		return
@@ -64,21 +70,26 @@ func (a *activity) note(m *Manager, s *store.Session) {
 	if now.Sub(s.LastActiveAt) < a.every {
 		return
 	}
+	a.mu.RLock()
+	p, known := a.pending[s.ID]
+	a.mu.RUnlock()
+	if known && now.Sub(p.At) < a.every {
+		return
+	}
 	t := store.SessionTouch{ID: s.ID, At: now, ExpiresAt: m.expiry(s, now)}
 	a.mu.Lock()
-	_, known := a.pending[s.ID]
-	if known || len(a.pending) < maxCached {
+	_, known = a.pending[s.ID]
+	if known || len(a.pending) < maxPending {
 		a.pending[s.ID] = t
 	}
-	full := len(a.pending) >= maxCached
+	flush := len(a.pending) >= maxPending || s.ExpiresAt.Sub(now) < 2*a.every
 	a.mu.Unlock()
-	if full {
+	if flush {
 		select {
-		case a.full <- struct{}{}:
+		case a.flush <- struct{}{}:
 		default:
 		}
 	}
-	m.cache.touch(t)
 }
 
 // take returns the pending touches and starts a new batch.
@@ -117,7 +128,7 @@ func (m *Manager) RunActivity(logger *zap.Logger) (stop func()) {
 				flush()
 				return
 			case <-tick.C:
-			case <-a.full:
+			case <-a.flush:
 			}
 			flush()
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/cache"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
 )
@@ -31,16 +32,22 @@ func (c *touchCounter) TouchSessions(ctx context.Context, touches []store.Sessio
 	return c.Store.TouchSessions(ctx, touches)
 }
 
-// gateway is one gateway's manager: cookie key, 5 s cache, 1 h idle
-// timeout, a 24 h lifetime, on the shared clock.
+// gateway is one gateway's manager: cookie key, its own 5 s cache of the
+// store, 1 h idle timeout, a 24 h lifetime, on the shared clock.
 func gateway(t *testing.T, st store.Store, clk *storetest.Clock) *Manager {
 	t.Helper()
-	m, err := NewManager(st, [][]byte{bytes.Repeat([]byte("k"), 32)}, 24*time.Hour)
+	return gatewayCached(t, st, clk, 5*time.Second)
+}
+
+// gatewayCached is gateway with a cache of ttl (0: none).
+func gatewayCached(t *testing.T, st store.Store, clk *storetest.Clock, ttl time.Duration) *Manager {
+	t.Helper()
+	m, err := NewManager(cache.New(st, clk.Now).Store(ttl), [][]byte{bytes.Repeat([]byte("k"), 32)}, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.now = clk.Now
-	return m.WithCache(5 * time.Second).WithIdleTimeout(time.Hour)
+	return m.RememberVerified().WithIdleTimeout(time.Hour)
 }
 
 // started signs subject in at st and starts a session through m: its
@@ -199,7 +206,7 @@ func TestIdleTimeout_NoStoreWritePerRequest(t *testing.T) {
 	defer mem.Close()
 	st := &touchCounter{Store: mem}
 	for _, cacheTTL := range []time.Duration{5 * time.Second, 0} {
-		m := gateway(t, st, clk).WithCache(cacheTTL)
+		m := gatewayCached(t, st, clk, cacheTTL)
 		s, r := signedIn(t, st, m)
 		calls := st.calls.Load()
 		for range 1000 { // 1000 requests over 50 minutes
@@ -302,5 +309,46 @@ func TestStart_ALinkRenewsNoLifetime(t *testing.T) {
 		if c := rec.Result().Cookies()[0]; time.Duration(c.MaxAge)*time.Second > tc.want {
 			t.Errorf("%s: the cookie lives %ds, longer than %v", tc.name, c.MaxAge, tc.want)
 		}
+	}
+}
+
+// A use noted near the end of the idle timeout asks for a flush at once:
+// waiting for the next tick would let the store end the session its person
+// is using. Other uses wait for the tick, and a use already pending is not
+// noted again.
+func TestNote_AsksForAFlushOnlyWhenTheStoreWouldEndTheSessionFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		idle      time.Duration // since the session's recorded activity
+		wantFlush bool
+	}{
+		{"used after 10 minutes", 10 * time.Minute, false},
+		{"used 5 minutes before it ends", 55 * time.Minute, false},
+		{"used 90 seconds before it ends", 58*time.Minute + 30*time.Second, true},
+		{"used a second before it ends", time.Hour - time.Second, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := storetest.NewClock()
+			st, err := badger.Open(badger.Options{InMemory: true, Now: clk.Now, Logger: fuzzQuietLogger{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			m := gateway(t, st, clk) // idle 1 h: activity recorded per minute
+			_, r := signedIn(t, st, m)
+			clk.Advance(tc.idle)
+			used := clk.Now()
+			if !alive(m, r) {
+				t.Fatal("no session")
+			}
+			if asked := len(m.activity.flush) == 1; asked != tc.wantFlush {
+				t.Errorf("asked for a flush: %v; want %v", asked, tc.wantFlush)
+			}
+			clk.Advance(time.Second)
+			alive(m, r)
+			if touches := m.activity.take(); len(touches) != 1 || !touches[0].At.Equal(used) {
+				t.Errorf("pending after two uses: %+v; want the first use, once", touches)
+			}
+		})
 	}
 }

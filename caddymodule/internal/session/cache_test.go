@@ -9,9 +9,12 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/cache"
 )
 
-func TestCache_ServesUntilForgottenOrStale(t *testing.T) {
+// Sessions are read through the store's cache: served until stale, and
+// gone at once when this manager ends them.
+func TestCache_ServesUntilEndedOrStale(t *testing.T) {
 	st, err := badger.Open(badger.Options{InMemory: true})
 	if err != nil {
 		t.Fatal(err)
@@ -19,13 +22,14 @@ func TestCache_ServesUntilForgottenOrStale(t *testing.T) {
 	defer st.Close()
 	ctx := context.Background()
 	res, _ := st.SignIn(ctx, store.SignIn{Now: time.Now(), Account: store.ExternalAccount{Provider: "p", Issuer: "https://i", Subject: "s"}})
-	m, err := NewManager(st, [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, time.Hour)
+	now := time.Now()
+	clock := func() time.Time { return now }
+	m, err := NewManager(cache.New(st, clock).Store(5*time.Second), [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
-	m.now = func() time.Time { return now }
-	m.WithCache(5 * time.Second)
+	m.now = clock
+	m.RememberVerified()
 	w := httptest.NewRecorder()
 	sess, err := m.Start(ctx, w, httptest.NewRequest("GET", "/", nil), res.User, nil, Auth{})
 	if err != nil {
@@ -46,19 +50,27 @@ func TestCache_ServesUntilForgottenOrStale(t *testing.T) {
 	if lookup() {
 		t.Fatal("a stale cache entry outlived the TTL")
 	}
-	// Forget drops it at once.
-	sess2, _ := m.Start(ctx, httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), res.User, nil, Auth{})
-	m.cache.put(sess2, now, m.cache.generation())
-	m.Forget(sess2.ID)
-	if m.cache.get(sess2.ID, now) != nil {
-		t.Fatal("Forget left the session cached")
+	// Ended through the manager: gone at once.
+	w = httptest.NewRecorder()
+	sess2, _ := m.Start(ctx, w, httptest.NewRequest("GET", "/", nil), res.User, nil, Auth{})
+	req.Header.Set("Cookie", w.Result().Cookies()[0].String())
+	if s, _, err := m.Lookup(req); err != nil || s.ID != sess2.ID {
+		t.Fatal("no session")
+	}
+	if err := m.End(ctx, httptest.NewRecorder(), req, sess2); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.Lookup(req); err == nil {
+		t.Fatal("the cache served a session the manager ended")
 	}
 }
 
-// cacheEnv is a manager with a 1-hour cache over an in-memory store.
+// cacheEnv is a manager reading through a 1-hour cache over an in-memory
+// store (st, which another gateway would change behind the cache's back).
 type cacheEnv struct {
 	t  *testing.T
 	st store.Store
+	c  *cache.Cache
 	m  *Manager
 }
 
@@ -72,11 +84,12 @@ func newCacheEnv(t *testing.T, st store.Store) *cacheEnv {
 		t.Cleanup(func() { b.Close() })
 		st = b
 	}
-	m, err := NewManager(st, [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, time.Hour)
+	c := cache.New(st, nil)
+	m, err := NewManager(c.Store(time.Hour), [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &cacheEnv{t: t, st: st, m: m.WithCache(time.Hour)}
+	return &cacheEnv{t: t, st: st, c: c, m: m.RememberVerified()}
 }
 
 // signIn starts a session of the subject's user and returns a request
@@ -103,8 +116,9 @@ func (e *cacheEnv) live(req *http.Request) bool {
 	return err == nil
 }
 
-// Another gateway ended sessions; hearing of it drops exactly what it names.
-func TestCache_ForgetUserAndForgetAllDropWhatAnotherGatewayEnded(t *testing.T) {
+// Another gateway ended sessions; hearing of it (the store's listener)
+// drops exactly what it names.
+func TestCache_ChangesHeardDropWhatAnotherGatewayEnded(t *testing.T) {
 	e := newCacheEnv(t, nil)
 	ctx := context.Background()
 	ann, annReq := e.signIn("ann")
@@ -127,14 +141,14 @@ func TestCache_ForgetUserAndForgetAllDropWhatAnotherGatewayEnded(t *testing.T) {
 	if !e.live(annReq) || !e.live(bobReq) {
 		t.Fatal("the cache did not serve the sessions ended elsewhere (the test needs it to)")
 	}
-	e.m.ForgetUser(ann.UserID)
+	e.c.ForgetUsers(ann.UserID)
 	if e.live(annReq) || e.live(ann2Req) {
 		t.Error("a session of the forgotten user is still served")
 	}
 	if !e.live(bobReq) {
-		t.Error("ForgetUser dropped another user's session")
+		t.Error("ForgetUsers dropped another user's session")
 	}
-	e.m.ForgetAll()
+	e.c.ForgetAll()
 	if e.live(bobReq) {
 		t.Error("ForgetAll left a session cached")
 	}
@@ -167,7 +181,7 @@ func TestCache_AReadThatRacedARevocationIsNotCached(t *testing.T) {
 	sess, req := e.signIn("cy")
 	rs.during = func() {
 		b.RevokeSession(context.Background(), sess.ID)
-		e.m.ForgetUser(sess.UserID) // the notification arrives
+		e.c.ForgetUsers(sess.UserID) // the notification arrives
 	}
 	if !e.live(req) {
 		t.Fatal("the read that raced the revocation should still see the session it read")

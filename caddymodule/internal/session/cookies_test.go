@@ -17,6 +17,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/cache"
 )
 
 // cookieWorld is a manager with three people's cookies: victim and
@@ -35,11 +36,11 @@ func newCookieWorld(t *testing.T) *cookieWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	m, err := NewManager(st, [][]byte{bytes.Repeat([]byte("k"), 32)}, time.Hour)
+	m, err := NewManager(cache.New(st, nil).Store(time.Minute), [][]byte{bytes.Repeat([]byte("k"), 32)}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.WithCache(time.Minute)
+	m.RememberVerified()
 	ctx := context.Background()
 	w := &cookieWorld{m: m}
 	start := func(sub string) (string, string) {
@@ -201,8 +202,8 @@ func TestLookup_PlantedCookiesOfEndedSessionsHideNoOne(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cached {
-				m.WithCache(time.Minute)
+			if cached { // sessions read through the store's cache
+				m.store = cache.New(cs, nil).Store(time.Minute)
 			}
 			ctx := context.Background()
 			cookie := func(sub string) (string, string) {

@@ -49,7 +49,7 @@ type Manager struct {
 	csrfKeys [][]byte
 	lifetime time.Duration
 	now      func() time.Time
-	cache    *cache
+	verified *verified // nil unless RememberVerified
 	ended    *endedSessions
 	domain   string    // the session cookie's Domain; "" for host-only (see WithDomain)
 	activity *activity // nil without an idle timeout
@@ -123,47 +123,22 @@ func (m *Manager) Lookup(r *http.Request) (s *store.Session, bearer bool, err er
 	return s, bearer, nil
 }
 
-// session returns a live session by id, from the cache when it holds it.
+// session returns a live session by id.
 func (m *Manager) session(ctx context.Context, id string) (*store.Session, error) {
-	now := m.now()
-	if s := m.cache.get(id, now); s != nil {
-		return s, nil
-	}
-	gen := m.cache.generation()
 	s, err := m.store.Session(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNoSession
 	}
-	if err != nil {
-		return nil, err
-	}
-	m.cache.put(s, now, gen)
-	return s, nil
+	return s, err
 }
 
-// WithCache keeps sessions read from the store in memory for ttl, so that
-// most requests need no store read. A session ended through this gateway
-// (sign-out, revocation, Forget) leaves the cache at once; one ended by
-// another gateway sharing the store is noticed within ttl, or at once when
-// that gateway's change is heard (ForgetUser). Zero turns the cache off.
-func (m *Manager) WithCache(ttl time.Duration) *Manager {
-	if ttl > 0 {
-		m.cache = &cache{ttl: ttl, entries: map[string]cached{}, byUser: map[string][]string{}, tokens: map[string]string{}}
-	}
+// RememberVerified makes the manager remember every cookie value and
+// session token it has verified (see decode). Call it before the manager
+// serves requests.
+func (m *Manager) RememberVerified() *Manager {
+	m.verified = &verified{ids: map[string]string{}}
 	return m
 }
-
-// Forget drops a session from the cache: call it when a session ends
-// without this manager (API revocation, user deletion).
-func (m *Manager) Forget(sessionID string) { m.cache.forget(sessionID) }
-
-// ForgetUser drops every cached session of a user: call it when another
-// gateway sharing the store changed the user's sessions or the user.
-func (m *Manager) ForgetUser(userID string) { m.cache.forgetUser(userID) }
-
-// ForgetAll empties the cache: call it when changes made elsewhere may have
-// gone unheard.
-func (m *Manager) ForgetAll() { m.cache.forgetAll() }
 
 // bearerSessionID decodes a session token from the Authorization header.
 func (m *Manager) bearerSessionID(r *http.Request) (string, bool) {
@@ -296,17 +271,17 @@ func (m *Manager) cookieSessionIDs(r *http.Request, ids []string, limit int, ski
 }
 
 // decode verifies a cookie value or session token and returns its session
-// id. A value verified once is remembered (when the cache is on): the HMAC
-// and decryption then cost nothing on later requests.
+// id. A value verified once is remembered (RememberVerified): the HMAC and
+// decryption then cost nothing on later requests.
 func (m *Manager) decode(value string) (string, bool) {
-	if id, ok := m.cache.verified(value); ok {
+	if id, ok := m.verified.get(value); ok {
 		return id, true
 	}
 	var id []byte
 	if err := securecookie.DecodeMulti(CookieName, value, &id, m.codecs...); err != nil {
 		return "", false
 	}
-	m.cache.remember(value, string(id))
+	m.verified.remember(value, string(id))
 	return string(id), true
 }
 
@@ -323,7 +298,6 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		old = append(old, previous.ID)
 	}
 	for _, id := range old {
-		m.cache.forget(id)
 		if err := m.store.DeleteSession(ctx, id); err != nil {
 			return nil, fmt.Errorf("ending the previous session: %w", err)
 		}
@@ -363,7 +337,6 @@ func (m *Manager) End(ctx context.Context, w http.ResponseWriter, r *http.Reques
 		ids = append(ids, s.ID)
 	}
 	for _, id := range ids {
-		m.cache.forget(id)
 		if err := m.store.DeleteSession(ctx, id); err != nil {
 			return err
 		}

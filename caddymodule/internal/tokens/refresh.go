@@ -36,7 +36,7 @@ type outcome struct {
 // request, gateway or sign-in may have refreshed it meanwhile), calls the
 // provider when a refresh is still due, and stores the outcome.
 func (e *Engine) refresh(ctx context.Context, id, providerName string) (*store.ExternalAccount, error) {
-	if locker, ok := e.store.(AccountLocker); ok {
+	if locker, ok := e.store.(store.AccountLocker); ok {
 		return e.refreshLocked(ctx, locker, id, providerName)
 	}
 	a, err := e.store.ExternalAccount(ctx, id)
@@ -54,7 +54,7 @@ func (e *Engine) refresh(ctx context.Context, id, providerName string) (*store.E
 // refreshLocked is refresh under the account's lock, which the store holds
 // from the read to the write: the provider's answer is stored without
 // waiting for anyone.
-func (e *Engine) refreshLocked(ctx context.Context, locker AccountLocker, id, providerName string) (*store.ExternalAccount, error) {
+func (e *Engine) refreshLocked(ctx context.Context, locker store.AccountLocker, id, providerName string) (*store.ExternalAccount, error) {
 	var (
 		read store.TokenSet
 		acct *store.ExternalAccount

@@ -63,15 +63,6 @@ var (
 	ErrUnavailable = errors.New("the provider could not refresh the token")
 )
 
-// AccountLocker is a store shared by several gateways that refreshes an
-// account under a lock all of them respect (PostgreSQL's row lock), and
-// writes fn's changes before giving the lock back: see
-// postgres.Store.RefreshExternalAccount. Waiting longer than wait for the
-// lock fails with store.ErrBusy.
-type AccountLocker interface {
-	RefreshExternalAccount(ctx context.Context, id string, wait time.Duration, fn func(ctx context.Context, a *store.ExternalAccount) error) (*store.ExternalAccount, error)
-}
-
 // Refresher is the part of a provider the engine uses.
 type Refresher interface {
 	Refresh(ctx context.Context, clientID, refreshToken string) (*oauth2.Token, error)

@@ -31,22 +31,10 @@ const (
 	registryName = "webhook.endpoints"
 )
 
-// Locker is a store that several gateways open at once (PostgreSQL), with
-// named locks shared by all of them. A gateway delivers to an endpoint only
-// while it holds that endpoint's lock, so no event goes to an endpoint twice
-// at once, and each endpoint is served by whichever gateway takes it first.
-type Locker interface {
-	// TryLock takes the lock called name when no one holds it, and
-	// reports whether it did.
-	TryLock(ctx context.Context, name string) (bool, error)
-	// Unlock gives back a lock that TryLock took.
-	Unlock(name string)
-}
-
 // Options configure a Dispatcher.
 type Options struct {
 	// Store is where the events and each endpoint's state are; when it is
-	// a Locker, the gateways that share it take turns at each endpoint.
+	// a store.Locker, the gateways that share it take turns at each endpoint.
 	Store store.Store
 	// Payload turns an event into the JSON object posted for it. Required.
 	Payload func(*store.Event) any
@@ -260,7 +248,7 @@ func (d *Dispatcher) work(w *worker, prev *worker) {
 // and reports whether it ran: when another gateway holds the lock, the
 // work is that gateway's this time.
 func (d *Dispatcher) withLock(ctx context.Context, name string, fn func() error) (bool, error) {
-	l, shared := d.Store.(Locker)
+	l, shared := d.Store.(store.Locker)
 	if !shared {
 		return true, fn()
 	}

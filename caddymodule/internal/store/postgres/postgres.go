@@ -333,4 +333,9 @@ func notFound(err error) error {
 	return err
 }
 
-var _ store.Store = (*Store)(nil)
+// Interface guards: gateways sharing the database take turns through its
+// locks (token refreshes, webhook deliveries).
+var (
+	_ store.Store  = (*Store)(nil)
+	_ store.Shared = (*Store)(nil)
+)

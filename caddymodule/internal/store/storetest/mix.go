@@ -128,7 +128,7 @@ func checkStaysCleanAfterRandomOperations(t *testing.T, o opener) {
 		}
 		counts[op]++
 		if step%20 == 19 || step == steps-1 {
-			if c, ok := e.st.(checker); ok {
+			if c, ok := store.Unwrap(e.st).(checker); ok {
 				if problems, err := c.Check(ctx); err != nil || len(problems) > 0 {
 					t.Fatalf("seed %d after step %d (%s): Check = %q, %v", seed, step, op, problems, err)
 				}

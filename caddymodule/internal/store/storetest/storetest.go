@@ -127,7 +127,7 @@ type checker interface {
 // checkClean fails the test when the store's Check reports anything.
 func (e *env) checkClean() {
 	e.t.Helper()
-	c, ok := e.st.(checker)
+	c, ok := store.Unwrap(e.st).(checker)
 	if !ok {
 		return
 	}
