@@ -13,7 +13,10 @@ import (
 
 // Session is a signed-in browser or app. Its id looks like sess_…. The user's
 // primary (verified) email and name are copied in at sign-in so the request
-// path needs one read.
+// path needs one read. The id names the session and is not a credential
+// (the cookie or token, the id sealed under cookie_keys, is): it goes
+// upstream (X-Auth-Session-Id, the identity token's sid), into logs and
+// placeholders, and through the admin and backend APIs.
 type Session struct {
 	ID     string `json:"id"`
 	UserID string `json:"user_id"`
@@ -107,8 +110,7 @@ func (s *Session) Touch(t SessionTouch) bool {
 // CreateSession implements Store.CreateSession. The user must exist
 // (ErrNotFound otherwise) and may sign in (User.CanSignIn). An empty s.ID is
 // set to a new sess_ id and a zero s.CreatedAt to now; s.ExpiresAt must be
-// in the future. It records session.created. Errors never carry the
-// session id: it is the bearer secret a cookie stands for.
+// in the future. It records session.created.
 func (r Rules) CreateSession(ctx context.Context, s *Session) error {
 	if s == nil {
 		return errors.New("creating session: nil session")

@@ -15,8 +15,8 @@ import (
 )
 
 // Check reads the whole store in one snapshot and returns every violation of
-// its invariants, one human-readable line each; none when healthy. store.Session ids
-// never appear in the lines: they are bearer secrets.
+// its invariants, one human-readable line each; none when healthy. A session is
+// named by its user.
 func (b *Store) Check(ctx context.Context) ([]string, error) {
 	var c checker
 	if err := b.view(ctx, c.run); err != nil {

@@ -46,8 +46,7 @@ func (b *Store) ExternalAccounts(ctx context.Context, userID string) ([]*store.E
 	return accs, nil
 }
 
-// Session implements store.Store.Session. Errors never carry the session id: it is
-// the bearer secret a cookie stands for.
+// Session implements store.Store.Session.
 func (b *Store) Session(ctx context.Context, id string) (*store.Session, error) {
 	if !store.ValidID(id) {
 		return nil, fmt.Errorf("loading session: %w", store.ErrNotFound)

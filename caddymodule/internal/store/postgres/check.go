@@ -20,8 +20,8 @@ import (
 // they decode and agree with their rows' columns, that each address of a
 // user has its user_emails row and each row its address, that an address
 // links (holder) only when verified, the vouching rules, and that every
-// account's token set is whole (TokenSet.Check). Session ids
-// never appear in the lines: they are bearer secrets.
+// account's token set is whole (TokenSet.Check). A session is
+// named by its user.
 func (s *Store) Check(ctx context.Context) ([]string, error) {
 	c := checker{s: s, users: map[string]*store.User{}, accounts: map[string]*store.ExternalAccount{}, emails: map[string]bool{}}
 	err := s.read(ctx, func(tx pgx.Tx) error {

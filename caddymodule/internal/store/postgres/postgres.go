@@ -12,8 +12,9 @@
 // verified email), a serialization failure or a deadlock is retried whole.
 //
 // Secrets: provider tokens and ephemeral values are sealed with AES-256-GCM
-// under Options.EncryptionKey before they leave the process, and session and
-// ephemeral ids, which are bearer secrets, are stored as their SHA-256.
+// under Options.EncryptionKey before they leave the process, ephemeral ids
+// (flow states and nonces, which are bearer secrets) and session ids are
+// stored as their SHA-256, so a copy of the database names none of them.
 // During a key rotation, Options.PreviousEncryptionKeys still open what they
 // sealed, and Rekey seals it again under the new key.
 package postgres

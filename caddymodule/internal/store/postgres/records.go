@@ -15,8 +15,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
-// Session implements store.Store.Session. Errors never carry the session id:
-// it is the bearer secret a cookie stands for.
+// Session implements store.Store.Session.
 func (s *Store) Session(ctx context.Context, id string) (*store.Session, error) {
 	if !store.ValidID(id) {
 		return nil, fmt.Errorf("loading session: %w", store.ErrNotFound)

@@ -82,8 +82,8 @@ func (s sealer) reseal(sealed []byte, aad string) ([]byte, bool, error) {
 	return s.seal(plain, aad), true, nil
 }
 
-// digest is how a bearer secret (a session or ephemeral id) is stored: its
-// SHA-256, which finds the row but cannot be presented as the secret.
+// digest is how an ephemeral id (a bearer secret) or a session id is stored:
+// its SHA-256, which finds the row but cannot be presented as the id.
 func digest(id string) []byte {
 	h := sha256.Sum256([]byte(id))
 	return h[:]
