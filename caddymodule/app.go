@@ -210,6 +210,7 @@ type App struct {
 	unconfigure func() // withdraws endpoints from hooks
 	dev         *devRef
 	logger      *zap.Logger
+	ctx         caddy.Context // finds the HTTP servers for the ready line
 
 	stopActivity func() // stops recording session activity
 }
@@ -250,6 +251,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // Provision opens (or reuses) the store and builds the gateway. It makes no
 // network call: OIDC discovery happens on first use.
 func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
 	a.logger = ctx.Logger()
 	if err := metrics.Register(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
@@ -438,22 +440,22 @@ func (a *App) buildProviders(repl *caddy.Replacer, devSecret []byte) ([]*provide
 }
 
 // Start publishes the identity keys, puts this config's webhooks in force,
-// starts recording session activity, and runs the dev provider when it is
-// configured.
+// starts recording session activity, runs the dev provider when it is
+// configured, and logs where to sign in (see announceReady).
 func (a *App) Start() error {
 	if err := a.publishKeys(); err != nil {
 		return err
 	}
 	a.unconfigure = a.hooks.Configure(a.endpoints)
 	a.stopActivity = a.gateway.Sessions.RunActivity(a.logger)
-	if a.DevProvider == nil {
-		return nil
+	if a.DevProvider != nil {
+		dev, err := startDevHost(a.DevProvider, a.storeRef.Keys.CookieSecret, a.logger)
+		if err != nil {
+			return err
+		}
+		a.dev = dev
 	}
-	dev, err := startDevHost(a.DevProvider, a.storeRef.Keys.CookieSecret, a.logger)
-	if err != nil {
-		return err
-	}
-	a.dev = dev
+	a.announceReady()
 	return nil
 }
 

@@ -35,6 +35,10 @@ type openStore struct {
 	identity *ops.Keys
 
 	unwatch func() // stops the PostgreSQL store's listener
+
+	// announced is the last ready line logged by a config on the store.
+	announcedMu sync.Mutex
+	announced   string
 }
 
 // newOpenStore puts an opened store behind its cache, once, where it is

@@ -16,6 +16,18 @@ import (
 // own demo app, so env.Upstream is nil.
 func quickStart(t *testing.T) *env {
 	t.Helper()
+	e, config := quickStartConfig(t)
+	if err := loadCaddyfile(config); err != nil {
+		t.Fatalf("loading Caddyfile.example: %v\n%s", err, config)
+	}
+	e.settle()
+	e.stopAtCleanup()
+	return e
+}
+
+// quickStartConfig is quickStart's env and config, not loaded yet.
+func quickStartConfig(t *testing.T) (*env, string) {
+	t.Helper()
 	src, err := os.ReadFile(filepath.Join("..", "Caddyfile.example"))
 	if err != nil {
 		t.Fatal(err)
@@ -43,12 +55,7 @@ func quickStart(t *testing.T) *env {
 		}
 		config = strings.Replace(config, r.old, r.new, r.n)
 	}
-	if err := loadCaddyfile(config); err != nil {
-		t.Fatalf("loading Caddyfile.example: %v\n%s", err, config)
-	}
-	e.settle()
-	e.stopAtCleanup()
-	return e
+	return e, config
 }
 
 // The quick start shows linking end to end, offline: sign in with dev,
