@@ -6,7 +6,6 @@
 package caddymodule
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -17,13 +16,11 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/audit"
 	"github.com/socialgate/socialgate/caddymodule/internal/console"
-	"github.com/socialgate/socialgate/caddymodule/internal/flow"
 	"github.com/socialgate/socialgate/caddymodule/internal/gateway"
 	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
-	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
 	"github.com/socialgate/socialgate/caddymodule/internal/webhook"
@@ -260,7 +257,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.Prefix == "" {
 		a.Prefix = gateway.DefaultPrefix
 	}
-	if err := checkPrefix(a.Prefix); err != nil {
+	if err := gateway.CheckPrefix(a.Prefix); err != nil {
 		return err
 	}
 	if a.SessionLifetime == 0 {
@@ -328,18 +325,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 		cacheTTL = time.Duration(*a.SessionCache)
 	}
 	st := ref.cache.Store(cacheTTL)
-	sessions, err := session.NewManager(st, secrets, time.Duration(a.SessionLifetime))
-	if err != nil {
-		return fmt.Errorf("cookie_keys: %w", err)
-	}
-	if cacheTTL > 0 {
-		sessions.RememberVerified()
-	}
-	idle := DefaultSessionIdleTimeout
-	if a.SessionIdleTimeout != nil {
-		idle = time.Duration(*a.SessionIdleTimeout)
-	}
-	sessions.WithIdleTimeout(idle)
 	if err := seedRedirectURLs(st, a.RedirectURLs); err != nil {
 		return err
 	}
@@ -370,29 +355,33 @@ func (a *App) Provision(ctx caddy.Context) error {
 	})
 	operations := ops.New(ops.Options{Store: st, Tokens: engine, Providers: opsProviders(providers), Webhooks: a.hooks.Dispatcher,
 		Audit: audit.New(a.logger.Named("audit")), Logger: a.logger.Named("api")})
-	a.gateway = gateway.New(gateway.Config{
-		Prefix:    a.Prefix,
-		Providers: providers,
-		Store:     st,
-		Sessions:  sessions,
-		Flow: flow.New(flow.Config{Store: st, Sessions: sessions, Sanitize: returnTo.Sanitize,
-			TTL: time.Duration(a.FlowTimeout), ReauthenticateAfter: time.Duration(a.ReauthenticateAfter), Logger: a.logger, Admit: admit,
-			LinkByEmail:   linksByEmail(providers),
-			NativeAllowed: func(ctx context.Context, u string) bool { return a.gateway.NativeAllowed(ctx, u) }}),
-		UI:     renderer,
-		Limits: limits,
-		// The session manager caps it at the session lifetime.
-		IDTokenSessionLifetime: time.Duration(a.IDTokenSessionLifetime),
-		ClientIP:               clientIP,
-		Admit:                  admit,
-		Tokens:                 engine,
-		Identity:               identity,
-		API:                    api.New(api.Options{Ops: operations, Keys: apiKeys, ClientIP: clientIP, JWKS: identity.JWKS, Logger: a.logger.Named("api")}),
+	idle := DefaultSessionIdleTimeout
+	if a.SessionIdleTimeout != nil {
+		idle = time.Duration(*a.SessionIdleTimeout)
+	}
+	a.gateway, err = gateway.New(gateway.Config{
+		Prefix:        a.Prefix,
+		Store:         st,
+		Providers:     providers,
+		CookieSecrets: secrets,
+		Identity:      identity,
+		Tokens:        engine,
+		API:           api.New(api.Options{Ops: operations, Keys: apiKeys, ClientIP: clientIP, JWKS: identity.JWKS, Logger: a.logger.Named("api")}),
 		Console: console.New(console.Config{Prefix: a.Prefix, Ops: operations, UI: renderer,
 			Admins: admins, Logger: a.logger.Named("console")}),
-		Logger: a.logger,
+		UI:                     renderer,
+		Limits:                 limits,
+		ClientIP:               clientIP,
+		Admit:                  admit,
+		ReturnTo:               returnTo,
+		SessionLifetime:        time.Duration(a.SessionLifetime),
+		IDTokenSessionLifetime: time.Duration(a.IDTokenSessionLifetime),
+		SessionIdleTimeout:     idle,
+		FlowTimeout:            time.Duration(a.FlowTimeout),
+		ReauthenticateAfter:    time.Duration(a.ReauthenticateAfter),
+		Logger:                 a.logger,
 	})
-	return nil
+	return err
 }
 
 // opsProviders lists the providers for the operations.
@@ -447,7 +436,7 @@ func (a *App) Start() error {
 		return err
 	}
 	a.unconfigure = a.hooks.Configure(a.endpoints)
-	a.stopActivity = a.gateway.Sessions.RunActivity(a.logger)
+	a.stopActivity = a.gateway.Run()
 	if a.DevProvider != nil {
 		dev, err := startDevHost(a.DevProvider, a.storeRef.Keys.CookieSecret, a.logger)
 		if err != nil {
@@ -490,9 +479,6 @@ func (a *App) Cleanup() error {
 	}
 	return nil
 }
-
-// Gateway returns the provisioned gateway.
-func (a *App) Gateway() *gateway.Gateway { return a.gateway }
 
 // Interface guards
 var (

@@ -18,6 +18,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/access"
 	"github.com/socialgate/socialgate/caddymodule/internal/confcheck"
+	"github.com/socialgate/socialgate/caddymodule/internal/gateway"
 	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
@@ -172,7 +173,7 @@ func (c *appCheck) option(a *App) error {
 	var err error
 	switch c.current.Text {
 	case "prefix":
-		err = checkPrefix(a.Prefix)
+		err = gateway.CheckPrefix(a.Prefix)
 	case "cookie_keys":
 		err = checkWrittenSecrets("cookie_keys: key", a.CookieKeys)
 	case "api_key":

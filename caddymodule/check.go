@@ -3,8 +3,6 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
-	"net/http"
-	"regexp"
 	"slices"
 	"time"
 
@@ -175,48 +173,8 @@ func duplicateName(names []string) (int, error) {
 	return -1, nil
 }
 
-// headerName is an HTTP header field name (RFC 9110 token).
-var headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-
 // check validates the handler against the names of the configured
-// providers: every provider it names exists, a public route asks nothing
-// else, and no two tokens go in one header.
+// providers (gateway.CheckRoute).
 func (h *Handler) check(providers []string) error {
-	if h.Public && (len(h.Require)+len(h.ForwardTokens)+len(h.AllowEmails)+len(h.AllowGroups) > 0) {
-		return errors.New("socialgate public: a public route lets everyone through; it cannot also require, forward_token, allow_emails or allow_groups")
-	}
-	for _, r := range h.Require {
-		if err := gateway.CheckRequirement(gateway.Requirement{Provider: r.Provider, Scopes: r.Scopes}, providers); err != nil {
-			return fmt.Errorf("socialgate require %s: %w", r.Provider, err)
-		}
-	}
-	headers := map[string]string{}
-	for i, ft := range h.ForwardTokens {
-		if err := gateway.CheckRequirement(gateway.Requirement{Provider: ft.Provider}, providers); err != nil {
-			return fmt.Errorf("socialgate forward_token %s: %w", ft.Provider, err)
-		}
-		if slices.ContainsFunc(h.ForwardTokens[:i], func(o ForwardToken) bool { return o.Provider == ft.Provider }) {
-			return fmt.Errorf("socialgate forward_token %s: the provider's token is already forwarded", ft.Provider)
-		}
-		header := tokenHeader(ft)
-		if !headerName.MatchString(header) {
-			return fmt.Errorf("socialgate forward_token %s: header %q is not a header name", ft.Provider, ft.Header)
-		}
-		if other, ok := headers[header]; ok {
-			return fmt.Errorf("socialgate forward_token %s: header %s already carries %s's token", ft.Provider, header, other)
-		}
-		headers[header] = ft.Provider
-	}
-	if _, err := access.Parse(h.AllowEmails, h.AllowGroups, providers); err != nil {
-		return fmt.Errorf("socialgate %w", err)
-	}
-	return nil
-}
-
-// tokenHeader is the header that carries a forwarded token.
-func tokenHeader(ft ForwardToken) string {
-	if ft.Header != "" {
-		return http.CanonicalHeaderKey(ft.Header)
-	}
-	return gateway.TokenHeader(ft.Provider)
+	return gateway.CheckRoute(h.route(), providers)
 }

@@ -1,21 +1,12 @@
 package caddymodule
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"maps"
 	"net/http"
-	"slices"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/socialgate/socialgate/caddymodule/internal/access"
-	"github.com/socialgate/socialgate/caddymodule/internal/assertion"
 	"github.com/socialgate/socialgate/caddymodule/internal/gateway"
-	"github.com/socialgate/socialgate/caddymodule/internal/session"
-	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
 func init() {
@@ -78,13 +69,8 @@ type Handler struct {
 	// AllowGroups. Default: off, every request needs a session.
 	Public bool `json:"public,omitempty"`
 
-	gw           *gateway.Gateway
-	allow        *access.Rules
-	reqs         []gateway.Requirement
-	forward      []string          // provider names of ForwardTokens
-	tokenHeaders map[string]string // provider name → header
-	owned        gateway.Owned     // the headers this route sets or reads
-	audience     *assertion.Audience
+	gw     *gateway.Gateway
+	policy *gateway.Policy
 }
 
 // ForwardToken sends a provider's fresh access token upstream.
@@ -113,7 +99,8 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision attaches the handler to the socialgate app of this config.
+// Provision attaches the handler to the socialgate app of this config and
+// compiles its policy.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	app, err := ctx.App("socialgate")
 	if err != nil {
@@ -121,155 +108,71 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		// module: provision socialgate: …".
 		return err
 	}
-	h.gw = app.(*App).Gateway()
-	if err := h.check(h.gw.ProviderNames()); err != nil {
-		return err
-	}
-	for _, r := range h.Require {
-		h.reqs = append(h.reqs, gateway.Requirement{Provider: r.Provider, Scopes: r.Scopes})
-	}
-	h.tokenHeaders = map[string]string{}
-	for _, ft := range h.ForwardTokens {
-		h.forward = append(h.forward, ft.Provider)
-		h.tokenHeaders[ft.Provider] = tokenHeader(ft)
-	}
-	h.owned = gateway.NewOwned(slices.Collect(maps.Values(h.tokenHeaders))...)
-	h.audience = assertion.NewAudience(h.IdentityAudience)
-	h.allow, err = h.gw.Rules(h.AllowEmails, h.AllowGroups)
+	h.gw = app.(*App).gateway
+	h.policy, err = h.gw.Policy(h.route())
 	return err
 }
 
-// ServeHTTP strips spoofed identity headers, serves the gateway's endpoints,
-// and lets signed-in requests (on a public route, every request) through
-// with their identity.
+// route is the handler's settings as the gateway reads them.
+func (h *Handler) route() gateway.Route {
+	rt := gateway.Route{Public: h.Public, AllowEmails: h.AllowEmails, AllowGroups: h.AllowGroups, Audience: h.IdentityAudience}
+	for _, r := range h.Require {
+		rt.Require = append(rt.Require, gateway.Requirement{Provider: r.Provider, Scopes: r.Scopes})
+	}
+	for _, ft := range h.ForwardTokens {
+		rt.Forward = append(rt.Forward, gateway.Forward{Provider: ft.Provider, Header: ft.Header})
+	}
+	return rt
+}
+
+// ServeHTTP strips spoofed identity headers, serves the gateway's own
+// endpoints, and sends on what the gateway's Guard lets through, with its
+// identity in headers and placeholders.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// Before anything else: a client must never get its own identity headers
 	// through, authenticated or not.
 	gateway.StripIdentityHeaders(r.Header)
-
-	// Paths and return-to URLs come from the request as the client sent it:
+	// Paths and return-to URLs are the request's as the client sent it:
 	// handle_path may have stripped a prefix by now.
-	orig := r
+	orig := r.URL
 	if o, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok {
-		orig = &o
+		orig = o.URL
 	}
-	if h.gw.Owns(orig.URL.Path) {
-		h.gw.ServeHTTP(w, r, orig.URL.Path)
+	if h.gw.Owns(orig.Path) {
+		own := r.WithContext(r.Context())
+		own.URL = orig
+		h.gw.ServeHTTP(w, own)
 		return nil
 	}
-	// Nothing may remove or add the gateway's headers after it has set or
-	// checked them: not a proxy obeying Connection, nor a late trailer.
-	if h.owned.Smuggled(r) {
-		h.gw.RefuseSmuggled(w, r)
-		return nil
-	}
-	h.owned.GuardTrailers(r)
-	if h.Public {
-		return h.servePublic(w, r, next)
-	}
-
-	// An outer socialgate (site-wide, with this one on a route) has already
-	// authenticated the request and removed its credentials: reuse its session.
-	sess, _ := r.Context().Value(sessionCtxKey).(*store.Session)
-	var err error
-	if sess == nil {
-		sess, err = h.gw.Authenticate(r)
-		if errors.Is(err, session.ErrNoSession) {
-			h.gw.Challenge(w, r, orig.URL.RequestURI())
-			return nil
-		}
-		if err != nil {
-			return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("reading session: %w", err))
-		}
-		r = r.WithContext(context.WithValue(r.Context(), sessionCtxKey, sess))
-	}
-
-	admitted, err := h.gw.Admitted(r.Context(), sess, h.allow)
+	pass, ok, err := h.gw.Guard(w, r, orig.RequestURI(), h.policy)
 	if err != nil {
-		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("reading linked accounts: %w", err))
+		return caddyhttp.Error(gateway.Status(err), err)
 	}
-	if !admitted {
-		h.gw.DenyNotAdmitted(w, r, sess)
-		return nil
+	if !ok {
+		return nil // answered: a sign-in redirect, 401, 403 or 400
 	}
-
-	var tokens map[string]string
-	if len(h.reqs) > 0 || len(h.forward) > 0 {
-		var unmet *gateway.Requirement
-		tokens, unmet, err = h.gw.Resolve(r.Context(), sess, h.reqs, h.forward)
-		switch {
-		case errors.Is(err, gateway.ErrTokenUnavailable):
-			h.gw.TokenUnavailable(w, r)
-			return nil
-		case err != nil:
-			return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("reading linked accounts: %w", err))
-		case unmet != nil:
-			h.gw.DenyUnmet(w, r, orig.URL.RequestURI(), *unmet)
-			return nil
-		}
-	}
-	return h.pass(w, r, next, sess, tokens)
+	setPlaceholders(pass)
+	pass.SetHeaders(pass.Request.Header)
+	return next.ServeHTTP(w, pass.Request)
 }
 
-// servePublic lets a request through with or without a session: with one
-// (that the app's allow rules admit), it carries the identity as on a
-// protected route; without, it goes on anonymous. Either way it loses the
-// gateway's credentials. A path that a server behind Caddy could read as
-// another one is refused, so that no backend maps it onto a protected path.
-func (h *Handler) servePublic(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if gateway.AmbiguousPath(r.URL.Path) {
-		h.gw.RefuseAmbiguousPath(w, r)
-		return nil
+// setPlaceholders tells later handlers who the request is from: Caddy's
+// {http.auth.user.*} (access logs' user_id among them), the session's id,
+// and the forwarded tokens. An anonymous request sets none.
+func setPlaceholders(pass gateway.Pass) {
+	s := pass.Session
+	if s == nil {
+		return
 	}
-	sess, _ := r.Context().Value(sessionCtxKey).(*store.Session)
-	if sess == nil {
-		// No session, or none readable now: the request goes on anonymous.
-		if sess, _ = h.gw.Authenticate(r); sess != nil {
-			r = r.WithContext(context.WithValue(r.Context(), sessionCtxKey, sess))
-		}
+	repl := pass.Request.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	repl.Set("http.auth.user.id", s.UserID)
+	repl.Set("http.auth.user.email", s.VerifiedEmail())
+	repl.Set("http.auth.user.name", s.Name)
+	repl.Set("http.auth.session.id", s.ID)
+	for _, t := range pass.Tokens {
+		repl.Set("http.auth.token."+t.Provider, t.Value)
 	}
-	if sess != nil {
-		if admitted, err := h.gw.Admitted(r.Context(), sess, nil); admitted && err == nil {
-			return h.pass(w, r, next, sess, nil)
-		}
-	}
-	gateway.StripGatewayCookies(r.Header)
-	h.gw.StripSessionTokens(r.Header)
-	return next.ServeHTTP(w, r)
 }
-
-// pass sends a signed-in request on with its identity and the route's
-// provider tokens (provider name → token), without the gateway's
-// credentials.
-func (h *Handler) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, sess *store.Session, tokens map[string]string) error {
-	identity, err := h.gw.Identity.Token(sess, h.audience)
-	if err != nil {
-		return caddyhttp.Error(http.StatusInternalServerError, err)
-	}
-
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Set("http.auth.user.id", sess.UserID)
-	repl.Set("http.auth.user.email", sess.VerifiedEmail())
-	repl.Set("http.auth.user.name", sess.Name)
-	repl.Set("http.auth.session.id", sess.ID)
-	gateway.SetIdentityHeaders(r.Header, sess, identity)
-	gateway.StripGatewayCookies(r.Header)
-	h.gw.StripSessionTokens(r.Header)
-	for name, token := range tokens {
-		header, value := h.tokenHeaders[name], token
-		if header == "Authorization" {
-			value = "Bearer " + token
-		}
-		r.Header[header] = []string{value}
-		repl.Set("http.auth.token."+name, token)
-	}
-	return next.ServeHTTP(w, r)
-}
-
-// sessionCtxKey carries the authenticated session to nested socialgate handlers.
-var sessionCtxKey = ctxKey{}
-
-type ctxKey struct{}
 
 // Interface guards
 var (

@@ -202,14 +202,3 @@ func (pc ProviderConfig) config() provider.Config {
 	}
 	return cfg
 }
-
-// linksByEmail reports which providers may vouch for linking by email:
-// those configured so now (a provider no longer configured vouches for no
-// one).
-func linksByEmail(providers []*provider.Provider) func(name string) bool {
-	trusted := map[string]bool{}
-	for _, p := range providers {
-		trusted[p.Name()] = p.LinksByEmail()
-	}
-	return func(name string) bool { return trusted[name] }
-}

@@ -126,11 +126,3 @@ func checkRedirectURLs(urls []string) error {
 	}
 	return nil
 }
-
-// checkPrefix accepts a path like /_auth: one or more segments, no trailing slash.
-func checkPrefix(p string) error {
-	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, "?#%\\ \t\r\n") || strings.Contains(p, "//") {
-		return fmt.Errorf("prefix %q must be a path like /_auth, without a trailing slash", p)
-	}
-	return nil
-}

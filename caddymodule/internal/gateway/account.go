@@ -36,9 +36,9 @@ var notices = map[string]i18n.Message{
 // signedIn returns the request's session or answers the request (sign-in
 // redirect, 401) and returns nil.
 func (g *Gateway) signedIn(w http.ResponseWriter, r *http.Request, here string) *store.Session {
-	sess, err := g.Authenticate(r)
+	sess, err := g.authenticate(r)
 	if isNoSession(err) {
-		g.Challenge(w, r, here)
+		g.challenge(w, r, here)
 		return nil
 	}
 	if err != nil {
@@ -50,11 +50,11 @@ func (g *Gateway) signedIn(w http.ResponseWriter, r *http.Request, here string) 
 
 // postedBySession checks a form POST's CSRF token against its session.
 func (g *Gateway) postedBySession(w http.ResponseWriter, r *http.Request) *store.Session {
-	sess := g.signedIn(w, r, g.Prefix+"/account")
+	sess := g.signedIn(w, r, g.prefix+"/account")
 	if sess == nil {
 		return nil
 	}
-	if !g.Sessions.CheckCSRF(sess.ID, r.PostFormValue("csrf_token")) {
+	if !g.sessions.CheckCSRF(sess.ID, r.PostFormValue("csrf_token")) {
 		g.fail(w, r, http.StatusForbidden, "invalid_csrf_token", i18n.M("error.form_expired"))
 		return nil
 	}
@@ -69,7 +69,7 @@ func (g *Gateway) postedBySession(w http.ResponseWriter, r *http.Request) *store
 // come back to return_to, or to the account page, and click again.
 func (g *Gateway) postedRecently(w http.ResponseWriter, r *http.Request) *store.Session {
 	sess := g.postedBySession(w, r)
-	if sess == nil || !g.Flow.NeedsReauthentication(sess) {
+	if sess == nil || !g.flow.NeedsReauthentication(sess) {
 		return sess
 	}
 	a, p, err := g.reauthAccount(r.Context(), sess)
@@ -82,7 +82,7 @@ func (g *Gateway) postedRecently(w http.ResponseWriter, r *http.Request) *store.
 		return nil
 	}
 	g.startFlow(w, r, flow.Request{Provider: p, Mode: flow.ModeReauthenticate, Session: sess, Account: a,
-		ReturnTo: orDefault(r.PostFormValue("return_to"), g.Prefix+"/account?notice=reauthenticated")})
+		ReturnTo: orDefault(r.PostFormValue("return_to"), g.prefix+"/account?notice=reauthenticated")})
 	return nil
 }
 
@@ -91,7 +91,7 @@ func (g *Gateway) postedRecently(w http.ResponseWriter, r *http.Request) *store.
 // provider signs in, else the user's first account whose provider does;
 // nil when there is none.
 func (g *Gateway) reauthAccount(ctx context.Context, sess *store.Session) (*store.ExternalAccount, *provider.Provider, error) {
-	accounts, err := g.Store.ExternalAccounts(ctx, sess.UserID)
+	accounts, err := g.store.ExternalAccounts(ctx, sess.UserID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -114,26 +114,26 @@ func (g *Gateway) reauthAccount(ctx context.Context, sess *store.Session) (*stor
 
 // accountPage shows the profile, connected accounts and sessions.
 func (g *Gateway) accountPage(w http.ResponseWriter, r *http.Request) {
-	sess := g.signedIn(w, r, g.Prefix+"/account")
+	sess := g.signedIn(w, r, g.prefix+"/account")
 	if sess == nil {
 		return
 	}
 	ctx := r.Context()
-	user, err := g.Store.User(ctx, sess.UserID)
+	user, err := g.store.User(ctx, sess.UserID)
 	if errors.Is(err, store.ErrNotFound) { // deleted a moment ago
-		g.Challenge(w, r, g.Prefix+"/account")
+		g.challenge(w, r, g.prefix+"/account")
 		return
 	}
 	if err != nil {
 		g.internal(w, r, "reading user", err)
 		return
 	}
-	accounts, err := g.Store.ExternalAccounts(ctx, user.ID)
+	accounts, err := g.store.ExternalAccounts(ctx, user.ID)
 	if err != nil {
 		g.internal(w, r, "reading accounts", err)
 		return
 	}
-	sessions, err := g.Store.Sessions(ctx, user.ID)
+	sessions, err := g.store.Sessions(ctx, user.ID)
 	if err != nil {
 		g.internal(w, r, "reading sessions", err)
 		return
@@ -141,10 +141,10 @@ func (g *Gateway) accountPage(w http.ResponseWriter, r *http.Request) {
 	view := &ui.AccountView{
 		Name: user.Name, ImageURL: user.ImageURL,
 		AppURL:          "/",
-		ConnectURL:      g.Prefix + "/account/connect",
-		DisconnectURL:   g.Prefix + "/account/disconnect",
-		ReauthorizeURL:  g.Prefix + "/account/reauthorize",
-		RevokeOthersURL: g.Prefix + "/account/sessions/revoke-others",
+		ConnectURL:      g.prefix + "/account/connect",
+		DisconnectURL:   g.prefix + "/account/disconnect",
+		ReauthorizeURL:  g.prefix + "/account/reauthorize",
+		RevokeOthersURL: g.prefix + "/account/sessions/revoke-others",
 	}
 	for _, e := range user.Emails {
 		view.Emails = append(view.Emails, ui.EmailView{Email: e.Email, Verified: e.Verified})
@@ -162,7 +162,7 @@ func (g *Gateway) accountPage(w http.ResponseWriter, r *http.Request) {
 		}
 		view.Accounts = append(view.Accounts, row)
 	}
-	for _, p := range g.Providers {
+	for _, p := range g.providers {
 		if !linked[p.Name()] {
 			view.Connect = append(view.Connect, ui.ProviderButton{Name: p.Name(), DisplayName: p.DisplayName(), Kind: p.Kind()})
 		}
@@ -172,10 +172,10 @@ func (g *Gateway) accountPage(w http.ResponseWriter, r *http.Request) {
 			Created: s.CreatedAt.UTC().Format(time.DateTime + " UTC"), Current: s.ID == sess.ID})
 	}
 	q := r.URL.Query()
-	g.UI.Render(w, r, http.StatusOK, "account", ui.Page{
-		Title: i18n.M("account.title"), Account: view, CSRFToken: g.Sessions.CSRFToken(sess.ID),
-		SignOutURL: g.Prefix + "/sign-out", Notice: notices[q.Get("notice")], Error: notices[q.Get("error")],
-		ContinueURL: continueURL(g.Flow.Sanitize, q.Get("return_to")),
+	g.ui.Render(w, r, http.StatusOK, "account", ui.Page{
+		Title: i18n.M("account.title"), Account: view, CSRFToken: g.sessions.CSRFToken(sess.ID),
+		SignOutURL: g.prefix + "/sign-out", Notice: notices[q.Get("notice")], Error: notices[q.Get("error")],
+		ContinueURL: continueURL(g.flow.Sanitize, q.Get("return_to")),
 	})
 }
 
@@ -211,7 +211,7 @@ func (g *Gateway) accountConnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.startFlow(w, r, flow.Request{Provider: p, Mode: flow.ModeConnect, Session: sess,
-		ReturnTo: orDefault(r.PostFormValue("return_to"), g.Prefix+"/account?notice=connected"),
+		ReturnTo: orDefault(r.PostFormValue("return_to"), g.prefix+"/account?notice=connected"),
 		Scopes:   r.PostForm["scopes"]})
 }
 
@@ -222,13 +222,13 @@ func (g *Gateway) accountReauthorize(w http.ResponseWriter, r *http.Request) {
 	if sess == nil {
 		return
 	}
-	returnTo := orDefault(r.PostFormValue("return_to"), g.Prefix+"/account?notice=reauthorized")
+	returnTo := orDefault(r.PostFormValue("return_to"), g.prefix+"/account?notice=reauthorized")
 	id := r.PostFormValue("account_id")
 	if id == "" {
 		g.accountConnect(w, r)
 		return
 	}
-	a, err := g.Store.ExternalAccount(r.Context(), id)
+	a, err := g.store.ExternalAccount(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && a.UserID != sess.UserID) {
 		g.fail(w, r, http.StatusNotFound, "not_found", i18n.M("error.no_such_account"))
 		return
@@ -249,8 +249,8 @@ func (g *Gateway) accountReauthorize(w http.ResponseWriter, r *http.Request) {
 
 // startFlow starts a flow and sends the browser to the provider.
 func (g *Gateway) startFlow(w http.ResponseWriter, r *http.Request, req flow.Request) {
-	req.CallbackURL = origin(r) + g.Prefix + "/oauth/" + url.PathEscape(req.Provider.Name()) + "/callback"
-	authURL, err := g.Flow.Start(w, r, req)
+	req.CallbackURL = origin(r) + g.prefix + "/oauth/" + url.PathEscape(req.Provider.Name()) + "/callback"
+	authURL, err := g.flow.Start(w, r, req)
 	if err != nil {
 		g.flowError(w, r, err)
 		return
@@ -268,7 +268,7 @@ func (g *Gateway) accountDisconnect(w http.ResponseWriter, r *http.Request) {
 	if sess == nil {
 		return
 	}
-	gone, revoked, err := g.Store.DeleteExternalAccount(r.Context(), sess.UserID, r.PostFormValue("account_id"),
+	gone, revoked, err := g.store.DeleteExternalAccount(r.Context(), sess.UserID, r.PostFormValue("account_id"),
 		func(remaining []*store.ExternalAccount) error {
 			if !g.canSignInWithout(remaining, "") {
 				return errLastIdentity
@@ -277,7 +277,7 @@ func (g *Gateway) accountDisconnect(w http.ResponseWriter, r *http.Request) {
 		})
 	switch {
 	case errors.Is(err, errLastIdentity):
-		http.Redirect(w, r, g.Prefix+"/account?error=last_identity", http.StatusSeeOther)
+		http.Redirect(w, r, g.prefix+"/account?error=last_identity", http.StatusSeeOther)
 		return
 	case errors.Is(err, store.ErrNotFound):
 		g.fail(w, r, http.StatusNotFound, "not_found", i18n.M("error.no_such_account"))
@@ -286,17 +286,17 @@ func (g *Gateway) accountDisconnect(w http.ResponseWriter, r *http.Request) {
 		g.internal(w, r, "unlinking account", err)
 		return
 	}
-	g.Logger.Info("unlinked", zap.String("user_id", sess.UserID), zap.String("external_account_id", gone.ID),
+	g.logger.Info("unlinked", zap.String("user_id", sess.UserID), zap.String("external_account_id", gone.ID),
 		zap.String("provider", gone.Provider), zap.Int("revoked_sessions", len(revoked)))
 	metrics.Unlinks.WithLabelValues(gone.Provider).Inc()
 	metrics.Sessions.WithLabelValues("revoked").Add(float64(len(revoked)))
 	if p, ok := g.byName[gone.Provider]; ok && p.CanRevoke() {
 		if err := p.Revoke(r.Context(), gone.Tokens.ClientID, gone.Tokens.AccessToken, gone.Tokens.RefreshToken); err != nil {
-			g.Logger.Warn("revoking tokens at the provider failed; the account is unlinked all the same",
+			g.logger.Warn("revoking tokens at the provider failed; the account is unlinked all the same",
 				zap.String("provider", gone.Provider), zap.Error(err))
 		}
 	}
-	http.Redirect(w, r, g.Prefix+"/account?notice=disconnected", http.StatusSeeOther)
+	http.Redirect(w, r, g.prefix+"/account?notice=disconnected", http.StatusSeeOther)
 }
 
 // revokeOtherSessions signs out every other session of the user.
@@ -305,22 +305,22 @@ func (g *Gateway) revokeOtherSessions(w http.ResponseWriter, r *http.Request) {
 	if sess == nil {
 		return
 	}
-	sessions, err := g.Store.Sessions(r.Context(), sess.UserID)
+	sessions, err := g.store.Sessions(r.Context(), sess.UserID)
 	if err != nil {
 		g.internal(w, r, "reading sessions", err)
 		return
 	}
 	for _, s := range sessions {
 		if s.ID != sess.ID {
-			if err := g.Store.RevokeSession(r.Context(), s.ID); err != nil {
+			if err := g.store.RevokeSession(r.Context(), s.ID); err != nil {
 				g.internal(w, r, "revoking session", err)
 				return
 			}
 			metrics.Sessions.WithLabelValues("revoked").Inc()
-			g.Logger.Info("session revoked", zap.String("user_id", sess.UserID), zap.String("session_id", s.ID))
+			g.logger.Info("session revoked", zap.String("user_id", sess.UserID), zap.String("session_id", s.ID))
 		}
 	}
-	http.Redirect(w, r, g.Prefix+"/account?notice=signed_out_other", http.StatusSeeOther)
+	http.Redirect(w, r, g.prefix+"/account?notice=signed_out_other", http.StatusSeeOther)
 }
 
 // missingScopes returns the scopes of want that approved does not cover, in

@@ -19,6 +19,6 @@ func (c consoleGuard) PostedRecently(w http.ResponseWriter, r *http.Request) *st
 	return c.g.postedRecently(w, r)
 }
 
-func (c consoleGuard) CSRFToken(sess *store.Session) string { return c.g.Sessions.CSRFToken(sess.ID) }
+func (c consoleGuard) CSRFToken(sess *store.Session) string { return c.g.sessions.CSRFToken(sess.ID) }
 
-func (c consoleGuard) ClientIP(r *http.Request) string { return c.g.ClientIP(r) }
+func (c consoleGuard) ClientIP(r *http.Request) string { return c.g.clientIP(r) }

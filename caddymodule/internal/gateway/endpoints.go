@@ -28,30 +28,31 @@ var signInNotices = map[string]i18n.Message{
 
 // signedOutURL is where a browser goes after signing out: the sign-in
 // page, saying so.
-func (g *Gateway) signedOutURL() string { return g.Prefix + "/sign-in?notice=signed_out" }
+func (g *Gateway) signedOutURL() string { return g.prefix + "/sign-in?notice=signed_out" }
 
 // signInPage lists the sign-in providers. A signed-in visitor goes straight
 // to where they were heading.
 func (g *Gateway) signInPage(w http.ResponseWriter, r *http.Request) {
-	returnTo := g.Flow.Sanitize(r.URL.Query().Get("return_to"))
-	if _, err := g.Authenticate(r); err == nil {
+	returnTo := g.flow.Sanitize(r.URL.Query().Get("return_to"))
+	if _, err := g.authenticate(r); err == nil {
 		http.Redirect(w, r, returnTo, http.StatusFound)
 		return
 	}
 	page := ui.Page{Title: i18n.M("sign_in.title"), ReturnTo: returnTo, Notice: signInNotices[r.URL.Query().Get("notice")]}
-	for _, p := range g.Providers {
+	for _, p := range g.providers {
 		if p.SignIn() {
 			page.Providers = append(page.Providers, ui.ProviderButton{
 				DisplayName: p.DisplayName(), Kind: p.Kind(),
-				StartURL: g.Prefix + "/oauth/" + url.PathEscape(p.Name()) + "/start",
+				StartURL: g.prefix + "/oauth/" + url.PathEscape(p.Name()) + "/start",
 			})
 		}
 	}
-	g.UI.Render(w, r, http.StatusOK, "sign-in", page)
+	g.ui.Render(w, r, http.StatusOK, "sign-in", page)
 }
 
 // start sends the browser to the provider.
-func (g *Gateway) start(w http.ResponseWriter, r *http.Request, name string) {
+func (g *Gateway) start(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("provider")
 	p, ok := g.byName[name]
 	if !ok {
 		g.flowError(w, r, flow.UnknownProvider(name))
@@ -73,7 +74,7 @@ func (g *Gateway) start(w http.ResponseWriter, r *http.Request, name string) {
 				q.Set(k, v)
 			}
 		}
-		http.Redirect(w, r, g.Prefix+"/oauth/"+url.PathEscape(name)+"/start?"+q.Encode(), http.StatusSeeOther)
+		http.Redirect(w, r, g.prefix+"/oauth/"+url.PathEscape(name)+"/start?"+q.Encode(), http.StatusSeeOther)
 		return
 	}
 	req := flow.Request{Provider: p, Mode: flow.ModeSignIn, ReturnTo: r.Form.Get("return_to")}
@@ -84,13 +85,14 @@ func (g *Gateway) start(w http.ResponseWriter, r *http.Request, name string) {
 }
 
 // callback completes the flow and sends the browser back where it was going.
-func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, name string) {
+func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("provider")
 	p, ok := g.byName[name]
 	if !ok {
 		g.flowError(w, r, flow.UnknownProvider(name))
 		return
 	}
-	out, err := g.Flow.Callback(w, r, p)
+	out, err := g.flow.Callback(w, r, p)
 	if fe := (*flow.Error)(nil); errors.As(err, &fe) {
 		metrics.SignIns.WithLabelValues(name, fe.Reason).Inc()
 	}
@@ -102,7 +104,7 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, name string) 
 	if out.Linked != nil && out.Session != nil {
 		// A link by email: the person sees what their account holds now
 		// (and can disconnect what is not theirs) before going on.
-		http.Redirect(w, r, g.Prefix+"/account?notice=linked_by_email&return_to="+url.QueryEscape(out.ReturnTo), http.StatusSeeOther)
+		http.Redirect(w, r, g.prefix+"/account?notice=linked_by_email&return_to="+url.QueryEscape(out.ReturnTo), http.StatusSeeOther)
 		return
 	}
 	http.Redirect(w, r, out.ReturnTo, http.StatusSeeOther)
@@ -113,12 +115,12 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request, name string) 
 func (g *Gateway) flowError(w http.ResponseWriter, r *http.Request, err error) {
 	var fe *flow.Error
 	if !errors.As(err, &fe) {
-		g.Logger.Error("sign-in failed", zap.Error(err))
+		g.logger.Error("sign-in failed", zap.Error(err))
 		g.fail(w, r, http.StatusInternalServerError, "internal_error", i18n.M("error.internal"))
 		return
 	}
 	metrics.FlowErrors.WithLabelValues(fe.Reason).Inc()
-	if c := g.Logger.Check(zap.WarnLevel, "sign-in refused"); c != nil {
+	if c := g.logger.Check(zap.WarnLevel, "sign-in refused"); c != nil {
 		c.Write(zap.String("reason", fe.Reason), zap.NamedError("detail", fe.Err))
 	}
 	g.fail(w, r, fe.Status, fe.Reason, fe.Message)
@@ -135,51 +137,51 @@ func (g *Gateway) flowError(w http.ResponseWriter, r *http.Request, err error) {
 // its own) and gets JSON: the ended session, or 401 when the token names no
 // live session.
 func (g *Gateway) signOut(w http.ResponseWriter, r *http.Request) {
-	sess, bearer, err := g.Sessions.Lookup(r)
+	sess, bearer, err := g.sessions.Lookup(r)
 	if err != nil && !isNoSession(err) {
 		g.internal(w, r, "reading session", err)
 		return
 	}
 	returnTo := g.signedOutURL()
 	if rt := r.FormValue("return_to"); rt != "" {
-		returnTo = g.Flow.Sanitize(rt)
+		returnTo = g.flow.Sanitize(rt)
 	}
 	if r.Method != http.MethodPost {
-		page := ui.Page{Title: i18n.M("sign_out.title"), SignInURL: g.Prefix + "/sign-in", SignOutURL: g.Prefix + "/sign-out"}
+		page := ui.Page{Title: i18n.M("sign_out.title"), SignInURL: g.prefix + "/sign-in", SignOutURL: g.prefix + "/sign-out"}
 		if r.URL.Query().Has("return_to") {
 			page.SignOutURL += "?return_to=" + url.QueryEscape(returnTo)
 		}
 		if sess != nil {
-			page.SignedIn, page.CSRFToken = true, g.Sessions.CSRFToken(sess.ID)
+			page.SignedIn, page.CSRFToken = true, g.sessions.CSRFToken(sess.ID)
 			page.UserLabel = sess.Email
 			if page.UserLabel == "" {
 				page.UserLabel = sess.Name
 			}
 		}
-		g.UI.Render(w, r, http.StatusOK, "sign-out", page)
+		g.ui.Render(w, r, http.StatusOK, "sign-out", page)
 		return
 	}
 	native := sess == nil && strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if native {
-		g.Challenge(w, r, g.Prefix+"/sign-out") // a token that names no live session
+		g.challenge(w, r, g.prefix+"/sign-out") // a token that names no live session
 		return
 	}
 	// Without a live session the token must be that of the session the
 	// request's cookie names: a cross-site form (which SameSite keeps the
 	// cookie from) would otherwise clear the browser's cookie unseen.
 	token := r.PostFormValue("csrf_token")
-	if sess == nil && !g.Sessions.CheckCookieCSRF(r, token) || sess != nil && !bearer && !g.Sessions.CheckCSRF(sess.ID, token) {
+	if sess == nil && !g.sessions.CheckCookieCSRF(r, token) || sess != nil && !bearer && !g.sessions.CheckCSRF(sess.ID, token) {
 		g.fail(w, r, http.StatusForbidden, "invalid_csrf_token", i18n.M("error.sign_out_form_expired"))
 		return
 	}
-	if err := g.Sessions.End(r.Context(), w, r, sess); err != nil {
+	if err := g.sessions.End(r.Context(), w, r, sess); err != nil {
 		g.internal(w, r, "ending session", err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	if sess != nil {
 		metrics.Sessions.WithLabelValues("ended").Inc()
-		g.Logger.Info("signed out", zap.String("user_id", sess.UserID), zap.String("session_id", sess.ID), zap.Bool("session_token", bearer))
+		g.logger.Info("signed out", zap.String("user_id", sess.UserID), zap.String("session_id", sess.ID), zap.Bool("session_token", bearer))
 	}
 	if bearer {
 		writeJSON(w, http.StatusOK, api.Session(sess, "ended"))
@@ -193,25 +195,25 @@ func (g *Gateway) signOut(w http.ResponseWriter, r *http.Request) {
 
 // me returns the signed-in user as JSON, for custom front ends.
 func (g *Gateway) me(w http.ResponseWriter, r *http.Request) {
-	sess, err := g.Authenticate(r)
+	sess, err := g.authenticate(r)
 	if isNoSession(err) {
-		g.Challenge(w, r, g.Prefix+"/me")
+		g.challenge(w, r, g.prefix+"/me")
 		return
 	}
 	if err != nil {
 		g.internal(w, r, "reading session", err)
 		return
 	}
-	user, err := g.Store.User(r.Context(), sess.UserID)
+	user, err := g.store.User(r.Context(), sess.UserID)
 	if errors.Is(err, store.ErrNotFound) { // deleted a moment ago
-		g.Challenge(w, r, g.Prefix+"/me")
+		g.challenge(w, r, g.prefix+"/me")
 		return
 	}
 	if err != nil {
 		g.internal(w, r, "reading user", err)
 		return
 	}
-	accounts, err := g.Store.ExternalAccounts(r.Context(), sess.UserID)
+	accounts, err := g.store.ExternalAccounts(r.Context(), sess.UserID)
 	if err != nil {
 		g.internal(w, r, "reading accounts", err)
 		return
@@ -229,8 +231,8 @@ func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	w.Header().Set("Cache-Control", "no-store")
-	if _, err := g.Store.Session(ctx, "sess_health_probe"); err != nil && !errors.Is(err, store.ErrNotFound) {
-		g.Logger.Error("health: the store is unusable", zap.Error(err))
+	if _, err := g.store.Session(ctx, "sess_health_probe"); err != nil && !errors.Is(err, store.ErrNotFound) {
+		g.logger.Error("health: the store is unusable", zap.Error(err))
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 		return
 	}
@@ -241,12 +243,12 @@ func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
 // than the time a new key waits before it signs.
 func (g *Gateway) jwks(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/jwk-set+json")
-	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(g.Identity.JWKSMaxAge()/time.Second)))
-	w.Write(g.Identity.JWKS())
+	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(g.identity.JWKSMaxAge()/time.Second)))
+	w.Write(g.identity.JWKS())
 }
 
 func (g *Gateway) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
-	g.Logger.Error(what, zap.Error(err))
+	g.logger.Error(what, zap.Error(err))
 	g.fail(w, r, http.StatusInternalServerError, "internal_error", i18n.M("error.internal"))
 }
 
@@ -255,7 +257,7 @@ func (g *Gateway) internal(w http.ResponseWriter, r *http.Request, what string, 
 // in English.
 func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, status int, code string, message i18n.Message) {
 	if wantsHTML(r) || r.Method == http.MethodPost && r.Header.Get("Content-Type") == "application/x-www-form-urlencoded" {
-		g.UI.Render(w, r, status, "error", ui.Page{Title: ui.ErrorTitle(status), Error: message, SignInURL: g.Prefix + "/sign-in"})
+		g.ui.Render(w, r, status, "error", ui.Page{Title: ui.ErrorTitle(status), Error: message, SignInURL: g.prefix + "/sign-in"})
 		return
 	}
 	writeJSON(w, status, errorBody(code, message.String(), nil))

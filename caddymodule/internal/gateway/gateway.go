@@ -1,13 +1,18 @@
-// Package gateway is socialgate without Caddy: it serves the gateway's own
-// endpoints under a prefix (/_auth by default), decides whether a request is
-// signed in, and answers requests that are not. The Caddy handler calls it.
+// Package gateway is socialgate without Caddy. Guard makes the decision
+// on every request a route of the gateway protects: it lets the request
+// through with who it is from (a Pass), or answers it (a sign-in redirect,
+// 401, 403, 400). ServeHTTP serves the gateway's own endpoints under a
+// prefix (/_auth by default): sign-in, callbacks, the account page,
+// sign-out, native apps, the backend API. The Caddy handler calls both.
 package gateway
 
 import (
+	"cmp"
 	"errors"
 	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +28,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/ratelimit"
+	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
@@ -35,138 +41,228 @@ const DefaultPrefix = "/_auth"
 // maxBody caps request bodies on the gateway's own endpoints.
 const maxBody = 64 << 10
 
-// Config wires a Gateway.
+// Config is what a Gateway is made of: what the Caddy app owns (its store,
+// providers and keys, the pieces it shares with the backend API) and its
+// settings. Store, CookieSecrets and Identity are required.
 type Config struct {
-	// Prefix of the gateway's endpoints; default DefaultPrefix.
-	Prefix    string
+	// Prefix of the gateway's endpoints. Default: DefaultPrefix.
+	Prefix string
+	// Store keeps users, accounts, sessions and flows: the app's store,
+	// seen through its cache (store/cache).
+	Store store.Store
+	// Providers are the configured providers, in the order the sign-in
+	// page shows them.
 	Providers []*provider.Provider
-	Store     store.Store
-	Sessions  *session.Manager
-	Flow      *flow.Flow
-	UI        *ui.Renderer
-	Tokens    *tokens.Engine
-	// API serves /api/v1/… (backend API).
-	API *api.API
+	// CookieSecrets sign and encrypt the session cookie and the gateway's
+	// other cookies, newest first: the first seals, all open.
+	CookieSecrets [][]byte
 	// Identity signs the identity token of signed-in requests.
 	Identity *assertion.Signer
-	// Limits are the per-client abuse limits of the gateway's endpoints, by
-	// class: start, callback, native, logout, api.
+	// Tokens hands out fresh provider tokens (forward_token); the backend
+	// API shares it, so one refresh serves both. Default: an engine of its
+	// own on Store and Providers.
+	Tokens *tokens.Engine
+	// API serves the backend API under /api/v1/. Nil: every API request
+	// gets 404.
+	API *api.API
+	// UI renders the gateway's pages. Default: the embedded templates.
+	UI *ui.Renderer
+	// Limits are the per-client abuse limits of the endpoints, by class:
+	// start, callback, native, logout, api. Nil limits nothing.
 	Limits *ratelimit.Limiter
-	// ClientIP names the client for the limits; default: the peer address.
+	// ClientIP names the client for the limits. Default: the peer address.
 	ClientIP func(r *http.Request) string
+	// Admit is the app's allow_emails and allow_groups, which every route
+	// applies. Nil admits everyone.
+	Admit *access.Rules
+	// ReturnTo decides where a browser may be sent back to after sign-in.
+	// Default: paths on the same site only.
+	ReturnTo *redirect.ReturnTo
+	// SessionLifetime is how long a session lasts after sign-in. Default:
+	// a week.
+	SessionLifetime time.Duration
 	// IDTokenSessionLifetime bounds the sessions that a bare ID token from a
 	// native SDK starts (POST /native/id_token): it leaves the gateway no
-	// grant to check the person with later. Zero: the session lifetime.
+	// grant to check the person with later. Zero: SessionLifetime.
 	IDTokenSessionLifetime time.Duration
-	// Admit is the app's allow_emails and allow_groups: signed-in users need
-	// an account that matches on every route (see Admitted). Nil admits
-	// everyone.
-	Admit *access.Rules
+	// SessionIdleTimeout ends sessions unused for this long (see
+	// session.Manager.WithIdleTimeout). Zero: none.
+	SessionIdleTimeout time.Duration
+	// FlowTimeout bounds a started sign-in. Default: flow.DefaultTTL.
+	FlowTimeout time.Duration
+	// ReauthenticateAfter is how recent a sign-in sensitive account actions
+	// need. Default: flow.DefaultReauthenticateAfter.
+	ReauthenticateAfter time.Duration
 	// Console serves the operator console (/admin); nil serves none.
 	Console *console.Console
 	Logger  *zap.Logger
 }
 
-// Gateway serves the endpoints and makes the sign-in decisions. Safe for
+// Gateway guards requests and serves the gateway's endpoints. Safe for
 // concurrent use.
 type Gateway struct {
-	Config
-	byName map[string]*provider.Provider
+	prefix          string
+	store           store.Store
+	providers       []*provider.Provider
+	byName          map[string]*provider.Provider
+	sessions        *session.Manager
+	flow            *flow.Flow
+	identity        *assertion.Signer
+	tokens          *tokens.Engine
+	api             *api.API
+	console         *console.Console
+	ui              *ui.Renderer
+	limits          *ratelimit.Limiter
+	clientIP        func(r *http.Request) string
+	admit           *access.Rules
+	idTokenLifetime time.Duration
+	logger          *zap.Logger
 	// redirects is the native redirect allowlist, compiled once per change.
 	redirects redirectAllowlist
+	mux       *http.ServeMux
 }
 
-// New returns a Gateway.
-func New(cfg Config) *Gateway {
-	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultPrefix
+// New returns a Gateway; the error names a setting that is wrong.
+func New(cfg Config) (*Gateway, error) {
+	g := &Gateway{prefix: cmp.Or(cfg.Prefix, DefaultPrefix), store: cfg.Store, providers: cfg.Providers,
+		byName: map[string]*provider.Provider{}, identity: cfg.Identity, tokens: cfg.Tokens, api: cfg.API, console: cfg.Console,
+		ui: cfg.UI, limits: cfg.Limits, clientIP: cfg.ClientIP, admit: cfg.Admit,
+		idTokenLifetime: cfg.IDTokenSessionLifetime, logger: cfg.Logger}
+	if g.store == nil || g.identity == nil {
+		return nil, errors.New("a gateway needs a store and an identity-token signer")
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = zap.NewNop()
+	if err := CheckPrefix(g.prefix); err != nil {
+		return nil, err
 	}
-	if cfg.ClientIP == nil {
-		cfg.ClientIP = func(r *http.Request) string {
+	if g.logger == nil {
+		g.logger = zap.NewNop()
+	}
+	if g.clientIP == nil {
+		g.clientIP = func(r *http.Request) string {
 			host, _, _ := net.SplitHostPort(r.RemoteAddr)
 			return host
 		}
 	}
-	g := &Gateway{Config: cfg, byName: map[string]*provider.Provider{}}
-	for _, p := range cfg.Providers {
-		g.byName[p.Name()] = p
+	if g.ui == nil {
+		var err error
+		if g.ui, err = ui.New(ui.Options{Logger: g.logger}); err != nil {
+			return nil, err
+		}
 	}
-	return g
+	if g.tokens == nil {
+		g.tokens = tokens.New(tokens.Options{Store: g.store, Logger: g.logger, Providers: func(name string) (tokens.Refresher, bool) {
+			p, ok := g.byName[name]
+			return p, ok
+		}})
+	}
+	returnTo := cfg.ReturnTo
+	if returnTo == nil {
+		returnTo, _ = redirect.NewReturnTo(nil)
+	}
+	sessions, err := session.NewManager(g.store, cfg.CookieSecrets, cmp.Or(cfg.SessionLifetime, defaultSessionLifetime))
+	if err != nil {
+		return nil, err
+	}
+	g.sessions = sessions.RememberVerified().WithIdleTimeout(cfg.SessionIdleTimeout)
+	trusted := map[string]bool{}
+	for _, p := range g.providers {
+		g.byName[p.Name()] = p
+		trusted[p.Name()] = p.LinksByEmail()
+	}
+	g.flow = flow.New(flow.Config{Store: g.store, Sessions: g.sessions, Sanitize: returnTo.Sanitize,
+		TTL: cfg.FlowTimeout, ReauthenticateAfter: cfg.ReauthenticateAfter, Admit: g.admit, Logger: g.logger,
+		// A provider no longer configured vouches for no one.
+		LinkByEmail:   func(name string) bool { return trusted[name] },
+		NativeAllowed: g.nativeAllowed})
+	g.mux = g.routes()
+	return g, nil
 }
 
-// Owns reports whether path is one of the gateway's own endpoints.
+// defaultSessionLifetime is SessionLifetime's default.
+const defaultSessionLifetime = 7 * 24 * time.Hour
+
+// Run records session activity in the background (see
+// Config.SessionIdleTimeout) until stop is called; stop writes what is
+// left.
+func (g *Gateway) Run() (stop func()) { return g.sessions.RunActivity(g.logger) }
+
+// Owns reports whether path, as the client sent it, is one of the gateway's
+// own endpoints.
 func (g *Gateway) Owns(path string) bool {
-	return path == g.Prefix || strings.HasPrefix(path, g.Prefix+"/")
+	return path == g.prefix || strings.HasPrefix(path, g.prefix+"/")
 }
 
-// ServeHTTP serves an endpoint under the prefix. path is the request's
-// original path (before any handle_path stripping).
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, path string) {
+// ServeHTTP serves an endpoint under the prefix; r's URL is the request's
+// as the client sent it (before any handle_path stripping). A path that
+// is not in its clean form gets 404, not a redirect to the clean one.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	rest := strings.TrimPrefix(path, g.Prefix)
-	if class := limitClass(rest); class != "" && g.Limits != nil {
-		if ok, wait := g.Limits.Allow(class, g.ClientIP(r)); !ok {
+	rest := strings.TrimPrefix(r.URL.Path, g.prefix)
+	if class := limitClass(rest); class != "" && g.limits != nil {
+		if ok, wait := g.limits.Allow(class, g.clientIP(r)); !ok {
 			metrics.RateLimited.WithLabelValues(class).Inc()
 			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.5)))
 			g.fail(w, r, http.StatusTooManyRequests, "too_many_requests", i18n.M("error.too_many_requests"))
 			return
 		}
 	}
-	switch {
-	case rest == "/sign-in":
-		g.allow(w, r, g.signInPage, http.MethodGet)
-	case rest == "/sign-out":
-		g.allow(w, r, g.signOut, http.MethodGet, http.MethodPost)
-	case rest == SignedOutPath:
-		g.allow(w, r, g.signedOut, http.MethodGet)
-	case rest == "/health":
-		g.allow(w, r, g.health, http.MethodGet)
-	case rest == "/.well-known/jwks.json":
-		g.allow(w, r, g.jwks, http.MethodGet)
-	case g.Console.Owns(rest):
-		g.Console.ServeHTTP(w, r, rest, consoleGuard{g})
-	case strings.HasPrefix(rest, "/api/v1/"):
-		g.API.ServeHTTP(w, r, strings.TrimPrefix(rest, "/api/v1"))
-	case rest == "/me":
-		g.allow(w, r, g.me, http.MethodGet)
-	case rest == "/account":
-		g.allow(w, r, g.accountPage, http.MethodGet)
-	case rest == "/account/connect":
-		g.allow(w, r, g.accountConnect, http.MethodPost)
-	case rest == "/account/reauthorize":
-		g.allow(w, r, g.accountReauthorize, http.MethodPost)
-	case rest == "/account/disconnect":
-		g.allow(w, r, g.accountDisconnect, http.MethodPost)
-	case rest == "/account/sessions/revoke-others":
-		g.allow(w, r, g.revokeOtherSessions, http.MethodPost)
-	case rest == "/native/apple":
-		g.allow(w, r, g.nativeApple, http.MethodPost)
-	case rest == "/native/id_token":
-		g.allow(w, r, g.nativeIDToken, http.MethodPost)
-	case rest == "/native/nonce":
-		g.allow(w, r, g.nativeNonce, http.MethodPost)
-	case rest == "/native/token":
-		g.allow(w, r, g.nativeToken, http.MethodPost)
-	case rest == "/reauthorize":
-		g.allow(w, r, g.reauthorizePage, http.MethodGet)
-	case strings.HasPrefix(rest, "/oauth/"):
-		name, action, _ := strings.Cut(strings.TrimPrefix(rest, "/oauth/"), "/")
-		switch action {
-		case "start":
-			g.allow(w, r, func(w http.ResponseWriter, r *http.Request) { g.start(w, r, name) }, http.MethodGet, http.MethodPost)
-		case "callback":
-			g.allow(w, r, func(w http.ResponseWriter, r *http.Request) { g.callback(w, r, name) }, http.MethodGet, http.MethodPost)
-		case "backchannel-logout":
-			g.allow(w, r, func(w http.ResponseWriter, r *http.Request) { g.backChannelLogout(w, r, name) }, http.MethodPost)
-		default:
-			g.notFound(w, r)
-		}
-	default:
-		g.notFound(w, r)
+	// The operator console and the backend API route their own requests.
+	if g.console.Owns(rest) {
+		g.console.ServeHTTP(w, r, rest, consoleGuard{g})
+		return
 	}
+	if p, ok := strings.CutPrefix(rest, "/api/v1/"); ok {
+		if g.api == nil {
+			g.notFound(w, r)
+			return
+		}
+		g.api.ServeHTTP(w, r, "/"+p)
+		return
+	}
+	if clean := path.Clean(r.URL.Path); clean != r.URL.Path && clean+"/" != r.URL.Path {
+		g.notFound(w, r)
+		return
+	}
+	g.mux.ServeHTTP(w, r)
+}
+
+// routes declares the endpoints under the prefix: each answers its
+// methods (GET answers HEAD too) and 405 with Allow to any other; any other
+// path under the prefix is 404.
+func (g *Gateway) routes() *http.ServeMux {
+	const get, post = http.MethodGet, http.MethodPost
+	mux := http.NewServeMux()
+	handle := func(path string, h http.HandlerFunc, methods ...string) {
+		for _, m := range methods {
+			mux.HandleFunc(m+" "+g.prefix+path, h)
+		}
+		mux.HandleFunc(g.prefix+path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", strings.Join(methods, ", "))
+			g.fail(w, r, http.StatusMethodNotAllowed, "method_not_allowed", i18n.M("error.method_not_allowed", "method", r.Method))
+		})
+	}
+	handle("/sign-in", g.signInPage, get)
+	handle("/sign-out", g.signOut, get, post)
+	handle(SignedOutPath, g.signedOut, get)
+	handle("/health", g.health, get)
+	handle("/.well-known/jwks.json", g.jwks, get)
+	handle("/me", g.me, get)
+	handle("/account", g.accountPage, get)
+	handle("/account/connect", g.accountConnect, post)
+	handle("/account/reauthorize", g.accountReauthorize, post)
+	handle("/account/disconnect", g.accountDisconnect, post)
+	handle("/account/sessions/revoke-others", g.revokeOtherSessions, post)
+	handle("/native/apple", g.nativeApple, post)
+	handle("/native/id_token", g.nativeIDToken, post)
+	handle("/native/nonce", g.nativeNonce, post)
+	handle("/native/token", g.nativeToken, post)
+	handle("/reauthorize", g.reauthorizePage, get)
+	handle("/oauth/{provider}/start", g.start, get, post)
+	handle("/oauth/{provider}/callback", g.callback, get, post)
+	handle("/oauth/{provider}/backchannel-logout", g.backChannelLogout, post)
+	mux.HandleFunc(g.prefix, g.notFound)
+	mux.HandleFunc(g.prefix+"/", g.notFound)
+	return mux
 }
 
 // limitClass is the abuse-limit class of an endpoint, or "" for none.
@@ -186,40 +282,14 @@ func limitClass(rest string) string {
 	return ""
 }
 
-// allow calls h when the method is one of methods, else answers 405.
-func (g *Gateway) allow(w http.ResponseWriter, r *http.Request, h http.HandlerFunc, methods ...string) {
-	for _, m := range methods {
-		if r.Method == m || (m == http.MethodGet && r.Method == http.MethodHead) {
-			h(w, r)
-			return
-		}
-	}
-	w.Header().Set("Allow", strings.Join(methods, ", "))
-	g.fail(w, r, http.StatusMethodNotAllowed, "method_not_allowed", i18n.M("error.method_not_allowed", "method", r.Method))
-}
-
 func (g *Gateway) notFound(w http.ResponseWriter, r *http.Request) {
 	g.fail(w, r, http.StatusNotFound, "not_found", i18n.M("error.not_found"))
 }
 
-// Authenticate returns the request's live session, or session.ErrNoSession.
-func (g *Gateway) Authenticate(r *http.Request) (*store.Session, error) {
-	s, _, err := g.Sessions.Lookup(r)
+// authenticate returns the request's live session, or session.ErrNoSession.
+func (g *Gateway) authenticate(r *http.Request) (*store.Session, error) {
+	s, _, err := g.sessions.Lookup(r)
 	return s, err
-}
-
-// Challenge answers a request that needs a session and has none: a browser
-// navigating (GET or HEAD asking for HTML) is sent to the sign-in page and
-// brought back afterwards; anything else gets 401 JSON with sign_in_url.
-func (g *Gateway) Challenge(w http.ResponseWriter, r *http.Request, originalURI string) {
-	signIn := g.Prefix + "/sign-in?return_to=" + url.QueryEscape(originalURI)
-	if wantsHTML(r) {
-		w.Header().Set("Cache-Control", "no-store")
-		http.Redirect(w, r, signIn, http.StatusFound)
-		return
-	}
-	w.Header().Set("WWW-Authenticate", `Bearer realm="socialgate"`)
-	writeJSON(w, http.StatusUnauthorized, errorBody("unauthenticated", "Sign in to access this resource.", map[string]any{"sign_in_url": signIn}))
 }
 
 // wantsHTML reports whether the request is a browser navigation.

@@ -1,11 +1,7 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -16,16 +12,13 @@ import (
 	"time"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
-	"github.com/socialgate/socialgate/caddymodule/internal/assertion"
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
-	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
-	"github.com/socialgate/socialgate/caddymodule/internal/ui"
 )
 
 // The gateway's own endpoints and its upstream hygiene, fuzzed:
@@ -63,7 +56,7 @@ func FuzzUpstreamHygiene(f *testing.F) {
 		h[name] = append(h[name], value)
 		h[http.CanonicalHeaderKey(name)] = append(h[http.CanonicalHeaderKey(name)], value)
 		StripIdentityHeaders(h)
-		StripGatewayCookies(h)
+		stripGatewayCookies(h)
 		for k := range h {
 			if n := strings.ToLower(strings.ReplaceAll(k, "_", "-")); strings.HasPrefix(n, "x-auth-") {
 				t.Fatalf("header %q (sent as %q) survives", k, name)
@@ -89,24 +82,15 @@ func FuzzUpstreamHygiene(f *testing.F) {
 	})
 }
 
-// fuzzGateway is a whole gateway on an in-memory store, with an OAuth 2.0
-// provider that counts the calls it receives.
+// fuzzGateway is a whole gateway (newTestGW) whose only provider is an
+// OAuth 2.0 provider that counts the calls it receives.
 type fuzzGateway struct {
-	gw        *Gateway
-	st        *badger.Store
-	sessions  *session.Manager
+	*testGW
 	authorize string // the provider's authorization URL
 	calls     atomic.Int64
 }
 
 const fuzzAPIKey = "sk_fuzz_0123456789abcdef0123"
-
-type fuzzQuiet struct{}
-
-func (fuzzQuiet) Errorf(string, ...any)   {}
-func (fuzzQuiet) Warningf(string, ...any) {}
-func (fuzzQuiet) Infof(string, ...any)    {}
-func (fuzzQuiet) Debugf(string, ...any)   {}
 
 func newFuzzGateway(tb testing.TB) *fuzzGateway {
 	tb.Helper()
@@ -117,40 +101,15 @@ func newFuzzGateway(tb testing.TB) *fuzzGateway {
 	}))
 	tb.Cleanup(srv.Close)
 	fg.authorize = srv.URL + "/authorize"
-	st, err := badger.Open(badger.Options{InMemory: true, Logger: fuzzQuiet{}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	fg.st = st
-	if fg.sessions, err = session.NewManager(st, [][]byte{bytes.Repeat([]byte("g"), 32)}, time.Hour); err != nil {
-		tb.Fatal(err)
-	}
 	corp, err := provider.New(provider.Config{Name: "corp", Kind: provider.KindOAuth2, ClientID: "client", ClientSecret: "secret",
 		AuthURL: fg.authorize, TokenURL: srv.URL + "/token", UserinfoURL: srv.URL + "/userinfo", SignIn: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	renderer, err := ui.New(ui.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	keys, err := assertion.NewKeySet([]assertion.Key{{Private: key}}, assertion.DefaultKeyDelay)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	identity, err := assertion.New(assertion.Options{Keys: keys, Issuer: "socialgate"})
-	if err != nil {
-		tb.Fatal(err)
-	}
 	returnTo, _ := redirect.NewReturnTo([]string{"https://app.example/after"})
-	engine := tokens.New(tokens.Options{Store: st})
-	fg.gw = New(Config{
-		Providers: []*provider.Provider{corp}, Store: st, Sessions: fg.sessions, UI: renderer, Tokens: engine, Identity: identity,
-		Flow: flow.New(flow.Config{Store: st, Sessions: fg.sessions, Sanitize: returnTo.Sanitize,
-			NativeAllowed: func(ctx context.Context, u string) bool { return fg.gw.NativeAllowed(ctx, u) }}),
-		API: api.New(api.Options{Ops: ops.New(ops.Options{Store: st, Tokens: engine}), Keys: []string{fuzzAPIKey}}),
+	fg.testGW = newTestGW(tb, func(cfg *Config) {
+		cfg.Providers, cfg.ReturnTo = []*provider.Provider{corp}, returnTo
+		cfg.API = api.New(api.Options{Ops: ops.New(ops.Options{Store: cfg.Store, Tokens: tokens.New(tokens.Options{Store: cfg.Store})}), Keys: []string{fuzzAPIKey}})
 	})
 	return fg
 }
@@ -264,7 +223,7 @@ func FuzzGatewayRequest(f *testing.F) {
 			r.Header.Set("Forwarded", "host=evil.example;proto=https")
 		}
 		w := httptest.NewRecorder()
-		fg.gw.ServeHTTP(w, r, path)
+		fg.ServeHTTP(w, r)
 		resp := w.Result()
 
 		if resp.StatusCode >= 500 && resp.StatusCode != http.StatusBadGateway {

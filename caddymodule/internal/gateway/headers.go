@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/flow"
-	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
@@ -71,11 +70,11 @@ func isIdentityHeader(k string) bool {
 	return true
 }
 
-// SetIdentityHeaders sets the identity headers of a signed-in request,
+// setIdentityHeaders sets the identity headers of a signed-in request,
 // identity being its signed identity token (HeaderIdentity). The values
 // share one allocation; each header's slice is capped at its one value, so
 // a later handler that appends to a header gets a copy and touches no other.
-func SetIdentityHeaders(h http.Header, s *store.Session, identity string) {
+func setIdentityHeaders(h http.Header, s *store.Session, identity string) {
 	n := 6
 	if len(s.Groups) > 0 {
 		n++
@@ -99,10 +98,10 @@ func SetIdentityHeaders(h http.Header, s *store.Session, identity string) {
 	}
 }
 
-// StripGatewayCookies removes the gateway's own cookies from the request, so
+// stripGatewayCookies removes the gateway's own cookies from the request, so
 // the session cookie never reaches an upstream. Requests without them cost a
 // substring search.
-func StripGatewayCookies(h http.Header) {
+func stripGatewayCookies(h http.Header) {
 	values := h["Cookie"]
 	found := false
 	for _, v := range values {
@@ -145,20 +144,20 @@ func StripGatewayCookies(h http.Header) {
 	h["Cookie"] = []string{kept.String()}
 }
 
-// Owned is the set of request headers the gateway sets or reads on a route:
+// owned is the set of request headers the gateway sets or reads on a route:
 // its namespace (X-Auth-*, any case, "_" for "-"), Authorization and
 // Cookie, and the route's own forward_token headers.
-type Owned struct {
+type owned struct {
 	extra []string
 }
 
-// NewOwned returns the set with the route's forward_token headers.
-func NewOwned(tokenHeaders ...string) Owned {
-	return Owned{extra: tokenHeaders}
+// newOwned returns the set with the route's forward_token headers.
+func newOwned(tokenHeaders ...string) owned {
+	return owned{extra: tokenHeaders}
 }
 
-// Has reports whether name (any case) is in the set.
-func (o Owned) Has(name string) bool {
+// has reports whether name (any case) is in the set.
+func (o owned) has(name string) bool {
 	if isIdentityHeader(name) || strings.EqualFold(name, "Authorization") || strings.EqualFold(name, "Cookie") {
 		return true
 	}
@@ -170,42 +169,37 @@ func (o Owned) Has(name string) bool {
 	return false
 }
 
-// Smuggled reports whether the request names a header of the set as
+// smuggled reports whether the request names a header of the set as
 // hop-by-hop (Connection: X-Auth-User-Id makes a proxy drop the header
 // after the gateway set it, and forward the request without it) or
 // declares one as a trailer (it would arrive after the gateway checked the
 // headers). HTTP/2 and HTTP/3 servers refuse Connection; trailers come
 // with every protocol.
-func (o Owned) Smuggled(r *http.Request) bool {
+func (o owned) smuggled(r *http.Request) bool {
 	for _, v := range r.Header["Connection"] {
 		// Split as proxies do (Caddy's removeConnectionHeaders).
 		for v != "" {
 			var name string
 			name, v, _ = strings.Cut(v, ",")
-			if o.Has(strings.Trim(name, " \t")) {
+			if o.has(strings.Trim(name, " \t")) {
 				return true
 			}
 		}
 	}
 	for name := range r.Trailer {
-		if o.Has(name) {
+		if o.has(name) {
 			return true
 		}
 	}
 	return false
 }
 
-// RefuseSmuggled answers a request that Owned.Smuggled caught: 400.
-func (g *Gateway) RefuseSmuggled(w http.ResponseWriter, r *http.Request) {
-	g.fail(w, r, http.StatusBadRequest, "header_not_allowed", i18n.M("error.header_not_allowed"))
-}
-
-// GuardTrailers removes the set's headers from the request's trailers as
+// guardTrailers removes the set's headers from the request's trailers as
 // its body ends. An HTTP/1.1 request that declares one trailer gets every
 // trailer it sends, declared or not, merged into r.Trailer at the end of the
 // body, where a proxy copies them upstream; without a declared trailer, Go
 // keeps them off the Request handlers see.
-func (o Owned) GuardTrailers(r *http.Request) {
+func (o owned) guardTrailers(r *http.Request) {
 	if r.Trailer == nil || r.Body == nil || r.Body == http.NoBody {
 		return
 	}
@@ -215,14 +209,14 @@ func (o Owned) GuardTrailers(r *http.Request) {
 type trailerGuard struct {
 	io.ReadCloser
 	trailer http.Header
-	owned   Owned
+	owned   owned
 }
 
 func (b *trailerGuard) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err == io.EOF {
 		for name := range b.trailer {
-			if b.owned.Has(name) {
+			if b.owned.has(name) {
 				delete(b.trailer, name)
 			}
 		}
@@ -230,11 +224,19 @@ func (b *trailerGuard) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// StripSessionTokens removes every Authorization value that carries one of
+// stripCredentials removes the gateway's credentials from a request that
+// goes upstream: its cookies, and its session tokens whichever credential
+// authenticated the request.
+func (g *Gateway) stripCredentials(h http.Header) {
+	stripGatewayCookies(h)
+	g.stripSessionTokens(h)
+}
+
+// stripSessionTokens removes every Authorization value that carries one of
 // the gateway's session tokens (after any scheme, or alone), whichever
 // credential authenticated the request: a cookie next to a token must not
 // carry the token upstream.
-func (g *Gateway) StripSessionTokens(h http.Header) {
+func (g *Gateway) stripSessionTokens(h http.Header) {
 	values := h["Authorization"]
 	if !slices.ContainsFunc(values, g.carriesSessionToken) {
 		return
@@ -248,5 +250,5 @@ func (g *Gateway) StripSessionTokens(h http.Header) {
 
 func (g *Gateway) carriesSessionToken(authorization string) bool {
 	_, credentials, _ := strings.Cut(authorization, " ")
-	return g.Sessions.IsToken(strings.TrimSpace(authorization)) || g.Sessions.IsToken(strings.TrimSpace(credentials))
+	return g.sessions.IsToken(strings.TrimSpace(authorization)) || g.sessions.IsToken(strings.TrimSpace(credentials))
 }

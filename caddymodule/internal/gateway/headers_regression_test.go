@@ -10,7 +10,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 )
 
-// Found by FuzzUpstreamHygiene: StripGatewayCookies compares the untrimmed
+// Found by FuzzUpstreamHygiene: stripGatewayCookies compares the untrimmed
 // cookie name, so "socialgate_session =VALUE" (whitespace before "=") is
 // forwarded, and Go's net/http parser, like any that trims names as RFC 6265
 // 5.2 does, reads it upstream as the session cookie. Sent after a normal one
@@ -34,7 +34,7 @@ func TestStripGatewayCookies_NameWithWhitespaceBeforeEquals(t *testing.T) {
 		r := httptest.NewRequest(http.MethodGet, "/app", nil)
 		r.Header.Set("Cookie", header)
 		_, _, lookupErr := fg.sessions.Lookup(r)
-		StripGatewayCookies(r.Header)
+		stripGatewayCookies(r.Header)
 		for _, c := range r.Cookies() {
 			if n := strings.TrimPrefix(c.Name, session.HostPrefix); n == session.CookieName || n == flow.BindingCookie {
 				t.Errorf("Cookie %q: the upstream receives %s (the gateway itself read it as a session: %v)",

@@ -16,7 +16,7 @@ func TestSetIdentityHeaders_ValuesDoNotShareAcrossHeaders(t *testing.T) {
 	s := &store.Session{ID: "sess_1", UserID: "user_1", Email: "ada@example.com", EmailVerified: true, Name: "Ada Lovelace",
 		Groups: []string{"corp:admins", "github:acme/platform"}}
 	h := http.Header{}
-	SetIdentityHeaders(h, s, "jwt")
+	setIdentityHeaders(h, s, "jwt")
 	want := map[string]string{HeaderUserID: "user_1", HeaderSessionID: "sess_1", HeaderUserEmail: "ada@example.com",
 		HeaderUserEmailVerified: "true", HeaderUserName: "Ada Lovelace", HeaderIdentity: "jwt",
 		HeaderUserGroups: "corp:admins,github:acme/platform"}
@@ -40,7 +40,7 @@ func TestSetIdentityHeaders_ValuesDoNotShareAcrossHeaders(t *testing.T) {
 
 	// A session without email or name sets no empty headers.
 	h = http.Header{}
-	SetIdentityHeaders(h, &store.Session{ID: "sess_2", UserID: "user_2"}, "jwt")
+	setIdentityHeaders(h, &store.Session{ID: "sess_2", UserID: "user_2"}, "jwt")
 	for _, name := range []string{HeaderUserEmail, HeaderUserName, HeaderUserGroups} {
 		if _, ok := h[name]; ok {
 			t.Errorf("%s set for a session without it: %q", name, h[name])
@@ -65,7 +65,7 @@ func TestSetIdentityHeaders_EmailOnlyWhenVerified(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.s.ID, tc.s.UserID = "sess_1", "user_1"
 			h := http.Header{}
-			SetIdentityHeaders(h, &tc.s, "jwt")
+			setIdentityHeaders(h, &tc.s, "jwt")
 			if got := h.Get(HeaderUserEmail); got != tc.email {
 				t.Errorf("%s = %q, want %q", HeaderUserEmail, got, tc.email)
 			}
@@ -77,7 +77,7 @@ func TestSetIdentityHeaders_EmailOnlyWhenVerified(t *testing.T) {
 }
 
 func TestOwned_SmuggledFindsTheGatewaysHeadersInConnectionAndTrailers(t *testing.T) {
-	owned := NewOwned("X-Upstream-Token")
+	owned := newOwned("X-Upstream-Token")
 	for _, tc := range []struct {
 		connection []string
 		trailer    []string
@@ -105,8 +105,8 @@ func TestOwned_SmuggledFindsTheGatewaysHeadersInConnectionAndTrailers(t *testing
 			}
 			r.Trailer[name] = nil
 		}
-		if got := owned.Smuggled(r); got != tc.want {
-			t.Errorf("Connection %q, trailers %q: Smuggled = %v, want %v", tc.connection, tc.trailer, got, tc.want)
+		if got := owned.smuggled(r); got != tc.want {
+			t.Errorf("Connection %q, trailers %q: smuggled = %v, want %v", tc.connection, tc.trailer, got, tc.want)
 		}
 	}
 }
@@ -125,7 +125,7 @@ func TestOwned_GuardTrailersDropsTheGatewaysHeadersAtTheEnd(t *testing.T) {
 		trailer.Set("Cookie", "socialgate_session=x")
 		trailer.Set("X-Upstream-Token", "forged")
 	}})
-	NewOwned("X-Upstream-Token").GuardTrailers(r)
+	newOwned("X-Upstream-Token").guardTrailers(r)
 	if b, err := io.ReadAll(r.Body); err != nil || string(b) != "hello" {
 		t.Fatalf("body %q, %v", b, err)
 	}

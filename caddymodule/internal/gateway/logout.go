@@ -24,10 +24,10 @@ func (g *Gateway) signOutAtProvider(r *http.Request, sess *store.Session, return
 	if sess == nil || sess.AccountID == "" {
 		return ""
 	}
-	acc, err := g.Store.ExternalAccount(r.Context(), sess.AccountID)
+	acc, err := g.store.ExternalAccount(r.Context(), sess.AccountID)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) { // else unlinked since: nothing to sign out of
-			g.Logger.Error("reading the account of a signed-out session", zap.Error(err))
+			g.logger.Error("reading the account of a signed-out session", zap.Error(err))
 		}
 		return ""
 	}
@@ -35,9 +35,9 @@ func (g *Gateway) signOutAtProvider(r *http.Request, sess *store.Session, return
 	if p == nil || !p.SignOutAtProvider() {
 		return ""
 	}
-	to, err := g.Flow.EndSession(r.Context(), p, acc.Tokens.IDToken, origin(r)+g.Prefix+SignedOutPath, returnTo)
+	to, err := g.flow.EndSession(r.Context(), p, acc.Tokens.IDToken, origin(r)+g.prefix+SignedOutPath, returnTo)
 	if err != nil {
-		g.Logger.Warn("not signing out at the provider", zap.String("provider", p.Name()), zap.Error(err))
+		g.logger.Warn("not signing out at the provider", zap.String("provider", p.Name()), zap.Error(err))
 		return ""
 	}
 	return to
@@ -47,7 +47,7 @@ func (g *Gateway) signOutAtProvider(r *http.Request, sess *store.Session, return
 // out there: on to the return-to the sign-out asked for, or the sign-in
 // page saying so.
 func (g *Gateway) signedOut(w http.ResponseWriter, r *http.Request) {
-	to, err := g.Flow.SignedOut(r.Context(), r.URL.Query().Get("state"))
+	to, err := g.flow.SignedOut(r.Context(), r.URL.Query().Get("state"))
 	if err != nil {
 		g.internal(w, r, "reading the sign-out state", err)
 		return
@@ -63,7 +63,8 @@ func (g *Gateway) signedOut(w http.ResponseWriter, r *http.Request) {
 // Back-Channel Logout 1.0): POST, form-encoded logout_token. It answers 200
 // once the sessions it names have ended on every gateway, or 400 with a JSON
 // error ({"error", "error_description"}) when the token is refused.
-func (g *Gateway) backChannelLogout(w http.ResponseWriter, r *http.Request, name string) {
+func (g *Gateway) backChannelLogout(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("provider")
 	w.Header().Set("Cache-Control", "no-store")
 	p, ok := g.byName[name]
 	if !ok || !p.BackChannelLogout() {
@@ -74,19 +75,19 @@ func (g *Gateway) backChannelLogout(w http.ResponseWriter, r *http.Request, name
 		logoutError(w, http.StatusBadRequest, "invalid_request", "Send one logout_token, form-encoded.")
 		return
 	}
-	ended, err := g.Flow.BackChannelLogout(r.Context(), p, r.PostForm.Get("logout_token"))
+	ended, err := g.flow.BackChannelLogout(r.Context(), p, r.PostForm.Get("logout_token"))
 	for _, s := range ended {
 		metrics.Sessions.WithLabelValues("revoked").Inc()
-		g.Logger.Info("back-channel logout", zap.String("provider", name), zap.String("user_id", s.UserID), zap.String("session_id", s.ID))
+		g.logger.Info("back-channel logout", zap.String("provider", name), zap.String("user_id", s.UserID), zap.String("session_id", s.ID))
 	}
 	switch {
 	case errors.Is(err, provider.ErrRejected):
-		if c := g.Logger.Check(zap.WarnLevel, "logout token refused"); c != nil {
+		if c := g.logger.Check(zap.WarnLevel, "logout token refused"); c != nil {
 			c.Write(zap.String("provider", name), zap.Error(err))
 		}
 		logoutError(w, http.StatusBadRequest, "invalid_request", "The logout token is not valid.")
 	case err != nil:
-		g.Logger.Error("back-channel logout failed", zap.String("provider", name), zap.Error(err))
+		g.logger.Error("back-channel logout failed", zap.String("provider", name), zap.Error(err))
 		logoutError(w, http.StatusBadRequest, "temporarily_unavailable", "The logout could not be completed; send it again.")
 	default:
 		w.WriteHeader(http.StatusOK)

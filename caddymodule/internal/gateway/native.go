@@ -18,10 +18,10 @@ import (
 // allowlist: the configured URLs and those added through the API. Matching
 // is exact on scheme, host and path; loopback URLs may vary the port. The
 // allowlist stays compiled in memory until the store's list changes.
-func (g *Gateway) NativeAllowed(ctx context.Context, raw string) bool {
-	list, err := g.redirects.get(ctx, g.Store)
+func (g *Gateway) nativeAllowed(ctx context.Context, raw string) bool {
+	list, err := g.redirects.get(ctx, g.store)
 	if err != nil {
-		g.Logger.Error("checking a native redirect URL", zap.Error(err))
+		g.logger.Error("checking a native redirect URL", zap.Error(err))
 		return false
 	}
 	return list.Match(raw)
@@ -60,7 +60,7 @@ func (g *Gateway) nativeToken(w http.ResponseWriter, r *http.Request) {
 	if !readNativeBody(w, r, &in, "{rotating_token_nonce, code_verifier}") {
 		return
 	}
-	user, accountID, linked, err := g.Flow.RedeemNonce(r.Context(), in.Nonce, in.Verifier)
+	user, accountID, linked, err := g.flow.RedeemNonce(r.Context(), in.Nonce, in.Verifier)
 	if g.nativeFlowError(w, r, "redeeming nonce", err) {
 		return
 	}
@@ -80,7 +80,7 @@ func (g *Gateway) nativeNonce(w http.ResponseWriter, r *http.Request) {
 	if !readNativeBody(w, r, &in, "{code_challenge}") {
 		return
 	}
-	nonce, expires, err := g.Flow.IssueSignInNonce(r.Context(), in.Challenge)
+	nonce, expires, err := g.flow.IssueSignInNonce(r.Context(), in.Challenge)
 	if g.nativeFlowError(w, r, "issuing a sign-in nonce", err) {
 		return
 	}
@@ -100,7 +100,7 @@ func (g *Gateway) nativeFlowError(w http.ResponseWriter, r *http.Request, what s
 		writeJSON(w, fe.Status, errorBody(fe.Reason, fe.Message.String(), nil))
 		return true
 	}
-	g.Logger.Error(what, zap.Error(err))
+	g.logger.Error(what, zap.Error(err))
 	writeJSON(w, http.StatusInternalServerError, errorBody("internal_error", "Something went wrong on our side.", nil))
 	return true
 }
@@ -111,12 +111,12 @@ func (g *Gateway) nativeFlowError(w http.ResponseWriter, r *http.Request, what s
 // the person, as the browser's page does). A positive lifetime shorter than
 // the session lifetime ends the session sooner.
 func (g *Gateway) issueNative(w http.ResponseWriter, r *http.Request, userID, accountID string, lifetime time.Duration, linked *flow.LinkNotice) {
-	user, err := g.Store.User(r.Context(), userID)
+	user, err := g.store.User(r.Context(), userID)
 	if err != nil {
 		g.internal(w, r, "reading user", err)
 		return
 	}
-	sess, token, err := g.Sessions.Issue(r.Context(), r, user, accountID, lifetime)
+	sess, token, err := g.sessions.Issue(r.Context(), r, user, accountID, lifetime)
 	if fe := flow.Refused(err); fe != nil {
 		writeJSON(w, fe.Status, errorBody(fe.Reason, fe.Message.String(), nil))
 		return
@@ -125,12 +125,12 @@ func (g *Gateway) issueNative(w http.ResponseWriter, r *http.Request, userID, ac
 		g.internal(w, r, "creating session", err)
 		return
 	}
-	accounts, err := g.Store.ExternalAccounts(r.Context(), user.ID)
+	accounts, err := g.store.ExternalAccounts(r.Context(), user.ID)
 	if err != nil {
 		g.internal(w, r, "reading accounts", err)
 		return
 	}
-	g.Logger.Info("native session", zap.String("user_id", user.ID), zap.String("session_id", sess.ID))
+	g.logger.Info("native session", zap.String("user_id", user.ID), zap.String("session_id", sess.ID))
 	w.Header().Set("Cache-Control", "no-store")
 	body := map[string]any{
 		"object":        "client",

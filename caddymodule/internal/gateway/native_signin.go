@@ -46,9 +46,9 @@ func (g *Gateway) nativeApple(w http.ResponseWriter, r *http.Request) {
 	}
 	refused := func(err error) bool {
 		return g.nativeRefused(w, r, p, err, "invalid_apple_credential", "The identity token or authorization code was not accepted: "+
-			"check the bundle id, that the token carries the SHA-256 of the nonce from "+g.Prefix+"/native/nonce, and that the code is fresh.")
+			"check the bundle id, that the token carries the SHA-256 of the nonce from "+g.prefix+"/native/nonce, and that the code is fresh.")
 	}
-	if refused(p.NativeApple()) || g.nativeFlowError(w, r, "taking a sign-in nonce", g.Flow.TakeSignInNonce(r.Context(), in.Nonce, in.Verifier)) {
+	if refused(p.NativeApple()) || g.nativeFlowError(w, r, "taking a sign-in nonce", g.flow.TakeSignInNonce(r.Context(), in.Nonce, in.Verifier)) {
 		return
 	}
 	res, err := p.ExchangeNative(r.Context(), provider.NativeApple{IDToken: in.IDToken, Code: in.Code, RawNonce: in.Nonce,
@@ -82,16 +82,16 @@ func (g *Gateway) nativeIDToken(w http.ResponseWriter, r *http.Request) {
 	}
 	refused := func(err error) bool {
 		return g.nativeRefused(w, r, p, err, "invalid_id_token", "The ID token was not accepted: "+
-			"check the client id, that the token carries the nonce from "+g.Prefix+"/native/nonce, and that it is fresh.")
+			"check the client id, that the token carries the nonce from "+g.prefix+"/native/nonce, and that it is fresh.")
 	}
-	if refused(p.NativeIDTokens()) || g.nativeFlowError(w, r, "taking a sign-in nonce", g.Flow.TakeSignInNonce(r.Context(), in.Nonce, in.Verifier)) {
+	if refused(p.NativeIDTokens()) || g.nativeFlowError(w, r, "taking a sign-in nonce", g.flow.TakeSignInNonce(r.Context(), in.Nonce, in.Verifier)) {
 		return
 	}
 	res, err := p.VerifyNativeIDToken(r.Context(), in.IDToken, in.Nonce)
 	if refused(err) {
 		return
 	}
-	g.nativeSignIn(w, r, p, res, g.IDTokenSessionLifetime)
+	g.nativeSignIn(w, r, p, res, g.idTokenLifetime)
 }
 
 // nativeRefused answers a provider's refusal of a native sign-in, when err
@@ -105,12 +105,12 @@ func (g *Gateway) nativeRefused(w http.ResponseWriter, r *http.Request, p *provi
 		writeJSON(w, http.StatusNotFound, errorBody("native_sign_in_not_configured", err.Error(), nil))
 	case errors.Is(err, provider.ErrAppleNeedsCode):
 		writeJSON(w, http.StatusBadRequest, errorBody("use_native_apple",
-			"Sign in with Apple results go to "+g.Prefix+"/native/apple, with the authorization code; this endpoint does not take Apple identity tokens.", nil))
+			"Sign in with Apple results go to "+g.prefix+"/native/apple, with the authorization code; this endpoint does not take Apple identity tokens.", nil))
 	case errors.Is(err, provider.ErrRejected):
-		g.Logger.Warn("native sign-in refused", zap.String("provider", p.Name()), zap.Error(err))
+		g.logger.Warn("native sign-in refused", zap.String("provider", p.Name()), zap.Error(err))
 		writeJSON(w, http.StatusUnauthorized, errorBody(code, message, nil))
 	default:
-		g.Logger.Warn("native sign-in failed", zap.String("provider", p.Name()), zap.Error(err))
+		g.logger.Warn("native sign-in failed", zap.String("provider", p.Name()), zap.Error(err))
 		w.Header().Set("Retry-After", "30")
 		writeJSON(w, http.StatusBadGateway, errorBody("provider_unavailable", p.DisplayName()+" could not be reached. Try again in a moment.", nil))
 	}
@@ -120,7 +120,7 @@ func (g *Gateway) nativeRefused(w http.ResponseWriter, r *http.Request, p *provi
 // nativeSignIn records a verified native sign-in and answers a session
 // token for its user, for lifetime (zero: the session lifetime).
 func (g *Gateway) nativeSignIn(w http.ResponseWriter, r *http.Request, p *provider.Provider, res *provider.Result, lifetime time.Duration) {
-	out, err := g.Flow.SignInResult(r.Context(), p, res)
+	out, err := g.flow.SignInResult(r.Context(), p, res)
 	var fe *flow.Error
 	switch {
 	case errors.As(err, &fe):

@@ -1,21 +1,18 @@
 package gateway
 
 import (
-	"net/http"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
 )
 
-// AmbiguousPath reports whether a request's decoded path is one that the
+// ambiguousPath reports whether a request's decoded path is one that the
 // servers behind a proxy may read as another path, so that a public path
 // could reach a protected one upstream: a ";" (Tomcat's path parameters,
 // /public/..;/admin), a "\" (a separator to IIS), a "%" (decoded again by
 // some servers), a control character (NUL ends a path in C), invalid UTF-8
 // (overlong dots), a fullwidth form of those ("．", "／", "＼", "；"), or a
 // segment of dots and spaces (Windows drops trailing dots and spaces).
-func AmbiguousPath(path string) bool {
+func ambiguousPath(path string) bool {
 	if strings.ContainsAny(path, ";\\%") || !utf8.ValidString(path) {
 		return true
 	}
@@ -30,10 +27,4 @@ func AmbiguousPath(path string) bool {
 		}
 	}
 	return false
-}
-
-// RefuseAmbiguousPath answers a public request whose path AmbiguousPath
-// refuses: 400.
-func (g *Gateway) RefuseAmbiguousPath(w http.ResponseWriter, r *http.Request) {
-	g.fail(w, r, http.StatusBadRequest, "ambiguous_path", i18n.M("error.ambiguous_path"))
 }

@@ -42,8 +42,8 @@ func TestAmbiguousPath(t *testing.T) {
 		"/blog/post.html":     false,
 		"/blog/weird-name_~!": false,
 	} {
-		if got := AmbiguousPath(path); got != want {
-			t.Errorf("AmbiguousPath(%q) = %v, want %v", path, got, want)
+		if got := ambiguousPath(path); got != want {
+			t.Errorf("ambiguousPath(%q) = %v, want %v", path, got, want)
 		}
 	}
 }

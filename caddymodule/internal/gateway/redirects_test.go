@@ -1,4 +1,4 @@
-package gateway_test
+package gateway
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/socialgate/socialgate/caddymodule/internal/gateway"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 )
@@ -25,7 +24,7 @@ func (c *countingStore) RedirectURLs(ctx context.Context, q store.RedirectURLQue
 
 func openMemoryStore(tb testing.TB) *badger.Store {
 	tb.Helper()
-	st, err := badger.Open(badger.Options{InMemory: true, Logger: quiet{}})
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: quietBadger{}})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -39,7 +38,7 @@ func openMemoryStore(tb testing.TB) *badger.Store {
 func TestNativeAllowed_CompilesTheListOncePerChange(t *testing.T) {
 	ctx := context.Background()
 	st := &countingStore{Store: openMemoryStore(t)}
-	gw := gateway.New(gateway.Config{Store: st})
+	gw := newTestGW(t, func(c *Config) { c.Store = st })
 	create := func(u string) string {
 		t.Helper()
 		ru, err := st.CreateRedirectURL(ctx, u)
@@ -74,8 +73,8 @@ func TestNativeAllowed_CompilesTheListOncePerChange(t *testing.T) {
 			s.change()
 		}
 		for range 50 {
-			if got := gw.NativeAllowed(ctx, s.url); got != s.want {
-				t.Fatalf("%s: NativeAllowed(%s) = %v, want %v", s.name, s.url, got, s.want)
+			if got := gw.nativeAllowed(ctx, s.url); got != s.want {
+				t.Fatalf("%s: nativeAllowed(%s) = %v, want %v", s.name, s.url, got, s.want)
 			}
 		}
 		if n := st.lists.Load(); n != s.lists {
@@ -89,7 +88,7 @@ func TestNativeAllowed_CompilesTheListOncePerChange(t *testing.T) {
 func TestNativeAllowed_AnInvalidStoredURLFailsClosed(t *testing.T) {
 	ctx := context.Background()
 	st := openMemoryStore(t)
-	gw := gateway.New(gateway.Config{Store: st})
+	gw := newTestGW(t, func(c *Config) { c.Store = st })
 	if _, err := st.CreateRedirectURL(ctx, "myapp://cb"); err != nil {
 		t.Fatal(err)
 	}
@@ -97,13 +96,13 @@ func TestNativeAllowed_AnInvalidStoredURLFailsClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gw.NativeAllowed(ctx, "myapp://cb") {
+	if gw.nativeAllowed(ctx, "myapp://cb") {
 		t.Fatal("a list with an invalid URL matched")
 	}
 	if err := st.DeleteRedirectURL(ctx, bad.ID); err != nil {
 		t.Fatal(err)
 	}
-	if !gw.NativeAllowed(ctx, "myapp://cb") {
+	if !gw.nativeAllowed(ctx, "myapp://cb") {
 		t.Fatal("the list still matches nothing after the invalid URL was removed")
 	}
 }
@@ -122,13 +121,13 @@ func BenchmarkNativeAllowed(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	gw := gateway.New(gateway.Config{Store: st})
+	gw := newTestGW(b, func(c *Config) { c.Store = st })
 	target := fmt.Sprintf("app%d://cb/%s", 12345, pad)
 	b.Run("check", func(b *testing.B) {
-		gw.NativeAllowed(ctx, target) // compiled once
+		gw.nativeAllowed(ctx, target) // compiled once
 		b.ReportAllocs()
 		for b.Loop() {
-			if !gw.NativeAllowed(ctx, target) {
+			if !gw.nativeAllowed(ctx, target) {
 				b.Fatal("no match")
 			}
 		}
@@ -140,7 +139,7 @@ func BenchmarkNativeAllowed(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if !gw.NativeAllowed(ctx, target) {
+			if !gw.nativeAllowed(ctx, target) {
 				b.Fatal("no match")
 			}
 			b.StopTimer()

@@ -24,42 +24,43 @@ type Requirement struct {
 	Scopes   []string
 }
 
-// CheckRequirement validates a requirement against the names of the
+// checkRequirement validates a requirement against the names of the
 // configured providers: the error names an unknown provider and what it may
 // have meant, or a scope that is several.
-func CheckRequirement(req Requirement, providers []string) error {
+func checkRequirement(req Requirement, providers []string) error {
 	if !slices.Contains(providers, req.Provider) {
 		return fmt.Errorf("no provider named %s is configured (%s)", req.Provider, confcheck.Hint(req.Provider, providers))
 	}
 	return provider.CheckScopes(req.Scopes)
 }
 
-// ErrTokenUnavailable means a token to forward is expired and its provider
-// could not refresh it now; the request should be retried later.
-var ErrTokenUnavailable = tokens.ErrUnavailable
-
-// Resolve checks a route's requirements for a session and fetches the fresh
-// access tokens it forwards (each forwarded provider is also required). It
-// returns the tokens by provider name, or the first unmet requirement. One
-// store read serves both.
-func (g *Gateway) Resolve(ctx context.Context, sess *store.Session, reqs []Requirement, forward []string) (map[string]string, *Requirement, error) {
-	accounts, err := g.Store.ExternalAccounts(ctx, sess.UserID)
+// resolve checks a route's requirements for a session and fetches the
+// fresh access tokens it forwards (each forwarded provider is also
+// required). It returns the tokens, or the first unmet requirement; an
+// expired token its provider cannot refresh now is tokens.ErrUnavailable.
+// One read of the linked accounts serves both, and a route that asks for
+// neither reads nothing.
+func (g *Gateway) resolve(ctx context.Context, sess *store.Session, p *Policy) ([]Token, *Requirement, error) {
+	if len(p.require) == 0 && len(p.forward) == 0 {
+		return nil, nil, nil
+	}
+	accounts, err := g.store.ExternalAccounts(ctx, sess.UserID)
 	if err != nil {
 		return nil, nil, err
 	}
-	for i, req := range reqs {
+	for i, req := range p.require {
 		if matching(g, accounts, req) == nil {
-			return nil, &reqs[i], nil
+			return nil, &p.require[i], nil
 		}
 	}
-	var out map[string]string
-	for _, name := range forward {
-		req := Requirement{Provider: name}
+	var out []Token
+	for _, f := range p.forward {
+		req := Requirement{Provider: f.Provider}
 		a := matching(g, accounts, req)
 		if a == nil {
 			return nil, &req, nil
 		}
-		fresh, err := g.Tokens.Fresh(ctx, a)
+		fresh, err := g.tokens.Fresh(ctx, a)
 		if errors.Is(err, tokens.ErrNeedsReauthorization) {
 			return nil, &req, nil
 		}
@@ -67,9 +68,9 @@ func (g *Gateway) Resolve(ctx context.Context, sess *store.Session, reqs []Requi
 			return nil, nil, err
 		}
 		if out == nil {
-			out = make(map[string]string, len(forward))
+			out = make([]Token, 0, len(p.forward))
 		}
-		out[name] = fresh.Tokens.AccessToken
+		out = append(out, Token{Provider: f.Provider, Header: f.Header, Value: fresh.Tokens.AccessToken})
 	}
 	return out, nil, nil
 }
@@ -87,22 +88,22 @@ func matching(g *Gateway, accounts []*store.ExternalAccount, req Requirement) *s
 	return nil
 }
 
-// ReauthorizeURL is the page that asks the user to grant what req needs and
+// reauthorizeURL is the page that asks the user to grant what req needs and
 // then returns to returnTo.
-func (g *Gateway) ReauthorizeURL(req Requirement, returnTo string) string {
+func (g *Gateway) reauthorizeURL(req Requirement, returnTo string) string {
 	q := url.Values{"provider": {req.Provider}, "return_to": {returnTo}}
 	if len(req.Scopes) > 0 {
 		q.Set("scopes", strings.Join(req.Scopes, " "))
 	}
-	return g.Prefix + "/reauthorize?" + q.Encode()
+	return g.prefix + "/reauthorize?" + q.Encode()
 }
 
-// DenyUnmet answers a request whose route requirement is unmet: a browser is
+// denyUnmet answers a request whose route requirement is unmet: a browser is
 // sent to the reauthorize page (one click, a POST with a CSRF token, starts
 // the provider round trip and comes back); an API client gets 403 JSON with
 // the reauthorize_url to open in a browser.
-func (g *Gateway) DenyUnmet(w http.ResponseWriter, r *http.Request, originalURI string, req Requirement) {
-	target := g.ReauthorizeURL(req, originalURI)
+func (g *Gateway) denyUnmet(w http.ResponseWriter, r *http.Request, originalURI string, req Requirement) {
+	target := g.reauthorizeURL(req, originalURI)
 	if wantsHTML(r) {
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, target, http.StatusFound)
@@ -118,9 +119,9 @@ func (g *Gateway) DenyUnmet(w http.ResponseWriter, r *http.Request, originalURI 
 		map[string]any{"reauthorize_url": target, "connect_url": target, "provider": "oauth_" + req.Provider, "scopes": req.Scopes}))
 }
 
-// TokenUnavailable answers a request whose forwarded token could not be
+// tokenUnavailable answers a request whose forwarded token could not be
 // refreshed: 503 with Retry-After; the session itself is unaffected.
-func (g *Gateway) TokenUnavailable(w http.ResponseWriter, r *http.Request) {
+func (g *Gateway) tokenUnavailable(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Retry-After", "30")
 	g.fail(w, r, http.StatusServiceUnavailable, "oauth_provider_unavailable", i18n.M("error.provider_unavailable"))
 }
@@ -130,7 +131,7 @@ func (g *Gateway) TokenUnavailable(w http.ResponseWriter, r *http.Request) {
 // site cannot start it for the user.
 func (g *Gateway) reauthorizePage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	returnTo := g.Flow.Sanitize(q.Get("return_to"))
+	returnTo := g.flow.Sanitize(q.Get("return_to"))
 	sess := g.signedIn(w, r, r.URL.RequestURI())
 	if sess == nil {
 		return
@@ -142,8 +143,8 @@ func (g *Gateway) reauthorizePage(w http.ResponseWriter, r *http.Request) {
 	}
 	scopes := strings.Fields(q.Get("scopes"))
 	view := &ui.ReauthorizeView{ProviderName: p.DisplayName(), Provider: p.Name(), Scopes: scopes,
-		ActionURL: g.Prefix + "/account/reauthorize", Connect: true}
-	accounts, err := g.Store.ExternalAccounts(r.Context(), sess.UserID)
+		ActionURL: g.prefix + "/account/reauthorize", Connect: true}
+	accounts, err := g.store.ExternalAccounts(r.Context(), sess.UserID)
 	if err != nil {
 		g.internal(w, r, "reading accounts", err)
 		return
@@ -154,6 +155,6 @@ func (g *Gateway) reauthorizePage(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	g.UI.Render(w, r, http.StatusOK, "reauthorize", ui.Page{Title: i18n.M("reauthorize.title"), Reauthorize: view,
-		ReturnTo: returnTo, CSRFToken: g.Sessions.CSRFToken(sess.ID)})
+	g.ui.Render(w, r, http.StatusOK, "reauthorize", ui.Page{Title: i18n.M("reauthorize.title"), Reauthorize: view,
+		ReturnTo: returnTo, CSRFToken: g.sessions.CSRFToken(sess.ID)})
 }
