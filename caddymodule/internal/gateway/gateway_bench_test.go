@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/access"
 	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
 )
 
 // The pieces of the Caddy handler's request path (handler.go ServeHTTP),
@@ -51,9 +54,8 @@ type signedInGateway struct {
 	sess   *store.Session
 }
 
-func newSignedInGateway(b *testing.B) *signedInGateway {
+func newSignedInGateway(b *testing.B, gw *testGW) *signedInGateway {
 	b.Helper()
-	gw := newTestGW(b, nil)
 	sess, value := gw.signIn(b, "ada")
 	return &signedInGateway{gw: gw, sess: sess, cookie: otherCookies + "; " + session.CookieName + "=" + value}
 }
@@ -106,7 +108,7 @@ func BenchmarkStripGatewayCookies(b *testing.B) {
 }
 
 func BenchmarkIdentityToken(b *testing.B) {
-	g := newSignedInGateway(b)
+	g := newSignedInGateway(b, newTestGW(b, nil))
 	b.Run("cached", func(b *testing.B) {
 		b.ReportAllocs()
 		var token string
@@ -137,7 +139,7 @@ func BenchmarkIdentityToken(b *testing.B) {
 }
 
 func BenchmarkAuthenticate(b *testing.B) {
-	g := newSignedInGateway(b)
+	g := newSignedInGateway(b, newTestGW(b, nil))
 	r := httptest.NewRequest(http.MethodGet, "/dashboard", nil)
 	r.Header = browserHeaders(g.cookie)
 	b.ReportAllocs()
@@ -150,11 +152,17 @@ func BenchmarkAuthenticate(b *testing.B) {
 
 // BenchmarkPassThrough is the Caddy handler's ServeHTTP for a signed-in
 // request up to next.ServeHTTP, without Caddy's replacer: the identity
-// headers stripped, Guard, and the pass's headers set. The header map is
-// reused, so from the second iteration on the strip deletes the identity
-// headers the previous one set (a little more work than a fresh request).
+// headers stripped, Guard, and the pass's headers set, on each store. The
+// store's cache serves the session, so the rows should differ by noise
+// only. The header map is reused, so from the second iteration on the
+// strip deletes the identity headers the previous one set (a little more
+// work than a fresh request).
 func BenchmarkPassThrough(b *testing.B) {
-	g := newSignedInGateway(b)
+	b.Run("badger", func(b *testing.B) { benchPassThrough(b, newSignedInGateway(b, newTestGW(b, nil))) })
+	b.Run("postgres", func(b *testing.B) { benchPassThrough(b, newSignedInGateway(b, newPostgresGW(b))) })
+}
+
+func benchPassThrough(b *testing.B, g *signedInGateway) {
 	policy, err := g.gw.Policy(Route{})
 	if err != nil {
 		b.Fatal(err)
@@ -178,11 +186,32 @@ func BenchmarkPassThrough(b *testing.B) {
 	}
 }
 
+// newPostgresGW is newTestGW on a fresh schema of a private PostgreSQL
+// server; without PostgreSQL the benchmark is skipped.
+func newPostgresGW(b *testing.B) *testGW {
+	b.Helper()
+	server, err := storetest.StartPostgres()
+	if errors.Is(err, storetest.ErrNoPostgres) {
+		b.Skip(err)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { server.Stop() }) // after FreshDSN's cleanup drops the schema
+	clk := storetest.NewClock()
+	pg, err := postgres.Open(context.Background(), postgres.Options{DSN: server.FreshDSN(b), EncryptionKey: make([]byte, 32), Now: clk.Now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { pg.Close() })
+	return newTestGWOn(b, pg, clk, nil)
+}
+
 // BenchmarkAdmitted is what allow_emails and allow_groups add to a request:
 // the linked accounts from the cache, and a match of their verified
 // addresses and groups.
 func BenchmarkAdmitted(b *testing.B) {
-	g := newSignedInGateway(b)
+	g := newSignedInGateway(b, newTestGW(b, nil))
 	rules, err := access.Parse([]string{"*@example.com", "grace@partner.example"}, []string{"dev:admins"}, []string{"dev"})
 	if err != nil {
 		b.Fatal(err)
@@ -198,7 +227,7 @@ func BenchmarkAdmitted(b *testing.B) {
 }
 
 func BenchmarkResolve(b *testing.B) {
-	g := newSignedInGateway(b)
+	g := newSignedInGateway(b, newTestGW(b, nil))
 	ctx := context.Background()
 	require, err := g.gw.Policy(Route{Require: []Requirement{{Provider: "corp"}}})
 	if err != nil {
