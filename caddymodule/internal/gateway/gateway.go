@@ -9,6 +9,7 @@ package gateway
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -161,7 +162,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	sessions, err := session.NewManager(g.store, cfg.CookieSecrets, cmp.Or(cfg.SessionLifetime, defaultSessionLifetime))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cookie secrets: %w", err)
 	}
 	g.sessions = sessions.RememberVerified().WithIdleTimeout(cfg.SessionIdleTimeout)
 	trusted := map[string]bool{}
