@@ -6,6 +6,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
+	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 )
 
@@ -201,4 +202,48 @@ func (pc ProviderConfig) config() provider.Config {
 		cfg.Mapping = *pc.Fields
 	}
 	return cfg
+}
+
+// opsProviders lists the providers for the operations.
+func opsProviders(providers []*provider.Provider) []ops.Provider {
+	out := make([]ops.Provider, len(providers))
+	for i, p := range providers {
+		out[i] = p
+	}
+	return out
+}
+
+// buildProviders turns the config into providers, the dev provider's
+// first; their client secret derives from devSecret. Each needs a name and
+// an issuer of its own: an identity is (issuer, subject), so two providers
+// of one issuer would take each other's identities for their own.
+func (a *App) buildProviders(repl *caddy.Replacer, devSecret []byte) ([]*provider.Provider, error) {
+	var out []*provider.Provider
+	configs := a.Providers
+	if a.DevProvider != nil {
+		devs, err := a.DevProvider.providerConfigs(devSecret)
+		if err != nil {
+			return nil, err
+		}
+		configs = append(devs, configs...)
+	}
+	for _, pc := range configs {
+		p, err := pc.build(repl)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	if _, err := duplicateName(a.providerNames()); err != nil {
+		return nil, err
+	}
+	issuers := map[string]string{}
+	for _, p := range out {
+		if other, ok := issuers[p.Issuer()]; ok {
+			return nil, fmt.Errorf("provider %s: its issuer %s is provider %s's too, so each would take the other's identities for its own; "+
+				"give one an issuer of its own (an oauth2 provider's defaults to its authorize_url's scheme and host)", p.Name(), p.Issuer(), other)
+		}
+		issuers[p.Issuer()] = p.Name()
+	}
+	return out, nil
 }
