@@ -96,7 +96,13 @@ type Config struct {
 	ReauthenticateAfter time.Duration
 	// Console serves the operator console (/admin); nil serves none.
 	Console *console.Console
-	Logger  *zap.Logger
+	// CookieDomain shares the session cookie with every host under it (see
+	// session.Manager.WithDomain). Default: none, a host-only cookie.
+	CookieDomain string
+	// ForwardAuth turns on the verify endpoint for external proxies. Nil:
+	// it answers 404.
+	ForwardAuth *ForwardAuth
+	Logger      *zap.Logger
 }
 
 // Gateway guards requests and serves the gateway's endpoints. Safe for
@@ -121,6 +127,7 @@ type Gateway struct {
 	// redirects is the native redirect allowlist, compiled once per change.
 	redirects redirectAllowlist
 	mux       *http.ServeMux
+	verifier  *verifier // nil without Config.ForwardAuth
 }
 
 // New returns a Gateway; the error names a setting that is wrong.
@@ -164,7 +171,12 @@ func New(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cookie secrets: %w", err)
 	}
-	g.sessions = sessions.RememberVerified().WithIdleTimeout(cfg.SessionIdleTimeout)
+	if cfg.CookieDomain != "" {
+		if err := session.CheckDomain(cfg.CookieDomain); err != nil {
+			return nil, fmt.Errorf("cookie_domain %q: %w", cfg.CookieDomain, err)
+		}
+	}
+	g.sessions = sessions.RememberVerified().WithIdleTimeout(cfg.SessionIdleTimeout).WithDomain(cfg.CookieDomain)
 	trusted := map[string]bool{}
 	for _, p := range g.providers {
 		g.byName[p.Name()] = p
@@ -176,6 +188,11 @@ func New(cfg Config) (*Gateway, error) {
 		LinkByEmail:   func(name string) bool { return trusted[name] },
 		NativeAllowed: g.nativeAllowed})
 	g.mux = g.routes()
+	if cfg.ForwardAuth != nil {
+		if g.verifier, err = g.newVerifier(cfg.ForwardAuth); err != nil {
+			return nil, err
+		}
+	}
 	return g, nil
 }
 
@@ -197,8 +214,14 @@ func (g *Gateway) Owns(path string) bool {
 // as the client sent it (before any handle_path stripping). A path that
 // is not in its clean form gets 404, not a redirect to the clean one.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	rest := strings.TrimPrefix(r.URL.Path, g.prefix)
+	// Proxies ask on every request they pass: verify comes first, and
+	// reads no body.
+	if name, ok := strings.CutPrefix(rest, VerifyPath); ok && (name == "" || name[0] == '/') {
+		g.verify(w, r, strings.TrimPrefix(name, "/"))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	if class := limitClass(rest); class != "" && g.limits != nil {
 		if ok, wait := g.limits.Allow(class, g.clientIP(r)); !ok {
 			metrics.RateLimited.WithLabelValues(class).Inc()

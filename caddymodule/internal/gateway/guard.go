@@ -183,7 +183,7 @@ func (g *Gateway) session(r *http.Request) (*store.Session, *http.Request, error
 // brought back to uri afterwards; anything else gets 401 JSON with
 // sign_in_url.
 func (g *Gateway) challenge(w http.ResponseWriter, r *http.Request, uri string) {
-	signIn := g.prefix + "/sign-in?return_to=" + url.QueryEscape(uri)
+	signIn := g.signInURL(uri)
 	if wantsHTML(r) {
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, signIn, http.StatusFound)
@@ -191,4 +191,9 @@ func (g *Gateway) challenge(w http.ResponseWriter, r *http.Request, uri string) 
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="socialgate"`)
 	writeJSON(w, http.StatusUnauthorized, errorBody("unauthenticated", "Sign in to access this resource.", map[string]any{"sign_in_url": signIn}))
+}
+
+// signInURL is the sign-in page's address that comes back to uri.
+func (g *Gateway) signInURL(uri string) string {
+	return g.prefix + "/sign-in?return_to=" + url.QueryEscape(uri)
 }

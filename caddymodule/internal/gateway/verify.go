@@ -1,0 +1,159 @@
+package gateway
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/forwardauth"
+)
+
+// VerifyPath is, under the prefix, where an external proxy asks whether a
+// request may pass: VerifyPath for the default policy, VerifyPath/<name>
+// for a named one.
+const VerifyPath = "/verify"
+
+// ForwardAuth is the verify endpoint's configuration.
+type ForwardAuth struct {
+	// URL is the gateway's origin as browsers reach it
+	// (https://auth.example.com): verify's sign-in and reauthorize
+	// addresses point there, since the browser is on another host.
+	URL string
+	// Policies are what each verify address asks of a request, by name:
+	// "" is VerifyPath's (every signed-in user the app admits, unless
+	// given), any other VerifyPath/<name>'s. A name that is not here is 404.
+	Policies map[string]Route
+	// Trusted reports whether r comes from a trusted proxy: only such a
+	// proxy may name the original request; any other caller gets 403.
+	Trusted func(r *http.Request) bool
+}
+
+// verifier is the compiled ForwardAuth.
+type verifier struct {
+	origin   string
+	policies map[string]*Policy
+	trusted  func(r *http.Request) bool
+}
+
+// newVerifier checks and compiles fa; the error names the setting.
+func (g *Gateway) newVerifier(fa *ForwardAuth) (*verifier, error) {
+	u, err := url.Parse(fa.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("forward_auth: the gateway's URL %q is not an origin like https://auth.example.com", fa.URL)
+	}
+	if fa.Trusted == nil {
+		return nil, errors.New("forward_auth: no way to tell trusted proxies")
+	}
+	v := &verifier{origin: u.Scheme + "://" + u.Host, policies: map[string]*Policy{}, trusted: fa.Trusted}
+	if _, ok := fa.Policies[""]; !ok {
+		v.policies[""], _ = g.Policy(Route{})
+	}
+	for name, rt := range fa.Policies {
+		if name != "" && !validPolicyName(name) {
+			return nil, fmt.Errorf("forward_auth: policy name %q: want letters, digits, - and _", name)
+		}
+		if v.policies[name], err = g.Policy(rt); err != nil {
+			return nil, fmt.Errorf("forward_auth: policy %q: %w", name, err)
+		}
+	}
+	return v, nil
+}
+
+func validPolicyName(s string) bool {
+	for i := range len(s) {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return s != "" && len(s) <= 64
+}
+
+// forwardedTLS marks a request that reached the trusted proxy over HTTPS:
+// the session cookie's name, and what Guard reads as the request's scheme,
+// follow the browser's connection, not the proxy's.
+var forwardedTLS = &tls.ConnectionState{}
+
+// verify answers an external proxy: 200 with the identity headers (those
+// that Guard's Pass sets upstream) when the original request may pass
+// under the policy name; else what Guard answers, with the sign-in address
+// made absolute on the gateway's URL. A proxy that takes only 2xx, 401 and
+// 403 (the X-Original-URL form: nginx auth_request, ingress-nginx) gets
+// 401 where a browser would have been redirected, with the address in
+// Location for its error_page to follow. It writes nothing to the store.
+func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, name string) {
+	v := g.verifier
+	if v == nil {
+		g.notFound(w, r)
+		return
+	}
+	p, ok := v.policies[name]
+	if !ok {
+		g.fail(w, r, http.StatusNotFound, "no_such_policy", "There is no forward-auth policy of this name.")
+		return
+	}
+	o, err := forwardauth.Read(r.Header, v.trusted(r))
+	if errors.Is(err, forwardauth.ErrUntrusted) {
+		g.fail(w, r, http.StatusForbidden, "untrusted_proxy", "Only a trusted proxy may ask the verify endpoint.")
+		return
+	}
+	if err != nil {
+		g.fail(w, r, http.StatusBadRequest, "invalid_forwarded_request", "The proxy described the original request wrongly: "+err.Error()+".")
+		return
+	}
+	u, err := url.ParseRequestURI(o.URI)
+	if err != nil {
+		g.fail(w, r, http.StatusBadRequest, "invalid_forwarded_request", "The proxy described the original request wrongly: its URI does not parse.")
+		return
+	}
+	// The original request as the browser made it: Guard reads its method,
+	// scheme, path and Accept, and its cookies (the proxy sent them on).
+	orig := *r
+	orig.Method, orig.Host, orig.URL, orig.RequestURI, orig.TLS = o.Method, o.Host, u, o.URI, nil
+	if o.Scheme == "https" {
+		orig.TLS = forwardedTLS
+	}
+	vw := &verifyWriter{ResponseWriter: w, origin: v.origin, redirect: o.Redirect, original: o, signIn: g.signInURL}
+	pass, ok, err := g.Guard(vw, &orig, o.URL(), p)
+	if err != nil {
+		g.logger.Error("verify: deciding", zap.Error(err))
+		g.fail(vw, &orig, Status(err), "unavailable", "The gateway cannot decide now. Please try again.")
+		return
+	}
+	if !ok {
+		return
+	}
+	pass.SetHeaders(w.Header())
+	w.WriteHeader(http.StatusOK)
+}
+
+// verifyWriter turns Guard's answers into a proxy's: addresses on the
+// gateway made absolute, and, for a proxy that does not pass redirects on,
+// a redirect turned into 401.
+type verifyWriter struct {
+	http.ResponseWriter
+	origin   string
+	redirect bool
+	original forwardauth.Original
+	signIn   func(returnTo string) string
+}
+
+func (w *verifyWriter) WriteHeader(code int) {
+	h := w.Header()
+	if loc := h.Get("Location"); strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//") {
+		h.Set("Location", w.origin+loc)
+	}
+	if code == http.StatusUnauthorized && h.Get("Location") == "" {
+		h.Set("Location", w.origin+w.signIn(w.original.URL()))
+	}
+	if !w.redirect && code >= 300 && code < 400 {
+		code = http.StatusUnauthorized
+	}
+	w.ResponseWriter.WriteHeader(code)
+}

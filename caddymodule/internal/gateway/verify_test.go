@@ -1,0 +1,220 @@
+package gateway
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/session"
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
+)
+
+// newVerifyGW is a gateway with forward auth on at https://auth.example.com,
+// whose trusted proxy is the peer 10.0.0.1, with the policy "admins" (corp
+// group admins) and "tokens" (corp's token in X-Auth-Token-Corp).
+func newVerifyGW(t testing.TB) *testGW {
+	return newTestGW(t, func(cfg *Config) {
+		cfg.CookieDomain = "example.com"
+		cfg.ForwardAuth = &ForwardAuth{
+			URL: "https://auth.example.com",
+			Policies: map[string]Route{
+				"admins": {AllowGroups: []string{"corp:admins"}},
+				"tokens": {Forward: []Forward{{Provider: "corp"}}},
+			},
+			Trusted: func(r *http.Request) bool { return strings.HasPrefix(r.RemoteAddr, "10.0.0.1:") },
+		}
+	})
+}
+
+// ask sends a verify request from peer with the given headers.
+func (tg *testGW) ask(path, peer string, h http.Header) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodGet, "http://gateway.internal"+path, nil)
+	r.RemoteAddr = peer
+	for k, v := range h {
+		r.Header[k] = v
+	}
+	w := httptest.NewRecorder()
+	tg.ServeHTTP(w, r)
+	return w
+}
+
+const proxy = "10.0.0.1:5000"
+
+func nginxAsks(rawURL, cookie string, extra ...string) http.Header {
+	h := http.Header{"X-Original-Url": {rawURL}, "X-Original-Method": {"GET"}, "Accept": {"text/html"}}
+	if cookie != "" {
+		h.Set("Cookie", cookie)
+	}
+	for i := 0; i < len(extra); i += 2 {
+		h.Add(extra[i], extra[i+1])
+	}
+	return h
+}
+
+func traefikAsks(host, uri, cookie string, extra ...string) http.Header {
+	h := http.Header{"X-Forwarded-Method": {"GET"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {host},
+		"X-Forwarded-Uri": {uri}, "X-Forwarded-For": {"203.0.113.7"}, "Accept": {"text/html,application/xhtml+xml"}}
+	if cookie != "" {
+		h.Set("Cookie", cookie)
+	}
+	for i := 0; i < len(extra); i += 2 {
+		h.Add(extra[i], extra[i+1])
+	}
+	return h
+}
+
+func TestVerify_AnswersIdentityForALiveSession(t *testing.T) {
+	tg := newVerifyGW(t)
+	s, cookie := tg.signIn(t, "ada")
+	c := session.DomainCookieName + "=" + cookie
+	for name, h := range map[string]http.Header{
+		"nginx":   nginxAsks("https://app1.example.com/a?b=c", c),
+		"traefik": traefikAsks("app2.example.com", "/x", c),
+	} {
+		w := tg.ask("/_auth/verify", proxy, h)
+		if w.Code != http.StatusOK {
+			t.Fatalf("%s: verify = %d %s, want 200", name, w.Code, w.Body)
+		}
+		if got := w.Header().Get("X-Auth-User-Id"); got != s.UserID {
+			t.Errorf("%s: X-Auth-User-Id = %q, want %q", name, got, s.UserID)
+		}
+		if got := w.Header().Get("X-Auth-User-Email"); got != "ada@example.com" {
+			t.Errorf("%s: X-Auth-User-Email = %q", name, got)
+		}
+		if claims := tg.claims(t, w.Header().Get("X-Auth-Jwt")); claims.Subject != s.UserID {
+			t.Errorf("%s: the identity token is for %q", name, claims.Subject)
+		}
+		if w.Body.Len() != 0 {
+			t.Errorf("%s: a body on 200: %q", name, w.Body)
+		}
+	}
+}
+
+func TestVerify_NoSessionIsASignInOnTheGatewaysOrigin(t *testing.T) {
+	tg := newVerifyGW(t)
+	want := "https://auth.example.com/_auth/sign-in?return_to=" + url.QueryEscape("https://app1.example.com/a?b=c")
+
+	// nginx takes only 2xx, 401 and 403: 401, the address in Location.
+	w := tg.ask("/_auth/verify", proxy, nginxAsks("https://app1.example.com/a?b=c", ""))
+	if w.Code != http.StatusUnauthorized || w.Header().Get("Location") != want {
+		t.Fatalf("nginx: verify = %d Location %q, want 401 %q", w.Code, w.Header().Get("Location"), want)
+	}
+	// Traefik passes the answer to the browser: a navigation is redirected.
+	w = tg.ask("/_auth/verify", proxy, traefikAsks("app1.example.com", "/a?b=c", ""))
+	if w.Code != http.StatusFound || w.Header().Get("Location") != want {
+		t.Fatalf("traefik: verify = %d Location %q, want 302 %q", w.Code, w.Header().Get("Location"), want)
+	}
+	// A fetch through Traefik gets 401 JSON, and the address in Location.
+	h := traefikAsks("app1.example.com", "/a?b=c", "")
+	h.Set("Accept", "application/json")
+	w = tg.ask("/_auth/verify", proxy, h)
+	if w.Code != http.StatusUnauthorized || w.Header().Get("Location") != want || !strings.Contains(w.Body.String(), "unauthenticated") {
+		t.Fatalf("traefik fetch: verify = %d Location %q %s", w.Code, w.Header().Get("Location"), w.Body)
+	}
+}
+
+func TestVerify_OnlyATrustedProxyNamesTheRequest(t *testing.T) {
+	tg := newVerifyGW(t)
+	_, cookie := tg.signIn(t, "ada")
+	c := session.DomainCookieName + "=" + cookie
+	for name, tc := range map[string]struct {
+		peer string
+		h    http.Header
+		want int
+	}{
+		"a client calling verify itself":        {"203.0.113.7:1234", nginxAsks("https://app1.example.com/", c), http.StatusForbidden},
+		"a client calling without headers":      {"203.0.113.7:1234", http.Header{"Cookie": {c}}, http.StatusForbidden},
+		"a client's X-Original-URL via Traefik": {proxy, traefikAsks("app1.example.com", "/", c, "X-Original-Url", "https://evil.test/"), http.StatusBadRequest},
+		"a client's X-Forwarded-Uri via nginx":  {proxy, nginxAsks("https://app1.example.com/", c, "X-Forwarded-Uri", "/x"), http.StatusBadRequest},
+		"a second host":                         {proxy, traefikAsks("app1.example.com", "/", c, "X-Forwarded-Host", "evil.test"), http.StatusBadRequest},
+		"userinfo in the URL":                   {proxy, nginxAsks("https://app1.example.com@evil.test/", c), http.StatusBadRequest},
+		"no original URL at all":                {proxy, http.Header{"Cookie": {c}}, http.StatusBadRequest},
+		"a policy that does not exist":          {proxy, nginxAsks("https://app1.example.com/", c), http.StatusNotFound},
+	} {
+		path := "/_auth/verify"
+		if name == "a policy that does not exist" {
+			path += "/nope"
+		}
+		w := tg.ask(path, tc.peer, tc.h)
+		if w.Code != tc.want {
+			t.Errorf("%s: verify = %d %s, want %d", name, w.Code, w.Body, tc.want)
+		}
+		if w.Header().Get("X-Auth-User-Id") != "" || w.Header().Get("X-Auth-Jwt") != "" {
+			t.Errorf("%s: identity headers on a refusal", name)
+		}
+	}
+}
+
+func TestVerify_TheCookieFollowsTheBrowsersScheme(t *testing.T) {
+	tg := newVerifyGW(t)
+	_, cookie := tg.signIn(t, "ada")
+	// Over HTTPS only the __Secure- domain cookie counts: a plain-named
+	// one (which a plain-HTTP answer can plant) is no session there.
+	w := tg.ask("/_auth/verify", proxy, nginxAsks("https://app1.example.com/", session.CookieName+"="+cookie))
+	if w.Code != http.StatusUnauthorized {
+		t.Fatalf("a plain cookie on an HTTPS request: verify = %d, want 401", w.Code)
+	}
+	w = tg.ask("/_auth/verify", proxy, nginxAsks("http://app1.example.com/", session.CookieName+"="+cookie))
+	if w.Code != http.StatusOK {
+		t.Fatalf("a plain cookie on an HTTP request: verify = %d, want 200", w.Code)
+	}
+}
+
+func TestVerify_NamedPoliciesApplyTheirRules(t *testing.T) {
+	tg := newVerifyGW(t)
+	_, cookie := tg.signIn(t, "ada")
+	c := session.DomainCookieName + "=" + cookie
+	// ada is in no group: the admins policy refuses her, 403 for nginx too.
+	w := tg.ask("/_auth/verify/admins", proxy, nginxAsks("https://admin.example.com/", c))
+	if w.Code != http.StatusForbidden || w.Header().Get("X-Auth-User-Id") != "" {
+		t.Fatalf("admins: verify = %d, want 403", w.Code)
+	}
+	// The tokens policy forwards corp's access token.
+	w = tg.ask("/_auth/verify/tokens", proxy, nginxAsks("https://api.example.com/", c))
+	if w.Code != http.StatusOK || w.Header().Get("X-Auth-Token-Corp") != "at-ada" {
+		t.Fatalf("tokens: verify = %d, token %q", w.Code, w.Header().Get("X-Auth-Token-Corp"))
+	}
+	// A member of admins passes.
+	res := tg.user(t, "root", func(a *store.ExternalAccount) { a.Groups = []string{"admins"} })
+	rec := httptest.NewRecorder()
+	if _, err := tg.sessions.Start(t.Context(), rec, httptest.NewRequest(http.MethodGet, "https://auth.example.com/", nil), res.User, nil, session.Auth{AccountID: res.Account.ID}); err != nil {
+		t.Fatal(err)
+	}
+	var root string
+	for _, ck := range rec.Result().Cookies() {
+		if ck.MaxAge > 0 {
+			root = ck.Name + "=" + ck.Value
+		}
+	}
+	w = tg.ask("/_auth/verify/admins", proxy, nginxAsks("https://admin.example.com/", root))
+	if w.Code != http.StatusOK {
+		t.Fatalf("a member of admins: verify = %d %s", w.Code, w.Body)
+	}
+}
+
+func TestVerify_OffWithoutForwardAuth(t *testing.T) {
+	tg := newTestGW(t, nil)
+	w := tg.ask("/_auth/verify", proxy, nginxAsks("https://app1.example.com/", ""))
+	if w.Code != http.StatusNotFound {
+		t.Fatalf("verify without forward_auth = %d, want 404", w.Code)
+	}
+}
+
+func TestVerify_ConfigMistakesFailAtLoad(t *testing.T) {
+	trusted := func(*http.Request) bool { return true }
+	for name, fa := range map[string]*ForwardAuth{
+		"a URL with a path":      {URL: "https://auth.example.com/x", Trusted: trusted},
+		"a URL without a scheme": {URL: "auth.example.com", Trusted: trusted},
+		"no trust":               {URL: "https://auth.example.com"},
+		"a bad policy name":      {URL: "https://auth.example.com", Trusted: trusted, Policies: map[string]Route{"a/b": {}}},
+		"an unknown provider":    {URL: "https://auth.example.com", Trusted: trusted, Policies: map[string]Route{"x": {Require: []Requirement{{Provider: "nope"}}}}},
+	} {
+		_, err := New(Config{Store: newTestGW(t, nil).st, Identity: newTestGW(t, nil).identity,
+			CookieSecrets: [][]byte{[]byte(strings.Repeat("k", 32))}, ForwardAuth: fa})
+		if err == nil || !strings.Contains(err.Error(), "forward_auth") {
+			t.Errorf("%s: New = %v, want an error naming forward_auth", name, err)
+		}
+	}
+}
