@@ -43,10 +43,17 @@ type Original struct {
 	// X-Original-URL form (nginx auth_request, ingress-nginx) accepts only
 	// 2xx, 401 and 403: such a proxy gets 401 and redirects itself.
 	Redirect bool
+	// url is the absolute URL when the proxy sent it as such.
+	url string
 }
 
 // URL returns the original request's absolute URL.
-func (o Original) URL() string { return o.Scheme + "://" + o.Host + o.URI }
+func (o Original) URL() string {
+	if o.url != "" {
+		return o.url
+	}
+	return o.Scheme + "://" + o.Host + o.URI
+}
 
 // Read returns the original request described by h, the headers of a
 // verify request; trusted reports that the request came from a trusted
@@ -92,7 +99,14 @@ func fromOriginalURL(raw string, h http.Header) (Original, error) {
 			uri = "/" + uri
 		}
 	}
-	return build(one(h, "X-Original-Method"), scheme, host, uri, false)
+	o, err := build(one(h, "X-Original-Method"), scheme, host, uri, false)
+	// Most proxies send the URL as URL() would write it: keep it, which
+	// spares building it again.
+	if err == nil && len(raw) == len(o.Scheme)+3+len(o.Host)+len(o.URI) &&
+		strings.HasPrefix(raw, o.Scheme) && strings.HasPrefix(rest, o.Host) && strings.HasSuffix(raw, o.URI) {
+		o.url = raw
+	}
+	return o, err
 }
 
 // fromForwarded reads the Traefik and Caddy form.

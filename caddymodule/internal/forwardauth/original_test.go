@@ -39,6 +39,10 @@ func TestRead_TheFormsEachProxySends(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := Read(tt.h, true)
+			if got.URL() != tt.want.URL() {
+				t.Errorf("URL() = %q, want %q", got.URL(), tt.want.URL())
+			}
+			got.url = ""
 			if err != nil || got != tt.want {
 				t.Fatalf("Read = %+v, %v; want %+v", got, err, tt.want)
 			}

@@ -107,23 +107,23 @@ func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, name string) {
 		g.fail(w, r, http.StatusBadRequest, "invalid_forwarded_request", "The proxy described the original request wrongly: "+err.Error()+".")
 		return
 	}
-	u, err := url.ParseRequestURI(o.URI)
-	if err != nil {
-		g.fail(w, r, http.StatusBadRequest, "invalid_forwarded_request", "The proxy described the original request wrongly: its URI does not parse.")
-		return
-	}
 	// The original request as the browser made it: Guard reads its method,
 	// scheme, path and Accept, and its cookies (the proxy sent them on).
-	orig := *r
-	orig.Method, orig.Host, orig.URL, orig.RequestURI, orig.TLS = o.Method, o.Host, u, o.URI, nil
+	// One allocation holds it, its URL and the writer.
+	c := &verifyCall{req: *r, w: verifyWriter{ResponseWriter: w, origin: v.origin, redirect: o.Redirect, original: o, signIn: g.signInURL}}
+	if !c.setURL(o.URI) {
+		g.fail(w, r, http.StatusBadRequest, "invalid_forwarded_request", "The proxy described the original request wrongly: its path does not decode.")
+		return
+	}
+	orig, vw := &c.req, &c.w
+	orig.Method, orig.Host, orig.URL, orig.RequestURI, orig.TLS = o.Method, o.Host, &c.url, o.URI, nil
 	if o.Scheme == "https" {
 		orig.TLS = forwardedTLS
 	}
-	vw := &verifyWriter{ResponseWriter: w, origin: v.origin, redirect: o.Redirect, original: o, signIn: g.signInURL}
-	pass, ok, err := g.Guard(vw, &orig, o.URL(), p)
+	pass, ok, err := g.Guard(vw, orig, o.URL(), p)
 	if err != nil {
 		g.logger.Error("verify: deciding", zap.Error(err))
-		g.fail(vw, &orig, Status(err), "unavailable", "The gateway cannot decide now. Please try again.")
+		g.fail(vw, orig, Status(err), "unavailable", "The gateway cannot decide now. Please try again.")
 		return
 	}
 	if !ok {
@@ -131,6 +131,28 @@ func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	pass.SetHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
+}
+
+// verifyCall is one verify request's original request and writer.
+type verifyCall struct {
+	req http.Request
+	url url.URL
+	w   verifyWriter
+}
+
+// setURL sets c.url to the origin-form uri (which forwardauth.Read
+// checked), decoding the path only when it holds a percent-escape.
+func (c *verifyCall) setURL(uri string) bool {
+	path, query, _ := strings.Cut(uri, "?")
+	c.url.Path, c.url.RawQuery = path, query
+	if strings.Contains(path, "%") {
+		decoded, err := url.PathUnescape(path)
+		if err != nil {
+			return false
+		}
+		c.url.Path, c.url.RawPath = decoded, path
+	}
+	return true
 }
 
 // verifyWriter turns Guard's answers into a proxy's: addresses on the
