@@ -150,6 +150,21 @@ type App struct {
 	// and path). Default: none.
 	ReturnURLs []string `json:"return_urls,omitempty"`
 
+	// ReturnHosts are hosts any URL of which a browser may be sent back to
+	// after sign-in or sign-out: app.example.com, or *.example.com for
+	// every subdomain; https unless written http://host:port. Default: none.
+	ReturnHosts []string `json:"return_hosts,omitempty"`
+
+	// CookieDomain shares the session cookie with every host under this
+	// domain (example.com), for single sign-on across subdomains: every
+	// host under it is then trusted with sessions (docs/forward-auth.md).
+	// Default: none, a __Host- cookie for the gateway's host alone.
+	CookieDomain string `json:"cookie_domain,omitempty"`
+
+	// ForwardAuth turns on <prefix>/verify for external proxies. Default:
+	// off (404).
+	ForwardAuth *ForwardAuth `json:"forward_auth,omitempty"`
+
 	// AllowEmails admits only users with a verified email address among
 	// these: ada@example.com, or a whole domain, *@example.com (any case).
 	// A first sign-in by anyone else creates no user; a signed-in user the
@@ -296,6 +311,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("return_urls: %w", err)
 	}
+	if err := returnTo.AllowHosts(a.ReturnHosts); err != nil {
+		return fmt.Errorf("return_hosts: %w", err)
+	}
 	names := make([]string, 0, len(providers))
 	for _, p := range providers {
 		names = append(names, p.Name())
@@ -379,6 +397,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		SessionIdleTimeout:     idle,
 		FlowTimeout:            time.Duration(a.FlowTimeout),
 		ReauthenticateAfter:    time.Duration(a.ReauthenticateAfter),
+		CookieDomain:           a.CookieDomain,
+		ForwardAuth:            a.ForwardAuth.gatewayConfig(),
 		Logger:                 a.logger,
 	})
 	return err

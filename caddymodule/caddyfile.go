@@ -92,6 +92,13 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		identity_audience <aud...>
 //		identity_key_delay <duration>
 //		return_urls      <url...>
+//		return_hosts     <[scheme://]host[:port]...>
+//		cookie_domain    <domain>
+//		forward_auth     <url> {
+//			policy <name> {
+//				<socialgate handler options>
+//			}
+//		}
 //		allow_emails     <address|*@domain...>
 //		allow_groups     <provider:group...>
 //		admins           <address|*@domain|provider:group...>
@@ -166,6 +173,14 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = zeroOrDurationArg(d, &a.IdentityKeyDelay)
 		case "return_urls":
 			a.ReturnURLs, err = someArgs(d)
+		case "return_hosts":
+			var hosts []string
+			hosts, err = someArgs(d)
+			a.ReturnHosts = append(a.ReturnHosts, hosts...)
+		case "cookie_domain":
+			err = oneArg(d, &a.CookieDomain)
+		case "forward_auth":
+			a.ForwardAuth, err = parseForwardAuth(d)
 		case "allow_emails":
 			var rules []string
 			rules, err = someArgs(d)

@@ -22,6 +22,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
+	"github.com/socialgate/socialgate/caddymodule/internal/session"
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
 )
 
@@ -32,7 +33,8 @@ var (
 		"id_token_session_lifetime", "session_cache", "session_idle_timeout", "reauthenticate_after", "flow_timeout",
 		"token_refresh_skew", "api_key", "identity_issuer", "identity_audience", "identity_key_delay", "return_urls",
 		"allow_emails", "allow_groups", "admins", "redirect_urls", "rate_limit", "rate_limit_ipv6_prefix", "app_name", "logo_url",
-		"accent", "templates", "messages", "locale", "webhook"}
+		"accent", "templates", "messages", "locale", "webhook", "cookie_domain", "return_hosts", "forward_auth"}
+	forwardAuthOptions = []string{"policy"}
 	postgresOptions    = []string{"dsn", "secret", "max_conns", "connect_timeout"}
 	devProviderOptions = []string{"listen", "access_token_lifetime", "link_by_email", "allow_remote", "provider"}
 	devIdentityOptions = []string{"display_name", "sign_in", "link_by_email", "grants"}
@@ -46,7 +48,7 @@ var (
 	// These options may be written more than once: their values add up.
 	// Any other written twice is a mistake (the second would silently win);
 	// rate_limit is set per class, a later line winning.
-	appRepeatable      = []string{"provider", "webhook", "api_key", "allow_emails", "allow_groups", "admins", "redirect_urls", "rate_limit"}
+	appRepeatable      = []string{"provider", "webhook", "api_key", "allow_emails", "allow_groups", "admins", "redirect_urls", "rate_limit", "return_hosts"}
 	providerRepeatable = []string{"scopes", "native_client_ids", "groups_from", "bundle_ids", "auth_param"}
 	handlerRepeatable  = []string{"require", "forward_token", "allow_emails", "allow_groups"}
 )
@@ -184,6 +186,17 @@ func (c *appCheck) option(a *App) error {
 		}
 	case "redirect_urls":
 		err = checkRedirectURLs(a.RedirectURLs)
+	case "return_hosts":
+		var v *redirect.ReturnTo
+		if v, err = redirect.NewReturnTo(nil); err == nil {
+			if err = v.AllowHosts(a.ReturnHosts); err != nil {
+				err = fmt.Errorf("return_hosts: %w", err)
+			}
+		}
+	case "cookie_domain":
+		if err = session.CheckDomain(a.CookieDomain); err != nil {
+			err = fmt.Errorf("cookie_domain %q: %w", a.CookieDomain, err)
+		}
 	case "allow_emails":
 		_, err = access.Parse(a.AllowEmails, nil, nil)
 	case "admins":

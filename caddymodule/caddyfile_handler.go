@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
@@ -40,56 +41,65 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 		if err := check.note(h.Dispenser); err != nil {
 			return nil, err
 		}
-		switch h.Val() {
-		case "public":
-			if h.NextArg() {
-				return nil, h.ArgErr()
-			}
-			handler.Public = true
-		case "require":
-			args := h.RemainingArgs()
-			if len(args) == 0 || len(args) == 2 || (len(args) > 2 && args[1] != "scopes") {
-				return nil, h.Errf("require: want <provider> [scopes <scope...>]")
-			}
-			req := Requirement{Provider: args[0]}
-			if len(args) > 2 {
-				req.Scopes = args[2:]
-			}
-			handler.Require = append(handler.Require, req)
-		case "forward_token":
-			args := h.RemainingArgs()
-			switch {
-			case len(args) == 1:
-				handler.ForwardTokens = append(handler.ForwardTokens, ForwardToken{Provider: args[0]})
-			case len(args) == 3 && args[1] == "header":
-				handler.ForwardTokens = append(handler.ForwardTokens, ForwardToken{Provider: args[0], Header: args[2]})
-			default:
-				return nil, h.Errf("forward_token: want <provider> [header <name>]")
-			}
-		case "allow_emails":
-			rules := h.RemainingArgs()
-			if len(rules) == 0 {
-				return nil, h.Errf("allow_emails: want <address|*@domain...>")
-			}
-			handler.AllowEmails = append(handler.AllowEmails, rules...)
-		case "allow_groups":
-			rules := h.RemainingArgs()
-			if len(rules) == 0 {
-				return nil, h.Errf("allow_groups: want <provider:group...>")
-			}
-			handler.AllowGroups = append(handler.AllowGroups, rules...)
-		case "identity_audience":
-			aud := h.RemainingArgs()
-			if len(aud) == 0 {
-				return nil, h.Errf("identity_audience: want <aud...>")
-			}
-			handler.IdentityAudience = aud
-		default:
-			return nil, unknownOption(h.Dispenser, handlerOptions, "unrecognized socialgate option %q", h.Val())
+		if err := parseHandlerOption(h.Dispenser, handler); err != nil {
+			return nil, err
 		}
 		if err := check.option(handler); err != nil {
 			return nil, err
 		}
 	}
 	return handler, nil
+}
+
+// parseHandlerOption parses the handler option at d's cursor into handler:
+// the options of a socialgate block, which a forward_auth policy shares.
+func parseHandlerOption(d *caddyfile.Dispenser, handler *Handler) error {
+	switch d.Val() {
+	case "public":
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		handler.Public = true
+	case "require":
+		args := d.RemainingArgs()
+		if len(args) == 0 || len(args) == 2 || (len(args) > 2 && args[1] != "scopes") {
+			return d.Errf("require: want <provider> [scopes <scope...>]")
+		}
+		req := Requirement{Provider: args[0]}
+		if len(args) > 2 {
+			req.Scopes = args[2:]
+		}
+		handler.Require = append(handler.Require, req)
+	case "forward_token":
+		args := d.RemainingArgs()
+		switch {
+		case len(args) == 1:
+			handler.ForwardTokens = append(handler.ForwardTokens, ForwardToken{Provider: args[0]})
+		case len(args) == 3 && args[1] == "header":
+			handler.ForwardTokens = append(handler.ForwardTokens, ForwardToken{Provider: args[0], Header: args[2]})
+		default:
+			return d.Errf("forward_token: want <provider> [header <name>]")
+		}
+	case "allow_emails":
+		rules := d.RemainingArgs()
+		if len(rules) == 0 {
+			return d.Errf("allow_emails: want <address|*@domain...>")
+		}
+		handler.AllowEmails = append(handler.AllowEmails, rules...)
+	case "allow_groups":
+		rules := d.RemainingArgs()
+		if len(rules) == 0 {
+			return d.Errf("allow_groups: want <provider:group...>")
+		}
+		handler.AllowGroups = append(handler.AllowGroups, rules...)
+	case "identity_audience":
+		aud := d.RemainingArgs()
+		if len(aud) == 0 {
+			return d.Errf("identity_audience: want <aud...>")
+		}
+		handler.IdentityAudience = aud
+	default:
+		return unknownOption(d, handlerOptions, "unrecognized socialgate option %q", d.Val())
+	}
+	return nil
 }

@@ -51,6 +51,11 @@ func withSite(lines string) string {
 }
 
 var brokenCaddyfiles = []brokenCaddyfile{
+	{"cookie_domain with a leading dot", global("\t\tcookie_domain .example.com"), 3, "cookie_domain \".example.com\": want a host name, like example.com, without a leading dot, a scheme or a port"},
+	{"return_hosts with a path", global("\t\treturn_hosts app.example.com/back"), 3, "return_hosts: return-to host \"app.example.com/back\": has a path or query: write the host only"},
+	{"return_hosts of a whole top-level domain", global("\t\treturn_hosts *.com"), 3, "return_hosts: return-to host \"*.com\": names every subdomain of a top-level domain"},
+	{"forward_auth with an unknown option", global("\t\tdev_provider\n\t\tforward_auth https://auth.example.com {\n\t\t\tpolicies admins\n\t\t}"), 5, "unrecognized forward_auth option \"policies\" (want one of policy)"},
+	{"forward_auth policy with a typo", global("\t\tdev_provider\n\t\tforward_auth https://auth.example.com {\n\t\t\tpolicy admins {\n\t\t\t\tallow_group dev:admins\n\t\t\t}\n\t\t}"), 6, "unrecognized socialgate option \"allow_group\" (did you mean allow_groups?)"},
 	{"google without client_secret", global("\t\tprovider google {\n\t\t\tclient_id abc.apps.googleusercontent.com\n\t\t}"), 3,
 		"provider google: client_secret is required: write the secret the provider issued with the client id, like client_secret {env.GOOGLE_CLIENT_SECRET}"},
 	{"provider without client_id", global("\t\tprovider github {\n\t\t\tclient_secret {env.GITHUB_CLIENT_SECRET}\n\t\t}"), 3,

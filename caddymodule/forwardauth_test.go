@@ -1,0 +1,355 @@
+package caddymodule_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// These tests put the gateway behind real proxies: nginx with auth_request
+// (the configuration of docs/forward-auth.md) and Caddy's own forward_auth,
+// on hosts under sso.test that every client here resolves to 127.0.0.1.
+// The gateway is auth.sso.test; app1 and app2 are behind nginx, app3
+// behind Caddy's forward_auth.
+
+// ssoEnv is the running set-up.
+type ssoEnv struct {
+	*env
+	gwPort, nginxPort int
+	Auth              string // http://auth.sso.test:gwPort
+	App1, App2, App3  string
+}
+
+// nginxBin is Debian's nginx, which .ci/run installs.
+const nginxBin = "/usr/sbin/nginx"
+
+func newSSOEnv(t *testing.T) *ssoEnv {
+	t.Helper()
+	if _, err := os.Stat(nginxBin); err != nil {
+		t.Skip("nginx is not installed (.ci/run installs it)")
+	}
+	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: freePort(t), devPort: freePort(t)}
+	s := &ssoEnv{env: e, gwPort: e.port, nginxPort: freePort(t)}
+	s.Auth = fmt.Sprintf("http://auth.sso.test:%d", s.gwPort)
+	s.App1 = fmt.Sprintf("http://app1.sso.test:%d", s.nginxPort)
+	s.App2 = fmt.Sprintf("http://app2.sso.test:%d", s.nginxPort)
+	s.App3 = fmt.Sprintf("http://app3.sso.test:%d", s.gwPort)
+	e.DevURL = fmt.Sprintf("http://127.0.0.1:%d", e.devPort)
+	e.Base = s.Auth
+	if err := loadCaddyfile(s.caddyfile()); err != nil {
+		t.Fatalf("loading config: %v", err)
+	}
+	e.stopAtCleanup()
+	s.startNginx()
+	return s
+}
+
+func (s *ssoEnv) caddyfile() string {
+	return fmt.Sprintf(`{
+	admin off
+	persist_config off
+	auto_https off
+	log {
+		output file %[1]s/debug.log
+		level DEBUG
+		%[2]s
+	}
+	storage file_system %[1]s/caddy
+	servers {
+		trusted_proxies static 127.0.0.1/32
+		trusted_proxies_strict
+	}
+	socialgate {
+		storage %[1]s/socialgate
+		dev_provider 127.0.0.1:%[3]d
+		cookie_domain sso.test
+		return_hosts http://*.sso.test:%[4]d http://*.sso.test:%[5]d
+		forward_auth http://auth.sso.test:%[5]d {
+			policy nobody {
+				allow_emails nobody@example.com
+			}
+		}
+	}
+}
+http://auth.sso.test:%[5]d {
+	socialgate
+	respond "gateway home"
+}
+http://app3.sso.test:%[5]d {
+	forward_auth 127.0.0.1:%[5]d {
+		uri /_auth/verify
+		header_up Host auth.sso.test:%[5]d
+		copy_headers X-Auth-User-Id X-Auth-User-Email X-Auth-Jwt
+	}
+	reverse_proxy %[6]s
+}
+`, s.Storage, logFilter(s.t), s.devPort, s.nginxPort, s.gwPort, s.Upstream.Addr())
+}
+
+// nginxConf is docs/forward-auth.md's nginx configuration, on the test's
+// ports and paths.
+func (s *ssoEnv) nginxConf(dir string) string {
+	return fmt.Sprintf(`daemon off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 64; }
+http {
+	access_log off;
+	client_body_temp_path %[1]s/body;
+	proxy_temp_path %[1]s/proxy;
+	fastcgi_temp_path %[1]s/fastcgi;
+	uwsgi_temp_path %[1]s/uwsgi;
+	scgi_temp_path %[1]s/scgi;
+
+	server {
+		listen 127.0.0.1:%[2]d;
+		server_name app1.sso.test app2.sso.test;
+
+		location = /_socialgate_verify {
+			internal;
+			proxy_pass http://127.0.0.1:%[3]d/_auth/verify;
+			proxy_pass_request_body off;
+			proxy_set_header Content-Length "";
+			proxy_set_header Host auth.sso.test:%[3]d;
+			proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+			proxy_set_header X-Original-Method $request_method;
+			proxy_set_header X-Forwarded-Uri "";
+		}
+
+		location / {
+			auth_request /_socialgate_verify;
+			auth_request_set $auth_location $upstream_http_location;
+			error_page 401 =302 $auth_location;
+
+			auth_request_set $auth_user_id $upstream_http_x_auth_user_id;
+			auth_request_set $auth_user_email $upstream_http_x_auth_user_email;
+			auth_request_set $auth_user_name $upstream_http_x_auth_user_name;
+			auth_request_set $auth_jwt $upstream_http_x_auth_jwt;
+			proxy_set_header X-Auth-User-Id $auth_user_id;
+			proxy_set_header X-Auth-User-Email $auth_user_email;
+			proxy_set_header X-Auth-User-Name $auth_user_name;
+			proxy_set_header X-Auth-Jwt $auth_jwt;
+			proxy_pass http://%[4]s;
+		}
+	}
+}
+`, dir, s.nginxPort, s.gwPort, s.Upstream.Addr())
+}
+
+func (s *ssoEnv) startNginx() {
+	t := s.t
+	dir := filepath.Join(s.Storage, "nginx")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(s.nginxConf(dir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(nginxBin, "-p", dir, "-c", conf)
+	if out, err := exec.Command(nginxBin, "-t", "-p", dir, "-c", conf).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t: %v\n%s", err, out)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if log, _ := os.ReadFile(filepath.Join(dir, "error.log")); t.Failed() {
+			t.Logf("nginx error.log:\n%s", log)
+		}
+	})
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.nginxPort)); err == nil {
+			c.Close()
+			return
+		}
+	}
+	t.Fatal("nginx did not start listening")
+}
+
+// ssoBrowser is a test browser that resolves every *.sso.test host to
+// 127.0.0.1.
+func ssoBrowser(t *testing.T) *browser {
+	b := newBrowser(t)
+	tr := testTransport().Clone()
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, port, _ := net.SplitHostPort(addr)
+		if strings.HasSuffix(host, ".sso.test") {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	jar, _ := cookiejar.New(nil)
+	b.c.Transport, b.c.Jar = tr, jar
+	return b
+}
+
+// signInAt opens appURL unauthenticated, expects to be sent to the
+// gateway's sign-in page with appURL to come back to, signs in as ada at
+// the dev provider, and returns the page the browser lands on.
+func (s *ssoEnv) signInAt(b *browser, appURL string) (*http.Response, string) {
+	t := s.t
+	resp, _ := b.get(appURL)
+	signIn := location(t, resp)
+	want := s.Auth + "/_auth/sign-in?return_to=" + url.QueryEscape(appURL)
+	if signIn != want {
+		t.Fatalf("GET %s sent the browser to %s, want %s", appURL, signIn, want)
+	}
+	resp, page := b.get(signIn)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in page: %d", resp.StatusCode)
+	}
+	action := formAction.FindStringSubmatch(page)
+	returnTo := strings.TrimSuffix(strings.SplitN(page, `name="return_to" value="`, 2)[1], "")
+	returnTo = htmlUnescape(returnTo[:strings.IndexByte(returnTo, '"')])
+	if returnTo != appURL {
+		t.Fatalf("the sign-in page comes back to %q, want %q", returnTo, appURL)
+	}
+	resp, _ = b.post(s.Auth+htmlUnescape(action[1]), url.Values{"return_to": {returnTo}})
+	resp, body, _ := b.atDevProvider(location(t, resp), ada)
+	return b.follow(resp, body)
+}
+
+func TestForwardAuth_NginxAuthRequest_SignInOnceForEveryApp(t *testing.T) {
+	s := newSSOEnv(t)
+	b := ssoBrowser(t)
+
+	// Without a session: sent to sign in, nothing reaches the app.
+	resp, _ := s.signInAt(b, s.App1+"/reports?year=2024&q=a%20b")
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.String() != s.App1+"/reports?year=2024&q=a%20b" {
+		t.Fatalf("after sign-in the browser is at %s (%d), want the app's page", resp.Request.URL, resp.StatusCode)
+	}
+	got := s.Upstream.Last(t)
+	uid := got.Get("X-Auth-User-Id")
+	if uid == "" || got.Get("X-Auth-User-Email") != "ada@example.com" || got.Get("X-Auth-Jwt") == "" {
+		t.Fatalf("the app got no identity: %v", got)
+	}
+
+	// app2, another host under the cookie domain: signed in already.
+	resp, _ = b.get(s.App2 + "/")
+	if resp.StatusCode != http.StatusOK || s.Upstream.Last(t).Get("X-Auth-User-Id") != uid {
+		t.Fatalf("app2: %d, user %q; want the same user without signing in", resp.StatusCode, s.Upstream.Last(t).Get("X-Auth-User-Id"))
+	}
+
+	// Identity headers a client sends are replaced, whatever it spells.
+	req, _ := http.NewRequest(http.MethodGet, s.App1+"/", nil)
+	req.Header.Set("X-Auth-User-Id", "user_evil")
+	req.Header.Set("X-Auth-User-Email", "root@example.com")
+	req.Header.Set("X-Auth-Jwt", "forged")
+	resp, _ = b.do(req)
+	got = s.Upstream.Last(t)
+	if resp.StatusCode != http.StatusOK || got.Get("X-Auth-User-Id") != uid || got.Get("X-Auth-User-Email") != "ada@example.com" || got.Get("X-Auth-Jwt") == "forged" {
+		t.Fatalf("spoofed headers reached the app: %v", got)
+	}
+
+	// Sign-out at the gateway ends the session for every app, and a copy
+	// of the cookie kept from before is dead too.
+	var kept string
+	for _, c := range b.c.Jar.Cookies(mustURL(s.App1)) {
+		if strings.HasSuffix(c.Name, "socialgate_session") {
+			kept = c.Name + "=" + c.Value
+		}
+	}
+	if kept == "" {
+		t.Fatal("no session cookie for app1's host")
+	}
+	n := len(s.Upstream.Requests())
+	if resp = b.signOut(s.env, s.App2+"/bye"); location(t, resp) != s.App2+"/bye" {
+		t.Errorf("sign-out sent the browser to %s, want back to app2", location(t, resp))
+	}
+	for _, app := range []string{s.App1, s.App2, s.App3} {
+		resp, _ = b.get(app + "/")
+		if resp.StatusCode != http.StatusFound || !strings.HasPrefix(location(t, resp), s.Auth+"/_auth/sign-in?") {
+			t.Errorf("%s after sign-out: %d, want a sign-in redirect", app, resp.StatusCode)
+		}
+	}
+	req, _ = http.NewRequest(http.MethodGet, s.App1+"/", nil)
+	req.Header.Set("Cookie", kept)
+	if resp, _ = ssoBrowser(t).do(req); resp.StatusCode != http.StatusFound {
+		t.Errorf("the cookie kept from before sign-out: %d, want a sign-in redirect", resp.StatusCode)
+	}
+	if len(s.Upstream.Requests()) != n {
+		t.Errorf("requests reached the app after sign-out")
+	}
+}
+
+func TestForwardAuth_NginxAuthRequest_RefusesWithoutASessionAndSpoofing(t *testing.T) {
+	s := newSSOEnv(t)
+	b := ssoBrowser(t)
+	// Identity headers alone buy nothing.
+	req, _ := http.NewRequest(http.MethodGet, s.App1+"/admin", nil)
+	req.Header.Set("X-Auth-User-Id", "user_evil")
+	req.Header.Set("Accept", "application/json")
+	resp, _ := b.do(req)
+	if resp.StatusCode != http.StatusFound || len(s.Upstream.Requests()) != 0 {
+		t.Fatalf("a request without a session: %d, %d reached the app", resp.StatusCode, len(s.Upstream.Requests()))
+	}
+	// A forwarded host or URI from the client does not steer where the
+	// browser comes back to: nginx names the original URL itself.
+	req, _ = http.NewRequest(http.MethodGet, s.App1+"/x", nil)
+	req.Header.Set("X-Forwarded-Host", "evil.test")
+	req.Header.Set("X-Forwarded-Uri", "//evil.test/")
+	req.Header.Set("X-Original-URL", "http://evil.test/")
+	resp, _ = b.do(req)
+	if loc := location(t, resp); loc != s.Auth+"/_auth/sign-in?return_to="+url.QueryEscape(s.App1+"/x") {
+		t.Fatalf("forwarded headers from the client steered the sign-in to %s", loc)
+	}
+	// A return-to on a host outside return_hosts falls back to the gateway.
+	resp, page := b.get(s.Auth + "/_auth/sign-in?return_to=" + url.QueryEscape("http://evil.test/"))
+	if resp.StatusCode != http.StatusOK || strings.Contains(page, "evil.test") {
+		t.Fatalf("the sign-in page kept a return-to on another host")
+	}
+	// The verify endpoint names no policy the operator did not write, and
+	// wants the original request named.
+	if resp, _ = b.get(s.Auth + "/_auth/verify/unknown"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("verify of an unknown policy: %d, want 404", resp.StatusCode)
+	}
+	if resp, _ = b.get(s.Auth + "/_auth/verify"); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("verify without the original request: %d, want 400", resp.StatusCode)
+	}
+}
+
+func TestForwardAuth_CaddyForwardAuth_RedirectsBrowsersAndCopiesIdentity(t *testing.T) {
+	s := newSSOEnv(t)
+	b := ssoBrowser(t)
+	resp, _ := s.signInAt(b, s.App3+"/deep/page?x=1")
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.String() != s.App3+"/deep/page?x=1" {
+		t.Fatalf("after sign-in the browser is at %s (%d)", resp.Request.URL, resp.StatusCode)
+	}
+	got := s.Upstream.Last(t)
+	if got.Get("X-Auth-User-Id") == "" || got.Get("X-Auth-User-Email") != "ada@example.com" {
+		t.Fatalf("the app behind forward_auth got no identity: %v", got)
+	}
+	// Spoofed copies are replaced (forward_auth's copy_headers).
+	req, _ := http.NewRequest(http.MethodGet, s.App3+"/", nil)
+	req.Header.Set("X-Auth-User-Email", "root@example.com")
+	b.do(req)
+	if e := s.Upstream.Last(t).Get("X-Auth-User-Email"); e != "ada@example.com" {
+		t.Fatalf("a spoofed email reached the app: %q", e)
+	}
+	// A fetch without a session gets 401 JSON, not the app.
+	n := len(s.Upstream.Requests())
+	code, body := apiGet(t, ssoBrowser(t).c, s.App3+"/api", nil)
+	if code != http.StatusUnauthorized || body["sign_in_url"] == nil || len(s.Upstream.Requests()) != n {
+		t.Fatalf("a fetch without a session: %d %v", code, body)
+	}
+	// The client's X-Original-URL cannot stand in for Caddy's forwarded URI.
+	req, _ = http.NewRequest(http.MethodGet, s.App3+"/", nil)
+	req.Header.Set("X-Original-URL", "http://evil.test/")
+	resp, _ = b.do(req)
+	if resp.StatusCode != http.StatusBadRequest || len(s.Upstream.Requests()) != n {
+		t.Fatalf("a planted X-Original-URL: %d, want 400 and nothing upstream", resp.StatusCode)
+	}
+}
