@@ -64,9 +64,13 @@ func startBenchSites(b *testing.B) *benchSites {
 	log {
 		output discard
 	}
+	servers {
+		trusted_proxies static 127.0.0.1/32
+	}
 	socialgate {
 		storage %s/socialgate
 		dev_provider 127.0.0.1:%d
+		forward_auth http://127.0.0.1
 	}
 }
 %s`, dir, dir, devPort, sites.String())
