@@ -40,9 +40,6 @@ func (fa *ForwardAuth) gatewayConfig() *gateway.ForwardAuth {
 	}
 	cfg := &gateway.ForwardAuth{URL: fa.URL, Policies: map[string]gateway.Route{}, Trusted: fromTrustedProxy}
 	for name, h := range fa.Policies {
-		if name == "default" {
-			name = ""
-		}
 		cfg.Policies[name] = h.route()
 	}
 	return cfg

@@ -86,6 +86,22 @@ func Read(h http.Header, trusted bool) (Original, error) {
 	return Original{}, ErrMissing
 }
 
+// ReadEnvoy returns the original request of an Envoy ext_authz HTTP check,
+// which goes to the configured path_prefix followed by the original path
+// and query (uri), with the original method and Host, and carries
+// X-Forwarded-Proto (Envoy sets it; the check passes it on when
+// allowed_headers names it). trusted is as for Read. A check that also
+// carries X-Original-URL or X-Forwarded-Uri is refused, as in Read.
+func ReadEnvoy(h http.Header, trusted bool, method, host, uri string) (Original, error) {
+	switch {
+	case !trusted:
+		return Original{}, ErrUntrusted
+	case len(h["X-Original-Url"])+len(h["X-Forwarded-Uri"]) > 0:
+		return Original{}, ErrAmbiguous
+	}
+	return build(method, one(h, "X-Forwarded-Proto"), host, uri, true)
+}
+
 // fromOriginalURL reads the nginx form.
 func fromOriginalURL(raw string, h http.Header) (Original, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")

@@ -128,6 +128,31 @@ func TestRead_RefusesWhatAClientCouldSteer(t *testing.T) {
 	}
 }
 
+func TestReadEnvoy(t *testing.T) {
+	h := hdr("X-Forwarded-Proto", "https", "Cookie", "a=b")
+	got, err := ReadEnvoy(h, true, "POST", "App.example.com", "/api/x?y=1")
+	if want := (Original{Method: "POST", Scheme: "https", Host: "app.example.com", URI: "/api/x?y=1", Redirect: true}); err != nil || got != want {
+		t.Fatalf("ReadEnvoy = %+v, %v; want %+v", got, err, want)
+	}
+	for name, tc := range map[string]struct {
+		h         http.Header
+		trusted   bool
+		host, uri string
+		want      error
+	}{
+		"untrusted":                  {h, false, "app.example.com", "/", ErrUntrusted},
+		"a client's X-Original-URL":  {hdr("X-Forwarded-Proto", "https", "X-Original-URL", "https://evil.test/"), true, "app.example.com", "/", ErrAmbiguous},
+		"a client's X-Forwarded-Uri": {hdr("X-Forwarded-Proto", "https", "X-Forwarded-Uri", "/"), true, "app.example.com", "/", ErrAmbiguous},
+		"no X-Forwarded-Proto":       {hdr(), true, "app.example.com", "/", ErrScheme},
+		"a host with userinfo":       {h, true, "app.example.com@evil.test", "/", ErrHost},
+		"a URI with CR LF":           {h, true, "app.example.com", "/\r\n", ErrURI},
+	} {
+		if _, err := ReadEnvoy(tc.h, tc.trusted, "GET", tc.host, tc.uri); !errors.Is(err, tc.want) {
+			t.Errorf("%s: ReadEnvoy = %v, want %v", name, err, tc.want)
+		}
+	}
+}
+
 func TestOriginal_URL(t *testing.T) {
 	o := Original{Scheme: "https", Host: "app.test:8443", URI: "/a?b=c"}
 	if got := o.URL(); got != "https://app.test:8443/a?b=c" {

@@ -217,8 +217,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, g.prefix)
 	// Proxies ask on every request they pass: verify comes first, and
 	// reads no body.
-	if name, ok := strings.CutPrefix(rest, VerifyPath); ok && (name == "" || name[0] == '/') {
-		g.verify(w, r, strings.TrimPrefix(name, "/"))
+	if policy, ok := strings.CutPrefix(rest, VerifyPath); ok && (policy == "" || policy[0] == '/') {
+		g.verify(w, r, policy)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)

@@ -15,8 +15,12 @@ import (
 
 // VerifyPath is, under the prefix, where an external proxy asks whether a
 // request may pass: VerifyPath for the default policy, VerifyPath/<name>
-// for a named one.
+// for a named one, and VerifyPath/<name>/<original path> for Envoy's
+// ext_authz, which appends the original path to its path_prefix.
 const VerifyPath = "/verify"
+
+// DefaultPolicy is the name of VerifyPath's own policy.
+const DefaultPolicy = "default"
 
 // ForwardAuth is the verify endpoint's configuration.
 type ForwardAuth struct {
@@ -25,8 +29,9 @@ type ForwardAuth struct {
 	// addresses point there, since the browser is on another host.
 	URL string
 	// Policies are what each verify address asks of a request, by name:
-	// "" is VerifyPath's (every signed-in user the app admits, unless
-	// given), any other VerifyPath/<name>'s. A name that is not here is 404.
+	// DefaultPolicy is VerifyPath's (every signed-in user the app admits,
+	// unless given), any other VerifyPath/<name>'s. A name that is not
+	// here is 404.
 	Policies map[string]Route
 	// Trusted reports whether r comes from a trusted proxy: only such a
 	// proxy may name the original request; any other caller gets 403.
@@ -51,11 +56,11 @@ func (g *Gateway) newVerifier(fa *ForwardAuth) (*verifier, error) {
 		return nil, errors.New("forward_auth: no way to tell trusted proxies")
 	}
 	v := &verifier{origin: u.Scheme + "://" + u.Host, policies: map[string]*Policy{}, trusted: fa.Trusted}
-	if _, ok := fa.Policies[""]; !ok {
-		v.policies[""], _ = g.Policy(Route{})
+	if _, ok := fa.Policies[DefaultPolicy]; !ok {
+		v.policies[DefaultPolicy], _ = g.Policy(Route{})
 	}
 	for name, rt := range fa.Policies {
-		if name != "" && !validPolicyName(name) {
+		if !validPolicyName(name) {
 			return nil, fmt.Errorf("forward_auth: policy name %q: want letters, digits, - and _", name)
 		}
 		if v.policies[name], err = g.Policy(rt); err != nil {
@@ -82,23 +87,39 @@ var forwardedTLS = &tls.ConnectionState{}
 
 // verify answers an external proxy: 200 with the identity headers (those
 // that Guard's Pass sets upstream) when the original request may pass
-// under the policy name; else what Guard answers, with the sign-in address
-// made absolute on the gateway's URL. A proxy that takes only 2xx, 401 and
-// 403 (the X-Original-URL form: nginx auth_request, ingress-nginx) gets
-// 401 where a browser would have been redirected, with the address in
-// Location for its error_page to follow. It writes nothing to the store.
-func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, name string) {
+// under the policy of rest (what follows VerifyPath); else what Guard
+// answers, with the sign-in address made absolute on the gateway's URL. A
+// proxy that takes only 2xx, 401 and 403 (the X-Original-URL form: nginx
+// auth_request, ingress-nginx) gets 401 where a browser would have been
+// redirected, with the address in Location for its error_page to follow.
+// It writes nothing to the store.
+func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string) {
 	v := g.verifier
 	if v == nil {
 		g.notFound(w, r)
 		return
+	}
+	name, _, envoy := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
+	if name == "" {
+		name = DefaultPolicy
 	}
 	p, ok := v.policies[name]
 	if !ok {
 		g.fail(w, r, http.StatusNotFound, "no_such_policy", "There is no forward-auth policy of this name.")
 		return
 	}
-	o, err := forwardauth.Read(r.Header, v.trusted(r))
+	var o forwardauth.Original
+	var err error
+	if envoy {
+		// The path as Envoy sent it, percent-escapes kept.
+		uri := strings.TrimPrefix(r.URL.EscapedPath(), g.prefix+VerifyPath+"/"+name)
+		if r.URL.RawQuery != "" {
+			uri += "?" + r.URL.RawQuery
+		}
+		o, err = forwardauth.ReadEnvoy(r.Header, v.trusted(r), r.Method, r.Host, uri)
+	} else {
+		o, err = forwardauth.Read(r.Header, v.trusted(r))
+	}
 	if errors.Is(err, forwardauth.ErrUntrusted) {
 		g.fail(w, r, http.StatusForbidden, "untrusted_proxy", "Only a trusted proxy may ask the verify endpoint.")
 		return

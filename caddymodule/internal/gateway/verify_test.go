@@ -194,6 +194,40 @@ func TestVerify_NamedPoliciesApplyTheirRules(t *testing.T) {
 	}
 }
 
+func TestVerify_EnvoyAppendsTheOriginalPath(t *testing.T) {
+	tg := newVerifyGW(t)
+	_, cookie := tg.signIn(t, "ada")
+	envoy := func(path, cookie string, extra ...string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodGet, "http://app1.example.com"+path, nil)
+		r.RemoteAddr = proxy
+		r.Header.Set("X-Forwarded-Proto", "https")
+		r.Header.Set("Accept", "text/html")
+		if cookie != "" {
+			r.Header.Set("Cookie", session.DomainCookieName+"="+cookie)
+		}
+		for i := 0; i < len(extra); i += 2 {
+			r.Header.Set(extra[i], extra[i+1])
+		}
+		w := httptest.NewRecorder()
+		tg.ServeHTTP(w, r)
+		return w
+	}
+	if w := envoy("/_auth/verify/default/app/x%2Fy?q=1", cookie); w.Code != http.StatusOK || w.Header().Get("X-Auth-User-Email") != "ada@example.com" {
+		t.Fatalf("envoy with a session: %d %s", w.Code, w.Body)
+	}
+	w := envoy("/_auth/verify/default/app/x%2Fy?q=1", "")
+	want := "https://auth.example.com/_auth/sign-in?return_to=" + url.QueryEscape("https://app1.example.com/app/x%2Fy?q=1")
+	if w.Code != http.StatusFound || w.Header().Get("Location") != want {
+		t.Fatalf("envoy without a session: %d %q, want 302 %q", w.Code, w.Header().Get("Location"), want)
+	}
+	if w := envoy("/_auth/verify/admins/app", cookie); w.Code != http.StatusForbidden {
+		t.Fatalf("envoy under admins: %d, want 403", w.Code)
+	}
+	if w := envoy("/_auth/verify/default/app", cookie, "X-Original-Url", "https://evil.test/"); w.Code != http.StatusBadRequest {
+		t.Fatalf("envoy with a client's X-Original-URL: %d, want 400", w.Code)
+	}
+}
+
 func TestVerify_OffWithoutForwardAuth(t *testing.T) {
 	tg := newTestGW(t, nil)
 	w := tg.ask("/_auth/verify", proxy, nginxAsks("https://app1.example.com/", ""))
