@@ -191,6 +191,9 @@ func ssoBrowser(t *testing.T) *browser {
 		}
 		return (&net.Dialer{}).DialContext(ctx, network, addr)
 	}
+	// *.sso.test is this machine, never the proxy that stands for the
+	// internet (discovery_test.go).
+	tr.Proxy = nil
 	jar, _ := cookiejar.New(nil)
 	b.c.Transport, b.c.Jar = tr, jar
 	return b
