@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/forwardauth"
+	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
 )
 
 // VerifyPath is, under the prefix, where an external proxy asks whether a
@@ -105,7 +106,7 @@ func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string) {
 	}
 	p, ok := v.policies[name]
 	if !ok {
-		g.fail(w, r, http.StatusNotFound, "no_such_policy", "There is no forward-auth policy of this name.")
+		g.fail(w, r, http.StatusNotFound, "no_such_policy", i18n.M("error.no_forward_auth_policy"))
 		return
 	}
 	var o forwardauth.Original
@@ -121,11 +122,11 @@ func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string) {
 		o, err = forwardauth.Read(r.Header, v.trusted(r))
 	}
 	if errors.Is(err, forwardauth.ErrUntrusted) {
-		g.fail(w, r, http.StatusForbidden, "untrusted_proxy", "Only a trusted proxy may ask the verify endpoint.")
+		g.fail(w, r, http.StatusForbidden, "untrusted_proxy", i18n.M("error.untrusted_proxy"))
 		return
 	}
 	if err != nil {
-		g.fail(w, r, http.StatusBadRequest, "invalid_forwarded_request", "The proxy described the original request wrongly: "+err.Error()+".")
+		g.fail(w, r, http.StatusBadRequest, "invalid_forwarded_request", i18n.M("error.forwarded_request_invalid", "reason", err.Error()))
 		return
 	}
 	// The original request as the browser made it: Guard reads its method,
@@ -133,7 +134,7 @@ func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string) {
 	// One allocation holds it, its URL and the writer.
 	c := &verifyCall{req: *r, w: verifyWriter{ResponseWriter: w, origin: v.origin, redirect: o.Redirect, original: o, signIn: g.signInURL}}
 	if !c.setURL(o.URI) {
-		g.fail(w, r, http.StatusBadRequest, "invalid_forwarded_request", "The proxy described the original request wrongly: its path does not decode.")
+		g.fail(w, r, http.StatusBadRequest, "invalid_forwarded_request", i18n.M("error.forwarded_request_invalid", "reason", "its path does not decode"))
 		return
 	}
 	orig, vw := &c.req, &c.w
@@ -144,7 +145,7 @@ func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string) {
 	pass, ok, err := g.Guard(vw, orig, o.URL(), p)
 	if err != nil {
 		g.logger.Error("verify: deciding", zap.Error(err))
-		g.fail(vw, orig, Status(err), "unavailable", "The gateway cannot decide now. Please try again.")
+		g.fail(vw, orig, Status(err), "unavailable", i18n.M("error.cannot_decide"))
 		return
 	}
 	if !ok {
