@@ -22,7 +22,6 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
-	"github.com/socialgate/socialgate/caddymodule/internal/ui"
 	"github.com/socialgate/socialgate/caddymodule/internal/webhook"
 )
 
@@ -227,31 +226,6 @@ type App struct {
 	stopActivity func() // stops recording session activity
 }
 
-// UIConfig brands the gateway's pages.
-type UIConfig struct {
-	// AppName is shown in page titles and headings. Default: socialgate.
-	AppName string `json:"app_name,omitempty"`
-	// LogoURL is an image shown above each page's heading. Default: none.
-	LogoURL string `json:"logo_url,omitempty"`
-	// Accent is the hex colour of primary buttons. One that white text
-	// does not contrast with at WCAG AA (4.5:1) gets dark text, or a darker
-	// shade of it, with a warning at load. Default: #1f5ad1.
-	Accent string `json:"accent,omitempty"`
-	// Templates is a directory whose files replace the embedded templates of
-	// the same name (layout.html, sign-in.html, sign-out.html, error.html,
-	// account.html, reauthorize.html).
-	Templates string `json:"templates,omitempty"`
-	// Messages is a directory of message files named by language (de.json,
-	// pt-BR.json) whose messages replace the shipped ones of the same ID, or
-	// add a language; see docs/localization.md. Default: the shipped
-	// English, German, French, Spanish, Japanese and Arabic.
-	Messages string `json:"messages,omitempty"`
-	// Locale pins every page to one language (a tag like de or pt-BR that
-	// the messages have). Default: each browser's Accept-Language, else
-	// English.
-	Locale string `json:"locale,omitempty"`
-}
-
 // CaddyModule returns the Caddy module information.
 func (App) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
@@ -326,14 +300,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	uiCfg := a.UI
-	if uiCfg == nil {
-		uiCfg = &UIConfig{}
-	}
-	renderer, err := ui.New(ui.Options{AppName: uiCfg.AppName, LogoURL: uiCfg.LogoURL, Accent: uiCfg.Accent,
-		TemplateDir: uiCfg.Templates, MessageDir: uiCfg.Messages, Locale: uiCfg.Locale, Logger: a.logger})
+	renderer, err := a.UI.renderer(a.logger)
 	if err != nil {
-		return fmt.Errorf("ui: %w", err)
+		return err
 	}
 	// This config reads sessions, users and linked accounts through the
 	// store's cache, for session_cache: what this gateway changes, or hears
