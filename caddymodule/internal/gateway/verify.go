@@ -132,7 +132,7 @@ func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string) {
 	// The original request as the browser made it: Guard reads its method,
 	// scheme, path and Accept, and its cookies (the proxy sent them on).
 	// One allocation holds it, its URL and the writer.
-	c := &verifyCall{req: *r, w: verifyWriter{ResponseWriter: w, origin: v.origin, redirect: o.Redirect, original: o, signIn: g.signInURL}}
+	c := &verifyCall{req: *r, w: verifyWriter{ResponseWriter: w, origin: v.origin, redirect: o.Redirect, original: o, g: g}}
 	if !c.setURL(o.URI) {
 		g.fail(w, r, http.StatusBadRequest, "invalid_forwarded_request", i18n.M("error.forwarded_request_invalid", "reason", "its path does not decode"))
 		return
@@ -185,7 +185,7 @@ type verifyWriter struct {
 	origin   string
 	redirect bool
 	original forwardauth.Original
-	signIn   func(returnTo string) string
+	g        *Gateway // for its sign-in URL (a method value would allocate)
 }
 
 func (w *verifyWriter) WriteHeader(code int) {
@@ -194,7 +194,7 @@ func (w *verifyWriter) WriteHeader(code int) {
 		h.Set("Location", w.origin+loc)
 	}
 	if code == http.StatusUnauthorized && h.Get("Location") == "" {
-		h.Set("Location", w.origin+w.signIn(w.original.URL()))
+		h.Set("Location", w.origin+w.g.signInURL(w.original.URL()))
 	}
 	if !w.redirect && code >= 300 && code < 400 {
 		code = http.StatusUnauthorized
