@@ -271,7 +271,8 @@ func TestWebhooks_AGivenUpEventComesBackWithAReplay(t *testing.T) {
 		{"/webhooks/app/replay", `{}`, http.StatusUnprocessableEntity, "form_param_missing"},
 		{"/webhooks/app/replay", `{"since":1,"event_id":"` + givenUp + `"}`, http.StatusUnprocessableEntity, "form_param_missing"},
 		{"/webhooks/app/replay", `{"event_id":"usr_123"}`, http.StatusUnprocessableEntity, "form_param_format_invalid"},
-		{"/webhooks/app/replay", `{"since":"yesterday"}`, http.StatusBadRequest, "invalid_request_body"},
+		{"/webhooks/app/replay", `{"since":"yesterday"}`, http.StatusUnprocessableEntity, "form_param_format_invalid"},
+		{"/webhooks/app/replay", `{"since":`, http.StatusBadRequest, "invalid_request_body"},
 		{"/webhooks/app/replay", `{"since":` + strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10) + `}`, http.StatusUnprocessableEntity, "form_param_value_invalid"},
 		{"/webhooks/app/replay", `{"since":` + strconv.FormatInt(time.Now().Add(-48*time.Hour).UnixMilli(), 10) + `}`, http.StatusUnprocessableEntity, "webhook_events_not_retained"},
 	} {

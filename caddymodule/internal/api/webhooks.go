@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
 	"time"
 
@@ -60,8 +59,7 @@ func (a *API) replayWebhook(w http.ResponseWriter, r *http.Request) {
 		Since   *int64 `json:"since"`
 		EventID string `json:"event_id"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10)).Decode(&in); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_body", "The body is not valid JSON: want {\"since\": <Unix ms>} or {\"event_id\": \"evt_…\"}.")
+	if !readJSON(w, r, &in) {
 		return
 	}
 	start := ops.ReplayStart{EventID: in.EventID}
