@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/confcheck"
+	"github.com/socialgate/socialgate/caddymodule/internal/config"
 	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 )
 
@@ -142,7 +143,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "dev_provider":
 			a.DevProvider, err = parseDevProvider(d)
 		case "provider":
-			var pc ProviderConfig
+			var pc config.ProviderConfig
 			pc, err = parseProvider(d)
 			a.Providers = append(a.Providers, pc)
 		case "cookie_keys":
@@ -204,9 +205,9 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("rate_limit %s: %q events per %q is not a number per duration", args[0], args[1], args[2])
 			}
 			if a.RateLimits == nil {
-				a.RateLimits = map[string]RateLimit{}
+				a.RateLimits = map[string]config.RateLimit{}
 			}
-			a.RateLimits[args[0]] = RateLimit{Events: events, Window: caddy.Duration(window)}
+			a.RateLimits[args[0]] = config.RateLimit{Events: events, Window: caddy.Duration(window)}
 		case "rate_limit_ipv6_prefix":
 			var bits string
 			if err = oneArg(d, &bits); err == nil {
@@ -219,12 +220,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			urls, err = someArgs(d)
 			a.RedirectURLs = append(a.RedirectURLs, urls...)
 		case "webhook":
-			var wc WebhookConfig
+			var wc config.WebhookConfig
 			wc, err = parseWebhook(d)
 			a.Webhooks = append(a.Webhooks, wc)
 		case "app_name", "logo_url", "accent", "templates", "messages", "locale":
 			if a.UI == nil {
-				a.UI = new(UIConfig)
+				a.UI = new(config.UIConfig)
 			}
 			err = oneArg(d, map[string]*string{"app_name": &a.UI.AppName, "logo_url": &a.UI.LogoURL, "accent": &a.UI.Accent,
 				"templates": &a.UI.Templates, "messages": &a.UI.Messages, "locale": &a.UI.Locale}[d.Val()])
@@ -241,8 +242,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return check.finish(a)
 }
 
-func parseProvider(d *caddyfile.Dispenser) (ProviderConfig, error) {
-	var pc ProviderConfig
+func parseProvider(d *caddyfile.Dispenser) (config.ProviderConfig, error) {
+	var pc config.ProviderConfig
 	check := newWritten(d, providerRepeatable)
 	if !d.NextArg() {
 		return pc, d.Errf("provider needs a type: oidc, oauth2 or a preset (%s)", strings.Join(provider.Kinds(), ", "))

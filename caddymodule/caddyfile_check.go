@@ -18,12 +18,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/access"
 	"github.com/socialgate/socialgate/caddymodule/internal/confcheck"
-	"github.com/socialgate/socialgate/caddymodule/internal/gateway"
-	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
-	"github.com/socialgate/socialgate/caddymodule/internal/provider"
-	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
-	"github.com/socialgate/socialgate/caddymodule/internal/session"
-	"github.com/socialgate/socialgate/caddymodule/internal/ui"
+	"github.com/socialgate/socialgate/caddymodule/internal/config"
 )
 
 // The options of each block, for the error that names an unknown one (a
@@ -144,8 +139,8 @@ func wordIndex(s, word string) int {
 
 // checkProvider checks a parsed provider block as Provision will (but the
 // values of placeholders), at the line of the option at fault.
-func (w *written) checkProvider(pc ProviderConfig) error {
-	if err := provider.Check(pc.config()); err != nil {
+func (w *written) checkProvider(pc config.ProviderConfig) error {
+	if err := pc.Check(); err != nil {
 		return w.place(err, providerOptions)
 	}
 	return nil
@@ -170,61 +165,17 @@ func newAppCheck(d *caddyfile.Dispenser) *appCheck {
 	return &appCheck{written: newWritten(d, appRepeatable)}
 }
 
-// option checks the option just parsed into a.
+// option checks the option just parsed into a (config.Options.CheckOption);
+// the allow_groups rules and the providers wait for the end of the block.
 func (c *appCheck) option(a *App) error {
-	var err error
 	switch c.current.Text {
-	case "prefix":
-		err = gateway.CheckPrefix(a.Prefix)
-	case "cookie_keys":
-		err = checkWrittenSecrets("cookie_keys: key", a.CookieKeys)
-	case "api_key":
-		err = checkWrittenSecrets("api_key: key", a.APIKeys)
-	case "return_urls":
-		if _, err = redirect.NewReturnTo(a.ReturnURLs); err != nil {
-			err = fmt.Errorf("return_urls: %w", err)
-		}
-	case "redirect_urls":
-		err = checkRedirectURLs(a.RedirectURLs)
-	case "return_hosts":
-		var v *redirect.ReturnTo
-		if v, err = redirect.NewReturnTo(nil); err == nil {
-			if err = v.AllowHosts(a.ReturnHosts); err != nil {
-				err = fmt.Errorf("return_hosts: %w", err)
-			}
-		}
-	case "cookie_domain":
-		if err = session.CheckDomain(a.CookieDomain); err != nil {
-			err = fmt.Errorf("cookie_domain %q: %w", a.CookieDomain, err)
-		}
-	case "allow_emails":
-		_, err = access.Parse(a.AllowEmails, nil, nil)
-	case "admins":
-		// The group rules wait for the providers (checked at load).
-		_, err = access.ParseMixed("admins", slices.DeleteFunc(slices.Clone(a.Admins),
-			func(rule string) bool { return !strings.Contains(rule, "@") }), nil)
 	case "allow_groups":
 		c.groups = append(c.groups, groupsLine{c.current, a.AllowGroups[c.groupsSeen:]})
 		c.groupsSeen = len(a.AllowGroups)
-	case "rate_limit", "rate_limit_ipv6_prefix":
-		_, err = a.limiter()
-	case "app_name", "logo_url", "accent":
-		_, err = ui.New(ui.Options{AppName: a.UI.AppName, LogoURL: a.UI.LogoURL, Accent: a.UI.Accent})
-	case "locale":
-		_, err = i18n.ParseTag(a.UI.Locale)
-	case "storage":
-		if a.Postgres != nil {
-			err = a.Postgres.check()
-		}
-	case "dev_provider":
-		err = a.DevProvider.check()
 	case "provider":
 		c.providers = append(c.providers, c.current)
-	case "webhook":
-		n := len(a.Webhooks) - 1
-		_, err = a.Webhooks[n].endpoint(nil, a.Webhooks[:n])
 	}
-	if err != nil {
+	if err := a.CheckOption(c.current.Text); err != nil {
 		return errAt(c.current, err)
 	}
 	return nil
@@ -232,11 +183,11 @@ func (c *appCheck) option(a *App) error {
 
 // finish checks what depends on the whole block: the providers' names.
 func (c *appCheck) finish(a *App) error {
-	names := a.providerNames()
+	names := a.ProviderNames()
 	if len(names) == 0 {
-		return errAt(c.block, errNoProvider)
+		return errAt(c.block, config.ErrNoProvider)
 	}
-	if i, err := duplicateName(names); err != nil {
+	if i, err := config.DuplicateName(names); err != nil {
 		// The dev provider's names come first, then the provider blocks'.
 		tok := c.at["dev_provider"]
 		if j := i - (len(names) - len(a.Providers)); j >= 0 {
@@ -247,19 +198,6 @@ func (c *appCheck) finish(a *App) error {
 	for _, g := range c.groups {
 		if _, err := access.Parse(nil, g.rules, names); err != nil {
 			return errAt(g.at, err)
-		}
-	}
-	return nil
-}
-
-// checkWrittenSecrets checks the length of the secrets written out in the
-// file; those with placeholders are checked once the server expands them.
-func checkWrittenSecrets(what string, secrets []string) error {
-	for i, s := range secrets {
-		if !hasPlaceholder(s) {
-			if err := checkSecretLength(fmt.Sprintf("%s %d", what, i+1), s); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
@@ -284,13 +222,13 @@ func newHandlerCheck(h httpcaddyfile.Helper) (*handlerCheck, error) {
 	if err := json.Unmarshal(opt.Value, app); err != nil {
 		return nil, h.Errf("reading the socialgate global option: %v", err)
 	}
-	return &handlerCheck{written: newWritten(h.Dispenser, handlerRepeatable), providers: app.providerNames()}, nil
+	return &handlerCheck{written: newWritten(h.Dispenser, handlerRepeatable), providers: app.ProviderNames()}, nil
 }
 
 // option checks the handler with the option just parsed; the options
 // before it passed already.
 func (c *handlerCheck) option(handler *Handler) error {
-	if err := handler.check(c.providers); err != nil {
+	if err := handler.Check(c.providers); err != nil {
 		return errAt(c.current, err)
 	}
 	return nil

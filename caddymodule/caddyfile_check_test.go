@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/config"
 )
 
 // syntaxOptions reads the Caddyfile syntax in the doc comment of function
@@ -78,11 +80,11 @@ func TestOptionLists_MatchTheDocumentedSyntax(t *testing.T) {
 func TestDevProviderCheck_OnlyLoopbackUnlessAllowRemote(t *testing.T) {
 	for listen, ok := range map[string]bool{"": true, "localhost:9999": true, "127.0.0.1:1": true, "[::1]:9999": true,
 		":9999": false, "0.0.0.0:9999": false, "[::]:9999": false, "192.168.1.5:9999": false, "devbox:9999": false, "localhost": false} {
-		if err := (&DevProvider{Listen: listen}).check(); (err == nil) != ok {
+		if err := (&config.DevProvider{Listen: listen}).Check(); (err == nil) != ok {
 			t.Errorf("listen %q: %v", listen, err)
 		}
 	}
-	if err := (&DevProvider{Listen: "0.0.0.0:9999", AllowRemote: true}).check(); err != nil {
+	if err := (&config.DevProvider{Listen: "0.0.0.0:9999", AllowRemote: true}).Check(); err != nil {
 		t.Errorf("allow_remote: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/config"
 	"github.com/socialgate/socialgate/caddymodule/internal/devprovider"
 )
 
@@ -12,8 +13,8 @@ import (
 // option (its syntax is in App.UnmarshalCaddyfile's doc comment). Each
 // provider block in it adds a provider that the dev provider plays besides
 // dev.
-func parseDevProvider(d *caddyfile.Dispenser) (*DevProvider, error) {
-	dev := new(DevProvider)
+func parseDevProvider(d *caddyfile.Dispenser) (*config.DevProvider, error) {
+	dev := new(config.DevProvider)
 	if d.NextArg() {
 		dev.Listen = d.Val()
 	}
@@ -32,9 +33,9 @@ func parseDevProvider(d *caddyfile.Dispenser) (*DevProvider, error) {
 		case "allow_remote":
 			dev.AllowRemote, err = true, noArgs(d)
 		case "provider":
-			var id DevIdentity
+			var id config.DevIdentity
 			if id, err = parseDevIdentity(d); err == nil &&
-				slices.ContainsFunc(dev.Providers, func(p DevIdentity) bool { return p.Name == id.Name }) {
+				slices.ContainsFunc(dev.Providers, func(p config.DevIdentity) bool { return p.Name == id.Name }) {
 				return nil, d.Errf("dev_provider: provider %s is defined twice", id.Name)
 			}
 			dev.Providers = append(dev.Providers, id)
@@ -49,13 +50,13 @@ func parseDevProvider(d *caddyfile.Dispenser) (*DevProvider, error) {
 }
 
 // parseDevIdentity reads a provider block inside dev_provider.
-func parseDevIdentity(d *caddyfile.Dispenser) (DevIdentity, error) {
-	var id DevIdentity
+func parseDevIdentity(d *caddyfile.Dispenser) (config.DevIdentity, error) {
+	var id config.DevIdentity
 	if !d.NextArg() {
 		return id, d.Err("dev_provider: provider needs a name, like provider corp")
 	}
 	id.Name = d.Val()
-	if err := checkDevName(id.Name); err != nil {
+	if err := config.CheckDevName(id.Name); err != nil {
 		return id, d.Errf("dev_provider: provider: %v", err)
 	}
 	if d.NextArg() {

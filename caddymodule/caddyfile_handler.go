@@ -4,6 +4,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/config"
 )
 
 // parseHandler sets up the handler from Caddyfile tokens. Syntax:
@@ -41,7 +43,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 		if err := check.note(h.Dispenser); err != nil {
 			return nil, err
 		}
-		if err := parseHandlerOption(h.Dispenser, handler); err != nil {
+		if err := parseHandlerOption(h.Dispenser, &handler.Route); err != nil {
 			return nil, err
 		}
 		if err := check.option(handler); err != nil {
@@ -53,7 +55,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 
 // parseHandlerOption parses the handler option at d's cursor into handler:
 // the options of a socialgate block, which a forward_auth policy shares.
-func parseHandlerOption(d *caddyfile.Dispenser, handler *Handler) error {
+func parseHandlerOption(d *caddyfile.Dispenser, handler *config.Route) error {
 	switch d.Val() {
 	case "public":
 		if d.NextArg() {
@@ -65,7 +67,7 @@ func parseHandlerOption(d *caddyfile.Dispenser, handler *Handler) error {
 		if len(args) == 0 || len(args) == 2 || (len(args) > 2 && args[1] != "scopes") {
 			return d.Errf("require: want <provider> [scopes <scope...>]")
 		}
-		req := Requirement{Provider: args[0]}
+		req := config.Requirement{Provider: args[0]}
 		if len(args) > 2 {
 			req.Scopes = args[2:]
 		}
@@ -74,9 +76,9 @@ func parseHandlerOption(d *caddyfile.Dispenser, handler *Handler) error {
 		args := d.RemainingArgs()
 		switch {
 		case len(args) == 1:
-			handler.ForwardTokens = append(handler.ForwardTokens, ForwardToken{Provider: args[0]})
+			handler.ForwardTokens = append(handler.ForwardTokens, config.ForwardToken{Provider: args[0]})
 		case len(args) == 3 && args[1] == "header":
-			handler.ForwardTokens = append(handler.ForwardTokens, ForwardToken{Provider: args[0], Header: args[2]})
+			handler.ForwardTokens = append(handler.ForwardTokens, config.ForwardToken{Provider: args[0], Header: args[2]})
 		default:
 			return d.Errf("forward_token: want <provider> [header <name>]")
 		}

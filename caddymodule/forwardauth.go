@@ -6,44 +6,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/socialgate/socialgate/caddymodule/internal/gateway"
+	"github.com/socialgate/socialgate/caddymodule/internal/config"
 )
-
-// ForwardAuth turns on the verify endpoint, <prefix>/verify, which external
-// proxies (nginx auth_request, ingress-nginx, Traefik ForwardAuth, Envoy
-// ext_authz, Caddy's forward_auth) ask for each request they pass: 200 with
-// the identity headers for a signed-in request, else 401 (nginx) or a
-// redirect to sign in (the others), or 403. Only a request from one of the
-// server's trusted_proxies may ask; it names the original request in
-// X-Original-URL or X-Forwarded-Proto/Host/Uri. See docs/forward-auth.md.
-type ForwardAuth struct {
-	// URL is the gateway's origin as browsers reach it
-	// (https://auth.example.com): where browsers of the protected hosts are
-	// sent to sign in. Required.
-	URL string `json:"url"`
-
-	// Policies are what each verify address asks, by name:
-	// <prefix>/verify/<name> applies the policy <name>, with the settings
-	// of a socialgate handler (require, forward_tokens, allow_emails,
-	// allow_groups, identity_audience, public); <prefix>/verify applies
-	// "default". A name not here is 404, which each proxy turns into a
-	// refusal. Default: "default" admits every signed-in user that the
-	// app's allow_emails and allow_groups admit.
-	Policies map[string]Handler `json:"policies,omitempty"`
-}
-
-// gatewayConfig returns the gateway's forward-auth configuration; nil fa
-// is nil. The trusted proxies are the Caddy server's trusted_proxies.
-func (fa *ForwardAuth) gatewayConfig() *gateway.ForwardAuth {
-	if fa == nil {
-		return nil
-	}
-	cfg := &gateway.ForwardAuth{URL: fa.URL, Policies: map[string]gateway.Route{}, Trusted: fromTrustedProxy}
-	for name, h := range fa.Policies {
-		cfg.Policies[name] = h.route()
-	}
-	return cfg
-}
 
 // fromTrustedProxy reports whether r's peer is one of the server's
 // trusted_proxies, as Caddy decided when the request came in.
@@ -60,8 +24,8 @@ func fromTrustedProxy(r *http.Request) bool {
 //			<socialgate handler options>
 //		}
 //	}
-func parseForwardAuth(d *caddyfile.Dispenser) (*ForwardAuth, error) {
-	fa := &ForwardAuth{}
+func parseForwardAuth(d *caddyfile.Dispenser) (*config.ForwardAuth, error) {
+	fa := &config.ForwardAuth{}
 	if err := oneArg(d, &fa.URL); err != nil {
 		return nil, err
 	}
@@ -79,16 +43,16 @@ func parseForwardAuth(d *caddyfile.Dispenser) (*ForwardAuth, error) {
 		if _, dup := fa.Policies[name]; dup {
 			return nil, d.Errf("forward_auth: policy %q is written twice", name)
 		}
-		var h Handler
+		var rt config.Route
 		for inner := d.Nesting(); d.NextBlock(inner); {
-			if err := parseHandlerOption(d, &h); err != nil {
+			if err := parseHandlerOption(d, &rt); err != nil {
 				return nil, err
 			}
 		}
 		if fa.Policies == nil {
-			fa.Policies = map[string]Handler{}
+			fa.Policies = map[string]config.Route{}
 		}
-		fa.Policies[name] = h
+		fa.Policies[name] = rt
 	}
 	return fa, nil
 }

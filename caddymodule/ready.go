@@ -22,7 +22,7 @@ func (a *App) announceReady() {
 		line += ": sign in at " + signIn
 	}
 	if a.DevProvider != nil {
-		line += " (dev provider at http://" + a.DevProvider.listen() + ")"
+		line += " (dev provider at http://" + a.DevProvider.Address() + ")"
 	}
 	if a.storeRef.announce(line) {
 		a.logger.Info(line)

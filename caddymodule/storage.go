@@ -14,51 +14,18 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/config"
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
 )
 
-// PostgresStorage configures the PostgreSQL store.
-type PostgresStorage struct {
-	// DSN is the connection string (postgres://user:pass@host/db or
-	// key=value pairs); {env.*} and {file.*} are expanded. Required.
-	DSN string `json:"dsn"`
-	// Secret, the same on every gateway of the database, is what the cookie
-	// key, the token encryption key and the identity-token key derive from.
-	// At least 32 characters; {env.*} and {file.*} are expanded. Required.
-	Secret string `json:"secret"`
-	// PreviousSecrets are older secrets during a rotation, newest first:
-	// what their keys sealed, encoded or signed still opens, decodes and
-	// verifies, while Secret's keys seal, encode and (after
-	// identity_key_delay) sign. socialgate secret-rotate then seals the
-	// stored values again under Secret and says when they can go: see
-	// docs/secret-rotation.md. A changed secret without its predecessor
-	// here is refused, since it cannot open the database. Default: none.
-	PreviousSecrets []string `json:"previous_secrets,omitempty"`
-	// MaxConns caps the connection pool. Default: 10.
-	MaxConns int32 `json:"max_conns,omitempty"`
-	// ConnectTimeout bounds opening one connection. Default: 5s.
-	ConnectTimeout caddy.Duration `json:"connect_timeout,omitempty"`
-}
-
 // acquireStore opens the configured store: PostgreSQL, or Badger in Storage.
-func (a *App) acquireStore(repl *caddy.Replacer) (*storeRef, error) {
+func (a *App) acquireStore(expand config.Expand) (*storeRef, error) {
 	if pg := a.Postgres; pg != nil {
-		dsn, err := expand(repl, "storage postgres: dsn", pg.DSN)
+		dsn, secrets, err := pg.Expand(expand)
 		if err != nil {
 			return nil, err
-		}
-		if dsn == "" {
-			return nil, errors.New("storage postgres: dsn is required")
-		}
-		var secrets [][]byte
-		for i, raw := range append([]string{pg.Secret}, pg.PreviousSecrets...) {
-			s, err := expand(repl, fmt.Sprintf("storage postgres: secret %d", i+1), raw)
-			if err != nil {
-				return nil, err
-			}
-			secrets = append(secrets, []byte(s))
 		}
 		return acquirePostgres(pg, dsn, secrets, a.logger)
 	}
@@ -115,7 +82,7 @@ func checkKeyring(ref *storeRef) error {
 // acquirePostgres connects to the database and listens for the changes of
 // other gateways; every key derives from the shared secrets, so every
 // gateway on the database agrees on them.
-func acquirePostgres(cfg *PostgresStorage, dsn string, secrets [][]byte, logger *zap.Logger) (*storeRef, error) {
+func acquirePostgres(cfg *config.PostgresStorage, dsn string, secrets [][]byte, logger *zap.Logger) (*storeRef, error) {
 	// The key names the settings without showing the secrets.
 	h := sha256.New()
 	for _, s := range secrets {
@@ -154,7 +121,7 @@ func parseStorage(d *caddyfile.Dispenser, a *App) error {
 		}
 		return nil
 	}
-	pg := new(PostgresStorage)
+	pg := new(config.PostgresStorage)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
 		switch d.Val() {

@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/config"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
 )
 
@@ -18,7 +19,7 @@ func TestAcquirePostgres_AChangedSettingOpensANewStore(t *testing.T) {
 	dsn := storetest.OwnPostgres(t)
 	old := []byte("the-old-secret-of-the-cluster-0123456789")
 	fresh := []byte("the-new-secret-of-the-cluster-9876543210")
-	acquire := func(cfg PostgresStorage, secrets ...[]byte) *storeRef {
+	acquire := func(cfg config.PostgresStorage, secrets ...[]byte) *storeRef {
 		t.Helper()
 		ref, err := acquirePostgres(&cfg, dsn, secrets, zap.NewNop())
 		if err != nil {
@@ -27,20 +28,20 @@ func TestAcquirePostgres_AChangedSettingOpensANewStore(t *testing.T) {
 		t.Cleanup(ref.release)
 		return ref
 	}
-	first := acquire(PostgresStorage{}, old)
-	if same := acquire(PostgresStorage{}, old); same.openStore != first.openStore {
+	first := acquire(config.PostgresStorage{}, old)
+	if same := acquire(config.PostgresStorage{}, old); same.openStore != first.openStore {
 		t.Error("the same settings opened a second store")
 	}
 	for name, ref := range map[string]*storeRef{
-		"max_conns":        acquire(PostgresStorage{MaxConns: 4}, old),
-		"connect_timeout":  acquire(PostgresStorage{ConnectTimeout: caddy.Duration(time.Second)}, old),
-		"a rotated secret": acquire(PostgresStorage{}, fresh, old),
+		"max_conns":        acquire(config.PostgresStorage{MaxConns: 4}, old),
+		"connect_timeout":  acquire(config.PostgresStorage{ConnectTimeout: caddy.Duration(time.Second)}, old),
+		"a rotated secret": acquire(config.PostgresStorage{}, fresh, old),
 	} {
 		if ref.openStore == first.openStore {
 			t.Errorf("a changed %s reuses the store opened with the old settings", name)
 		}
 	}
-	_, err := acquirePostgres(&PostgresStorage{}, dsn, [][]byte{fresh}, zap.NewNop())
+	_, err := acquirePostgres(&config.PostgresStorage{}, dsn, [][]byte{fresh}, zap.NewNop())
 	if err == nil || !strings.Contains(err.Error(), "secret <new> <old>") {
 		t.Errorf("a changed secret alone: %v", err)
 	}

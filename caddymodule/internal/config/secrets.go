@@ -1,4 +1,4 @@
-package caddymodule
+package config
 
 import (
 	"context"
@@ -7,23 +7,25 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/caddyserver/caddy/v2"
-
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 	"github.com/socialgate/socialgate/caddymodule/internal/redirect"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
+// Expand replaces the {env.*} and {file.*} placeholders of a configured
+// value, leaving unknown ones empty: in the Caddy layer, Caddy's replacer.
+type Expand func(raw string) string
+
 // cookieSecrets expands the configured cookie keys ({env.*}, {file.*}); with
 // none configured, the store's are used (generated, or derived from the
 // PostgreSQL secrets, newest first).
-func cookieSecrets(repl *caddy.Replacer, keys []string, generated [][]byte) ([][]byte, error) {
+func cookieSecrets(expand Expand, keys []string, generated [][]byte) ([][]byte, error) {
 	if len(keys) == 0 {
 		return generated, nil
 	}
 	out := make([][]byte, 0, len(keys))
 	for i, k := range keys {
-		v, err := expand(repl, fmt.Sprintf("cookie_keys: key %d", i+1), k)
+		v, err := expandValue(expand, fmt.Sprintf("cookie_keys: key %d", i+1), k)
 		if err == nil {
 			err = checkSecretLength(fmt.Sprintf("cookie_keys: key %d", i+1), v)
 		}
@@ -37,8 +39,8 @@ func cookieSecrets(repl *caddy.Replacer, keys []string, generated [][]byte) ([][
 
 // apiKeys expands the configured API keys, each long enough to resist
 // guessing.
-func (a *App) apiKeys(repl *caddy.Replacer) ([]string, error) {
-	keys, err := expandAll(repl, "api_key", a.APIKeys)
+func (o *Options) apiKeys(expand Expand) ([]string, error) {
+	keys, err := expandAll(expand, "api_key", o.APIKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -60,12 +62,25 @@ func checkSecretLength(what, secret string) error {
 	return nil
 }
 
+// checkWrittenSecrets checks the length of the secrets written out in the
+// config; those with placeholders are checked once the server expands them.
+func checkWrittenSecrets(what string, secrets []string) error {
+	for i, s := range secrets {
+		if !hasPlaceholder(s) {
+			if err := checkSecretLength(fmt.Sprintf("%s %d", what, i+1), s); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // expandAll expands {env.*} and {file.*} in each value; an empty result is
 // an error naming the option.
-func expandAll(repl *caddy.Replacer, option string, values []string) ([]string, error) {
+func expandAll(expand Expand, option string, values []string) ([]string, error) {
 	out := make([]string, 0, len(values))
 	for i, v := range values {
-		x, err := expand(repl, fmt.Sprintf("%s %d", option, i+1), v)
+		x, err := expandValue(expand, fmt.Sprintf("%s %d", option, i+1), v)
 		if err != nil {
 			return nil, err
 		}
@@ -80,12 +95,12 @@ func expandAll(repl *caddy.Replacer, option string, values []string) ([]string, 
 // placeholder matches the {env.*} and {file.*} placeholders of a value.
 var placeholder = regexp.MustCompile(`\{(env|file)\.[^{}]+\}`)
 
-// expand expands {env.*} and {file.*} in a configured value, trimmed. A
-// value whose placeholders expand to nothing is an error that names them
+// expandValue expands {env.*} and {file.*} in a configured value, trimmed.
+// A value whose placeholders expand to nothing is an error that names them
 // (never the value, which may hold a secret): a variable not set in the
 // server's environment, a missing or empty file.
-func expand(repl *caddy.Replacer, what, raw string) (string, error) {
-	v := strings.TrimSpace(repl.ReplaceKnown(raw, ""))
+func expandValue(expand Expand, what, raw string) (string, error) {
+	v := strings.TrimSpace(expand(raw))
 	if names := placeholder.FindAllString(raw, -1); v == "" && len(names) > 0 {
 		return "", fmt.Errorf("%s is empty: %s expands to nothing (is the environment variable set for the server, or the file there and readable?)",
 			what, strings.Join(names, ""))

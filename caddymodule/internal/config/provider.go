@@ -1,9 +1,8 @@
-package caddymodule
+package config
 
 import (
 	"fmt"
-
-	"github.com/caddyserver/caddy/v2"
+	"slices"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
@@ -147,7 +146,7 @@ type ProviderConfig struct {
 }
 
 // build expands secrets and validates the config; it makes no network call.
-func (pc ProviderConfig) build(repl *caddy.Replacer) (*provider.Provider, error) {
+func (pc ProviderConfig) build(expand Expand) (*provider.Provider, error) {
 	if pc.Name == "" {
 		return nil, fmt.Errorf("a %s provider has no name", pc.Type)
 	}
@@ -156,7 +155,7 @@ func (pc ProviderConfig) build(repl *caddy.Replacer) (*provider.Provider, error)
 		option string
 		dst    *string
 	}{{"client_id", &cfg.ClientID}, {"client_secret", &cfg.ClientSecret}, {"private_key", &cfg.PrivateKey}} {
-		v, err := expand(repl, "provider "+pc.Name+": "+f.option, *f.dst)
+		v, err := expandValue(expand, "provider "+pc.Name+": "+f.option, *f.dst)
 		if err != nil {
 			return nil, err
 		}
@@ -167,6 +166,10 @@ func (pc ProviderConfig) build(repl *caddy.Replacer) (*provider.Provider, error)
 	cfg.HTTPClient = client
 	return provider.New(cfg)
 }
+
+// Check checks the provider as Provision will, but for what its
+// placeholders expand to; it makes no network call.
+func (pc ProviderConfig) Check() error { return provider.Check(pc.config()) }
 
 // config is the provider's configuration as written, secrets unexpanded.
 func (pc ProviderConfig) config() provider.Config {
@@ -217,24 +220,24 @@ func opsProviders(providers []*provider.Provider) []ops.Provider {
 // first; their client secret derives from devSecret. Each needs a name and
 // an issuer of its own: an identity is (issuer, subject), so two providers
 // of one issuer would take each other's identities for their own.
-func (a *App) buildProviders(repl *caddy.Replacer, devSecret []byte) ([]*provider.Provider, error) {
+func (o *Options) buildProviders(expand Expand, devSecret []byte) ([]*provider.Provider, error) {
 	var out []*provider.Provider
-	configs := a.Providers
-	if a.DevProvider != nil {
-		devs, err := a.DevProvider.providerConfigs(devSecret)
+	configs := o.Providers
+	if o.DevProvider != nil {
+		devs, err := o.DevProvider.providerConfigs(devSecret)
 		if err != nil {
 			return nil, err
 		}
 		configs = append(devs, configs...)
 	}
 	for _, pc := range configs {
-		p, err := pc.build(repl)
+		p, err := pc.build(expand)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, p)
 	}
-	if _, err := duplicateName(a.providerNames()); err != nil {
+	if _, err := DuplicateName(o.ProviderNames()); err != nil {
 		return nil, err
 	}
 	issuers := map[string]string{}
@@ -246,4 +249,30 @@ func (a *App) buildProviders(repl *caddy.Replacer, devSecret []byte) ([]*provide
 		issuers[p.Issuer()] = p.Name()
 	}
 	return out, nil
+}
+
+// ProviderNames lists the names of the configured providers, the dev
+// provider's first.
+func (o *Options) ProviderNames() []string {
+	var names []string
+	if o.DevProvider != nil {
+		for _, id := range o.DevProvider.Identities() {
+			names = append(names, id.Name)
+		}
+	}
+	for _, pc := range o.Providers {
+		names = append(names, pc.Name)
+	}
+	return names
+}
+
+// DuplicateName returns the index of the first name that repeats an
+// earlier one, and the error that says so; -1 and nil when each is unique.
+func DuplicateName(names []string) (int, error) {
+	for i, n := range names {
+		if slices.Contains(names[:i], n) {
+			return i, fmt.Errorf("provider %s: the name is used twice; give each provider its own name (provider <type> <name>)", n)
+		}
+	}
+	return -1, nil
 }
