@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -21,40 +19,18 @@ import (
 // so a reload neither fights over the port nor forgets issued tokens.
 var devHosts = caddy.NewUsagePool()
 
-// devHost is a running dev provider: a listener and a server whose handler a
-// newer config may replace.
+// devHost is a running dev provider: a listener and a server whose
+// providers a newer config may replace.
 type devHost struct {
-	addr    string
-	server  *http.Server
-	handler atomic.Pointer[devHandler]
+	addr   string
+	server *http.Server
+	host   devprovider.Host
 }
 
 // devRef is one config's reference to a devHost; release drops it once.
 type devRef struct {
 	*devHost
 	once sync.Once
-}
-
-// devHandler serves the identities of one config.
-type devHandler struct {
-	mux        *devprovider.Mux
-	identities map[string]devServer
-}
-
-// devServer is a running identity and what it was made from: a newer config
-// that asks for the same keeps it, with its keys and live tokens.
-type devServer struct {
-	spec devSpec
-	srv  *devprovider.Server
-}
-
-type devSpec struct {
-	issuer, clientSecret, grants string
-	lifetime                     time.Duration
-}
-
-func (h *devHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.handler.Load().mux.ServeHTTP(w, r)
 }
 
 func (h *devHost) Destruct() error { return h.server.Close() }
@@ -69,7 +45,7 @@ func startDevHost(d *config.DevProvider, secret []byte, logger *zap.Logger) (*de
 			return nil, fmt.Errorf("dev_provider: %w", err)
 		}
 		h := &devHost{addr: addr}
-		h.server = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		h.server = &http.Server{Handler: &h.host, ReadHeaderTimeout: 10 * time.Second}
 		if err := h.swap(d, secret); err != nil {
 			ln.Close()
 			return nil, err
@@ -103,38 +79,9 @@ func startDevHost(d *config.DevProvider, secret []byte, logger *zap.Logger) (*de
 // swap serves d's identities, reusing the running ones that d leaves as
 // they are.
 func (h *devHost) swap(d *config.DevProvider, secret []byte) error {
-	var running map[string]devServer
-	if old := h.handler.Load(); old != nil {
-		running = old.identities
-	}
-	next := &devHandler{identities: map[string]devServer{}}
-	var servers []*devprovider.Server
-	for _, id := range d.Identities() {
-		spec := devSpec{issuer: d.Issuer(id), clientSecret: config.DevClientSecret(secret, id.Name),
-			grants: strings.Join(id.Grants, " "), lifetime: time.Duration(d.AccessTokenLifetime)}
-		s, ok := running[id.Name]
-		if !ok || s.spec != spec {
-			srv, err := devprovider.New(devprovider.Options{
-				Issuer:              spec.issuer,
-				Clients:             []devprovider.Client{{ID: config.DevClientID(id.Name), Secret: spec.clientSecret}},
-				AccessTokenLifetime: spec.lifetime,
-				Scopes:              id.Grants,
-				SubjectPrefix:       id.Name + "-",
-			})
-			if err != nil {
-				return fmt.Errorf("dev_provider: provider %s: %w", id.Name, err)
-			}
-			s = devServer{spec: spec, srv: srv}
-		}
-		next.identities[id.Name] = s
-		servers = append(servers, s.srv)
-	}
-	mux, err := devprovider.NewMux(servers...)
-	if err != nil {
+	if err := h.host.Set(d.Servers(secret)); err != nil {
 		return fmt.Errorf("dev_provider: %w", err)
 	}
-	next.mux = mux
-	h.handler.Store(next)
 	return nil
 }
 

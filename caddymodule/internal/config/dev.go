@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -89,13 +90,13 @@ func (d *DevProvider) Issuer(id DevIdentity) string {
 	return "http://" + d.Address() + "/" + id.Name
 }
 
-// DevClientID is the gateway's client id at the identity named name:
+// devClientID is the gateway's client id at the identity named name:
 // socialgate-dev at dev.
-func DevClientID(name string) string { return "socialgate-" + name }
+func devClientID(name string) string { return "socialgate-" + name }
 
-// DevClientSecret is derived from the cookie secret, so it is stable across
+// devClientSecret is derived from the cookie secret, so it is stable across
 // restarts and reloads without being configured.
-func DevClientSecret(secret []byte, name string) string {
+func devClientSecret(secret []byte, name string) string {
 	return base64.RawURLEncoding.EncodeToString(keyring.Derive(secret, "dev provider client "+name, 32))
 }
 
@@ -154,12 +155,28 @@ func (d *DevProvider) providerConfigs(secret []byte) ([]ProviderConfig, error) {
 			Name:         id.Name,
 			Type:         provider.KindOIDC,
 			DisplayName:  id.DisplayName,
-			ClientID:     DevClientID(id.Name),
-			ClientSecret: DevClientSecret(secret, id.Name),
+			ClientID:     devClientID(id.Name),
+			ClientSecret: devClientSecret(secret, id.Name),
 			Issuer:       d.Issuer(id),
 			SignIn:       id.SignIn,
 			LinkByEmail:  id.LinkByEmail,
 		})
 	}
 	return out, nil
+}
+
+// Servers are the dev provider's side of its identities, by name: each
+// with the gateway as its client, whose secret derives from secret.
+func (d *DevProvider) Servers(secret []byte) map[string]devprovider.Options {
+	out := map[string]devprovider.Options{}
+	for _, id := range d.Identities() {
+		out[id.Name] = devprovider.Options{
+			Issuer:              d.Issuer(id),
+			Clients:             []devprovider.Client{{ID: devClientID(id.Name), Secret: devClientSecret(secret, id.Name)}},
+			AccessTokenLifetime: time.Duration(d.AccessTokenLifetime),
+			Scopes:              id.Grants,
+			SubjectPrefix:       id.Name + "-",
+		}
+	}
+	return out
 }
