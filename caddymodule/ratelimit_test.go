@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/testop"
 )
@@ -64,6 +66,27 @@ func TestRateLimit_FloodsGet429AndNoOutboundCall(t *testing.T) {
 		if status, _ := apiGet(t, http.DefaultClient, e.Base+"/page", nil); status != http.StatusUnauthorized {
 			t.Fatalf("protected page %d: %d", i, status)
 		}
+	}
+}
+
+// Retry-After is the time until the client's bucket frees a request,
+// rounded up: a client that waits what it was told gets through, and is
+// not told to wait longer than the window. One request per 1.4 s: refused
+// at once, the wait is a little under 1.4 s, which Retry-After must round
+// up to 2, not down to 1.
+func TestRateLimit_RetryAfterIsWhenTheNextRequestIsAllowed(t *testing.T) {
+	e, _ := newOIDCEnv(t, "rate_limit api 1 1400ms")
+	if status, _, _ := apiCall(t, e, "GET", "/users"); status == http.StatusTooManyRequests {
+		t.Fatal("the first request was limited")
+	}
+	status, h, _ := apiCall(t, e, "GET", "/users")
+	wait, err := strconv.Atoi(h.Get("Retry-After"))
+	if status != http.StatusTooManyRequests || err != nil || wait < 1 || wait > 2 {
+		t.Fatalf("second request: %d, Retry-After %q, want 429 with 1 or 2 (the window is 1.4 s)", status, h.Get("Retry-After"))
+	}
+	time.Sleep(time.Duration(wait) * time.Second)
+	if status, h, _ := apiCall(t, e, "GET", "/users"); status == http.StatusTooManyRequests {
+		t.Errorf("after waiting the Retry-After of %d s: 429 again, Retry-After %q", wait, h.Get("Retry-After"))
 	}
 }
 

@@ -225,7 +225,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if class := limitClass(rest); class != "" && g.limits != nil {
 		if ok, wait := g.limits.Allow(class, g.clientIP(r)); !ok {
 			metrics.RateLimited.WithLabelValues(class).Inc()
-			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.5)))
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
 			g.fail(w, r, http.StatusTooManyRequests, "too_many_requests", i18n.M("error.too_many_requests"))
 			return
 		}

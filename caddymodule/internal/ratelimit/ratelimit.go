@@ -8,6 +8,7 @@
 package ratelimit
 
 import (
+	"math"
 	"net/netip"
 	"sync"
 	"time"
@@ -104,7 +105,9 @@ func Client(addr string, ipv6Prefix int) (network netip.Prefix, ok bool) {
 }
 
 // Allow takes a token for client (an IP address) in class. When none is
-// left it returns false and how long until one is.
+// left it returns false and how long until one is, rounded up to whole
+// seconds (at least one), as Retry-After counts: a client that waits that
+// long is let through.
 func (l *Limiter) Allow(class, client string) (bool, time.Duration) {
 	rule, ok := l.rules[class]
 	if !ok || rule.Events <= 0 {
@@ -132,8 +135,8 @@ func (l *Limiter) Allow(class, client string) (bool, time.Duration) {
 		b.tokens--
 		return true, 0
 	}
-	wait := time.Duration((1 - b.tokens) / perSecond * float64(time.Second))
-	return false, max(wait, time.Second)
+	seconds := math.Ceil((1 - b.tokens) / perSecond)
+	return false, time.Duration(max(seconds, 1)) * time.Second
 }
 
 // add makes a bucket for k, full; at MaxClients it reuses the least

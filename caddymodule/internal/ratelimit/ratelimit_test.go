@@ -31,6 +31,41 @@ func TestAllow_BurstThenRefill(t *testing.T) {
 	}
 }
 
+// The wait a refused client is told is the time until its bucket holds a
+// token again, rounded up to whole seconds and at least one: waiting it
+// out is always enough.
+func TestAllow_WaitIsTheTimeUntilATokenRoundedUp(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		rule   Rule
+		before time.Duration // between the burst and the refused request
+		want   time.Duration
+	}{
+		{"a whole number of seconds", Rule{Events: 3, Window: time.Minute}, 0, 20 * time.Second},
+		{"a fraction below one half", Rule{Events: 3, Window: time.Minute}, 5800 * time.Millisecond, 15 * time.Second},
+		{"a fraction above one half", Rule{Events: 3, Window: time.Minute}, 5200 * time.Millisecond, 15 * time.Second},
+		{"under a second", Rule{Events: 1, Window: 1400 * time.Millisecond}, 900 * time.Millisecond, time.Second},
+		{"just over a second", Rule{Events: 1, Window: 1400 * time.Millisecond}, 100 * time.Millisecond, 2 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Unix(1000, 0)
+			l := New(Options{Rules: map[string]Rule{"c": tc.rule}, Now: func() time.Time { return now }})
+			for range tc.rule.Events {
+				l.Allow("c", "192.0.2.1")
+			}
+			now = now.Add(tc.before)
+			ok, wait := l.Allow("c", "192.0.2.1")
+			if ok || wait != tc.want {
+				t.Fatalf("ok=%v wait=%v, want refused for %v", ok, wait, tc.want)
+			}
+			now = now.Add(wait)
+			if ok, wait := l.Allow("c", "192.0.2.1"); !ok {
+				t.Errorf("refused again (wait %v) after waiting what it was told", wait)
+			}
+		})
+	}
+}
+
 func TestClient_AggregatesIPv6ByPrefixAndUnmapsIPv4(t *testing.T) {
 	for _, tc := range []struct {
 		addr   string
