@@ -227,6 +227,7 @@ func loadCaddyfile(src string) error {
 		return fmt.Errorf("adapting: %w", err)
 	}
 	err = caddy.Load(cfg, true)
+	waitRetiredListeners()
 	// A reload retires the old servers and their keep-alive connections; a
 	// client that reuses one may be reset (Caddy's behaviour, not ours): the
 	// test clients start on fresh connections instead.

@@ -153,16 +153,20 @@ func hookOptions(h *hookReceiver) options {
 	return options{Global: "api_key " + apiKey + webhookBlock("app", h, hookSecret)}
 }
 
+// hookRetries is webhookBlock's retries line: twelve quick retries, so that
+// an event outlives a receiver's short outage.
+const hookRetries = "retries 300ms 300ms 300ms 300ms 300ms 300ms 300ms 300ms 300ms 300ms 300ms 300ms"
+
 // webhookBlock is a webhook block for the receiver, signed with secret,
-// retrying every 300ms, with extra lines.
+// retrying as hookRetries says, with extra lines.
 func webhookBlock(name string, h *hookReceiver, secret string, extra ...string) string {
 	recordSecret(secret)
 	return fmt.Sprintf(`
 		webhook %s %s/hooks {
 			secret %s
-			retries 300ms 300ms 300ms 300ms 300ms 300ms 300ms 300ms 300ms 300ms 300ms 300ms
 			%s
-		}`, name, h.srv.URL, secret, strings.Join(extra, "\n\t\t\t"))
+			%s
+		}`, name, h.srv.URL, secret, hookRetries, strings.Join(extra, "\n\t\t\t"))
 }
 
 func hookTypes(ds []hookDelivery) []string {

@@ -218,7 +218,7 @@ func TestWebhooks_AGivenUpEventComesBackWithAReplay(t *testing.T) {
 	h.setDown(true)
 	o := hookOptions(h)
 	// Two quick attempts at user.created only, then it is given up.
-	o.Global = strings.Replace(o.Global, "retries 300ms", "events user.created\n\t\t\tretries", 1)
+	o.Global = strings.Replace(o.Global, hookRetries, "events user.created\n\t\t\tretries 300ms", 1)
 	signedUpAfter := time.Now()
 	e := newEnv(t, o)
 	newBrowser(t).signInDev(e, "/", ada)
