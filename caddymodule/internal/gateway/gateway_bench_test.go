@@ -54,7 +54,7 @@ type signedInGateway struct {
 	sess   *store.Session
 }
 
-func newSignedInGateway(b *testing.B, gw *testGW) *signedInGateway {
+func newSignedInGateway(b testing.TB, gw *testGW) *signedInGateway {
 	b.Helper()
 	sess, value := gw.signIn(b, "ada")
 	return &signedInGateway{gw: gw, sess: sess, cookie: otherCookies + "; " + session.CookieName + "=" + value}
@@ -187,8 +187,8 @@ func benchPassThrough(b *testing.B, g *signedInGateway) {
 }
 
 // newPostgresGW is newTestGW on a fresh schema of a private PostgreSQL
-// server; without PostgreSQL the benchmark is skipped.
-func newPostgresGW(b *testing.B) *testGW {
+// server; without PostgreSQL the benchmark or test is skipped.
+func newPostgresGW(b testing.TB) *testGW {
 	b.Helper()
 	server, err := storetest.StartPostgres()
 	if errors.Is(err, storetest.ErrNoPostgres) {
