@@ -293,6 +293,16 @@ func TestApple_NativeSignIn(t *testing.T) {
 			nonce, claims := fresh()
 			return map[string]any{"id_token": a.idToken(map[string]any{"aud": appleWebID, "nonce": claims["nonce"]}), "code": a.mintCode(claims), "nonce": nonce, "code_verifier": app.verifier}
 		}, http.StatusUnauthorized, "invalid_apple_credential"},
+		"an identity token past 32 KB": {func() map[string]any {
+			nonce, claims := fresh()
+			claims["padding"] = strings.Repeat("p", 40<<10)
+			return map[string]any{"id_token": a.idToken(claims), "code": a.mintCode(claims), "nonce": nonce, "code_verifier": app.verifier}
+		}, http.StatusRequestEntityTooLarge, "identity_too_large"},
+		"an identity token past the 64 KB body": {func() map[string]any {
+			nonce, claims := fresh()
+			claims["padding"] = strings.Repeat("p", 70<<10)
+			return map[string]any{"id_token": a.idToken(claims), "code": a.mintCode(claims), "nonce": nonce, "code_verifier": app.verifier}
+		}, http.StatusRequestEntityTooLarge, "request_body_too_large"},
 		"a used code": {func() map[string]any {
 			nonce, claims := fresh()
 			return map[string]any{"id_token": a.idToken(claims), "code": "c-used", "nonce": nonce, "code_verifier": app.verifier}

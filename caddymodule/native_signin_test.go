@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -250,4 +252,67 @@ func openStopped(t *testing.T, e *env) *badger.Store {
 		t.Fatalf("the store is still held after stop: %v", err)
 	}
 	return st
+}
+
+// An identity past its bound is a request too large, not a failed
+// authentication: 413 with a JSON error that names what is too large, for
+// a body past the 64 KB every gateway endpoint takes (JSON or a form), an
+// ID token past provider.MaxToken, and a token the provider signed whose
+// subject is past its bound. Nobody is signed in.
+func TestNative_OversizedIdentitiesAre413(t *testing.T) {
+	e, op := newNativeIDTokenEnv(t, iosClient, false, "rate_limit native 0 1m")
+	app := newNativeApp()
+	postForm := func(path string, form url.Values) (int, map[string]any) {
+		resp, err := http.PostForm(e.Base+path, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	huge := strings.Repeat("x", 70<<10)
+	junk := "eyJhbGciOiJSUzI1NiJ9." + strings.Repeat("A", 40<<10) + ".sig"
+	for _, tc := range []struct {
+		name string
+		post func() (int, map[string]any)
+		code string
+		says string
+	}{
+		{"an ID token past 32 KB", func() (int, map[string]any) {
+			nonce := issueNonce(t, e, app)
+			return postIDToken(t, e, junk, nonce, app.verifier)
+		}, "identity_too_large", fmt.Sprintf("The id_token is %d bytes long; at most 32768 are taken.", len(junk))},
+		{"a signed token with a 1,000-byte subject", func() (int, map[string]any) {
+			op.SetClaims(map[string]any{"sub": strings.Repeat("s", 1000)})
+			nonce := issueNonce(t, e, app)
+			return postIDToken(t, e, op.NativeIDToken(iosClient, nonce), nonce, app.verifier)
+		}, "identity_too_large", "The subject is 1000 bytes long; at most 255 are taken."},
+		{"a JSON body past 64 KB", func() (int, map[string]any) {
+			nonce := issueNonce(t, e, app)
+			return postIDToken(t, e, huge, nonce, app.verifier)
+		}, "request_body_too_large", "The body is larger than 64 KB."},
+		{"a form past 64 KB", func() (int, map[string]any) {
+			nonce := issueNonce(t, e, app)
+			return postForm("/_auth/native/id_token", url.Values{"provider": {"corp"}, "id_token": {huge}, "nonce": {nonce}, "code_verifier": {app.verifier}})
+		}, "request_body_too_large", "The body is larger than 64 KB."},
+		{"a nonce request past 64 KB", func() (int, map[string]any) {
+			return postJSON(t, e.Base+"/_auth/native/nonce", map[string]any{"code_challenge": huge})
+		}, "request_body_too_large", "The body is larger than 64 KB."},
+		{"a token request past 64 KB", func() (int, map[string]any) {
+			return postForm("/_auth/native/token", url.Values{"rotating_token_nonce": {huge}})
+		}, "request_body_too_large", "The body is larger than 64 KB."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, out := tc.post()
+			errs, _ := out["errors"].([]any)
+			if status != http.StatusRequestEntityTooLarge || errorCode(out) != tc.code || len(errs) != 1 || errs[0].(map[string]any)["message"] != tc.says {
+				t.Errorf("%d %v, want 413 %s saying %q", status, out, tc.code, tc.says)
+			}
+		})
+	}
+	if n := userCount(t, e); n != 0 {
+		t.Errorf("%d users, want none", n)
+	}
 }

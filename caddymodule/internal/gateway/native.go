@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -28,8 +29,9 @@ func (g *Gateway) nativeAllowed(ctx context.Context, raw string) bool {
 }
 
 // readNativeBody decodes a native endpoint's body, JSON or a form, into v,
-// whose json tags name the fields. It answers 400 and reports false when
-// the body cannot be read; shape describes the expected fields.
+// whose json tags name the fields. It answers and reports false when the
+// body cannot be read: 413 request_body_too_large past maxBody (as the
+// backend API does), else 400; shape describes the expected fields.
 func readNativeBody(w http.ResponseWriter, r *http.Request, v any, shape string) bool {
 	var err error
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
@@ -42,7 +44,13 @@ func readNativeBody(w http.ResponseWriter, r *http.Request, v any, shape string)
 		b, _ := json.Marshal(fields)
 		err = json.Unmarshal(b, v)
 	}
-	if err != nil {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		writeJSON(w, http.StatusRequestEntityTooLarge, errorBody("request_body_too_large",
+			fmt.Sprintf("The body is larger than %d KB.", maxBody>>10), nil))
+		return false
+	case err != nil:
 		writeJSON(w, http.StatusBadRequest, errorBody("invalid_request", "The body must be JSON or a form: "+shape+".", nil))
 		return false
 	}

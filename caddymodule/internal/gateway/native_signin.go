@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -95,12 +96,18 @@ func (g *Gateway) nativeIDToken(w http.ResponseWriter, r *http.Request) {
 }
 
 // nativeRefused answers a provider's refusal of a native sign-in, when err
-// is one, and reports whether it did; a rejected credential is answered 401
-// with code and message.
+// is one, and reports whether it did: an identity past its bound (the ID
+// token, or a subject, email or issuer in it) is answered 413
+// identity_too_large naming it, a rejected credential 401 with code and
+// message.
 func (g *Gateway) nativeRefused(w http.ResponseWriter, r *http.Request, p *provider.Provider, err error, code, message string) bool {
+	var tooLarge *provider.TooLargeError
 	switch {
 	case err == nil:
 		return false
+	case errors.As(err, &tooLarge):
+		writeJSON(w, http.StatusRequestEntityTooLarge, errorBody("identity_too_large",
+			fmt.Sprintf("The %s is %d bytes long; at most %d are taken.", tooLarge.Field, tooLarge.Length, tooLarge.Max), nil))
 	case errors.Is(err, provider.ErrNativeNotConfigured):
 		writeJSON(w, http.StatusNotFound, errorBody("native_sign_in_not_configured", err.Error(), nil))
 	case errors.Is(err, provider.ErrAppleNeedsCode):

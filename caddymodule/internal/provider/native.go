@@ -58,6 +58,9 @@ func (p *Provider) ExchangeNative(ctx context.Context, in NativeApple) (*Result,
 	if in.IDToken == "" || in.Code == "" || in.RawNonce == "" {
 		return nil, fmt.Errorf("%w: id_token, code and nonce are required", ErrRejected)
 	}
+	if err := checkSize("id_token", in.IDToken, MaxToken); err != nil {
+		return nil, err
+	}
 	e, err := p.endpoints(ctx)
 	if err != nil {
 		return nil, err
@@ -186,6 +189,9 @@ func (p *Provider) VerifyNativeIDToken(ctx context.Context, idToken, nonce strin
 	}
 	if idToken == "" || nonce == "" {
 		return nil, fmt.Errorf("%w: id_token and nonce are required", ErrRejected)
+	}
+	if err := checkSize("id_token", idToken, MaxToken); err != nil {
+		return nil, err
 	}
 	e, err := p.endpoints(ctx)
 	if err != nil {
