@@ -2,8 +2,8 @@ package caddymodule
 
 // Checks made while the Caddyfile is parsed, so that a mistake fails `caddy
 // adapt`, `caddy validate` and `caddy run` with the file and line of the
-// option at fault. Each applies the rule that Provision applies again (for
-// JSON configs), written once beside the code that needs it; what only the
+// option at fault. Each applies the rule that the server applies again at
+// load (for JSON configs), written once in internal/config; what only the
 // server knows (what {env.*} and {file.*} expand to, files, the store) is
 // left to Provision.
 
@@ -137,8 +137,8 @@ func wordIndex(s, word string) int {
 	}
 }
 
-// checkProvider checks a parsed provider block as Provision will (but the
-// values of placeholders), at the line of the option at fault.
+// checkProvider checks a parsed provider block as the server will at load
+// (but the values of placeholders), at the line of the option at fault.
 func (w *written) checkProvider(pc config.ProviderConfig) error {
 	if err := pc.Check(); err != nil {
 		return w.place(err, providerOptions)

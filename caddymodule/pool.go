@@ -24,8 +24,8 @@ var stores = caddy.NewUsagePool()
 type openStore struct {
 	// Opened.Store is the store seen through cache with no TTL: what is
 	// read through it comes from the store, and what is written through it
-	// leaves every config's view of the cache (see app.go). Every reader
-	// and writer goes through cache.
+	// leaves every config's view of the cache (see config.Options.Gateway).
+	// Every reader and writer goes through cache.
 	*ops.Opened
 	cache *cache.Cache
 	key   string // in stores (and dispatchers)

@@ -167,7 +167,7 @@ func (pc ProviderConfig) build(expand Expand) (*provider.Provider, error) {
 	return provider.New(cfg)
 }
 
-// Check checks the provider as Provision will, but for what its
+// Check checks the provider as Options.Prepare will, but for what its
 // placeholders expand to; it makes no network call.
 func (pc ProviderConfig) Check() error { return provider.Check(pc.config()) }
 
