@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -245,4 +247,38 @@ func mustURL(s string) *url.URL {
 		panic(err)
 	}
 	return u
+}
+
+// A token endpoint that refuses the gateway (401 invalid_client: a client
+// secret it does not take) is reported as the provider's refusal, with
+// its OAuth error code, not as an outage; what its answer echoes stays
+// out of the page and the logs. A 5xx is still an outage.
+func TestCallback_ATokenEndpointRefusalSaysTheProviderRefused(t *testing.T) {
+	e, op := newOIDCEnv(t, "")
+	for _, tc := range []struct {
+		fault     testop.Fault
+		says, not string
+		reason    string
+	}{
+		{testop.FaultTokenInvalidClient, "corp refused this site's request (invalid_client)", "not reachable", "provider_refused"},
+		{testop.FaultTokenServerError, "corp is not reachable right now", "refused", "provider_unavailable"},
+	} {
+		t.Run(tc.fault.String(), func(t *testing.T) {
+			op.SetFault(tc.fault)
+			defer op.SetFault(testop.FaultNone)
+			b := newBrowser(t)
+			resp, body := signInCorp(b, e)
+			assertRefused(t, e, b, resp, http.StatusBadGateway)
+			page := htmlUnescape(between(body, "<main", "</main>"))
+			if !strings.Contains(page, tc.says) || strings.Contains(page, tc.not) {
+				t.Errorf("the page says %q, want %q", page, tc.says)
+			}
+			if strings.Contains(body, "no client may redeem") {
+				t.Error("the page shows the token endpoint's error_description")
+			}
+			if log, _ := os.ReadFile(filepath.Join(e.Storage, "debug.log")); !strings.Contains(string(log), `"reason":"`+tc.reason+`"`) {
+				t.Errorf("no sign-in refused with reason %s in the log", tc.reason)
+			}
+		})
+	}
 }

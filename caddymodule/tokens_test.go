@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -252,6 +254,39 @@ func TestTokens_ProviderDownGives503OnlyWhereATokenIsNeeded(t *testing.T) {
 	}
 	if status, _ := apiGet(t, b.c, e.Base+"/_auth/me", nil); status != http.StatusOK {
 		t.Error("the session is affected by a provider outage")
+	}
+}
+
+// A refresh the provider refuses (401 invalid_client: a client secret it no
+// longer takes) is answered as a refusal, naming the OAuth error code, on
+// a route and in the API, and logged as one; not as an outage. What the
+// answer echoes (the refresh token) appears nowhere.
+func TestTokens_ARefusedRefreshSaysTheProviderRefused(t *testing.T) {
+	e, op := newTokenEnv(t, "forward_token corp")
+	route, api := newBrowser(t), newBrowser(t)
+	signInCorp(route, e)
+	op.SetClaims(map[string]any{"sub": "second-user", "email": "second@example.com", "email_verified": true})
+	signInCorp(api, e)
+	apiUser := api.me(e)["id"].(string)
+	op.SetFault(testop.FaultTokenInvalidClient)
+	time.Sleep(3 * time.Second) // both access tokens expire
+
+	status, out := apiGet(t, route.c, e.Base+"/needs-token", nil)
+	if status != http.StatusBadGateway || errorCode(out) != "oauth_provider_refused" {
+		t.Errorf("a route that needs the token: %d %v, want 502 oauth_provider_refused", status, out)
+	}
+	status, _, body := apiCall(t, e, "GET", "/users/"+apiUser+"/oauth_access_tokens/corp")
+	msg, _ := body.(map[string]any)["errors"].([]any)[0].(map[string]any)["message"].(string)
+	if status != http.StatusBadGateway || !strings.Contains(msg, "corp refused to refresh it (invalid_client)") {
+		t.Errorf("the API: %d %v, want 502 saying corp refused (invalid_client)", status, body)
+	}
+	log, _ := os.ReadFile(filepath.Join(e.Storage, "debug.log"))
+	if n := strings.Count(string(log), "the provider refused the token refresh"); n != 2 || strings.Contains(string(log), "token refresh failed") ||
+		!strings.Contains(string(log), "invalid_client") || strings.Contains(string(log), "no client may redeem") {
+		t.Errorf("the log has %d refused refreshes, want 2 naming invalid_client, none as a failure, no echo", n)
+	}
+	if status, _ := apiGet(t, route.c, e.Base+"/_auth/me", nil); status != http.StatusOK {
+		t.Error("the session is affected by the refusal")
 	}
 }
 

@@ -207,7 +207,7 @@ var paramCodes = map[ops.ParamKind]struct {
 }
 
 // fail answers an operation's error in Clerk's shape: a missing record is
-// 404, a bad parameter 400 or 422, a token that cannot be had 422 or 503,
+// 404, a bad parameter 400 or 422, a token that cannot be had 422, 502 or 503,
 // anything else 500 (logged, never shown).
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var (
@@ -215,6 +215,8 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		pe *ops.ParamError
 		ae *ops.AccountError
 		nr *ops.NotRetainedError
+		// refused is the provider's refusal of a refresh.
+		refused *ops.RefusedError
 	)
 	switch {
 	case errors.As(err, &nf) && nf.Kind == ops.KindWebhook:
@@ -227,6 +229,10 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &ae) && errors.Is(err, ops.ErrNeedsReauthorization):
 		writeErrorMeta(w, http.StatusUnprocessableEntity, "oauth_token_needs_reauthorization",
 			fmt.Sprintf("The %s account must be reconnected by the user: the provider no longer accepts its grant.", ae.Provider),
+			map[string]any{"external_account_id": ae.AccountID})
+	case errors.As(err, &ae) && errors.As(err, &refused):
+		writeErrorMeta(w, http.StatusBadGateway, "oauth_provider_refused",
+			fmt.Sprintf("The token expired and %s refused to refresh it (%s): the client's settings at the provider may need fixing.", ae.Provider, refused.Reason()),
 			map[string]any{"external_account_id": ae.AccountID})
 	case errors.As(err, &ae) && errors.Is(err, ops.ErrProviderUnavailable):
 		w.Header().Set("Retry-After", "30")

@@ -38,6 +38,10 @@ const (
 	ReasonDenied       = "provider_denied"
 	ReasonUnavailable  = "provider_unavailable"
 	ReasonRejected     = "provider_rejected"
+	// ReasonRefused is a sign-in whose request the provider's token
+	// endpoint refused (provider.ErrRefused): most often a client id or
+	// secret it does not take.
+	ReasonRefused = "provider_refused"
 	// ReasonTooLarge is a sign-in refused because the provider sent an
 	// identity or a token longer than the gateway keeps.
 	ReasonTooLarge        = "provider_data_too_large"
@@ -81,6 +85,12 @@ func unavailable(p *provider.Provider, err error) *Error {
 			Message: i18n.M("flow.too_large", "provider", p.DisplayName(), "field", strings.ReplaceAll(tl.Field, "_", " "),
 				"length", strconv.Itoa(tl.Length), "max", strconv.Itoa(tl.Max)),
 			Err: err}
+	}
+	var refused *provider.RefusedError
+	if errors.As(err, &refused) {
+		return &Error{Status: http.StatusBadGateway, Reason: ReasonRefused,
+			Message: i18n.M("flow.refused", "provider", p.DisplayName(), "code", refused.Reason()),
+			Err:     err}
 	}
 	if errors.Is(err, provider.ErrRejected) {
 		return &Error{Status: http.StatusBadGateway, Reason: ReasonRejected,

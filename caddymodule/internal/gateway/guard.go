@@ -117,7 +117,7 @@ func (g *Gateway) Guard(w http.ResponseWriter, r *http.Request, uri string, p *P
 	toks, unmet, err := g.resolve(r.Context(), sess, p)
 	switch {
 	case errors.Is(err, tokens.ErrUnavailable):
-		g.tokenUnavailable(w, r)
+		g.tokenUnavailable(w, r, err)
 		return Pass{}, false, nil
 	case err != nil:
 		return Pass{}, false, fmt.Errorf("reading linked accounts: %w", err)

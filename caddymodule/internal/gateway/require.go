@@ -120,8 +120,14 @@ func (g *Gateway) denyUnmet(w http.ResponseWriter, r *http.Request, originalURI 
 }
 
 // tokenUnavailable answers a request whose forwarded token could not be
-// refreshed: 503 with Retry-After; the session itself is unaffected.
-func (g *Gateway) tokenUnavailable(w http.ResponseWriter, r *http.Request) {
+// refreshed (err): 502 oauth_provider_refused when the provider refused the
+// refresh (provider.ErrRefused: the client's settings, not an outage), else
+// 503 with Retry-After; the session itself is unaffected.
+func (g *Gateway) tokenUnavailable(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, provider.ErrRefused) {
+		g.fail(w, r, http.StatusBadGateway, "oauth_provider_refused", i18n.M("error.provider_refused"))
+		return
+	}
 	w.Header().Set("Retry-After", "30")
 	g.fail(w, r, http.StatusServiceUnavailable, "oauth_provider_unavailable", i18n.M("error.provider_unavailable"))
 }

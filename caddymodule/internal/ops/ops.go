@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/audit"
+	"github.com/socialgate/socialgate/caddymodule/internal/provider"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/tokens"
 	"github.com/socialgate/socialgate/caddymodule/internal/webhook"
@@ -173,6 +174,11 @@ type ParamError struct {
 
 func (e *ParamError) Error() string { return e.Message }
 func (e *ParamError) Unwrap() error { return ErrInvalid }
+
+// RefusedError is the provider's refusal of a refresh that an
+// ErrProviderUnavailable carries when the provider refused it (a client id
+// or secret it does not take) rather than failed to answer.
+type RefusedError = provider.RefusedError
 
 // AccountError is a failure about one linked account: reading its token
 // (Err is ErrNeedsReauthorization or ErrProviderUnavailable).

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -236,6 +237,56 @@ func TestProfile_AnIdentityPastItsBoundRefusesTheSignIn(t *testing.T) {
 			}
 			if err == nil && (res.Profile.Subject != tc.id || res.Profile.Email != tc.email) {
 				t.Errorf("profile %q %q, want the identity whole", res.Profile.Subject, res.Profile.Email)
+			}
+		})
+	}
+}
+
+// A token endpoint's refusal is told from an outage: a 4xx, with an OAuth
+// error code or without one (an HTML 401 from a proxy in front of the
+// provider), or a 200 carrying an error, is *RefusedError naming the code
+// or the status; a 5xx, 408, 429 or a temporarily_unavailable is
+// ErrUnavailable; a dead grant is ErrInvalidGrant. No error repeats the
+// answer's description, which may echo what was sent.
+func TestRefresh_ARefusalIsNotAnOutage(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		status      int
+		ctype, body string
+		refused     string // RefusedError.Reason(), "" when not refused
+		want        error
+	}{
+		{"401 invalid_client", 401, "application/json", `{"error":"invalid_client","error_description":"` + liveRefresh + `"}`, "invalid_client", ErrRefused},
+		{"400 unauthorized_client", 400, "application/json", `{"error":"unauthorized_client"}`, "unauthorized_client", ErrRefused},
+		{"401 as an HTML page", 401, "text/html", `<html><body>` + liveRefresh + `</body></html>`, "HTTP 401", ErrRefused},
+		{"403 with no body", 403, "", ``, "HTTP 403", ErrRefused},
+		{"200 with an error", 200, "application/json", `{"error":"invalid_request"}`, "invalid_request", ErrRefused},
+		{"400 invalid_grant", 400, "application/json", `{"error":"invalid_grant"}`, "", ErrInvalidGrant},
+		{"500", 500, "text/plain", `oops ` + liveRefresh, "", ErrUnavailable},
+		{"503 temporarily_unavailable", 503, "application/json", `{"error":"temporarily_unavailable"}`, "", ErrUnavailable},
+		{"400 temporarily_unavailable", 400, "application/json", `{"error":"temporarily_unavailable"}`, "", ErrUnavailable},
+		{"429", 429, "application/json", `{"error":"rate_limited"}`, "", ErrUnavailable},
+		{"408", 408, "", ``, "", ErrUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, p := newPreset(t, caseOf(t, "x"))
+			f.handlers["/token"] = func(w http.ResponseWriter, r *http.Request) {
+				if tc.ctype != "" {
+					w.Header().Set("Content-Type", tc.ctype)
+				}
+				w.WriteHeader(tc.status)
+				io.WriteString(w, tc.body)
+			}
+			_, err := p.Refresh(context.Background(), "", liveRefresh)
+			var refused *RefusedError
+			if !errors.Is(err, tc.want) || errors.As(err, &refused) != (tc.refused != "") {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if refused != nil && (refused.Reason() != tc.refused || !errors.Is(err, ErrRejected) || errors.Is(err, ErrUnavailable)) {
+				t.Errorf("refused %q (%v), want %q, rejected and not unavailable", refused.Reason(), err, tc.refused)
+			}
+			if strings.Contains(err.Error(), liveRefresh) || strings.Contains(err.Error(), "html") {
+				t.Errorf("error %q repeats the answer", err)
 			}
 		})
 	}

@@ -41,6 +41,13 @@ var (
 	// token is revoked or expired. The user must authorize again; retrying
 	// cannot help. It comes wrapped together with ErrRejected.
 	ErrInvalidGrant = errors.New("grant revoked or expired")
+	// ErrRefused means the token endpoint refused the gateway's request
+	// for another reason than a dead grant: an HTTP 4xx or an OAuth error
+	// answer (invalid_client, unauthorized_client, invalid_request…), most
+	// often a client id or secret the provider does not take. Retrying the
+	// same request cannot help. It comes as a *RefusedError, wrapped
+	// together with ErrRejected.
+	ErrRefused = errors.New("the provider refused the request")
 )
 
 // Config describes one provider. Kind oidc needs Issuer; kind oauth2 needs

@@ -221,11 +221,36 @@ func (p *Provider) classifyTokenError(err error) error {
 		return fmt.Errorf("%w: token endpoint: %v", ErrUnavailable, err)
 	case slices.Contains(invalidGrantCodes, te.code) || (te.message != "" && slices.Contains(p.pre.grantMessages, te.message)):
 		return fmt.Errorf("%w: %w: token endpoint answered %s", ErrInvalidGrant, ErrRejected, or(sanitizeCode(te.code), "invalid_grant"))
-	case te.code != "" && te.status < 500 && te.code != "server_error" && te.code != "temporarily_unavailable":
-		return fmt.Errorf("%w: token endpoint answered %s", ErrRejected, sanitizeCode(te.code))
+	case te.code == "server_error" || te.code == "temporarily_unavailable":
+	case te.status >= 500, te.status == http.StatusRequestTimeout, te.status == http.StatusTooManyRequests:
+	case te.code != "" || te.status >= 400:
+		// A refusal, with or without an OAuth error body (an HTML 401 from
+		// a proxy in front of the provider is one too): not an outage.
+		return &RefusedError{Status: te.status, Code: sanitizeCode(te.code)}
 	}
 	return fmt.Errorf("%w: token endpoint answered HTTP %d", ErrUnavailable, te.status)
 }
+
+// RefusedError is the token endpoint's refusal of a request (ErrRefused):
+// its HTTP status and OAuth error code, never the rest of its answer,
+// which may echo what was sent.
+type RefusedError struct {
+	Status int
+	// Code is the OAuth error code (invalid_client…), printable and at most
+	// 64 bytes; "" when the answer carried none.
+	Code string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("%v: the token endpoint answered %s", ErrRefused, e.Reason())
+}
+
+// Reason is the OAuth error code, or the HTTP status when there is none.
+func (e *RefusedError) Reason() string {
+	return or(e.Code, fmt.Sprintf("HTTP %d", e.Status))
+}
+
+func (e *RefusedError) Unwrap() []error { return []error{ErrRefused, ErrRejected} }
 
 // sanitizeCode keeps an error code printable and short: it comes from the
 // provider, and goes to logs.

@@ -154,6 +154,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	case FaultTokenServerError:
 		http.Error(w, "internal server error", http.StatusInternalServerError)
 		return
+	case FaultTokenInvalidClient:
+		w.Header().Set("WWW-Authenticate", `Basic realm="testop"`)
+		writeJSON(w, http.StatusUnauthorized, oauthError{Code: "invalid_client",
+			Description: "no client may redeem " + r.PostForm.Get("code") + r.PostForm.Get("refresh_token")})
+		return
 	case FaultTokenHang:
 		s.hang(r, changed)
 		return

@@ -96,6 +96,11 @@ const (
 	// the answer, as when a connection breaks after the provider committed:
 	// only Options.RefreshReuseGrace can save the grant.
 	FaultTokenLostAnswer
+	// FaultTokenInvalidClient: the token endpoint answers 401
+	// {"error":"invalid_client"}, as to a client secret it does not take,
+	// with an error_description that echoes the code or refresh token sent
+	// (as some providers' do), consuming nothing.
+	FaultTokenInvalidClient
 )
 
 var faultNames = [...]string{
@@ -125,6 +130,7 @@ var faultNames = [...]string{
 	FaultTokenServerError:    "FaultTokenServerError",
 	FaultTokenHang:           "FaultTokenHang",
 	FaultTokenLostAnswer:     "FaultTokenLostAnswer",
+	FaultTokenInvalidClient:  "FaultTokenInvalidClient",
 }
 
 func (f Fault) String() string {

@@ -122,10 +122,16 @@ func (e *Engine) attempt(ctx context.Context, a *store.ExternalAccount) outcome 
 		metrics.Refreshes.WithLabelValues(a.Provider, "error").Inc()
 		a.Tokens.RefreshFailures++
 		a.Tokens.RetryAt = retryAt(a.Tokens, a.Tokens.RefreshFailures, e.now())
-		e.logger.Warn("token refresh failed; the account backs off", zap.String("provider", a.Provider),
+		msg := "token refresh failed; the account backs off"
+		if errors.Is(err, provider.ErrRefused) {
+			msg = "the provider refused the token refresh; the account backs off"
+		}
+		e.logger.Warn(msg, zap.String("provider", a.Provider),
 			zap.String("external_account_id", a.ID), zap.Int("failures_in_a_row", a.Tokens.RefreshFailures),
 			zap.Time("retry_at", a.Tokens.RetryAt), zap.Error(err))
-		return outcome{changed: true, err: fmt.Errorf("%w: %v", ErrUnavailable, err)}
+		// The provider's error stays in the chain: callers tell a refusal
+		// (provider.ErrRefused) from an outage.
+		return outcome{changed: true, err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
 	}
 	metrics.Refreshes.WithLabelValues(a.Provider, "success").Inc()
 	applyToken(a, tok)

@@ -59,7 +59,8 @@ var (
 	ErrNeedsReauthorization = errors.New("the account needs reauthorization")
 	// ErrUnavailable means the token is expired and the provider could not
 	// refresh it right now (it failed, or the account is backing off after
-	// a failure); retry later.
+	// a failure); retry later. A refresh the provider refused wraps
+	// provider.ErrRefused too.
 	ErrUnavailable = errors.New("the provider could not refresh the token")
 )
 
