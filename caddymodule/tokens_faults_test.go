@@ -189,7 +189,10 @@ func TestTokens_FailingProviderIsCalledOncePerBackoff(t *testing.T) {
 // capped at half the lifetime, so requests do not each refresh (and rotate).
 func TestTokens_ShortLivedTokensAreNotRefreshedOnEveryRequest(t *testing.T) {
 	onBothStores(t, func(t *testing.T, storage string) {
-		e, op := newFaultEnv(t, storage, 4*time.Second, 10*time.Second)
+		// 8 s tokens: the 20 requests have half of it (4 s, the skew) to
+		// be made before a refresh is due, however loaded the machine.
+		e, op := newFaultEnv(t, storage, 8*time.Second, 10*time.Second)
+		issued := time.Now() // at or before the token's issue
 		b := browserOf(t, e, op, "u1")
 		calls := op.Calls("token")
 		for i := range 20 {
@@ -198,12 +201,12 @@ func TestTokens_ShortLivedTokensAreNotRefreshedOnEveryRequest(t *testing.T) {
 			}
 		}
 		quick := op.Calls("token") - calls
-		time.Sleep(2500 * time.Millisecond) // past half the lifetime
+		time.Sleep(time.Until(issued.Add(4500 * time.Millisecond))) // past half the lifetime
 		if status, _ := apiGet(t, b.c, e.Base+"/r/later", nil); status != http.StatusOK {
 			t.Fatalf("later request: %d", status)
 		}
 		later := op.Calls("token") - calls - quick
-		t.Logf("4 s tokens, 10 s skew: %d refreshes for 20 requests in a row, %d for one request past half the lifetime", quick, later)
+		t.Logf("8 s tokens, 10 s skew: %d refreshes for 20 requests in a row, %d for one request past half the lifetime", quick, later)
 		if quick != 0 || later != 1 {
 			t.Errorf("%d refreshes for 20 requests right after sign-in and %d past half the lifetime; want 0 and 1", quick, later)
 		}
