@@ -393,7 +393,7 @@ http://127.0.0.1:%d {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(patience); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if !slices.ContainsFunc(ready, func(u string) bool { return !answers(u) }) {
 			return g
 		}

@@ -112,10 +112,16 @@ func (h *hookReceiver) delivered() []hookDelivery {
 	return out
 }
 
-// waitFor polls until cond holds, for at most 15 seconds.
+// patience bounds a test's wait for background work or a process to
+// start: it only bounds how long a failure takes to show, so it is long; a
+// passing test waits as little as the work takes, and a loaded machine
+// (CI, a whole-suite run) may take many times the usual.
+const patience = time.Minute
+
+// waitFor polls until cond holds, for at most patience.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(patience); !cond(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}

@@ -83,7 +83,7 @@ func main() { http.ListenAndServe(os.Args[1], http.HandlerFunc(handle)) }
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(patience); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if resp, err := http.Get("http://" + addr); err == nil {
 			resp.Body.Close()
 			return addr

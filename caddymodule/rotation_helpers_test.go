@@ -109,7 +109,7 @@ func (g *servingGateway) start(storage string, global ...string) {
 	if err := g.cmd.Start(); err != nil {
 		g.t.Fatal(err)
 	}
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(patience); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		resp, err := http.Get(g.site.Base + "/_auth/health")
 		if err == nil {
 			resp.Body.Close()
