@@ -221,8 +221,9 @@ func (p *Provider) classifyTokenError(err error) error {
 		return fmt.Errorf("%w: token endpoint: %v", ErrUnavailable, err)
 	case slices.Contains(invalidGrantCodes, te.code) || (te.message != "" && slices.Contains(p.pre.grantMessages, te.message)):
 		return fmt.Errorf("%w: %w: token endpoint answered %s", ErrInvalidGrant, ErrRejected, or(sanitizeCode(te.code), "invalid_grant"))
-	case te.code == "server_error" || te.code == "temporarily_unavailable":
-	case te.status >= 500, te.status == http.StatusRequestTimeout, te.status == http.StatusTooManyRequests:
+	case te.code == "server_error" || te.code == "temporarily_unavailable",
+		te.status >= 500, te.status == http.StatusRequestTimeout, te.status == http.StatusTooManyRequests:
+		// The provider says it cannot answer now: an outage, below.
 	case te.code != "" || te.status >= 400:
 		// A refusal, with or without an OAuth error body (an HTML 401 from
 		// a proxy in front of the provider is one too): not an outage.
