@@ -100,6 +100,12 @@ func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string) {
 		g.notFound(w, r)
 		return
 	}
+	// Trust first: whoever is not a trusted proxy learns nothing, not even
+	// which policy names exist (403 for every name).
+	if !v.trusted(r) {
+		g.fail(w, r, http.StatusForbidden, "untrusted_proxy", i18n.M("error.untrusted_proxy"))
+		return
+	}
 	name, _, envoy := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
 	if name == "" {
 		name = DefaultPolicy
@@ -117,13 +123,9 @@ func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string) {
 		if r.URL.RawQuery != "" {
 			uri += "?" + r.URL.RawQuery
 		}
-		o, err = forwardauth.ReadEnvoy(r.Header, v.trusted(r), r.Method, r.Host, uri)
+		o, err = forwardauth.ReadEnvoy(r.Header, true, r.Method, r.Host, uri)
 	} else {
-		o, err = forwardauth.Read(r.Header, v.trusted(r))
-	}
-	if errors.Is(err, forwardauth.ErrUntrusted) {
-		g.fail(w, r, http.StatusForbidden, "untrusted_proxy", i18n.M("error.untrusted_proxy"))
-		return
+		o, err = forwardauth.Read(r.Header, true)
 	}
 	if err != nil {
 		g.fail(w, r, http.StatusBadRequest, "invalid_forwarded_request", i18n.M("error.forwarded_request_invalid", "reason", err.Error()))

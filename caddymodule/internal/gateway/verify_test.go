@@ -48,6 +48,9 @@ func nginxAsks(rawURL, cookie string, extra ...string) http.Header {
 		h.Set("Cookie", cookie)
 	}
 	for i := 0; i < len(extra); i += 2 {
+		if extra[i] == "Accept" {
+			h.Del("Accept")
+		}
 		h.Add(extra[i], extra[i+1])
 	}
 	return h
@@ -250,5 +253,21 @@ func TestVerify_ConfigMistakesFailAtLoad(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "forward_auth") {
 			t.Errorf("%s: New = %v, want an error naming forward_auth", name, err)
 		}
+	}
+}
+
+func TestVerify_AnUntrustedPeerLearnsNoPolicyName(t *testing.T) {
+	tg := newVerifyGW(t)
+	// Every name, existing or not, is 403 to a peer that is not a trusted
+	// proxy: 404 for unknown names only would list the policies.
+	for _, path := range []string{"/_auth/verify", "/_auth/verify/default", "/_auth/verify/admins", "/_auth/verify/nope", "/_auth/verify/nope/app/x"} {
+		w := tg.ask(path, "203.0.113.7:1234", nginxAsks("https://app1.example.com/", "", "Accept", "application/json"))
+		if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "untrusted_proxy") {
+			t.Errorf("%s from an untrusted peer = %d %s, want 403 untrusted_proxy", path, w.Code, w.Body)
+		}
+	}
+	// A trusted proxy still learns that a name does not exist.
+	if w := tg.ask("/_auth/verify/nope", proxy, nginxAsks("https://app1.example.com/", "")); w.Code != http.StatusNotFound {
+		t.Errorf("an unknown name from the trusted proxy = %d, want 404", w.Code)
 	}
 }
