@@ -29,7 +29,8 @@ func (g benchGuard) CSRFToken(*store.Session) string                            
 func (g benchGuard) ClientIP(*http.Request) string                                    { return "127.0.0.1" }
 
 // BenchmarkUsersPage renders the console's user list (50 users, newest
-// first) on a large Badger store: SOCIALGATE_BENCH_USERS users (default
+// first), and the pages of searches (by address, id, the start of a name or
+// of a word of it, external id), on a large Badger store: SOCIALGATE_BENCH_USERS users (default
 // 100,000), built in SOCIALGATE_BENCH_STORE when set (and reused from there
 // next time), else in a temporary directory. The server time of one page is
 // ns/op; the whole request is served, the operator's admission included.
@@ -69,6 +70,10 @@ func BenchmarkUsersPage(b *testing.B) {
 		{"offset_10000", "?offset=10000"},
 		{"email", "?q=user12345@big.example"},
 		{"id", "?q=" + operator[0].ID},
+		{"name", "?q=User+12345"},        // the start of a name: 11 users
+		{"name_word", "?q=99999"},        // the start of a name's word: 11 users
+		{"name_everyone", "?q=user"},     // every user: walks them newest first
+		{"external_id", "?q=ext-424242"}, // 1 user
 	} {
 		b.Run(fmt.Sprintf("%s/users=%d", bc.name, max(n, have)), func(b *testing.B) {
 			for b.Loop() {

@@ -22,12 +22,13 @@ func (c *Console) usersPage(w http.ResponseWriter, r *http.Request, page string,
 	query := q.Get("q")
 	offset, _ := strconv.Atoi(q.Get("offset"))
 	p := ops.Page{Limit: pageSize, Offset: max(offset, 0)}
-	users, total, err := c.Ops.SearchUsers(op.ctx, query, p)
+	found, err := c.Ops.SearchUsers(op.ctx, query, p)
 	if err != nil {
 		c.internal(w, r, "listing users", err)
 		return
 	}
-	view := &ui.ConsoleUsers{Query: query, Total: total, From: p.Offset + 1, To: p.Offset + len(users)}
+	users := found.Users
+	view := &ui.ConsoleUsers{Query: query, Total: found.Total, More: found.More, From: p.Offset + 1, To: p.Offset + len(users)}
 	for _, u := range users {
 		view.Rows = append(view.Rows, ui.ConsoleUserRow{ID: u.ID, URL: c.base + "/users/" + url.PathEscape(u.ID),
 			Name: u.Name, Email: primaryOrFirst(u), ExternalID: u.ExternalID, Created: when(u.CreatedAt),
@@ -49,7 +50,7 @@ func (c *Console) usersPage(w http.ResponseWriter, r *http.Request, page string,
 	if p.Offset > 0 {
 		view.PrevURL = pageURL(max(p.Offset-pageSize, 0))
 	}
-	if p.Offset+len(users) < total {
+	if p.Offset+len(users) < found.Total || (found.More && len(users) == pageSize) {
 		view.NextURL = pageURL(p.Offset + pageSize)
 	}
 	pg := c.view(r, op, g, i18n.M("console.users"), "users", pageURL(p.Offset))

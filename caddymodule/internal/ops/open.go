@@ -43,8 +43,9 @@ type Location struct {
 	// Create makes a new Badger store, with new keys, where there is none;
 	// without it a directory without keys.json is ErrNoStore.
 	Create bool
-	// Logger receives Badger's messages. Default: warnings and errors on
-	// standard error.
+	// Logger receives Badger's messages, and either store's own as Info
+	// (the building of an index at open). Default: warnings and errors,
+	// and the store's messages, on standard error.
 	Logger badger.Logger
 
 	// DSN is the PostgreSQL connection string.
@@ -113,8 +114,12 @@ func openPostgres(ctx context.Context, l Location) (*Opened, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage postgres: %w", err)
 	}
-	st, err := postgres.Open(ctx, postgres.Options{DSN: l.DSN, EncryptionKey: keys.StoreKey,
-		PreviousEncryptionKeys: keys.PreviousStoreKeys, MaxConns: l.MaxConns, ConnectTimeout: l.ConnectTimeout})
+	opts := postgres.Options{DSN: l.DSN, EncryptionKey: keys.StoreKey,
+		PreviousEncryptionKeys: keys.PreviousStoreKeys, MaxConns: l.MaxConns, ConnectTimeout: l.ConnectTimeout}
+	if l.Logger != nil {
+		opts.Infof = l.Logger.Infof
+	}
+	st, err := postgres.Open(ctx, opts)
 	if errors.Is(err, postgres.ErrWrongKey) {
 		return nil, fmt.Errorf("storage postgres: %w: it was created, or last re-keyed, with another secret. To change the secret, "+
 			"keep the old one after the new one (secret <new> <old>) and run socialgate secret-rotate, which says when the old "+

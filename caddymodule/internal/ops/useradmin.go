@@ -15,37 +15,21 @@ import (
 
 // SearchUsers returns a page of the users that query finds, newest first,
 // and how many it finds. An empty query lists every user (the stores'
-// creation index). A query that is a user's id finds that user, and one
-// that is an address the users holding it (the stores' email index): both
-// read only what they show. Any other query finds the users with the text
-// at the start of their id, an address, name, username or external id (any
-// case), which reads every user: on a large store, search by id or address.
-func (s *Service) SearchUsers(ctx context.Context, query string, p Page) ([]*store.User, int, error) {
+// creation index). Any other query finds the users with the text at the
+// start of their id, username, external id, an address, their name or a
+// word of it, or a linked account's subject, in any case
+// (store.Store.SearchUsers): the stores' search index serves it, so it
+// stays fast on a large store. More than store.SearchCount matches are
+// counted as that many, with More set.
+func (s *Service) SearchUsers(ctx context.Context, query string, p Page) (store.UserMatches, error) {
 	if err := p.Check(); err != nil {
-		return nil, 0, err
+		return store.UserMatches{}, err
 	}
-	q := strings.TrimSpace(query)
-	switch {
-	case q == "":
-		return s.o.Store.Users(ctx, store.UserQuery{Limit: p.Limit, Offset: p.Offset})
-	case strings.HasPrefix(q, "user_"):
-		u, err := s.o.Store.User(ctx, q)
-		if err == nil {
-			if p.Offset > 0 {
-				return nil, 1, nil
-			}
-			return []*store.User{u}, 1, nil
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return nil, 0, err
-		}
-	case strings.Contains(q, "@"):
-		users, total, err := s.o.Store.Users(ctx, store.UserQuery{Email: q, Limit: p.Limit, Offset: p.Offset})
-		if err != nil || total > 0 {
-			return users, total, err
-		}
+	if q := strings.TrimSpace(query); q != "" {
+		return s.o.Store.SearchUsers(ctx, store.UserSearch{Prefix: q, Limit: p.Limit, Offset: p.Offset})
 	}
-	return s.o.Store.Users(ctx, store.UserQuery{Filter: &store.UserFilter{Prefix: q}, Limit: p.Limit, Offset: p.Offset})
+	users, total, err := s.o.Store.Users(ctx, store.UserQuery{Limit: p.Limit, Offset: p.Offset})
+	return store.UserMatches{Users: users, Total: total}, err
 }
 
 // RevokeSessions ends every live session of a user and returns how many

@@ -20,16 +20,18 @@ func TestSearchUsers_FindsByIDAddressOrPrefix(t *testing.T) {
 		{"", []string{f.grace, f.ada}},
 		{f.ada, []string{f.ada}},
 		{"ADA@example.com", []string{f.ada}},
+		{"ada-h", []string{f.ada}}, // a linked account's subject
 		{"gra", []string{f.grace}},
 		{"@example", nil}, // a prefix, not a substring
 		{f.grace[:8], []string{f.grace}},
 		{"user_nobody", nil},
 		{"nobody", nil},
 	} {
-		users, total, err := f.svc.SearchUsers(ctx, tc.query, ops.Page{Limit: 10})
+		found, err := f.svc.SearchUsers(ctx, tc.query, ops.Page{Limit: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
+		users, total := found.Users, found.Total
 		var got []string
 		for _, u := range users {
 			got = append(got, u.ID)
@@ -38,7 +40,7 @@ func TestSearchUsers_FindsByIDAddressOrPrefix(t *testing.T) {
 			t.Errorf("search %q = %v (%d), want %v", tc.query, got, total, tc.want)
 		}
 	}
-	if _, _, err := f.svc.SearchUsers(ctx, "", ops.Page{Limit: 0}); !errors.Is(err, ops.ErrInvalid) {
+	if _, err := f.svc.SearchUsers(ctx, "", ops.Page{Limit: 0}); !errors.Is(err, ops.ErrInvalid) {
 		t.Errorf("a page of 0: %v", err)
 	}
 }

@@ -102,6 +102,14 @@ type Store interface {
 	// Users lists users, newest first unless q orders them otherwise, with
 	// the total count of matches.
 	Users(ctx context.Context, q UserQuery) ([]*User, int, error)
+	// SearchUsers returns a page of the users that q.Prefix starts a term
+	// of (see UserTerms, AccountTerms: an id, username, external id,
+	// address, a name or any word of it, a linked account's subject), in
+	// any case, newest first (then by id), with their number (see
+	// UserMatches and Matches). It is served by a search index that every
+	// change of a user or an account keeps in its own transaction: it
+	// reads the index under the prefix, never every user.
+	SearchUsers(ctx context.Context, q UserSearch) (UserMatches, error)
 	// CreateUser creates a user without a linked account, as the backend
 	// API does (see NewUser, which completes u), in one transaction: its
 	// verified addresses are claimed for it in the email index, so that a

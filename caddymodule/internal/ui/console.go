@@ -17,9 +17,12 @@ type ConsoleView struct {
 
 // ConsoleUsers is the console's user list: a page of Total matches of Query.
 type ConsoleUsers struct {
-	Query            string
-	Rows             []ConsoleUserRow
-	Total, From, To  int
+	Query           string
+	Rows            []ConsoleUserRow
+	Total, From, To int
+	// More means more than Total users match (a search counts up to
+	// store.SearchCount).
+	More             bool
 	PrevURL, NextURL string
 }
 

@@ -30,9 +30,12 @@ import (
 //	idx/email/<lower-cased email>      user id (verified emails only)
 //	idx/user_eac/<user id>/<eac id>    empty
 //	idx/user_sess/<user id>/<sess id>  empty (same TTL as the session)
-//	idx/user_created/<order>/<user id> empty; <order> is createdOrder(CreatedAt)
+//	idx/user_created/<order>/<user id> the user's search terms (termSources); <order> is createdOrder(CreatedAt)
+//	idx/term/<term>\x00<order>/<uid>   empty: the search index (see search.go)
 //	idx/user_email/<lower email>/<uid> createdOrder of the user (every address, verified or not)
 //	meta/user_count                    number of users, decimal
+//	meta/search_index                  the search index's version, decimal (see indexSearch)
+//	meta/search_index_at               where indexSearch has got to: an idx/user_created key
 //	meta/event_clock                   sequence number of the last event, decimal
 //	evt/<event id>                     store.Event (without its id), see events.go
 //	kv/<name>                          a meta value (Store.PutMeta), opaque bytes
@@ -47,6 +50,7 @@ const (
 	prefixUserSess = "idx/user_sess/"
 	prefixCreated  = "idx/user_created/"
 	prefixUserMail = "idx/user_email/"
+	prefixTerm     = "idx/term/"
 	prefixEph      = "eph/"
 	keyUserCount   = "meta/user_count"
 )
@@ -69,8 +73,9 @@ type Options struct {
 	// EncryptionKey, when set, turns on Badger's encryption at rest. It must
 	// be 16, 24 or 32 bytes (AES-128, -192 or -256).
 	EncryptionKey []byte
-	// Logger receives Badger's messages. Nil drops Info and Debug and writes
-	// Warning and Error to stderr.
+	// Logger receives Badger's messages, and the store's own (the building
+	// of an index at Open) as Info. Nil drops Badger's Info and Debug and
+	// writes Warning and Error, and the store's own, to stderr.
 	Logger badger.Logger
 	// Now is the clock used for expiry checks and timestamps. Default time.Now.
 	Now func() time.Time
@@ -157,6 +162,14 @@ func Open(opts Options) (*Store, error) {
 		b.now = time.Now
 	}
 	if err := b.loadEventClock(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening store %s: %w", where, err)
+	}
+	infof := log.New(os.Stderr, "socialgate: ", log.LstdFlags).Printf
+	if opts.Logger != nil {
+		infof = opts.Logger.Infof
+	}
+	if err := b.indexSearch(infof); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening store %s: %w", where, err)
 	}

@@ -46,8 +46,10 @@ type checker struct {
 	createdSet  map[string]bool
 	userMail    []keyValue // idx/user_email: "<email>/<user id>" → order, key order
 	userMailSet map[string]bool
-	handles     map[string]string // idx/handle: "<kind>/<value>" → user id
-	count       *string           // meta/user_count, nil when missing
+	handles     map[string]string      // idx/handle: "<kind>/<value>" → user id
+	count       *string                // meta/user_count, nil when missing
+	terms       map[string]termSources // idx/user_created values by "<order>/<user id>"
+	termKeys    []string               // idx/term: "<term>\x00<order>/<user id>", key order
 }
 
 type keyValue struct{ key, value string }
@@ -104,6 +106,7 @@ func (c *checker) run(txn *badger.Txn) error {
 		}
 	}
 	c.checkUsers()
+	c.checkSearch()
 	for _, id := range c.sessionIDs {
 		s := c.sessions[id]
 		if c.users[s.UserID] == nil {
@@ -226,6 +229,7 @@ func (c *checker) load(txn *badger.Txn) error {
 	c.sessions = map[string]*store.Session{}
 	c.userSessSet = map[string]bool{}
 	c.handles = map[string]string{}
+	c.terms = map[string]termSources{}
 	scans := []struct {
 		prefix string
 		ttl    bool // records that expire: see scan
@@ -282,9 +286,17 @@ func (c *checker) load(txn *badger.Txn) error {
 			c.userSessSet[rest] = true
 			return nil
 		}},
-		{prefixCreated, false, func(rest string, _ []byte) error {
+		{prefixCreated, false, func(rest string, val []byte) error {
 			c.created = append(c.created, rest)
 			c.createdSet[rest] = true
+			ts := termSources{}
+			if len(val) == 0 || c.decode("the search terms of "+rest, val, &ts) {
+				c.terms[rest] = ts
+			}
+			return nil
+		}},
+		{prefixTerm, false, func(rest string, _ []byte) error {
+			c.termKeys = append(c.termKeys, rest)
 			return nil
 		}},
 		{prefixUserMail, false, func(rest string, val []byte) error {

@@ -78,19 +78,22 @@ func (x tx) Accounts(userID string) ([]*store.ExternalAccount, error) {
 	return accountsOf(x.txn, userID)
 }
 
-// InsertUser writes the user with its idx/user_created entry and counts it.
+// InsertUser writes the user with its idx/user_created entry and search
+// terms, and counts it.
 func (x tx) InsertUser(u *store.User) error {
 	if err := x.SaveUser(u); err != nil {
-		return err
-	}
-	if err := x.txn.Set(createdKey(u), nil); err != nil {
 		return err
 	}
 	return addUserCount(x.txn, 1)
 }
 
-// SaveUser writes u.
-func (x tx) SaveUser(u *store.User) error { return setJSON(x.txn, userKey(u.ID), u, 0) }
+// SaveUser writes u and its search terms.
+func (x tx) SaveUser(u *store.User) error {
+	if err := setJSON(x.txn, userKey(u.ID), u, 0); err != nil {
+		return err
+	}
+	return setTerms(x.txn, u.ID, u.CreatedAt, "", store.UserTerms(u))
+}
 
 // DeleteUser deletes u, its accounts (and the stale idx/user_eac entries
 // under it), its sessions, its address and handle entries, and uncounts it.
@@ -130,6 +133,9 @@ func (x tx) DeleteUser(u *store.User) error {
 			return err
 		}
 	}
+	if err := dropTerms(x.txn, u); err != nil {
+		return err
+	}
 	if err := x.txn.Delete(createdKey(u)); err != nil {
 		return err
 	}
@@ -139,12 +145,16 @@ func (x tx) DeleteUser(u *store.User) error {
 	return addUserCount(x.txn, -1)
 }
 
-// InsertAccount writes the account, its identity and its idx/user_eac entry.
+// InsertAccount writes the account, its identity, its idx/user_eac entry
+// and its search terms.
 func (x tx) InsertAccount(a *store.ExternalAccount) error {
 	if err := x.txn.Set(identityKey(a.Issuer, a.Subject), []byte(a.ID)); err != nil {
 		return err
 	}
 	if err := x.txn.Set(userEACKey(a.UserID, a.ID), nil); err != nil {
+		return err
+	}
+	if err := setAccountTerms(x.txn, a, false); err != nil {
 		return err
 	}
 	return x.SaveAccount(a)
@@ -153,10 +163,13 @@ func (x tx) InsertAccount(a *store.ExternalAccount) error {
 // SaveAccount writes the account.
 func (x tx) SaveAccount(a *store.ExternalAccount) error { return setJSON(x.txn, eacKey(a.ID), a, 0) }
 
-// DeleteAccount deletes the account, its idx/user_eac entry and its
-// identity entry (when that points at it).
+// DeleteAccount deletes the account, its idx/user_eac entry, its search
+// terms and its identity entry (when that points at it).
 func (x tx) DeleteAccount(a *store.ExternalAccount) error {
 	if err := x.txn.Delete(eacKey(a.ID)); err != nil {
+		return err
+	}
+	if err := setAccountTerms(x.txn, a, true); err != nil {
 		return err
 	}
 	if err := x.txn.Delete(userEACKey(a.UserID, a.ID)); err != nil {

@@ -173,6 +173,10 @@ func (v *Store) Users(ctx context.Context, q store.UserQuery) ([]*store.User, in
 	return v.c.st.Users(ctx, q)
 }
 
+func (v *Store) SearchUsers(ctx context.Context, q store.UserSearch) (store.UserMatches, error) {
+	return v.c.st.SearchUsers(ctx, q)
+}
+
 func (v *Store) Sessions(ctx context.Context, userID string) ([]*store.Session, error) {
 	return v.c.st.Sessions(ctx, userID)
 }

@@ -24,6 +24,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
+	"os"
 	"sync"
 	"time"
 
@@ -79,6 +81,9 @@ type Options struct {
 	CleanupInterval time.Duration
 	// Now is the clock of expiry checks and timestamps. Default time.Now.
 	Now func() time.Time
+	// Infof receives the store's messages (the building of an index at
+	// Open). Default: standard error.
+	Infof func(format string, args ...any)
 }
 
 // Store is the store.Store on PostgreSQL. Safe for concurrent use by any
@@ -147,6 +152,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening postgres store: %w", err)
 	}
+	parent := ctx
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	if err := s.migrate(ctx); err != nil {
@@ -160,6 +166,14 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err := s.pool.QueryRow(ctx, channelQuery).Scan(&s.channel); err != nil {
 		s.pool.Close()
 		return nil, fmt.Errorf("opening postgres store: naming the notification channel: %w", err)
+	}
+	infof := opts.Infof
+	if infof == nil {
+		infof = log.New(os.Stderr, "socialgate: ", log.LstdFlags).Printf
+	}
+	if err := s.indexSearch(parent, infof); err != nil {
+		s.pool.Close()
+		return nil, fmt.Errorf("opening postgres store: %w", err)
 	}
 	holdReserve()
 	go store.Every(cmp.Or(opts.CleanupInterval, DefaultCleanupInterval), s.stop, s.done, s.cleanup)

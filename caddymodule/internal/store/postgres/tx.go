@@ -70,8 +70,13 @@ func (x pgTx) Accounts(userID string) ([]*store.ExternalAccount, error) {
 	return x.s.accountsOf(x.ctx, x.tx, userID)
 }
 
-// InsertUser inserts the user's row.
-func (x pgTx) InsertUser(u *store.User) error { return insertUser(x.ctx, x.tx, u) }
+// InsertUser inserts the user's row and its search terms.
+func (x pgTx) InsertUser(u *store.User) error {
+	if err := insertUser(x.ctx, x.tx, u); err != nil {
+		return err
+	}
+	return setTerms(x.ctx, x.tx, u.ID, u.CreatedAt, "", store.UserTerms(u))
+}
 
 // DeleteUser deletes the user's row, whose cascades remove its accounts,
 // sessions, addresses and handles with it.
@@ -83,14 +88,20 @@ func (x pgTx) DeleteUser(u *store.User) error {
 // InsertAccount inserts the account's row; two first sign-ins of one
 // identity at once: the unique (issuer, subject) fails one, which runs
 // again and finds the other's account.
-func (x pgTx) InsertAccount(a *store.ExternalAccount) error { return x.s.insertAccount(x.ctx, x.tx, a) }
+func (x pgTx) InsertAccount(a *store.ExternalAccount) error {
+	if err := x.s.insertAccount(x.ctx, x.tx, a); err != nil {
+		return err
+	}
+	return setAccountTerms(x.ctx, x.tx, a)
+}
 
 // SaveAccount writes the account's record and tokens.
 func (x pgTx) SaveAccount(a *store.ExternalAccount) error { return x.s.saveAccount(x.ctx, x.tx, a) }
 
-// DeleteAccount deletes the account's row.
+// DeleteAccount deletes the account's row and its search terms.
 func (x pgTx) DeleteAccount(a *store.ExternalAccount) error {
-	_, err := x.tx.Exec(x.ctx, `DELETE FROM external_accounts WHERE id = $1`, a.ID)
+	_, err := x.tx.Exec(x.ctx, `WITH terms AS (DELETE FROM user_terms WHERE user_id = $2 AND source = $1)
+		DELETE FROM external_accounts WHERE id = $1`, a.ID, a.UserID)
 	return err
 }
 
@@ -228,7 +239,12 @@ func (x pgTx) LockHolder(email, id string) (*store.User, []*store.ExternalAccoun
 }
 
 // SaveUser writes a user LockHolder locked.
-func (x pgTx) SaveUser(u *store.User) error { return saveUser(x.ctx, x.tx, u) }
+func (x pgTx) SaveUser(u *store.User) error {
+	if err := saveUser(x.ctx, x.tx, u); err != nil {
+		return err
+	}
+	return setTerms(x.ctx, x.tx, u.ID, u.CreatedAt, "", store.UserTerms(u))
+}
 
 // EndSessions deletes the user's live sessions that match reports. A
 // session being created meanwhile waits for the user's lock (CreateSession
