@@ -3,6 +3,7 @@ package caddymodule_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -197,7 +198,63 @@ func TestBrowser_Console(t *testing.T) {
 	})
 	check("console-gateway")
 
+	// In Arabic the list is mirrored: the heading starts at the right, the
+	// first column is the rightmost, the search button follows the box to
+	// its left.
+	tab.step("the user list in Arabic", 15*time.Second, func(ctx context.Context) error {
+		if err := chromeLanguage(ctx, "ar"); err != nil {
+			return err
+		}
+		if err := chromeOpen(ctx, e.Base+"/_auth/admin"); err != nil {
+			return err
+		}
+		if err := chromeExpectText(ctx, "h1", "المستخدمون"); err != nil {
+			return err
+		}
+		l, err := chromedp.Run(ctx, chromedp.Evaluate[consoleLayout](consoleLayoutJS))
+		if err != nil {
+			return err
+		}
+		switch {
+		case l.Lang != "ar" || l.Dir != "rtl":
+			return fmt.Errorf("the page is lang %q, direction %q; want ar, rtl", l.Lang, l.Dir)
+		case math.Abs(l.ContentRight-l.TextRight) > 1.5 || l.TextLeft-l.ContentLeft < 20:
+			return fmt.Errorf("the heading spans %.0f–%.0f in content %.0f–%.0f: not at the right", l.TextLeft, l.TextRight, l.ContentLeft, l.ContentRight)
+		case l.FirstColumn <= l.LastColumn:
+			return fmt.Errorf("the first column is at %.0f, the last at %.0f: not mirrored", l.FirstColumn, l.LastColumn)
+		case l.Button >= l.Input:
+			return fmt.Errorf("the search button is at %.0f, its box at %.0f: not to its left", l.Button, l.Input)
+		}
+		return nil
+	})
+	check("console-users-ar")
+
 	if errs := errs.all(); len(errs) > 0 {
 		t.Errorf("the browser reported errors:\n%s", strings.Join(errs, "\n"))
 	}
 }
+
+// consoleLayout is where the console's user list puts things, read in the
+// page (consoleLayoutJS): main's content box, the heading's text, the left
+// edges of the table's first and last columns, of the search box and of
+// its button.
+type consoleLayout struct {
+	Lang, Dir                                      string
+	ContentLeft, ContentRight, TextLeft, TextRight float64
+	FirstColumn, LastColumn, Input, Button         float64
+}
+
+const consoleLayoutJS = `(() => {
+	const main = document.querySelector("main"), cs = getComputedStyle(main), box = main.getBoundingClientRect();
+	const line = document.createRange(); line.selectNodeContents(document.querySelector("h1"));
+	const text = line.getBoundingClientRect(), th = Array.from(document.querySelectorAll("thead th"), c => c.getBoundingClientRect());
+	return {
+		Lang: document.documentElement.lang, Dir: getComputedStyle(document.body).direction,
+		ContentLeft: box.left + parseFloat(cs.borderLeftWidth) + parseFloat(cs.paddingLeft),
+		ContentRight: box.right - parseFloat(cs.borderRightWidth) - parseFloat(cs.paddingRight),
+		TextLeft: text.left, TextRight: text.right,
+		FirstColumn: th[0].left, LastColumn: th[th.length - 1].left,
+		Input: document.querySelector("#q").getBoundingClientRect().left,
+		Button: document.querySelector("form[role=search] button").getBoundingClientRect().left,
+	};
+})()`

@@ -157,6 +157,21 @@ func TestConsole_UserActionsTakeEffectAndAreAudited(t *testing.T) {
 			}
 			wantAudit(t, e, "session.revoke_all", actor, bobID, "")
 
+			// The user's page shows the audit entries about them, newest first.
+			_, html = admin.get(e.Base + page)
+			audited, at := between(html, `<section aria-labelledby="audit">`, `</section>`), -1
+			for _, action := range []string{"session.revoke_all", "user.unban", "user.ban", "user.unlock", "user.lock",
+				"external_account.disconnect", "session.revoke", "user.update"} {
+				i := strings.Index(audited, "<code>"+action+"</code>")
+				if i <= at {
+					t.Errorf("the user page's audit entries lack %s after the newer ones:\n%s", action, audited)
+				}
+				at = i
+			}
+			if !strings.Contains(audited, actor) || !strings.Contains(audited, "Corp "+corpID) {
+				t.Errorf("the audit entries lack the operator %s or the disconnected account:\n%s", actor, audited)
+			}
+
 			// Operators cannot lock themselves out.
 			adminPage := "/_auth/admin/users/" + strings.TrimPrefix(actor, "console:")
 			for _, action := range []string{"ban", "lock", "delete"} {

@@ -10,7 +10,8 @@ import (
 
 // The gateway page shows which providers answer, each webhook endpoint's
 // backlog and last error, the native redirect URLs (added and removed with
-// the API's validation, audited) and the sign-ins of the last days.
+// the API's validation, audited), the sign-ins of the last days and the
+// active sessions.
 func TestConsole_GatewayPage(t *testing.T) {
 	h := newHookReceiver(t)
 	h.setDown(true)
@@ -28,7 +29,8 @@ func TestConsole_GatewayPage(t *testing.T) {
 		_, html = admin.get(e.Base + page)
 		return strings.Contains(html, "the endpoint answered 503")
 	})
-	for _, want := range []string{"Dev provider", "answers", "gone", "does not answer", "<svg", "Sign-ins per day over the last 14 days: 2 in all"} {
+	for _, want := range []string{"Dev provider", "answers", "gone", "does not answer", "<svg", "Sign-ins per day over the last 14 days: 2 in all",
+		"Active sessions: 2"} {
 		if !strings.Contains(html, want) {
 			t.Errorf("the gateway page lacks %q:\n%s", want, html)
 		}

@@ -39,22 +39,25 @@ const (
 	ActionWebhookReplay     = "webhook.replay"
 )
 
-// Entry is one audited action.
+// Entry is one audited action. Its JSON is how a store keeps the entries
+// about a user (store.Store.AddUserAudit).
 type Entry struct {
 	// Time is when it happened.
-	Time time.Time
+	Time time.Time `json:"time"`
 	// Actor is who did it, never a secret: "api_key:" and the key's
 	// fingerprint (KeyFingerprint), "console:" and the operator's user id.
-	Actor string
+	Actor string `json:"actor"`
 	// ClientIP is where the request came from (Caddy's client IP).
-	ClientIP string
+	ClientIP string `json:"client_ip,omitempty"`
 	// Action is what was done: ActionReadToken, ActionUserUpdate, ….
-	Action string
+	Action string `json:"action"`
 	// UserID, Provider and ExternalAccountID are what it was done to.
-	UserID, Provider, ExternalAccountID string
+	UserID            string `json:"user_id,omitempty"`
+	Provider          string `json:"provider,omitempty"`
+	ExternalAccountID string `json:"external_account_id,omitempty"`
 	// Target names any other record it was done to: a redirect URL's id, a
 	// webhook endpoint's name.
-	Target string
+	Target string `json:"target,omitempty"`
 }
 
 // Log writes audit entries. A nil Log drops them.

@@ -74,6 +74,7 @@ func BenchmarkUsersPage(b *testing.B) {
 		{"name_word", "?q=99999"},        // the start of a name's word: 11 users
 		{"name_everyone", "?q=user"},     // every user: walks them newest first
 		{"external_id", "?q=ext-424242"}, // 1 user
+		{"ext_1pct", "?q=ext-12"},        // 11,111 users, 1.1%: the slowest walk
 	} {
 		b.Run(fmt.Sprintf("%s/users=%d", bc.name, max(n, have)), func(b *testing.B) {
 			for b.Loop() {

@@ -23,8 +23,8 @@ const maxBacklog = 1000
 const chartDays = 14
 
 // gatewayPage shows the providers and whether each answers now, the webhook
-// endpoints' delivery state, the native redirect URLs and the sign-ins of
-// the last days.
+// endpoints' delivery state, the native redirect URLs, the sign-ins of the
+// last days and the active sessions.
 func (c *Console) gatewayPage(w http.ResponseWriter, r *http.Request, page string, op operator, g Guard) {
 	c.showGateway(w, r, op, g, http.StatusOK, "", i18n.Message{})
 }
@@ -75,6 +75,10 @@ func (c *Console) showGateway(w http.ResponseWriter, r *http.Request, op operato
 		return
 	}
 	view.Chart = barChart(counts, now, !complete)
+	if view.ActiveSessions, err = c.Ops.ActiveSessions(op.ctx); err != nil {
+		c.internal(w, r, "counting sessions", err)
+		return
+	}
 	pg := c.view(r, op, g, i18n.M("console.gateway"), "gateway", c.base+"/gateway")
 	pg.Console.Gateway = view
 	c.render(w, r, status, "console-gateway", pg)

@@ -15,8 +15,12 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/ui"
 )
 
+// auditShown is how many audit entries a user's page shows.
+const auditShown = 20
+
 // userPage shows one user: profile, addresses, linked accounts with their
-// token state, sessions, metadata, and the actions on them.
+// token state, sessions, metadata, the latest audit entries about the
+// user, and the actions on them.
 func (c *Console) userPage(w http.ResponseWriter, r *http.Request, page string, op operator, g Guard) {
 	c.showUser(w, r, strings.TrimPrefix(page, "/users/"), op, g, http.StatusOK, nil)
 }
@@ -65,6 +69,18 @@ func (c *Console) showUser(w http.ResponseWriter, r *http.Request, id string, op
 	for _, s := range sessions {
 		view.Sessions = append(view.Sessions, ui.ConsoleSession{Handle: sessionHandle(s.ID), Device: ui.Device(s.UserAgent),
 			IP: s.IP, Created: when(s.CreatedAt), LastActive: when(s.LastActiveAt)})
+	}
+	entries, err := c.Ops.UserAudit(op.ctx, id, auditShown)
+	if err != nil {
+		c.internal(w, r, "reading audit entries", err)
+		return
+	}
+	for _, e := range entries {
+		subject := e.Target
+		if e.Provider != "" {
+			subject = strings.TrimSpace(c.Ops.ProviderName(e.Provider) + " " + e.ExternalAccountID)
+		}
+		view.Audit = append(view.Audit, ui.ConsoleAudit{When: when(e.Time), Action: e.Action, Actor: e.Actor, IP: e.ClientIP, Subject: subject})
 	}
 	title := u.Name
 	if title == "" {

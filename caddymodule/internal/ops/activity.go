@@ -42,6 +42,13 @@ func (s *Service) SignInsPerDay(ctx context.Context, days int, now time.Time) (c
 	return counts, false, nil
 }
 
+// ActiveSessions counts the live sessions, to the hour: a session counts
+// until the end of the hour it expires in. It reads the store's counters
+// (store.Store.ActiveSessions), not the sessions.
+func (s *Service) ActiveSessions(ctx context.Context) (int, error) {
+	return s.o.Store.ActiveSessions(ctx)
+}
+
 // Backlog counts the events after cursor (an endpoint's position, "" for
 // the oldest kept), up to max; more is true when there are more.
 func (s *Service) Backlog(ctx context.Context, cursor string, max int) (n int, more bool, err error) {

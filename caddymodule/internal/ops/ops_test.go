@@ -414,6 +414,12 @@ func TestProviderTokens_AuditsEachTokenHandedOutToTheActor(t *testing.T) {
 			}
 		})
 	}
+	// The store keeps them for the user's page, newest first.
+	kept, err := f.svc.UserAudit(ctx, f.ada, 10)
+	if err != nil || len(kept) != 3 || kept[0].Action != audit.ActionReadToken || kept[0].Actor != "api_key:abc" ||
+		kept[0].ClientIP != "198.51.100.7" || kept[0].ExternalAccountID != f.adaHome.ID || kept[2].ExternalAccountID != f.adaWork.ID {
+		t.Errorf("ada's kept audit entries: %+v, %v", kept, err)
+	}
 	if _, _, err := ops.New(ops.Options{Store: f.st}).ProviderTokens(ctx, f.ada, "github", ops.Page{Limit: 1}); err == nil {
 		t.Error("a service without a token engine handed a token out")
 	}

@@ -3,7 +3,6 @@ package ops
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/audit"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
@@ -47,10 +46,8 @@ func (s *Service) ProviderTokens(ctx context.Context, userID, provider string, p
 		}
 		fresh = append(fresh, f)
 	}
-	actor, now := ActorOf(ctx), time.Now()
 	for _, a := range fresh {
-		s.o.Audit.Record(audit.Entry{Time: now, Actor: actor.ID, ClientIP: actor.ClientIP,
-			Action: audit.ActionReadToken, UserID: userID, Provider: a.Provider, ExternalAccountID: a.ID})
+		s.record(ctx, audit.Entry{Action: audit.ActionReadToken, UserID: userID, Provider: a.Provider, ExternalAccountID: a.ID})
 	}
 	return fresh, len(mine), nil
 }

@@ -87,9 +87,25 @@ func (s *Service) ProviderName(name string) string {
 }
 
 // record writes an audit entry of the actor of ctx, now (audit, for a
-// change to a user, is the short form).
+// change to a user, is the short form), and keeps one about a user among
+// the user's latest in the store (UserAudit). The audit log is the
+// record: a failure to keep the entry in the store is logged, and the
+// operation goes on.
 func (s *Service) record(ctx context.Context, e audit.Entry) {
 	actor := ActorOf(ctx)
 	e.Time, e.Actor, e.ClientIP = time.Now(), actor.ID, actor.ClientIP
 	s.o.Audit.Record(e)
+	if e.UserID == "" {
+		return
+	}
+	if err := s.o.Store.AddUserAudit(context.WithoutCancel(ctx), e); err != nil {
+		s.o.Logger.Warn("keeping an audit entry in the store failed", zap.String("user_id", e.UserID),
+			zap.String("action", e.Action), zap.Error(err))
+	}
+}
+
+// UserAudit returns up to limit of the latest audit entries about a user,
+// newest first: the store keeps store.UserAuditKeep of them.
+func (s *Service) UserAudit(ctx context.Context, userID string, limit int) ([]audit.Entry, error) {
+	return s.o.Store.UserAudit(ctx, userID, limit)
 }

@@ -17,6 +17,8 @@ import (
 	"encoding/base32"
 	"errors"
 	"time"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/audit"
 )
 
 // Sentinel errors. Implementations wrap them with %w; callers test with errors.Is.
@@ -154,6 +156,19 @@ type Store interface {
 	TouchSessions(ctx context.Context, touches []SessionTouch) error
 	// Sessions returns the user's live sessions.
 	Sessions(ctx context.Context, userID string) ([]*Session, error)
+	// AddUserAudit keeps an audit entry about the user e.UserID among the
+	// user's latest UserAuditKeep, deleting older ones in the same
+	// transaction; the user's deletion takes them along. An entry about a
+	// user that is gone (or about no user) is not kept, and is no error.
+	AddUserAudit(ctx context.Context, e audit.Entry) error
+	// UserAudit returns up to limit of the user's latest audit entries
+	// (AddUserAudit), newest first.
+	UserAudit(ctx context.Context, userID string, limit int) ([]audit.Entry, error)
+	// ActiveSessions returns how many sessions are live, to the hour: a
+	// session counts until the end of the hour it expires in. It reads
+	// counters that every change of a session keeps (see ExpiryHour), never
+	// the sessions.
+	ActiveSessions(ctx context.Context) (int, error)
 
 	// CreateRedirectURL records a native redirect URL; creating a URL that
 	// exists returns the existing record with ErrExists.

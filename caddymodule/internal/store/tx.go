@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/audit"
 )
 
 // Tx is one read-write transaction of a Store implementation, as the rules
@@ -62,6 +64,10 @@ type Tx interface {
 	// (ErrNotFound otherwise) for a session starting through it, so that an
 	// unlink of it running alongside sees the session or is seen by it.
 	ShareAccount(id, userID string) error
+	// InsertAudit writes an audit entry about the user e.UserID, which the
+	// caller locked, and deletes the user's entries older than the newest
+	// keep.
+	InsertAudit(e audit.Entry, keep int) error
 	// InsertSession writes a new session (s.ID is new: a taken one is an
 	// error), which expires at s.ExpiresAt.
 	InsertSession(s *Session) error

@@ -43,6 +43,16 @@ type ConsoleUser struct {
 	// (or the text the operator sent, when MetadataError refused it).
 	PublicMetadata, PrivateMetadata string
 	MetadataError                   i18n.Message
+	// Audit are the latest audit entries about the user, newest first.
+	Audit []ConsoleAudit
+}
+
+// ConsoleAudit is one audit entry on a user's page: Action is its code
+// (user.ban, oauth_token.read…), Actor who did it (console:<user id>,
+// api_key:<fingerprint>), Subject what it was done to beyond the user (a
+// provider and account).
+type ConsoleAudit struct {
+	When, Action, Actor, IP, Subject string
 }
 
 // ConsoleAccount is one linked account: TokenState says whether its
@@ -71,6 +81,9 @@ type ConsoleGateway struct {
 	RedirectURLError i18n.Message
 	RedirectURLInput string
 	Chart            *Chart
+	// ActiveSessions is how many sessions are live, to the hour
+	// (store.Store.ActiveSessions).
+	ActiveSessions int
 }
 
 // ConsoleProvider is a configured provider and whether it answers now.

@@ -33,7 +33,10 @@ import (
 //	idx/user_created/<order>/<user id> the user's search terms (termSources); <order> is createdOrder(CreatedAt)
 //	idx/term/<term>\x00<order>/<uid>   empty: the search index (see search.go)
 //	idx/user_email/<lower email>/<uid> createdOrder of the user (every address, verified or not)
+//	audit/<user id>/<order><nonce>     audit.Entry about the user (see useraudit.go)
 //	meta/user_count                    number of users, decimal
+//	meta/sessions/<hour>/<stripe>      sessions expiring in that hour, decimal (see sessioncount.go)
+//	meta/sessions_counted              "1" once the sessions are counted
 //	meta/search_index                  the search index's version, decimal (see indexSearch)
 //	meta/search_index_at               where indexSearch has got to: an idx/user_created key
 //	meta/event_clock                   sequence number of the last event, decimal
@@ -169,6 +172,10 @@ func Open(opts Options) (*Store, error) {
 	if opts.Logger != nil {
 		infof = opts.Logger.Infof
 	}
+	if err := b.countSessions(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening store %s: %w", where, err)
+	}
 	if err := b.indexSearch(infof); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening store %s: %w", where, err)
@@ -198,8 +205,11 @@ func (b *Store) Close() error {
 	return b.closeErr
 }
 
-// collectGarbage rewrites value-log files until Close stops it.
+// collectGarbage rewrites value-log files until Close stops it, after
+// deleting the session counters of past hours.
 func (b *Store) collectGarbage() {
+	// An error waits for the next round: past counters are never read.
+	_ = b.pruneSessionCounts(context.Background())
 	// RunValueLogGC rewrites at most one file per call; nil means it did
 	// and there may be more.
 	for b.db.RunValueLogGC(0.5) == nil {

@@ -28,28 +28,29 @@ func (b *Store) Check(ctx context.Context) ([]string, error) {
 type checker struct {
 	problems []string
 
-	users       map[string]*store.User
-	userIDs     []string                 // key order
-	accounts    []*store.ExternalAccount // key order
-	accountBy   map[string]*store.ExternalAccount
-	identity    []keyValue // idx/identity, key order
-	identitySet map[string]string
-	userEAC     []string // "<user id>/<eac id>", key order
-	userEACSet  map[string]bool
-	sessions    map[string]*store.Session
-	sessionIDs  []string // key order
-	userSess    []string // "<user id>/<sess id>", key order
-	userSessSet map[string]bool
-	emails      []keyValue        // idx/email, key order
-	emailSet    map[string]string // idx/email: address → user id
-	created     []string          // idx/user_created: "<order>/<user id>", key order
-	createdSet  map[string]bool
-	userMail    []keyValue // idx/user_email: "<email>/<user id>" → order, key order
-	userMailSet map[string]bool
-	handles     map[string]string      // idx/handle: "<kind>/<value>" → user id
-	count       *string                // meta/user_count, nil when missing
-	terms       map[string]termSources // idx/user_created values by "<order>/<user id>"
-	termKeys    []string               // idx/term: "<term>\x00<order>/<user id>", key order
+	users         map[string]*store.User
+	userIDs       []string                 // key order
+	accounts      []*store.ExternalAccount // key order
+	accountBy     map[string]*store.ExternalAccount
+	identity      []keyValue // idx/identity, key order
+	identitySet   map[string]string
+	userEAC       []string // "<user id>/<eac id>", key order
+	userEACSet    map[string]bool
+	sessions      map[string]*store.Session
+	sessionIDs    []string // key order
+	userSess      []string // "<user id>/<sess id>", key order
+	userSessSet   map[string]bool
+	emails        []keyValue        // idx/email, key order
+	emailSet      map[string]string // idx/email: address → user id
+	created       []string          // idx/user_created: "<order>/<user id>", key order
+	createdSet    map[string]bool
+	userMail      []keyValue // idx/user_email: "<email>/<user id>" → order, key order
+	userMailSet   map[string]bool
+	handles       map[string]string      // idx/handle: "<kind>/<value>" → user id
+	count         *string                // meta/user_count, nil when missing
+	terms         map[string]termSources // idx/user_created values by "<order>/<user id>"
+	termKeys      []string               // idx/term: "<term>\x00<order>/<user id>", key order
+	sessionCounts map[int64]int64        // meta/sessions: by hour, the stripes added up
 }
 
 type keyValue struct{ key, value string }
@@ -107,6 +108,7 @@ func (c *checker) run(txn *badger.Txn) error {
 	}
 	c.checkUsers()
 	c.checkSearch()
+	c.checkSessionCounts()
 	for _, id := range c.sessionIDs {
 		s := c.sessions[id]
 		if c.users[s.UserID] == nil {
@@ -230,6 +232,7 @@ func (c *checker) load(txn *badger.Txn) error {
 	c.userSessSet = map[string]bool{}
 	c.handles = map[string]string{}
 	c.terms = map[string]termSources{}
+	c.sessionCounts = map[int64]int64{}
 	scans := []struct {
 		prefix string
 		ttl    bool // records that expire: see scan
@@ -293,6 +296,16 @@ func (c *checker) load(txn *badger.Txn) error {
 			if len(val) == 0 || c.decode("the search terms of "+rest, val, &ts) {
 				c.terms[rest] = ts
 			}
+			return nil
+		}},
+		{prefixSessionCount, false, func(rest string, val []byte) error {
+			hour, _, _ := strings.Cut(rest, "/")
+			h, herr := strconv.ParseInt(hour, 10, 64)
+			n, nerr := strconv.ParseInt(string(val), 10, 64)
+			if herr != nil || nerr != nil {
+				c.reportf("session count %s: malformed (%q)", rest, val)
+			}
+			c.sessionCounts[h] += n
 			return nil
 		}},
 		{prefixTerm, false, func(rest string, _ []byte) error {

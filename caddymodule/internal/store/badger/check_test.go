@@ -103,10 +103,26 @@ func TestCheck_ReportsEachKindOfViolation(t *testing.T) {
 			"user_created entry", `user_email entry "rose@example.com/`, `user_email entry "rose@work.example/`, "user count is 2"}},
 		{"user_sess entry without its session", func(t *testing.T, h healthyStore) {
 			rawDelete(t, h.b, sessionKey(h.roseSessID))
-		}, []string{"the session is missing"}},
+		}, []string{"the session is missing", "session count of hour"}},
 		{"session without its user_sess entry", func(t *testing.T, h healthyStore) {
 			rawDelete(t, h.b, userSessKey(h.rose.User.ID, h.roseSessID))
 		}, []string{"no user_sess index entry"}},
+		{"a session count off by one", func(t *testing.T, h healthyStore) {
+			s, err := h.b.Session(context.Background(), h.roseSessID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := h.b.db.Update(func(txn *badger.Txn) error { return countSession(txn, s, 1) }); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"session count of hour"}},
+		{"a search term without its user", func(t *testing.T, h healthyStore) {
+			if err := h.b.db.Update(func(txn *badger.Txn) error {
+				return txn.Set(termKey("stale", createdOrder(h.sam.User.CreatedAt), h.sam.User.ID), nil)
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"the user has no such term"}},
 		{"user without its user_created entry", func(t *testing.T, h healthyStore) {
 			rawDelete(t, h.b, createdKey(h.sam.User))
 		}, []string{"no user_created index entry"}},

@@ -83,7 +83,8 @@ func (b *Store) RevokeSession(ctx context.Context, id string) error {
 const touchBatch = 256
 
 // TouchSessions implements store.Store.TouchSessions: the session and its user
-// index entry get the new expiry together.
+// index entry get the new expiry together, and its count moves to the new
+// expiry's hour.
 func (b *Store) TouchSessions(ctx context.Context, touches []store.SessionTouch) error {
 	for batch := range slices.Chunk(touches, touchBatch) {
 		err := b.update(ctx, func(txn *badger.Txn) error {
@@ -100,8 +101,18 @@ func (b *Store) TouchSessions(ctx context.Context, touches []store.SessionTouch)
 				if err != nil {
 					return fmt.Errorf("loading a session: %w", store.Redact(err, t.ID))
 				}
+				old := s
 				if !s.Touch(t) {
 					continue
+				}
+				if s.ID = t.ID; store.ExpiryHour(old.ExpiresAt) != store.ExpiryHour(s.ExpiresAt) {
+					old.ID = t.ID
+					if err := countSession(txn, &old, -1); err != nil {
+						return err
+					}
+					if err := countSession(txn, &s, 1); err != nil {
+						return err
+					}
 				}
 				exp := badgerExpiry(s.ExpiresAt)
 				if err := setJSON(txn, sessionKey(t.ID), &s, exp); err != nil {
@@ -136,6 +147,10 @@ func (b *Store) endSession(ctx context.Context, id, typ string) error {
 			return err
 		}
 		if err := txn.Delete(sessionKey(id)); err != nil {
+			return err
+		}
+		s.ID = id
+		if err := countSession(txn, &s, -1); err != nil {
 			return err
 		}
 		if now := b.now(); now.Before(s.ExpiresAt) {

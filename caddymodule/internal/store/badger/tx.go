@@ -96,7 +96,8 @@ func (x tx) SaveUser(u *store.User) error {
 }
 
 // DeleteUser deletes u, its accounts (and the stale idx/user_eac entries
-// under it), its sessions, its address and handle entries, and uncounts it.
+// under it), its sessions, its address and handle entries, its search
+// terms and audit entries, and uncounts it.
 func (x tx) DeleteUser(u *store.User) error {
 	eacIDs, err := collectKeys(x.txn, prefixUserEAC+u.ID+"/", 0)
 	if err != nil {
@@ -134,6 +135,9 @@ func (x tx) DeleteUser(u *store.User) error {
 		}
 	}
 	if err := dropTerms(x.txn, u); err != nil {
+		return err
+	}
+	if err := deleteAudit(x.txn, u.ID); err != nil {
 		return err
 	}
 	if err := x.txn.Delete(createdKey(u)); err != nil {
@@ -240,7 +244,7 @@ func (x tx) ShareAccount(id, userID string) error {
 }
 
 // InsertSession writes the session and its idx/user_sess entry, both
-// expiring with it.
+// expiring with it, and counts it.
 func (x tx) InsertSession(s *store.Session) error {
 	// Ids are 128-bit random: a clash means a caller reused one.
 	if ok, err := exists(x.txn, sessionKey(s.ID)); err != nil || ok {
@@ -248,6 +252,9 @@ func (x tx) InsertSession(s *store.Session) error {
 	}
 	exp := badgerExpiry(s.ExpiresAt)
 	if err := setJSON(x.txn, sessionKey(s.ID), s, exp); err != nil {
+		return err
+	}
+	if err := countSession(x.txn, s, 1); err != nil {
 		return err
 	}
 	return x.txn.SetEntry(&badger.Entry{Key: userSessKey(s.UserID, s.ID), ExpiresAt: exp})

@@ -211,7 +211,7 @@ func (b *Store) deleteSessionsOf(ctx context.Context, userID string) error {
 }
 
 // deleteSessions removes the user's sessions ids with their index entries
-// and returns the sessions it found.
+// and counts, and returns the sessions it found.
 func deleteSessions(txn *badger.Txn, userID string, ids []string) ([]*store.Session, error) {
 	var deleted []*store.Session
 	for _, sid := range ids {
@@ -227,6 +227,10 @@ func deleteSessions(txn *badger.Txn, userID string, ids []string) ([]*store.Sess
 			return nil, fmt.Errorf("loading a session: %w", store.Redact(err, sid))
 		}
 		if err := txn.Delete(sessionKey(sid)); err != nil {
+			return nil, err
+		}
+		s.ID = sid
+		if err := countSession(txn, &s, -1); err != nil {
 			return nil, err
 		}
 		deleted = append(deleted, &s)

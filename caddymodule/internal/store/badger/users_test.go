@@ -32,7 +32,7 @@ func signInUsers(t testing.TB, b *Store, clk *fakeClock, prefix string, n int) [
 
 // TestDeleteUser_RemovesTheUserWithEverythingItOwns checks the raw keys: none
 // but the outbox's still names the user or what she owned, and no other key
-// changed besides the user count. What the interface shows is storetest's
+// changed besides the user and session counts. What the interface shows is storetest's
 // DeleteUser_RemovesTheUserWithEverythingItOwns.
 func TestDeleteUser_RemovesTheUserWithEverythingItOwns(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b *Store, clk *fakeClock) {
@@ -63,7 +63,8 @@ func TestDeleteUser_RemovesTheUserWithEverythingItOwns(t *testing.T) {
 			}
 		}
 		for k, v := range samBefore {
-			if after[k] != v && k != keyUserCount && !slices.ContainsFunc(gone, func(g string) bool { return strings.Contains(k+v, g) }) {
+			counter := k == keyUserCount || strings.HasPrefix(k, prefixSessionCount) // store-wide counts
+			if after[k] != v && !counter && !slices.ContainsFunc(gone, func(g string) bool { return strings.Contains(k+v, g) }) {
 				t.Errorf("%q changed from %q to %q", k, v, after[k])
 			}
 		}
@@ -97,8 +98,10 @@ func TestDeleteUser_EndsSessionsInBatchesWhenTooManyForOneTransaction(t *testing
 	const n = 8000
 	exp := time.Now().Add(time.Hour)
 	wb := b.db.NewWriteBatch()
+	counts := map[string]int{} // the session counts the store keeps
 	for range n {
 		s := &store.Session{ID: store.NewID("sess"), UserID: u.ID, ExpiresAt: exp}
+		counts[string(sessionCountKey(store.ExpiryHour(exp), store.SessionStripe(s.ID)))]++
 		val := fmt.Sprintf(`{"id":%q,"user_id":%q,"expires_at":%q}`, s.ID, u.ID, exp.Format(time.RFC3339Nano))
 		for _, e := range []*badger.Entry{
 			{Key: sessionKey(s.ID), Value: []byte(val), ExpiresAt: badgerExpiry(exp)},
@@ -107,6 +110,11 @@ func TestDeleteUser_EndsSessionsInBatchesWhenTooManyForOneTransaction(t *testing
 			if err := wb.SetEntry(e); err != nil {
 				t.Fatal(err)
 			}
+		}
+	}
+	for key, count := range counts {
+		if err := wb.Set([]byte(key), fmt.Append(nil, count)); err != nil {
+			t.Fatal(err)
 		}
 	}
 	if err := wb.Flush(); err != nil {
@@ -120,10 +128,11 @@ func TestDeleteUser_EndsSessionsInBatchesWhenTooManyForOneTransaction(t *testing
 	}
 	left := dump(t, b)
 	maps.DeleteFunc(left, func(k, _ string) bool {
-		return strings.HasPrefix(k, prefixEvent) || k == keyEventClock || k == keyEventsPruned
+		return strings.HasPrefix(k, prefixEvent) || k == keyEventClock || k == keyEventsPruned ||
+			k == keySearchIndex || k == keySessionsCounted // the versions of the store's indexes
 	})
 	if len(left) != 1 || left[keyUserCount] != "0" {
-		t.Errorf("%d keys left besides the outbox, want only the count 0", len(left))
+		t.Errorf("%d keys left besides the outbox, want only the count 0: %q", len(left), slices.Sorted(maps.Keys(left)))
 	}
 	checkClean(t, b)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/socialgate/socialgate/caddymodule/internal/audit"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
 
@@ -171,6 +172,18 @@ func (v *Store) ExternalAccountByIdentity(ctx context.Context, issuer, subject s
 
 func (v *Store) Users(ctx context.Context, q store.UserQuery) ([]*store.User, int, error) {
 	return v.c.st.Users(ctx, q)
+}
+
+func (v *Store) AddUserAudit(ctx context.Context, e audit.Entry) error {
+	return v.c.st.AddUserAudit(ctx, e)
+}
+
+func (v *Store) UserAudit(ctx context.Context, userID string, limit int) ([]audit.Entry, error) {
+	return v.c.st.UserAudit(ctx, userID, limit)
+}
+
+func (v *Store) ActiveSessions(ctx context.Context) (int, error) {
+	return v.c.st.ActiveSessions(ctx)
 }
 
 func (v *Store) SearchUsers(ctx context.Context, q store.UserSearch) (store.UserMatches, error) {

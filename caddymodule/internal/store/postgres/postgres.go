@@ -226,6 +226,7 @@ func (s *Store) cleanup() {
 	for _, table := range []string{"sessions", "ephemeral"} {
 		s.deleteExpired(table)
 	}
+	s.pruneSessionCounts()
 }
 
 // deleteExpired deletes table's expired rows, cleanupBatch per statement.

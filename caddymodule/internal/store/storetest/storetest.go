@@ -319,6 +319,8 @@ var tests = []struct {
 	{"Users_FiltersByAnyAddressIgnoringCase", usersFiltersByAnyAddressIgnoringCase},
 	{"Users_FilterAndOrderLikeClerk", usersFilterAndOrderLikeClerk},
 	{"SearchUsers_FindsByThePrefixOfEveryTerm", searchFindsByThePrefixOfEveryTerm},
+	{"ActiveSessions_FollowEveryChange", activeSessionsFollowEveryChange},
+	{"UserAudit_KeepsTheLatestPerUser", userAuditKeepsTheLatestPerUser},
 	{"SearchUsers_ForgetsOldValues", searchForgetsOldValues},
 	{"SearchUsers_PagesNewestFirst", searchPagesNewestFirst},
 	{"CreateUser_RecordsEverythingAndLinksAFirstSignIn", createUserRecordsEverythingAndLinksAFirstSignIn},

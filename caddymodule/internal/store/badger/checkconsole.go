@@ -4,9 +4,12 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 )
+
+// Checks of what the console counts and searches by.
 
 // checkSearch checks the search index against the users and accounts,
 // both ways (a missing user or account is reported elsewhere, once): each user's idx/user_created entry holds its terms and its
@@ -52,5 +55,28 @@ func (c *checker) checkSearch() {
 	for _, key := range slices.Sorted(maps.Keys(want)) {
 		term, rest, _ := strings.Cut(key, "\x00")
 		c.reportf("user_created entry %s: no search index entry for %q", rest, term)
+	}
+}
+
+// checkSessionCounts checks the session counters of the hours after this
+// one against the sessions (this hour's sessions may expire while the check
+// reads them).
+func (c *checker) checkSessionCounts() {
+	next := store.ExpiryHour(time.Now()) + 1
+	want := map[int64]int64{}
+	for _, s := range c.sessions {
+		if h := store.ExpiryHour(s.ExpiresAt); h >= next {
+			want[h]++
+		}
+	}
+	for h, n := range c.sessionCounts {
+		if h >= next && want[h] != n {
+			c.reportf("session count of hour %d is %d; %d sessions expire then", h, n, want[h])
+		}
+	}
+	for h, n := range want {
+		if _, ok := c.sessionCounts[h]; !ok {
+			c.reportf("session count of hour %d is missing; %d sessions expire then", h, n)
+		}
 	}
 }
