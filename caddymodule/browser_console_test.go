@@ -179,7 +179,6 @@ func TestBrowser_Console(t *testing.T) {
 	tab.step("the user page's metadata", 10*time.Second, func(ctx context.Context) error {
 		return chromeExpectText(ctx, "h1", "Grace Hopper")
 	})
-	check("console-user")
 	tab.step("ban with the keyboard", 20*time.Second, func(ctx context.Context) error {
 		if err := chromeTabUntil(ctx, "button Ban", 40); err != nil {
 			return err
@@ -187,8 +186,12 @@ func TestBrowser_Console(t *testing.T) {
 		if err := chromeEnterLeadsTo(ctx, func(l string) bool { return strings.HasSuffix(l, "?notice=banned") }, "the notice"); err != nil {
 			return err
 		}
-		return chromeExpectText(ctx, "p.notice", "The user is banned: their sessions ended and they cannot sign in.")
+		if err := chromeExpectText(ctx, "p.notice", "The user is banned: their sessions ended and they cannot sign in."); err != nil {
+			return err
+		}
+		return chromeExpectText(ctx, "section[aria-labelledby=audit] tbody code", "user.ban")
 	})
+	check("console-user")
 
 	tab.step("open the gateway page", 20*time.Second, func(ctx context.Context) error {
 		if err := chromeOpen(ctx, e.Base+"/_auth/admin/gateway"); err != nil {

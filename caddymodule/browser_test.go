@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/accessibility"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -49,6 +52,27 @@ func (v chromeViewport) emulate() chromedp.Action[chromedp.Void] {
 		opts = append(opts, chromedp.EmulatePortrait, chromedp.EmulateMobile, chromedp.EmulateTouch)
 	}
 	return chromedp.EmulateViewport(v.width, v.height, opts...)
+}
+
+// fullScreenshot takes a PNG of the whole page at v's width: it makes the
+// viewport as tall as the page and takes that, then sets v again.
+// (Chromium's own capture beyond the viewport shifts a right-to-left page
+// sideways.)
+func (v chromeViewport) fullScreenshot(ctx context.Context) ([]byte, error) {
+	m, err := chromedp.Call(ctx, page.GetLayoutMetrics, cdp.Empty{})
+	if err != nil {
+		return nil, err
+	}
+	tall := v
+	tall.height = max(v.height, int64(math.Ceil(m.CSSContentSize.Height)))
+	if err := chromedp.Do(ctx, tall.emulate()); err != nil {
+		return nil, err
+	}
+	buf, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		return nil, err
+	}
+	return buf, chromedp.Do(ctx, v.emulate())
 }
 
 // chromeTab is one headless Chromium with one tab.
@@ -239,7 +263,7 @@ func (c *chromeTab) takeScreenshots(name string, write bool) {
 			); err != nil {
 				return err
 			}
-			buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+			buf, err := v.fullScreenshot(ctx)
 			if err != nil {
 				return err
 			}
