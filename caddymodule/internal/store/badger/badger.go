@@ -30,7 +30,8 @@ import (
 //	idx/email/<lower-cased email>      user id (verified emails only)
 //	idx/user_eac/<user id>/<eac id>    empty
 //	idx/user_sess/<user id>/<sess id>  empty (same TTL as the session)
-//	idx/user_created/<order>/<user id> the user's search terms (termSources); <order> is createdOrder(CreatedAt)
+//	idx/user_created/<order>/<user id> empty; <order> is createdOrder(CreatedAt)
+//	idx/user_terms/<order>/<user id>   the user's search terms (termSources)
 //	idx/term/<term>\x00<order>/<uid>   empty: the search index (see search.go)
 //	idx/user_email/<lower email>/<uid> createdOrder of the user (every address, verified or not)
 //	audit/<user id>/<order><nonce>     audit.Entry about the user (see useraudit.go)
@@ -44,18 +45,19 @@ import (
 //	kv/<name>                          a meta value (Store.PutMeta), opaque bytes
 //	eph/<kind>/<id>                    8-byte big-endian unix-nano expiry + opaque bytes
 const (
-	prefixUser     = "user/"
-	prefixEAC      = "eac/"
-	prefixSession  = "sess/"
-	prefixIdentity = "idx/identity/"
-	prefixEmail    = "idx/email/"
-	prefixUserEAC  = "idx/user_eac/"
-	prefixUserSess = "idx/user_sess/"
-	prefixCreated  = "idx/user_created/"
-	prefixUserMail = "idx/user_email/"
-	prefixTerm     = "idx/term/"
-	prefixEph      = "eph/"
-	keyUserCount   = "meta/user_count"
+	prefixUser      = "user/"
+	prefixEAC       = "eac/"
+	prefixSession   = "sess/"
+	prefixIdentity  = "idx/identity/"
+	prefixEmail     = "idx/email/"
+	prefixUserEAC   = "idx/user_eac/"
+	prefixUserSess  = "idx/user_sess/"
+	prefixCreated   = "idx/user_created/"
+	prefixUserMail  = "idx/user_email/"
+	prefixTerm      = "idx/term/"
+	prefixUserTerms = "idx/user_terms/"
+	prefixEph       = "eph/"
+	keyUserCount    = "meta/user_count"
 )
 
 const (

@@ -289,11 +289,14 @@ func (c *checker) load(txn *badger.Txn) error {
 			c.userSessSet[rest] = true
 			return nil
 		}},
-		{prefixCreated, false, func(rest string, val []byte) error {
+		{prefixCreated, false, func(rest string, _ []byte) error {
 			c.created = append(c.created, rest)
 			c.createdSet[rest] = true
+			return nil
+		}},
+		{prefixUserTerms, false, func(rest string, val []byte) error {
 			ts := termSources{}
-			if len(val) == 0 || c.decode("the search terms of "+rest, val, &ts) {
+			if c.decode("the search terms of "+rest, val, &ts) {
 				c.terms[rest] = ts
 			}
 			return nil

@@ -12,9 +12,9 @@ import (
 // Checks of what the console counts and searches by.
 
 // checkSearch checks the search index against the users and accounts,
-// both ways (a missing user or account is reported elsewhere, once): each user's idx/user_created entry holds its terms and its
-// accounts' (termSources), and idx/term holds exactly one key for each of
-// them.
+// both ways (a missing user or account is reported elsewhere, once): each
+// user's idx/user_terms entry holds its terms and its accounts'
+// (termSources), and idx/term holds exactly one key for each of them.
 func (c *checker) checkSearch() {
 	want := map[string]bool{}
 	for _, id := range c.userIDs {
@@ -38,7 +38,10 @@ func (c *checker) checkSearch() {
 				}
 			}
 		})
-		if got, ok := c.terms[rest]; ok && !maps.EqualFunc(got, expect, slices.Equal) {
+		switch got, ok := c.terms[rest]; {
+		case !ok:
+			c.reportf("user %s: no user_terms entry", id)
+		case !maps.EqualFunc(got, expect, slices.Equal):
 			c.reportf("user %s: its search terms are %q, want %q", id, got, expect)
 		}
 		for _, t := range expect.all() {
@@ -54,7 +57,12 @@ func (c *checker) checkSearch() {
 	}
 	for _, key := range slices.Sorted(maps.Keys(want)) {
 		term, rest, _ := strings.Cut(key, "\x00")
-		c.reportf("user_created entry %s: no search index entry for %q", rest, term)
+		c.reportf("user %s: no search index entry for %q", rest, term)
+	}
+	for rest := range c.terms {
+		if _, uid, _ := strings.Cut(rest, "/"); c.users[uid] == nil && !c.createdSet[rest] {
+			c.reportf("user_terms entry %s: the user is missing", rest)
+		}
 	}
 }
 

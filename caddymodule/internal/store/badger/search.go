@@ -18,9 +18,10 @@ import (
 
 // The search index (see store.UserTerms): one key per term of a user,
 // idx/term/<term>\x00<order>/<user id>, empty, and the user's terms by where
-// they come from in the value of its idx/user_created entry (termSources),
-// which tells a change which keys to drop and a broad search whether a user
-// matches without reading it.
+// they come from in idx/user_terms/<order>/<user id> (termSources), which
+// tells a change which keys to drop and a broad search, walking them newest
+// first, whether a user matches without reading it. (idx/user_created stays
+// keys alone: the user list walks it.)
 
 // termKey is the search index key of one of a user's terms.
 func termKey(term, order, userID string) []byte {
@@ -29,7 +30,7 @@ func termKey(term, order, userID string) []byte {
 
 // termSources are a user's search terms by where they come from: "" for
 // the user's own (store.UserTerms), an account's id for the account's
-// (store.AccountTerms). It is the JSON value of the user's idx/user_created
+// (store.AccountTerms). It is the JSON value of the user's idx/user_terms
 // entry.
 type termSources map[string][]string
 
@@ -53,11 +54,14 @@ func (ts termSources) match(prefix string) bool {
 	return false
 }
 
-// readTerms reads the user's terms from its idx/user_created entry; a
-// missing entry, or one without a value (not yet indexed), has none.
-func readTerms(txn *badger.Txn, created []byte) (termSources, error) {
+// termsKey is the key of the user's termSources.
+func termsKey(order, userID string) []byte { return []byte(prefixUserTerms + order + "/" + userID) }
+
+// readTerms reads the user's terms from its idx/user_terms entry; a
+// missing entry (not yet indexed) has none.
+func readTerms(txn *badger.Txn, key []byte) (termSources, error) {
 	ts := termSources{}
-	item, err := txn.Get(created)
+	item, err := txn.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return ts, nil
 	}
@@ -77,11 +81,11 @@ func readTerms(txn *badger.Txn, created []byte) (termSources, error) {
 }
 
 // setTerms makes terms the user's terms from source, in the search index
-// and in the user's idx/user_created entry, which it writes (created is the
-// user's CreatedAt). Only the index keys that change are written.
+// and in the user's idx/user_terms entry (created is the user's CreatedAt).
+// Only the index keys that change are written.
 func setTerms(txn *badger.Txn, userID string, created time.Time, source string, terms []string) error {
 	order := createdOrder(created)
-	key := []byte(prefixCreated + order + "/" + userID)
+	key := termsKey(order, userID)
 	ts, err := readTerms(txn, key)
 	if err != nil {
 		return err
@@ -114,20 +118,20 @@ func setTerms(txn *badger.Txn, userID string, created time.Time, source string, 
 	return txn.Set(key, val)
 }
 
-// dropTerms deletes every search index key of u; its idx/user_created
-// entry is the caller's to delete.
+// dropTerms deletes every search index key of u, and its idx/user_terms
+// entry.
 func dropTerms(txn *badger.Txn, u *store.User) error {
-	ts, err := readTerms(txn, createdKey(u))
+	order := createdOrder(u.CreatedAt)
+	ts, err := readTerms(txn, termsKey(order, u.ID))
 	if err != nil {
 		return err
 	}
-	order := createdOrder(u.CreatedAt)
 	for _, t := range ts.all() {
 		if err := txn.Delete(termKey(t, order, u.ID)); err != nil {
 			return err
 		}
 	}
-	return nil
+	return txn.Delete(termsKey(order, u.ID))
 }
 
 // setAccountTerms makes the account's terms (none when gone) its user's,
@@ -160,8 +164,8 @@ func orderNanos(order string) (int64, error) {
 
 // SearchUsers implements store.Store.SearchUsers as store.Matches says:
 // it reads the search index key-only under the prefix; when more than
-// store.SearchCount users match it walks idx/user_created newest first
-// instead, keeping the users whose terms (the entry's value) match. Either
+// store.SearchCount users match it walks idx/user_terms newest first
+// instead, keeping the users whose terms match. Either
 // way it loads only the users of the page, in one snapshot.
 func (b *Store) SearchUsers(ctx context.Context, q store.UserSearch) (store.UserMatches, error) {
 	prefix := store.SearchKey(q.Prefix)
@@ -218,11 +222,11 @@ func (b *Store) SearchUsers(ctx context.Context, q store.UserSearch) (store.User
 }
 
 // broadSearch returns the ids of q's page of the users whose terms start
-// with prefix, walking idx/user_created newest first.
+// with prefix, walking idx/user_terms newest first.
 func broadSearch(txn *badger.Txn, prefix string, q store.UserSearch) ([]string, error) {
 	limit, offset := store.UserQuery{Limit: q.Limit, Offset: q.Offset}.Page()
 	opts := badger.DefaultIteratorOptions
-	opts.Prefix = []byte(prefixCreated)
+	opts.Prefix = []byte(prefixUserTerms)
 	it := txn.NewIterator(opts)
 	defer it.Close()
 	var ids []string
@@ -244,7 +248,7 @@ func broadSearch(txn *badger.Txn, prefix string, q store.UserSearch) ([]string, 
 			offset--
 			continue
 		}
-		_, id, _ := strings.Cut(string(it.Item().Key()[len(prefixCreated):]), "/")
+		_, id, _ := strings.Cut(string(it.Item().Key()[len(prefixUserTerms):]), "/")
 		ids = append(ids, id)
 	}
 	return ids, nil

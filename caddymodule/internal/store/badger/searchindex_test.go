@@ -31,26 +31,19 @@ func (n *notes) Infof(format string, args ...any) {
 }
 
 // unindex turns b into a store written before the search index: no
-// idx/term keys, idx/user_created entries without a value, no version.
+// idx/term or idx/user_terms keys, no version.
 func unindex(t *testing.T, b *Store) {
 	t.Helper()
 	err := b.db.Update(func(txn *badger.Txn) error {
-		terms, err := collectKeys(txn, prefixTerm, 0)
-		if err != nil {
-			return err
-		}
-		for _, k := range terms {
-			if err := txn.Delete([]byte(prefixTerm + k)); err != nil {
+		for _, prefix := range []string{prefixTerm, prefixUserTerms} {
+			keys, err := collectKeys(txn, prefix, 0)
+			if err != nil {
 				return err
 			}
-		}
-		created, err := collectKeys(txn, prefixCreated, 0)
-		if err != nil {
-			return err
-		}
-		for _, k := range created {
-			if err := txn.Set([]byte(prefixCreated+k), nil); err != nil {
-				return err
+			for _, k := range keys {
+				if err := txn.Delete([]byte(prefix + k)); err != nil {
+					return err
+				}
 			}
 		}
 		return txn.Delete([]byte(keySearchIndex))

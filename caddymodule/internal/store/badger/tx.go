@@ -84,6 +84,9 @@ func (x tx) InsertUser(u *store.User) error {
 	if err := x.SaveUser(u); err != nil {
 		return err
 	}
+	if err := x.txn.Set(createdKey(u), nil); err != nil {
+		return err
+	}
 	return addUserCount(x.txn, 1)
 }
 
