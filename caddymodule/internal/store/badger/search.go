@@ -201,19 +201,8 @@ func (b *Store) SearchUsers(ctx context.Context, q store.UserSearch) (store.User
 				return err
 			}
 		}
-		res.Users = make([]*store.User, 0, len(ids))
-		for _, id := range ids {
-			var u store.User
-			err := getJSON(txn, userKey(id), &u)
-			if errors.Is(err, store.ErrNotFound) {
-				continue // a stale index entry; Check reports it
-			}
-			if err != nil {
-				return fmt.Errorf("loading user %s: %w", id, err)
-			}
-			res.Users = append(res.Users, &u)
-		}
-		return nil
+		res.Users, err = loadUsers(txn, ids)
+		return err
 	})
 	if err != nil {
 		return store.UserMatches{}, fmt.Errorf("searching users: %w", err)

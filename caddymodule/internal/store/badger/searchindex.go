@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -51,10 +50,7 @@ func (b *Store) indexSearch(logf func(format string, args ...any)) error {
 	if err != nil || version >= searchIndexVersion {
 		return err
 	}
-	start, done := time.Now(), 0
-	if at != "" {
-		logf("building the user search index: resuming after %s", at)
-	}
+	build := store.NewIndexBuild(logf, searchIndexBatch, at)
 	for {
 		var keys []string
 		err := b.update(ctx, func(txn *badger.Txn) error {
@@ -78,17 +74,7 @@ func (b *Store) indexSearch(logf func(format string, args ...any)) error {
 		if err != nil {
 			return fmt.Errorf("building the user search index: %w", err)
 		}
-		if done == 0 && len(keys) == searchIndexBatch {
-			logf("building the user search index")
-		}
-		if (done+len(keys))/50_000 > done/50_000 {
-			logf("building the user search index: %d users indexed", done+len(keys))
-		}
-		done += len(keys)
-		if len(keys) < searchIndexBatch {
-			if done > 0 {
-				logf("built the user search index: %d users in %s", done, time.Since(start).Round(time.Millisecond))
-			}
+		if build.Indexed(len(keys)) {
 			return nil
 		}
 		at = keys[len(keys)-1]

@@ -93,17 +93,8 @@ func (b *Store) Users(ctx context.Context, q store.UserQuery) ([]*store.User, in
 		if err != nil {
 			return err
 		}
-		users = make([]*store.User, 0, len(ids))
-		for _, id := range ids {
-			var u store.User
-			err := getJSON(txn, userKey(id), &u)
-			if errors.Is(err, store.ErrNotFound) {
-				continue // a stale index entry; Check reports it
-			}
-			if err != nil {
-				return fmt.Errorf("loading user %s: %w", id, err)
-			}
-			users = append(users, &u)
+		if users, err = loadUsers(txn, ids); err != nil {
+			return err
 		}
 		if !q.Indexed() {
 			users, total = store.SelectUsers(users, q)
@@ -114,6 +105,24 @@ func (b *Store) Users(ctx context.Context, q store.UserQuery) ([]*store.User, in
 		return nil, 0, fmt.Errorf("listing users: %w", err)
 	}
 	return users, total, nil
+}
+
+// loadUsers reads the users ids, in that order, skipping those that are
+// gone (a stale index entry, which Check reports).
+func loadUsers(txn *badger.Txn, ids []string) ([]*store.User, error) {
+	users := make([]*store.User, 0, len(ids))
+	for _, id := range ids {
+		var u store.User
+		err := getJSON(txn, userKey(id), &u)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("loading user %s: %w", id, err)
+		}
+		users = append(users, &u)
+	}
+	return users, nil
 }
 
 // usersByCreation returns the ids of a page of all users, newest first.

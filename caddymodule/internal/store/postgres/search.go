@@ -93,13 +93,7 @@ func (s *Store) SearchUsers(ctx context.Context, q store.UserSearch) (store.User
 		if err != nil {
 			return err
 		}
-		res.Users, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.User, error) {
-			var record []byte
-			if err := row.Scan(&record); err != nil {
-				return nil, err
-			}
-			return decodeUser(record)
-		})
+		res.Users, err = collectUsers(rows)
 		return err
 	})
 	if err != nil {
@@ -134,10 +128,7 @@ func (s *Store) indexSearch(ctx context.Context, logf func(format string, args .
 	if v, _ := strconv.Atoi(version); err != nil || v >= searchIndexVersion {
 		return err
 	}
-	start, done := time.Now(), 0
-	if at != "" {
-		logf("building the user search index: resuming after user %s", at)
-	}
+	build := store.NewIndexBuild(logf, searchIndexBatch, at)
 	for {
 		var ids []string
 		err := s.write(ctx, func(tx pgx.Tx) error {
@@ -201,17 +192,7 @@ func (s *Store) indexSearch(ctx context.Context, logf func(format string, args .
 		if err != nil {
 			return fmt.Errorf("building the user search index: %w", err)
 		}
-		if done == 0 && len(ids) == searchIndexBatch {
-			logf("building the user search index")
-		}
-		if (done+len(ids))/50_000 > done/50_000 {
-			logf("building the user search index: %d users indexed", done+len(ids))
-		}
-		done += len(ids)
-		if len(ids) < searchIndexBatch {
-			if done > 0 {
-				logf("built the user search index: %d users in %s", done, time.Since(start).Round(time.Millisecond))
-			}
+		if build.Indexed(len(ids)) {
 			return nil
 		}
 		at = ids[len(ids)-1]

@@ -67,7 +67,7 @@ func TestOpen_BuildsTheSearchIndexOfAnOlderDatabase(t *testing.T) {
 	s.Close()
 	s = open()
 	expect(s)
-	if got := strings.Join(lines, "\n"); !strings.Contains(got, "resuming after user "+at) ||
+	if got := strings.Join(lines, "\n"); !strings.Contains(got, "resuming after "+at) ||
 		!strings.Contains(got, fmt.Sprintf("built the user search index: %d users", n+1-searchIndexBatch)) {
 		t.Errorf("the log says %q", got)
 	}

@@ -59,13 +59,7 @@ func (s *Store) Users(ctx context.Context, q store.UserQuery) ([]*store.User, in
 		if err != nil {
 			return err
 		}
-		users, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.User, error) {
-			var record []byte
-			if err := row.Scan(&record); err != nil {
-				return nil, err
-			}
-			return decodeUser(record)
-		})
+		users, err = collectUsers(rows)
 		return err
 	})
 	if err != nil {
@@ -107,6 +101,17 @@ func saveUser(ctx context.Context, tx pgx.Tx, u *store.User) error {
 		err = errors.New("the user vanished while locked")
 	}
 	return err
+}
+
+// collectUsers decodes rows of one column, a user's record.
+func collectUsers(rows pgx.Rows) ([]*store.User, error) {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.User, error) {
+		var record []byte
+		if err := row.Scan(&record); err != nil {
+			return nil, err
+		}
+		return decodeUser(record)
+	})
 }
 
 func decodeUser(record []byte) (*store.User, error) {
