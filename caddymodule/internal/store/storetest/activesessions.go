@@ -70,10 +70,10 @@ func activeSessionsFollowEveryChange(t *testing.T, o opener) {
 		t.Fatal(err)
 	}
 	e.expectActive(3, "after a ban")
-	// Three hours on, adas[2] (two hours and a minute) has expired; adas[1]
-	// (touched to twelve hours) has not.
-	e.clk.Advance(3 * time.Hour)
-	e.expectActive(2, "three hours on")
+	// Four hours on, adas[2] (two hours and a minute) has expired and its
+	// hour is over; adas[1] (touched to twelve hours) has not.
+	e.clk.Advance(4 * time.Hour)
+	e.expectActive(2, "four hours on")
 	if err := e.st.DeleteUser(ctx, ada.User.ID); err != nil {
 		t.Fatal(err)
 	}
