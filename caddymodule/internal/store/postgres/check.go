@@ -20,12 +20,13 @@ import (
 // they decode and agree with their rows' columns, that each address of a
 // user has its user_emails row and each row its address, that an address
 // links (holder) only when verified, the vouching rules, and that every
-// account's token set is whole (TokenSet.Check). A session is
-// named by its user.
+// account's token set is whole (TokenSet.Check), and that user_terms
+// holds exactly the users' and accounts' search terms (checkSearch). A
+// session is named by its user.
 func (s *Store) Check(ctx context.Context) ([]string, error) {
 	c := checker{s: s, users: map[string]*store.User{}, accounts: map[string]*store.ExternalAccount{}, emails: map[string]bool{}}
 	err := s.read(ctx, func(tx pgx.Tx) error {
-		for _, load := range []func(context.Context, pgx.Tx) error{c.loadUsers, c.loadAccounts, c.loadEmails, c.checkHandles, c.checkSessions, c.checkRedirectURLs} {
+		for _, load := range []func(context.Context, pgx.Tx) error{c.loadUsers, c.loadAccounts, c.loadEmails, c.checkHandles, c.checkSessions, c.checkRedirectURLs, c.checkSearch} {
 			if err := load(ctx, tx); err != nil {
 				return err
 			}

@@ -98,6 +98,12 @@ func TestCheck_ReportsEachKindOfViolation(t *testing.T) {
 			[]string{"a session of user %rose: its id"}},
 		{"session row with another expiry", `UPDATE sessions SET expires_ns = expires_ns + 1`,
 			[]string{"a session of user %rose: the record says"}},
+		{"search term the user lacks", `INSERT INTO user_terms (user_id, source, term, created_ns) SELECT id, '', 'stale', created_ns FROM users WHERE id = $2`,
+			[]string{`user_terms row "stale" of user %sam (source "")`}},
+		{"account's search term missing", `DELETE FROM user_terms WHERE user_id = $1 AND source = $3`,
+			[]string{`user %rose: no user_terms row for`}},
+		{"search term with another creation time", `UPDATE user_terms SET created_ns = 0 WHERE user_id = $2 AND term = lower($2)`,
+			[]string{`of user %sam: created_ns 0`}},
 		{"redirect URL record with another URL", `UPDATE redirect_urls SET url = 'other://cb'`,
 			[]string{`the row says URL "other://cb"`}},
 	} {
