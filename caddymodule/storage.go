@@ -44,7 +44,8 @@ func acquireBadger(dir string, logger *zap.Logger) (*storeRef, error) {
 	}
 	key := filepath.Clean(abs)
 	ref, err := acquire("badger:"+key, func() (*openStore, error) {
-		o, err := ops.Open(context.Background(), ops.Location{Dir: key, Create: true, Logger: badgerLogger{logger.Sugar()}})
+		o, err := ops.Open(context.Background(), ops.Location{Dir: key, Create: true, Logger: badgerLogger{logger.Sugar()},
+			Infof: logger.Sugar().Infof})
 		if errors.Is(err, ops.ErrStoreInUse) {
 			err = fmt.Errorf("%w (is another process, or `caddy validate`, using it?)", err)
 		}
@@ -91,7 +92,7 @@ func acquirePostgres(cfg *config.PostgresStorage, dsn string, secrets [][]byte, 
 	fmt.Fprintf(h, "%d\x00%d", cfg.MaxConns, cfg.ConnectTimeout)
 	return acquire("postgres:"+dsn+"#"+hex.EncodeToString(h.Sum(nil)[:12]), func() (*openStore, error) {
 		o, err := ops.Open(context.Background(), ops.Location{DSN: dsn, Secrets: secrets, MaxConns: cfg.MaxConns,
-			ConnectTimeout: time.Duration(cfg.ConnectTimeout)})
+			ConnectTimeout: time.Duration(cfg.ConnectTimeout), Infof: logger.Sugar().Infof})
 		if err != nil {
 			return nil, err
 		}

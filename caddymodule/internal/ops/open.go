@@ -43,10 +43,14 @@ type Location struct {
 	// Create makes a new Badger store, with new keys, where there is none;
 	// without it a directory without keys.json is ErrNoStore.
 	Create bool
-	// Logger receives Badger's messages, and either store's own as Info
-	// (the building of an index at open). Default: warnings and errors,
-	// and the store's messages, on standard error.
+	// Logger receives Badger's messages. Default: warnings and errors on
+	// standard error.
 	Logger badger.Logger
+	// Infof receives either store's own messages: the building of its
+	// search index at open, which on a large store written by an older
+	// version takes minutes. Default: Logger's Infof when Logger is set,
+	// else standard error.
+	Infof func(format string, args ...any)
 
 	// DSN is the PostgreSQL connection string.
 	DSN string
@@ -90,7 +94,7 @@ func Open(ctx context.Context, l Location) (*Opened, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage %s: %w", dir, err)
 	}
-	st, err := badgerstore.Open(badgerstore.Options{Dir: dir, EncryptionKey: keys.StoreKey, Logger: l.Logger})
+	st, err := badgerstore.Open(badgerstore.Options{Dir: dir, EncryptionKey: keys.StoreKey, Logger: l.Logger, Infof: l.Infof})
 	if err != nil {
 		return nil, fmt.Errorf("storage %s: %w", dir, inUse(err))
 	}
@@ -116,7 +120,7 @@ func openPostgres(ctx context.Context, l Location) (*Opened, error) {
 	}
 	opts := postgres.Options{DSN: l.DSN, EncryptionKey: keys.StoreKey,
 		PreviousEncryptionKeys: keys.PreviousStoreKeys, MaxConns: l.MaxConns, ConnectTimeout: l.ConnectTimeout}
-	if l.Logger != nil {
+	if opts.Infof = l.Infof; opts.Infof == nil && l.Logger != nil {
 		opts.Infof = l.Logger.Infof
 	}
 	st, err := postgres.Open(ctx, opts)

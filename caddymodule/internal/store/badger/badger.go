@@ -78,10 +78,13 @@ type Options struct {
 	// EncryptionKey, when set, turns on Badger's encryption at rest. It must
 	// be 16, 24 or 32 bytes (AES-128, -192 or -256).
 	EncryptionKey []byte
-	// Logger receives Badger's messages, and the store's own (the building
-	// of an index at Open) as Info. Nil drops Badger's Info and Debug and
-	// writes Warning and Error, and the store's own, to stderr.
+	// Logger receives Badger's messages. Nil drops Info and Debug and writes
+	// Warning and Error to stderr.
 	Logger badger.Logger
+	// Infof receives the store's own messages (the building of its search
+	// index at Open: start, progress, end). Default: Logger's Infof when
+	// Logger is set, else standard error.
+	Infof func(format string, args ...any)
 	// Now is the clock used for expiry checks and timestamps. Default time.Now.
 	Now func() time.Time
 	// BulkLoad turns off synchronous writes, for building a store offline
@@ -170,9 +173,13 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("opening store %s: %w", where, err)
 	}
-	infof := log.New(os.Stderr, "socialgate: ", log.LstdFlags).Printf
-	if opts.Logger != nil {
+	infof := opts.Infof
+	switch {
+	case infof != nil:
+	case opts.Logger != nil:
 		infof = opts.Logger.Infof
+	default:
+		infof = log.New(os.Stderr, "socialgate: ", log.LstdFlags).Printf
 	}
 	if err := b.countSessions(); err != nil {
 		db.Close()
