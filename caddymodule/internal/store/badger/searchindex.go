@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -27,7 +28,9 @@ const (
 // terms and its accounts', searchIndexBatch users per transaction, newest
 // first. It notes how far it has got after each batch
 // (meta/search_index_at), so that a store closed or crashed halfway
-// resumes there; indexing a user twice changes nothing. It logs its start,
+// resumes there; indexing a user twice changes nothing, and indexing one
+// whose terms are stale (an older version changed it after a rollback)
+// makes them right. It logs its start,
 // its progress every 50,000 users and its end.
 func (b *Store) indexSearch(logf func(format string, args ...any)) error {
 	ctx := context.Background()
@@ -104,7 +107,8 @@ func createdAfter(txn *badger.Txn, after string, limit int) ([]string, error) {
 }
 
 // indexUser writes the search terms of the user whose idx/user_created key
-// is key, and of its accounts.
+// is key, and of its accounts, and drops those of accounts it no longer
+// has.
 func indexUser(txn *badger.Txn, key string) error {
 	_, id, _ := strings.Cut(key[len(prefixCreated):], "/")
 	var u store.User
@@ -124,6 +128,19 @@ func indexUser(txn *badger.Txn, key string) error {
 	for _, a := range accounts {
 		if err := setTerms(txn, u.ID, u.CreatedAt, a.ID, store.AccountTerms(a)); err != nil {
 			return err
+		}
+	}
+	// Terms of accounts that are gone: left by an older version that
+	// unlinked them, when the index is built again.
+	ts, err := readTerms(txn, termsKey(createdOrder(u.CreatedAt), u.ID))
+	if err != nil {
+		return err
+	}
+	for src := range ts {
+		if src != "" && !slices.ContainsFunc(accounts, func(a *store.ExternalAccount) bool { return a.ID == src }) {
+			if err := setTerms(txn, u.ID, u.CreatedAt, src, nil); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -118,7 +118,9 @@ const (
 // are written, so a change of it running alongside (by a gateway that
 // keeps the terms itself) waits or is waited for. It notes how far it has
 // got after each batch (meta search_index_at), so that a gateway stopped
-// halfway resumes there; indexing a user twice changes nothing. It logs
+// halfway resumes there; indexing a user twice changes nothing, and
+// indexing one whose rows are stale (written while a gateway of an older
+// version changed the user) makes them right. It logs
 // its start, its progress every 50,000 users and its end.
 func (s *Store) indexSearch(ctx context.Context, logf func(format string, args ...any)) error {
 	var version, at string
@@ -158,6 +160,12 @@ func (s *Store) indexSearch(ctx context.Context, logf func(format string, args .
 					return err
 				}
 				ids = append(ids, r.id)
+			}
+			// Terms of accounts that are gone: left by a gateway of an older
+			// version that unlinked them, when the index is built again.
+			if _, err := tx.Exec(ctx, `DELETE FROM user_terms t WHERE t.user_id = ANY($1) AND t.source <> ''
+				AND NOT EXISTS (SELECT 1 FROM external_accounts a WHERE a.id = t.source AND a.user_id = t.user_id)`, ids); err != nil {
+				return err
 			}
 			rows, err = tx.Query(ctx, `SELECT id, user_id, subject FROM external_accounts WHERE user_id = ANY($1)`, ids)
 			if err != nil {
