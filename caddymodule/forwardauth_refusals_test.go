@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -35,6 +37,81 @@ func TestForwardAuth_AnUntrustedPeerLearnsNoPolicyName(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusForbidden {
 			t.Errorf("%s from an untrusted peer: %d, want 403", path, resp.StatusCode)
+		}
+	}
+}
+
+// forged is the value a client puts in the identity headers it sends.
+const forged = "corp:admins"
+
+// carriesForged reports whether h has a header of the gateway's namespace,
+// in any spelling, with the client's value.
+func carriesForged(h http.Header) bool {
+	for k, v := range h {
+		n := strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(k))
+		if strings.HasPrefix(n, "x-auth-") && slices.Contains(v, forged) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestForwardAuth_ClientIdentityHeadersNeverReachTheApp(t *testing.T) {
+	s := newSSOEnv(t)
+	b := ssoBrowser(t)
+	s.signInAt(b, s.App1+"/")
+
+	// Through the documented recipes, a signed-in user's request gets the
+	// gateway's identity, every header of it.
+	for _, app := range []string{s.App1, s.App3} {
+		if resp, _ := b.get(app + "/"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d", app, resp.StatusCode)
+		}
+		got := s.Upstream.Last(t)
+		if got.Get("X-Auth-User-Email-Verified") != "true" || !strings.HasPrefix(got.Get("X-Auth-Session-Id"), "sess_") ||
+			got.Get("X-Auth-User-Name") != "Ada Lovelace" || got.Get("X-Auth-User-Groups") != "" {
+			t.Errorf("%s: the app got %v", app, got)
+		}
+	}
+
+	// Headers the recipes once left out, and spellings an upstream reads as
+	// the same name: the gateway sees them in the proxy's question and
+	// refuses it, whichever headers the proxy copies back.
+	names := []string{"X-Auth-User-Groups", "X-Auth-User-Email-Verified", "X-Auth-Session-Id", "x-auth-user-id",
+		"X.Auth.User.Groups", "X_Auth_User_Groups", "X-Auth-Something-New"}
+	for _, app := range []string{s.App1, s.App3} {
+		for _, name := range names {
+			req, _ := http.NewRequest(http.MethodGet, app+"/x", nil)
+			req.Header[name] = []string{forged}
+			req.Header.Set("Accept", "application/json")
+			before := len(s.Upstream.Requests())
+			resp, body := b.do(req)
+			reached := s.Upstream.Requests()[before:]
+			for _, got := range reached {
+				if carriesForged(got) {
+					t.Errorf("%s: the client's %s reached the app: %v", app, name, got)
+				}
+			}
+			switch {
+			case strings.ContainsAny(name, "_."):
+				// Both proxies drop such names before anyone reads them
+				// (nginx's underscores_in_headers off and
+				// ignore_invalid_headers, Caddy's server); the gateway
+				// refuses them from a proxy that passes them (verify_test.go).
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("%s with %s: %d, want the proxy to drop the header and pass", app, name, resp.StatusCode)
+				}
+			case app == s.App1:
+				// The gateway's 400, which auth_request turns into 500.
+				if resp.StatusCode != http.StatusInternalServerError || len(reached) != 0 {
+					t.Errorf("%s with %s: %d, %d reached the app; want 500 and none", app, name, resp.StatusCode, len(reached))
+				}
+			default:
+				// forward_auth passes the gateway's refusal on.
+				if resp.StatusCode != http.StatusBadRequest || len(reached) != 0 || !strings.Contains(body, "the gateway's namespace") {
+					t.Errorf("%s with %s: %d %s, %d reached the app; want 400 and none", app, name, resp.StatusCode, body, len(reached))
+				}
+			}
 		}
 	}
 }

@@ -55,9 +55,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // endpoints, and sends on what the gateway's Guard lets through, with its
 // identity in headers and placeholders.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	// Before anything else: a client must never get its own identity headers
-	// through, authenticated or not.
-	gateway.StripIdentityHeaders(r.Header)
 	// Paths and return-to URLs are the request's as the client sent it:
 	// handle_path may have stripped a prefix by now.
 	orig := r.URL
@@ -67,9 +64,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.gw.Owns(orig.Path) {
 		own := r.WithContext(r.Context())
 		own.URL = orig
+		// The gateway's endpoints send nothing upstream, and verify must
+		// see the client's identity headers to refuse them: an external
+		// proxy copies them into its question.
 		h.gw.ServeHTTP(w, own)
 		return nil
 	}
+	// Before anything goes on: a client must never get its own identity
+	// headers through, authenticated or not.
+	gateway.StripIdentityHeaders(r.Header)
 	pass, ok, err := h.gw.Guard(w, r, orig.RequestURI(), h.policy)
 	if err != nil {
 		return caddyhttp.Error(gateway.Status(err), err)

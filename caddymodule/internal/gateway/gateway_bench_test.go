@@ -85,7 +85,7 @@ func BenchmarkSetIdentityHeaders(b *testing.B) {
 	h := browserHeaders(otherCookies)
 	b.ReportAllocs()
 	for b.Loop() {
-		setIdentityHeaders(h, s, "eyJ.identity.token")
+		setIdentityHeaders(h, s, "eyJ.identity.token", false)
 	}
 }
 

@@ -38,11 +38,15 @@ type Token struct {
 // SetHeaders sets on h what the upstream learns of the pass: the identity
 // headers and the forwarded tokens (in Authorization as "Bearer <token>").
 // An anonymous pass sets nothing.
-func (p *Pass) SetHeaders(h http.Header) {
+func (p *Pass) SetHeaders(h http.Header) { p.setHeaders(h, false) }
+
+// setHeaders is SetHeaders; with every, each identity header is set, empty
+// when it has no value (verify's answer: see setIdentityHeaders).
+func (p *Pass) setHeaders(h http.Header, every bool) {
 	if p.Session == nil {
 		return
 	}
-	setIdentityHeaders(h, p.Session, p.Identity)
+	setIdentityHeaders(h, p.Session, p.Identity, every)
 	for _, t := range p.Tokens {
 		v := t.Value
 		if t.Header == "Authorization" {

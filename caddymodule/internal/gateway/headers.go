@@ -41,9 +41,9 @@ func TokenHeader(provider string) string {
 const identityPrefix = "x-auth-"
 
 // StripIdentityHeaders deletes every client-sent header in the gateway's
-// namespace, whatever its case and with "_" for "-": upstreams behind CGI,
-// PHP or some proxies read X_Auth_User_Id as X-Auth-User-Id
-// (oauth2-proxy CVE-2025-64484, Caddy GHSA-7r4p-vjf4-gxv4).
+// namespace, whatever its case and with "_" or "." for "-": upstreams behind
+// CGI, PHP, WSGI or Rack read X_Auth_User_Id and X.Auth.User.Id as
+// X-Auth-User-Id (oauth2-proxy CVE-2025-64484, Caddy GHSA-7r4p-vjf4-gxv4).
 func StripIdentityHeaders(h http.Header) {
 	for k := range h {
 		if isIdentityHeader(k) {
@@ -52,36 +52,65 @@ func StripIdentityHeaders(h http.Header) {
 	}
 }
 
+// isIdentityHeader is the one rule for a header name in the gateway's
+// namespace (X-Auth-*), in every spelling an upstream reads as one.
 func isIdentityHeader(k string) bool {
-	if len(k) < len(identityPrefix) {
+	return len(k) >= len(identityPrefix) && sameHeaderName(k[:len(identityPrefix)], identityPrefix)
+}
+
+// sameHeaderName reports whether the header name k is, to an upstream, the
+// name lower (lower case, "-" between words): letters of any case, and "_"
+// or "." for "-", which CGI, PHP, WSGI and Rack map to the same variable.
+func sameHeaderName(k, lower string) bool {
+	if len(k) != len(lower) {
 		return false
 	}
-	for i := 0; i < len(identityPrefix); i++ {
+	for i := 0; i < len(k); i++ {
 		c := k[i]
-		if c == '_' {
+		if c == '_' || c == '.' {
 			c = '-'
 		} else if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
-		if c != identityPrefix[i] {
+		if c != lower[i] {
 			return false
 		}
 	}
 	return true
 }
 
-// setIdentityHeaders sets the identity headers of a signed-in request,
-// identity being its signed identity token (HeaderIdentity). The values
-// share one allocation; each header's slice is capped at its one value, so
-// a later handler that appends to a header gets a copy and touches no other.
-func setIdentityHeaders(h http.Header, s *store.Session, identity string) {
-	n := 6
-	if len(s.Groups) > 0 {
-		n++
+// carriesGatewayHeader reports whether a verify request carries, from the
+// client, a header the gateway's answer sets: one in its namespace, or one
+// of the policy's forward_token headers (but Authorization, which carries
+// the client's own credentials). Every proxy copies the client's headers
+// into its verify request, so whatever the proxy copies back, such a
+// request is a client smuggling an identity past it.
+func (o owned) carriesGatewayHeader(h http.Header) bool {
+	for k := range h {
+		if isIdentityHeader(k) {
+			return true
+		}
+		for _, x := range o.extra {
+			if x != "authorization" && sameHeaderName(k, x) {
+				return true
+			}
+		}
 	}
-	v := make([]string, 0, n)
+	return false
+}
+
+// setIdentityHeaders sets the identity headers of a signed-in request,
+// identity being its signed identity token (HeaderIdentity). With every,
+// a header without a value (no verified address, no name, no group) is
+// set empty rather than left out: a proxy that copies a fixed list of
+// names from verify's answer then overwrites a client's copy of each. The
+// values share one allocation; each header's slice is capped at its one
+// value, so a later handler that appends to a header gets a copy and
+// touches no other.
+func setIdentityHeaders(h http.Header, s *store.Session, identity string, every bool) {
+	v := make([]string, 0, 7)
 	set := func(name, value string) {
-		if value != "" {
+		if value != "" || every {
 			v = append(v, value)
 			h[name] = v[len(v)-1 : len(v) : len(v)]
 		}
@@ -93,9 +122,11 @@ func setIdentityHeaders(h http.Header, s *store.Session, identity string) {
 	set(HeaderUserEmailVerified, strconv.FormatBool(email != ""))
 	set(HeaderUserName, s.Name)
 	set(HeaderIdentity, identity)
+	groups := ""
 	if len(s.Groups) > 0 {
-		set(HeaderUserGroups, strings.Join(s.Groups, ","))
+		groups = strings.Join(s.Groups, ",")
 	}
+	set(HeaderUserGroups, groups)
 }
 
 // stripGatewayCookies removes the gateway's own cookies from the request, so
@@ -153,16 +184,21 @@ type owned struct {
 
 // newOwned returns the set with the route's forward_token headers.
 func newOwned(tokenHeaders ...string) owned {
-	return owned{extra: tokenHeaders}
+	extra := make([]string, len(tokenHeaders))
+	for i, x := range tokenHeaders {
+		extra[i] = strings.ToLower(x)
+	}
+	return owned{extra: extra}
 }
 
-// has reports whether name (any case) is in the set.
+// has reports whether name, in any spelling sameHeaderName accepts, is in
+// the set.
 func (o owned) has(name string) bool {
-	if isIdentityHeader(name) || strings.EqualFold(name, "Authorization") || strings.EqualFold(name, "Cookie") {
+	if isIdentityHeader(name) || sameHeaderName(name, "authorization") || sameHeaderName(name, "cookie") {
 		return true
 	}
 	for _, x := range o.extra {
-		if strings.EqualFold(name, x) {
+		if sameHeaderName(name, x) {
 			return true
 		}
 	}

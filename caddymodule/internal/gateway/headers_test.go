@@ -16,7 +16,7 @@ func TestSetIdentityHeaders_ValuesDoNotShareAcrossHeaders(t *testing.T) {
 	s := &store.Session{ID: "sess_1", UserID: "user_1", Email: "ada@example.com", EmailVerified: true, Name: "Ada Lovelace",
 		Groups: []string{"corp:admins", "github:acme/platform"}}
 	h := http.Header{}
-	setIdentityHeaders(h, s, "jwt")
+	setIdentityHeaders(h, s, "jwt", false)
 	want := map[string]string{HeaderUserID: "user_1", HeaderSessionID: "sess_1", HeaderUserEmail: "ada@example.com",
 		HeaderUserEmailVerified: "true", HeaderUserName: "Ada Lovelace", HeaderIdentity: "jwt",
 		HeaderUserGroups: "corp:admins,github:acme/platform"}
@@ -40,7 +40,7 @@ func TestSetIdentityHeaders_ValuesDoNotShareAcrossHeaders(t *testing.T) {
 
 	// A session without email or name sets no empty headers.
 	h = http.Header{}
-	setIdentityHeaders(h, &store.Session{ID: "sess_2", UserID: "user_2"}, "jwt")
+	setIdentityHeaders(h, &store.Session{ID: "sess_2", UserID: "user_2"}, "jwt", false)
 	for _, name := range []string{HeaderUserEmail, HeaderUserName, HeaderUserGroups} {
 		if _, ok := h[name]; ok {
 			t.Errorf("%s set for a session without it: %q", name, h[name])
@@ -65,7 +65,7 @@ func TestSetIdentityHeaders_EmailOnlyWhenVerified(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.s.ID, tc.s.UserID = "sess_1", "user_1"
 			h := http.Header{}
-			setIdentityHeaders(h, &tc.s, "jwt")
+			setIdentityHeaders(h, &tc.s, "jwt", false)
 			if got := h.Get(HeaderUserEmail); got != tc.email {
 				t.Errorf("%s = %q, want %q", HeaderUserEmail, got, tc.email)
 			}
@@ -92,6 +92,8 @@ func TestOwned_SmuggledFindsTheGatewaysHeadersInConnectionAndTrailers(t *testing
 		{[]string{"COOKIE"}, nil, true},
 		{[]string{"x-upstream-token"}, nil, true},
 		{[]string{"X-Upstream-Tokens"}, nil, false},
+		{[]string{"X.Auth.User.Id"}, nil, true},
+		{[]string{"x_upstream.token"}, nil, true},
 		{[]string{"X-Auth"}, nil, false},
 		{nil, []string{"X-Checksum", "X-Auth-User-Email"}, true},
 		{nil, []string{"Authorization"}, true},
@@ -146,4 +148,26 @@ func (e *endWithTrailers) Read(p []byte) (int, error) {
 		e.at()
 	}
 	return n, err
+}
+
+// The namespace is one rule in every spelling an upstream reads as the same
+// name: any case, and "_" or "." for "-" (CGI, PHP, WSGI, Rack).
+func TestStripIdentityHeaders_EverySpellingOfTheNamespace(t *testing.T) {
+	h := http.Header{}
+	for _, name := range []string{"X-Auth-User-Id", "x-auth-jwt", "X_Auth_User_Groups", "X.Auth.Session.Id", "X-AUTH.user_email", "x_auth-"} {
+		h[name] = []string{"forged"}
+	}
+	keep := []string{"X-Auth", "X-Authorization", "Xx-Auth-User-Id", "X-Aut-User-Id", "X Auth-User-Id", "Authorization"}
+	for _, name := range keep {
+		h[name] = []string{"kept"}
+	}
+	StripIdentityHeaders(h)
+	if len(h) != len(keep) {
+		t.Errorf("after stripping: %v, want only %q", h, keep)
+	}
+	for _, name := range keep {
+		if h[name] == nil {
+			t.Errorf("%s was stripped", name)
+		}
+	}
 }

@@ -87,12 +87,17 @@ func validPolicyName(s string) bool {
 var forwardedTLS = &tls.ConnectionState{}
 
 // verify answers an external proxy: 200 with the identity headers (those
-// that Guard's Pass sets upstream) when the original request may pass
-// under the policy of rest (what follows VerifyPath); else what Guard
+// that Guard's Pass sets upstream, each present, empty when it has no
+// value) when the original request may pass under the policy of rest
+// (what follows VerifyPath); else what Guard
 // answers, with the sign-in address made absolute on the gateway's URL. A
 // proxy that takes only 2xx, 401 and 403 (the X-Original-URL form: nginx
 // auth_request, ingress-nginx) gets 401 where a browser would have been
 // redirected, with the address in Location for its error_page to follow.
+// Only a trusted proxy is answered (403 for any other peer, whatever the
+// policy name), and a request that carries a header the answer sets (the
+// gateway's namespace in any spelling, the policy's forward_token headers)
+// is 400: the client sent it, and a proxy copies back only what it lists.
 // It writes nothing to the store.
 func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string) {
 	v := g.verifier
@@ -113,6 +118,13 @@ func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string) {
 	p, ok := v.policies[name]
 	if !ok {
 		g.fail(w, r, http.StatusNotFound, "no_such_policy", i18n.M("error.no_forward_auth_policy"))
+		return
+	}
+	// The client's own X-Auth-* headers reach here through every proxy:
+	// whichever of them the proxy does not overwrite from the answer would
+	// reach the app beside the real identity.
+	if p.owned.carriesGatewayHeader(r.Header) {
+		g.fail(w, r, http.StatusBadRequest, "header_not_allowed", i18n.M("error.gateway_header_sent"))
 		return
 	}
 	var o forwardauth.Original
@@ -153,7 +165,7 @@ func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string) {
 	if !ok {
 		return
 	}
-	pass.SetHeaders(w.Header())
+	pass.setHeaders(w.Header(), true)
 	w.WriteHeader(http.StatusOK)
 }
 

@@ -13,7 +13,8 @@ import (
 
 // newVerifyGW is a gateway with forward auth on at https://auth.example.com,
 // whose trusted proxy is the peer 10.0.0.1, with the policy "admins" (corp
-// group admins) and "tokens" (corp's token in X-Auth-Token-Corp).
+// group admins), "tokens" (corp's token in X-Auth-Token-Corp) and "custom"
+// (corp's token in X-Corp-Token).
 func newVerifyGW(t testing.TB) *testGW {
 	return newTestGW(t, func(cfg *Config) {
 		cfg.CookieDomain = "example.com"
@@ -22,6 +23,7 @@ func newVerifyGW(t testing.TB) *testGW {
 			Policies: map[string]Route{
 				"admins": {AllowGroups: []string{"corp:admins"}},
 				"tokens": {Forward: []Forward{{Provider: "corp"}}},
+				"custom": {Forward: []Forward{{Provider: "corp", Header: "X-Corp-Token"}}},
 			},
 			Trusted: func(r *http.Request) bool { return strings.HasPrefix(r.RemoteAddr, "10.0.0.1:") },
 		}
@@ -63,6 +65,9 @@ func traefikAsks(host, uri, cookie string, extra ...string) http.Header {
 		h.Set("Cookie", cookie)
 	}
 	for i := 0; i < len(extra); i += 2 {
+		if extra[i] == "Accept" {
+			h.Del("Accept")
+		}
 		h.Add(extra[i], extra[i+1])
 	}
 	return h
@@ -269,5 +274,95 @@ func TestVerify_AnUntrustedPeerLearnsNoPolicyName(t *testing.T) {
 	// A trusted proxy still learns that a name does not exist.
 	if w := tg.ask("/_auth/verify/nope", proxy, nginxAsks("https://app1.example.com/", "")); w.Code != http.StatusNotFound {
 		t.Errorf("an unknown name from the trusted proxy = %d, want 404", w.Code)
+	}
+}
+
+func TestVerify_RefusesTheClientsOwnGatewayHeaders(t *testing.T) {
+	tg := newVerifyGW(t)
+	_, cookie := tg.signIn(t, "ada")
+	c := session.DomainCookieName + "=" + cookie
+	// Each proxy copies the client's headers into its question: any name in
+	// the gateway's namespace, in any spelling an upstream reads as one, is
+	// a client's, and refused whatever the proxy copies back.
+	for _, tc := range []struct{ path, name string }{
+		{"/_auth/verify", "X-Auth-User-Groups"},
+		{"/_auth/verify", "X-Auth-User-Email-Verified"},
+		{"/_auth/verify", "X-Auth-Session-Id"},
+		{"/_auth/verify", "x-auth-user-id"},
+		{"/_auth/verify", "X_Auth_User_Id"},
+		{"/_auth/verify", "X.Auth.User.Id"},
+		{"/_auth/verify", "X-AUTH_JWT"},
+		{"/_auth/verify", "X-Auth-Anything-Else"},
+		{"/_auth/verify/tokens", "X-Auth-Token-Corp"},
+		{"/_auth/verify/custom", "X-Corp-Token"},
+		{"/_auth/verify/custom", "x_corp.token"},
+		{"/_auth/verify/default/app", "X-Auth-User-Groups"}, // Envoy's form
+	} {
+		h := nginxAsks("https://app1.example.com/", c, "Accept", "application/json")
+		if strings.Contains(tc.path, "/default/") {
+			h = traefikAsks("app1.example.com", "", c, "Accept", "application/json")
+			delete(h, "X-Forwarded-Uri")
+		}
+		h[tc.name] = []string{"corp:admins"}
+		w := tg.ask(tc.path, proxy, h)
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), `"header_not_allowed"`) ||
+			!strings.Contains(w.Body.String(), "the gateway's namespace") {
+			t.Errorf("%s with the client's %s: %d %s, want 400 header_not_allowed", tc.path, tc.name, w.Code, w.Body)
+		}
+		if len(w.Header()["X-Auth-User-Id"]) > 0 {
+			t.Errorf("%s with the client's %s: identity headers on the refusal", tc.path, tc.name)
+		}
+	}
+	// A navigation reads the refusal in its language.
+	h := traefikAsks("app1.example.com", "/", c, "Accept-Language", "de", "X-Auth-User-Groups", "corp:admins")
+	if w := tg.ask("/_auth/verify", proxy, h); w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "Namensraum des Gateways") {
+		t.Errorf("a navigation with the client's X-Auth-User-Groups: %d %s, want 400 in German", w.Code, w.Body)
+	}
+	// Another policy's forward_token header, and names that only look
+	// alike, are the client's own business.
+	for _, name := range []string{"X-Corp-Token", "X-Authorization", "X-Auth", "Authorization"} {
+		h := nginxAsks("https://app1.example.com/", c)
+		h[name] = []string{"x"}
+		if w := tg.ask("/_auth/verify", proxy, h); w.Code != http.StatusOK {
+			t.Errorf("the default policy with the client's %s: %d %s, want 200", name, w.Code, w.Body)
+		}
+	}
+}
+
+func TestVerify_TheAnswerNamesEveryIdentityHeader(t *testing.T) {
+	tg := newVerifyGW(t)
+	// mallory has no verified address, no name and no group: each header
+	// is still in the answer, empty, so that a proxy copying a fixed list
+	// overwrites a client's copy of each.
+	res := tg.user(t, "mallory", func(a *store.ExternalAccount) { a.EmailVerified, a.Name = false, "" })
+	rec := httptest.NewRecorder()
+	if _, err := tg.sessions.Start(t.Context(), rec, httptest.NewRequest(http.MethodGet, "https://auth.example.com/", nil), res.User, nil, session.Auth{AccountID: res.Account.ID}); err != nil {
+		t.Fatal(err)
+	}
+	var c string
+	for _, ck := range rec.Result().Cookies() {
+		if ck.MaxAge > 0 {
+			c = ck.Name + "=" + ck.Value
+		}
+	}
+	for path, want := range map[string]map[string]string{
+		"/_auth/verify": {HeaderUserEmail: "", HeaderUserEmailVerified: "false", HeaderUserName: "", HeaderUserGroups: ""},
+		"/_auth/verify/custom": {HeaderUserEmail: "", HeaderUserEmailVerified: "false", HeaderUserName: "", HeaderUserGroups: "",
+			"X-Corp-Token": "at-mallory"},
+	} {
+		w := tg.ask(path, proxy, nginxAsks("https://app1.example.com/", c))
+		if w.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, w.Code, w.Body)
+		}
+		for _, name := range []string{HeaderUserID, HeaderSessionID, HeaderIdentity} {
+			if v := w.Header()[name]; len(v) != 1 || v[0] == "" {
+				t.Errorf("%s: %s = %q, want one value", path, name, v)
+			}
+		}
+		for name, value := range want {
+			if v, ok := w.Header()[name]; !ok || len(v) != 1 || v[0] != value {
+				t.Errorf("%s: %s = %q (present %v), want [%q]", path, name, v, ok, value)
+			}
+		}
 	}
 }
