@@ -120,9 +120,11 @@ func (r *Rules) Restricts() bool {
 	return r != nil && (len(r.addresses) > 0 || len(r.domains) > 0 || len(r.groups) > 0)
 }
 
-// MatchEmail reports whether an address matches an email rule.
+// MatchEmail reports whether an address matches an email rule; one that is
+// not a plain address (store.ValidEmail: " ceo@example.org", stored before
+// that rule held) matches none.
 func (r *Rules) MatchEmail(address string) bool {
-	if r == nil {
+	if r == nil || !store.ValidEmail(address) {
 		return false
 	}
 	a := strings.ToLower(address)

@@ -123,6 +123,7 @@ func (f *Flow) Callback(w http.ResponseWriter, r *http.Request, p *provider.Prov
 	if err != nil {
 		return nil, fmt.Errorf("recording sign-in: %w", err)
 	}
+	f.logInvalidEmail(p, out)
 	linked := f.linked(p, out)
 	if rec.Native != nil {
 		// The app redeems the nonce for a session token; no cookie here.
@@ -187,10 +188,21 @@ func (f *Flow) SignInResult(ctx context.Context, p *provider.Provider, res *prov
 	if err != nil {
 		return nil, fmt.Errorf("recording sign-in: %w", err)
 	}
+	f.logInvalidEmail(p, out)
 	linked := f.linked(p, out)
 	f.Logger.Info("native sign-in", zap.String("provider", p.Name()), zap.String("user_id", out.User.ID),
 		zap.Bool("user_created", out.UserCreated))
 	return &Outcome{Mode: ModeSignIn, User: out.User, Account: out.Account, Created: out.UserCreated, Linked: linked}, nil
+}
+
+// logInvalidEmail notes a sign-in whose provider asserted an email that is
+// not a plain address (store.CleanEmail): the store took it as none. The
+// address itself is not logged.
+func (f *Flow) logInvalidEmail(p *provider.Provider, out store.SignInResult) {
+	if out.EmailInvalid {
+		f.Logger.Warn("the provider asserted an email that is not a plain address; the sign-in carries none",
+			zap.String("provider", p.Name()), zap.String("user_id", out.User.ID), zap.String("external_account_id", out.Account.ID))
+	}
 }
 
 // admit is the store's Admit for a sign-in with acc at p: nil when the app

@@ -120,10 +120,11 @@ func CheckRedirectURL(url string) error {
 }
 
 func (r Rules) importUser(ctx context.Context, rec Record) (ImportResult, error) {
-	u := rec.User
 	if err := rec.CheckUser(); err != nil {
 		return ImportResult{}, err
 	}
+	rec = rec.cleanEmails()
+	u := rec.User
 	now := r.Backend.Now()
 	var res ImportResult
 	err := r.Backend.Update(ctx, func(tx Tx, _ *Outbox) error {
@@ -183,4 +184,58 @@ func (r Rules) importUser(ctx context.Context, rec Record) (ImportResult, error)
 		return ImportResult{}, fmt.Errorf("importing user %s: %w", u.ID, err)
 	}
 	return res, nil
+}
+
+// cleanEmails returns rec with its addresses under CleanEmail, on copies: a
+// user's address that is not one is left out (with what it verified),
+// another is trimmed, and one that then repeats an earlier one is merged
+// into it; an account's or a session's is trimmed, or none. A backup taken before the rule
+// held thus comes back under it (an address then held by another user stays
+// unverified, see Emails.Import).
+func (rec Record) cleanEmails() Record {
+	u := *rec.User
+	u.Emails = nil
+	at := map[string]int{}
+	for _, e := range rec.User.Emails {
+		clean, ok := CleanEmail(e.Email)
+		if !ok {
+			continue
+		}
+		if i, dup := at[NormalizeEmail(clean)]; dup {
+			d := &u.Emails[i]
+			d.Verified = d.Verified || e.Verified
+			for _, by := range e.VerifiedBy {
+				if !slices.Contains(d.VerifiedBy, by) {
+					d.VerifiedBy = append(d.VerifiedBy, by)
+				}
+			}
+			continue
+		}
+		at[NormalizeEmail(clean)] = len(u.Emails)
+		u.Emails = append(u.Emails, EmailAddress{Email: clean, Verified: e.Verified, VerifiedBy: slices.Clone(e.VerifiedBy)})
+	}
+	rec.User = &u
+	accs := make([]*ExternalAccount, len(rec.Accounts))
+	for i, a := range rec.Accounts {
+		c := *a
+		if clean, invalid := cleanAsserted(c.Email); invalid {
+			c.Email, c.EmailVerified = "", false
+		} else {
+			c.Email = clean
+		}
+		accs[i] = &c
+	}
+	rec.Accounts = accs
+	sessions := make([]*Session, len(rec.Sessions))
+	for i, x := range rec.Sessions {
+		c := *x
+		if clean, invalid := cleanAsserted(c.Email); invalid {
+			c.Email, c.EmailVerified = "", false
+		} else {
+			c.Email = clean
+		}
+		sessions[i] = &c
+	}
+	rec.Sessions = sessions
+	return rec
 }

@@ -74,9 +74,10 @@ func (s *Session) adoptUser(u *User, now time.Time) bool {
 
 // VerifiedEmail returns the session's email when it is a verified address,
 // else "": the only address that may stand for the user upstream (headers,
-// identity token, placeholders).
+// identity token, placeholders). A session started before CleanEmail held
+// may carry an address that is not a plain one: it carries none.
 func (s *Session) VerifiedEmail() string {
-	if s.EmailVerified {
+	if s.EmailVerified && ValidEmail(s.Email) {
 		return s.Email
 	}
 	return ""

@@ -24,6 +24,10 @@ func (r Rules) SignIn(ctx context.Context, in SignIn) (SignInResult, error) {
 	if err := CheckAddress(a.Email); err != nil {
 		return SignInResult{}, fmt.Errorf("signing in with %s: %w", a.Provider, err)
 	}
+	in.Account.Email, in.emailInvalid = cleanAsserted(a.Email)
+	if in.emailInvalid {
+		in.Account.EmailVerified = false
+	}
 	now := in.Now
 	if now.IsZero() {
 		now = r.Backend.Now()
@@ -37,7 +41,19 @@ func (r Rules) SignIn(ctx context.Context, in SignIn) (SignInResult, error) {
 	if err != nil {
 		return SignInResult{}, fmt.Errorf("signing in with %s: %w", a.Provider, err)
 	}
+	res.EmailInvalid = in.emailInvalid
 	return res, nil
+}
+
+// cleanAsserted applies CleanEmail to an address an account asserts: it
+// returns the clean address, or "" and invalid when there was one that is
+// not an address (the account then asserts none).
+func cleanAsserted(email string) (clean string, invalid bool) {
+	if email == "" {
+		return "", false
+	}
+	clean, ok := CleanEmail(email)
+	return clean, !ok
 }
 
 func signIn(tx Tx, out *Outbox, in SignIn, now time.Time) (SignInResult, error) {
@@ -72,6 +88,11 @@ func signInKnown(tx Tx, out *Outbox, in SignIn, now time.Time, accID, userID str
 		return SignInResult{}, err
 	}
 	acc.Refresh(&in.Account, now)
+	if in.emailInvalid {
+		// The provider asserts something that is not an address: the
+		// account vouches for none (not for the one it asserted before).
+		acc.Email, acc.EmailVerified = "", false
+	}
 	emails := in.Emails(tx, out, now)
 	changed, err := adoptAccount(emails, u, acc, now)
 	if err != nil {

@@ -306,6 +306,10 @@ type SignIn struct {
 	Admit func(u *User, accounts []*ExternalAccount) error
 	// Now is the time of the sign-in.
 	Now time.Time
+
+	// emailInvalid: Account.Email was not an address (CleanEmail), so the
+	// sign-in asserts none.
+	emailInvalid bool
 }
 
 // SignInResult is the outcome of Store.SignIn.
@@ -327,6 +331,10 @@ type SignInResult struct {
 	// Relieved lists the other users the sign-in took a verified address
 	// from (a take-over, see Emails), for caches to forget.
 	Relieved []string
+	// EmailInvalid reports that the provider asserted an email that is not
+	// a plain address (CleanEmail): the sign-in went on as if it asserted
+	// none, and the caller logs it.
+	EmailInvalid bool
 }
 
 // ExternalAccount is an identity at a provider linked to a user. Its id looks

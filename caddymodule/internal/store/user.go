@@ -76,10 +76,11 @@ func (u *User) Names() (first, last string) {
 // verified. It is the address that stands for the user (sessions, identity
 // headers and token, the API's primary_email_address): an address no
 // provider verified, or that another user holds (see Emails), is listed in
-// Emails, marked unverified, and never stands for anyone.
+// Emails, marked unverified, and never stands for anyone; nor does one
+// stored before CleanEmail held that is not a plain address.
 func (u *User) PrimaryEmail() string {
 	for _, e := range u.Emails {
-		if e.Verified {
+		if e.Verified && ValidEmail(e.Email) {
 			return e.Email
 		}
 	}

@@ -81,10 +81,9 @@ func NewUser(u *User, now time.Time) error {
 	}
 	seen := map[string]bool{}
 	for i := range u.Emails {
-		e := strings.TrimSpace(u.Emails[i].Email)
-		at := strings.LastIndexByte(e, '@')
-		if at < 1 || at == len(e)-1 || len(e) > 320 || strings.ContainsFunc(e, unicode.IsSpace) || strings.ContainsRune(e, '/') || CheckAddress(e) != nil {
-			return invalid("email_address", "%q is not an email address", e)
+		e, ok := CleanEmail(u.Emails[i].Email)
+		if !ok || strings.ContainsRune(e, '/') { // as the API always refused
+			return invalid("email_address", "%q is not an email address", strings.TrimSpace(u.Emails[i].Email))
 		}
 		if seen[NormalizeEmail(e)] {
 			return invalid("email_address", "%q is listed twice", e)

@@ -3,8 +3,13 @@ package store
 import (
 	"errors"
 	"fmt"
+	"net/mail"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // MaxIDLen caps ids that arrive from outside (cookies, query strings)
@@ -82,3 +87,48 @@ func ValidIdentityLookup(issuer, subject string) bool {
 // NormalizeEmail is the form emails are compared and indexed in; Go lowers
 // them, not a database, so that every store agrees whatever its collation.
 func NormalizeEmail(email string) string { return strings.ToLower(email) }
+
+// maxEmailLen caps an address: RFC 5321's path limit with room to spare.
+const maxEmailLen = 320
+
+// CleanEmail is the one rule for an address that comes from outside (a
+// provider's assertion, the backend API, an import): it is trimmed of
+// surrounding whitespace, and what is left must be ValidEmail. ok is false
+// for anything else, which the rules treat as no address at all: never
+// recorded, verified or held. Without the trim, " victim@example.org"
+// would be an address of its own in the index, held verified by a second
+// user, and HTTP drops the space, so the upstream would read the victim's.
+func CleanEmail(email string) (clean string, ok bool) {
+	clean = strings.TrimSpace(email)
+	if !ValidEmail(clean) {
+		return "", false
+	}
+	return clean, true
+}
+
+// ValidEmail reports whether email is a plain addr-spec, as every address a
+// store records since this rule is: one "@" with something on each side, at
+// most maxEmailLen bytes, valid UTF-8 in NFKC (so no full-width or other
+// compatibility look-alike of an ASCII address), no whitespace, control or
+// format character (NUL, NBSP, zero-width space, bidi marks), none of
+// ,<>()[]\";: (no display name, list, comment, quoted local part or domain
+// literal); and net/mail parses it back as itself. An address stored
+// before the rule that fails it (" victim@example.org") never stands for
+// its user (User.PrimaryEmail, Session.VerifiedEmail), and leaves the user
+// at its account's next sign-in or update.
+func ValidEmail(email string) bool {
+	at := strings.IndexByte(email, '@')
+	if at < 1 || at != strings.LastIndexByte(email, '@') || at == len(email)-1 || len(email) > maxEmailLen {
+		return false
+	}
+	if !utf8.ValidString(email) || !norm.NFKC.IsNormalString(email) {
+		return false
+	}
+	for _, r := range email {
+		if unicode.IsSpace(r) || !unicode.IsGraphic(r) || strings.ContainsRune(`,<>()[]\";:`, r) {
+			return false
+		}
+	}
+	a, err := mail.ParseAddress(email)
+	return err == nil && a.Name == "" && a.Address == email
+}
