@@ -129,15 +129,21 @@ func setIdentityHeaders(h http.Header, s *store.Session, identity string, every 
 	set(HeaderUserGroups, groups)
 }
 
-// stripGatewayCookies removes the gateway's own cookies from the request, so
-// the session cookie never reaches an upstream. Requests without them cost a
-// substring search.
+// gatewayCookies is every name of every cookie the gateway sets or reads:
+// the session's and the flow binding's, bare, __Host- and __Secure- (see
+// session.Names). None of them goes upstream.
+var gatewayCookies = session.Names(session.CookieName, flow.BindingCookie)
+
+// stripGatewayCookies removes the gateway's own cookies (gatewayCookies)
+// from the request, so no session or binding cookie, under any of its
+// names, reaches an upstream. Requests without them cost a substring
+// search per base name.
 func stripGatewayCookies(h http.Header) {
 	values := h["Cookie"]
 	found := false
 	for _, v := range values {
 		if strings.Contains(v, session.CookieName) || strings.Contains(v, flow.BindingCookie) {
-			found = true
+			found = true // every name in gatewayCookies contains one of them
 			break
 		}
 	}
@@ -158,8 +164,7 @@ func stripGatewayCookies(h http.Header) {
 			name, _, _ := strings.Cut(part, "=")
 			// "socialgate_session =v" is no cookie to Go, but some upstream
 			// parsers read it as one: strip every spelling of the name.
-			name = strings.TrimPrefix(strings.TrimSpace(name), session.HostPrefix)
-			if part == "" || name == session.CookieName || name == flow.BindingCookie {
+			if part == "" || slices.Contains(gatewayCookies, strings.TrimSpace(name)) {
 				continue
 			}
 			if kept.Len() > 0 {

@@ -43,3 +43,25 @@ func TestStripGatewayCookies_NameWithWhitespaceBeforeEquals(t *testing.T) {
 		}
 	}
 }
+
+// Found by a red-team run: with a cookie domain over HTTPS the session
+// cookie is __Secure-socialgate_session, and only the __Host- name was
+// stripped, so the live session went upstream. Every name of every
+// gateway cookie (session.Names) is stripped; the app's cookies stay.
+func TestStripGatewayCookies_EveryNameOfEveryCookie(t *testing.T) {
+	for _, name := range []string{
+		"socialgate_session", "__Host-socialgate_session", "__Secure-socialgate_session",
+		"socialgate_flow", "__Host-socialgate_flow", "__Secure-socialgate_flow",
+	} {
+		h := http.Header{"Cookie": {"a=1; " + name + "=v; b=2", name + " =v"}}
+		stripGatewayCookies(h)
+		if got := h.Get("Cookie"); got != "a=1; b=2" {
+			t.Errorf("%s: the upstream receives Cookie %q, want \"a=1; b=2\"", name, got)
+		}
+	}
+	// Names that merely contain a gateway cookie's name are the app's.
+	h := http.Header{"Cookie": {"my_socialgate_session=1; __Host-socialgate_sessions=2"}}
+	if stripGatewayCookies(h); h.Get("Cookie") != "my_socialgate_session=1; __Host-socialgate_sessions=2" {
+		t.Errorf("the app's own cookies were stripped: %q", h.Get("Cookie"))
+	}
+}

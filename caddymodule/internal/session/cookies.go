@@ -20,6 +20,18 @@ func Name(r *http.Request, base string) string {
 	return base
 }
 
+// Names returns every name the gateway gives a cookie of these bases, in
+// any mode: the bare name (plain HTTP), HostPrefix (HTTPS) and SecurePrefix
+// (HTTPS with a cookie domain). Whatever takes the gateway's cookies off a
+// request takes them all.
+func Names(bases ...string) []string {
+	out := make([]string, 0, 3*len(bases))
+	for _, b := range bases {
+		out = append(out, b, HostPrefix+b, SecurePrefix+b)
+	}
+	return out
+}
+
 // Values returns the values of the cookie name in r, in the order sent,
 // duplicates included. A browser sends several when a cookie of the same
 // name was set for a narrower path or a parent domain: no gateway cookie is
