@@ -23,7 +23,12 @@ type measurement struct {
 	perSecond     float64
 	p50, p90, p99 time.Duration
 	errors        int64         // socket errors, timeouts, non-2xx/3xx (wrk) or non-200 (go)
-	cpuPerRequest time.Duration // the serving Caddy's CPU time over requests
+	cpuPerRequest time.Duration // the serving Caddy's (or auth server's) CPU time over requests
+
+	// The forward-auth rows' nginx: its CPU time over requests, and over
+	// the run's wall time (cores busy).
+	proxyCPUPerRequest time.Duration
+	proxyBusy          float64
 }
 
 // loader drives keep-alive GET load at a URL with a Cookie header.

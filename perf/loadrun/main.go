@@ -8,6 +8,7 @@
 //	go run ./perf/loadrun                       # defaults: 5 runs × 3s per row, ≈ 2 minutes
 //	go run ./perf/loadrun -runs 5 -duration 10s -connections 64
 //	go run ./perf/loadrun -cpuprofile gw.pprof  # also profile GATEWAY on row 1
+//	go run ./perf/loadrun -cpuprofile fa.pprof -profile-row 6  # … or the verify endpoint
 //	go run ./perf/loadrun -big-store 1000000    # also the million-user store row (≈ 8 more minutes)
 //
 // Rows: plain reverse_proxy; authenticated pass-through; the same on the
@@ -16,10 +17,15 @@
 // server binaries are installed; else the row says why it was skipped);
 // with `require dev`;
 // with `forward_token dev` (when the binary supports it); whole sign-in
-// flows per second. Every measured request is checked to have reached the
-// upstream with the identity the row promises. Besides throughput and
-// latency, each row shows the serving Caddy's CPU time per request, which
-// holds steady when other work competes for the cores.
+// flows per second; a refresh storm; and forward auth (when nginx is
+// installed): nginx with auth_request in front of the same upstream,
+// asking the gateway's verify endpoint (FORWARD_AUTH, the binary as a
+// standalone auth server) or oauth2-proxy v7 (built from its Go module),
+// once per -nginx-workers setting. Every measured request is checked to
+// have reached the upstream with the identity the row promises. Besides
+// throughput and latency, each row shows the serving Caddy's (or auth
+// server's) CPU time per request, which holds steady when other work
+// competes for the cores.
 package main
 
 import (
@@ -27,7 +33,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,6 +40,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,6 +59,8 @@ type config struct {
 	postgres         bool
 	storm            bool
 	bigStore         int
+	forwardAuth      bool
+	nginxWorkers     []int
 }
 
 func main() {
@@ -66,9 +74,22 @@ func main() {
 	flag.IntVar(&cfg.flowConcurrency, "flow-concurrency", 4, "concurrent browsers in the sign-in row")
 	flag.StringVar(&cfg.client, "client", "auto", "load client: auto (wrk if installed), wrk or go")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of GATEWAY under row-1 load to this file and print its top")
-	flag.StringVar(&cfg.profileRow, "profile-row", "1", "the row whose gateway -cpuprofile profiles: 1 (GATEWAY) or 1p (GATEWAY_PG)")
+	flag.StringVar(&cfg.profileRow, "profile-row", "1", "the row whose gateway -cpuprofile profiles: 1 (GATEWAY), 1p (GATEWAY_PG) or 6 (FORWARD_AUTH's verify under the first nginx)")
 	flag.BoolVar(&cfg.postgres, "postgres", true, "also measure row 1 on the PostgreSQL store (GATEWAY_PG), when PostgreSQL is installed")
 	flag.BoolVar(&cfg.storm, "storm", true, fmt.Sprintf("also run the refresh storm (row 5: %d requests over %d users whose tokens just expired)", stormRequests, stormUsers))
+	flag.BoolVar(&cfg.forwardAuth, "forward-auth", true, "also measure forward auth behind nginx auth_request (rows 6 and 7: socialgate's verify endpoint and oauth2-proxy), when nginx is installed")
+	flag.Func("nginx-workers", "nginx worker_processes for the forward-auth rows, comma-separated; each gets its pair of rows (default 1,2)", func(v string) error {
+		cfg.nginxWorkers = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return fmt.Errorf("%q is not a worker count", f)
+			}
+			cfg.nginxWorkers = append(cfg.nginxWorkers, n)
+		}
+		return nil
+	})
+	cfg.nginxWorkers = []int{1, 2}
 	flag.IntVar(&cfg.bigStore, "big-store", 0, "also run the big-store row: build a store of this many users (two accounts each) and compare it with a small one (go run ./caddymodule/internal/bigstore; 1000000 takes about 8 minutes)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (configs, logs, store)")
 	flag.Parse()
@@ -93,6 +114,7 @@ type row struct {
 	site    site          // zero for the sign-in row
 	server  *harness.Proc // the Caddy process serving site
 	cookie  string        // the session cookie for site, when not the GATEWAY's
+	proxy   *harness.Proc // nginx, in front of server, for the forward-auth rows
 	skipped string
 	runs    []measurement
 	checks  []string // failed checks of the requests that reached the upstream
@@ -214,11 +236,14 @@ func run(ctx context.Context, cfg config) error {
 	if pgRow.skipped != "" {
 		pgNote = "row 1p (PostgreSQL store) skipped: " + strings.TrimPrefix(pgRow.skipped, "no PostgreSQL row: ")
 	}
-	printHeader(bin, load, note, cfg, options, pgNote)
+	fa := startForwardAuth(ctx, cfg, bin, dir, upstream)
+	defer fa.stop()
+	printHeader(bin, load, note, cfg, options, append([]string{pgNote}, fa.notes...)...)
 	measured := slices.DeleteFunc(slices.Clone(rows[:4]), func(r *row) bool { return r.skipped != "" })
 	if pgRow.skipped == "" {
 		measured = slices.Insert(measured, min(2, len(measured)), pgRow)
 	}
+	measured = append(measured, slices.DeleteFunc(fa.rows(), func(r *row) bool { return r.skipped != "" })...)
 	for _, r := range measured {
 		if err := preflight(ctx, r, r.cookieOr(cookie), upstream); err != nil {
 			r.skipped = err.Error()
@@ -239,6 +264,7 @@ func run(ctx context.Context, cfg config) error {
 	storms, stormSkipped := measureStorms(ctx, cfg, bin, filepath.Join(dir, "storm"), upstream, ports[10:14], options)
 	printTable(slices.Insert(slices.Clone(rows), 2, pgRow))
 	printStorm(storms, stormSkipped)
+	printForwardAuth(fa, rows[1])
 	fmt.Printf("Load average after the runs: %s\n\n", harness.LoadAverage())
 
 	if cfg.bigStore > 0 {
@@ -248,8 +274,13 @@ func run(ctx context.Context, cfg config) error {
 	}
 	if cfg.cpuprofile != "" {
 		r, admin := rows[1], gwAdmin
-		if cfg.profileRow == "1p" {
+		switch {
+		case cfg.profileRow == "1p":
 			r, admin = pgRow, ports[7]
+		case cfg.profileRow == "6" && len(fa.pairs) > 0:
+			r, admin = fa.pairs[0].socialgate, fa.gwAdmin
+		case cfg.profileRow == "6":
+			r = &row{skipped: fa.skipped}
 		}
 		if err := profile(ctx, cfg, load, bin, admin, r, r.cookieOr(cookie)); err != nil {
 			return fmt.Errorf("profiling: %w", err)
@@ -271,13 +302,17 @@ func measure(ctx context.Context, cfg config, load loader, rows []*row, cookie, 
 			if err != nil {
 				return err
 			}
-			cpu0 := r.server.CPU()
+			cpu0, proxy0, t0 := r.server.CPU(), r.proxyCPU(), time.Now()
 			// Plain gets the same Cookie header: both parse the same request.
 			m, err := load.run(ctx, r.site.url(), r.cookieOr(cookie), cfg.duration)
 			if err != nil {
 				return fmt.Errorf("%s: %w", r.name, err)
 			}
 			m.cpuPerRequest = (r.server.CPU() - cpu0) / time.Duration(max(1, m.requests))
+			if proxy := r.proxyCPU() - proxy0; proxy > 0 {
+				m.proxyCPUPerRequest = proxy / time.Duration(max(1, m.requests))
+				m.proxyBusy = proxy.Seconds() / time.Since(t0).Seconds()
+			}
 			after, err := settledStats(upstream)
 			if err != nil {
 				return err
@@ -343,6 +378,15 @@ func runBigStore(ctx context.Context, users int) error {
 	return cmd.Run()
 }
 
+// proxyCPU is the CPU time of the row's nginx, master and workers; zero
+// for the rows without one.
+func (r *row) proxyCPU() time.Duration {
+	if r.proxy == nil {
+		return 0
+	}
+	return r.proxy.TreeCPU()
+}
+
 // cookieOr is the row's own cookie, else the GATEWAY's.
 func (r *row) cookieOr(gateway string) string {
 	if r.cookie != "" {
@@ -365,56 +409,4 @@ func pickLoader(cfg config) (loader, string, error) {
 		return &goLoader{conns: cfg.conns}, "wrk is not installed, so the built-in Go client drives the load " +
 			"(install wrk for numbers comparable across machines: apt-get update && apt-get install -y wrk)", nil
 	}
-}
-
-// preflight sends one request and checks that it reached the upstream the
-// way the row promises.
-func preflight(ctx context.Context, r *row, cookie, upstream string) error {
-	before, err := readStats(upstream)
-	if err != nil {
-		return err
-	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.site.url(), nil)
-	req.Header.Set("Cookie", cookie)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || string(body) != upstreamBody {
-		return fmt.Errorf("a signed-in request got %d %q, not the upstream's answer", resp.StatusCode, body)
-	}
-	after, err := readStats(upstream)
-	if err != nil {
-		return err
-	}
-	if problems := check(r, measurement{requests: 1}, after.minus(before), 0); len(problems) > 0 {
-		return errors.New(strings.Join(problems, "; "))
-	}
-	return nil
-}
-
-// check compares what the client counted with what reached the upstream.
-// The upstream may see up to slack more: requests in flight when the client
-// stopped counting.
-func check(r *row, m measurement, seen upstreamStats, slack int) []string {
-	var out []string
-	if m.errors > 0 {
-		out = append(out, fmt.Sprintf("%d errors or non-2xx/3xx answers", m.errors))
-	}
-	if seen.Requests < m.requests || seen.Requests > m.requests+int64(slack) {
-		out = append(out, fmt.Sprintf("the client counted %d requests, the upstream saw %d", m.requests, seen.Requests))
-	}
-	gateway := r.site.handler != ""
-	if gateway && seen.WithUser != seen.Requests {
-		out = append(out, fmt.Sprintf("%d of %d upstream requests lacked X-Auth-User-Id", seen.Requests-seen.WithUser, seen.Requests))
-	}
-	if strings.Contains(r.site.handler, "forward_token") && seen.WithToken != seen.Requests {
-		out = append(out, fmt.Sprintf("%d of %d upstream requests lacked X-Auth-Token-Dev", seen.Requests-seen.WithToken, seen.Requests))
-	}
-	if gateway && seen.WithCookie > 0 {
-		out = append(out, fmt.Sprintf("%d upstream requests carried the gateway's cookie", seen.WithCookie))
-	}
-	return out
 }

@@ -111,6 +111,11 @@ func printTable(rows []*row) {
 	fmt.Println("Caddy CPU/request is the Caddy process's user+system CPU time during a run over the requests it")
 	fmt.Println("served: unlike throughput, it barely moves when other work competes for the cores.")
 	fmt.Println()
+	printRuns(rows)
+}
+
+// printRuns lists each row's runs and its failed checks.
+func printRuns(rows []*row) {
 	fmt.Println("Per run (requests/s; p99):")
 	for _, r := range rows {
 		if len(r.runs) == 0 {

@@ -151,8 +151,11 @@ func (p *Proc) Exited() bool {
 // CPU is the process's user+system CPU time so far, from /proc (Linux;
 // zero elsewhere). The kernel counts in clock ticks, 100 per second on
 // every common Linux build.
-func (p *Proc) CPU() time.Duration {
-	f := p.stat()
+func (p *Proc) CPU() time.Duration { return cpuOf(p.Cmd.Process.Pid) }
+
+// cpuOf is Proc.CPU of the process pid.
+func cpuOf(pid int) time.Duration {
+	f := stat(pid)
 	if len(f) < 13 {
 		return 0
 	}
@@ -161,10 +164,24 @@ func (p *Proc) CPU() time.Duration {
 	return time.Duration(utime+stime) * (time.Second / 100)
 }
 
+// TreeCPU is CPU of the process and of its children that are running
+// (nginx's workers, say), from /proc (Linux; zero elsewhere).
+func (p *Proc) TreeCPU() time.Duration {
+	pid := p.Cmd.Process.Pid
+	total := cpuOf(pid)
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	for _, child := range strings.Fields(string(b)) {
+		if n, err := strconv.Atoi(child); err == nil {
+			total += cpuOf(n)
+		}
+	}
+	return total
+}
+
 // RSS is the process's resident set size in bytes, from /proc (Linux; zero
 // elsewhere).
 func (p *Proc) RSS() int64 {
-	f := p.stat()
+	f := stat(p.Cmd.Process.Pid)
 	if len(f) < 22 {
 		return 0
 	}
@@ -174,8 +191,8 @@ func (p *Proc) RSS() int64 {
 
 // stat is the fields of /proc/PID/stat after the command name, which is in
 // parentheses and may hold spaces.
-func (p *Proc) stat() []string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Cmd.Process.Pid))
+func stat(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return nil
 	}
