@@ -201,6 +201,11 @@ func printForwardAuth(fa *forwardAuth, passThrough *row) {
 		if len(sg.runs) == 0 {
 			continue
 		}
+		if failed := slices.ContainsFunc([]*row{sg, o2}, func(r *row) bool { return len(r.checks) > 0 }); failed {
+			// Refused or unchecked answers are not throughput.
+			fmt.Printf("- nginx × %d: not compared: a row failed its checks (⚠ below)\n", p.workers)
+			continue
+		}
 		var parts []string
 		if len(o2.runs) > 0 {
 			parts = append(parts, fmt.Sprintf("socialgate ÷ oauth2-proxy throughput %.2f× (budget ≥ 2×), auth server CPU/request %.2f×",

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,5 +103,38 @@ func startOAuth2Proxy(dir string, port int, issuer string) (*oauth2Proxy, error)
 		}
 		return nil, fmt.Errorf("minting oauth2-proxy's session cookie: %v", err)
 	}
-	return &oauth2Proxy{proc: p, addr: addr, cookie: strings.TrimSpace(string(out)), version: version}, nil
+	o := &oauth2Proxy{proc: p, addr: addr, cookie: strings.TrimSpace(string(out)), version: version}
+	if err := o.checkSignedIn(); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	return o, nil
+}
+
+// checkSignedIn asks /oauth2/auth directly, as nginx will: with the minted
+// cookie it must answer 202 and name the user, without it 401, so that the
+// rows measure a signed-in oauth2-proxy and not its refusals.
+func (o *oauth2Proxy) checkSignedIn() error {
+	for _, c := range []struct {
+		cookie string
+		want   int
+	}{{o.cookie, http.StatusAccepted}, {"", http.StatusUnauthorized}} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+o.addr+"/oauth2/auth", nil)
+		req.Header.Set("X-Forwarded-Uri", "/")
+		if c.cookie != "" {
+			req.Header.Set("Cookie", c.cookie)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			return fmt.Errorf("oauth2-proxy's /oauth2/auth answered %d with cookie=%t, want %d", resp.StatusCode, c.cookie != "", c.want)
+		}
+		if c.want == http.StatusAccepted && resp.Header.Get("X-Auth-Request-User") == "" {
+			return errors.New("oauth2-proxy's /oauth2/auth answered 202 without X-Auth-Request-User")
+		}
+	}
+	return nil
 }
