@@ -115,3 +115,36 @@ func TestForwardAuth_ClientIdentityHeadersNeverReachTheApp(t *testing.T) {
 		}
 	}
 }
+
+func TestForwardAuth_ARefusalOnTheAppsHostCarriesNoSessionToken(t *testing.T) {
+	s := newSSOEnv(t)
+	b := ssoBrowser(t)
+	s.signInAt(b, s.App1+"/")
+	app5 := fmt.Sprintf("http://app5.sso.test:%d", s.gwPort)
+	// The gateway's own sign-out page holds the session's CSRF token.
+	_, page := b.get(s.Auth + "/_auth/sign-out")
+	token := strings.SplitN(page, `name="csrf_token" value="`, 2)
+	if len(token) != 2 {
+		t.Fatal("the gateway's sign-out page holds no CSRF token")
+	}
+	csrf := token[1][:strings.IndexByte(token[1], '"')]
+
+	// forward_auth hands the policy's refusal to the browser on app5's
+	// origin, where the app's scripts can read it: no token there, and
+	// sign-out is a link to the gateway's page.
+	resp, body := b.get(app5 + "/admin")
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("app5 under the policy nobody: %d, want 403", resp.StatusCode)
+	}
+	if strings.Contains(body, csrf) || strings.Contains(body, "csrf_token") {
+		t.Errorf("the refusal on the app's host carries the session's CSRF token:\n%s", body)
+	}
+	if !strings.Contains(body, `href="`+s.Auth+`/_auth/sign-out"`) || strings.Contains(body, `="/_auth/`) {
+		t.Errorf("the refusal's links are not the gateway's own:\n%s", body)
+	}
+	req, _ := http.NewRequest(http.MethodGet, app5+"/api", nil)
+	req.Header.Set("Accept", "application/json")
+	if resp, body = b.do(req); resp.StatusCode != http.StatusForbidden || strings.Contains(body, csrf) {
+		t.Errorf("a fetch on app5: %d %s", resp.StatusCode, body)
+	}
+}

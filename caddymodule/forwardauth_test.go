@@ -19,7 +19,8 @@ import (
 // (the configuration of docs/forward-auth.md) and Caddy's own forward_auth,
 // on hosts under sso.test that every client here resolves to 127.0.0.1.
 // The gateway is auth.sso.test; app1 and app2 are behind nginx, app3
-// behind Caddy's forward_auth.
+// behind Caddy's forward_auth, app5 too under the policy nobody (which
+// admits no one).
 
 // ssoEnv is the running set-up.
 type ssoEnv struct {
@@ -87,6 +88,14 @@ http://auth.sso.test:%[5]d {
 http://app3.sso.test:%[5]d {
 	forward_auth 127.0.0.1:%[5]d {
 		uri /_auth/verify
+		header_up Host auth.sso.test:%[5]d
+		copy_headers X-Auth-User-Id X-Auth-User-Email X-Auth-User-Email-Verified X-Auth-User-Name X-Auth-User-Groups X-Auth-Session-Id X-Auth-Jwt
+	}
+	reverse_proxy %[6]s
+}
+http://app5.sso.test:%[5]d {
+	forward_auth 127.0.0.1:%[5]d {
+		uri /_auth/verify/nobody
 		header_up Host auth.sso.test:%[5]d
 		copy_headers X-Auth-User-Id X-Auth-User-Email X-Auth-User-Email-Verified X-Auth-User-Name X-Auth-User-Groups X-Auth-Session-Id X-Auth-Jwt
 	}

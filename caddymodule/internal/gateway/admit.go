@@ -35,7 +35,10 @@ func (g *Gateway) admitted(ctx context.Context, sess *store.Session, route *acce
 
 // denyNotAdmitted answers a signed-in request that allow_emails and
 // allow_groups do not admit: 403, for a browser a page with a sign-out button
-// (to sign in with another account), for the rest JSON.
+// (to sign in with another account), for the rest JSON. Through verify the
+// page may be shown on the app's host (Caddy's forward_auth and Traefik pass
+// it on): it carries no session-bound token there, and links to the
+// gateway's own sign-out page instead of holding its form.
 func (g *Gateway) denyNotAdmitted(w http.ResponseWriter, r *http.Request, sess *store.Session) {
 	msg := i18n.M("error.not_admitted")
 	metrics.NotAdmitted.Inc()
@@ -48,7 +51,12 @@ func (g *Gateway) denyNotAdmitted(w http.ResponseWriter, r *http.Request, sess *
 	if label == "" {
 		label = sess.Name
 	}
-	g.ui.Render(w, r, http.StatusForbidden, "error", ui.Page{Title: ui.ErrorTitle(http.StatusForbidden), Error: msg,
-		SignInURL: g.prefix + "/sign-in", SignOutURL: g.prefix + "/sign-out",
-		SignedIn: true, UserLabel: label, CSRFToken: g.sessions.CSRFToken(sess.ID)})
+	base, elsewhere := g.linkBase(w)
+	page := ui.Page{Title: ui.ErrorTitle(http.StatusForbidden), Error: msg,
+		SignInURL: base + g.prefix + "/sign-in", SignOutURL: base + g.prefix + "/sign-out",
+		SignedIn: true, UserLabel: label}
+	if !elsewhere {
+		page.CSRFToken = g.sessions.CSRFToken(sess.ID)
+	}
+	g.ui.Render(w, r, http.StatusForbidden, "error", page)
 }

@@ -257,7 +257,8 @@ func (g *Gateway) internal(w http.ResponseWriter, r *http.Request, what string, 
 // in English.
 func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, status int, code string, message i18n.Message) {
 	if wantsHTML(r) || r.Method == http.MethodPost && r.Header.Get("Content-Type") == "application/x-www-form-urlencoded" {
-		g.ui.Render(w, r, status, "error", ui.Page{Title: ui.ErrorTitle(status), Error: message, SignInURL: g.prefix + "/sign-in"})
+		base, _ := g.linkBase(w)
+		g.ui.Render(w, r, status, "error", ui.Page{Title: ui.ErrorTitle(status), Error: message, SignInURL: base + g.prefix + "/sign-in"})
 		return
 	}
 	writeJSON(w, status, errorBody(code, message.String(), nil))

@@ -187,7 +187,8 @@ func (g *Gateway) session(r *http.Request) (*store.Session, *http.Request, error
 // brought back to uri afterwards; anything else gets 401 JSON with
 // sign_in_url.
 func (g *Gateway) challenge(w http.ResponseWriter, r *http.Request, uri string) {
-	signIn := g.signInURL(uri)
+	base, _ := g.linkBase(w)
+	signIn := base + g.signInURL(uri)
 	if wantsHTML(r) {
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, signIn, http.StatusFound)

@@ -103,7 +103,8 @@ func (g *Gateway) reauthorizeURL(req Requirement, returnTo string) string {
 // the provider round trip and comes back); an API client gets 403 JSON with
 // the reauthorize_url to open in a browser.
 func (g *Gateway) denyUnmet(w http.ResponseWriter, r *http.Request, originalURI string, req Requirement) {
-	target := g.reauthorizeURL(req, originalURI)
+	base, _ := g.linkBase(w)
+	target := base + g.reauthorizeURL(req, originalURI)
 	if wantsHTML(r) {
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, target, http.StatusFound)

@@ -105,10 +105,14 @@ func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string) {
 		g.notFound(w, r)
 		return
 	}
+	// Its refusals may be shown on the app's host: links on the gateway.
+	fail := func(status int, code string, msg i18n.Message) {
+		g.fail(&verifyWriter{ResponseWriter: w, origin: v.origin, redirect: true, g: g}, r, status, code, msg)
+	}
 	// Trust first: whoever is not a trusted proxy learns nothing, not even
 	// which policy names exist (403 for every name).
 	if !v.trusted(r) {
-		g.fail(w, r, http.StatusForbidden, "untrusted_proxy", i18n.M("error.untrusted_proxy"))
+		fail(http.StatusForbidden, "untrusted_proxy", i18n.M("error.untrusted_proxy"))
 		return
 	}
 	name, _, envoy := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
@@ -117,14 +121,14 @@ func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string) {
 	}
 	p, ok := v.policies[name]
 	if !ok {
-		g.fail(w, r, http.StatusNotFound, "no_such_policy", i18n.M("error.no_forward_auth_policy"))
+		fail(http.StatusNotFound, "no_such_policy", i18n.M("error.no_forward_auth_policy"))
 		return
 	}
 	// The client's own X-Auth-* headers reach here through every proxy:
 	// whichever of them the proxy does not overwrite from the answer would
 	// reach the app beside the real identity.
 	if p.owned.carriesGatewayHeader(r.Header) {
-		g.fail(w, r, http.StatusBadRequest, "header_not_allowed", i18n.M("error.gateway_header_sent"))
+		fail(http.StatusBadRequest, "header_not_allowed", i18n.M("error.gateway_header_sent"))
 		return
 	}
 	var o forwardauth.Original
@@ -140,7 +144,7 @@ func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string) {
 		o, err = forwardauth.Read(r.Header, true)
 	}
 	if err != nil {
-		g.fail(w, r, http.StatusBadRequest, "invalid_forwarded_request", i18n.M("error.forwarded_request_invalid", "reason", err.Error()))
+		fail(http.StatusBadRequest, "invalid_forwarded_request", i18n.M("error.forwarded_request_invalid", "reason", err.Error()))
 		return
 	}
 	// The original request as the browser made it: Guard reads its method,
@@ -148,7 +152,7 @@ func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string) {
 	// One allocation holds it, its URL and the writer.
 	c := &verifyCall{req: *r, w: verifyWriter{ResponseWriter: w, origin: v.origin, redirect: o.Redirect, original: o, g: g}}
 	if !c.setURL(o.URI) {
-		g.fail(w, r, http.StatusBadRequest, "invalid_forwarded_request", i18n.M("error.forwarded_request_invalid", "reason", "its path does not decode"))
+		fail(http.StatusBadRequest, "invalid_forwarded_request", i18n.M("error.forwarded_request_invalid", "reason", "its path does not decode"))
 		return
 	}
 	orig, vw := &c.req, &c.w
@@ -214,4 +218,17 @@ func (w *verifyWriter) WriteHeader(code int) {
 		code = http.StatusUnauthorized
 	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// linkBase is what the gateway's links on a page or in JSON start with, and
+// whether the answer may be shown on another host than the gateway's: for
+// verify's answers, which a proxy may hand to the browser on the app's host,
+// the gateway's origin, and true; else "" (links relative to the gateway's
+// own host) and false. Such an answer carries no session-bound token
+// (a CSRF token there would be readable by the app's origin).
+func (g *Gateway) linkBase(w http.ResponseWriter) (string, bool) {
+	if vw, ok := w.(*verifyWriter); ok {
+		return vw.origin, true
+	}
+	return "", false
 }

@@ -13,8 +13,8 @@ import (
 
 // newVerifyGW is a gateway with forward auth on at https://auth.example.com,
 // whose trusted proxy is the peer 10.0.0.1, with the policy "admins" (corp
-// group admins), "tokens" (corp's token in X-Auth-Token-Corp) and "custom"
-// (corp's token in X-Corp-Token).
+// group admins), "tokens" (corp's token in X-Auth-Token-Corp), "custom"
+// (corp's token in X-Corp-Token) and "scoped" (corp's scope admin).
 func newVerifyGW(t testing.TB) *testGW {
 	return newTestGW(t, func(cfg *Config) {
 		cfg.CookieDomain = "example.com"
@@ -24,6 +24,7 @@ func newVerifyGW(t testing.TB) *testGW {
 				"admins": {AllowGroups: []string{"corp:admins"}},
 				"tokens": {Forward: []Forward{{Provider: "corp"}}},
 				"custom": {Forward: []Forward{{Provider: "corp", Header: "X-Corp-Token"}}},
+				"scoped": {Require: []Requirement{{Provider: "corp", Scopes: []string{"admin"}}}},
 			},
 			Trusted: func(r *http.Request) bool { return strings.HasPrefix(r.RemoteAddr, "10.0.0.1:") },
 		}
@@ -364,5 +365,58 @@ func TestVerify_TheAnswerNamesEveryIdentityHeader(t *testing.T) {
 				t.Errorf("%s: %s = %q (present %v), want [%q]", path, name, v, ok, value)
 			}
 		}
+	}
+}
+
+func TestVerify_NothingItAnswersCarriesASessionBoundToken(t *testing.T) {
+	tg := newVerifyGW(t)
+	s, cookie := tg.signIn(t, "ada")
+	c := session.DomainCookieName + "=" + cookie
+	csrf := tg.sessions.CSRFToken(s.ID)
+	// Caddy's forward_auth and Traefik hand a refusal to the browser on the
+	// app's host: it carries no CSRF token the app's scripts could read,
+	// and its links go to the gateway's own pages.
+	for _, tc := range []struct {
+		name, path string
+		h          http.Header
+		want       int
+	}{
+		{"not admitted, a page", "/_auth/verify/admins", traefikAsks("app1.example.com", "/", c), http.StatusForbidden},
+		{"not admitted, JSON", "/_auth/verify/admins", traefikAsks("app1.example.com", "/", c, "Accept", "application/json"), http.StatusForbidden},
+		{"a scope missing, a page", "/_auth/verify/scoped", traefikAsks("app1.example.com", "/", c), http.StatusFound},
+		{"a scope missing, JSON", "/_auth/verify/scoped", traefikAsks("app1.example.com", "/", c, "Accept", "application/json"), http.StatusForbidden},
+		{"no session, JSON", "/_auth/verify", traefikAsks("app1.example.com", "/", "", "Accept", "application/json"), http.StatusUnauthorized},
+		{"no session, a page", "/_auth/verify", traefikAsks("app1.example.com", "/", ""), http.StatusFound},
+		{"the client's X-Auth header", "/_auth/verify", traefikAsks("app1.example.com", "/", c, "X-Auth-User-Groups", "x"), http.StatusBadRequest},
+		{"no such policy", "/_auth/verify/nope", traefikAsks("app1.example.com", "/", c), http.StatusNotFound},
+		{"a forwarded request named wrongly", "/_auth/verify", traefikAsks("app1.example.com", "x", c), http.StatusBadRequest},
+		{"an untrusted peer", "/_auth/verify", traefikAsks("app1.example.com", "/", c), http.StatusForbidden},
+	} {
+		peer := proxy
+		if tc.name == "an untrusted peer" {
+			peer = "203.0.113.7:1234"
+		}
+		w := tg.ask(tc.path, peer, tc.h)
+		body := w.Body.String()
+		if w.Code != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, w.Code, tc.want)
+		}
+		if strings.Contains(body, csrf) || strings.Contains(body, "csrf_token") {
+			t.Errorf("%s: the answer carries the session's CSRF token: %s", tc.name, body)
+		}
+		for _, rel := range []string{`href="/`, `action="/`, `"/_auth/`, `Location: /`} {
+			if strings.Contains(body, rel) {
+				t.Errorf("%s: a link relative to the app's host (%s) in %s", tc.name, rel, body)
+			}
+		}
+		if loc := w.Header().Get("Location"); loc != "" && !strings.HasPrefix(loc, "https://auth.example.com/_auth/") {
+			t.Errorf("%s: Location %q, want the gateway's", tc.name, loc)
+		}
+	}
+	// The not-admitted page still offers to sign out: a link to the
+	// gateway's sign-out page, whose form carries the token there.
+	w := tg.ask("/_auth/verify/admins", proxy, traefikAsks("app1.example.com", "/", c))
+	if !strings.Contains(w.Body.String(), `href="https://auth.example.com/_auth/sign-out"`) {
+		t.Errorf("the not-admitted page links no sign-out on the gateway: %s", w.Body)
 	}
 }
