@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -128,8 +130,12 @@ func (g *Gateway) flowError(w http.ResponseWriter, r *http.Request, err error) {
 
 // signOut shows a confirmation page (GET) or ends the session (POST with
 // the session's CSRF token). The record is deleted, so a replayed cookie is
-// dead. A POST without a live session clears the cookie only with the CSRF
-// token of the (ended) session it names, else answers 403 and sets nothing. The browser then goes to
+// dead. When the cookies present several live sessions (one tossed beside
+// the person's for the sign-out path), the page never says "signed out":
+// its form carries each one's token, and the POST ends each session whose
+// token it carries. A POST without a live session clears the cookie only
+// with the CSRF token of a session it names (live or ended), else answers
+// 403 and sets nothing. The browser then goes to
 // return_to (sanitized; default the sign-in page, saying "You are signed
 // out"), by way of the provider's own sign-out when the session's sign-in
 // provider has sign_out_at_provider. A native app signs out with its
@@ -151,13 +157,24 @@ func (g *Gateway) signOut(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Has("return_to") {
 			page.SignOutURL += "?return_to=" + url.QueryEscape(returnTo)
 		}
-		if sess != nil {
-			page.SignedIn, page.CSRFToken = true, g.sessions.CSRFToken(sess.ID)
-			page.UserLabel = sess.Email
-			if page.UserLabel == "" {
-				page.UserLabel = sess.Name
+		live := []*store.Session{sess}
+		if sess == nil {
+			if live, err = g.sessions.Presented(r.Context(), r); err != nil {
+				g.internal(w, r, "reading sessions", err)
+				return
 			}
 		}
+		var labels []string
+		for i, s := range live {
+			token := g.sessions.CSRFToken(s.ID)
+			if i == 0 {
+				page.SignedIn, page.CSRFToken = true, token
+			} else {
+				page.CSRFTokens = append(page.CSRFTokens, token)
+			}
+			labels = append(labels, cmp.Or(s.Email, s.Name))
+		}
+		page.UserLabel = strings.Join(labels, ", ")
 		g.ui.Render(w, r, http.StatusOK, "sign-out", page)
 		return
 	}
@@ -169,8 +186,14 @@ func (g *Gateway) signOut(w http.ResponseWriter, r *http.Request) {
 	// Without a live session the token must be that of the session the
 	// request's cookie names: a cross-site form (which SameSite keeps the
 	// cookie from) would otherwise clear the browser's cookie unseen.
-	token := r.PostFormValue("csrf_token")
-	if sess == nil && !g.sessions.CheckCookieCSRF(r, token) || sess != nil && !bearer && !g.sessions.CheckCSRF(sess.ID, token) {
+	r.PostFormValue("csrf_token") // parses the form
+	if sess == nil {
+		g.signOutPresented(w, r, returnTo)
+		return
+	}
+	// The form may carry tokens of other sessions too (see signOutPresented).
+	vouched := func(token string) bool { return g.sessions.CheckCSRF(sess.ID, token) }
+	if !bearer && !slices.ContainsFunc(r.PostForm["csrf_token"], vouched) {
 		g.fail(w, r, http.StatusForbidden, "invalid_csrf_token", i18n.M("error.sign_out_form_expired"))
 		return
 	}
@@ -179,10 +202,8 @@ func (g *Gateway) signOut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	if sess != nil {
-		metrics.Sessions.WithLabelValues("ended").Inc()
-		g.logger.Info("signed out", zap.String("user_id", sess.UserID), zap.String("session_id", sess.ID), zap.Bool("session_token", bearer))
-	}
+	metrics.Sessions.WithLabelValues("ended").Inc()
+	g.logger.Info("signed out", zap.String("user_id", sess.UserID), zap.String("session_id", sess.ID), zap.Bool("session_token", bearer))
 	if bearer {
 		writeJSON(w, http.StatusOK, api.Session(sess, "ended"))
 		return
@@ -190,6 +211,27 @@ func (g *Gateway) signOut(w http.ResponseWriter, r *http.Request) {
 	if to := g.signOutAtProvider(r, sess, returnTo); to != "" {
 		returnTo = to
 	}
+	http.Redirect(w, r, returnTo, http.StatusSeeOther)
+}
+
+// signOutPresented signs out a request whose cookies name no single live
+// session: it ends each session they name whose CSRF token the form
+// carries (several live ones, when a cookie was tossed beside the
+// person's; or an ended one, whose cookie it clears), and refuses a form
+// that carries none (a cross-site form, which SameSite keeps the cookie
+// from, must not clear it unseen).
+func (g *Gateway) signOutPresented(w http.ResponseWriter, r *http.Request, returnTo string) {
+	ended, ok, err := g.sessions.EndVouched(r.Context(), w, r, r.PostForm["csrf_token"])
+	if !ok {
+		g.fail(w, r, http.StatusForbidden, "invalid_csrf_token", i18n.M("error.sign_out_form_expired"))
+		return
+	}
+	if err != nil {
+		g.internal(w, r, "ending session", err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	g.logger.Info("signed out the sessions the cookies presented", zap.Strings("session_ids", ended))
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
 }
 

@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"net/http"
 )
 
 // CSRFToken returns the anti-forgery token for forms posted within a session.
@@ -20,19 +19,6 @@ func (m *Manager) CheckCSRF(sessionID, token string) bool {
 	}
 	for _, k := range m.csrfKeys {
 		if hmac.Equal(got, csrfMAC(k, sessionID)) {
-			return true
-		}
-	}
-	return false
-}
-
-// CheckCookieCSRF reports whether token was issued for a session that one
-// of the request's session cookies names, live or ended: the sign-out form
-// of a session that has ended since still clears its cookie, and a form
-// posted from another site (SameSite keeps the cookie from it) clears none.
-func (m *Manager) CheckCookieCSRF(r *http.Request, token string) bool {
-	for _, id := range m.cookieSessionIDs(r, nil, maxSessionCookies, false) {
-		if m.CheckCSRF(id, token) {
 			return true
 		}
 	}

@@ -330,8 +330,7 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 // native app's session token), and the sessions of the request's session
 // cookies, and clears the cookie.
 func (m *Manager) End(ctx context.Context, w http.ResponseWriter, r *http.Request, s *store.Session) error {
-	http.SetCookie(w, m.cookie(r, "", -1))
-	m.clearPlainCookie(w, r)
+	m.expireCookies(w, r)
 	ids := m.cookieSessionIDs(r, nil, maxSessionCookies, true)
 	if s != nil && !slices.Contains(ids, s.ID) {
 		ids = append(ids, s.ID)

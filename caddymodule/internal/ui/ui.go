@@ -181,6 +181,10 @@ type Page struct {
 	SignInURL  string
 	SignOutURL string
 	CSRFToken  string
+	// CSRFTokens are more tokens the sign-out form posts: one for each
+	// other live session the request's cookies present (a cookie tossed
+	// beside the person's), so that signing out ends every one.
+	CSRFTokens []string
 	SignedIn   bool
 	UserLabel  string
 	Providers  []ProviderButton

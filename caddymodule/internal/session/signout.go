@@ -1,0 +1,131 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
+)
+
+// Signing out with several session cookies. A host under the cookie domain
+// (or anyone answering one plain-HTTP request) can toss a session cookie of
+// its own for a narrower path (/_auth/sign-out): the browser then sends two
+// live sessions there. Lookup takes that for none, which is right for
+// access, but a sign-out page must not say "signed out" to a person whose
+// session lives on: it offers to end every live session presented, each
+// under its own CSRF token.
+
+// Presented returns the live sessions the request's session cookies name,
+// in the order sent, at most maxSessionCookies: what a sign-out ends.
+func (m *Manager) Presented(ctx context.Context, r *http.Request) ([]*store.Session, error) {
+	var out []*store.Session
+	for _, id := range m.cookieSessionIDs(r, nil, maxSessionCookies, true) {
+		s, err := m.session(ctx, id)
+		if errors.Is(err, ErrNoSession) {
+			m.ended.add(id)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// EndVouched ends, of the sessions the request's cookies name (live or
+// ended), each that one of tokens was issued for (CheckCSRF), and expires
+// the session cookie under every name and place it may have been set
+// (expireCookies). ok is false, and nothing is done, when no token names
+// one of them: a form posted from another site ends nothing.
+func (m *Manager) EndVouched(ctx context.Context, w http.ResponseWriter, r *http.Request, tokens []string) (ended []string, ok bool, err error) {
+	for _, id := range m.cookieSessionIDs(r, nil, maxSessionCookies, false) {
+		for _, t := range tokens {
+			if m.CheckCSRF(id, t) {
+				ended = append(ended, id)
+				break
+			}
+		}
+	}
+	if len(ended) == 0 {
+		return nil, false, nil
+	}
+	m.expireCookies(w, r)
+	for _, id := range ended {
+		if err := m.store.DeleteSession(ctx, id); err != nil {
+			return nil, true, err
+		}
+		m.ended.add(id)
+	}
+	return ended, true, nil
+}
+
+// expireCookies expires the session cookie wherever a cookie this request
+// carries can have been set: the name read here (first, as End always
+// did) and, over HTTPS, the plain and __Secure- names; for every path this
+// request's cookies can have (each prefix of its path: a tossed cookie's
+// path is one, or the browser would not have sent it here), host-only and
+// for each parent domain of the host and the cookie domain (where a
+// sibling can set one). The
+// __Host- name exists only host-only at Path=/. A cookie tossed for a path
+// this request does not lie under is neither sent here nor reachable: it
+// stays until it expires, and is ignored once its session has ended.
+func (m *Manager) expireCookies(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, m.cookie(r, "", -1))
+	m.clearPlainCookie(w, r)
+	secure := r.TLS != nil
+	names := []string{CookieName}
+	if secure {
+		names = append(names, DomainCookieName)
+	}
+	domains := append([]string{""}, parentDomains(r.Host)...)
+	if m.domain != "" && !slices.Contains(domains, m.domain) {
+		domains = append(domains, m.domain)
+	}
+	for _, name := range names {
+		for _, path := range cookiePaths(r.URL.Path) {
+			for _, d := range domains {
+				http.SetCookie(w, &http.Cookie{Name: name, Path: path, Domain: d, MaxAge: -1, HttpOnly: true, Secure: secure})
+			}
+		}
+	}
+}
+
+// cookiePaths returns the cookie paths that path-match path (RFC 6265
+// 5.1.4): for /_auth/sign-out, /, /_auth, /_auth/ and /_auth/sign-out.
+func cookiePaths(path string) []string {
+	out := []string{"/"}
+	for i := 1; i < len(path); i++ {
+		if path[i] == '/' {
+			out = append(out, path[:i], path[:i+1])
+		}
+	}
+	if len(path) > 1 && !strings.HasSuffix(path, "/") {
+		out = append(out, path)
+	}
+	return out
+}
+
+// parentDomains returns host (without its port) and each domain above it
+// of two labels or more, as a Domain attribute may name them; none for an
+// IP address.
+func parentDomains(hostport string) []string {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if host == "" || net.ParseIP(host) != nil || !strings.Contains(host, ".") {
+		return nil
+	}
+	var out []string
+	for d := host; strings.Contains(d, "."); {
+		out = append(out, d)
+		_, d, _ = strings.Cut(d, ".")
+	}
+	return out
+}
