@@ -148,3 +148,31 @@ func TestForwardAuth_ARefusalOnTheAppsHostCarriesNoSessionToken(t *testing.T) {
 		t.Errorf("a fetch on app5: %d %s", resp.StatusCode, body)
 	}
 }
+
+func TestForwardAuth_CaddyConnectionNamingIdentityHeadersIsRefused(t *testing.T) {
+	s := newSSOEnv(t)
+	b := ssoBrowser(t)
+	s.signInAt(b, s.App3+"/")
+	// Caddy drops the headers that Connection names from forward_auth's
+	// question (the gateway never sees them) and from the request to the
+	// app after copy_headers set them: the app would get a request the
+	// gateway approved without its user id and signed token.
+	for _, conn := range []string{"keep-alive, X-Auth-User-Id, X-Auth-Jwt", "x_auth_jwt", "X-AUTH-USER-GROUPS"} {
+		req, _ := http.NewRequest(http.MethodGet, s.App3+"/x", nil)
+		req.Header.Set("Connection", conn)
+		before := len(s.Upstream.Requests())
+		resp, _ := b.do(req)
+		if resp.StatusCode != http.StatusBadRequest || len(s.Upstream.Requests()) != before {
+			t.Errorf("Connection: %s: %d, %d reached the app; want 400 and none", conn, resp.StatusCode, len(s.Upstream.Requests())-before)
+		}
+	}
+	// An ordinary Connection header passes, with the whole identity.
+	req, _ := http.NewRequest(http.MethodGet, s.App3+"/x", nil)
+	req.Header.Set("Connection", "keep-alive")
+	if resp, _ := b.do(req); resp.StatusCode != http.StatusOK {
+		t.Fatalf("Connection: keep-alive: %d", resp.StatusCode)
+	}
+	if got := s.Upstream.Last(t); got.Get("X-Auth-User-Id") == "" || got.Get("X-Auth-Jwt") == "" {
+		t.Errorf("the app got a partial identity: %v", got)
+	}
+}

@@ -86,12 +86,18 @@ http://auth.sso.test:%[5]d {
 	respond "gateway home"
 }
 http://app3.sso.test:%[5]d {
-	forward_auth 127.0.0.1:%[5]d {
-		uri /_auth/verify
-		header_up Host auth.sso.test:%[5]d
-		copy_headers X-Auth-User-Id X-Auth-User-Email X-Auth-User-Email-Verified X-Auth-User-Name X-Auth-User-Groups X-Auth-Session-Id X-Auth-Jwt
+	@hop header_regexp Connection (?i)x[-_.]auth
+	handle @hop {
+		error "Connection names a gateway header" 400
 	}
-	reverse_proxy %[6]s
+	handle {
+		forward_auth 127.0.0.1:%[5]d {
+			uri /_auth/verify
+			header_up Host auth.sso.test:%[5]d
+			copy_headers X-Auth-User-Id X-Auth-User-Email X-Auth-User-Email-Verified X-Auth-User-Name X-Auth-User-Groups X-Auth-Session-Id X-Auth-Jwt
+		}
+		reverse_proxy %[6]s
+	}
 }
 http://app5.sso.test:%[5]d {
 	forward_auth 127.0.0.1:%[5]d {
