@@ -3,6 +3,7 @@ package caddymodule_test
 import (
 	"encoding/json"
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/testop"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // userCount counts the users through the backend API.
@@ -50,7 +52,7 @@ func TestAllowEmails_OnlyAdmittedAddressesSignInAndNoOneElseIsCreated(t *testing
 	} {
 		b := newBrowser(t)
 		resp, page := b.signInDev(e, "/", tc.who)
-		if resp.StatusCode != http.StatusForbidden || !strings.Contains(htmlUnescape(page), tc.want) {
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(html.UnescapeString(page), tc.want) {
 			t.Errorf("%s: status %d, page does not say %q:\n%s", tc.who.Get("email"), resp.StatusCode, tc.want, page)
 		}
 		if strings.Contains(page, "partner.example") && !strings.Contains(tc.who.Get("email"), "partner.example") {
@@ -106,7 +108,7 @@ func TestAllowEmails_AReloadThatNarrowsTheRulesShutsOutSignedInUsers(t *testing.
 	}
 
 	// The page's sign-out button works: ada can then sign in as someone else.
-	csrf := htmlUnescape(between(page, `name="csrf_token" value="`, `"`))
+	csrf := html.UnescapeString(between(page, `name="csrf_token" value="`, `"`))
 	resp, body2 := adaB.post(e.Base+"/_auth/sign-out", url.Values{"csrf_token": {csrf}})
 	if resp, _ = adaB.follow(resp, body2); resp.StatusCode != http.StatusOK {
 		t.Fatalf("sign-out from the refusal page: status %d", resp.StatusCode)
@@ -212,7 +214,7 @@ func TestAllowEmails_NativeSignInsAreRefusedToo(t *testing.T) {
 // per op, each reading the groups claim; global are extra lines of the
 // socialgate global option.
 func groupsEnv(t *testing.T, ops map[string]*testop.Server, global string) *env {
-	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: freePort(t), devPort: freePort(t)}
+	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: testkit.FreePort(t), devPort: testkit.FreePort(t)}
 	e.Base = fmt.Sprintf("http://127.0.0.1:%d", e.port)
 	e.DevURL = fmt.Sprintf("http://127.0.0.1:%d", e.devPort)
 	for name, op := range ops {

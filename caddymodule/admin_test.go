@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // adminGet calls the admin API directly and decodes its JSON answer.
@@ -52,7 +53,7 @@ func copyKeys(t *testing.T, from string) string {
 // TestAdminCLI_Online runs the operator commands against the store of a
 // running gateway: they find it locked and go through the admin API.
 func TestAdminCLI_Online(t *testing.T) {
-	bin := cli(buildSocialgate(t))
+	bin := cli(testkit.Socialgate(t))
 	s := seedStore(t)
 	gw := startGateway(t, string(bin), s.dir, true)
 	admin := gw.admin
@@ -151,7 +152,7 @@ func TestAdminCLI_Online(t *testing.T) {
 	})
 
 	t.Run("UnreachableAdminExitsTwo", func(t *testing.T) {
-		dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		dead := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 		bin.run(t, "users", "--storage", s.dir, "--admin", dead).
 			wantError(t, 2, "the gateway is running and holds the store")
 	})
@@ -180,7 +181,7 @@ func TestAdminCLI_Online(t *testing.T) {
 
 // TestAdminCLI_Offline covers the new commands on a stopped store.
 func TestAdminCLI_Offline(t *testing.T) {
-	bin := cli(buildSocialgate(t))
+	bin := cli(testkit.Socialgate(t))
 	s := seedStore(t)
 
 	bin.run(t, "user", "--storage", s.dir, s.ada).want(t, 0, "1 session\n")

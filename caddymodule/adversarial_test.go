@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -221,7 +222,7 @@ func TestAdversarial_ReturnToNeverLeavesTheSite(t *testing.T) {
 			}
 			// The sign-in page carries it to its buttons, sanitized.
 			resp, page := newBrowser(t).get(e.Base + "/_auth/sign-in?return_to=" + url.QueryEscape(rt))
-			if v := htmlUnescape(between(page, `name="return_to" value="`, `"`)); resp.StatusCode != http.StatusOK || !landsOnSite(e.Base, v) {
+			if v := html.UnescapeString(between(page, `name="return_to" value="`, `"`)); resp.StatusCode != http.StatusOK || !landsOnSite(e.Base, v) {
 				t.Errorf("return_to %q: sign-in page status %d carries %q", rt, resp.StatusCode, v)
 			}
 			// A signed-in visitor is sent on at once.
@@ -470,7 +471,7 @@ func TestAdversarial_ForwardingHeadersNeverSteer(t *testing.T) {
 		}
 	}
 	_, page := b.get(e.Base + "/_auth/sign-out")
-	csrf := htmlUnescape(between(page, `name="csrf_token" value="`, `"`))
+	csrf := html.UnescapeString(between(page, `name="csrf_token" value="`, `"`))
 	resp = hop(http.MethodPost, e.Base+"/_auth/sign-out", url.Values{"csrf_token": {csrf}})
 	if loc := resp.Header.Get("Location"); loc != "/_auth/sign-in?notice=signed_out" {
 		t.Errorf("after sign-out the browser is sent to %q", loc)
@@ -829,7 +830,7 @@ func TestAdversarial_CookieTossingNeverConfusesSessions(t *testing.T) {
 	}
 	dead := quitter.cookie(e.Base, "socialgate_session")
 	_, page := quitter.get(e.Base + "/_auth/sign-out")
-	quitter.post(e.Base+"/_auth/sign-out", url.Values{"csrf_token": {htmlUnescape(between(page, `name="csrf_token" value="`, `"`))}})
+	quitter.post(e.Base+"/_auth/sign-out", url.Values{"csrf_token": {html.UnescapeString(between(page, `name="csrf_token" value="`, `"`))}})
 	tampered := []byte(v)
 	tampered[len(tampered)/2] ^= 1
 

@@ -23,6 +23,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 const (
@@ -138,7 +140,7 @@ func (a *fakeApple) token(w http.ResponseWriter, r *http.Request) {
 
 func newAppleEnv(t *testing.T) (*env, *fakeApple) {
 	a := newFakeApple(t)
-	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: freePort(t), devPort: freePort(t)}
+	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: testkit.FreePort(t), devPort: testkit.FreePort(t)}
 	e.Base = fmt.Sprintf("http://127.0.0.1:%d", e.port)
 	e.DevURL = fmt.Sprintf("http://127.0.0.1:%d", e.devPort)
 	e.corp = fmt.Sprintf(`provider apple {

@@ -2,6 +2,7 @@ package caddymodule_test
 
 import (
 	"fmt"
+	"html"
 	"net/http"
 	"strings"
 	"testing"
@@ -120,7 +121,7 @@ func TestHostileProvider_OversizedIdentitiesAreRefusedClearly(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				op.SetClaims(tc.claims)
 				resp, page := signInCorp(newBrowser(t), e)
-				if resp.StatusCode != tc.status || !strings.Contains(htmlUnescape(page), tc.want) {
+				if resp.StatusCode != tc.status || !strings.Contains(html.UnescapeString(page), tc.want) {
 					t.Errorf("sign-in: %d, want %d saying %q:\n%s", resp.StatusCode, tc.status, tc.want, between(page, "<main", "</main>"))
 				}
 			})

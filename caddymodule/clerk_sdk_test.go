@@ -14,6 +14,7 @@ import (
 	"github.com/clerk/clerk-sdk-go/v2/user"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/testop"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // clerkEnv is a gateway with the provider corp, trusted to link by email
@@ -25,7 +26,7 @@ func clerkEnv(t *testing.T, storage string) (*env, *testop.Server) {
 	e.corp = strings.Replace(e.corp, "client_secret test-secret", "client_secret test-secret\n\t\t\tlink_by_email on", 1)
 	global := e.corp
 	if storage == "postgres" {
-		global += fmt.Sprintf("\n\t\tstorage postgres {\n\t\t\tdsn %q\n\t\t\tsecret %s\n\t\t}", postgresForTest(t), pgSecret)
+		global += fmt.Sprintf("\n\t\tstorage postgres {\n\t\t\tdsn %q\n\t\t\tsecret %s\n\t\t}", testkit.OwnPostgres(t), pgSecret)
 	}
 	if err := e.Load(options{Global: global, NoDev: true}); err != nil {
 		t.Fatal(err)

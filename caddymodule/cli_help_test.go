@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // dataHome is where privateEnv puts Caddy's data directory.
@@ -16,7 +18,7 @@ var dataHome = regexp.MustCompile(`"/[^"]*/caddy/socialgate"`)
 // the same for the bare command and --help, and each command's help with
 // its examples and exit codes.
 func TestCLI_HelpGolden(t *testing.T) {
-	bin := cli(buildSocialgate(t))
+	bin := cli(testkit.Socialgate(t))
 	check := func(name string, args ...string) string {
 		t.Helper()
 		r := bin.run(t, args...)
@@ -66,7 +68,7 @@ func TestCLI_HelpGolden(t *testing.T) {
 // A failing command prints one sentence on standard error, never a JSON
 // log line, and exits with the documented code.
 func TestCLI_ErrorsAreSentences(t *testing.T) {
-	bin := cli(buildSocialgate(t))
+	bin := cli(testkit.Socialgate(t))
 	s := seedStore(t)
 	nowhere := filepath.Join(t.TempDir(), "nowhere")
 	backup := filepath.Join(t.TempDir(), "sg.bak")

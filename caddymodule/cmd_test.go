@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,42 +20,12 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	badgerstore "github.com/socialgate/socialgate/caddymodule/internal/store/badger"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
-
-// socialgateBinary is cmd/socialgate, built once for all the tests that run
-// it, and removed by TestMain.
-var socialgateBinary struct {
-	once      sync.Once
-	dir, path string
-	err       error
-}
-
-// buildSocialgate returns the path of cmd/socialgate, built on first use.
-func buildSocialgate(t *testing.T) string {
-	t.Helper()
-	b := &socialgateBinary
-	b.once.Do(func() {
-		if b.dir, b.err = os.MkdirTemp("", "socialgate-bin-"); b.err != nil {
-			return
-		}
-		b.path = filepath.Join(b.dir, "socialgate")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		if out, err := exec.CommandContext(ctx, "go", "build", "-o", b.path, "github.com/socialgate/socialgate/cmd/socialgate").CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if b.err != nil {
-		t.Fatal(b.err)
-	}
-	return b.path
-}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if socialgateBinary.dir != "" {
-		os.RemoveAll(socialgateBinary.dir)
-	}
+	testkit.RemoveBuilds()
 	os.Exit(code)
 }
 
@@ -173,7 +142,7 @@ func corrupt(t *testing.T, dir, key, value string) {
 // TestOperatorCommands runs the operator commands as an operator does: the
 // real binary, a separate process, against a store prepared here.
 func TestOperatorCommands(t *testing.T) {
-	bin := cli(buildSocialgate(t))
+	bin := cli(testkit.Socialgate(t))
 
 	t.Run("StorageCheck_ConsistentStoreExitsZero", func(t *testing.T) {
 		s := seedStore(t)
@@ -341,11 +310,11 @@ type gatewayProcess struct {
 // global option.
 func startGateway(t *testing.T, bin, dir string, admin bool, global ...string) gatewayProcess {
 	t.Helper()
-	port, devPort := freePort(t), freePort(t)
+	port, devPort := testkit.FreePort(t), testkit.FreePort(t)
 	g := gatewayProcess{site: &env{t: t, Base: fmt.Sprintf("http://127.0.0.1:%d", port), DevURL: fmt.Sprintf("http://127.0.0.1:%d", devPort)}}
 	adminAddr := "off"
 	if admin {
-		g.admin = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		g.admin = fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 		adminAddr = g.admin
 	}
 	conf := filepath.Join(t.TempDir(), "Caddyfile")

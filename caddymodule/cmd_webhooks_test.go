@@ -6,10 +6,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 func TestWebhookReplayCommand(t *testing.T) {
-	bin := cli(buildSocialgate(t))
+	bin := cli(testkit.Socialgate(t))
 	h := newHookReceiver(t)
 	h.setDown(true)
 	recordSecret(hookSecret)

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // brokenCaddyfile is a mistake a newcomer makes in a Caddyfile: the
@@ -162,7 +164,7 @@ func TestCaddyfileMistakes_SocialgateValidatePrintsThem(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the gateway binary; skipped with -short")
 	}
-	bin := cli(buildSocialgate(t))
+	bin := cli(testkit.Socialgate(t))
 	for _, b := range brokenCaddyfiles {
 		t.Run(b.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "Caddyfile")

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // jsonConfig is a JSON config with the socialgate app and one site whose
@@ -58,7 +60,7 @@ func TestConfigMistakes_ProvisionSaysWhatIsWrong(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the gateway binary; skipped with -short")
 	}
-	bin := cli(buildSocialgate(t))
+	bin := cli(testkit.Socialgate(t))
 	t.Setenv("SG_TEST_SHORT_KEY", "0123456789")
 	github := map[string]any{"name": "github", "type": "github", "client_id": "Iv1.abc", "client_secret": "s3cret"}
 	dev := map[string]any{"listen": "localhost:9999"}
@@ -137,7 +139,7 @@ func TestConfigMistakes_ValidateBesideARunningGateway(t *testing.T) {
 		t.Skip("builds and runs the gateway binary; skipped with -short")
 	}
 	e := newEnv(t, options{})
-	bin := cli(buildSocialgate(t))
+	bin := cli(testkit.Socialgate(t))
 	file := filepath.Join(t.TempDir(), "Caddyfile")
 	src := global(fmt.Sprintf("\t\tstorage %s/socialgate\n\t\tdev_provider\n\t\tprovider google {\n\t\t\tclient_id abc\n\t\t\tclient_secret {env.SG_TEST_UNSET_SECRET}\n\t\t}", e.Storage))
 	if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
@@ -157,7 +159,7 @@ func TestConfigMistakes_SecretsWrittenOutAreWarnedOf(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the gateway binary; skipped with -short")
 	}
-	bin := cli(buildSocialgate(t))
+	bin := cli(testkit.Socialgate(t))
 	const secret = "gh-secret-written-out-0123456789"
 	file := filepath.Join(t.TempDir(), "Caddyfile")
 	src := global("\t\tstorage " + filepath.Join(filepath.Dir(file), "socialgate") +

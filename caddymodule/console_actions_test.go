@@ -2,22 +2,25 @@ package caddymodule_test
 
 import (
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // consolePost submits a console form of the page at path as the browser's
 // operator: the page's CSRF token and return_to, plus form.
 func consolePost(t *testing.T, e *env, b *browser, page, action string, form url.Values) (*http.Response, string) {
 	t.Helper()
-	_, html := b.get(e.Base + page)
-	csrf := htmlUnescape(between(html, `name="csrf_token" value="`, `"`))
+	_, body := b.get(e.Base + page)
+	csrf := html.UnescapeString(between(body, `name="csrf_token" value="`, `"`))
 	if csrf == "" {
-		t.Fatalf("%s has no CSRF token:\n%.500s", page, html)
+		t.Fatalf("%s has no CSRF token:\n%.500s", page, body)
 	}
 	f := url.Values{"csrf_token": {csrf}, "return_to": {page}}
 	for k, v := range form {
@@ -48,7 +51,7 @@ func TestConsole_UserActionsTakeEffectAndAreAudited(t *testing.T) {
 			e, _ := newLinkEnv(t, "", "")
 			global := e.corp + "\n\t\tadmins ada@example.com"
 			if storage == "postgres" {
-				global += fmt.Sprintf("\n\t\tstorage postgres {\n\t\t\tdsn %q\n\t\t\tsecret %s\n\t\t}", postgresForTest(t), pgSecret)
+				global += fmt.Sprintf("\n\t\tstorage postgres {\n\t\t\tdsn %q\n\t\t\tsecret %s\n\t\t}", testkit.OwnPostgres(t), pgSecret)
 			}
 			if err := e.Load(options{Global: global}); err != nil {
 				t.Fatal(err)
@@ -235,8 +238,8 @@ func TestConsole_ActionsNeedARecentSignIn(t *testing.T) {
 	admin := consoleUser(t, e, "Ada Lovelace", "ada@example.com")
 	bob := consoleUser(t, e, "Bob", "bob@example.com")
 	page := "/_auth/admin/users/" + userIDOf(t, e, bob)
-	_, html := admin.get(e.Base + page)
-	csrf := htmlUnescape(between(html, `name="csrf_token" value="`, `"`))
+	_, body := admin.get(e.Base + page)
+	csrf := html.UnescapeString(between(body, `name="csrf_token" value="`, `"`))
 	time.Sleep(2500 * time.Millisecond)
 	resp, _ := admin.post(e.Base+page+"/ban", url.Values{"csrf_token": {csrf}, "return_to": {page}})
 	if loc := location(t, resp); !strings.HasPrefix(loc, e.DevURL+"/authorize?") {

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // The gateway page shows which providers answer, each webhook endpoint's
@@ -15,7 +17,7 @@ import (
 func TestConsole_GatewayPage(t *testing.T) {
 	h := newHookReceiver(t)
 	h.setDown(true)
-	dead := freePort(t)
+	dead := testkit.FreePort(t)
 	e := consoleEnv(t, "badger", fmt.Sprintf("provider oidc gone {\n\t\t\tissuer http://127.0.0.1:%d\n\t\t\tclient_id c\n\t\t\tclient_secret s\n\t\t}", dead)+
 		webhookBlock("app", h, hookSecret, "retain 24h"))
 	admin := consoleUser(t, e, "Ada Lovelace", "ada@example.com")

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // consoleEnv runs a gateway whose console admits ada@example.com, on the
@@ -17,7 +19,7 @@ func consoleEnv(t *testing.T, storage, global string) *env {
 	t.Helper()
 	global = "admins ada@example.com\n\t\t" + global
 	if storage == "postgres" {
-		global += fmt.Sprintf("\n\t\tstorage postgres {\n\t\t\tdsn %q\n\t\t\tsecret %s\n\t\t}", postgresForTest(t), pgSecret)
+		global += fmt.Sprintf("\n\t\tstorage postgres {\n\t\t\tdsn %q\n\t\t\tsecret %s\n\t\t}", testkit.OwnPostgres(t), pgSecret)
 	}
 	return newEnv(t, options{Global: global})
 }

@@ -2,6 +2,7 @@ package caddymodule_test
 
 import (
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"strings"
@@ -113,7 +114,7 @@ func TestCookieTossing_AGarbageDuplicateLocksNoOneOut(t *testing.T) {
 	quitter.signInDev(e, "/", person("Quinn", "quinn@example.com", true))
 	v, dead := victim.cookie(e.Base, plainSession), quitter.cookie(e.Base, plainSession)
 	_, page := quitter.get(e.Base + "/_auth/sign-out")
-	quitter.post(e.Base+"/_auth/sign-out", url.Values{"csrf_token": {htmlUnescape(between(page, `name="csrf_token" value="`, `"`))}})
+	quitter.post(e.Base+"/_auth/sign-out", url.Values{"csrf_token": {html.UnescapeString(between(page, `name="csrf_token" value="`, `"`))}})
 	victimID := whoIs(t, e, plainSession+"="+v)
 	tampered := []byte(v)
 	tampered[len(tampered)/2] ^= 1
@@ -268,7 +269,7 @@ func TestCookieTossing_PlantedCookiesOfEndedSessionsHideNoOne(t *testing.T) {
 		a.signInDev(e, "/", person("Mallory", "mallory@example.com", true))
 		dead = append(dead, a.cookie(e.Base, plainSession))
 		_, page := a.get(e.Base + "/_auth/sign-out")
-		a.post(e.Base+"/_auth/sign-out", url.Values{"csrf_token": {htmlUnescape(between(page, `name="csrf_token" value="`, `"`))}})
+		a.post(e.Base+"/_auth/sign-out", url.Values{"csrf_token": {html.UnescapeString(between(page, `name="csrf_token" value="`, `"`))}})
 		if whoIs(t, e, plainSession+"="+dead[i]) != "" {
 			t.Fatal("an attacker cookie is still live after its sign-out")
 		}

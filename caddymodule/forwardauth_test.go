@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // These tests put the gateway behind real proxies: nginx with auth_request
@@ -38,8 +40,8 @@ func newSSOEnv(t *testing.T) *ssoEnv {
 	if _, err := os.Stat(nginxBin); err != nil {
 		t.Skip("nginx is not installed (.ci/run installs it)")
 	}
-	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: freePort(t), devPort: freePort(t)}
-	s := &ssoEnv{env: e, gwPort: e.port, nginxPort: freePort(t)}
+	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: testkit.FreePort(t), devPort: testkit.FreePort(t)}
+	s := &ssoEnv{env: e, gwPort: e.port, nginxPort: testkit.FreePort(t)}
 	s.Auth = fmt.Sprintf("http://auth.sso.test:%d", s.gwPort)
 	s.App1 = fmt.Sprintf("http://app1.sso.test:%d", s.nginxPort)
 	s.App2 = fmt.Sprintf("http://app2.sso.test:%d", s.nginxPort)
@@ -235,13 +237,14 @@ func (s *ssoEnv) signInAt(b *browser, appURL string) (*http.Response, string) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("sign-in page: %d", resp.StatusCode)
 	}
-	action := formAction.FindStringSubmatch(page)
-	returnTo := strings.TrimSuffix(strings.SplitN(page, `name="return_to" value="`, 2)[1], "")
-	returnTo = htmlUnescape(returnTo[:strings.IndexByte(returnTo, '"')])
+	action, returnTo, err := testkit.SignInButton(page, "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if returnTo != appURL {
 		t.Fatalf("the sign-in page comes back to %q, want %q", returnTo, appURL)
 	}
-	resp, _ = b.post(s.Auth+htmlUnescape(action[1]), url.Values{"return_to": {returnTo}})
+	resp, _ = b.post(s.Auth+action, url.Values{"return_to": {returnTo}})
 	resp, body, _ := b.atDevProvider(location(t, resp), ada)
 	return b.follow(resp, body)
 }

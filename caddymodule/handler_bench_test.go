@@ -1,19 +1,17 @@
 package caddymodule_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
-	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/socialgate/socialgate/internal/freeport"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // The request path through a real Caddy in this process, over loopback HTTP
@@ -48,11 +46,11 @@ func startBenchSites(b *testing.B) *benchSites {
 	}))
 	b.Cleanup(up.Close)
 	dir := b.TempDir()
-	devPort := benchPort(b)
+	devPort := testkit.FreePort(b)
 	var sites strings.Builder
 	s := &benchSites{urls: map[string]string{}}
 	for _, row := range benchRows {
-		port := benchPort(b)
+		port := testkit.FreePort(b)
 		s.urls[row.name] = fmt.Sprintf("http://127.0.0.1:%d/", port)
 		fmt.Fprintf(&sites, "http://127.0.0.1:%d {\n\t%s\n\treverse_proxy %s\n}\n", port, row.handler, strings.TrimPrefix(up.URL, "http://"))
 	}
@@ -82,80 +80,19 @@ func startBenchSites(b *testing.B) *benchSites {
 	return s
 }
 
-func benchPort(b *testing.B) int {
-	port, err := freeport.Take()
-	if err != nil {
-		b.Fatal(err)
-	}
-	return port
-}
-
-var (
-	benchStartForm = regexp.MustCompile(`<form method="post" action="([^"]*/oauth/dev/start)"`)
-	benchReturnTo  = regexp.MustCompile(`name="return_to" value="([^"]*)"`)
-)
-
 // benchSignIn signs in as ada through the dev provider, as a browser
 // would, and returns the Cookie header of the session.
 func benchSignIn(b *testing.B, site, devURL string) string {
 	b.Helper()
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	do := func(method, target string, form url.Values) (*http.Response, string) {
-		var body io.Reader
-		if form != nil {
-			body = strings.NewReader(form.Encode())
-		}
-		req, _ := http.NewRequest(method, target, body)
-		req.Header.Set("Accept", "text/html")
-		if form != nil {
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			b.Fatalf("%s %s: %v", method, target, err)
-		}
-		defer resp.Body.Close()
-		page, _ := io.ReadAll(resp.Body)
-		return resp, string(page)
+	br := testkit.NewBrowser(nil)
+	if err := br.SignInDev(context.Background(), site, devURL, testkit.Ada); err != nil {
+		b.Fatal(err)
 	}
-	next := func(resp *http.Response) string {
-		loc, err := resp.Location()
-		if err != nil {
-			b.Fatalf("%s %s: status %d, want a redirect", resp.Request.Method, resp.Request.URL, resp.StatusCode)
-		}
-		return loc.String()
+	cookie, err := br.SessionHeader(site)
+	if err != nil {
+		b.Fatal(err)
 	}
-	resp, _ := do(http.MethodGet, site, nil)
-	resp, page := do(http.MethodGet, next(resp), nil)
-	action, returnTo := benchStartForm.FindStringSubmatch(page), benchReturnTo.FindStringSubmatch(page)
-	if action == nil || returnTo == nil {
-		b.Fatalf("sign-in page without a dev button:\n%s", page)
-	}
-	resp, _ = do(http.MethodPost, strings.TrimSuffix(site, "/")+action[1], url.Values{"return_to": {htmlUnescape(returnTo[1])}})
-	authorize := next(resp)
-	if !strings.HasPrefix(authorize, devURL+"/authorize?") {
-		b.Fatalf("start sent the browser to %s", authorize)
-	}
-	do(http.MethodGet, authorize, nil)
-	u, _ := url.Parse(authorize)
-	form := u.Query()
-	form.Set("user", "ada")
-	resp, _ = do(http.MethodPost, devURL+"/authorize", form)
-	for i := 0; resp.StatusCode >= 300 && resp.StatusCode < 400 && i < 5; i++ {
-		resp, _ = do(http.MethodGet, next(resp), nil)
-	}
-	if resp.StatusCode != http.StatusOK {
-		b.Fatalf("after sign-in: status %d", resp.StatusCode)
-	}
-	site0, _ := url.Parse(site)
-	for _, ck := range jar.Cookies(site0) {
-		if ck.Name == "socialgate_session" {
-			return ck.Name + "=" + ck.Value
-		}
-	}
-	b.Fatal("no session cookie after sign-in")
-	return ""
+	return cookie
 }
 
 func benchClient() *http.Client {

@@ -2,11 +2,11 @@ package caddymodule_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -23,7 +23,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	_ "github.com/socialgate/socialgate/caddymodule"
 	"github.com/socialgate/socialgate/caddymodule/internal/testop"
-	"github.com/socialgate/socialgate/internal/freeport"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // These tests drive the gateway through a real Caddy server over real HTTP.
@@ -107,7 +107,7 @@ type options struct {
 
 func newEnv(t *testing.T, o options) *env {
 	t.Helper()
-	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: freePort(t), devPort: freePort(t)}
+	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: testkit.FreePort(t), devPort: testkit.FreePort(t)}
 	e.Base = fmt.Sprintf("%s://127.0.0.1:%d", e.scheme(o), e.port)
 	e.DevURL = fmt.Sprintf("http://127.0.0.1:%d", e.devPort)
 	if err := e.Load(o); err != nil {
@@ -242,17 +242,6 @@ func loadCaddyfile(src string) error {
 // browsers are the live test browsers, whose idle connections a reload closes.
 var browsers sync.Map
 
-// freePort is a port for a server the test configures: one that no
-// other test, here or in a package tested in parallel, gets.
-func freePort(t *testing.T) int {
-	t.Helper()
-	port, err := freeport.Take()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
-}
-
 // upstream records every request that reaches the app behind the gateway.
 type upstream struct {
 	srv      *httptest.Server
@@ -314,18 +303,20 @@ func (u *upstream) Last(t *testing.T) http.Header {
 	return r[len(r)-1]
 }
 
-// browser is a cookie-keeping client that does not follow redirects by
-// itself, so tests see every hop.
+// browser is testkit's browser, which keeps cookies and does not follow
+// redirects by itself, so tests see every hop; what it adds is the test's:
+// a failed request fails t, a GET is retried around Caddy's reloads, and
+// every secret it sees is recorded for the leak checks.
 type browser struct {
-	t *testing.T
-	c *http.Client
+	t  *testing.T
+	c  *http.Client // tb's client
+	tb *testkit.Browser
 }
 
 func newBrowser(t *testing.T) *browser {
-	jar, _ := cookiejar.New(nil)
-	b := &browser{t: t, c: &http.Client{Jar: jar, Transport: testTransport(), CheckRedirect: func(*http.Request, []*http.Request) error {
-		return http.ErrUseLastResponse
-	}}}
+	tb := testkit.NewBrowser(testTransport())
+	tb.Client.Timeout = 0 // the test's own timeout bounds it
+	b := &browser{t: t, c: tb.Client, tb: tb}
 	browsers.Store(b, true)
 	t.Cleanup(func() { browsers.Delete(b) })
 	return b
@@ -363,34 +354,32 @@ func (b *browser) do(req *http.Request) (*http.Response, string) {
 
 func (b *browser) get(rawURL string) (*http.Response, string) {
 	b.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, rawURL, nil)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return b.do(req)
+	return b.send(http.MethodGet, rawURL, nil)
 }
 
 func (b *browser) post(rawURL string, form url.Values) (*http.Response, string) {
 	b.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, rawURL, strings.NewReader(form.Encode()))
+	return b.send(http.MethodPost, rawURL, form)
+}
+
+// send is do of testkit.NewRequest: a form when form is not nil.
+func (b *browser) send(method, rawURL string, form url.Values) (*http.Response, string) {
+	b.t.Helper()
+	req, err := testkit.NewRequest(context.Background(), method, rawURL, form)
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	return b.do(req)
 }
 
 // location resolves a redirect's Location against the request URL.
 func location(t *testing.T, resp *http.Response) string {
 	t.Helper()
-	if resp.StatusCode < 300 || resp.StatusCode > 399 {
-		t.Fatalf("%s %s: status %d, want a redirect", resp.Request.Method, resp.Request.URL, resp.StatusCode)
-	}
-	loc, err := resp.Location()
+	loc, err := testkit.Next(resp)
 	if err != nil {
-		t.Fatalf("redirect without Location: %v", err)
+		t.Fatal(err)
 	}
-	return loc.String()
+	return loc
 }
 
 // follow follows redirects with GETs until a non-redirect answer.
@@ -405,8 +394,6 @@ func (b *browser) follow(resp *http.Response, body string) (*http.Response, stri
 	return resp, body
 }
 
-var formAction = regexp.MustCompile(`<form method="post" action="([^"]+)"`)
-
 // startSignIn opens a protected path, lands on the sign-in page and presses
 // the button of provider; it returns the provider's authorization redirect.
 func (b *browser) startSignIn(e *env, path, providerName string) *http.Response {
@@ -420,17 +407,11 @@ func (b *browser) startSignIn(e *env, path, providerName string) *http.Response 
 	if resp.StatusCode != http.StatusOK {
 		b.t.Fatalf("sign-in page: status %d", resp.StatusCode)
 	}
-	var action string
-	for _, m := range formAction.FindAllStringSubmatch(page, -1) {
-		if strings.Contains(m[1], "/oauth/"+providerName+"/start") {
-			action = m[1]
-		}
+	action, returnTo, err := testkit.SignInButton(page, providerName)
+	if err != nil {
+		b.t.Fatalf("%v:\n%s", err, page)
 	}
-	if action == "" {
-		b.t.Fatalf("sign-in page has no button for %s:\n%s", providerName, page)
-	}
-	returnTo := regexp.MustCompile(`name="return_to" value="([^"]*)"`).FindStringSubmatch(page)
-	resp, _ = b.post(e.Base+action, url.Values{"return_to": {htmlUnescape(returnTo[1])}})
+	resp, _ = b.post(e.Base+action, url.Values{"return_to": {returnTo}})
 	return resp
 }
 
@@ -465,7 +446,7 @@ func (b *browser) atDevProvider(authURL string, person url.Values) (*http.Respon
 	return resp, body, page
 }
 
-var ada = url.Values{"user": {"ada"}}
+var ada = testkit.Ada
 
 func person(name, email string, verified bool) url.Values {
 	v := url.Values{"name": {name}, "email": {email}}
@@ -477,17 +458,7 @@ func person(name, email string, verified bool) url.Values {
 
 // cookie returns the value of the browser's cookie name for rawURL.
 func (b *browser) cookie(rawURL, name string) string {
-	u, _ := url.Parse(rawURL)
-	for _, c := range b.c.Jar.Cookies(u) {
-		if c.Name == name {
-			return c.Value
-		}
-	}
-	return ""
-}
-
-func htmlUnescape(s string) string {
-	return strings.NewReplacer("&amp;", "&", "&#43;", "+", "&#34;", `"`, "&lt;", "<", "&gt;", ">", "&#39;", "'").Replace(s)
+	return b.tb.Cookie(rawURL, name)
 }
 
 // apiGet sends a non-browser request and decodes a JSON answer.

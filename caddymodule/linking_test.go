@@ -2,12 +2,14 @@ package caddymodule_test
 
 import (
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/testop"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // newLinkEnv runs the gateway with the dev provider and an oidc provider
@@ -15,7 +17,7 @@ import (
 // the site's socialgate block.
 func newLinkEnv(t *testing.T, corpOptions, handler string) (*env, *testop.Server) {
 	op := startOP(t, testop.Options{})
-	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: freePort(t), devPort: freePort(t)}
+	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: testkit.FreePort(t), devPort: testkit.FreePort(t)}
 	e.Base = fmt.Sprintf("http://127.0.0.1:%d", e.port)
 	e.DevURL = fmt.Sprintf("http://127.0.0.1:%d", e.devPort)
 	e.handler = handler
@@ -34,7 +36,7 @@ func (b *browser) accountPage(e *env) (string, string) {
 	if resp.StatusCode != http.StatusOK {
 		b.t.Fatalf("account page: status %d", resp.StatusCode)
 	}
-	return page, htmlUnescape(between(page, `name="csrf_token" value="`, `"`))
+	return page, html.UnescapeString(between(page, `name="csrf_token" value="`, `"`))
 }
 
 // connectCorp presses "Connect Corp" on the account page and follows the
@@ -366,7 +368,7 @@ func TestScopes_RequireRouteSendsBrowsersToReauthorizeAndAPIsGet403(t *testing.T
 	}
 	form := url.Values{}
 	for _, name := range []string{"csrf_token", "provider", "account_id", "return_to"} {
-		form.Set(name, htmlUnescape(between(page, `name="`+name+`" value="`, `"`)))
+		form.Set(name, html.UnescapeString(between(page, `name="`+name+`" value="`, `"`)))
 	}
 	form.Set("scopes", "files.read")
 	resp, body2 := b.post(e.Base+"/_auth/account/reauthorize", form)

@@ -1,6 +1,7 @@
 package caddymodule_test
 
 import (
+	"html"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -163,7 +164,7 @@ func TestPages_SignedOutNotice(t *testing.T) {
 	b := newBrowser(t)
 	b.signInDev(e, "/", ada)
 	_, page := b.get(e.Base + "/_auth/sign-out")
-	resp, _ := b.post(e.Base+"/_auth/sign-out", map[string][]string{"csrf_token": {htmlUnescape(between(page, `name="csrf_token" value="`, `"`))}})
+	resp, _ := b.post(e.Base+"/_auth/sign-out", map[string][]string{"csrf_token": {html.UnescapeString(between(page, `name="csrf_token" value="`, `"`))}})
 	signIn := location(t, resp)
 	resp, page = b.getIn(signIn, "de")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `<p class="notice" role="status">Sie sind abgemeldet.</p>`) {

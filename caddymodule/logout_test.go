@@ -3,6 +3,7 @@ package caddymodule_test
 import (
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -23,8 +24,8 @@ func (b *browser) signOut(e *env, returnTo string) *http.Response {
 		page += "?return_to=" + url.QueryEscape(returnTo)
 	}
 	_, page = b.get(page)
-	action := htmlUnescape(between(page, `<form method="post" action="`, `"`))
-	csrf := htmlUnescape(between(page, `name="csrf_token" value="`, `"`))
+	action := html.UnescapeString(between(page, `<form method="post" action="`, `"`))
+	csrf := html.UnescapeString(between(page, `name="csrf_token" value="`, `"`))
 	resp, _ := b.post(e.Base+action, url.Values{"csrf_token": {csrf}})
 	return resp
 }

@@ -2,6 +2,7 @@ package caddymodule_test
 
 import (
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,21 +14,8 @@ import (
 	"time"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/testop"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
-
-// gatewayBinary builds cmd/socialgate once per test binary.
-var gatewayBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "socialgate-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "socialgate")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/socialgate").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("building the gateway: %v\n%s", err, out)
-	}
-	return bin, nil
-})
 
 // process is one gateway process of the binary.
 type process struct {
@@ -37,10 +25,7 @@ type process struct {
 
 func startProcess(t *testing.T, caddyfile string, port int) *process {
 	t.Helper()
-	bin, err := gatewayBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := testkit.Socialgate(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "Caddyfile")
 	os.WriteFile(path, []byte(caddyfile), 0o600)
@@ -113,14 +98,14 @@ func TestPostgres_TwoGatewaysShareOneUserBase(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the gateway binary; skipped with -short")
 	}
-	dsn := postgresForTest(t)
+	dsn := testkit.OwnPostgres(t)
 	op := startOP(t, testop.Options{AccessTokenLifetime: 3 * time.Second, IssueRefreshToken: true})
 	up := newUpstream(t)
 	config := func(port int) string {
 		return clusterConfig(dsn, op, up, port, "session_cache 1s\n\t\ttoken_refresh_skew 1s",
 			"route /token/* {\n\t\tsocialgate {\n\t\t\tforward_token corp\n\t\t}\n\t\treverse_proxy "+up.Addr()+"\n\t}")
 	}
-	portA, portB := freePort(t), freePort(t)
+	portA, portB := testkit.FreePort(t), testkit.FreePort(t)
 	a := startProcess(t, config(portA), portA)
 	b := startProcess(t, config(portB), portB)
 	e := &env{t: t, Base: a.Base}
@@ -164,7 +149,7 @@ func TestPostgres_TwoGatewaysShareOneUserBase(t *testing.T) {
 
 	// Sign out on B: A refuses the session within session_cache (1s).
 	_, page := br.get(b.Base + "/_auth/sign-out")
-	csrf := htmlUnescape(between(page, `name="csrf_token" value="`, `"`))
+	csrf := html.UnescapeString(between(page, `name="csrf_token" value="`, `"`))
 	copyOfCookie := &http.Cookie{Name: "socialgate_session", Value: br.cookie(a.Base, "socialgate_session")}
 	resp, _ = br.post(b.Base+"/_auth/sign-out", url.Values{"csrf_token": {csrf}})
 	if resp.StatusCode != http.StatusSeeOther {

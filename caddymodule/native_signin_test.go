@@ -18,6 +18,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 	"github.com/socialgate/socialgate/caddymodule/internal/testop"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // iosClient is the client id of the native app in these tests.
@@ -56,7 +57,7 @@ func errorCode(out map[string]any) string {
 // refresh tokens when refresh is set; extra goes into the global block.
 func newNativeIDTokenEnv(t *testing.T, nativeIDs string, refresh bool, extra string) (*env, *testop.Server) {
 	op := startOP(t, testop.Options{IssueRefreshToken: refresh})
-	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: freePort(t), devPort: freePort(t)}
+	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: testkit.FreePort(t), devPort: testkit.FreePort(t)}
 	e.Base = fmt.Sprintf("http://127.0.0.1:%d", e.port)
 	e.DevURL = fmt.Sprintf("http://127.0.0.1:%d", e.devPort)
 	e.corp = fmt.Sprintf("provider oidc corp {\n\t\t\tissuer %s\n\t\t\tclient_id test-client\n\t\t\tclient_secret test-secret\n\t\t\tnative_client_ids %s\n\t\t}\n\t\tapi_key %s\n\t\t%s",

@@ -2,12 +2,15 @@ package caddymodule_test
 
 import (
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // quickStart runs Caddyfile.example as the README's quick start does, with
@@ -32,10 +35,10 @@ func quickStartConfig(t *testing.T) (*env, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, Storage: t.TempDir(), port: freePort(t), devPort: freePort(t)}
+	e := &env{t: t, Storage: t.TempDir(), port: testkit.FreePort(t), devPort: testkit.FreePort(t)}
 	e.Base = fmt.Sprintf("http://127.0.0.1:%d", e.port)
 	e.DevURL = fmt.Sprintf("http://127.0.0.1:%d", e.devPort)
-	app := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	app := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	config := string(src)
 	for _, r := range []struct {
 		old, new string
@@ -121,7 +124,7 @@ func TestQuickStart_SignInConnectGrantDisconnect(t *testing.T) {
 		_, page := b.get(target)
 		form := url.Values{"return_to": {"/repos"}, "scopes": {"repo"}}
 		for _, field := range []string{"csrf_token", "provider", "account_id"} {
-			form.Set(field, htmlUnescape(between(page, `name="`+field+`" value="`, `"`)))
+			form.Set(field, html.UnescapeString(between(page, `name="`+field+`" value="`, `"`)))
 		}
 		resp, _ = b.post(e.Base+"/_auth/account/reauthorize", form)
 		authURL := location(t, resp)

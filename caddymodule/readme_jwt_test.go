@@ -23,6 +23,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/assertion"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // readmeJWTUpstream builds the Go recipe of docs/recipes.md for reading the identity
@@ -76,7 +77,7 @@ func main() { http.ListenAndServe(os.Args[1], http.HandlerFunc(handle)) }
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("the Go recipe of docs/recipes.md does not build: %v\n%s\n%s", err, out, program)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	cmd := exec.Command(bin, addr)
 	cmd.Env = append(os.Environ(), "JWKS_URL="+jwksURL)
 	if err := cmd.Start(); err != nil {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // readyLines are the ready lines in the env's debug log, each checked to be
@@ -63,7 +65,7 @@ func TestQuickStart_ReadyLine(t *testing.T) {
 	}
 
 	// A reload that moves the dev provider says where it went.
-	devPort := freePort(t)
+	devPort := testkit.FreePort(t)
 	moved := strings.ReplaceAll(same, strings.TrimPrefix(e.DevURL, "http://"), fmt.Sprintf("127.0.0.1:%d", devPort))
 	if err := loadCaddyfile(moved); err != nil {
 		t.Fatalf("reloading: %v", err)

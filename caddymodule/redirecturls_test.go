@@ -11,7 +11,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
-	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // nativeStartStatus is the gateway's answer to a native sign-in start for
@@ -22,12 +22,6 @@ func nativeStartStatus(t *testing.T, e *env, redirectURL string) int {
 	q := url.Values{"redirect_url": {redirectURL}, "code_challenge": {newNativeApp().challenge}}
 	resp, _ := newBrowser(t).get(e.Base + "/_auth/oauth/corp/start?" + q.Encode())
 	return resp.StatusCode
-}
-
-// postgresForTest returns a fresh database of a private PostgreSQL server,
-// or skips the test without one (outside CI).
-func postgresForTest(t *testing.T) string {
-	return storetest.OwnPostgres(t)
 }
 
 // pgSecret is the storage secret of the PostgreSQL gateways of these tests.
@@ -60,7 +54,7 @@ func TestRedirectURLs_PagedAndFollowedAtOnce(t *testing.T) {
 			e, _ := newTokenEnv(t, "")
 			var other store.Store // another gateway's store, on PostgreSQL
 			if storage == "postgres" {
-				dsn := postgresForTest(t)
+				dsn := testkit.OwnPostgres(t)
 				pg := fmt.Sprintf("storage postgres {\n\t\t\tdsn %q\n\t\t\tsecret %s\n\t\t}", dsn, pgSecret)
 				if err := e.Load(options{Global: e.corp + "\n\t\t" + pg, NoDev: true}); err != nil {
 					t.Fatal(err)

@@ -2,6 +2,7 @@ package caddymodule_test
 
 import (
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"os"
@@ -269,7 +270,7 @@ func TestCallback_ATokenEndpointRefusalSaysTheProviderRefused(t *testing.T) {
 			b := newBrowser(t)
 			resp, body := signInCorp(b, e)
 			assertRefused(t, e, b, resp, http.StatusBadGateway)
-			page := htmlUnescape(between(body, "<main", "</main>"))
+			page := html.UnescapeString(between(body, "<main", "</main>"))
 			if !strings.Contains(page, tc.says) || strings.Contains(page, tc.not) {
 				t.Errorf("the page says %q, want %q", page, tc.says)
 			}

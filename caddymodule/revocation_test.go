@@ -2,6 +2,7 @@ package caddymodule_test
 
 import (
 	"context"
+	"html"
 	"net/http"
 	"net/url"
 	"slices"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
 	"github.com/socialgate/socialgate/caddymodule/internal/testop"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // TestPostgres_RevocationReachesEveryGatewayAtOnce runs two gateway
@@ -24,11 +26,11 @@ func TestPostgres_RevocationReachesEveryGatewayAtOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the gateway binary; skipped with -short")
 	}
-	dsn := postgresForTest(t)
+	dsn := testkit.OwnPostgres(t)
 	op := startOP(t, testop.Options{})
 	up := newUpstream(t)
 	config := func(port int) string { return clusterConfig(dsn, op, up, port, "session_cache 1h", "") }
-	portA, portB := freePort(t), freePort(t)
+	portA, portB := testkit.FreePort(t), testkit.FreePort(t)
 	a := startProcess(t, config(portA), portA)
 	b := startProcess(t, config(portB), portB)
 	onA, onB := &env{t: t, Base: a.Base}, &env{t: t, Base: b.Base}
@@ -65,7 +67,7 @@ func TestPostgres_RevocationReachesEveryGatewayAtOnce(t *testing.T) {
 
 	br, cookie, _ := signIn()
 	_, page := br.get(a.Base + "/_auth/sign-out")
-	csrf := htmlUnescape(between(page, `name="csrf_token" value="`, `"`))
+	csrf := html.UnescapeString(between(page, `name="csrf_token" value="`, `"`))
 	if resp, _ := br.post(a.Base+"/_auth/sign-out", url.Values{"csrf_token": {csrf}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign-out on A: %d", resp.StatusCode)
 	}

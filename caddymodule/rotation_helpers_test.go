@@ -18,6 +18,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // servingGateway is the gateway binary with Caddy's admin API, serving a
@@ -56,12 +58,9 @@ func (s *syncBuffer) String() string {
 
 func newServingGateway(t *testing.T) *servingGateway {
 	t.Helper()
-	bin, err := gatewayBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &servingGateway{t: t, bin: cli(bin), port: freePort(t), devPort: freePort(t), dir: t.TempDir()}
-	g.admin = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	bin := testkit.Socialgate(t)
+	g := &servingGateway{t: t, bin: cli(bin), port: testkit.FreePort(t), devPort: testkit.FreePort(t), dir: t.TempDir()}
+	g.admin = fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	g.site = &env{t: t, Base: fmt.Sprintf("http://127.0.0.1:%d", g.port), DevURL: fmt.Sprintf("http://127.0.0.1:%d", g.devPort)}
 	t.Cleanup(func() {
 		g.stop()

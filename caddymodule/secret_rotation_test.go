@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 const (
@@ -45,7 +47,7 @@ func TestPostgres_SecretRotation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the gateway binary on PostgreSQL; skipped with -short")
 	}
-	dsn := postgresForTest(t)
+	dsn := testkit.OwnPostgres(t)
 	const delay = "identity_key_delay 2s"
 	g := newServingGateway(t)
 	g.start(pgStorage(dsn, oldSecret), delay)

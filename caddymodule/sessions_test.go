@@ -2,6 +2,7 @@ package caddymodule_test
 
 import (
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"strings"
@@ -65,7 +66,7 @@ func TestSessionIdleTimeout_EndsOnlyUnusedSessions(t *testing.T) {
 func accountForm(t *testing.T, e *env, b *browser, action string, extra url.Values) *http.Response {
 	t.Helper()
 	_, page := b.get(e.Base + "/_auth/sign-out")
-	form := url.Values{"csrf_token": {htmlUnescape(between(page, `name="csrf_token" value="`, `"`))}}
+	form := url.Values{"csrf_token": {html.UnescapeString(between(page, `name="csrf_token" value="`, `"`))}}
 	for k, v := range extra {
 		form[k] = v
 	}

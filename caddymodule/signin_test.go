@@ -1,6 +1,7 @@
 package caddymodule_test
 
 import (
+	"html"
 	"net/http"
 	"net/url"
 	"strings"
@@ -66,7 +67,7 @@ func TestSignIn_SignOutKillsTheCookie(t *testing.T) {
 	}
 
 	resp, page := b.get(e.Base + "/_auth/sign-out")
-	token := htmlUnescape(between(page, `name="csrf_token" value="`, `"`))
+	token := html.UnescapeString(between(page, `name="csrf_token" value="`, `"`))
 	if resp.StatusCode != http.StatusOK || token == "" {
 		t.Fatalf("sign-out page: status %d, csrf token %q", resp.StatusCode, token)
 	}

@@ -2,6 +2,7 @@ package caddymodule_test
 
 import (
 	"encoding/json"
+	"html"
 	"net/http"
 	"net/url"
 	"strings"
@@ -44,7 +45,7 @@ func TestSignOut_ASessionTokenEndsItsSession(t *testing.T) {
 			form := url.Values{}
 			if strings.HasPrefix(how, "as a browser") {
 				resp, page := advDo(t, http.MethodGet, e.Base+"/_auth/sign-out", http.Header{"Authorization": {"Bearer " + token}}, nil)
-				csrf := htmlUnescape(between(page, `name="csrf_token" value="`, `"`))
+				csrf := html.UnescapeString(between(page, `name="csrf_token" value="`, `"`))
 				if resp.StatusCode != http.StatusOK || csrf == "" {
 					t.Fatalf("the sign-out page for the token: status %d, csrf %q", resp.StatusCode, csrf)
 				}
@@ -135,7 +136,7 @@ func TestSignOut_TheFormOfAnEndedSessionStillClearsItsCookie(t *testing.T) {
 	b := newBrowser(t)
 	signInCorp(b, e)
 	_, page := b.get(e.Base + "/_auth/sign-out")
-	csrf := htmlUnescape(between(page, `name="csrf_token" value="`, `"`))
+	csrf := html.UnescapeString(between(page, `name="csrf_token" value="`, `"`))
 	cookie := b.cookie(e.Base, "socialgate_session")
 	// The session ends elsewhere (another browser's sign-out with a copy).
 	other := newBrowser(t)

@@ -1,6 +1,7 @@
 package caddymodule_test
 
 import (
+	"html"
 	"net/http"
 	"net/url"
 	"strings"
@@ -48,7 +49,7 @@ func rawAt(t *testing.T, method, u, cookie string, form url.Values) (*http.Respo
 func csrfTokens(page string) []string {
 	var out []string
 	for _, part := range strings.Split(page, `name="csrf_token" value="`)[1:] {
-		out = append(out, htmlUnescape(part[:strings.IndexByte(part, '"')]))
+		out = append(out, html.UnescapeString(part[:strings.IndexByte(part, '"')]))
 	}
 	return out
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // TestStorageCheck_PostgresThroughTheAdminAPI runs storage-check against a
@@ -17,7 +19,7 @@ func TestStorageCheck_PostgresThroughTheAdminAPI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the gateway binary on PostgreSQL; skipped with -short")
 	}
-	dsn := postgresForTest(t)
+	dsn := testkit.OwnPostgres(t)
 	g := newServingGateway(t)
 	g.start(pgStorage(dsn, pgSecret))
 	newBrowser(t).signInDev(g.site, "/", ada)

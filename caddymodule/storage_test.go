@@ -9,14 +9,14 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/config"
-	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // A reload that changes a pooled setting of the PostgreSQL store gets a
 // store opened with the new settings, never the old one kept under the same
 // DSN; the same settings share the open store.
 func TestAcquirePostgres_AChangedSettingOpensANewStore(t *testing.T) {
-	dsn := storetest.OwnPostgres(t)
+	dsn := testkit.OwnPostgres(t)
 	old := []byte("the-old-secret-of-the-cluster-0123456789")
 	fresh := []byte("the-new-secret-of-the-cluster-9876543210")
 	acquire := func(cfg config.PostgresStorage, secrets ...[]byte) *storeRef {

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/testop"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // A gateway process is killed (SIGKILL) while its refresh of an expired
@@ -26,10 +27,10 @@ func TestTokens_KilledWhileWaitingForTheAccountLosesNoRotatedToken(t *testing.T)
 	if testing.Short() {
 		t.Skip("builds and runs the gateway binary; skipped with -short")
 	}
-	dsn := postgresForTest(t)
+	dsn := testkit.OwnPostgres(t)
 	op := startOP(t, testop.Options{AccessTokenLifetime: 3 * time.Second, IssueRefreshToken: true})
 	up := newUpstream(t)
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	config := fmt.Sprintf(`{
 	admin off
 	persist_config off

@@ -12,6 +12,7 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/metrics"
 	"github.com/socialgate/socialgate/caddymodule/internal/testop"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // newFaultEnv runs the gateway on storage (an onBothStores line) with corp,
@@ -20,7 +21,7 @@ import (
 // ends, so that no hung refresh outlives it.
 func newFaultEnv(t *testing.T, storage string, lifetime, skew time.Duration) (*env, *testop.Server) {
 	op := startOP(t, testop.Options{AccessTokenLifetime: lifetime, IssueRefreshToken: true})
-	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: freePort(t), devPort: freePort(t)}
+	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: testkit.FreePort(t), devPort: testkit.FreePort(t)}
 	e.Base = fmt.Sprintf("http://127.0.0.1:%d", e.port)
 	e.handler = "forward_token corp"
 	e.corp = fmt.Sprintf("%s\n\t\tprovider oidc corp {\n\t\t\tissuer %s\n\t\t\tclient_id test-client\n\t\t\tclient_secret test-secret\n\t\t}\n\t\tapi_key %s\n\t\ttoken_refresh_skew %s",

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // onBothStores runs a scenario on Badger and on PostgreSQL; storage is the
@@ -13,7 +15,7 @@ import (
 func onBothStores(t *testing.T, scenario func(t *testing.T, storage string)) {
 	t.Run("badger", func(t *testing.T) { scenario(t, "") })
 	t.Run("postgres", func(t *testing.T) {
-		scenario(t, fmt.Sprintf("storage postgres {\n\t\t\tdsn %q\n\t\t\tsecret a-shared-secret-of-the-cluster-0123456789\n\t\t}", postgresForTest(t)))
+		scenario(t, fmt.Sprintf("storage postgres {\n\t\t\tdsn %q\n\t\t\tsecret a-shared-secret-of-the-cluster-0123456789\n\t\t}", testkit.OwnPostgres(t)))
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"slices"
@@ -48,7 +49,7 @@ func TestWebhooks_SignInAndSignOutArriveSigned(t *testing.T) {
 	}
 
 	_, page := b.get(e.Base + "/_auth/sign-out")
-	token := htmlUnescape(between(page, `name="csrf_token" value="`, `"`))
+	token := html.UnescapeString(between(page, `name="csrf_token" value="`, `"`))
 	if resp, _ := b.post(e.Base+"/_auth/sign-out", url.Values{"csrf_token": {token}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign-out: status %d", resp.StatusCode)
 	}

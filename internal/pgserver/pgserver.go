@@ -1,7 +1,7 @@
 // Package pgserver starts a private, throwaway PostgreSQL server: initdb
 // into a directory, then postgres as a child process listening on
 // 127.0.0.1 on a free port, with fsync off because the data is thrown away.
-// The store's tests (storetest.StartPostgres) and the load run
+// The store's tests (testkit.StartPostgres) and the load run
 // (perf/loadrun) both use it.
 //
 // The server binaries are looked up under Debian's

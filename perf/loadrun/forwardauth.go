@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socialgate/socialgate/internal/testkit"
 	"github.com/socialgate/socialgate/perf/internal/harness"
 )
 
@@ -109,13 +110,13 @@ func startForwardAuth(ctx context.Context, cfg config, bin, dir, upstream string
 		return fa
 	}
 	fa.procs = append(fa.procs, gw)
-	b := harness.NewBrowser(http.DefaultTransport)
+	b := testkit.NewBrowser(http.DefaultTransport)
 	devURL := fmt.Sprintf("http://127.0.0.1:%d", devPort)
-	if err := b.SignInDev(ctx, siteURL, devURL, harness.Ada); err != nil {
+	if err := b.SignInDev(ctx, siteURL, devURL, testkit.Ada); err != nil {
 		fa.skipped = "signing in through FORWARD_AUTH: " + err.Error()
 		return fa
 	}
-	sgCookie, err := b.CookieHeader(siteURL)
+	sgCookie, err := b.SessionHeader(siteURL)
 	if err != nil {
 		fa.skipped = err.Error()
 		return fa

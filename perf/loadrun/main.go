@@ -44,6 +44,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socialgate/socialgate/internal/testkit"
 	"github.com/socialgate/socialgate/perf/internal/harness"
 )
 
@@ -136,7 +137,7 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, "building ./cmd/socialgate …")
-	bin, err := harness.Build(dir, "./cmd/socialgate")
+	bin, err := testkit.Build(dir, "./cmd/socialgate")
 	if err != nil {
 		return err
 	}
@@ -208,11 +209,11 @@ func run(ctx context.Context, cfg config) error {
 	}
 
 	devURL := fmt.Sprintf("http://127.0.0.1:%d", devPort)
-	first := harness.NewBrowser(http.DefaultTransport)
-	if err := first.SignInDev(ctx, running[0].url(), devURL, harness.Ada); err != nil {
+	first := testkit.NewBrowser(http.DefaultTransport)
+	if err := first.SignInDev(ctx, running[0].url(), devURL, testkit.Ada); err != nil {
 		return fmt.Errorf("signing in through the dev provider: %w\n%s", err, gw.Tail())
 	}
-	cookie, err := first.CookieHeader(running[0].url())
+	cookie, err := first.SessionHeader(running[0].url())
 	if err != nil {
 		return err
 	}
@@ -368,7 +369,7 @@ func measureStorms(ctx context.Context, cfg config, bin, dir, upstream string, p
 // runBigStore runs the big-store row (caddymodule/internal/bigstore, which
 // builds stores with the store package directly) and passes its table on.
 func runBigStore(ctx context.Context, users int) error {
-	root, err := harness.ModuleRoot()
+	root, err := testkit.ModuleRoot()
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socialgate/socialgate/internal/testkit"
 	"github.com/socialgate/socialgate/perf/internal/harness"
 )
 
@@ -34,7 +35,7 @@ type oauth2Proxy struct {
 // go build (the Go build cache makes later runs quick) and returns their
 // paths and oauth2-proxy's version.
 func buildOAuth2Proxy(dir string) (proxy, minter, version string, err error) {
-	root, err := harness.ModuleRoot()
+	root, err := testkit.ModuleRoot()
 	if err != nil {
 		return "", "", "", err
 	}

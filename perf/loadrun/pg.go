@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 
 	"github.com/socialgate/socialgate/internal/pgserver"
+	"github.com/socialgate/socialgate/internal/testkit"
 	"github.com/socialgate/socialgate/perf/internal/harness"
 )
 
@@ -48,12 +49,12 @@ func startGatewayPG(ctx context.Context, bin, dir, upstream string, adminPort, d
 		return nil, fmt.Errorf("GATEWAY_PG did not start: %s", harness.LastLine(err.Error()))
 	}
 	g := &gatewayPG{pg: pg, caddy: gw}
-	b := harness.NewBrowser(http.DefaultTransport)
-	if err := b.SignInDev(ctx, s.url(), fmt.Sprintf("http://127.0.0.1:%d", devPort), harness.Ada); err != nil {
+	b := testkit.NewBrowser(http.DefaultTransport)
+	if err := b.SignInDev(ctx, s.url(), fmt.Sprintf("http://127.0.0.1:%d", devPort), testkit.Ada); err != nil {
 		g.stop()
 		return nil, fmt.Errorf("signing in through GATEWAY_PG: %v", err)
 	}
-	if g.cookie, err = b.CookieHeader(s.url()); err != nil {
+	if g.cookie, err = b.SessionHeader(s.url()); err != nil {
 		g.stop()
 		return nil, err
 	}

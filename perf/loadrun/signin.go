@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/socialgate/socialgate/perf/internal/harness"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // flowResult is one run of the sign-in row.
@@ -37,7 +37,7 @@ func signInFlows(ctx context.Context, site, devURL string, concurrency int, d ti
 			defer wg.Done()
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				t0 := time.Now()
-				err := harness.NewBrowser(transport).SignInDev(ctx, site, devURL, harness.Ada)
+				err := testkit.NewBrowser(transport).SignInDev(ctx, site, devURL, testkit.Ada)
 				took := time.Since(t0)
 				mu.Lock()
 				if err != nil {

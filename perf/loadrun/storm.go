@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/socialgate/socialgate/internal/testkit"
 	"github.com/socialgate/socialgate/perf/internal/harness"
 )
 
@@ -93,11 +94,11 @@ func (st *storm) signIn(ctx context.Context, devURL string) error {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				b := harness.NewBrowser(transport)
+				b := testkit.NewBrowser(transport)
 				who := url.Values{"name": {fmt.Sprintf("Storm %03d", i)},
 					"email": {fmt.Sprintf("storm%03d@loadrun.example", i)}, "email_verified": {"on"}}
 				if errs[i] = b.SignInDev(ctx, st.site.url(), devURL, who); errs[i] == nil {
-					st.cookies[i], errs[i] = b.CookieHeader(st.site.url())
+					st.cookies[i], errs[i] = b.SessionHeader(st.site.url())
 				}
 			}
 		}()

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/socialgate/socialgate/perf/internal/harness"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // The kinds of request a client makes.
@@ -54,7 +54,7 @@ type client struct {
 	hint   string
 	gw     *gateway
 	issuer string
-	b      *harness.Browser
+	b      *testkit.Browser
 	userID string // the gateway's user id, once seen
 	in     bool   // signed in
 	tr     http.RoundTripper
@@ -164,13 +164,13 @@ func (c *client) step(ctx context.Context) result {
 // signIn runs the whole flow in a fresh browser; at the provider the person
 // types their name (login_hint) and is approved at once.
 func (c *client) signIn(ctx context.Context) (int, string) {
-	c.b = harness.NewBrowser(c.tr)
+	c.b = testkit.NewBrowser(c.tr)
 	err := c.b.SignIn(ctx, c.gw.site(), "corp", c.issuer+"/authorize", func(authorize string) (*http.Response, error) {
 		resp, _, err := c.b.Do(ctx, http.MethodGet, authorize+"&login_hint="+url.QueryEscape(c.hint), nil)
 		return resp, err
 	})
-	var end *harness.SignInEnd
-	var step *harness.StatusError
+	var end *testkit.SignInEnd
+	var step *testkit.StatusError
 	switch {
 	case err == nil:
 		c.in = true

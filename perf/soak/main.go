@@ -52,6 +52,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socialgate/socialgate/internal/testkit"
 	"github.com/socialgate/socialgate/perf/internal/harness"
 )
 
@@ -123,11 +124,11 @@ func run(ctx context.Context, cfg config) (bool, error) {
 		defer os.RemoveAll(dir)
 	}
 	fmt.Fprintln(os.Stderr, "building ./cmd/socialgate and the test OP …")
-	bin, err := harness.Build(dir, "./cmd/socialgate")
+	bin, err := testkit.Build(dir, "./cmd/socialgate")
 	if err != nil {
 		return false, err
 	}
-	opBin, err := harness.Build(dir, "./caddymodule/internal/testop/testopd")
+	opBin, err := testkit.Build(dir, "./caddymodule/internal/testop/testopd")
 	if err != nil {
 		return false, err
 	}

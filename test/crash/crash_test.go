@@ -14,7 +14,6 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
@@ -26,7 +25,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socialgate/socialgate/internal/freeport"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 var seedFlag = flag.Uint64("crash.seed", 0, "seed of the kill schedule and of the load; 0 picks a new one")
@@ -68,7 +67,11 @@ func TestCrash_SIGKILLUnderLoadLosesNothingAndBreaksNoInvariant(t *testing.T) {
 	started := time.Now()
 	rng := rand.New(rand.NewPCG(seed, 0))
 
-	g := newGateway(t, buildSocialgate(t))
+	bin, err := testkit.Build(t.TempDir(), "./cmd/socialgate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGateway(t, bin)
 	l := newLedger()
 	var loadTime, checkTime, startTime, verifyTime time.Duration
 	timed := func(d *time.Duration, f func()) {
@@ -118,19 +121,6 @@ func TestCrash_SIGKILLUnderLoadLosesNothingAndBreaksNoInvariant(t *testing.T) {
 	}
 }
 
-// buildSocialgate builds cmd/socialgate into a directory of t.
-func buildSocialgate(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "socialgate")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/socialgate/socialgate/cmd/socialgate").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // gateway is the socialgate process under test, restarted on one storage.
 type gateway struct {
 	t       *testing.T
@@ -148,7 +138,7 @@ type gateway struct {
 
 func newGateway(t *testing.T, bin string) *gateway {
 	root := t.TempDir()
-	port, devPort := freePort(t), freePort(t)
+	port, devPort := testkit.FreePort(t), testkit.FreePort(t)
 	g := &gateway{
 		t: t, bin: bin, root: root, storage: filepath.Join(root, "socialgate"),
 		base:   fmt.Sprintf("http://127.0.0.1:%d", port),
@@ -194,17 +184,6 @@ http://127.0.0.1:%d {
 	}
 	t.Cleanup(g.kill)
 	return g
-}
-
-// freePort is a port for a server the test configures: one that no
-// other test, here or in a package tested in parallel, gets.
-func freePort(t *testing.T) int {
-	t.Helper()
-	port, err := freeport.Take()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
 }
 
 // start runs the gateway and waits until the site and the dev provider answer.
@@ -538,49 +517,21 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
-// browser is a cookie jar that does not follow redirects by itself.
+// browser is testkit's browser at the gateway, with the short timeout of
+// this test: a gateway killed mid-request must not hold a worker long.
 type browser struct {
-	c   *http.Client
-	url *url.URL
+	*testkit.Browser
+	base string
 }
 
 func (w *worker) newBrowser() *browser {
-	jar, _ := cookiejar.New(nil)
-	u, _ := url.Parse(w.g.base)
-	return &browser{url: u, c: &http.Client{Jar: jar, Transport: w.transport, Timeout: 5 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	b := testkit.NewBrowser(w.transport)
+	b.Client.Timeout = 5 * time.Second
+	return &browser{Browser: b, base: w.g.base}
 }
 
 // cookie is the browser's Cookie header for the gateway.
-func (b *browser) cookie() string {
-	var parts []string
-	for _, c := range b.c.Jar.Cookies(b.url) {
-		parts = append(parts, c.Name+"="+c.Value)
-	}
-	return strings.Join(parts, "; ")
-}
-
-func (b *browser) send(ctx context.Context, method, rawURL string, form url.Values) (*http.Response, string, error) {
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
-	}
-	req, err := http.NewRequestWithContext(ctx, method, rawURL, body)
-	if err != nil {
-		return nil, "", err
-	}
-	req.Header.Set("Accept", "text/html")
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	resp, err := b.c.Do(req)
-	if err != nil {
-		return nil, "", err
-	}
-	defer resp.Body.Close()
-	page, err := io.ReadAll(resp.Body)
-	return resp, string(page), err
-}
+func (b *browser) cookie() string { return b.CookieHeader(b.base) }
 
 // person is who signs in at the dev provider: one of the regulars, or
 // someone new.
@@ -604,7 +555,7 @@ func (w *worker) signIn(ctx context.Context) {
 	since := w.l.disconnectsSent()
 	b := w.newBrowser()
 	base := w.g.base
-	resp, _, err := b.send(ctx, http.MethodGet, base+"/private", nil)
+	resp, _, err := b.Do(ctx, http.MethodGet, base+"/private", nil)
 	if err != nil {
 		return
 	}
@@ -613,11 +564,11 @@ func (w *worker) signIn(ctx context.Context) {
 		w.unexpected("GET /private", resp, err)
 		return
 	}
-	if resp, _, err = b.send(ctx, http.MethodGet, base+"/_auth/sign-in?return_to=%2Fprivate", nil); err != nil || resp.StatusCode != http.StatusOK {
+	if resp, _, err = b.Do(ctx, http.MethodGet, base+"/_auth/sign-in?return_to=%2Fprivate", nil); err != nil || resp.StatusCode != http.StatusOK {
 		w.unexpected("GET /_auth/sign-in", resp, err)
 		return
 	}
-	resp, _, err = b.send(ctx, http.MethodPost, base+"/_auth/oauth/dev/start", url.Values{"return_to": {"/private"}})
+	resp, _, err = b.Do(ctx, http.MethodPost, base+"/_auth/oauth/dev/start", url.Values{"return_to": {"/private"}})
 	if err != nil || resp.StatusCode < 300 || resp.StatusCode > 399 {
 		w.unexpected("POST /_auth/oauth/dev/start", resp, err)
 		return
@@ -626,7 +577,7 @@ func (w *worker) signIn(ctx context.Context) {
 	if !strings.HasPrefix(authURL, w.g.devURL+"/authorize?") {
 		return
 	}
-	if resp, _, err = b.send(ctx, http.MethodGet, authURL, nil); err != nil || resp.StatusCode != http.StatusOK {
+	if resp, _, err = b.Do(ctx, http.MethodGet, authURL, nil); err != nil || resp.StatusCode != http.StatusOK {
 		w.unexpected("GET dev /authorize", resp, err)
 		return
 	}
@@ -636,7 +587,7 @@ func (w *worker) signIn(ctx context.Context) {
 	for k, v := range who {
 		form[k] = v
 	}
-	resp, _, err = b.send(ctx, http.MethodPost, w.g.devURL+"/authorize", form)
+	resp, _, err = b.Do(ctx, http.MethodPost, w.g.devURL+"/authorize", form)
 	if err != nil || resp.StatusCode != http.StatusFound {
 		w.unexpected("POST dev /authorize", resp, err)
 		return
@@ -647,7 +598,7 @@ func (w *worker) signIn(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		if resp, _, err = b.send(ctx, http.MethodGet, next.String(), nil); err != nil {
+		if resp, _, err = b.Do(ctx, http.MethodGet, next.String(), nil); err != nil {
 			return
 		}
 	}
@@ -658,7 +609,7 @@ func (w *worker) signIn(ctx context.Context) {
 		return
 	}
 	cookie := b.cookie()
-	status, uid, err := w.g.me(ctx, b.c, "")
+	status, uid, err := w.g.me(ctx, b.Client, "")
 	if err != nil || status != http.StatusOK || uid == "" {
 		if err == nil && status != http.StatusUnauthorized { // 401: its user was deleted meanwhile
 			w.l.oddAnswer("GET /_auth/me after sign-in", status)
@@ -696,7 +647,7 @@ func (w *worker) signOut(ctx context.Context) {
 	b := w.browsers[i]
 	w.browsers = slices.Delete(w.browsers, i, i+1)
 	cookie := b.cookie()
-	resp, page, err := b.send(ctx, http.MethodGet, w.g.base+"/_auth/sign-out", nil)
+	resp, page, err := b.Do(ctx, http.MethodGet, w.g.base+"/_auth/sign-out", nil)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		w.unexpected("GET /_auth/sign-out", resp, err)
 		return
@@ -706,7 +657,7 @@ func (w *worker) signOut(ctx context.Context) {
 		return // signed out already (its user was deleted)
 	}
 	w.l.do(func() { w.l.ending[cookie] = true })
-	resp, _, err = b.send(ctx, http.MethodPost, w.g.base+"/_auth/sign-out", url.Values{"csrf_token": {m[1]}})
+	resp, _, err = b.Do(ctx, http.MethodPost, w.g.base+"/_auth/sign-out", url.Values{"csrf_token": {m[1]}})
 	if err != nil || resp.StatusCode != http.StatusSeeOther {
 		w.unexpected("POST /_auth/sign-out", resp, err)
 		return
@@ -724,7 +675,7 @@ func (w *worker) link(ctx context.Context) {
 		return
 	}
 	b := w.browsers[w.rng.IntN(len(w.browsers))]
-	resp, page, err := b.send(ctx, http.MethodGet, w.g.base+"/_auth/account", nil)
+	resp, page, err := b.Do(ctx, http.MethodGet, w.g.base+"/_auth/account", nil)
 	m := csrfField.FindStringSubmatch(page)
 	if err != nil || resp.StatusCode != http.StatusOK || m == nil {
 		return // signed out or deleted meanwhile
@@ -733,7 +684,7 @@ func (w *worker) link(ctx context.Context) {
 	uid, _ := w.l.sessionUser(old)
 	since := w.l.disconnectsSent()
 	w.l.do(func() { w.l.ending[old] = true })
-	resp, _, err = b.send(ctx, http.MethodPost, w.g.base+"/_auth/account/connect", url.Values{"csrf_token": {m[1]}, "provider": {"dev"}})
+	resp, _, err = b.Do(ctx, http.MethodPost, w.g.base+"/_auth/account/connect", url.Values{"csrf_token": {m[1]}, "provider": {"dev"}})
 	if err != nil || resp.StatusCode != http.StatusSeeOther {
 		if err == nil && resp.StatusCode != http.StatusUnauthorized { // 401: signed out meanwhile
 			w.unexpected("POST /_auth/account/connect", resp, err)
@@ -745,12 +696,12 @@ func (w *worker) link(ctx context.Context) {
 	form := u.Query()
 	form.Set("name", "Linked person")
 	form.Set("email", fmt.Sprintf("link-%016x@crash.example", w.rng.Uint64()))
-	if resp, _, err = b.send(ctx, http.MethodPost, w.g.devURL+"/authorize", form); err != nil || resp.StatusCode != http.StatusFound {
+	if resp, _, err = b.Do(ctx, http.MethodPost, w.g.devURL+"/authorize", form); err != nil || resp.StatusCode != http.StatusFound {
 		w.unexpected("POST dev /authorize (link)", resp, err)
 		return
 	}
 	next, _ := resp.Location()
-	if resp, _, err = b.send(ctx, http.MethodGet, next.String(), nil); err != nil {
+	if resp, _, err = b.Do(ctx, http.MethodGet, next.String(), nil); err != nil {
 		return
 	}
 	if resp.StatusCode != http.StatusSeeOther {
@@ -761,7 +712,7 @@ func (w *worker) link(ctx context.Context) {
 		return
 	}
 	cookie := b.cookie()
-	if status, got, err := w.g.me(ctx, b.c, ""); err == nil && status == http.StatusOK && got == uid {
+	if status, got, err := w.g.me(ctx, b.Client, ""); err == nil && status == http.StatusOK && got == uid {
 		w.l.do(func() {
 			w.l.links++
 			w.l.ended[old] = true
@@ -780,7 +731,7 @@ func (w *worker) disconnect(ctx context.Context) {
 		return
 	}
 	b := w.browsers[w.rng.IntN(len(w.browsers))]
-	resp, page, err := b.send(ctx, http.MethodGet, w.g.base+"/_auth/account", nil)
+	resp, page, err := b.Do(ctx, http.MethodGet, w.g.base+"/_auth/account", nil)
 	csrf, target := csrfField.FindStringSubmatch(page), disconnectForm.FindStringSubmatch(page)
 	if err != nil || resp.StatusCode != http.StatusOK || csrf == nil || target == nil {
 		return
@@ -798,7 +749,7 @@ func (w *worker) disconnect(ctx context.Context) {
 			}
 		}
 	})
-	resp, _, err = b.send(ctx, http.MethodPost, w.g.base+"/_auth/account/disconnect", url.Values{"csrf_token": {csrf[1]}, "account_id": {target[1]}})
+	resp, _, err = b.Do(ctx, http.MethodPost, w.g.base+"/_auth/account/disconnect", url.Values{"csrf_token": {csrf[1]}, "account_id": {target[1]}})
 	if err != nil {
 		return
 	}
@@ -818,7 +769,7 @@ func (w *worker) readToken(ctx context.Context) {
 		return
 	}
 	b := w.browsers[w.rng.IntN(len(w.browsers))]
-	resp, _, err := b.send(ctx, http.MethodGet, w.g.base+"/token/x", nil)
+	resp, _, err := b.Do(ctx, http.MethodGet, w.g.base+"/token/x", nil)
 	if err != nil {
 		return
 	}

@@ -43,6 +43,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 	"github.com/socialgate/socialgate/internal/freeport"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // profiles is the directory for pprof profiles of the gateway (-profile).
@@ -64,11 +65,8 @@ func main() {
 	if *keep != "" {
 		stores = *keep
 	}
-	bin := filepath.Join(tmp, "socialgate")
-	out, err := exec.Command("go", "build", "-o", bin, "./cmd/socialgate").CombinedOutput()
-	if err != nil {
-		log.Fatalf("building: %v\n%s", err, out)
-	}
+	bin, err := testkit.Build(tmp, "./cmd/socialgate")
+	check(err)
 	fmt.Printf("## socialgate on a big store\n\n- machine: %s, %d cores (shared)\n\n", cpuModel(), numCPU())
 	type result struct {
 		n, size int

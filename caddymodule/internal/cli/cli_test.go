@@ -18,7 +18,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
-	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -208,7 +208,7 @@ func TestCommands_Golden(t *testing.T) {
 // directory holds an empty Badger store: an explicit --admin asks the
 // gateway, never the local store, and every run names the store it read.
 func TestStorageCheck_AnExplicitAdminWinsOverALocalStore(t *testing.T) {
-	dsn := storetest.OwnPostgres(t)
+	dsn := testkit.OwnPostgres(t)
 	ctx := context.Background()
 	pg, err := ops.Open(ctx, ops.Location{DSN: dsn, Secrets: [][]byte{[]byte("the-secret-of-the-cli-test-0123456789")}})
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
-	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 const migrateTestSecret = "migrate-test-secret-0123456789abcdef"
@@ -188,7 +188,7 @@ func runMigrate(t *testing.T, opts migrateOptions, wantCode int) string {
 }
 
 func TestStorageMigrate_BadgerToPostgresAndBack(t *testing.T) {
-	dsn := storetest.OwnPostgres(t)
+	dsn := testkit.OwnPostgres(t)
 	ctx := context.Background()
 
 	src := t.TempDir()

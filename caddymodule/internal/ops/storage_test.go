@@ -13,7 +13,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/keyring"
 	"github.com/socialgate/socialgate/caddymodule/internal/ops"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
-	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // seedDir makes a Badger store in a new directory with one user, two
@@ -224,7 +224,7 @@ func TestRotateIdentityKey(t *testing.T) {
 // wrong secret is ErrWrongSecret, identity keys derive from the secret, and
 // a secret rotation waits for a gateway to run with the new secret first.
 func TestPostgres_OpenAndRotateSecret(t *testing.T) {
-	dsn := storetest.OwnPostgres(t)
+	dsn := testkit.OwnPostgres(t)
 	ctx := context.Background()
 	old, fresh := []byte("the-old-secret-of-the-ops-test-0123456"), []byte("the-new-secret-of-the-ops-test-6543210")
 	o, err := ops.Open(ctx, ops.Location{DSN: dsn, Secrets: [][]byte{old}})

@@ -3,10 +3,8 @@ package session
 import (
 	"bytes"
 	"context"
-	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/store/cache"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // touchCounter counts what reaches the store's TouchSessions.
@@ -94,16 +93,9 @@ func stores(t *testing.T, fn func(t *testing.T, st store.Store, clk *storetest.C
 		fn(t, st, clk)
 	})
 	t.Run("postgres", func(t *testing.T) {
-		server, err := storetest.StartPostgres()
-		if errors.Is(err, storetest.ErrNoPostgres) && os.Getenv("CI") != "true" {
-			t.Skip(err)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { server.Stop() })
+		dsn := testkit.OwnPostgres(t)
 		clk := storetest.NewClock()
-		st, err := postgres.Open(context.Background(), postgres.Options{DSN: server.FreshDSN(t),
+		st, err := postgres.Open(context.Background(), postgres.Options{DSN: dsn,
 			EncryptionKey: bytes.Repeat([]byte("e"), 32), Now: clk.Now})
 		if err != nil {
 			t.Fatal(err)

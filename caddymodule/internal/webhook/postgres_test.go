@@ -6,46 +6,30 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
-	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
 	"github.com/socialgate/socialgate/caddymodule/internal/webhook"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // pg is the PostgreSQL server of this test binary, started by the first
 // test that needs it.
-var pg struct {
-	once   sync.Once
-	server *storetest.PostgresServer
-	err    error
-}
+var pg testkit.SharedPostgres
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if pg.server != nil {
-		if err := pg.server.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stopping postgres:", err)
-		}
+	if err := pg.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping postgres:", err)
 	}
 	os.Exit(code)
 }
 
 // postgresDSN returns a DSN of a schema of its own for t; without a server
 // the test is skipped (it fails in CI, which installs PostgreSQL).
-func postgresDSN(t *testing.T) string {
-	pg.once.Do(func() { pg.server, pg.err = storetest.StartPostgres() })
-	if pg.err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL tests cannot run in CI: %v", pg.err)
-		}
-		t.Skipf("skipping PostgreSQL tests: %v", pg.err)
-	}
-	return pg.server.FreshDSN(t)
-}
+func postgresDSN(t *testing.T) string { return pg.DSN(t) }
 
 // twoGateways opens one fresh database twice, as two gateways do.
 func twoGateways(t *testing.T) []*postgres.Store {

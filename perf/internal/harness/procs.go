@@ -1,14 +1,13 @@
-// Package harness is what the perf tools (loadrun, soak) share: building
-// the gateway binary, running it and other processes on loopback and
-// stopping exactly them, a browser that signs in through a provider, a
+// Package harness is what the perf tools (loadrun, soak) share: running
+// the gateway and other processes on loopback and stopping exactly them, a
 // private PostgreSQL server, and reading the machine's load and a
-// process's metrics.
+// process's metrics. Building the gateway and the browser that signs in
+// through a provider are internal/testkit's, shared with the tests.
 package harness
 
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,35 +21,6 @@ import (
 
 	"github.com/socialgate/socialgate/internal/freeport"
 )
-
-// Build compiles the Go package pkg of this module (./cmd/socialgate, say)
-// into dir and returns the binary's path.
-func Build(dir, pkg string) (string, error) {
-	root, err := ModuleRoot()
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", bin, pkg)
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
-	}
-	return bin, nil
-}
-
-// ModuleRoot is the directory of the go.mod around the working directory.
-func ModuleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("run the perf tools inside the socialgate module: go run ./perf/…")
-	}
-	return filepath.Dir(mod), nil
-}
 
 // Proc is a child process a perf tool started; Stop ends exactly it.
 type Proc struct {

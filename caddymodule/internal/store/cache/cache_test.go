@@ -3,7 +3,6 @@ package cache_test
 import (
 	"context"
 	"errors"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/socialgate/socialgate/caddymodule/internal/store/cache"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/postgres"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 type silent struct{}
@@ -38,14 +38,7 @@ func TestConformance(t *testing.T) {
 		})
 	})
 	t.Run("postgres", func(t *testing.T) {
-		server, err := storetest.StartPostgres()
-		if errors.Is(err, storetest.ErrNoPostgres) && os.Getenv("CI") != "true" {
-			t.Skip(err)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { server.Stop() })
+		server := testkit.OwnPostgresServer(t)
 		storetest.Run(t, func(t *testing.T) store.Store {
 			pg, err := postgres.Open(context.Background(), postgres.Options{DSN: server.FreshDSN(t),
 				EncryptionKey: make([]byte, 32), Now: storetest.Now(t)})

@@ -13,17 +13,13 @@ import (
 
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/storetest"
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
-// server is the PostgreSQL server of this test binary; serverErr says why
-// there is none.
-var (
-	server    *storetest.PostgresServer
-	serverErr error
-)
+// server is the PostgreSQL server of this test binary.
+var server testkit.SharedPostgres
 
 func TestMain(m *testing.M) {
-	server, serverErr = storetest.StartPostgres()
 	code := m.Run()
 	if err := server.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stopping postgres:", err)
@@ -36,13 +32,7 @@ func TestMain(m *testing.M) {
 // PostgreSQL, and a suite skipped there would pass unseen.
 func freshDSN(t testing.TB) string {
 	t.Helper()
-	if serverErr != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL tests cannot run in CI: %v", serverErr)
-		}
-		t.Skipf("skipping PostgreSQL tests: %v", serverErr)
-	}
-	return server.FreshDSN(t)
+	return server.DSN(t)
 }
 
 var testKey = bytes.Repeat([]byte{7}, 32)

@@ -1,8 +1,8 @@
 // Package storetest is the conformance suite of store.Store: black-box tests
 // of the behaviour that the interface's doc comments promise, which every
-// implementation (Badger, PostgreSQL) must pass. It also starts the private
-// PostgreSQL server that tests of the PostgreSQL store run against
-// (StartPostgres).
+// implementation (Badger, PostgreSQL) must pass. The PostgreSQL server that
+// tests of the PostgreSQL store run against is internal/testkit's
+// (StartPostgres, SharedPostgres, OwnPostgres).
 package storetest
 
 import (

@@ -1,4 +1,4 @@
-package storetest
+package testkit
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,18 +125,55 @@ func withSearchPath(dsn, schema string) (string, error) {
 	return dsn + " search_path=" + schema, nil
 }
 
-// OwnPostgres starts a PostgreSQL server for t alone, stopped when t ends,
-// and returns the DSN of a fresh schema on it. Without PostgreSQL, t is
-// skipped, except in CI, where it fails.
-func OwnPostgres(t *testing.T) string {
+// NeedPostgres stops t unless err, the result of StartPostgres, is nil:
+// without PostgreSQL (err wraps ErrNoPostgres) t is skipped with err as the
+// reason, except in CI, where it fails: CI installs PostgreSQL, and a test
+// skipped there would pass unseen. Any other error fails t.
+func NeedPostgres(t testing.TB, err error) {
 	t.Helper()
-	server, err := StartPostgres()
 	if errors.Is(err, ErrNoPostgres) && os.Getenv("CI") != "true" {
 		t.Skip(err)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { server.Stop() }) // after FreshDSN's cleanup drops the schema
-	return server.FreshDSN(t)
 }
+
+// OwnPostgresServer starts a PostgreSQL server for t alone (StartPostgres,
+// then NeedPostgres), stopped when t ends.
+func OwnPostgresServer(t testing.TB) *PostgresServer {
+	t.Helper()
+	server, err := StartPostgres()
+	NeedPostgres(t, err)
+	t.Cleanup(func() { server.Stop() }) // after FreshDSN's cleanups drop their schemas
+	return server
+}
+
+// OwnPostgres starts a PostgreSQL server for t alone, stopped when t ends,
+// and returns the DSN of a fresh schema on it. Without PostgreSQL, t is
+// skipped, except in CI, where it fails.
+func OwnPostgres(t testing.TB) string {
+	t.Helper()
+	return OwnPostgresServer(t).FreshDSN(t)
+}
+
+// SharedPostgres is one PostgreSQL server for all the tests of a test
+// binary that use it, started by the first. Declare it as a package
+// variable and call Stop from TestMain after m.Run.
+type SharedPostgres struct {
+	once   sync.Once
+	server *PostgresServer
+	err    error
+}
+
+// DSN starts the server on its first call and returns the DSN of a fresh
+// schema on it for t; without PostgreSQL, t is skipped (NeedPostgres).
+func (p *SharedPostgres) DSN(t testing.TB) string {
+	t.Helper()
+	p.once.Do(func() { p.server, p.err = StartPostgres() })
+	NeedPostgres(t, p.err)
+	return p.server.FreshDSN(t)
+}
+
+// Stop stops the server if a test started it.
+func (p *SharedPostgres) Stop() error { return p.server.Stop() }
