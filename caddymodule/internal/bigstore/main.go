@@ -11,8 +11,11 @@
 // Both gateways run at once and are measured alternately (-runs, -duration);
 // the table shows medians and each gateway's peak resident memory.
 //
-// It lives under caddymodule/internal because it builds stores with the
-// store package directly.
+// It lives under caddymodule/internal, not under perf/ with the other
+// measurements, because it builds stores with the store and session
+// packages directly, and Go lets only packages under caddymodule import
+// caddymodule/internal; the binary has no command that builds a store of
+// a million users with sessions to take its place.
 package main
 
 import (
