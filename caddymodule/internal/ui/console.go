@@ -1,6 +1,11 @@
 package ui
 
-import "github.com/socialgate/socialgate/caddymodule/internal/i18n"
+import (
+	"strings"
+	"unicode"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/i18n"
+)
 
 // ConsoleView is what a page of the operator console shows: one of Users,
 // User and Gateway.
@@ -45,6 +50,27 @@ type ConsoleUser struct {
 	MetadataError                   i18n.Message
 	// Audit are the latest audit entries about the user, newest first.
 	Audit []ConsoleAudit
+}
+
+// Initials stand for the user's picture on the console, which loads none:
+// a picture URL is the user's provider's to choose, and fetching it would
+// tell that server which operator looked at whom, and when. The first
+// letters of the first two words of the name, else of the id's end.
+func (u ConsoleUser) Initials() string {
+	var out []rune
+	for _, w := range strings.Fields(u.Name) {
+		if r := []rune(w); len(out) < 2 {
+			out = append(out, unicode.ToUpper(r[0]))
+		}
+	}
+	if len(out) == 0 {
+		_, id, _ := strings.Cut(u.ID, "_")
+		if id == "" {
+			return "?"
+		}
+		return strings.ToUpper(id[:1])
+	}
+	return string(out)
 }
 
 // ConsoleAudit is one audit entry on a user's page: Action is its code

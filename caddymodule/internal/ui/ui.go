@@ -12,6 +12,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -161,10 +162,26 @@ func (r *Renderer) Render(w http.ResponseWriter, req *http.Request, status int, 
 	}
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src "+r.imgSrc(name)+"; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
+}
+
+// imgSrc is the CSP img-src of page name. The person's own pages (the
+// account page shows their own provider's picture) load https images; the
+// operator console loads none but its own and the logo: a user's picture
+// URL is their provider's to choose, and would tell that server which
+// operator looked at whom (a custom console template included).
+func (r *Renderer) imgSrc(name string) string {
+	if !strings.HasPrefix(name, "console") {
+		return "https: data:"
+	}
+	src := "'self' data:"
+	if u, err := url.Parse(r.opts.LogoURL); err == nil && u.Scheme == "https" && u.Host != "" {
+		src += " https://" + u.Host
+	}
+	return src
 }
 
 // buffers hold pages as they render: a page is some 10–20 KB, which a
