@@ -24,7 +24,7 @@ func User(u *store.User, accounts []*store.ExternalAccount) map[string]any {
 	primaryID := any(nil)
 	for _, e := range u.Emails {
 		emails = append(emails, EmailAddress(u, &e, accounts))
-		if e.Verified && primaryID == nil {
+		if stands(&e) && primaryID == nil {
 			primaryID = EmailAddressID(u.ID, e.Email)
 		}
 	}
@@ -83,6 +83,12 @@ func FrontendUser(u *store.User, accounts []*store.ExternalAccount) map[string]a
 	return obj
 }
 
+// stands reports whether e stands for its user: verified, and a plain
+// address (store.ValidEmail). One stored before that rule held that is not
+// (" victim@example.org") is listed unverified, as User.PrimaryEmail skips
+// it.
+func stands(e *store.EmailAddress) bool { return e.Verified && store.ValidEmail(e.Email) }
+
 // EmailAddress is an email address object. Its verification strategy
 // names who verified it: from_oauth_<provider> for the first account that
 // vouches for it, admin for the backend API; linked_to lists the accounts
@@ -95,11 +101,11 @@ func EmailAddress(u *store.User, e *store.EmailAddress, accounts []*store.Extern
 			continue
 		}
 		linked = append(linked, map[string]any{"type": ProviderID(a.Provider), "id": a.ID})
-		if e.Verified && slices.Contains(e.VerifiedBy, a.ID) && verification["strategy"] == nil {
+		if stands(e) && slices.Contains(e.VerifiedBy, a.ID) && verification["strategy"] == nil {
 			verification["strategy"] = "from_" + ProviderID(a.Provider)
 		}
 	}
-	if e.Verified {
+	if stands(e) {
 		verification["status"] = "verified"
 		if verification["strategy"] == nil {
 			verification["strategy"] = "admin"
