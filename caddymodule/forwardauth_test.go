@@ -27,9 +27,9 @@ import (
 // ssoEnv is the running set-up.
 type ssoEnv struct {
 	*env
-	gwPort, nginxPort int
-	Auth              string // http://auth.sso.test:gwPort
-	App1, App2, App3  string
+	gwPort, nginxPort, traefikPort int
+	Auth                           string // http://auth.sso.test:gwPort
+	App1, App2, App3               string
 }
 
 // nginxBin is Debian's nginx, which .ci/run installs.
@@ -40,8 +40,17 @@ func newSSOEnv(t *testing.T) *ssoEnv {
 	if _, err := os.Stat(nginxBin); err != nil {
 		t.Skip("nginx is not installed (.ci/run installs it)")
 	}
+	s := startSSOGateway(t)
+	s.startNginx()
+	return s
+}
+
+// startSSOGateway starts the gateway and the app3 site, with no proxy in
+// front of app1 and app2 yet.
+func startSSOGateway(t *testing.T) *ssoEnv {
+	t.Helper()
 	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: testkit.FreePort(t), devPort: testkit.FreePort(t)}
-	s := &ssoEnv{env: e, gwPort: e.port, nginxPort: testkit.FreePort(t)}
+	s := &ssoEnv{env: e, gwPort: e.port, nginxPort: testkit.FreePort(t), traefikPort: testkit.FreePort(t)}
 	s.Auth = fmt.Sprintf("http://auth.sso.test:%d", s.gwPort)
 	s.App1 = fmt.Sprintf("http://app1.sso.test:%d", s.nginxPort)
 	s.App2 = fmt.Sprintf("http://app2.sso.test:%d", s.nginxPort)
@@ -52,7 +61,6 @@ func newSSOEnv(t *testing.T) *ssoEnv {
 		t.Fatalf("loading config: %v", err)
 	}
 	e.stopAtCleanup()
-	s.startNginx()
 	return s
 }
 
@@ -75,7 +83,7 @@ func (s *ssoEnv) caddyfile() string {
 		storage %[1]s/socialgate
 		dev_provider 127.0.0.1:%[3]d
 		cookie_domain sso.test
-		return_hosts http://*.sso.test:%[4]d http://*.sso.test:%[5]d
+		return_hosts http://*.sso.test:%[4]d http://*.sso.test:%[5]d http://*.sso.test:%[7]d
 		forward_auth http://auth.sso.test:%[5]d {
 			policy nobody {
 				allow_emails nobody@example.com
@@ -86,6 +94,10 @@ func (s *ssoEnv) caddyfile() string {
 http://auth.sso.test:%[5]d {
 	socialgate
 	respond "gateway home"
+}
+# The address Traefik asks, which it sends as the Host.
+http://127.0.0.1:%[5]d {
+	socialgate
 }
 http://app3.sso.test:%[5]d {
 	@hop header_regexp Connection (?i)x[-_.]auth
@@ -109,7 +121,7 @@ http://app5.sso.test:%[5]d {
 	}
 	reverse_proxy %[6]s
 }
-`, s.Storage, logFilter(s.t), s.devPort, s.nginxPort, s.gwPort, s.Upstream.Addr())
+`, s.Storage, logFilter(s.t), s.devPort, s.nginxPort, s.gwPort, s.Upstream.Addr(), s.traefikPort)
 }
 
 // nginxConf is docs/forward-auth.md's nginx configuration, on the test's
@@ -386,7 +398,8 @@ func TestForwardAuth_CaddyForwardAuth_RedirectsBrowsersAndCopiesIdentity(t *test
 }
 
 // traefikAsks is the verify request Traefik's ForwardAuth middleware sends
-// for a client's GET (no Traefik binary is obtainable here): GET to the
+// for a client's GET, written out to ask from a peer Traefik cannot be
+// (forwardauth_traefik_test.go runs the real Traefik): GET to the
 // configured address, the client's headers copied (its Cookie and Accept
 // among them), and X-Forwarded-Method, -Proto, -Host, -Uri and -For set
 // by Traefik, overwriting the client's (trustForwardHeader false).
