@@ -189,7 +189,7 @@ func TestBrowser_Console(t *testing.T) {
 		if err := chromeExpectText(ctx, "p.notice", "The user is banned: their sessions ended and they cannot sign in."); err != nil {
 			return err
 		}
-		return chromeExpectText(ctx, "section[aria-labelledby=audit] tbody code", "user.ban")
+		return chromeExpectText(ctx, "section[aria-labelledby=audit] tbody tr:first-child td:nth-child(2)", "Banned")
 	})
 	check("console-user")
 

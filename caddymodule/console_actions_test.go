@@ -160,16 +160,25 @@ func TestConsole_UserActionsTakeEffectAndAreAudited(t *testing.T) {
 			}
 			wantAudit(t, e, "session.revoke_all", actor, bobID, "")
 
-			// The user's page shows the audit entries about them, newest first.
+			// The user's page shows the audit entries about them, newest
+			// first, each action in words.
 			_, html = admin.get(e.Base + page)
 			audited, at := between(html, `<section aria-labelledby="audit">`, `</section>`), -1
-			for _, action := range []string{"session.revoke_all", "user.unban", "user.ban", "user.unlock", "user.lock",
-				"external_account.disconnect", "session.revoke", "user.update"} {
-				i := strings.Index(audited, "<code>"+action+"</code>")
+			for _, action := range []string{"All sessions revoked", "Ban lifted", "Banned", "Unlocked", "Locked",
+				"Account disconnected", "Session revoked", "User updated"} {
+				i := strings.Index(audited, "<bdi>"+action+"</bdi>")
 				if i <= at {
 					t.Errorf("the user page's audit entries lack %s after the newer ones:\n%s", action, audited)
 				}
 				at = i
+			}
+			// In the reader's language: the ban in German, not its code.
+			req, _ := http.NewRequest(http.MethodGet, e.Base+page, nil)
+			req.Header.Set("Accept-Language", "de-DE, en;q=0.5")
+			_, html = admin.do(req)
+			if audited := between(html, `<section aria-labelledby="audit">`, `</section>`); !strings.Contains(audited, "<bdi>Gesperrt</bdi>") ||
+				!strings.Contains(audited, "<bdi>Sperre aufgehoben</bdi>") || strings.Contains(audited, "user.ban") {
+				t.Errorf("the German user page's audit entries lack the ban in German:\n%s", audited)
 			}
 			if !strings.Contains(audited, actor) || !strings.Contains(audited, "Corp "+corpID) {
 				t.Errorf("the audit entries lack the operator %s or the disconnected account:\n%s", actor, audited)

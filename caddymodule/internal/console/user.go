@@ -80,7 +80,7 @@ func (c *Console) showUser(w http.ResponseWriter, r *http.Request, id string, op
 		if e.Provider != "" {
 			subject = strings.TrimSpace(c.Ops.ProviderName(e.Provider) + " " + e.ExternalAccountID)
 		}
-		view.Audit = append(view.Audit, ui.ConsoleAudit{When: when(e.Time), Action: e.Action, Actor: e.Actor, IP: e.ClientIP, Subject: subject})
+		view.Audit = append(view.Audit, ui.ConsoleAudit{When: when(e.Time), Action: i18n.Code("audit.", e.Action), Actor: e.Actor, IP: e.ClientIP, Subject: subject})
 	}
 	title := u.Name
 	if title == "" {

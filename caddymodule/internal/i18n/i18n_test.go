@@ -352,3 +352,21 @@ func TestVerbatim_IsSaidAsItIsInEveryLanguage(t *testing.T) {
 		t.Errorf("M of a catalogued ID came out verbatim: %q", got)
 	}
 }
+
+// A code from data is said through its message where a catalogue has one,
+// and as the code itself where none has (an audit entry of a newer
+// version), in every language.
+func TestCode_IsItsMessageOrTheCodeItself(t *testing.T) {
+	c, err := Load(Options{Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range c.Locales() {
+		if got, want := l.Text(Code("common.", "sign_in")), l.T("common.sign_in"); got != want {
+			t.Errorf("%s: Code(common., sign_in) = %q, want %q", l.Lang(), got, want)
+		}
+		if got := l.Text(Code("audit.", "user.frobnicate")); got != "user.frobnicate" {
+			t.Errorf("%s: Code of an unknown action = %q, want the code", l.Lang(), got)
+		}
+	}
+}

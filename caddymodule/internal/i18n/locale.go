@@ -39,7 +39,7 @@ const (
 
 // Text formats m in the locale's language. The zero Message says nothing
 // (""); an ID that the catalogue lacks comes out as the ID itself (tests
-// check that none is missing). In a
+// check that none is missing), or as its code (Code). In a
 // right-to-left language, text arguments are isolated (FSI … PDI).
 func (l *Locale) Text(m Message) string {
 	if m.verbatim {
@@ -49,6 +49,9 @@ func (l *Locale) Text(m Message) string {
 		return s
 	}
 	params, ok := l.cat.params[m.ID]
+	if !ok && m.code != "" {
+		return m.code
+	}
 	if !ok {
 		return m.ID
 	}

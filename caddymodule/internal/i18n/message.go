@@ -27,11 +27,19 @@ type Message struct {
 	Args []any
 
 	verbatim bool
+	// code, when set, is said instead of an ID that no catalogue has.
+	code string
 }
 
 // Verbatim is text that no catalogue translates, said as it is in every
 // language: data shown as a title, like a user's name on the console.
 func Verbatim(text string) Message { return Message{ID: text, verbatim: true} }
+
+// Code is the message prefix+code for a code that comes from data, like
+// an audit entry's action: Code("audit.", "user.ban") says audit.user.ban.
+// Where no catalogue has that message (an entry written by a newer
+// version), the code itself is said, as it is.
+func Code(prefix, code string) Message { return Message{ID: prefix + code, code: code} }
 
 // M returns the message id with args, given as name, value pairs. Each name
 // is a placeholder of the English message ({provider}); the value of the

@@ -73,12 +73,14 @@ func (u ConsoleUser) Initials() string {
 	return string(out)
 }
 
-// ConsoleAudit is one audit entry on a user's page: Action is its code
-// (user.ban, oauth_token.read…), Actor who did it (console:<user id>,
+// ConsoleAudit is one audit entry on a user's page: Action is what was
+// done, in words (i18n.Code of its code: user.ban, oauth_token.read…),
+// Actor who did it (console:<user id>,
 // api_key:<fingerprint>), Subject what it was done to beyond the user (a
 // provider and account).
 type ConsoleAudit struct {
-	When, Action, Actor, IP, Subject string
+	When, Actor, IP, Subject string
+	Action                   i18n.Message
 }
 
 // ConsoleAccount is one linked account: TokenState says whether its
