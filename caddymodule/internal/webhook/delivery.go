@@ -109,8 +109,18 @@ func (d *Dispatcher) deliver(ctx context.Context, ep *Endpoint) (more bool, err 
 			st.Pending, st.Attempts = ev.ID, 0
 		}
 		failure := d.attempt(ctx, ep, ev)
-		if ctx.Err() != nil {
-			return false, nil // stopping: the attempt does not count
+		if failure != nil && ctx.Err() != nil {
+			return false, nil // stopping: the cut attempt does not count
+		}
+		stopped := ctx.Err() != nil
+		if stopped {
+			// Answered 2xx, then stopped (a reload changed the endpoint in
+			// that instant): the delivery counts, or the next worker would
+			// send the event again. Its state is saved past the stop, and
+			// the turn ends there.
+			save, cancel := context.WithTimeout(context.WithoutCancel(ctx), saveAfterStop)
+			defer cancel()
+			ctx = save
 		}
 		now := d.Now()
 		if failure == nil {
@@ -125,7 +135,7 @@ func (d *Dispatcher) deliver(ctx context.Context, ep *Endpoint) (more bool, err 
 			metrics.WebhookDeliveries.WithLabelValues(ep.Name, "given_up").Inc()
 		}
 		skipped = false
-		if err := d.saveState(ctx, ep.Name, &st); err != nil {
+		if err := d.saveState(ctx, ep.Name, &st); err != nil || stopped {
 			return false, err
 		}
 	}

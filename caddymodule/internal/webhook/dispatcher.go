@@ -17,6 +17,9 @@ const (
 	DefaultPoll = time.Second
 	// batch is how many events one turn at an endpoint reads.
 	batch = 100
+	// saveAfterStop bounds the saving of a delivery answered just as its
+	// worker was stopped.
+	saveAfterStop = 5 * time.Second
 	// pruneInterval is how often the outbox is pruned.
 	pruneInterval = time.Minute
 	// forgetAfter is how long an endpoint no gateway configures any more

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
 	"github.com/socialgate/socialgate/caddymodule/internal/api"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/webhook"
@@ -127,5 +130,42 @@ func TestConfigure_AChangedURLTakesTheNextDelivery(t *testing.T) {
 	}
 	if n := old.arrived.Load(); n != 1 {
 		t.Errorf("the old URL got %d requests, want the 1 cut short", n)
+	}
+}
+
+// A delivery the endpoint has answered 2xx counts, even when a new
+// configuration changes the endpoint in the instant after the answer: the
+// endpoint's next delivery, under the new settings, is the next event, not
+// the same one again. (A reload cut the worker's context between the
+// answer and the bookkeeping, which then took the answered delivery for
+// a cut one, and the event went out twice.)
+func TestConfigure_ADeliveryAnsweredAsTheEndpointChangesIsNotSentAgain(t *testing.T) {
+	rc := newReceiver(t)
+	f := newFixture(t, nil)
+	f.signIn("yan") // user.created, external_account.created
+	var d *webhook.Dispatcher
+	var changed atomic.Bool
+	// The dispatcher logs each delivery once its answer is in; the first
+	// such line changes the endpoint's secrets, as a reload does.
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.DebugLevel)
+	logger := zap.New(core, zap.Hooks(func(e zapcore.Entry) error {
+		if e.Message == "webhook delivery" && changed.CompareAndSwap(false, true) {
+			d.Configure([]webhook.Endpoint{endpoint("app", rc.URL, secretA, secretB)})
+		}
+		return nil
+	}))
+	d = webhook.New(webhook.Options{Store: f.st, Payload: func(e *store.Event) any { return api.Event(e, "ins_test") },
+		Poll: 10 * time.Millisecond, Timeout: 5 * time.Second, Logger: logger})
+	d.Configure([]webhook.Endpoint{endpoint("app", rc.URL, secretA)})
+	d.Start()
+	t.Cleanup(d.Stop)
+	eventually(t, 5*time.Second, "both events delivered", func() bool { return len(rc.deliveries()) >= 2 })
+	time.Sleep(100 * time.Millisecond) // room for a repeat to arrive
+	ds := rc.deliveries()
+	if !changed.Load() {
+		t.Fatal("the configuration never changed mid-delivery: the test proves nothing")
+	}
+	if got := types(ds); !slices.Equal(got, []string{store.EventUserCreated, store.EventAccountCreated}) {
+		t.Errorf("the endpoint got %q, want each event once", got)
 	}
 }
