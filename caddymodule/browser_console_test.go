@@ -261,7 +261,10 @@ func TestBrowser_Console(t *testing.T) {
 		if err := chromeExpectText(ctx, "h1", "Not allowed here"); err != nil {
 			return err
 		}
-		return chromeExpectText(ctx, "div.error", "You do not have access to this page.")
+		if err := chromeExpectText(ctx, "div.error", "You do not have access to this page."); err != nil {
+			return err
+		}
+		return chromeExpectText(ctx, "p.sub", "You are signed in as alan@example.com.")
 	})
 	check("console-forbidden")
 

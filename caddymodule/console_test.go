@@ -3,7 +3,9 @@ package caddymodule_test
 import (
 	"encoding/json"
 	"fmt"
+	"html"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -82,6 +84,11 @@ func TestConsole_OnlyAdminsGetIn(t *testing.T) {
 		if resp.StatusCode != http.StatusForbidden || strings.Contains(page, "Ada") || strings.Contains(page, "Users") {
 			t.Errorf("GET %s as a non-admin: status %d\n%.400s", path, resp.StatusCode, page)
 		}
+		// They see who they are signed in as, and can sign out to sign in
+		// with another account.
+		if !strings.Contains(page, "signed in as mallory@example.com") || !strings.Contains(page, `<form method="post" action="/_auth/sign-out">`) {
+			t.Errorf("GET %s as a non-admin: the 403 page lacks the account or the sign-out form\n%s", path, page)
+		}
 	}
 	resp, page := mallory.post(e.Base+"/_auth/admin/users/"+userIDOf(t, e, ada)+"/ban", nil)
 	if resp.StatusCode != http.StatusForbidden {
@@ -116,6 +123,15 @@ func TestConsole_OnlyAdminsGetIn(t *testing.T) {
 	req.Header.Set("Accept-Language", "ar")
 	if _, page := mallory.do(req); !strings.Contains(page, `dir="rtl"`) || !strings.Contains(page, "ليس لديك صلاحية الوصول إلى هذه الصفحة.") {
 		t.Errorf("the 403 page in Arabic:\n%s", page)
+	}
+	// The 403 page's sign-out button signs them out.
+	_, page = mallory.get(e.Base + "/_auth/admin")
+	csrf := html.UnescapeString(between(page, `name="csrf_token" value="`, `"`))
+	if resp, _ := mallory.post(e.Base+"/_auth/sign-out", url.Values{"csrf_token": {csrf}}); resp.StatusCode >= 400 {
+		t.Fatalf("signing out from the 403 page: status %d", resp.StatusCode)
+	}
+	if resp, _ := mallory.get(e.Base + "/_auth/admin"); resp.StatusCode == http.StatusForbidden {
+		t.Error("still signed in after the 403 page's sign-out")
 	}
 }
 

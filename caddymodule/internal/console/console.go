@@ -155,7 +155,7 @@ func (c *Console) admit(w http.ResponseWriter, r *http.Request, sess *store.Sess
 		return operator{}, false
 	}
 	if !c.Admins.Admits(u.User, u.Accounts) {
-		c.fail(w, r, http.StatusForbidden, i18n.M("console.forbidden"))
+		c.forbidden(w, r, sess, g)
 		return operator{}, false
 	}
 	ctx := ops.WithActor(r.Context(), ops.Actor{ID: "console:" + sess.UserID, ClientIP: g.ClientIP(r)})
@@ -176,6 +176,19 @@ func (c *Console) view(r *http.Request, op operator, g Guard, title i18n.Message
 // fail answers with the error page.
 func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, message i18n.Message) {
 	c.UI.Render(w, r, status, "error", ui.Page{Title: ui.ErrorTitle(status), Error: message, SignInURL: c.Prefix + "/sign-in"})
+}
+
+// forbidden answers a signed-in user who is no operator: the 403 page says
+// who they are signed in as, with a sign-out button to sign in with another
+// account.
+func (c *Console) forbidden(w http.ResponseWriter, r *http.Request, sess *store.Session, g Guard) {
+	label := sess.Email
+	if label == "" {
+		label = sess.Name
+	}
+	c.UI.Render(w, r, http.StatusForbidden, "error", ui.Page{Title: ui.ErrorTitle(http.StatusForbidden),
+		Error: i18n.M("console.forbidden"), SignInURL: c.Prefix + "/sign-in", SignOutURL: c.Prefix + "/sign-out",
+		SignedIn: true, UserLabel: label, CSRFToken: g.CSRFToken(sess)})
 }
 
 func (c *Console) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
