@@ -99,20 +99,7 @@ http://auth.sso.test:%[5]d {
 http://127.0.0.1:%[5]d {
 	socialgate
 }
-http://app3.sso.test:%[5]d {
-	@hop header_regexp Connection (?i)x[-_.]auth
-	handle @hop {
-		error "Connection names a gateway header" 400
-	}
-	handle {
-		forward_auth 127.0.0.1:%[5]d {
-			uri /_auth/verify
-			header_up Host auth.sso.test:%[5]d
-			copy_headers X-Auth-User-Id X-Auth-User-Email X-Auth-User-Email-Verified X-Auth-User-Name X-Auth-User-Groups X-Auth-Session-Id X-Auth-Jwt
-		}
-		reverse_proxy %[6]s
-	}
-}
+%[8]s
 http://app5.sso.test:%[5]d {
 	forward_auth 127.0.0.1:%[5]d {
 		uri /_auth/verify/nobody
@@ -121,7 +108,17 @@ http://app5.sso.test:%[5]d {
 	}
 	reverse_proxy %[6]s
 }
-`, s.Storage, logFilter(s.t), s.devPort, s.nginxPort, s.gwPort, s.Upstream.Addr(), s.traefikPort)
+`, s.Storage, logFilter(s.t), s.devPort, s.nginxPort, s.gwPort, s.Upstream.Addr(), s.traefikPort, s.caddyRecipe())
+}
+
+// caddyRecipe is docs/forward-auth.md's Caddy forward_auth site, for app3
+// on the test's ports.
+func (s *ssoEnv) caddyRecipe() string {
+	return replaceAll(s.t, docCode(s.t, "docs/forward-auth.md", "## Caddy `forward_auth`", "caddyfile"),
+		"app3.example.com", fmt.Sprintf("http://app3.sso.test:%d", s.gwPort),
+		"auth-internal:8080", fmt.Sprintf("127.0.0.1:%d", s.gwPort),
+		"auth.example.com", fmt.Sprintf("auth.sso.test:%d", s.gwPort),
+		"localhost:3000", s.Upstream.Addr())
 }
 
 // nginxConf is docs/forward-auth.md's nginx configuration, on the test's

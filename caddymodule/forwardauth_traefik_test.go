@@ -43,7 +43,7 @@ func replaceAll(t *testing.T, s string, oldNew ...string) string {
 	t.Helper()
 	for i := 0; i < len(oldNew); i += 2 {
 		if !strings.Contains(s, oldNew[i]) {
-			t.Fatalf("docs/forward-auth.md's Traefik configuration no longer has %q:\n%s", oldNew[i], s)
+			t.Fatalf("docs/forward-auth.md's configuration no longer has %q:\n%s", oldNew[i], s)
 		}
 		s = strings.ReplaceAll(s, oldNew[i], oldNew[i+1])
 	}
