@@ -4,7 +4,8 @@
 // matches an email rule, or one of their linked accounts a group rule.
 //
 // An email rule is an address, ada@example.com, or a whole domain,
-// *@example.com; both match without regard to case. Only the addresses
+// *@example.com; both match without regard to case, and a domain in any
+// spelling of it (Unicode or xn--, as the store keeps it: store.ASCIIDomain). Only the addresses
 // verified on the user count, the same that the upstream may see: a
 // provider verified them (each provider's own rules decide what is
 // verified: see the provider presets) and no other user holds them (see
@@ -90,8 +91,12 @@ func (r *Rules) addGroup(rule string, providers []string) error {
 func (r *Rules) addEmail(rule string) error {
 	e := strings.ToLower(strings.TrimSpace(rule))
 	local, domain, ok := strings.Cut(e, "@")
+	// The domain in the one form the store keeps it in (store.ASCIIDomain):
+	// *@bücher.example matches ceo@xn--bcher-kva.example.
+	domain, valid := store.ASCIIDomain(domain)
+	e = local + "@" + domain
 	switch {
-	case !ok || local == "" || !validDomain(domain):
+	case !ok || local == "" || !valid || !validDomain(domain):
 		return fmt.Errorf("%q is neither an address (ada@example.com) nor a domain (*@example.com)", rule)
 	case local == "*":
 		r.domains[domain] = true

@@ -193,7 +193,7 @@ func (f *UserFilter) Match(u *User) bool {
 		return len(list) == 0 || slices.ContainsFunc(list, has)
 	}
 	hasEmail := func(v string) bool {
-		return slices.ContainsFunc(u.Emails, func(e EmailAddress) bool { return NormalizeEmail(e.Email) == NormalizeEmail(v) })
+		return slices.ContainsFunc(u.Emails, func(e EmailAddress) bool { return NormalizeEmail(e.Email) == LookupEmail(v) })
 	}
 	first, last := u.Names()
 	q, prefix := strings.ToLower(f.Query), strings.ToLower(f.Prefix)

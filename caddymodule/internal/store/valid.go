@@ -9,6 +9,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/net/idna"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -88,18 +89,44 @@ func ValidIdentityLookup(issuer, subject string) bool {
 // them, not a database, so that every store agrees whatever its collation.
 func NormalizeEmail(email string) string { return strings.ToLower(email) }
 
+// LookupEmail is the index form of an address a query names (the backend
+// API's email_address filter): the address as CleanEmail would record it,
+// so victim@bücher.org finds victim@xn--bcher-kva.org; one that is no
+// address is looked up as it is, and finds nothing that CleanEmail wrote.
+func LookupEmail(email string) string {
+	if clean, ok := CleanEmail(email); ok {
+		email = clean
+	}
+	return NormalizeEmail(email)
+}
+
 // maxEmailLen caps an address: RFC 5321's path limit with room to spare.
 const maxEmailLen = 320
 
 // CleanEmail is the one rule for an address that comes from outside (a
 // provider's assertion, the backend API, an import): it is trimmed of
-// surrounding whitespace, and what is left must be ValidEmail. ok is false
+// surrounding whitespace, its domain is put in its ASCII form (ASCIIDomain:
+// victim@bücher.org is victim@xn--bcher-kva.org, victim@example。org is
+// victim@example.org), and what is left must be ValidEmail. ok is false
 // for anything else, which the rules treat as no address at all: never
 // recorded, verified or held. Without the trim, " victim@example.org"
 // would be an address of its own in the index, held verified by a second
 // user, and HTTP drops the space, so the upstream would read the victim's.
+// Without the ASCII domain, every spelling of one internationalised domain
+// would be an address of its own, each with its own verified holder, while
+// every mail server and most upstreams take them for one mailbox. The
+// local part is kept as it is (the index lower-cases it: NormalizeEmail).
 func CleanEmail(email string) (clean string, ok bool) {
 	clean = strings.TrimSpace(email)
+	at := strings.LastIndexByte(clean, '@')
+	if at < 1 || !plainRunes(clean) {
+		return "", false
+	}
+	if domain, ok := ASCIIDomain(clean[at+1:]); !ok {
+		return "", false
+	} else if domain != strings.ToLower(clean[at+1:]) {
+		clean = clean[:at+1] + domain
+	}
 	if !ValidEmail(clean) {
 		return "", false
 	}
@@ -112,7 +139,9 @@ func CleanEmail(email string) (clean string, ok bool) {
 // compatibility look-alike of an ASCII address), no whitespace, control or
 // format character (NUL, NBSP, zero-width space, bidi marks), none of
 // ,<>()[]\";: (no display name, list, comment, quoted local part or domain
-// literal); and net/mail parses it back as itself. An address stored
+// literal); its domain is in its ASCII form (ASCIIDomain, but for the
+// case: Example.org is example.org); and net/mail parses it back as
+// itself. An address stored
 // before the rule that fails it (" victim@example.org") never stands for
 // its user (User.PrimaryEmail, Session.VerifiedEmail), and leaves the user
 // at its account's next sign-in or update.
@@ -121,6 +150,21 @@ func ValidEmail(email string) bool {
 	if at < 1 || at != strings.LastIndexByte(email, '@') || at == len(email)-1 || len(email) > maxEmailLen {
 		return false
 	}
+	if !plainRunes(email) {
+		return false
+	}
+	if d, ok := ASCIIDomain(email[at+1:]); !ok || d != strings.ToLower(email[at+1:]) {
+		return false
+	}
+	a, err := mail.ParseAddress(email)
+	return err == nil && a.Name == "" && a.Address == email
+}
+
+// plainRunes is ValidEmail's rule on characters: valid UTF-8 in NFKC, no
+// whitespace, control or format character, none of ,<>()[]\";:. CleanEmail
+// applies it before ASCIIDomain too, whose mapping would otherwise turn a
+// zero-width space or a compatibility look-alike into an address.
+func plainRunes(email string) bool {
 	if !utf8.ValidString(email) || !norm.NFKC.IsNormalString(email) {
 		return false
 	}
@@ -129,6 +173,19 @@ func ValidEmail(email string) bool {
 			return false
 		}
 	}
-	a, err := mail.ParseAddress(email)
-	return err == nil && a.Name == "" && a.Address == email
+	return true
+}
+
+// ASCIIDomain is the one form of a domain that every spelling of it has:
+// IDNA's (UTS #46) lookup mapping and ToASCII, non-transitional, with
+// STD3 rules, so full-width and ideographic dots (U+3002) are dots, case
+// is folded, a Unicode label is its xn-- form and an xn-- label must decode.
+// ok is false for what is no domain name under those rules (a domain
+// literal, an underscore, a bad xn-- label, an empty label).
+func ASCIIDomain(domain string) (string, bool) {
+	a, err := idna.Lookup.ToASCII(domain)
+	if err != nil || a == "" || strings.HasSuffix(a, ".") || strings.HasPrefix(a, ".") || strings.Contains(a, "..") {
+		return "", false
+	}
+	return a, true
 }

@@ -15,7 +15,13 @@ func TestCleanEmail_TrimsThenKeepsOnlyAPlainAddrSpec(t *testing.T) {
 		{"\u3000victim@example.org", "victim@example.org"},
 		{"a+tag@example.org", "a+tag@example.org"},
 		{"o/z@example.com", "o/z@example.com"},
-		{"jürgen@exämple.de", "jürgen@exämple.de"}, // RFC 6532, NFC
+		{"jürgen@example.de", "jürgen@example.de"}, // RFC 6532, NFC
+		// The domain in its one ASCII form (UTS #46): Unicode, xn--, U+3002.
+		{"jürgen@exämple.de", "jürgen@xn--exmple-cua.de"},
+		{"jürgen@EXÄMPLE.de", "jürgen@xn--exmple-cua.de"},
+		{"jürgen@xn--exmple-cua.de", "jürgen@xn--exmple-cua.de"},
+		{"victim@example\u3002org", "victim@example.org"},
+		{"victim@bücher.org", "victim@xn--bcher-kva.org"},
 	} {
 		if got, ok := CleanEmail(tc.in); !ok || got != tc.want {
 			t.Errorf("CleanEmail(%q) = %q, %v; want %q", tc.in, got, ok, tc.want)
@@ -30,10 +36,26 @@ func TestCleanEmail_TrimsThenKeepsOnlyAPlainAddrSpec(t *testing.T) {
 		"victim@example.org,eve@example.org", "victim@example.org;", "victim(c)@example.org", "victim@[127.0.0.1]",
 		"\uff56ictim@example.org", "victim@example.or\u1d4d", "victim@e\u212axample.org", // full-width v, modifier g, Kelvin K
 		".victim@example.org", "vic..tim@example.org", "victim@example.org.",
+		"victim@example\u3002org\u3002", "victim@xn--zz.org", "victim@ex_ample.org", "victim@-example.org",
+		"victim@example\uff0eorg", "victim@example\uff61org", // full-width and half-width dots are not NFKC
 		"a@" + string(make([]byte, 330)),
 	} {
 		if got, ok := CleanEmail(in); ok || got != "" {
 			t.Errorf("CleanEmail(%q) = %q, %v; want no address", in, got, ok)
+		}
+	}
+}
+
+// ValidEmail: an address's domain is in its ASCII form, but for the case; a
+// Unicode domain (stored before CleanEmail put it in that form) is not.
+func TestValidEmail_TheDomainIsASCII(t *testing.T) {
+	for in, want := range map[string]bool{
+		"victim@example.org": true, "Victim@Example.ORG": true, "victim@xn--bcher-kva.org": true,
+		"vicıtim@example.org": true, // the local part is as it is: a dotless ı is another address
+		"victim@bücher.org":   false, "victim@example。org": false, "victim@xn--zz.org": false,
+	} {
+		if got := ValidEmail(in); got != want {
+			t.Errorf("ValidEmail(%q) = %v, want %v", in, got, want)
 		}
 	}
 }

@@ -151,7 +151,7 @@ func usersByCreation(txn *badger.Txn, offset, limit int) ([]string, int, error) 
 // usersByEmail returns the ids of a page of the users holding email, newest
 // first, and how many hold it.
 func usersByEmail(txn *badger.Txn, email string, offset, limit int) ([]string, int, error) {
-	prefix := string(userEmailKey(email, ""))
+	prefix := string(userEmailKey(store.LookupEmail(email), ""))
 	type match struct{ order, id string }
 	var all []match
 	opts := badger.DefaultIteratorOptions

@@ -47,7 +47,7 @@ func (s *Store) Users(ctx context.Context, q store.UserQuery) ([]*store.User, in
 		count = `SELECT count(*) FROM user_emails WHERE email_lower = $1`
 		page = `SELECT u.record FROM user_emails e JOIN users u ON u.id = e.user_id
 			WHERE e.email_lower = $3 ORDER BY u.created_ns DESC, u.id LIMIT $1 OFFSET $2`
-		args = append(args, store.NormalizeEmail(q.Email))
+		args = append(args, store.LookupEmail(q.Email))
 	}
 	var users []*store.User
 	var total int

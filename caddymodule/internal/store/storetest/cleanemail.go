@@ -16,7 +16,9 @@ import (
 // spacedAddrs are heldAddr with whitespace around it: each is heldAddr, so
 // it never stands for a second user beside its holder (HTTP drops the
 // space, so the upstream would read heldAddr).
-var spacedAddrs = []string{" " + heldAddr, heldAddr + " ", "\t" + heldAddr + "\r\n", heldAddr + "\u00a0", "\u3000" + heldAddr}
+// The ideographic full stop (U+3002) is a dot in a domain (store.ASCIIDomain).
+var spacedAddrs = []string{" " + heldAddr, heldAddr + " ", "\t" + heldAddr + "\r\n", heldAddr + "\u00a0", "\u3000" + heldAddr,
+	"victim@example\u3002com", "victim@EXAMPLE\u3002com"}
 
 // notAddrs are not plain addresses; most would read as heldAddr to someone.
 var notAddrs = []string{heldAddr + "\u200b", "Victim <" + heldAddr + ">", "victim @example.com", "\uff56ictim@example.com",

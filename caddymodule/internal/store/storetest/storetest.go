@@ -300,6 +300,7 @@ var tests = []struct {
 	{"Emails_AnAddressIsTrimmedAndPlain", emailsAnAddressIsTrimmedAndPlain},
 	{"Emails_ASpacedAddressIsTheAddress", emailsASpacedAddressIsTheAddress},
 	{"Emails_ImportCleansAddresses", emailsImportCleansAddresses},
+	{"Emails_EverySpellingOfADomainIsOneAddress", emailsEverySpellingOfADomainIsOneAddress},
 	{"ExternalAccount_ReturnsTheAccount", externalAccountReturnsTheAccount},
 	{"ExternalAccountByIdentity_FindsTheLinkedAccount", externalAccountByIdentityFindsTheLinkedAccount},
 	{"UpdateExternalAccount_WritesWhatFnLeavesButNotTheIdentity", updateWritesWhatFnLeavesButNotTheIdentity},
