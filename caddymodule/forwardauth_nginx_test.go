@@ -2,6 +2,7 @@ package caddymodule_test
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -106,5 +107,20 @@ func TestForwardAuth_NginxAuthRequest_RefusesWithoutASessionAndSpoofing(t *testi
 	}
 	if resp, _ = b.get(s.Auth + "/_auth/verify"); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("verify without the original request: %d, want 400", resp.StatusCode)
+	}
+}
+
+// Every line of the nginx configuration the tests run is in the one
+// docs/forward-auth.md gives, apart from the test's ports and paths.
+func TestForwardAuth_NginxConfIsTheDocs(t *testing.T) {
+	doc := docCode(t, "docs/forward-auth.md", "## nginx (`auth_request`)", "nginx")
+	for _, line := range strings.Split((&ssoEnv{env: &env{Upstream: &upstream{srv: &httptest.Server{URL: "http://127.0.0.1:1"}}}}).nginxConf("/dir"), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "map ") || strings.HasPrefix(line, "\"~") || strings.HasPrefix(line, "if (") ||
+			strings.HasPrefix(line, "proxy_set_header") && !strings.Contains(line, "%") && !strings.Contains(line, "auth.sso.test") {
+			if !strings.Contains(doc, line) {
+				t.Errorf("the docs' nginx configuration lacks %q", line)
+			}
+		}
 	}
 }

@@ -176,3 +176,39 @@ func TestForwardAuth_CaddyConnectionNamingIdentityHeadersIsRefused(t *testing.T)
 		t.Errorf("the app got a partial identity: %v", got)
 	}
 }
+
+// The apps behind the nginx and Caddy recipes get their own cookies and
+// none of the gateway's, under any of its names (Traefik cannot edit
+// cookies: docs/forward-auth.md says so).
+func TestForwardAuth_GatewayCookiesNeverReachTheApp(t *testing.T) {
+	s := newSSOEnv(t)
+	b := ssoBrowser(t)
+	s.signInAt(b, s.App1+"/")
+	session := appSessionCookie(t, b, s.App1)
+	for _, app := range []string{s.App1, s.App3} {
+		for _, cookie := range []string{
+			"app_pref=1; " + session + "; theme=dark",
+			session + "; app_pref=1; socialgate_flow=f; theme=dark",
+			"__Host-socialgate_flow=f; app_pref=1; " + session + "; theme=dark; my_socialgate_session=mine",
+		} {
+			req, _ := http.NewRequest(http.MethodGet, app+"/", nil)
+			req.Header.Set("Cookie", cookie)
+			resp, err := ssoBrowser(t).c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			got := strings.Join(s.Upstream.Last(t).Values("Cookie"), "; ")
+			if resp.StatusCode != http.StatusOK || !strings.Contains(got, "app_pref=1") || !strings.Contains(got, "theme=dark") {
+				t.Errorf("%s with %q: %d, the app got Cookie %q; want its own cookies", app, cookie, resp.StatusCode, got)
+			}
+			if strings.Contains(cookie, "my_") && !strings.Contains(got, "my_socialgate_session=mine") {
+				t.Errorf("%s: the app lost its own my_socialgate_session: %q", app, got)
+			}
+			rest := strings.ReplaceAll(got, "my_socialgate_session=mine", "")
+			if strings.Contains(rest, "socialgate_") {
+				t.Errorf("%s: the app got the gateway's cookies: %q", app, got)
+			}
+		}
+	}
+}
