@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/socialgate/socialgate/internal/testkit"
 )
 
 // These tests put the gateway behind a real Traefik (v3.7.13, which
@@ -62,6 +64,7 @@ func (s *traefikEnv) traefikConf(dir string) (static, dynamic string) {
 		filepath.Join(dir, "traefik.log"))
 	dynamic = replaceAll(t, docCode(t, "docs/forward-auth.md", "Dynamic configuration", "yaml"),
 		"http://socialgate:8080/", fmt.Sprintf("http://127.0.0.1:%d/", s.gwPort),
+		`"http://socialgate:8080"`, fmt.Sprintf(`"http://127.0.0.1:%d"`, s.gwPort),
 		".example.com", ".sso.test",
 		"http://app1:3000", "http://"+s.Upstream.Addr(),
 		"http://app2:3000", "http://"+s.Upstream.Addr(),
@@ -264,6 +267,7 @@ func TestForwardAuth_TraefikDockerLabelsMatchTheFileProvider(t *testing.T) {
 		`"traefik.http.middlewares.socialgate.forwardauth.address=http://socialgate:8080/_auth/verify"`,
 		`"traefik.http.middlewares.socialgate.forwardauth.trustForwardHeader=false"`,
 		`"traefik.http.middlewares.socialgate.forwardauth.authResponseHeadersRegex=^X-Auth-"`,
+		"\"traefik.http.routers.auth.rule=Host(`auth.example.com`) && !PathPrefix(`/_auth/verify`)\"",
 	} {
 		if !strings.Contains(labels, want) {
 			t.Errorf("the Docker labels lack %s", want)
@@ -271,5 +275,29 @@ func TestForwardAuth_TraefikDockerLabelsMatchTheFileProvider(t *testing.T) {
 	}
 	if strings.Contains(labels, "authResponseHeaders=") {
 		t.Error("the Docker labels list authResponseHeaders, which lets a client send the X-Auth-* headers not listed")
+	}
+}
+
+// A client reaching the gateway's pages through Traefik, a trusted peer,
+// cannot ask the verify endpoint: the public router leaves it out, so
+// every policy name, existing or not, in any spelling of the path, gets
+// the same answer, while the sign-in page passes.
+func TestForwardAuth_Traefik_PublicRouterHidesTheVerifyEndpoint(t *testing.T) {
+	s := newTraefikEnv(t)
+	b := ssoBrowser(t)
+	auth := fmt.Sprintf("http://auth.sso.test:%d", s.traefikPort)
+	resp, page := b.get(auth + "/_auth/sign-in")
+	if _, _, err := testkit.SignInButton(page, "dev"); resp.StatusCode != http.StatusOK || err != nil {
+		t.Fatalf("the sign-in page through Traefik: %d, %v", resp.StatusCode, err)
+	}
+	for _, path := range []string{"/_auth/verify", "/_auth/verify/nobody", "/_auth/verify/default", "/_auth/verify/nope",
+		"/_auth/verify/nope/x", "/_auth//verify/nobody", "/_auth/./verify/nobody", "/_auth/%76erify/nobody", "/_auth/verify/%6eobody"} {
+		req, _ := http.NewRequest(http.MethodGet, auth+path, nil)
+		req.Header.Set("X-Original-URL", s.App1+"/")
+		req.Header.Set("Accept", "application/json")
+		resp, body := b.do(req)
+		if resp.StatusCode != http.StatusNotFound || strings.Contains(body, "policy") {
+			t.Errorf("%s through Traefik's public router: %d %q, want Traefik's 404", path, resp.StatusCode, body)
+		}
 	}
 }
