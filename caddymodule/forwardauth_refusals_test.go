@@ -211,4 +211,23 @@ func TestForwardAuth_GatewayCookiesNeverReachTheApp(t *testing.T) {
 			}
 		}
 	}
+	// nginx strips three; a request with more is refused, Caddy strips all.
+	many := session + "; socialgate_flow=1; __Host-socialgate_flow=2; __Secure-socialgate_flow=3; app_pref=1"
+	for app, want := range map[string]int{s.App1: http.StatusBadRequest, s.App3: http.StatusOK} {
+		n := len(s.Upstream.Requests())
+		req, _ := http.NewRequest(http.MethodGet, app+"/", nil)
+		req.Header.Set("Cookie", many)
+		resp, err := ssoBrowser(t).c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		got := ""
+		if len(s.Upstream.Requests()) > n {
+			got = s.Upstream.Last(t).Get("Cookie")
+		}
+		if resp.StatusCode != want || strings.Contains(got, "socialgate_") {
+			t.Errorf("%s with four of the gateway's cookies: %d, the app got %q; want %d and none", app, resp.StatusCode, got, want)
+		}
+	}
 }
