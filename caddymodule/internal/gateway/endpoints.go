@@ -133,7 +133,10 @@ func (g *Gateway) flowError(w http.ResponseWriter, r *http.Request, err error) {
 // dead. When the cookies present several live sessions (one tossed beside
 // the person's for the sign-out path), the page never says "signed out":
 // its form carries each one's token, and the POST ends each session whose
-// token it carries. A POST without a live session clears the cookie only
+// token it carries. Cookies naming more sessions than the sign-out reads
+// (session.maxSignOutCookies, not the access path's four) never get
+// "signed out" either: the page and the POST say some sessions could not
+// be read, and the POST ends what it can and expires the cookies. A POST without a live session clears the cookie only
 // with the CSRF token of a session it names (live or ended), else answers
 // 403 and sets nothing. The browser then goes to
 // return_to (sanitized; default the sign-in page, saying "You are signed
@@ -157,12 +160,15 @@ func (g *Gateway) signOut(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Has("return_to") {
 			page.SignOutURL += "?return_to=" + url.QueryEscape(returnTo)
 		}
-		live := []*store.Session{sess}
+		live, all := []*store.Session{sess}, true
 		if sess == nil {
-			if live, err = g.sessions.Presented(r.Context(), r); err != nil {
+			if live, all, err = g.sessions.Presented(r.Context(), r); err != nil {
 				g.internal(w, r, "reading sessions", err)
 				return
 			}
+		}
+		if !all {
+			page.Error = i18n.M("error.sign_out_unread")
 		}
 		var labels []string
 		for i, s := range live {
@@ -221,7 +227,7 @@ func (g *Gateway) signOut(w http.ResponseWriter, r *http.Request) {
 // that carries none (a cross-site form, which SameSite keeps the cookie
 // from, must not clear it unseen).
 func (g *Gateway) signOutPresented(w http.ResponseWriter, r *http.Request, returnTo string) {
-	ended, ok, err := g.sessions.EndVouched(r.Context(), w, r, r.PostForm["csrf_token"])
+	ended, all, ok, err := g.sessions.EndVouched(r.Context(), w, r, r.PostForm["csrf_token"])
 	if !ok {
 		g.fail(w, r, http.StatusForbidden, "invalid_csrf_token", i18n.M("error.sign_out_form_expired"))
 		return
@@ -231,7 +237,11 @@ func (g *Gateway) signOutPresented(w http.ResponseWriter, r *http.Request, retur
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	g.logger.Info("signed out the sessions the cookies presented", zap.Strings("session_ids", ended))
+	g.logger.Info("signed out the sessions the cookies presented", zap.Strings("session_ids", ended), zap.Bool("all_read", all))
+	if !all {
+		g.fail(w, r, http.StatusConflict, "sessions_unread", i18n.M("error.sign_out_unread"))
+		return
+	}
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
 }
 

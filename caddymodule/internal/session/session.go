@@ -38,6 +38,15 @@ const (
 // known to have ended (see endedSessions).
 const maxSessionCookies = 4
 
+// maxSignOutCookies bounds the session cookies a sign-out (and a sign-in,
+// which ends the sessions the request carries) reads: not maxSessionCookies,
+// or a sibling host tossing that many sessions of its own for the sign-out
+// path (sent before the person's) would hide the person's session from the
+// sign-out. Each costs a decode and a store read or delete; the request's
+// header size bounds them anyway, this well below it. A request naming more
+// is told that some sessions could not be read (Presented, EndVouched).
+const maxSignOutCookies = 64
+
 // ErrNoSession means the request carries no valid, live session. Tampered,
 // truncated, oversized and wrong-key cookies all end here.
 var ErrNoSession = errors.New("no session")
@@ -293,7 +302,7 @@ func (m *Manager) decode(value string) (string, bool) {
 // renews no lifetime, and a session that began shorter (a native ID-token
 // sign-in's) stays so.
 func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, user *store.User, previous *store.Session, auth Auth) (*store.Session, error) {
-	old := m.cookieSessionIDs(r, nil, maxSessionCookies, true)
+	old := m.cookieSessionIDs(r, nil, maxSignOutCookies, true)
 	if previous != nil {
 		old = append(old, previous.ID)
 	}
@@ -331,7 +340,7 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 // cookies, and clears the cookie.
 func (m *Manager) End(ctx context.Context, w http.ResponseWriter, r *http.Request, s *store.Session) error {
 	m.expireCookies(w, r)
-	ids := m.cookieSessionIDs(r, nil, maxSessionCookies, true)
+	ids := m.cookieSessionIDs(r, nil, maxSignOutCookies, true)
 	if s != nil && !slices.Contains(ids, s.ID) {
 		ids = append(ids, s.ID)
 	}

@@ -20,30 +20,41 @@ import (
 // under its own CSRF token.
 
 // Presented returns the live sessions the request's session cookies name,
-// in the order sent, at most maxSessionCookies: what a sign-out ends.
-func (m *Manager) Presented(ctx context.Context, r *http.Request) ([]*store.Session, error) {
-	var out []*store.Session
-	for _, id := range m.cookieSessionIDs(r, nil, maxSessionCookies, true) {
+// in the order sent, at most maxSignOutCookies: what a sign-out ends. all
+// is false when the cookies name more sessions not known to have ended
+// than that: some were not read, and one of them may be live.
+func (m *Manager) Presented(ctx context.Context, r *http.Request) (live []*store.Session, all bool, err error) {
+	ids := m.cookieSessionIDs(r, nil, maxSignOutCookies+1, true)
+	if all = len(ids) <= maxSignOutCookies; !all {
+		ids = ids[:maxSignOutCookies]
+	}
+	for _, id := range ids {
 		s, err := m.session(ctx, id)
 		if errors.Is(err, ErrNoSession) {
 			m.ended.add(id)
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		out = append(out, s)
+		live = append(live, s)
 	}
-	return out, nil
+	return live, all, nil
 }
 
 // EndVouched ends, of the sessions the request's cookies name (live or
 // ended), each that one of tokens was issued for (CheckCSRF), and expires
 // the session cookie under every name and place it may have been set
 // (expireCookies). ok is false, and nothing is done, when no token names
-// one of them: a form posted from another site ends nothing.
-func (m *Manager) EndVouched(ctx context.Context, w http.ResponseWriter, r *http.Request, tokens []string) (ended []string, ok bool, err error) {
-	for _, id := range m.cookieSessionIDs(r, nil, maxSessionCookies, false) {
+// one of them: a form posted from another site ends nothing. It reads at
+// most maxSignOutCookies of them; all is false when the cookies name more:
+// a session among the others may live on.
+func (m *Manager) EndVouched(ctx context.Context, w http.ResponseWriter, r *http.Request, tokens []string) (ended []string, all, ok bool, err error) {
+	ids := m.cookieSessionIDs(r, nil, maxSignOutCookies+1, false)
+	if all = len(ids) <= maxSignOutCookies; !all {
+		ids = ids[:maxSignOutCookies]
+	}
+	for _, id := range ids {
 		for _, t := range tokens {
 			if m.CheckCSRF(id, t) {
 				ended = append(ended, id)
@@ -52,16 +63,16 @@ func (m *Manager) EndVouched(ctx context.Context, w http.ResponseWriter, r *http
 		}
 	}
 	if len(ended) == 0 {
-		return nil, false, nil
+		return nil, all, false, nil
 	}
 	m.expireCookies(w, r)
 	for _, id := range ended {
 		if err := m.store.DeleteSession(ctx, id); err != nil {
-			return nil, true, err
+			return nil, all, true, err
 		}
 		m.ended.add(id)
 	}
-	return ended, true, nil
+	return ended, all, true, nil
 }
 
 // expireCookies expires the session cookie wherever a cookie this request

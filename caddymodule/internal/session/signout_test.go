@@ -1,11 +1,19 @@
 package session
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/socialgate/socialgate/caddymodule/internal/store"
+	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 )
 
 // Two live sessions presented at sign-out (one tossed beside the person's):
@@ -19,15 +27,15 @@ func TestEndVouched_EndsEachPresentedSessionUnderItsOwnToken(t *testing.T) {
 		r.Header.Set("Cookie", CookieName+"="+w.attacker+"; "+CookieName+"="+w.victim+"; "+CookieName+"="+w.dead)
 		return r
 	}
-	live, err := w.m.Presented(ctx, req())
-	if err != nil || len(live) != 2 || live[0].ID != w.attackerID || live[1].ID != w.victimID {
+	live, all, err := w.m.Presented(ctx, req())
+	if err != nil || !all || len(live) != 2 || live[0].ID != w.attackerID || live[1].ID != w.victimID {
 		t.Fatalf("Presented = %d sessions, %v; want the attacker's and the victim's, in that order", len(live), err)
 	}
 	rec := httptest.NewRecorder()
-	if _, ok, err := w.m.EndVouched(ctx, rec, req(), []string{"forged", w.m.CSRFToken("sess_other")}); ok || err != nil || len(rec.Result().Cookies()) != 0 {
+	if _, _, ok, err := w.m.EndVouched(ctx, rec, req(), []string{"forged", w.m.CSRFToken("sess_other")}); ok || err != nil || len(rec.Result().Cookies()) != 0 {
 		t.Fatalf("EndVouched without a presented session's token: ok %v, %v, %d cookies set; want nothing done", ok, err, len(rec.Result().Cookies()))
 	}
-	ended, ok, err := w.m.EndVouched(ctx, httptest.NewRecorder(), req(), []string{w.m.CSRFToken(w.attackerID)})
+	ended, _, ok, err := w.m.EndVouched(ctx, httptest.NewRecorder(), req(), []string{w.m.CSRFToken(w.attackerID)})
 	if !ok || err != nil || !slices.Equal(ended, []string{w.attackerID}) {
 		t.Fatalf("EndVouched(the attacker's token) = %q, %v, %v", ended, ok, err)
 	}
@@ -35,7 +43,7 @@ func TestEndVouched_EndsEachPresentedSessionUnderItsOwnToken(t *testing.T) {
 		t.Fatal("another session's token ended the victim's session")
 	}
 	rec = httptest.NewRecorder()
-	if ended, ok, err = w.m.EndVouched(ctx, rec, req(), []string{w.m.CSRFToken(w.victimID)}); !ok || err != nil || !slices.Equal(ended, []string{w.victimID}) {
+	if ended, _, ok, err = w.m.EndVouched(ctx, rec, req(), []string{w.m.CSRFToken(w.victimID)}); !ok || err != nil || !slices.Equal(ended, []string{w.victimID}) {
 		t.Fatalf("EndVouched(the victim's token) = %q, %v, %v", ended, ok, err)
 	}
 	if w.lookup(t, false, CookieName+"="+w.victim) != "" {
@@ -74,5 +82,86 @@ func TestCookiePaths_EveryPathThatMatchesTheRequest(t *testing.T) {
 		if got := parentDomains(host); !slices.Equal(got, want) {
 			t.Errorf("parentDomains(%q) = %q, want %q", host, got, want)
 		}
+	}
+}
+
+// Sessions tossed for the sign-out path come before the person's: the
+// sign-out reads past the access path's four (maxSessionCookies), up to
+// maxSignOutCookies, and says when the cookies name more than that.
+func TestPresented_ReadsPastTheAccessCapAndSaysWhenItStops(t *testing.T) {
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: fuzzQuietLogger{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	m, err := NewManager(st, [][]byte{bytes.Repeat([]byte("k"), 32)}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, n := range []int{maxSessionCookies, maxSessionCookies + 1, maxSignOutCookies - 1, maxSignOutCookies} {
+		victim, vc := started(t, st, m, fmt.Sprint("victim-", n))
+		var tossed []string
+		for i := range n {
+			_, c := started(t, st, m, fmt.Sprint("tossed-", n, "-", i))
+			tossed = append(tossed, CookieName+"="+c.Value)
+		}
+		r := httptest.NewRequest(http.MethodGet, "http://auth.example.com/_auth/sign-out", nil)
+		r.Header.Set("Cookie", presentedCookie(tossed[:n], vc.Value))
+		live, all, err := m.Presented(ctx, r)
+		readsVictim := slices.ContainsFunc(live, func(s *store.Session) bool { return s.ID == victim.ID })
+		if want := n+1 <= maxSignOutCookies; err != nil || all != want || readsVictim != want || len(live) != min(n+1, maxSignOutCookies) {
+			t.Errorf("%d tossed and the victim's: %d sessions read, all %v, the victim's %v, %v; want all %v", n, len(live), all, readsVictim, err, want)
+		}
+		tokens := []string{m.CSRFToken(victim.ID)}
+		for _, s := range live {
+			tokens = append(tokens, m.CSRFToken(s.ID))
+		}
+		r = httptest.NewRequest(http.MethodPost, "http://auth.example.com/_auth/sign-out", nil)
+		r.Header = http.Header{"Cookie": {presentedCookie(tossed[:n], vc.Value)}}
+		ended, all, ok, err := m.EndVouched(ctx, httptest.NewRecorder(), r, tokens)
+		if want := n+1 <= maxSignOutCookies; !ok || err != nil || all != want || slices.Contains(ended, victim.ID) != want {
+			t.Errorf("EndVouched with %d tossed and the victim's: %d ended, all %v, ok %v, %v; want all and the victim's ended %v", n, len(ended), all, ok, err, want)
+		}
+	}
+}
+
+// presentedCookie is a Cookie header with the tossed cookies before the
+// victim's.
+func presentedCookie(tossed []string, victim string) string {
+	return strings.Join(append(slices.Clone(tossed), CookieName+"="+victim), "; ")
+}
+
+// A sign-in ends every session the request's cookies carry, past the
+// access path's four too: a victim signing in again with sessions tossed
+// before theirs leaves no session of theirs behind.
+func TestStart_EndsThePresentedSessionsPastTheAccessCap(t *testing.T) {
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: fuzzQuietLogger{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	m, err := NewManager(st, [][]byte{bytes.Repeat([]byte("k"), 32)}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	victim, vc := started(t, st, m, "victim")
+	var tossed []string
+	for i := range maxSessionCookies + 1 {
+		_, c := started(t, st, m, fmt.Sprint("tossed-", i))
+		tossed = append(tossed, CookieName+"="+c.Value)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Cookie", presentedCookie(tossed, vc.Value))
+	u, err := st.User(ctx, victim.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Start(ctx, httptest.NewRecorder(), r, u, nil, Auth{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Session(ctx, victim.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the victim's earlier session after a sign-in behind %d tossed ones: %v, want it ended", len(tossed), err)
 	}
 }
