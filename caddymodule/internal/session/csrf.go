@@ -25,6 +25,36 @@ func (m *Manager) CheckCSRF(sessionID, token string) bool {
 	return false
 }
 
+// csrfTokens returns the tokens decoded, leaving out those no key can
+// have issued (not base64, not a MAC's length): decoded once per request,
+// not once per session cookie.
+func csrfTokens(tokens []string) [][]byte {
+	out := make([][]byte, 0, len(tokens))
+	for _, t := range tokens {
+		if got, err := base64.RawURLEncoding.DecodeString(t); err == nil && len(got) == sha256.Size {
+			out = append(out, got)
+		}
+	}
+	return out
+}
+
+// vouchedFor reports whether one of tokens (csrfTokens) was issued for
+// this session (by any key): one MAC per key, however many tokens.
+func (m *Manager) vouchedFor(sessionID string, tokens [][]byte) bool {
+	if sessionID == "" || len(tokens) == 0 {
+		return false
+	}
+	for _, k := range m.csrfKeys {
+		want := csrfMAC(k, sessionID)
+		for _, got := range tokens {
+			if hmac.Equal(got, want) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func csrfMAC(key []byte, sessionID string) []byte {
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte("csrf\x00" + sessionID))

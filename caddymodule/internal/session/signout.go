@@ -54,12 +54,13 @@ func (m *Manager) EndVouched(ctx context.Context, w http.ResponseWriter, r *http
 	if all = len(ids) <= maxSignOutCookies; !all {
 		ids = ids[:maxSignOutCookies]
 	}
+	// A form may carry as many tokens as its body holds: each is decoded
+	// once, and each session's MAC computed once (a token per cookie per
+	// key cost 140 ms a request with 64 cookies and a 64 KiB form).
+	vouchers := csrfTokens(tokens)
 	for _, id := range ids {
-		for _, t := range tokens {
-			if m.CheckCSRF(id, t) {
-				ended = append(ended, id)
-				break
-			}
+		if m.vouchedFor(id, vouchers) {
+			ended = append(ended, id)
 		}
 	}
 	if len(ended) == 0 {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/securecookie"
 	"github.com/socialgate/socialgate/caddymodule/internal/store"
 	"github.com/socialgate/socialgate/caddymodule/internal/store/badger"
 )
@@ -163,5 +164,40 @@ func TestStart_EndsThePresentedSessionsPastTheAccessCap(t *testing.T) {
 	}
 	if _, err := st.Session(ctx, victim.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the victim's earlier session after a sign-in behind %d tossed ones: %v, want it ended", len(tossed), err)
+	}
+}
+
+// A sign-out form naming none of its cookies' sessions, with as many
+// tokens as the gateway's 64 KiB body holds, against the most cookies a
+// sign-out reads: what a cross-site form, or anyone, costs the gateway.
+func BenchmarkEndVouchedRefused(b *testing.B) {
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: fuzzQuietLogger{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	m, err := NewManager(st, [][]byte{bytes.Repeat([]byte("k"), 32), bytes.Repeat([]byte("o"), 32)}, time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var cookies []string
+	for i := range maxSignOutCookies {
+		v, err := securecookie.EncodeMulti(CookieName, []byte(fmt.Sprint("sess_", i)), m.codecs...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cookies = append(cookies, CookieName+"="+v)
+	}
+	tokens := make([]string, (64<<10)/len("csrf_token=&"+m.CSRFToken("x")))
+	for i := range tokens {
+		tokens[i] = m.CSRFToken(fmt.Sprint("other_", i))
+	}
+	r := httptest.NewRequest(http.MethodPost, "http://auth.example.com/_auth/sign-out", nil)
+	r.Header.Set("Cookie", strings.Join(cookies, "; "))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, ok, _ := m.EndVouched(context.Background(), httptest.NewRecorder(), r, tokens); ok {
+			b.Fatal("a form without the cookies' tokens ended a session")
+		}
 	}
 }
