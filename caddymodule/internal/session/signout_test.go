@@ -90,15 +90,7 @@ func TestCookiePaths_EveryPathThatMatchesTheRequest(t *testing.T) {
 // sign-out reads past the access path's four (maxSessionCookies), up to
 // maxSignOutCookies, and says when the cookies name more than that.
 func TestPresented_ReadsPastTheAccessCapAndSaysWhenItStops(t *testing.T) {
-	st, err := badger.Open(badger.Options{InMemory: true, Logger: fuzzQuietLogger{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	m, err := NewManager(st, [][]byte{bytes.Repeat([]byte("k"), 32)}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, m := signOutManager(t)
 	ctx := context.Background()
 	for _, n := range []int{maxSessionCookies, maxSessionCookies + 1, maxSignOutCookies - 1, maxSignOutCookies} {
 		victim, vc := started(t, st, m, fmt.Sprint("victim-", n))
@@ -137,15 +129,7 @@ func presentedCookie(tossed []string, victim string) string {
 // access path's four too: a victim signing in again with sessions tossed
 // before theirs leaves no session of theirs behind.
 func TestStart_EndsThePresentedSessionsPastTheAccessCap(t *testing.T) {
-	st, err := badger.Open(badger.Options{InMemory: true, Logger: fuzzQuietLogger{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	m, err := NewManager(st, [][]byte{bytes.Repeat([]byte("k"), 32)}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, m := signOutManager(t)
 	ctx := context.Background()
 	victim, vc := started(t, st, m, "victim")
 	var tossed []string
@@ -171,15 +155,7 @@ func TestStart_EndsThePresentedSessionsPastTheAccessCap(t *testing.T) {
 // tokens as the gateway's 64 KiB body holds, against the most cookies a
 // sign-out reads: what a cross-site form, or anyone, costs the gateway.
 func BenchmarkEndVouchedRefused(b *testing.B) {
-	st, err := badger.Open(badger.Options{InMemory: true, Logger: fuzzQuietLogger{}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	m, err := NewManager(st, [][]byte{bytes.Repeat([]byte("k"), 32), bytes.Repeat([]byte("o"), 32)}, time.Hour)
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, m := signOutManager(b, bytes.Repeat([]byte("o"), 32))
 	var cookies []string
 	for i := range maxSignOutCookies {
 		v, err := securecookie.EncodeMulti(CookieName, []byte(fmt.Sprint("sess_", i)), m.codecs...)
@@ -200,4 +176,20 @@ func BenchmarkEndVouchedRefused(b *testing.B) {
 			b.Fatal("a form without the cookies' tokens ended a session")
 		}
 	}
+}
+
+// signOutManager is a Manager on an in-memory store, with a current key
+// and any older keys.
+func signOutManager(tb testing.TB, older ...[]byte) (*badger.Store, *Manager) {
+	tb.Helper()
+	st, err := badger.Open(badger.Options{InMemory: true, Logger: fuzzQuietLogger{}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	m, err := NewManager(st, append([][]byte{bytes.Repeat([]byte("k"), 32)}, older...), time.Hour)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return st, m
 }
