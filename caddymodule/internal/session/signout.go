@@ -24,10 +24,7 @@ import (
 // is false when the cookies name more sessions not known to have ended
 // than that: some were not read, and one of them may be live.
 func (m *Manager) Presented(ctx context.Context, r *http.Request) (live []*store.Session, all bool, err error) {
-	ids := m.cookieSessionIDs(r, nil, maxSignOutCookies+1, true)
-	if all = len(ids) <= maxSignOutCookies; !all {
-		ids = ids[:maxSignOutCookies]
-	}
+	ids, all := m.signOutIDs(r, true)
 	for _, id := range ids {
 		s, err := m.session(ctx, id)
 		if errors.Is(err, ErrNoSession) {
@@ -50,10 +47,7 @@ func (m *Manager) Presented(ctx context.Context, r *http.Request) (live []*store
 // most maxSignOutCookies of them; all is false when the cookies name more:
 // a session among the others may live on.
 func (m *Manager) EndVouched(ctx context.Context, w http.ResponseWriter, r *http.Request, tokens []string) (ended []string, all, ok bool, err error) {
-	ids := m.cookieSessionIDs(r, nil, maxSignOutCookies+1, false)
-	if all = len(ids) <= maxSignOutCookies; !all {
-		ids = ids[:maxSignOutCookies]
-	}
+	ids, all := m.signOutIDs(r, false)
 	// A form may carry as many tokens as its body holds: each is decoded
 	// once, and each session's MAC computed once (a token per cookie per
 	// key cost 140 ms a request with 64 cookies and a 64 KiB form).
@@ -74,6 +68,17 @@ func (m *Manager) EndVouched(ctx context.Context, w http.ResponseWriter, r *http
 		m.ended.add(id)
 	}
 	return ended, all, true, nil
+}
+
+// signOutIDs returns the session ids the request's cookies name (with
+// skipEnded, not those known to have ended), at most maxSignOutCookies,
+// and whether that is all of them.
+func (m *Manager) signOutIDs(r *http.Request, skipEnded bool) ([]string, bool) {
+	ids := m.cookieSessionIDs(r, nil, maxSignOutCookies+1, skipEnded)
+	if len(ids) > maxSignOutCookies {
+		return ids[:maxSignOutCookies], false
+	}
+	return ids, true
 }
 
 // expireCookies expires the session cookie wherever a cookie this request
