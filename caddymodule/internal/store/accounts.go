@@ -38,11 +38,7 @@ func (r Rules) UpdateExternalAccount(ctx context.Context, id string, fn func(a *
 		if err := CheckAddress(acc.Email); err != nil {
 			return err
 		}
-		if clean, invalid := cleanAsserted(acc.Email); invalid {
-			acc.Email, acc.EmailVerified = "", false // not an address: none
-		} else {
-			acc.Email = clean
-		}
+		cleanAssertedIn(&acc.Email, &acc.EmailVerified) // not an address: none
 		now := r.Backend.Now()
 		acc.UpdatedAt = now
 		var user *User

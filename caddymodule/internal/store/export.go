@@ -218,22 +218,14 @@ func (rec Record) cleanEmails() Record {
 	accs := make([]*ExternalAccount, len(rec.Accounts))
 	for i, a := range rec.Accounts {
 		c := *a
-		if clean, invalid := cleanAsserted(c.Email); invalid {
-			c.Email, c.EmailVerified = "", false
-		} else {
-			c.Email = clean
-		}
+		cleanAssertedIn(&c.Email, &c.EmailVerified)
 		accs[i] = &c
 	}
 	rec.Accounts = accs
 	sessions := make([]*Session, len(rec.Sessions))
 	for i, x := range rec.Sessions {
 		c := *x
-		if clean, invalid := cleanAsserted(c.Email); invalid {
-			c.Email, c.EmailVerified = "", false
-		} else {
-			c.Email = clean
-		}
+		cleanAssertedIn(&c.Email, &c.EmailVerified)
 		sessions[i] = &c
 	}
 	rec.Sessions = sessions

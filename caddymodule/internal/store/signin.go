@@ -56,6 +56,17 @@ func cleanAsserted(email string) (clean string, invalid bool) {
 	return clean, !ok
 }
 
+// cleanAssertedIn puts an asserted address (of an account or a session) in
+// its clean form in place: one that is not an address becomes none, and
+// so is not verified either.
+func cleanAssertedIn(email *string, verified *bool) {
+	if clean, invalid := cleanAsserted(*email); invalid {
+		*email, *verified = "", false
+	} else {
+		*email = clean
+	}
+}
+
 func signIn(tx Tx, out *Outbox, in SignIn, now time.Time) (SignInResult, error) {
 	accID, userID, err := tx.Identity(in.Account.Issuer, in.Account.Subject)
 	switch {
