@@ -140,3 +140,27 @@ func searchPagesNewestFirst(t *testing.T, o opener) {
 	}
 	e.expectSearch([]string{ids[24]}, "pata", "patax")
 }
+
+// A query is text from an administrator's browser, so anything: NUL (the
+// Badger index's separator), bytes that are no UTF-8 (PostgreSQL's text
+// refuses them), the highest rune (SearchEnd's bound), LIKE's wildcards,
+// a query of megabytes. None is an error, none finds more than its text
+// says (NUL, other controls and the highest rune are dropped: SearchKey), and a term or query past MaxSearchTerm bytes is cut at a
+// character's boundary on both sides, so the longest name is still found.
+func searchTakesAnyQuery(t *testing.T, o opener) {
+	e := o.env(t)
+	ctx := context.Background()
+	long := "Q" + strings.Repeat("é", 120) // 241 bytes: the cut at 200 falls inside an é
+	ada := &store.User{Name: "Ada Lovelace"}
+	other := &store.User{Name: long}
+	for _, u := range []*store.User{ada, other} {
+		if err := e.st.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		e.clk.Advance(time.Second)
+	}
+	e.expectSearch([]string{ada.ID}, "ada\x00", "\x00ada", "a\x00da", "ada\u0085", "ada"+string(rune(0x10FFFF)))
+	e.expectSearch([]string{other.ID}, long, strings.ToLower(long), long+" and more", "q"+strings.Repeat("é", 99))
+	e.expectSearch(nil, "\x00", "\xff", "\xffada", "ada\xff", string(rune(0x10FFFF)), "%", "_", "%ada", "_da",
+		"a%", "*", strings.Repeat("ä", 1<<20), "q"+strings.Repeat("é", 98)+"x")
+}

@@ -327,6 +327,7 @@ var tests = []struct {
 	{"UserAudit_KeepsTheLatestPerUser", userAuditKeepsTheLatestPerUser},
 	{"SearchUsers_ForgetsOldValues", searchForgetsOldValues},
 	{"SearchUsers_PagesNewestFirst", searchPagesNewestFirst},
+	{"SearchUsers_TakesAnyQuery", searchTakesAnyQuery},
 	{"CreateUser_RecordsEverythingAndLinksAFirstSignIn", createUserRecordsEverythingAndLinksAFirstSignIn},
 	{"CreateUser_RefusesTakenAndInvalidValues", createUserRefusesTakenAndInvalidValues},
 	{"CreateUser_ConcurrentSameUsernameMakesOne", createUserConcurrentSameUsernameMakesOne},
