@@ -127,9 +127,17 @@ func cookiePaths(path string) []string {
 	return out
 }
 
+// maxParentDomains bounds the domains a sign-out expires cookies for: the
+// Host is the client's, and each domain costs a Set-Cookie per name and
+// path, so a Host of a hundred labels on a catch-all site would otherwise
+// make a sign-out answer with thousands.
+const maxParentDomains = 8
+
 // parentDomains returns host (without its port) and each domain above it
-// of two labels or more, as a Domain attribute may name them; none for an
-// IP address.
+// of two labels or more, as a Domain attribute may name them, at most the
+// maxParentDomains shortest (a sibling tosses its cookie on a parent both
+// share, nearer the root than any real host is deep); none for an IP
+// address.
 func parentDomains(hostport string) []string {
 	host := hostport
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
@@ -144,5 +152,5 @@ func parentDomains(hostport string) []string {
 		out = append(out, d)
 		_, d, _ = strings.Cut(d, ".")
 	}
-	return out
+	return out[max(0, len(out)-maxParentDomains):]
 }

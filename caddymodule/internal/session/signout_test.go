@@ -79,6 +79,12 @@ func TestCookiePaths_EveryPathThatMatchesTheRequest(t *testing.T) {
 		"127.0.0.1:80":       nil,
 		"[::1]:443":          nil,
 		"localhost":          nil,
+		// A client's Host of 200 labels: the 8 shortest domains, not 200
+		// Set-Cookie headers per name and path.
+		strings.Repeat("x.", 192) + "a.b.c.d.e.f.example.com": {
+			"x.a.b.c.d.e.f.example.com", "a.b.c.d.e.f.example.com", "b.c.d.e.f.example.com",
+			"c.d.e.f.example.com", "d.e.f.example.com", "e.f.example.com", "f.example.com", "example.com",
+		},
 	} {
 		if got := parentDomains(host); !slices.Equal(got, want) {
 			t.Errorf("parentDomains(%q) = %q, want %q", host, got, want)
