@@ -57,6 +57,19 @@ type Session struct {
 	// UpdatedAt is when the session's copy of its user last changed (zero
 	// until it does); a signer of tokens re-signs a session it moved.
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
+
+	// validEmail is Email when CheckEmail found it a plain address, so that
+	// VerifiedEmail, on every request, need not check it again.
+	validEmail string
+}
+
+// CheckEmail holds Email to ValidEmail once, before the session is shared
+// (the session cache calls it as it keeps one): VerifiedEmail then reads
+// the answer. A later change of Email is checked again.
+func (s *Session) CheckEmail() {
+	if ValidEmail(s.Email) {
+		s.validEmail = s.Email
+	}
 }
 
 // adoptUser gives s the user's public metadata, and reports whether that
@@ -77,7 +90,7 @@ func (s *Session) adoptUser(u *User, now time.Time) bool {
 // identity token, placeholders). A session started before CleanEmail held
 // may carry an address that is not a plain one: it carries none.
 func (s *Session) VerifiedEmail() string {
-	if s.EmailVerified && ValidEmail(s.Email) {
+	if s.EmailVerified && s.Email != "" && (s.Email == s.validEmail || ValidEmail(s.Email)) {
 		return s.Email
 	}
 	return ""

@@ -59,3 +59,41 @@ func TestValidEmail_TheDomainIsASCII(t *testing.T) {
 		}
 	}
 }
+
+// A session's address is checked once (CheckEmail, as the session cache
+// keeps it) and read on every request without a second check; a session
+// stored before CleanEmail with an address that is not plain carries none,
+// checked or not, and an address changed after the check is checked again.
+func TestSessionVerifiedEmail_CheckedOnceAndNeverTrustsANonPlainAddress(t *testing.T) {
+	for _, tc := range []struct {
+		email    string
+		verified bool
+		want     string
+	}{
+		{"ada@example.org", true, "ada@example.org"},
+		{"ada@example.org", false, ""},
+		{" victim@example.org", true, ""},
+		{"victim@example。org", true, ""},
+		{"", true, ""},
+	} {
+		for _, checked := range []bool{false, true} {
+			s := &Session{Email: tc.email, EmailVerified: tc.verified}
+			if checked {
+				s.CheckEmail()
+			}
+			if got := s.VerifiedEmail(); got != tc.want {
+				t.Errorf("%q (verified %v, checked %v): VerifiedEmail() = %q, want %q", tc.email, tc.verified, checked, got, tc.want)
+			}
+		}
+	}
+	s := &Session{Email: "ada@example.org", EmailVerified: true}
+	s.CheckEmail()
+	if n := testing.AllocsPerRun(100, func() { s.VerifiedEmail() }); n != 0 {
+		t.Errorf("a checked session's VerifiedEmail allocates %v times, want 0", n)
+	}
+	c := *s
+	c.Email = " victim@example.org"
+	if got := c.VerifiedEmail(); got != "" {
+		t.Errorf("an address changed after the check: VerifiedEmail() = %q, want none", got)
+	}
+}

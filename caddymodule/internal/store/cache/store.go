@@ -48,6 +48,7 @@ func (v *Store) Session(ctx context.Context, id string) (*store.Session, error) 
 	gen := v.c.gen.Load()
 	s, err := v.c.st.Session(ctx, id)
 	if err == nil {
+		s.CheckEmail() // once, not on each request that reads the address
 		v.c.putSession(s, now, gen)
 	}
 	return s, err
