@@ -170,8 +170,45 @@ func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string) {
 		return
 	}
 	pass.setHeaders(w.Header(), true)
+	setAppCookies(w.Header(), pass.Request.Header)
 	w.WriteHeader(http.StatusOK)
 }
+
+// setAppCookies sets on verify's answer h the Cookie header the app is to
+// get: the request's (req), which Guard's pass has cleaned of every
+// gateway cookie (stripGatewayCookies), as one line. With no cookie left,
+// h gets none: a proxy that replaces the request's Cookie with the answer's
+// (Traefik's authResponseHeaders, nginx's auth_request_set, Caddy's
+// copy_headers) then sends the app none. Never logged: Caddy's logs redact
+// a response's Cookie as a request's.
+func setAppCookies(h, req http.Header) {
+	c := req["Cookie"]
+	if len(c) == 1 {
+		if !noCookie(c[0]) {
+			h["Cookie"] = c[:1:1]
+		}
+		return
+	}
+	// Several lines (HTTP/2 sends one per cookie) and no gateway cookie
+	// among them, or the strip would have joined them: one line, as a proxy
+	// that reads one value of the answer (nginx) expects.
+	var b strings.Builder
+	for _, v := range c {
+		if noCookie(v) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(v)
+	}
+	if b.Len() > 0 {
+		h["Cookie"] = []string{b.String()}
+	}
+}
+
+// noCookie reports whether a Cookie line holds no cookie at all.
+func noCookie(v string) bool { return strings.Trim(v, "; \t") == "" }
 
 // verifyCall is one verify request's original request and writer.
 type verifyCall struct {
