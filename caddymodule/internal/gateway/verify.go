@@ -179,14 +179,13 @@ func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string) {
 // gateway cookie (stripGatewayCookies), as one line. With no cookie left,
 // h gets none: a proxy that replaces the request's Cookie with the answer's
 // (Traefik's authResponseHeaders, nginx's auth_request_set, Caddy's
-// copy_headers) then sends the app none. Never logged: Caddy's logs redact
-// a response's Cookie as a request's.
+// copy_headers) then sends the app none; Envoy, which keeps a header the
+// answer lacks, is told to remove it (envoyRemoveCookie). Never logged:
+// Caddy's logs redact a response's Cookie as a request's.
 func setAppCookies(h, req http.Header) {
 	c := req["Cookie"]
-	if len(c) == 1 {
-		if !noCookie(c[0]) {
-			h["Cookie"] = c[:1:1]
-		}
+	if len(c) == 1 && !noCookie(c[0]) {
+		h["Cookie"] = c[:1:1]
 		return
 	}
 	// Several lines (HTTP/2 sends one per cookie) and no gateway cookie
@@ -204,8 +203,19 @@ func setAppCookies(h, req http.Header) {
 	}
 	if b.Len() > 0 {
 		h["Cookie"] = []string{b.String()}
+		return
 	}
+	h[envoyHeadersToRemove] = envoyRemoveCookie
 }
+
+// envoyHeadersToRemove lists, in an ext_authz HTTP service's 200, the
+// request headers Envoy removes before it sends the request on; its
+// allowed_upstream_headers only overwrite those the answer has.
+const envoyHeadersToRemove = "X-Envoy-Auth-Headers-To-Remove"
+
+// envoyRemoveCookie is its value on an answer without Cookie; its capacity
+// is its length, so a handler that appends to it gets a copy.
+var envoyRemoveCookie = []string{"cookie"}[:1:1]
 
 // noCookie reports whether a Cookie line holds no cookie at all.
 func noCookie(v string) bool { return strings.Trim(v, "; \t") == "" }

@@ -77,6 +77,7 @@ func TestVerify_TheAnswerCarriesTheAppsCookiesOnly(t *testing.T) {
 			if c.want == "" && got != nil || c.want != "" && (len(got) != 1 || got[0] != c.want) {
 				t.Errorf("%s, %s: the answer's Cookie = %q, want %q", c.name, proxyName, got, c.want)
 			}
+			checkEnvoyRemoval(t, resp, c.want == "")
 		}
 	}
 }
@@ -105,6 +106,7 @@ func TestVerify_AnAnonymousPassCarriesTheAppsCookies(t *testing.T) {
 			if c.want == "" && got != nil || c.want != "" && (len(got) != 1 || got[0] != c.want) {
 				t.Errorf("%s, %s: the answer's Cookie = %q, want %q", c.name, proxyName, got, c.want)
 			}
+			checkEnvoyRemoval(t, resp, c.want == "")
 		}
 	}
 }
@@ -121,9 +123,21 @@ func TestVerify_RefusalsCarryNoCookie(t *testing.T) {
 		{"an unknown policy", "/_auth/verify/nope", "app_pref=1; __Secure-socialgate_session=" + v},
 	} {
 		for proxyName, resp := range tg.askWithCookies(t, c.path, c.cookie) {
-			if resp.StatusCode < 300 || resp.Header["Cookie"] != nil {
-				t.Errorf("%s, %s: verify = %d with Cookie %q, want a refusal without one", c.name, proxyName, resp.StatusCode, resp.Header["Cookie"])
+			if resp.StatusCode < 300 || resp.Header["Cookie"] != nil || resp.Header[envoyHeadersToRemove] != nil {
+				t.Errorf("%s, %s: verify = %d with Cookie %q, %s %q; want a refusal without either",
+					c.name, proxyName, resp.StatusCode, resp.Header["Cookie"], envoyHeadersToRemove, resp.Header[envoyHeadersToRemove])
 			}
 		}
+	}
+}
+
+// checkEnvoyRemoval checks that a 2xx without Cookie tells Envoy to remove
+// the request's (x-envoy-auth-headers-to-remove: Envoy overwrites only the
+// headers the answer has), and that one with Cookie does not.
+func checkEnvoyRemoval(t *testing.T, resp *http.Response, none bool) {
+	t.Helper()
+	got := resp.Header.Values("X-Envoy-Auth-Headers-To-Remove")
+	if none && (len(got) != 1 || got[0] != "cookie") || !none && got != nil {
+		t.Errorf("an answer with Cookie %q has x-envoy-auth-headers-to-remove %q", resp.Header["Cookie"], got)
 	}
 }
