@@ -117,7 +117,7 @@ func TestForwardAuth_NginxConfIsTheDocs(t *testing.T) {
 	for _, line := range strings.Split((&ssoEnv{env: &env{Upstream: &upstream{srv: &httptest.Server{URL: "http://127.0.0.1:1"}}}}).nginxConf("/dir"), "\n") {
 		line = strings.TrimSpace(line)
 		if strings.HasPrefix(line, "map ") || strings.HasPrefix(line, "\"~") || strings.HasPrefix(line, "if (") ||
-			strings.HasPrefix(line, "proxy_set_header") && !strings.Contains(line, "%") && !strings.Contains(line, "auth.sso.test") {
+			strings.HasPrefix(line, "auth_request_set") || strings.HasPrefix(line, "proxy_set_header") && !strings.Contains(line, "%") && !strings.Contains(line, "auth.sso.test") {
 			if !strings.Contains(doc, line) {
 				t.Errorf("the docs' nginx configuration lacks %q", line)
 			}

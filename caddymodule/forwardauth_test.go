@@ -137,19 +137,6 @@ http {
 	uwsgi_temp_path %[1]s/uwsgi;
 	scgi_temp_path %[1]s/scgi;
 
-	map $http_cookie $sg_cookie1 {
-		"~^(?<sg1a>.*?)(?:^|;) *(?:__Host-|__Secure-)?socialgate_(?:session|flow) *=[^;]*(?<sg1b>.*)$" "$sg1a$sg1b";
-		default $http_cookie;
-	}
-	map $sg_cookie1 $sg_cookie2 {
-		"~^(?<sg2a>.*?)(?:^|;) *(?:__Host-|__Secure-)?socialgate_(?:session|flow) *=[^;]*(?<sg2b>.*)$" "$sg2a$sg2b";
-		default $sg_cookie1;
-	}
-	map $sg_cookie2 $app_cookie {
-		"~^(?<sg3a>.*?)(?:^|;) *(?:__Host-|__Secure-)?socialgate_(?:session|flow) *=[^;]*(?<sg3b>.*)$" "$sg3a$sg3b";
-		default $sg_cookie2;
-	}
-
 	server {
 		listen 127.0.0.1:%[2]d;
 		server_name app1.sso.test app2.sso.test;
@@ -184,9 +171,7 @@ http {
 			proxy_set_header X-Auth-User-Groups $auth_user_groups;
 			proxy_set_header X-Auth-Session-Id $auth_session_id;
 			proxy_set_header X-Auth-Jwt $auth_jwt;
-			if ($app_cookie ~ "(^|;) *(__Host-|__Secure-)?socialgate_(session|flow) *=") {
-				return 400;
-			}
+			auth_request_set $app_cookie $upstream_http_cookie;
 			proxy_set_header Cookie $app_cookie;
 			proxy_pass http://%[4]s;
 		}

@@ -267,14 +267,17 @@ func TestForwardAuth_TraefikDockerLabelsMatchTheFileProvider(t *testing.T) {
 		`"traefik.http.middlewares.socialgate.forwardauth.address=http://socialgate:8080/_auth/verify"`,
 		`"traefik.http.middlewares.socialgate.forwardauth.trustForwardHeader=false"`,
 		`"traefik.http.middlewares.socialgate.forwardauth.authResponseHeadersRegex=^X-Auth-"`,
+		`"traefik.http.middlewares.socialgate.forwardauth.authResponseHeaders=Cookie"`,
 		"\"traefik.http.routers.auth.rule=Host(`auth.example.com`) && !PathPrefix(`/_auth/verify`)\"",
 	} {
 		if !strings.Contains(labels, want) {
 			t.Errorf("the Docker labels lack %s", want)
 		}
 	}
-	if strings.Contains(labels, "authResponseHeaders=") {
-		t.Error("the Docker labels list authResponseHeaders, which lets a client send the X-Auth-* headers not listed")
+	// The list form names Cookie alone: for the X-Auth-* headers it would
+	// let a client send those not listed.
+	if strings.Count(labels, "authResponseHeaders=") != 1 {
+		t.Error("the Docker labels list authResponseHeaders beyond Cookie, which lets a client send the X-Auth-* headers not listed")
 	}
 }
 
@@ -300,4 +303,14 @@ func TestForwardAuth_Traefik_PublicRouterHidesTheVerifyEndpoint(t *testing.T) {
 			t.Errorf("%s through Traefik's public router: %d %q, want Traefik's 404", path, resp.StatusCode, body)
 		}
 	}
+}
+
+// Behind Traefik too, the app gets its own cookies and none of the
+// gateway's: authResponseHeaders lists Cookie, so Traefik replaces the
+// request's with verify's answer, and removes it when the answer has none.
+func TestForwardAuth_Traefik_GatewayCookiesNeverReachTheApp(t *testing.T) {
+	s := newTraefikEnv(t)
+	b := ssoBrowser(t)
+	s.signInAt(b, s.App1+"/")
+	appGetsItsOwnCookies(t, s.ssoEnv, appSessionCookie(t, b, s.App1), s.App1, s.App2)
 }
