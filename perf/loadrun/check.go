@@ -57,7 +57,7 @@ func check(r *row, m measurement, seen upstreamStats, slack int) []string {
 	if strings.Contains(r.site.handler, "forward_token") && seen.WithToken != seen.Requests {
 		out = append(out, fmt.Sprintf("%d of %d upstream requests lacked X-Auth-Token-Dev", seen.Requests-seen.WithToken, seen.Requests))
 	}
-	if gateway && r.proxy == nil && seen.WithCookie > 0 { // nginx passes cookies on
+	if gateway && seen.WithCookie > 0 {
 		out = append(out, fmt.Sprintf("%d upstream requests carried the gateway's cookie", seen.WithCookie))
 	}
 	return out

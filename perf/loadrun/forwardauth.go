@@ -20,10 +20,15 @@ import (
 	"github.com/socialgate/socialgate/perf/internal/harness"
 )
 
-// faPair is the two rows behind one nginx.
+// faPair is the rows behind one nginx: the two auth servers and, unless
+// the pair is capped, the baselines (floor.go). A capped pair runs the same
+// auth server processes behind the first nginx, each held to capCores CPUs
+// for its runs.
 type faPair struct {
 	workers             int
+	capCores            float64
 	socialgate, o2proxy *row
+	baselines           []*row // rows 8–10, for uncapped pairs
 }
 
 // forwardAuth is the section: its rows, the processes to stop, and the
@@ -33,6 +38,7 @@ type forwardAuth struct {
 	skipped string // why no row ran at all
 	gwAdmin int
 	procs   []*harness.Proc
+	caps    []*harness.CPUCap
 	notes   []string
 }
 
@@ -41,6 +47,7 @@ func (fa *forwardAuth) rows() []*row {
 	var out []*row
 	for _, p := range fa.pairs {
 		out = append(out, p.socialgate, p.o2proxy)
+		out = append(out, p.baselines...)
 	}
 	return out
 }
@@ -48,6 +55,9 @@ func (fa *forwardAuth) rows() []*row {
 func (fa *forwardAuth) stop() {
 	for _, p := range slices.Backward(fa.procs) {
 		p.Stop()
+	}
+	for _, c := range fa.caps {
+		c.Remove()
 	}
 }
 
@@ -93,7 +103,7 @@ func startForwardAuth(ctx context.Context, cfg config, bin, dir, upstream string
 	if fa.skipped != "" {
 		return fa
 	}
-	ports, err := harness.FreePorts(4 + 2*len(cfg.nginxWorkers))
+	ports, err := harness.FreePorts(5 + 6*len(cfg.nginxWorkers))
 	if err != nil {
 		fa.skipped = err.Error()
 		return fa
@@ -141,8 +151,15 @@ func startForwardAuth(ctx context.Context, cfg config, bin, dir, upstream string
 			"--request-logging=false; OIDC provider: FORWARD_AUTH's dev provider; its session cookie minted with its "+
 			"own cookie session store (perf/loadrun/oauth2proxy), as an OIDC sign-in would leave it")
 	}
+	bases := startBaselines(bin, dir, ports[4])
+	for _, b := range bases {
+		if b.server != nil {
+			fa.procs = append(fa.procs, b.server)
+		}
+	}
 	for i, w := range cfg.nginxWorkers {
-		sgPort, o2Port := ports[4+2*i], ports[5+2*i]
+		p := ports[5+6*i:]
+		sgPort, o2Port := p[0], p[1]
 		servers := []authServer{socialgateAuth(sgPort, fmt.Sprintf("127.0.0.1:%d", sitePort), fmt.Sprintf("127.0.0.1:%d", sitePort))}
 		if o2p != nil {
 			servers = append(servers, oauth2ProxyAuth(o2Port, o2p.addr))
@@ -157,17 +174,63 @@ func startForwardAuth(ctx context.Context, cfg config, bin, dir, upstream string
 		} else {
 			pair.o2proxy.server, pair.o2proxy.cookie = o2p.proc, o2p.cookie
 		}
+		for j, b := range bases {
+			port := p[2+j]
+			// A cookie as long as socialgate's, but none of the gateway's,
+			// which nginx passes on here.
+			r := &row{name: fmt.Sprintf("%s, nginx × %d", b.name, w), site: site{port: port}, server: b.server, skipped: b.skipped,
+				cookie: "app=" + strings.Repeat("x", max(1, len(sgCookie)-4))}
+			if r.skipped == "" {
+				servers = append(servers, b.auth(port, p[5]))
+			}
+			pair.baselines = append(pair.baselines, r)
+		}
 		ngx, err := startNginx(nginx, filepath.Join(dir, fmt.Sprintf("nginx-%d", w)), w, upstream, servers)
-		if err != nil {
-			why := "nginx did not start: " + harness.LastLine(err.Error())
-			pair.socialgate.skipped, pair.o2proxy.skipped = why, why
-		} else {
+		for _, r := range append([]*row{pair.socialgate, pair.o2proxy}, pair.baselines...) {
+			if err != nil {
+				r.skipped = cmp.Or(r.skipped, "nginx did not start: "+harness.LastLine(err.Error()))
+			}
+			r.proxy = ngx
+		}
+		if err == nil {
 			fa.procs = append(fa.procs, ngx)
-			pair.socialgate.proxy, pair.o2proxy.proxy = ngx, ngx
 		}
 		fa.pairs = append(fa.pairs, pair)
 	}
+	if cfg.authCPU > 0 {
+		fa.addCapped(cfg.authCPU)
+	}
 	return fa
+}
+
+// addCapped adds the capped pair: the first nginx's rows again, with each
+// auth server process held to cores CPUs while its row runs, as a
+// container's CPU limit would hold it. Then the auth server, not the
+// machine the rows share, bounds the throughput.
+func (fa *forwardAuth) addCapped(cores float64) {
+	first := fa.pairs[0]
+	capped := func(r *row) *row {
+		c := *r
+		c.name = fmt.Sprintf("%s, auth server ≤ %.2g core", r.name, cores)
+		return &c
+	}
+	pair := faPair{workers: first.workers, capCores: cores, socialgate: capped(first.socialgate), o2proxy: capped(first.o2proxy)}
+	fa.pairs = append(fa.pairs, pair)
+	for _, r := range []*row{pair.socialgate, pair.o2proxy} {
+		if r.skipped != "" {
+			continue
+		}
+		cap, err := harness.NewCPUCap(fmt.Sprintf("socialgate-loadrun-%d-%d", os.Getpid(), r.server.Cmd.Process.Pid), r.server.Cmd.Process.Pid)
+		if err != nil {
+			r.skipped = "no CPU cap: " + err.Error()
+			continue
+		}
+		fa.caps = append(fa.caps, cap)
+		r.cpuCap, r.capCores = cap, cores
+	}
+	fa.notes = append(fa.notes, fmt.Sprintf("capped forward-auth rows: the same auth server processes and nginx × %d, "+
+		"each auth server in a cgroup of its own whose CPU bandwidth is limited to %.2g core (CFS quota, 10 ms period) "+
+		"while its row runs, as a container's CPU limit would hold it (both are Go programs, built by the same toolchain)", first.workers, cores))
 }
 
 // printForwardAuth prints the section's table and what it shows against
@@ -190,10 +253,14 @@ func printForwardAuth(fa *forwardAuth, passThrough *row) {
 		if len(r.checks) > 0 {
 			mark = " ⚠"
 		}
+		authCPU := "— (in nginx)"
+		if r.server != nil {
+			authCPU = fmtDuration(r.cpu())
+		}
 		fmt.Printf("| %s%s | %.0f | %s | %s | %s | %s | %.2f |\n", r.name, mark, r.rps(),
 			fmtDuration(median(r.runs, func(m measurement) time.Duration { return m.p50 })),
 			fmtDuration(median(r.runs, func(m measurement) time.Duration { return m.p99 })),
-			fmtDuration(r.cpu()), fmtDuration(median(r.runs, func(m measurement) time.Duration { return m.proxyCPUPerRequest })),
+			authCPU, fmtDuration(median(r.runs, func(m measurement) time.Duration { return m.proxyCPUPerRequest })),
 			median(r.runs, func(m measurement) float64 { return m.proxyBusy }))
 	}
 	fmt.Println()
@@ -211,18 +278,33 @@ func printForwardAuth(fa *forwardAuth, passThrough *row) {
 		if len(o2.runs) > 0 {
 			parts = append(parts, fmt.Sprintf("socialgate ÷ oauth2-proxy throughput %.2f× (budget ≥ 2×), auth server CPU/request %.2f×",
 				sg.rps()/o2.rps(), float64(sg.cpu())/float64(o2.cpu())))
+			for _, b := range p.baselines {
+				if len(b.runs) > 0 && len(b.checks) == 0 {
+					parts = append(parts, fmt.Sprintf("%s ÷ oauth2-proxy %.2f×", b.name[:strings.Index(b.name, ")")+1], b.rps()/o2.rps()))
+				}
+			}
 		}
-		if passThrough != nil && len(passThrough.runs) > 0 {
+		if passThrough != nil && len(passThrough.runs) > 0 && p.capCores == 0 {
 			parts = append(parts, fmt.Sprintf("verify's CPU/request ÷ row (1)'s Caddy CPU/request %.2f (budget ≤ 1.20)",
 				float64(sg.cpu())/float64(passThrough.cpu())))
 		}
-		fmt.Printf("- nginx × %d: %s\n", p.workers, strings.Join(parts, "; "))
+		what := fmt.Sprintf("nginx × %d", p.workers)
+		if p.capCores > 0 {
+			what += fmt.Sprintf(", auth servers ≤ %.2g core", p.capCores)
+		}
+		fmt.Printf("- %s: %s\n", what, strings.Join(parts, "; "))
 	}
 	fmt.Println()
 	fmt.Println("Auth server CPU/request is the auth server process's user+system CPU time during a run over the")
 	fmt.Println("requests nginx served; nginx's (master and workers) likewise, and nginx busy is its CPU time over")
-	fmt.Println("the run's wall time: near the worker count, nginx itself is what bounds the row. nginx passes the")
-	fmt.Println("client's Cookie header on to the upstream, so these rows do not check that it was stripped.")
+	fmt.Println("the run's wall time: near the worker count, nginx itself is what bounds the row. socialgate's")
+	fmt.Println("rows give the app verify's Cookie (docs/forward-auth.md): no request may reach the upstream")
+	fmt.Println("with a gateway cookie.")
+	fmt.Println("Rows 8–10 are auth servers that do no work, answering 200 at once: nginx itself (a server")
+	fmt.Println("block of its own), a bare Go net/http server, and Caddy's `respond` (this binary, no gateway).")
+	fmt.Println("Their throughput is the most any auth server, any Go one, and any Caddy module could reach here;")
+	fmt.Println("their CPU/request is what each pays before doing any work of its own.")
+	fmt.Println("In the capped rows each auth server may use only its CPU limit, so the auth server bounds them.")
 	fmt.Println()
 	printRuns(rows)
 }
@@ -235,4 +317,17 @@ func (r *row) rps() float64 {
 // cpu is the row's median CPU time per request of its server.
 func (r *row) cpu() time.Duration {
 	return median(r.runs, func(m measurement) time.Duration { return m.cpuPerRequest })
+}
+
+// capped runs f with the row's auth server held to its CPU cap, if the row
+// has one, and lifts the cap after.
+func (r *row) capped(f func() error) error {
+	if r.cpuCap == nil {
+		return f()
+	}
+	if err := r.cpuCap.Set(r.capCores); err != nil {
+		return err
+	}
+	defer r.cpuCap.Set(0)
+	return f()
 }

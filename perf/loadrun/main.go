@@ -21,7 +21,9 @@
 // installed): nginx with auth_request in front of the same upstream,
 // asking the gateway's verify endpoint (FORWARD_AUTH, the binary as a
 // standalone auth server) or oauth2-proxy v7 (built from its Go module),
-// once per -nginx-workers setting. Every measured request is checked to
+// once per -nginx-workers setting, beside auth servers that do no work
+// (nginx's own answer, Go's net/http, Caddy's respond: what the set-up
+// allows), and again with each auth server held to -auth-cpu cores. Every measured request is checked to
 // have reached the upstream with the identity the row promises. Besides
 // throughput and latency, each row shows the serving Caddy's (or auth
 // server's) CPU time per request, which holds steady when other work
@@ -29,6 +31,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -62,11 +65,13 @@ type config struct {
 	bigStore         int
 	forwardAuth      bool
 	nginxWorkers     []int
+	authCPU          float64
 }
 
 func main() {
 	var cfg config
 	serve := flag.String("serve-upstream", "", "internal: run as the upstream on this address")
+	serveFloor := flag.String("serve-floor-auth", "", "internal: run as the floor auth server on this address")
 	flag.DurationVar(&cfg.duration, "duration", 3*time.Second, "length of each measured run of each row")
 	flag.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured load on each row before its first run")
 	flag.IntVar(&cfg.runs, "runs", 5, "runs per row; the table shows medians")
@@ -91,15 +96,17 @@ func main() {
 		return nil
 	})
 	cfg.nginxWorkers = []int{1, 2}
+	flag.Float64Var(&cfg.authCPU, "auth-cpu", 0.25, "also measure rows 6 and 7 with each auth server held to this many cores by a cgroup CPU limit (0: not)")
 	flag.IntVar(&cfg.bigStore, "big-store", 0, "also run the big-store row: build a store of this many users (two accounts each) and compare it with a small one (go run ./caddymodule/internal/bigstore; 1000000 takes about 8 minutes)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (configs, logs, store)")
 	flag.Parse()
-	if *serve != "" {
-		if err := serveUpstream(*serve); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+	if addr := cmp.Or(*serve, *serveFloor); addr != "" {
+		server := serveUpstream // each returns only when it cannot serve
+		if *serve == "" {
+			server = serveFloorAuth
 		}
-		return
+		fmt.Fprintln(os.Stderr, server(addr))
+		os.Exit(1)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -111,14 +118,16 @@ func main() {
 
 // row is one line of the table.
 type row struct {
-	name    string
-	site    site          // zero for the sign-in row
-	server  *harness.Proc // the Caddy process serving site
-	cookie  string        // the session cookie for site, when not the GATEWAY's
-	proxy   *harness.Proc // nginx, in front of server, for the forward-auth rows
-	skipped string
-	runs    []measurement
-	checks  []string // failed checks of the requests that reached the upstream
+	name     string
+	site     site            // zero for the sign-in row
+	server   *harness.Proc   // the Caddy process serving site
+	cookie   string          // the session cookie for site, when not the GATEWAY's
+	proxy    *harness.Proc   // nginx, in front of server, for the forward-auth rows
+	cpuCap   *harness.CPUCap // the server's cgroup, for the capped forward-auth rows
+	capCores float64         // … and the cores it is held to while the row runs
+	skipped  string
+	runs     []measurement
+	checks   []string // failed checks of the requests that reached the upstream
 }
 
 func run(ctx context.Context, cfg config) error {
@@ -253,7 +262,12 @@ func run(ctx context.Context, cfg config) error {
 	measured = slices.DeleteFunc(measured, func(r *row) bool { return r.skipped != "" })
 	for _, r := range measured {
 		fmt.Fprintf(os.Stderr, "warming up %s …\n", r.name)
-		load.run(ctx, r.site.url(), r.cookieOr(cookie), cfg.warmup)
+		if err := r.capped(func() error {
+			load.run(ctx, r.site.url(), r.cookieOr(cookie), cfg.warmup) // a failure shows in the runs
+			return nil
+		}); err != nil {
+			return fmt.Errorf("warming up %s: %w", r.name, err)
+		}
 	}
 	if _, err := settledStats(upstream); err != nil {
 		return err
@@ -303,13 +317,17 @@ func measure(ctx context.Context, cfg config, load loader, rows []*row, cookie, 
 			if err != nil {
 				return err
 			}
-			cpu0, proxy0, t0 := r.server.CPU(), r.proxyCPU(), time.Now()
+			cpu0, proxy0, t0 := r.serverCPU(), r.proxyCPU(), time.Now()
 			// Plain gets the same Cookie header: both parse the same request.
-			m, err := load.run(ctx, r.site.url(), r.cookieOr(cookie), cfg.duration)
+			var m measurement
+			err = r.capped(func() (err error) {
+				m, err = load.run(ctx, r.site.url(), r.cookieOr(cookie), cfg.duration)
+				return err
+			})
 			if err != nil {
 				return fmt.Errorf("%s: %w", r.name, err)
 			}
-			m.cpuPerRequest = (r.server.CPU() - cpu0) / time.Duration(max(1, m.requests))
+			m.cpuPerRequest = (r.serverCPU() - cpu0) / time.Duration(max(1, m.requests))
 			if proxy := r.proxyCPU() - proxy0; proxy > 0 {
 				m.proxyCPUPerRequest = proxy / time.Duration(max(1, m.requests))
 				m.proxyBusy = proxy.Seconds() / time.Since(t0).Seconds()
@@ -377,6 +395,15 @@ func runBigStore(ctx context.Context, users int) error {
 	cmd := exec.CommandContext(ctx, "go", "run", "./caddymodule/internal/bigstore", "-users", fmt.Sprint(users))
 	cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stdout, os.Stderr
 	return cmd.Run()
+}
+
+// serverCPU is the CPU time of the row's server (Caddy or auth server);
+// zero for a row without one (the ceiling).
+func (r *row) serverCPU() time.Duration {
+	if r.server == nil {
+		return 0
+	}
+	return r.server.CPU()
 }
 
 // proxyCPU is the CPU time of the row's nginx, master and workers; zero

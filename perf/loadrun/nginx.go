@@ -44,6 +44,8 @@ type authServer struct {
 	location   string // the server block's location for the subrequest
 	userHeader string // the auth server's answer header naming the user
 	mailHeader string // … and the email
+	serves     string // a server block of nginx's own that is the auth server, if any
+	appCookie  bool   // the app gets the answer's Cookie (docs/forward-auth.md), not the client's
 }
 
 // socialgateAuth is docs/forward-auth.md's nginx configuration for the
@@ -63,7 +65,7 @@ func socialgateAuth(port int, addr, host string) authServer {
 			proxy_http_version 1.1;
 			proxy_set_header Connection "";
 		}
-`, userHeader: "x_auth_user_id", mailHeader: "x_auth_user_email"}
+`, userHeader: "x_auth_user_id", mailHeader: "x_auth_user_email", appCookie: true}
 }
 
 // oauth2ProxyAuth is oauth2-proxy's documented nginx configuration
@@ -82,6 +84,31 @@ func oauth2ProxyAuth(port int, addr string) authServer {
 			proxy_set_header Connection "";
 		}
 `, userHeader: "x_auth_request_user", mailHeader: "x_auth_request_email"}
+}
+
+// ceilingAuth is the ceiling baseline (floor.go): nginx asks a server
+// block of its own on answerPort, over the same kind of kept-alive loopback
+// connection, which answers 200 at once.
+func ceilingAuth(port, answerPort int) authServer {
+	name := fmt.Sprintf("auth%d", port)
+	return authServer{port: port, addr: fmt.Sprintf("127.0.0.1:%d", answerPort), verifyPath: "/_ceiling", upstream: name,
+		location: `		location = /_ceiling {
+			internal;
+			proxy_pass http://` + name + `;
+			proxy_pass_request_body off;
+			proxy_set_header Content-Length "";
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+		}
+`, serves: fmt.Sprintf(`	server {
+		listen 127.0.0.1:%d;
+		location / {
+			add_header X-Auth-User-Id ceiling;
+			add_header X-Auth-User-Email ceiling@example.com;
+			return 200;
+		}
+	}
+`, answerPort), userHeader: "x_auth_user_id", mailHeader: "x_auth_user_email"}
 }
 
 // nginxConf renders the configuration: for each auth server a listener
@@ -125,13 +152,14 @@ http {
 			auth_request_set $auth_user_email $upstream_http_%[4]s;
 			proxy_set_header X-Auth-User-Id $auth_user_id;
 			proxy_set_header X-Auth-User-Email $auth_user_email;
-			proxy_http_version 1.1;
+%[6]s			proxy_http_version 1.1;
 			proxy_set_header Connection "";
 			proxy_pass http://app;
 		}
 %[5]s	}
-`, s.port, s.verifyPath, s.userHeader, s.mailHeader, s.location)
+`, s.port, s.verifyPath, s.userHeader, s.mailHeader, s.location, appCookie(s.appCookie))
 		fmt.Fprintf(&b, "\tupstream %s {\n\t\tserver %s;\n\t\tkeepalive 64;\n\t}\n", s.upstream, s.addr)
+		b.WriteString(s.serves)
 	}
 	b.WriteString("}\n")
 	return b.String()
@@ -162,4 +190,12 @@ func startNginx(bin, dir string, workers int, upstream string, servers []authSer
 		}
 	}
 	return p, nil
+}
+
+// appCookie is the location's lines that give the app the answer's Cookie.
+func appCookie(on bool) string {
+	if !on {
+		return ""
+	}
+	return "\t\t\tauth_request_set $app_cookie $upstream_http_cookie;\n\t\t\tproxy_set_header Cookie $app_cookie;\n"
 }
