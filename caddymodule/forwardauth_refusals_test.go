@@ -220,6 +220,9 @@ func appGetsItsOwnCookies(t *testing.T, s *ssoEnv, session string, apps ...strin
 			{[]string{"__Host-socialgate_flow=f; app_pref=1; " + session + "; theme=dark; my_socialgate_session=mine"},
 				"app_pref=1; theme=dark; my_socialgate_session=mine"},
 			{[]string{"a=1; " + every + "; b=socialgate_session; xsocialgate_flow=2"}, "a=1; b=socialgate_session; xsocialgate_flow=2"},
+			// Caddy's copy_headers sets the answer through a placeholder:
+			// one in a cookie's value stays as sent.
+			{[]string{session + "; p={http.request.uri}; q=$host"}, "p={http.request.uri}; q=$host"},
 			// One line per cookie, as HTTP/2 sends them.
 			{[]string{"app_pref=1", session, "theme=dark", "socialgate_flow=f"}, "app_pref=1; theme=dark"},
 			{[]string{session}, ""},
