@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -198,8 +197,7 @@ func (g *Gateway) signOut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The form may carry tokens of other sessions too (see signOutPresented).
-	vouched := func(token string) bool { return g.sessions.CheckCSRF(sess.ID, token) }
-	if !bearer && !slices.ContainsFunc(r.PostForm["csrf_token"], vouched) {
+	if !bearer && !g.sessions.CheckCSRFAny(sess.ID, r.PostForm["csrf_token"]) {
 		g.fail(w, r, http.StatusForbidden, "invalid_csrf_token", i18n.M("error.sign_out_form_expired"))
 		return
 	}

@@ -25,6 +25,14 @@ func (m *Manager) CheckCSRF(sessionID, token string) bool {
 	return false
 }
 
+// CheckCSRFAny reports whether one of tokens (a form's csrf_token values)
+// was issued for this session (by any key). Each token is decoded once and
+// one MAC is computed per key, so a form stuffed with thousands of tokens
+// costs comparisons, not thousands of MACs.
+func (m *Manager) CheckCSRFAny(sessionID string, tokens []string) bool {
+	return m.vouchedFor(sessionID, csrfTokens(tokens))
+}
+
 // csrfTokens returns the tokens decoded, leaving out those no key can
 // have issued (not base64, not a MAC's length): decoded once per request,
 // not once per session cookie.
