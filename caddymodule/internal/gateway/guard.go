@@ -76,7 +76,8 @@ func Status(err error) int {
 // order, each step refusing what it must:
 //
 //  1. smuggling: a Connection header or a trailer naming one of the
-//     gateway's headers (400);
+//     gateway's headers, or an Upgrade to another HTTP version (h2c), which
+//     would carry later requests past it (400);
 //  2. a public route: an ambiguous path (400), else the request passes,
 //     with its session when it has one the app admits;
 //  3. the session: the one an outer socialgate handler authenticated, or
@@ -96,6 +97,10 @@ func (g *Gateway) Guard(w http.ResponseWriter, r *http.Request, uri string, p *P
 	if p.owned.smuggled(r) {
 		g.fail(w, r, http.StatusBadRequest, "header_not_allowed",
 			i18n.M("error.header_not_allowed"))
+		return Pass{}, false, nil
+	}
+	if upgradesHTTP(r.Header) {
+		g.fail(w, r, http.StatusBadRequest, "upgrade_not_allowed", i18n.M("error.upgrade_not_allowed"))
 		return Pass{}, false, nil
 	}
 	p.owned.guardTrailers(r)

@@ -175,6 +175,24 @@ func TestGuard(t *testing.T) {
 			before: func(t *testing.T, e *guardEnv, r *http.Request) { r.Trailer = http.Header{"X_auth_jwt": nil} },
 			want:   want{status: 400, code: "header_not_allowed"}},
 		{name: "ordinary hop-by-hop headers", client: asAPI, before: header("Connection", "keep-alive, Upgrade")},
+
+		// Upgrades: to another HTTP version the rest of the connection
+		// would skip the gateway; other protocols pass.
+		{name: "Upgrade: h2c, signed in", client: asAPI, before: upgrade("h2c"),
+			want: want{status: 400, code: "upgrade_not_allowed"}},
+		{name: "Upgrade: h2c, browser", client: asBrowser, before: upgrade("H2C"), want: want{status: 400}},
+		{name: "Upgrade to HTTP/2.0 in a list, public", client: asNobody, route: Route{Public: true},
+			before: func(t *testing.T, e *guardEnv, r *http.Request) {
+				r.Header.Set("Accept", "application/json")
+				upgrade("websocket, HTTP/2.0")(t, e, r)
+			},
+			want: want{status: 400, code: "upgrade_not_allowed"}},
+		{name: "Upgrade: h2 on a second line, anonymous", client: asNobody, before: upgrade("websocket", " h2 "),
+			want: want{status: 400}},
+		{name: "Upgrade: websocket", client: asAPI, before: upgrade("websocket")},
+		{name: "Upgrade: websocket, public", client: asNobody, route: Route{Public: true}, before: upgrade("WebSocket"),
+			want: want{anonymous: true}},
+		{name: "Upgrade to another protocol", client: asAPI, before: upgrade("TLS/1.2, h2c-ish, h3")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := &guardEnv{testGW: newTestGW(t, tc.config)}
@@ -212,6 +230,15 @@ func TestGuard(t *testing.T) {
 			}
 			checkPass(t, e, pass, tc.route, site, tc.want.anonymous)
 		})
+	}
+}
+
+// upgrade makes a row's request ask to upgrade to the protocols of lines,
+// one Upgrade header each.
+func upgrade(lines ...string) func(t *testing.T, e *guardEnv, r *http.Request) {
+	return func(t *testing.T, e *guardEnv, r *http.Request) {
+		r.Header.Set("Connection", "Upgrade")
+		r.Header["Upgrade"] = lines
 	}
 }
 
