@@ -180,18 +180,22 @@ http {
 `, dir, s.nginxPort, s.gwPort, s.Upstream.Addr())
 }
 
-func (s *ssoEnv) startNginx() {
+func (s *ssoEnv) startNginx() { s.startNginxWith(s.nginxConf) }
+
+// startNginxWith runs nginx with the configuration conf writes for its
+// directory, listening on s.nginxPort.
+func (s *ssoEnv) startNginxWith(conf func(dir string) string) {
 	t := s.t
 	dir := filepath.Join(s.Storage, "nginx")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(s.nginxConf(dir)), 0o644); err != nil {
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf(dir)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(nginxBin, "-p", dir, "-c", conf)
-	if out, err := exec.Command(nginxBin, "-t", "-p", dir, "-c", conf).CombinedOutput(); err != nil {
+	cmd := exec.Command(nginxBin, "-p", dir, "-c", confPath)
+	if out, err := exec.Command(nginxBin, "-t", "-p", dir, "-c", confPath).CombinedOutput(); err != nil {
 		t.Fatalf("nginx -t: %v\n%s", err, out)
 	}
 	if err := cmd.Start(); err != nil {

@@ -79,15 +79,31 @@ func sameHeaderName(k, lower string) bool {
 	return true
 }
 
+// ingressRedirectHint is the header ingress-nginx's generated auth location
+// always sets on its question (proxy_set_header X-Auth-Request-Redirect
+// $request_uri, or the auth-request-redirect annotation's value): its own
+// hint to oauth2-proxy of where to come back to. It is in the gateway's
+// namespace, so refusing it would refuse every request through ingress-nginx
+// (400, which ingress-nginx shows as 500). The gateway never sets it and
+// never reads its value (the original request is X-Original-URL), so a
+// client's copy smuggles nothing past verify. Only this name is exempt: the
+// other X-Auth-Request-* names (X-Auth-Request-User, -Email, the headers
+// oauth2-proxy answers) stay refused, since apps moved from oauth2-proxy may
+// still trust them. Guard still strips it from requests upstream.
+const ingressRedirectHint = "x-auth-request-redirect"
+
 // carriesGatewayHeader reports whether a verify request carries, from the
 // client, a header the gateway's answer sets: one in its namespace, or one
 // of the policy's forward_token headers (but Authorization, which carries
 // the client's own credentials). Every proxy copies the client's headers
 // into its verify request, so whatever the proxy copies back, such a
 // request is a client smuggling an identity past it.
+//
+// One name of the namespace is exempt: X-Auth-Request-Redirect
+// (ingressRedirectHint), in every spelling sameHeaderName accepts.
 func (o owned) carriesGatewayHeader(h http.Header) bool {
 	for k := range h {
-		if isIdentityHeader(k) {
+		if isIdentityHeader(k) && !sameHeaderName(k, ingressRedirectHint) {
 			return true
 		}
 		for _, x := range o.extra {
