@@ -124,3 +124,38 @@ func TestSignOut_ATossedSessionCookieNeverMakesThePageSaySignedOut(t *testing.T)
 		})
 	}
 }
+
+// A live session tossed for a path the sign-in pages never see locks no
+// one out for good. With cookie_domain, a sibling host sets its own live
+// session cookie for the parent domain and an app's path: the browser
+// sends it there first, beside the person's, and two live sessions count
+// as none. Found by the third attack pass (F3): the sign-in, on /_auth,
+// never received that cookie to end it, so the person was sent to sign in
+// again and again while the tossed session lived. Now the first protected
+// request that carries both ends both, and the next sign-in holds.
+func TestCookieTossing_ATossedLiveSessionLocksNoOneOutForGood(t *testing.T) {
+	const name = "__Secure-socialgate_session"
+	e := newEnv(t, options{TLS: true, Global: "cookie_domain sso.test"})
+	signIn := func(p url.Values) string {
+		b := newBrowser(t)
+		rec := &setCookieRecorder{rt: b.c.Transport}
+		b.c.Transport = rec
+		b.signInDev(e, "/", p)
+		return rec.last(name)
+	}
+	v, w := signIn(ada), signIn(person("Mallory", "mallory@example.com", true))
+	victimID := whoIs(t, e, name+"="+v)
+	if victimID == "" || whoIs(t, e, name+"="+w) == "" {
+		t.Fatal("setup: the two sessions are not live")
+	}
+	if got := whoIs(t, e, name+"="+w+"; "+name+"="+v); got != "" {
+		t.Fatalf("the app's path with the tossed cookie first was taken for %q", got)
+	}
+	if whoIs(t, e, name+"="+w) != "" || whoIs(t, e, name+"="+v) != "" {
+		t.Error("a request that carried both left a session live")
+	}
+	again := signIn(ada)
+	if got := whoIs(t, e, name+"="+w+"; "+name+"="+again); got != victimID {
+		t.Errorf("after signing in again, with the tossed cookie still sent first: taken for %q, want the person %s", got, victimID)
+	}
+}

@@ -109,6 +109,11 @@ func (g *Gateway) Guard(w http.ResponseWriter, r *http.Request, uri string, p *P
 	}
 	sess, r, err := g.session(r)
 	if errors.Is(err, session.ErrNoSession) {
+		// Two live sessions' cookies: both end, so a planted one locks no
+		// one out for longer than this request.
+		if err := g.sessions.EndAmbiguous(r.Context(), err); err != nil {
+			return Pass{}, false, fmt.Errorf("ending the sessions of two cookies: %w", err)
+		}
 		g.challenge(w, r, uri)
 		return Pass{}, false, nil
 	}
