@@ -216,9 +216,13 @@ func (g *Gateway) Owns(path string) bool {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, g.prefix)
 	// Proxies ask on every request they pass: verify comes first, and
-	// reads no body.
-	if policy, ok := strings.CutPrefix(rest, VerifyPath); ok && (policy == "" || policy[0] == '/') {
+	// reads no body. Any other spelling of its address is no address.
+	if policy, ok := g.verifyRest(r); ok {
 		g.verify(w, r, policy)
+		return
+	}
+	if _, ok := underVerify(rest); ok {
+		g.notFound(w, r)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)

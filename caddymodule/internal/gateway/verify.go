@@ -81,6 +81,31 @@ func validPolicyName(s string) bool {
 	return s != "" && len(s) <= 64
 }
 
+// verifyRest returns what follows VerifyPath in r's path, escapes kept,
+// when r addresses verify in its one clean spelling: the escaped path is
+// the prefix, VerifyPath, and optionally /<name>[/<Envoy's original
+// path>], with no percent-escape before the original path. A proxy's
+// router compares the path as sent (Traefik: /_auth%2fverify is not under
+// PathPrefix(`/_auth/verify`)), while the decoded path would name verify:
+// a public route that keeps verify out by its path must not reach it by
+// another spelling (%2f, %2F, %5f, %76...), which is no endpoint (404).
+func (g *Gateway) verifyRest(r *http.Request) (string, bool) {
+	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), g.prefix)
+	if !ok {
+		return "", false
+	}
+	rest, ok = underVerify(rest)
+	name, _, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
+	return rest, ok && !strings.Contains(name, "%")
+}
+
+// underVerify returns what follows VerifyPath in rest (a path under the
+// prefix), and whether rest is VerifyPath or under it.
+func underVerify(rest string) (string, bool) {
+	policy, ok := strings.CutPrefix(rest, VerifyPath)
+	return policy, ok && (policy == "" || policy[0] == '/')
+}
+
 // forwardedTLS marks a request that reached the trusted proxy over HTTPS:
 // the session cookie's name, and what Guard reads as the request's scheme,
 // follow the browser's connection, not the proxy's.

@@ -420,3 +420,29 @@ func TestVerify_NothingItAnswersCarriesASessionBoundToken(t *testing.T) {
 		t.Errorf("the not-admitted page links no sign-out on the gateway: %s", w.Body)
 	}
 }
+
+// A proxy's router compares the path as sent, the gateway the decoded one:
+// verify answers only its clean spelling, every other spelling of it is
+// the gateway's 404, even from a trusted proxy with a session (Traefik's
+// public router, which keeps /_auth/verify out, lets /_auth%2fverify in).
+func TestVerify_OnlyItsCleanSpellingIsVerify(t *testing.T) {
+	tg := newVerifyGW(t)
+	_, cookie := tg.signIn(t, "ada")
+	h := nginxAsks("https://app1.example.com/a", session.DomainCookieName+"="+cookie, "Accept", "application/json")
+	for _, path := range []string{"/_auth%2fverify", "/_auth%2Fverify", "/_auth%2Fverify/admins", "/_auth%2Fverify/nosuch",
+		"/%5fauth/verify", "/%5Fauth/verify/tokens", "/_auth/%76erify", "/_%61uth/verify", "/_auth/verify%2fadmins",
+		"/_auth/verify%2Ftokens", "/_auth/verify/%61dmins", "/_auth/verify/tokens%2fapp/x", "/_auth%2fverify/default/app"} {
+		w := tg.ask(path, proxy, h)
+		if w.Code != http.StatusNotFound || w.Header().Get("X-Auth-User-Id") != "" || !strings.Contains(w.Body.String(), `"not_found"`) {
+			t.Errorf("%s: %d %s %q; want the gateway's 404", path, w.Code, w.Header().Get("X-Auth-User-Id"), w.Body)
+		}
+	}
+	// Envoy's form: the original path after the policy keeps its escapes.
+	envoy := http.Header{"Cookie": h["Cookie"], "Accept": h["Accept"], "X-Forwarded-Proto": {"https"}}
+	for path, h := range map[string]http.Header{"/_auth/verify": h, "/_auth/verify/tokens": h,
+		"/_auth/verify/default/app/x%2Fy": envoy, "/_auth/verify/tokens/%61pp": envoy} {
+		if w := tg.ask(path, proxy, h); w.Code != http.StatusOK || w.Header().Get("X-Auth-User-Id") == "" {
+			t.Errorf("%s: %d %s; want 200 with the identity", path, w.Code, w.Body)
+		}
+	}
+}
