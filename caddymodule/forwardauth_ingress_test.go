@@ -31,8 +31,10 @@ func ingressAnnotations(t *testing.T) map[string]string {
 // Ingress (host app1), on the test's ports: the lines of its
 // rootfs/etc/nginx/template/nginx.tmpl for an auth-url location (auth_request,
 // no auth cache, no keepalive to the auth service), with its defaults
-// (proxy-buffer-size 4k, proxy-buffering off, HTTP/1.1) where the docs'
-// annotations set nothing. Two stand-ins: the auth service is the gateway's
+// (proxy-buffer-size 4k, proxy-buffering off, HTTP/1.1 to the services)
+// where the docs' annotations set nothing, and HTTP/2 (on by default) on a
+// listener of its own, in cleartext (prior knowledge), as the test's nginx
+// configuration has. Two stand-ins: the auth service is the gateway's
 // internal address, and $escaped_request_uri, which the controller sets with
 // set-misc's set_escape_uri (not in Debian's nginx), is $request_uri: the
 // test's paths need no escaping. The sign-in URL's $host is $http_host, since
@@ -84,6 +86,7 @@ http {
 
 	server {
 		listen 127.0.0.1:%[2]d;
+		listen 127.0.0.1:%[9]d http2;
 		server_name app1.sso.test;
 
 		location = /_external-auth-Lw-Prefix {
@@ -146,7 +149,7 @@ http {
 		}
 	}
 }
-`, dir, s.nginxPort, authURL.Hostname(), bufferSize, authURL.String(), signIn, strings.Join(answer, "\n\t\t\t"), s.Upstream.Addr())
+`, dir, s.nginxPort, authURL.Hostname(), bufferSize, authURL.String(), signIn, strings.Join(answer, "\n\t\t\t"), s.Upstream.Addr(), s.nginxH2Port)
 }
 
 func TestForwardAuth_IngressNginx_DocsAnnotationsAdmitTheSignedIn(t *testing.T) {
@@ -157,6 +160,58 @@ func TestForwardAuth_IngressNginx_DocsAnnotationsAdmitTheSignedIn(t *testing.T) 
 	s.startNginxWith(s.ingressNginxConf)
 	b := ssoBrowser(t)
 	app := s.App1 + "/reports/2024"
+	s.ingressSignIn(b, app)
+	got := s.Upstream.Last(t)
+	if got.Get("X-Auth-User-Id") == "" || got.Get("X-Auth-User-Email") != "ada@example.com" || got.Get("X-Auth-Jwt") == "" {
+		t.Fatalf("the app got no identity: %v", got)
+	}
+	if c := got.Get("Cookie"); strings.Contains(c, "socialgate") {
+		t.Fatalf("the app got the gateway's cookies: %q", c)
+	}
+
+	// The client's oauth2-proxy-style identity is still refused (verify's
+	// 400, ingress-nginx's 500): nothing reaches the app.
+	for _, name := range []string{"X-Auth-Request-Email", "X-Auth-Request-User"} {
+		req, _ := http.NewRequest(http.MethodGet, app, nil)
+		req.Header.Set(name, "root@example.com")
+		before := len(s.Upstream.Requests())
+		if resp, _ := b.do(req); resp.StatusCode != http.StatusInternalServerError || len(s.Upstream.Requests()) != before {
+			t.Errorf("signed in with the client's %s: %d, %d reached the app; want 500 and none", name, resp.StatusCode, len(s.Upstream.Requests())-before)
+		}
+	}
+}
+
+// The annotations' proxy-buffer-size reaches the generated auth location:
+// verify's answer with ~7 KiB of the app's cookies fits (ingress-nginx's
+// default 4k did not: 500 for that user on every app).
+func TestForwardAuth_IngressNginx_TheAppsCookieJarFitsTheAnswer(t *testing.T) {
+	if _, err := os.Stat(nginxBin); err != nil {
+		t.Skip("nginx is not installed (.ci/run installs it)")
+	}
+	s := startSSOGateway(t)
+	s.startNginxWith(s.ingressNginxConf)
+	b := ssoBrowser(t)
+	s.ingressSignIn(b, s.App1+"/")
+	jar := appCookieJar()
+	b.c.Jar.SetCookies(mustURL(s.App1), jar)
+	if resp, _ := b.get(s.App1 + "/orders"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("signed in with the app's cookie jar: %d, want 200", resp.StatusCode)
+	}
+	got := s.Upstream.Last(t)
+	if got.Get("X-Auth-User-Email") != "ada@example.com" || got.Get("X-Test-Path") != "/orders" {
+		t.Fatalf("the app got %v", got)
+	}
+	jarReachedTheApp(t, got, jar)
+
+	s.h2JarReachesTheApp(b, jar)
+}
+
+// ingressSignIn opens app signed out behind the ingress-nginx server, expects
+// the auth-signin redirect back to it (nothing at the app), signs in as ada
+// and expects to land on app.
+func (s *ssoEnv) ingressSignIn(b *browser, app string) {
+	t := s.t
+	t.Helper()
 
 	// Signed out: ingress-nginx turns verify's 401 into its auth-signin
 	// redirect, which comes back to the app.
@@ -178,26 +233,7 @@ func TestForwardAuth_IngressNginx_DocsAnnotationsAdmitTheSignedIn(t *testing.T) 
 	resp, body, _ := b.atDevProvider(location(t, resp), ada)
 	resp, _ = b.follow(resp, body)
 
-	// Signed in: the app, with the identity and its own cookies only.
 	if resp.StatusCode != http.StatusOK || resp.Request.URL.String() != app {
 		t.Fatalf("signed in: %d at %s, want 200 at the app", resp.StatusCode, resp.Request.URL)
-	}
-	got := s.Upstream.Last(t)
-	if got.Get("X-Auth-User-Id") == "" || got.Get("X-Auth-User-Email") != "ada@example.com" || got.Get("X-Auth-Jwt") == "" {
-		t.Fatalf("the app got no identity: %v", got)
-	}
-	if c := got.Get("Cookie"); strings.Contains(c, "socialgate") {
-		t.Fatalf("the app got the gateway's cookies: %q", c)
-	}
-
-	// The client's oauth2-proxy-style identity is still refused (verify's
-	// 400, ingress-nginx's 500): nothing reaches the app.
-	for _, name := range []string{"X-Auth-Request-Email", "X-Auth-Request-User"} {
-		req, _ := http.NewRequest(http.MethodGet, app, nil)
-		req.Header.Set(name, "root@example.com")
-		before := len(s.Upstream.Requests())
-		if resp, _ = b.do(req); resp.StatusCode != http.StatusInternalServerError || len(s.Upstream.Requests()) != before {
-			t.Errorf("signed in with the client's %s: %d, %d reached the app; want 500 and none", name, resp.StatusCode, len(s.Upstream.Requests())-before)
-		}
 	}
 }

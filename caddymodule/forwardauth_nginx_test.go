@@ -1,11 +1,17 @@
 package caddymodule_test
 
 import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+
+	"golang.org/x/net/http2"
 )
 
 func TestForwardAuth_NginxAuthRequest_SignInOnceForEveryApp(t *testing.T) {
@@ -117,10 +123,107 @@ func TestForwardAuth_NginxConfIsTheDocs(t *testing.T) {
 	for _, line := range strings.Split((&ssoEnv{env: &env{Upstream: &upstream{srv: &httptest.Server{URL: "http://127.0.0.1:1"}}}}).nginxConf("/dir"), "\n") {
 		line = strings.TrimSpace(line)
 		if strings.HasPrefix(line, "map ") || strings.HasPrefix(line, "\"~") || strings.HasPrefix(line, "if (") ||
-			strings.HasPrefix(line, "auth_request_set") || strings.HasPrefix(line, "proxy_set_header") && !strings.Contains(line, "%") && !strings.Contains(line, "auth.sso.test") {
+			strings.HasPrefix(line, "auth_request_set") || strings.HasPrefix(line, "proxy_buffer") || strings.HasPrefix(line, "proxy_set_header") && !strings.Contains(line, "%") && !strings.Contains(line, "auth.sso.test") {
 			if !strings.Contains(doc, line) {
 				t.Errorf("the docs' nginx configuration lacks %q", line)
 			}
 		}
 	}
+}
+
+// appCookieJar is a realistic jar of an app's own cookies, about 7 KiB in
+// all: analytics, a consent string, a framework's session and its CSRF
+// token, a cart, preferences. verify's answer echoes them beside the
+// identity, more than nginx's default proxy_buffer_size (4k) holds.
+func appCookieJar() []*http.Cookie {
+	pad := func(c byte, n int) string { return strings.Repeat(string(c), n) }
+	return []*http.Cookie{
+		{Name: "_ga", Value: "GA1.2.1234567890.1700000000"},
+		{Name: "_gid", Value: "GA1.2.987654321.1700000000"},
+		{Name: "consent", Value: "v2." + pad('c', 600)},
+		{Name: "app_session", Value: "eyJhbGciOiJIUzI1NiJ9." + pad('s', 3000) + ".sig"},
+		{Name: "csrftoken", Value: pad('t', 64)},
+		{Name: "cart", Value: pad('k', 1800)},
+		{Name: "prefs", Value: "theme=dark&lang=en&tz=Europe%2FBerlin&" + pad('p', 1200)},
+	}
+}
+
+// jarReachedTheApp fails unless the app got every cookie of jar, as set,
+// and none of the gateway's.
+func jarReachedTheApp(t *testing.T, got http.Header, jar []*http.Cookie) {
+	t.Helper()
+	cookie := got.Get("Cookie")
+	if strings.Contains(cookie, "socialgate") {
+		t.Errorf("the app got the gateway's cookies")
+	}
+	for _, c := range jar {
+		if !strings.Contains("; "+cookie+"; ", "; "+c.Name+"="+c.Value+"; ") {
+			t.Errorf("the app lacks its cookie %s (%d B of Cookie)", c.Name, len(cookie))
+		}
+	}
+}
+
+// F2 of issue 17's attack pass: verify's answer, with ~7 KiB of the app's
+// cookies, is more than nginx's default proxy_buffer_size; nginx logged
+// "upstream sent too big header" and answered 500 on every app.
+func TestForwardAuth_NginxAuthRequest_TheAppsCookieJarFitsTheAnswer(t *testing.T) {
+	s := newSSOEnv(t)
+	b := ssoBrowser(t)
+	s.signInAt(b, s.App1+"/")
+	jar := appCookieJar()
+	b.c.Jar.SetCookies(mustURL(s.App1), jar)
+	resp, _ := b.get(s.App1 + "/orders")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("signed in with the app's cookie jar: %d, want 200", resp.StatusCode)
+	}
+	got := s.Upstream.Last(t)
+	if got.Get("X-Auth-User-Email") != "ada@example.com" || got.Get("X-Test-Path") != "/orders" {
+		t.Fatalf("the app got %v", got)
+	}
+	jarReachedTheApp(t, got, jar)
+	s.h2JarReachesTheApp(b, jar)
+}
+
+// h2JarReachesTheApp sends a signed-in request over HTTP/2 to the nginx
+// listener on s.nginxH2Port with jar and ~11 KiB more of the app's cookies
+// (its session chunked over several cookies, as ASP.NET Core does): a
+// browser sends cookies as crumbs there, which nginx joins into one Cookie
+// of up to the request's 32 KiB, past what 16k of proxy_buffer_size holds.
+func (s *ssoEnv) h2JarReachesTheApp(b *browser, jar []*http.Cookie) {
+	t := s.t
+	t.Helper()
+	for i := 1; i <= 3; i++ {
+		jar = append(jar, &http.Cookie{Name: fmt.Sprintf(".AspNetCore.CookiesC%d", i), Value: strings.Repeat(string(rune('0'+i)), 3800)})
+	}
+	var cookie []string
+	for _, c := range b.c.Jar.Cookies(mustURL(s.App1)) {
+		if strings.Contains(c.Name, "socialgate_session") {
+			cookie = append(cookie, c.String())
+		}
+	}
+	if len(cookie) != 1 {
+		t.Fatalf("%d session cookies for app1", len(cookie))
+	}
+	for _, c := range jar {
+		cookie = append(cookie, c.String())
+	}
+	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, _ string, _ *tls.Config) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, fmt.Sprintf("127.0.0.1:%d", s.nginxH2Port))
+	}}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodGet, s.App1+"/h2", nil)
+	req.Header.Set("Cookie", strings.Join(cookie, "; ")) // sent as crumbs
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if n := len(req.Header.Get("Cookie")); resp.StatusCode != http.StatusOK || n < 18<<10 {
+		t.Fatalf("signed in over HTTP/2 with %d B of cookies: %d, want 200 with at least 18 KiB", n, resp.StatusCode)
+	}
+	got := s.Upstream.Last(t)
+	if got.Get("X-Auth-User-Email") != "ada@example.com" || got.Get("X-Test-Path") != "/h2" {
+		t.Fatalf("the app got %v", got)
+	}
+	jarReachedTheApp(t, got, jar)
 }

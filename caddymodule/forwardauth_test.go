@@ -28,6 +28,7 @@ import (
 type ssoEnv struct {
 	*env
 	gwPort, nginxPort, traefikPort int
+	nginxH2Port                    int    // nginx's h2c listener
 	Auth                           string // http://auth.sso.test:gwPort
 	App1, App2, App3               string
 }
@@ -50,7 +51,7 @@ func newSSOEnv(t *testing.T) *ssoEnv {
 func startSSOGateway(t *testing.T) *ssoEnv {
 	t.Helper()
 	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: testkit.FreePort(t), devPort: testkit.FreePort(t)}
-	s := &ssoEnv{env: e, gwPort: e.port, nginxPort: testkit.FreePort(t), traefikPort: testkit.FreePort(t)}
+	s := &ssoEnv{env: e, gwPort: e.port, nginxPort: testkit.FreePort(t), traefikPort: testkit.FreePort(t), nginxH2Port: testkit.FreePort(t)}
 	s.Auth = fmt.Sprintf("http://auth.sso.test:%d", s.gwPort)
 	s.App1 = fmt.Sprintf("http://app1.sso.test:%d", s.nginxPort)
 	s.App2 = fmt.Sprintf("http://app2.sso.test:%d", s.nginxPort)
@@ -139,6 +140,7 @@ http {
 
 	server {
 		listen 127.0.0.1:%[2]d;
+		listen 127.0.0.1:%[5]d http2;
 		server_name app1.sso.test app2.sso.test;
 
 		location = /_socialgate_verify {
@@ -150,6 +152,8 @@ http {
 			proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
 			proxy_set_header X-Original-Method $request_method;
 			proxy_set_header X-Forwarded-Uri "";
+			proxy_buffer_size 32k;
+			proxy_buffers 4 32k;
 		}
 
 		location / {
@@ -177,7 +181,7 @@ http {
 		}
 	}
 }
-`, dir, s.nginxPort, s.gwPort, s.Upstream.Addr())
+`, dir, s.nginxPort, s.gwPort, s.Upstream.Addr(), s.nginxH2Port)
 }
 
 func (s *ssoEnv) startNginx() { s.startNginxWith(s.nginxConf) }

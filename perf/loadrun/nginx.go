@@ -62,6 +62,8 @@ func socialgateAuth(port int, addr, host string) authServer {
 			proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
 			proxy_set_header X-Original-Method $request_method;
 			proxy_set_header X-Forwarded-Uri "";
+			proxy_buffer_size 32k;
+			proxy_buffers 4 32k;
 			proxy_http_version 1.1;
 			proxy_set_header Connection "";
 		}
