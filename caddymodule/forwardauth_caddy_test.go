@@ -25,6 +25,10 @@ func TestForwardAuth_CaddyForwardAuth_RedirectsBrowsersAndCopiesIdentity(t *test
 	if got.Get("X-Auth-User-Id") == "" || got.Get("X-Auth-User-Email") != "ada@example.com" {
 		t.Fatalf("the app behind forward_auth got no identity: %v", got)
 	}
+	// The recipe asks app3's policy: the identity JWT names app3 alone.
+	if aud := fmt.Sprint(identityClaims(t, b, s.env, got.Get("X-Auth-Jwt"))["aud"]); aud != "https://app3.example.com" && aud != "[https://app3.example.com]" {
+		t.Errorf("the identity JWT's aud is %s, want app3's origin", aud)
+	}
 	// A spoofed copy reaches the gateway in forward_auth's question and is
 	// refused, 400 passed on to the client.
 	req, _ := http.NewRequest(http.MethodGet, s.App3+"/", nil)

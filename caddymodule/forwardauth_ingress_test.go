@@ -168,6 +168,11 @@ func TestForwardAuth_IngressNginx_DocsAnnotationsAdmitTheSignedIn(t *testing.T) 
 	if c := got.Get("Cookie"); strings.Contains(c, "socialgate") {
 		t.Fatalf("the app got the gateway's cookies: %q", c)
 	}
+	// The docs' auth-url asks app1's policy: the identity JWT names app1,
+	// and verifies at no other app.
+	if aud := identityClaims(t, b, s.env, got.Get("X-Auth-Jwt"))["aud"]; fmt.Sprint(aud) != "https://app1.example.com" && fmt.Sprint(aud) != "[https://app1.example.com]" {
+		t.Errorf("the identity JWT's aud is %v, want app1's origin", aud)
+	}
 
 	// The client's oauth2-proxy-style identity is still refused (verify's
 	// 400, ingress-nginx's 500): nothing reaches the app.

@@ -22,7 +22,8 @@ import (
 // on hosts under sso.test that every client here resolves to 127.0.0.1.
 // The gateway is auth.sso.test; app1 and app2 are behind nginx, app3
 // behind Caddy's forward_auth, app5 too under the policy nobody (which
-// admits no one).
+// admits no one). The docs' recipes ask a policy per app (app1, app2,
+// app3); the test's nginx asks the default policy for app1 and app2.
 
 // ssoEnv is the running set-up.
 type ssoEnv struct {
@@ -88,6 +89,17 @@ func (s *ssoEnv) caddyfile() string {
 		forward_auth http://auth.sso.test:%[5]d {
 			policy nobody {
 				allow_emails nobody@example.com
+			}
+			# docs/forward-auth.md's policy per app, which its ingress-nginx,
+			# Traefik and Caddy recipes ask.
+			policy app1 {
+				identity_audience https://app1.example.com
+			}
+			policy app2 {
+				identity_audience https://app2.example.com
+			}
+			policy app3 {
+				identity_audience https://app3.example.com
 			}
 		}
 	}

@@ -141,6 +141,13 @@ func TestForwardAuth_Traefik_SignInOnceForEveryApp(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || s.Upstream.Last(t).Get("X-Auth-User-Id") != uid {
 		t.Fatalf("app2: %d, user %q; want the same user without signing in", resp.StatusCode, s.Upstream.Last(t).Get("X-Auth-User-Id"))
 	}
+	// Each app's middleware asks its own policy: each identity JWT names
+	// its app alone, so app1 cannot replay its copy at app2.
+	for app, jwt := range map[string]string{"https://app1.example.com": got.Get("X-Auth-Jwt"), "https://app2.example.com": s.Upstream.Last(t).Get("X-Auth-Jwt")} {
+		if aud := fmt.Sprint(identityClaims(t, b, s.env, jwt)["aud"]); aud != app && aud != "["+app+"]" {
+			t.Errorf("the identity JWT's aud is %s, want %s", aud, app)
+		}
+	}
 
 	// Identity headers a client sends never reach the app. Traefik copies
 	// them into its question, and the gateway refuses it (400), which
@@ -272,11 +279,11 @@ func TestForwardAuth_TraefikDockerLabelsMatchTheFileProvider(t *testing.T) {
 	for _, want := range []string{
 		`"--entryPoints.websecure.http.aliasHeadersStrategy=delete"`,
 		`"--entryPoints.websecure.http.encodedCharacters.allowEncodedSlash=false"`,
-		`"traefik.http.routers.app1.middlewares=socialgate@docker"`,
-		`"traefik.http.middlewares.socialgate.forwardauth.address=http://socialgate:8080/_auth/verify"`,
-		`"traefik.http.middlewares.socialgate.forwardauth.trustForwardHeader=false"`,
-		`"traefik.http.middlewares.socialgate.forwardauth.authResponseHeadersRegex=^X-Auth-"`,
-		`"traefik.http.middlewares.socialgate.forwardauth.authResponseHeaders=Cookie"`,
+		`"traefik.http.routers.app1.middlewares=socialgate-app1@docker"`,
+		`"traefik.http.middlewares.socialgate-app1.forwardauth.address=http://socialgate:8080/_auth/verify/app1"`,
+		`"traefik.http.middlewares.socialgate-app1.forwardauth.trustForwardHeader=false"`,
+		`"traefik.http.middlewares.socialgate-app1.forwardauth.authResponseHeadersRegex=^X-Auth-"`,
+		`"traefik.http.middlewares.socialgate-app1.forwardauth.authResponseHeaders=Cookie"`,
 		"\"traefik.http.routers.auth.rule=Host(`auth.example.com`) && !PathPrefix(`/_auth/verify`)\"",
 	} {
 		if !strings.Contains(labels, want) {
