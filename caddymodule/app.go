@@ -37,7 +37,8 @@ type App struct {
 	logger      *zap.Logger
 	ctx         caddy.Context // finds the HTTP servers for the ready line
 
-	stopActivity func() // stops recording session activity
+	stopActivity func()        // stops recording session activity
+	verify       *verifyServer // forward_auth's own listener, when configured
 }
 
 // CaddyModule returns the Caddy module information.
@@ -101,13 +102,23 @@ func (a *App) Start() error {
 		}
 		a.dev = dev
 	}
+	if err := a.startVerifyListener(); err != nil {
+		a.Stop()
+		return err
+	}
 	a.announceReady()
 	return nil
 }
 
-// Stop withdraws this config's webhooks (a newer config's stay in force) and
-// releases the dev provider (it keeps running while a newer config uses it).
+// Stop withdraws this config's webhooks (a newer config's stay in force),
+// releases the dev provider (it keeps running while a newer config uses it)
+// and shuts the verify listener down (a newer config's, on the same port,
+// keeps serving).
 func (a *App) Stop() error {
+	if a.verify != nil {
+		a.verify.stop()
+		a.verify = nil
+	}
 	if a.unconfigure != nil {
 		a.unconfigure()
 		a.unconfigure = nil

@@ -29,11 +29,12 @@ var (
 		"token_refresh_skew", "api_key", "identity_issuer", "identity_audience", "identity_key_delay", "return_urls",
 		"allow_emails", "allow_groups", "admins", "redirect_urls", "rate_limit", "rate_limit_ipv6_prefix", "app_name", "logo_url",
 		"accent", "templates", "messages", "locale", "webhook", "cookie_domain", "return_hosts", "forward_auth"}
-	forwardAuthOptions = []string{"policy"}
-	postgresOptions    = []string{"dsn", "secret", "max_conns", "connect_timeout"}
-	devProviderOptions = []string{"listen", "access_token_lifetime", "link_by_email", "allow_remote", "provider"}
-	devIdentityOptions = []string{"display_name", "sign_in", "link_by_email", "grants"}
-	providerOptions    = []string{"client_id", "client_secret", "display_name", "issuer", "authorize_url", "token_url",
+	forwardAuthOptions  = []string{"listen", "policy"}
+	verifyListenOptions = []string{"trusted"}
+	postgresOptions     = []string{"dsn", "secret", "max_conns", "connect_timeout"}
+	devProviderOptions  = []string{"listen", "access_token_lifetime", "link_by_email", "allow_remote", "provider"}
+	devIdentityOptions  = []string{"display_name", "sign_in", "link_by_email", "grants"}
+	providerOptions     = []string{"client_id", "client_secret", "display_name", "issuer", "authorize_url", "token_url",
 		"userinfo_url", "revoke_url", "emails_url", "jwks_url", "tenant", "base_url", "team_id", "key_id", "private_key",
 		"bundle_ids", "native_client_ids", "scopes", "fields", "groups_from", "auth_param", "pkce", "sign_in",
 		"sign_out_at_provider", "link_by_email"}

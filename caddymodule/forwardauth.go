@@ -20,6 +20,7 @@ func fromTrustedProxy(r *http.Request) bool {
 // global option:
 //
 //	forward_auth <url> {
+//		listen <host:port> [{ trusted <cidr>... }]
 //		policy <name> {
 //			<socialgate handler options>
 //		}
@@ -30,6 +31,17 @@ func parseForwardAuth(d *caddyfile.Dispenser) (*config.ForwardAuth, error) {
 		return nil, err
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() == "listen" {
+			if fa.Listen != nil {
+				return nil, d.Errf("forward_auth: listen is written twice")
+			}
+			l, err := parseVerifyListen(d)
+			if err != nil {
+				return nil, err
+			}
+			fa.Listen = l
+			continue
+		}
 		if d.Val() != "policy" {
 			return nil, unknownOption(d, forwardAuthOptions, "unrecognized forward_auth option %q", d.Val())
 		}

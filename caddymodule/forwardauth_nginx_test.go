@@ -15,7 +15,15 @@ import (
 )
 
 func TestForwardAuth_NginxAuthRequest_SignInOnceForEveryApp(t *testing.T) {
-	s := newSSOEnv(t)
+	nginxSignInOnceForEveryApp(t, newSSOEnv(t))
+}
+
+// The same through forward_auth's own listener (verifylisten.go).
+func TestForwardAuth_NginxAuthRequest_ThroughListener_SignInOnceForEveryApp(t *testing.T) {
+	nginxSignInOnceForEveryApp(t, newSSOEnvAsking(t, true))
+}
+
+func nginxSignInOnceForEveryApp(t *testing.T, s *ssoEnv) {
 	b := ssoBrowser(t)
 
 	// Without a session: sent to sign in, nothing reaches the app.
@@ -80,7 +88,14 @@ func TestForwardAuth_NginxAuthRequest_SignInOnceForEveryApp(t *testing.T) {
 }
 
 func TestForwardAuth_NginxAuthRequest_RefusesWithoutASessionAndSpoofing(t *testing.T) {
-	s := newSSOEnv(t)
+	nginxRefusesWithoutASessionAndSpoofing(t, newSSOEnv(t))
+}
+
+func TestForwardAuth_NginxAuthRequest_ThroughListener_RefusesWithoutASessionAndSpoofing(t *testing.T) {
+	nginxRefusesWithoutASessionAndSpoofing(t, newSSOEnvAsking(t, true))
+}
+
+func nginxRefusesWithoutASessionAndSpoofing(t *testing.T, s *ssoEnv) {
 	b := ssoBrowser(t)
 	// Identity headers alone buy nothing: the gateway refuses them (400,
 	// nginx's 500), session or not.

@@ -29,9 +29,13 @@ import (
 type ssoEnv struct {
 	*env
 	gwPort, nginxPort, traefikPort int
-	nginxH2Port                    int    // nginx's h2c listener
-	Auth                           string // http://auth.sso.test:gwPort
-	App1, App2, App3               string
+	nginxH2Port                    int // nginx's h2c listener
+	// verifyPort is forward_auth's own listener (trusting 127.0.0.1/32,
+	// as the server's trusted_proxies); nginx asks it when nginxAsks is
+	// verifyPort, else the gateway's site at gwPort.
+	verifyPort, nginxAsks int
+	Auth                  string // http://auth.sso.test:gwPort
+	App1, App2, App3      string
 }
 
 // nginxBin is Debian's nginx, which .ci/run installs.
@@ -39,10 +43,20 @@ const nginxBin = "/usr/sbin/nginx"
 
 func newSSOEnv(t *testing.T) *ssoEnv {
 	t.Helper()
+	return newSSOEnvAsking(t, false)
+}
+
+// newSSOEnvAsking is newSSOEnv with nginx asking forward_auth's own
+// listener when listener is true.
+func newSSOEnvAsking(t *testing.T, listener bool) *ssoEnv {
+	t.Helper()
 	if _, err := os.Stat(nginxBin); err != nil {
 		t.Skip("nginx is not installed (.ci/run installs it)")
 	}
 	s := startSSOGateway(t)
+	if s.nginxAsks = s.gwPort; listener {
+		s.nginxAsks = s.verifyPort
+	}
 	s.startNginx()
 	return s
 }
@@ -52,7 +66,8 @@ func newSSOEnv(t *testing.T) *ssoEnv {
 func startSSOGateway(t *testing.T) *ssoEnv {
 	t.Helper()
 	e := &env{t: t, Storage: t.TempDir(), Upstream: newUpstream(t), port: testkit.FreePort(t), devPort: testkit.FreePort(t)}
-	s := &ssoEnv{env: e, gwPort: e.port, nginxPort: testkit.FreePort(t), traefikPort: testkit.FreePort(t), nginxH2Port: testkit.FreePort(t)}
+	s := &ssoEnv{env: e, gwPort: e.port, nginxPort: testkit.FreePort(t), traefikPort: testkit.FreePort(t), nginxH2Port: testkit.FreePort(t),
+		verifyPort: testkit.FreePort(t)}
 	s.Auth = fmt.Sprintf("http://auth.sso.test:%d", s.gwPort)
 	s.App1 = fmt.Sprintf("http://app1.sso.test:%d", s.nginxPort)
 	s.App2 = fmt.Sprintf("http://app2.sso.test:%d", s.nginxPort)
@@ -87,6 +102,9 @@ func (s *ssoEnv) caddyfile() string {
 		cookie_domain sso.test
 		return_hosts http://*.sso.test:%[4]d http://*.sso.test:%[5]d http://*.sso.test:%[7]d
 		forward_auth http://auth.sso.test:%[5]d {
+			listen 127.0.0.1:%[9]d {
+				trusted 127.0.0.1/32
+			}
 			policy nobody {
 				allow_emails nobody@example.com
 			}
@@ -121,7 +139,7 @@ http://app5.sso.test:%[5]d {
 	}
 	reverse_proxy %[6]s
 }
-`, s.Storage, logFilter(s.t), s.devPort, s.nginxPort, s.gwPort, s.Upstream.Addr(), s.traefikPort, s.caddyRecipe())
+`, s.Storage, logFilter(s.t), s.devPort, s.nginxPort, s.gwPort, s.Upstream.Addr(), s.traefikPort, s.caddyRecipe(), s.verifyPort)
 }
 
 // caddyRecipe is docs/forward-auth.md's Caddy forward_auth site, for app3
@@ -157,7 +175,7 @@ http {
 
 		location = /_socialgate_verify {
 			internal;
-			proxy_pass http://127.0.0.1:%[3]d/_auth/verify;
+			proxy_pass http://127.0.0.1:%[6]d/_auth/verify;
 			proxy_pass_request_body off;
 			proxy_set_header Content-Length "";
 			proxy_set_header Host auth.sso.test:%[3]d;
@@ -193,7 +211,7 @@ http {
 		}
 	}
 }
-`, dir, s.nginxPort, s.gwPort, s.Upstream.Addr(), s.nginxH2Port)
+`, dir, s.nginxPort, s.gwPort, s.Upstream.Addr(), s.nginxH2Port, s.nginxAsks)
 }
 
 func (s *ssoEnv) startNginx() { s.startNginxWith(s.nginxConf) }

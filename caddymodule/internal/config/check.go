@@ -81,6 +81,11 @@ func (o *Options) Prepare(expand Expand, logger *zap.Logger) error {
 	if _, err := o.limiter(); err != nil {
 		return err
 	}
+	if fa := o.ForwardAuth; fa != nil && fa.Listen != nil {
+		if _, _, err := fa.Listen.Parse(); err != nil {
+			return err
+		}
+	}
 	if _, err := cookieSecrets(expand, o.CookieKeys, nil); err != nil {
 		return err
 	}

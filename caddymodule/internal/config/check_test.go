@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,14 @@ func TestPrepare_RefusesMistakesByName(t *testing.T) {
 		{"an unknown rate limit class", `{"rate_limits": {"signin": {"events": 1, "window": 1}}, ` + dev + `}`, `rate_limit: unknown class "signin"`},
 		{"a cookie key from an unset variable", `{"cookie_keys": ["{env.UNSET}"], ` + dev + `}`, "cookie_keys: key 1 is empty: {env.UNSET} expands to nothing"},
 		{"a short cookie key from the environment", `{"cookie_keys": ["{env.SHORT}"], ` + dev + `}`, "cookie_keys: key 1 is 12 characters"},
+		{"a verify listener without a port", `{"forward_auth": {"url": "https://a.example.com", "listen": {"address": "127.0.0.1"}}, ` + dev + `}`,
+			`forward_auth listen "127.0.0.1": want one port`},
+		{"a verify listener on a port range", `{"forward_auth": {"url": "https://a.example.com", "listen": {"address": "127.0.0.1:4181-4182"}}, ` + dev + `}`,
+			`forward_auth listen "127.0.0.1:4181-4182": want one port`},
+		{"a verify listener on a unix socket", `{"forward_auth": {"url": "https://a.example.com", "listen": {"address": "unix//tmp/v.sock"}}, ` + dev + `}`,
+			`want a TCP address`},
+		{"a verify listener trusting a name", `{"forward_auth": {"url": "https://a.example.com", "listen": {"address": "127.0.0.1:4181", "trusted": ["10.0.0.0/33"]}}, ` + dev + `}`,
+			`forward_auth listen: trusted "10.0.0.0/33" is not an IP range`},
 		{"a short api key", `{"api_keys": ["{env.SHORT}"], ` + dev + `}`, "api_key: key 1 is 12 characters"},
 	} {
 		err := options(t, c.json).Prepare(testExpand, zap.NewNop())
@@ -111,5 +120,18 @@ func TestCheckOption(t *testing.T) {
 		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
 			t.Errorf("%s %s: %v, want %q", c.option, c.json, err, c.want)
 		}
+	}
+}
+
+// A verify listener trusts loopback unless told, and takes ranges and
+// single addresses.
+func TestVerifyListener_Parse(t *testing.T) {
+	addr, trusted, err := (&VerifyListener{Address: "127.0.0.1:4181"}).Parse()
+	if err != nil || addr.StartPort != 4181 || fmt.Sprint(trusted) != "[127.0.0.0/8 ::1/128]" {
+		t.Errorf("default: %v %v %v, want loopback", addr, trusted, err)
+	}
+	_, trusted, err = (&VerifyListener{Address: "[::1]:4181", Trusted: []string{"10.1.2.3/8", "192.0.2.7", "fd00::/8"}}).Parse()
+	if err != nil || fmt.Sprint(trusted) != "[10.0.0.0/8 192.0.2.7/32 fd00::/8]" {
+		t.Errorf("ranges: %v %v", trusted, err)
 	}
 }

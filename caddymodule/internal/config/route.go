@@ -119,6 +119,11 @@ type ForwardAuth struct {
 	// refusal. Default: "default" admits every signed-in user that the
 	// app's allow_emails and allow_groups admit.
 	Policies map[string]Route `json:"policies,omitempty"`
+
+	// Listen serves the verify endpoint on a listener of its own too,
+	// outside Caddy's HTTP server (see VerifyListener). Default: none;
+	// verify is served by the sites that have the socialgate directive.
+	Listen *VerifyListener `json:"listen,omitempty"`
 }
 
 // gatewayConfig returns the gateway's forward-auth configuration; nil fa

@@ -218,7 +218,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Proxies ask on every request they pass: verify comes first, and
 	// reads no body. Any other spelling of its address is no address.
 	if policy, ok := g.verifyRest(r); ok {
-		g.verify(w, r, policy)
+		g.verify(w, r, policy, nil)
 		return
 	}
 	if _, ok := underVerify(rest); ok {

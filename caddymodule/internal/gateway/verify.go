@@ -123,12 +123,16 @@ var forwardedTLS = &tls.ConnectionState{}
 // policy name), and a request that carries a header the answer sets (the
 // gateway's namespace in any spelling, the policy's forward_token headers)
 // is 400: the client sent it, and a proxy copies back only what it lists.
-// It writes nothing to the store.
-func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string) {
+// It writes nothing to the store. trusted, when not nil, tells a trusted
+// proxy instead of ForwardAuth.Trusted (VerifyHandler's listener).
+func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string, trusted func(*http.Request) bool) {
 	v := g.verifier
 	if v == nil {
 		g.notFound(w, r)
 		return
+	}
+	if trusted == nil {
+		trusted = v.trusted
 	}
 	// Its refusals may be shown on the app's host: links on the gateway.
 	fail := func(status int, code string, msg i18n.Message) {
@@ -136,7 +140,7 @@ func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string) {
 	}
 	// Trust first: whoever is not a trusted proxy learns nothing, not even
 	// which policy names exist (403 for every name).
-	if !v.trusted(r) {
+	if !trusted(r) {
 		fail(http.StatusForbidden, "untrusted_proxy", i18n.M("error.untrusted_proxy"))
 		return
 	}
@@ -197,6 +201,22 @@ func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string) {
 	pass.setHeaders(w.Header(), true)
 	setAppCookies(w.Header(), pass.Request.Header)
 	w.WriteHeader(http.StatusOK)
+}
+
+// VerifyHandler serves the verify endpoint alone, for a listener of its own
+// outside Caddy (config.VerifyListener): VerifyPath and VerifyPath/<rest>
+// under the prefix, in their one clean spelling (verifyRest), are verify's
+// answers, with trusted telling a trusted proxy; every other path is a bare
+// 404, nothing else of the gateway. It never reads a request's body.
+func (g *Gateway) VerifyHandler(trusted func(r *http.Request) bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rest, ok := g.verifyRest(r)
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		g.verify(w, r, rest, trusted)
+	})
 }
 
 // setAppCookies sets on verify's answer h the Cookie header the app is to
