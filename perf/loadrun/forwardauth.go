@@ -2,7 +2,8 @@ package main
 
 // The forward-auth rows: nginx with auth_request in front of the same
 // upstream, asking either the gateway's verify endpoint (FORWARD_AUTH, the
-// binary as a standalone auth server) or oauth2-proxy v7, once per nginx
+// binary as a standalone auth server; through its Caddy site, row 6, or
+// forward_auth's own listener, row 6l) or oauth2-proxy v7, once per nginx
 // worker_processes setting. They alternate with the other rows.
 
 import (
@@ -25,10 +26,10 @@ import (
 // auth server processes behind the first nginx, each held to capCores CPUs
 // for its runs.
 type faPair struct {
-	workers             int
-	capCores            float64
-	socialgate, o2proxy *row
-	baselines           []*row // rows 8–10, for uncapped pairs
+	workers                       int
+	capCores                      float64
+	socialgate, listener, o2proxy *row
+	baselines                     []*row // rows 8–10, for uncapped pairs
 }
 
 // forwardAuth is the section: its rows, the processes to stop, and the
@@ -46,7 +47,7 @@ type forwardAuth struct {
 func (fa *forwardAuth) rows() []*row {
 	var out []*row
 	for _, p := range fa.pairs {
-		out = append(out, p.socialgate, p.o2proxy)
+		out = append(out, p.socialgate, p.listener, p.o2proxy)
 		out = append(out, p.baselines...)
 	}
 	return out
@@ -63,8 +64,10 @@ func (fa *forwardAuth) stop() {
 
 // forwardAuthCaddyfile is the gateway as a pure auth server, as in
 // docs/forward-auth.md: only the gateway's own site, where browsers sign
-// in, with forward_auth on and loopback as the trusted proxy.
-func forwardAuthCaddyfile(dir string, adminPort, devPort, sitePort int) string {
+// in, with forward_auth on and loopback as the trusted proxy, and
+// forward_auth's own listener (docs/forward-auth-listener.md) on
+// listenPort.
+func forwardAuthCaddyfile(dir string, adminPort, devPort, sitePort, listenPort int) string {
 	return fmt.Sprintf(`{
 	admin 127.0.0.1:%[2]d
 	persist_config off
@@ -77,14 +80,16 @@ func forwardAuthCaddyfile(dir string, adminPort, devPort, sitePort int) string {
 	socialgate {
 		storage %[1]s/socialgate
 		dev_provider 127.0.0.1:%[3]d
-		forward_auth http://127.0.0.1:%[4]d
+		forward_auth http://127.0.0.1:%[4]d {
+			listen 127.0.0.1:%[5]d
+		}
 	}
 }
 http://127.0.0.1:%[4]d {
 	socialgate
 	respond "Signed in."
 }
-`, dir, adminPort, devPort, sitePort)
+`, dir, adminPort, devPort, sitePort, listenPort)
 }
 
 // startForwardAuth starts what the section needs and returns its rows;
@@ -103,18 +108,18 @@ func startForwardAuth(ctx context.Context, cfg config, bin, dir, upstream string
 	if fa.skipped != "" {
 		return fa
 	}
-	ports, err := harness.FreePorts(5 + 6*len(cfg.nginxWorkers))
+	ports, err := harness.FreePorts(6 + 7*len(cfg.nginxWorkers))
 	if err != nil {
 		fa.skipped = err.Error()
 		return fa
 	}
 	fa.gwAdmin = ports[0]
-	devPort, sitePort, o2pPort := ports[1], ports[2], ports[3]
+	devPort, sitePort, o2pPort, listenPort := ports[1], ports[2], ports[3], ports[5]
 	siteURL := fmt.Sprintf("http://127.0.0.1:%d/", sitePort)
 
 	fmt.Fprintln(os.Stderr, "starting FORWARD_AUTH (the gateway as a standalone auth server) …")
 	gwDir := filepath.Join(dir, "forward-auth")
-	gw, err := harness.StartCaddy("FORWARD_AUTH", bin, gwDir, forwardAuthCaddyfile(gwDir, fa.gwAdmin, devPort, sitePort), siteURL)
+	gw, err := harness.StartCaddy("FORWARD_AUTH", bin, gwDir, forwardAuthCaddyfile(gwDir, fa.gwAdmin, devPort, sitePort, listenPort), siteURL)
 	if err != nil {
 		fa.skipped = "FORWARD_AUTH did not start: " + harness.LastLine(err.Error())
 		return fa
@@ -144,7 +149,8 @@ func startForwardAuth(ctx context.Context, cfg config, bin, dir, upstream string
 
 	fa.notes = append(fa.notes, fmt.Sprintf("forward-auth rows (6, 7): nginx %s with auth_request (keep-alive to "+
 		"every backend) in front of the same upstream; FORWARD_AUTH is this binary as a standalone auth server "+
-		"(forward_auth, trusted_proxies 127.0.0.1/32, Badger store), signed in through its dev provider", nginxVersion(nginx)))
+		"(forward_auth, trusted_proxies 127.0.0.1/32, Badger store), signed in through its dev provider; row 6l asks the same "+
+		"process's forward_auth listener (a plain net/http server, loopback trusted) instead of its Caddy site", nginxVersion(nginx)))
 	if o2p != nil {
 		fa.notes = append(fa.notes, "oauth2-proxy: its nginx guide's settings (--reverse-proxy --trusted-proxy-ip=127.0.0.1/32 "+
 			"--set-xauthrequest --skip-provider-button, no upstream), cookie sessions with --session-cookie-minimal, "+
@@ -158,14 +164,17 @@ func startForwardAuth(ctx context.Context, cfg config, bin, dir, upstream string
 		}
 	}
 	for i, w := range cfg.nginxWorkers {
-		p := ports[5+6*i:]
-		sgPort, o2Port := p[0], p[1]
-		servers := []authServer{socialgateAuth(sgPort, fmt.Sprintf("127.0.0.1:%d", sitePort), fmt.Sprintf("127.0.0.1:%d", sitePort))}
+		p := ports[6+7*i:]
+		sgPort, o2Port, lPort := p[0], p[1], p[6]
+		host := fmt.Sprintf("127.0.0.1:%d", sitePort)
+		servers := []authServer{socialgateAuth(sgPort, host, host), socialgateAuth(lPort, fmt.Sprintf("127.0.0.1:%d", listenPort), host)}
 		if o2p != nil {
 			servers = append(servers, oauth2ProxyAuth(o2Port, o2p.addr))
 		}
 		pair := faPair{workers: w,
 			socialgate: &row{name: fmt.Sprintf("(6) socialgate /_auth/verify, nginx × %d", w), site: site{port: sgPort},
+				server: gw, cookie: sgCookie},
+			listener: &row{name: fmt.Sprintf("(6l) socialgate verify listener, nginx × %d", w), site: site{port: lPort},
 				server: gw, cookie: sgCookie},
 			o2proxy: &row{name: fmt.Sprintf("(7) %s, nginx × %d", o2pName, w), site: site{port: o2Port}},
 		}
@@ -186,7 +195,7 @@ func startForwardAuth(ctx context.Context, cfg config, bin, dir, upstream string
 			pair.baselines = append(pair.baselines, r)
 		}
 		ngx, err := startNginx(nginx, filepath.Join(dir, fmt.Sprintf("nginx-%d", w)), w, upstream, servers)
-		for _, r := range append([]*row{pair.socialgate, pair.o2proxy}, pair.baselines...) {
+		for _, r := range append([]*row{pair.socialgate, pair.listener, pair.o2proxy}, pair.baselines...) {
 			if err != nil {
 				r.skipped = cmp.Or(r.skipped, "nginx did not start: "+harness.LastLine(err.Error()))
 			}
@@ -214,18 +223,26 @@ func (fa *forwardAuth) addCapped(cores float64) {
 		c.name = fmt.Sprintf("%s, auth server ≤ %.2g core", r.name, cores)
 		return &c
 	}
-	pair := faPair{workers: first.workers, capCores: cores, socialgate: capped(first.socialgate), o2proxy: capped(first.o2proxy)}
+	pair := faPair{workers: first.workers, capCores: cores, socialgate: capped(first.socialgate),
+		listener: capped(first.listener), o2proxy: capped(first.o2proxy)}
 	fa.pairs = append(fa.pairs, pair)
-	for _, r := range []*row{pair.socialgate, pair.o2proxy} {
+	// Rows 6 and 6l share a process, hence its cgroup: a process is in one.
+	caps := map[*harness.Proc]*harness.CPUCap{}
+	for _, r := range []*row{pair.socialgate, pair.listener, pair.o2proxy} {
 		if r.skipped != "" {
 			continue
 		}
-		cap, err := harness.NewCPUCap(fmt.Sprintf("socialgate-loadrun-%d-%d", os.Getpid(), r.server.Cmd.Process.Pid), r.server.Cmd.Process.Pid)
-		if err != nil {
-			r.skipped = "no CPU cap: " + err.Error()
-			continue
+		cap, ok := caps[r.server]
+		if !ok {
+			var err error
+			cap, err = harness.NewCPUCap(fmt.Sprintf("socialgate-loadrun-%d-%d", os.Getpid(), r.server.Cmd.Process.Pid), r.server.Cmd.Process.Pid)
+			if err != nil {
+				r.skipped = "no CPU cap: " + err.Error()
+				continue
+			}
+			caps[r.server] = cap
+			fa.caps = append(fa.caps, cap)
 		}
-		fa.caps = append(fa.caps, cap)
 		r.cpuCap, r.capCores = cap, cores
 	}
 	fa.notes = append(fa.notes, fmt.Sprintf("capped forward-auth rows: the same auth server processes and nginx × %d, "+
@@ -269,7 +286,7 @@ func printForwardAuth(fa *forwardAuth, passThrough *row) {
 		if len(sg.runs) == 0 {
 			continue
 		}
-		if failed := slices.ContainsFunc([]*row{sg, o2}, func(r *row) bool { return len(r.checks) > 0 }); failed {
+		if failed := slices.ContainsFunc([]*row{sg, p.listener, o2}, func(r *row) bool { return len(r.checks) > 0 }); failed {
 			// Refused or unchecked answers are not throughput.
 			fmt.Printf("- nginx × %d: not compared: a row failed its checks (⚠ below)\n", p.workers)
 			continue
@@ -278,6 +295,10 @@ func printForwardAuth(fa *forwardAuth, passThrough *row) {
 		if len(o2.runs) > 0 {
 			parts = append(parts, fmt.Sprintf("socialgate ÷ oauth2-proxy throughput %.2f× (budget ≥ 2×), auth server CPU/request %.2f×",
 				sg.rps()/o2.rps(), float64(sg.cpu())/float64(o2.cpu())))
+			if l := p.listener; len(l.runs) > 0 {
+				parts = append(parts, fmt.Sprintf("(6l) ÷ oauth2-proxy throughput %.2f×, auth server CPU/request %.2f×",
+					l.rps()/o2.rps(), float64(l.cpu())/float64(o2.cpu())))
+			}
 			for _, b := range p.baselines {
 				if len(b.runs) > 0 && len(b.checks) == 0 {
 					parts = append(parts, fmt.Sprintf("%s ÷ oauth2-proxy %.2f×", b.name[:strings.Index(b.name, ")")+1], b.rps()/o2.rps()))
