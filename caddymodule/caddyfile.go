@@ -96,6 +96,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		return_hosts     <[scheme://]host[:port]...>
 //		cookie_domain    <domain>
 //		forward_auth     <url> {
+//			listen <host:port> [{ trusted <cidr...> }]
 //			policy <name> {
 //				<socialgate handler options>
 //			}
