@@ -151,6 +151,20 @@ func TestUpgrade_H2CRefusedWebSocketPasses(t *testing.T) {
 		}
 	}
 
+	// forward_auth's own listener decides with the same Guard: h2c is
+	// refused there too, WebSocket answered as the request it is.
+	for proto, want := range map[string]int{"h2c": http.StatusBadRequest, "websocket": http.StatusOK} {
+		req, _ := http.NewRequest(http.MethodGet, "http://auth.sso.test/_auth/verify", nil)
+		req.Header.Set("X-Original-URL", s.App1+"/x")
+		req.Header.Set("Cookie", appSessionCookie(t, b, s.App3))
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", proto)
+		if a := askAt(t, s.verifyPort, false, req); a.status != want || (want == http.StatusBadRequest) != strings.Contains(a.body, "upgrade_not_allowed") {
+			t.Errorf("the listener, Upgrade: %s: %d %s, want %d", proto, a.status, a.body, want)
+		}
+	}
+
 	// WebSocket: the app gets the upgrade, with the identity when signed
 	// in, and the tunnel carries bytes both ways.
 	ws := "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
