@@ -92,17 +92,8 @@ func oauth2ProxyAuth(port int, addr string) authServer {
 // block of its own on answerPort, over the same kind of kept-alive loopback
 // connection, which answers 200 at once.
 func ceilingAuth(port, answerPort int) authServer {
-	name := fmt.Sprintf("auth%d", port)
-	return authServer{port: port, addr: fmt.Sprintf("127.0.0.1:%d", answerPort), verifyPath: "/_ceiling", upstream: name,
-		location: `		location = /_ceiling {
-			internal;
-			proxy_pass http://` + name + `;
-			proxy_pass_request_body off;
-			proxy_set_header Content-Length "";
-			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-		}
-`, serves: fmt.Sprintf(`	server {
+	a := floorAuth(port, fmt.Sprintf("127.0.0.1:%d", answerPort))
+	a.serves = fmt.Sprintf(`	server {
 		listen 127.0.0.1:%d;
 		location / {
 			add_header X-Auth-User-Id ceiling;
@@ -110,7 +101,8 @@ func ceilingAuth(port, answerPort int) authServer {
 			return 200;
 		}
 	}
-`, answerPort), userHeader: "x_auth_user_id", mailHeader: "x_auth_user_email"}
+`, answerPort)
+	return a
 }
 
 // nginxConf renders the configuration: for each auth server a listener
