@@ -185,6 +185,22 @@ func TestForwardAuth_Listener_ServesVerifyAlone(t *testing.T) {
 	if !strings.HasPrefix(line, "HTTP/1.1 4") {
 		t.Errorf("h2c preface: %q, want an HTTP/1.1 refusal", line)
 	}
+	// OPTIONS * is no verify address: a bare 404 from any peer, where
+	// net/http's own 200 answered it (the fourth attack pass).
+	for local, want := range map[string]string{"127.0.0.1": "HTTP/1.1 404", "127.0.0.2": "HTTP/1.1 404"} {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", s.verifyPort))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "OPTIONS * HTTP/1.1\r\nHost: auth.sso.test\r\n\r\n")
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if !strings.HasPrefix(line, want) {
+			t.Errorf("OPTIONS * from %s: %q, want %s", local, line, want)
+		}
+	}
 }
 
 // A reload that keeps the listener keeps it answering; one that moves it

@@ -182,6 +182,7 @@ http {
 			proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
 			proxy_set_header X-Original-Method $request_method;
 			proxy_set_header X-Forwarded-Uri "";
+			proxy_set_header Upgrade $http_upgrade;
 			proxy_buffer_size 32k;
 			proxy_buffers 4 32k;
 		}

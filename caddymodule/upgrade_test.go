@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -187,5 +188,45 @@ func TestUpgrade_H2CRefusedWebSocketPasses(t *testing.T) {
 		if got.Header.Get("Upgrade") != "websocket" || (got.Header.Get("X-Auth-User-Id") != "") != tc.identity {
 			t.Errorf("%s, WebSocket: the app got Upgrade %q, X-Auth-User-Id %q", tc.name, got.Header.Get("Upgrade"), got.Header.Get("X-Auth-User-Id"))
 		}
+	}
+}
+
+// nginx leaves Upgrade out of auth_request's question: an app location that
+// passes upgrades on (the usual WebSocket lines) handed an h2c upgrade to
+// the app, whose HTTP/2 connection no later auth_request saw (the fourth
+// attack pass). The docs' verify location passes the client's Upgrade, so
+// the gateway refuses h2c there (400, shown by nginx as 500) and the app
+// sees nothing; WebSocket still reaches it with the identity.
+func TestUpgrade_NginxWithWebSocketLinesRefusesH2C(t *testing.T) {
+	if _, err := os.Stat(nginxBin); err != nil {
+		t.Skip("nginx is not installed (.ci/run installs it)")
+	}
+	s := startSSOGateway(t)
+	s.nginxAsks = s.gwPort
+	app := newLenientApp(t)
+	s.startNginxWith(func(dir string) string {
+		return replaceAll(t, s.nginxConf(dir), "\t\t\tproxy_pass http://"+s.Upstream.Addr()+";",
+			"\t\t\tproxy_http_version 1.1;\n\t\t\tproxy_set_header Upgrade $http_upgrade;\n"+
+				"\t\t\tproxy_set_header Connection $http_connection;\n\t\t\tproxy_pass http://"+app.Addr()+";")
+	})
+	b := ssoBrowser(t)
+	s.signInAt(b, s.App3+"/")
+	cookie := "Cookie: " + appSessionCookie(t, b, s.App3) + "\r\n"
+	ngx := fmt.Sprintf("127.0.0.1:%d", s.nginxPort)
+	app1 := fmt.Sprintf("app1.sso.test:%d", s.nginxPort)
+	for _, proto := range []string{"h2c", "websocket, h2c", "HTTP/2.0"} {
+		before := len(app.Requests())
+		resp := upgradeVia(t, ngx, app1, "/x", proto, cookie+h2cSettings)
+		if resp.StatusCode == http.StatusSwitchingProtocols || resp.StatusCode < 400 || len(app.Requests()) != before {
+			t.Errorf("through nginx, Upgrade: %s: %d, %d request(s) reached the app; want a refusal and none",
+				proto, resp.StatusCode, len(app.Requests())-before)
+		}
+	}
+	ws := "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+	before := len(app.Requests())
+	resp := upgradeVia(t, ngx, app1, "/ws", "websocket", cookie+ws)
+	if reqs := app.Requests(); resp.StatusCode != http.StatusSwitchingProtocols || len(reqs) != before+1 ||
+		reqs[len(reqs)-1].Header.Get("X-Auth-User-Id") == "" {
+		t.Errorf("WebSocket through nginx: %d, %d request(s) at the app; want 101 and one with the identity", resp.StatusCode, len(reqs)-before)
 	}
 }

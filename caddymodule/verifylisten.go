@@ -64,7 +64,10 @@ func (a *App) startVerifyListener() error {
 		ReadHeaderTimeout: verifyReadHeaderTimeout,
 		IdleTimeout:       verifyIdleTimeout,
 		MaxHeaderBytes:    verifyMaxHeaderBytes,
-		Protocols:         &protocols,
+		// OPTIONS * goes to the handler (trust check, then 404), not to
+		// net/http's own 200 for any peer.
+		DisableGeneralOptionsHandler: true,
+		Protocols:                    &protocols,
 		// net/http's own complaints (a panic, a bad request line); they
 		// never hold a request's headers.
 		ErrorLog: zap.NewStdLog(logger),

@@ -89,7 +89,9 @@ func sameHeaderName(k, lower string) bool {
 // client's copy smuggles nothing past verify. Only this name is exempt: the
 // other X-Auth-Request-* names (X-Auth-Request-User, -Email, the headers
 // oauth2-proxy answers) stay refused, since apps moved from oauth2-proxy may
-// still trust them. Guard still strips it from requests upstream.
+// still trust them. The in-Caddy handler strips it from requests upstream
+// (StripIdentityHeaders); behind an external proxy a client's copy reaches
+// the app unless the recipe blanks it (docs/forward-auth.md).
 const ingressRedirectHint = "x-auth-request-redirect"
 
 // carriesGatewayHeader reports whether a verify request carries, from the
