@@ -123,7 +123,8 @@ var forwardedTLS = &tls.ConnectionState{}
 // policy name), and a request that carries a header the answer sets (the
 // gateway's namespace in any spelling, the policy's forward_token headers)
 // is 400: the client sent it, and a proxy copies back only what it lists.
-// It writes nothing to the store. trusted, when not nil, tells a trusted
+// It writes nothing to the store, except that a request carrying two live
+// sessions' cookies ends both (session.Ambiguous). trusted, when not nil, tells a trusted
 // proxy instead of ForwardAuth.Trusted (VerifyHandler's listener).
 func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string, trusted func(*http.Request) bool) {
 	v := g.verifier
@@ -199,7 +200,7 @@ func (g *Gateway) verify(w http.ResponseWriter, r *http.Request, rest string, tr
 		return
 	}
 	pass.setHeaders(w.Header(), true)
-	setAppCookies(w.Header(), pass.Request.Header)
+	setAppCredentials(w.Header(), pass.Request.Header)
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -219,19 +220,35 @@ func (g *Gateway) VerifyHandler(trusted func(r *http.Request) bool) http.Handler
 	})
 }
 
-// setAppCookies sets on verify's answer h the Cookie header the app is to
-// get: the request's (req), which Guard's pass has cleaned of every
-// gateway cookie (stripGatewayCookies), as one line. With no cookie left,
-// h gets none: a proxy that replaces the request's Cookie with the answer's
-// (Traefik's authResponseHeaders, nginx's auth_request_set, Caddy's
-// copy_headers) then sends the app none; Envoy, which keeps a header the
-// answer lacks, is told to remove it (envoyRemoveCookie). Never logged:
-// Caddy's logs redact a response's Cookie as a request's.
-func setAppCookies(h, req http.Header) {
+// setAppCredentials sets on verify's answer h the Cookie and Authorization
+// headers the app is to get, from the request's (req) as Guard's pass left
+// them: cleaned of every gateway cookie and session token
+// (stripCredentials). A proxy replaces the request's with the answer's
+// (nginx's auth_request_set, Traefik's authResponseHeaders, Caddy's
+// copy_headers), or removes a header the answer lacks; Envoy, which keeps a
+// header the answer lacks, is told to remove it (envoyHeadersToRemove, one
+// comma-separated value, which Envoy splits on commas).
+func setAppCredentials(h, req http.Header) {
+	cookie := setAppCookies(h, req)
+	authorization := setAppAuthorization(h, req)
+	switch {
+	case !cookie && !authorization:
+		h[envoyHeadersToRemove] = envoyRemoveBoth
+	case !cookie:
+		h[envoyHeadersToRemove] = envoyRemoveCookie
+	case !authorization:
+		h[envoyHeadersToRemove] = envoyRemoveAuthorization
+	}
+}
+
+// setAppCookies sets on h the request's cookies (req), as one line, and
+// reports whether any is left. Never logged: Caddy's logs redact a
+// response's Cookie as a request's.
+func setAppCookies(h, req http.Header) bool {
 	c := req["Cookie"]
 	if len(c) == 1 && !noCookie(c[0]) {
 		h["Cookie"] = c[:1:1]
-		return
+		return true
 	}
 	// Several lines (HTTP/2 sends one per cookie) and no gateway cookie
 	// among them, or the strip would have joined them: one line, as a proxy
@@ -248,9 +265,26 @@ func setAppCookies(h, req http.Header) {
 	}
 	if b.Len() > 0 {
 		h["Cookie"] = []string{b.String()}
-		return
+		return true
 	}
-	h[envoyHeadersToRemove] = envoyRemoveCookie
+	return false
+}
+
+// setAppAuthorization sets on h the request's Authorization (req), which
+// the pass has cleaned of the gateway's session tokens (stripSessionTokens:
+// a native app's Bearer token must not reach the app, which could replay
+// it at the gateway and every other app), and reports whether one is left.
+// Only the first value left is answered: Authorization holds one
+// credential (RFC 9110 11.6.2, not a list), nginx reads one value of the
+// answer, and joining credentials with commas would hand the app one that
+// no client sent. Never logged: Caddy's logs redact Authorization.
+func setAppAuthorization(h, req http.Header) bool {
+	a := req["Authorization"]
+	if len(a) == 0 {
+		return false
+	}
+	h["Authorization"] = a[:1:1]
+	return true
 }
 
 // envoyHeadersToRemove lists, in an ext_authz HTTP service's 200, the
@@ -258,9 +292,14 @@ func setAppCookies(h, req http.Header) {
 // allowed_upstream_headers only overwrite those the answer has.
 const envoyHeadersToRemove = "X-Envoy-Auth-Headers-To-Remove"
 
-// envoyRemoveCookie is its value on an answer without Cookie; its capacity
-// is its length, so a handler that appends to it gets a copy.
-var envoyRemoveCookie = []string{"cookie"}[:1:1]
+// Its values for an answer without Cookie, Authorization or both; each
+// one's capacity is its length, so a handler that appends to it gets a
+// copy.
+var (
+	envoyRemoveCookie        = []string{"cookie"}[:1:1]
+	envoyRemoveAuthorization = []string{"authorization"}[:1:1]
+	envoyRemoveBoth          = []string{"cookie, authorization"}[:1:1]
+)
 
 // noCookie reports whether a Cookie line holds no cookie at all.
 func noCookie(v string) bool { return strings.Trim(v, "; \t") == "" }

@@ -131,13 +131,21 @@ func TestVerify_RefusalsCarryNoCookie(t *testing.T) {
 	}
 }
 
-// checkEnvoyRemoval checks that a 2xx without Cookie tells Envoy to remove
-// the request's (x-envoy-auth-headers-to-remove: Envoy overwrites only the
-// headers the answer has), and that one with Cookie does not.
+// checkEnvoyRemoval checks that a 2xx without Cookie or Authorization
+// tells Envoy to remove the request's (x-envoy-auth-headers-to-remove:
+// Envoy overwrites only the headers the answer has), and names none that
+// the answer has.
 func checkEnvoyRemoval(t *testing.T, resp *http.Response, none bool) {
 	t.Helper()
+	checkEnvoyRemovalOf(t, resp, none, resp.Header["Authorization"] == nil)
+}
+
+func checkEnvoyRemovalOf(t *testing.T, resp *http.Response, noCookie, noAuthorization bool) {
+	t.Helper()
+	want := map[[2]bool]string{{true, true}: "cookie, authorization", {true, false}: "cookie", {false, true}: "authorization"}[[2]bool{noCookie, noAuthorization}]
 	got := resp.Header.Values("X-Envoy-Auth-Headers-To-Remove")
-	if none && (len(got) != 1 || got[0] != "cookie") || !none && got != nil {
-		t.Errorf("an answer with Cookie %q has x-envoy-auth-headers-to-remove %q", resp.Header["Cookie"], got)
+	if want != "" && (len(got) != 1 || got[0] != want) || want == "" && got != nil {
+		t.Errorf("an answer with Cookie %q and Authorization %q has x-envoy-auth-headers-to-remove %q, want %q",
+			resp.Header["Cookie"], resp.Header["Authorization"], got, want)
 	}
 }
