@@ -101,6 +101,7 @@ func (s *ssoEnv) caddyfile() string {
 		dev_provider 127.0.0.1:%[3]d
 		cookie_domain sso.test
 		return_hosts http://*.sso.test:%[4]d http://*.sso.test:%[5]d http://*.sso.test:%[7]d
+		redirect_urls myapp://cb
 		forward_auth http://auth.sso.test:%[5]d {
 			listen 127.0.0.1:%[9]d {
 				trusted 127.0.0.1/32
@@ -208,6 +209,8 @@ http {
 			proxy_set_header X-Auth-Jwt $auth_jwt;
 			auth_request_set $app_cookie $upstream_http_cookie;
 			proxy_set_header Cookie $app_cookie;
+			auth_request_set $app_authorization $upstream_http_authorization;
+			proxy_set_header Authorization $app_authorization;
 			proxy_pass http://%[4]s;
 		}
 	}

@@ -283,17 +283,17 @@ func TestForwardAuth_TraefikDockerLabelsMatchTheFileProvider(t *testing.T) {
 		`"traefik.http.middlewares.socialgate-app1.forwardauth.address=http://socialgate:8080/_auth/verify/app1"`,
 		`"traefik.http.middlewares.socialgate-app1.forwardauth.trustForwardHeader=false"`,
 		`"traefik.http.middlewares.socialgate-app1.forwardauth.authResponseHeadersRegex=^X-Auth-"`,
-		`"traefik.http.middlewares.socialgate-app1.forwardauth.authResponseHeaders=Cookie"`,
+		`"traefik.http.middlewares.socialgate-app1.forwardauth.authResponseHeaders=Cookie,Authorization"`,
 		"\"traefik.http.routers.auth.rule=Host(`auth.example.com`) && !PathPrefix(`/_auth/verify`)\"",
 	} {
 		if !strings.Contains(labels, want) {
 			t.Errorf("the Docker labels lack %s", want)
 		}
 	}
-	// The list form names Cookie alone: for the X-Auth-* headers it would
+	// The list form names Cookie and Authorization alone: for the X-Auth-* headers it would
 	// let a client send those not listed.
 	if strings.Count(labels, "authResponseHeaders=") != 1 {
-		t.Error("the Docker labels list authResponseHeaders beyond Cookie, which lets a client send the X-Auth-* headers not listed")
+		t.Error("the Docker labels list authResponseHeaders beyond Cookie and Authorization, which lets a client send the X-Auth-* headers not listed")
 	}
 }
 
