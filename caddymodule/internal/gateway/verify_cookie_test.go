@@ -70,14 +70,7 @@ func TestVerify_TheAnswerCarriesTheAppsCookiesOnly(t *testing.T) {
 		{"values kept byte for byte", []string{`pref="a b"; ` + sess + `; t=%3D%3B==`}, `pref="a b"; t=%3D%3B==`},
 	} {
 		for proxyName, resp := range tg.askWithCookies(t, "/_auth/verify", c.lines...) {
-			got := resp.Header["Cookie"]
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("%s, %s: verify = %d, want 200", c.name, proxyName, resp.StatusCode)
-			}
-			if c.want == "" && got != nil || c.want != "" && (len(got) != 1 || got[0] != c.want) {
-				t.Errorf("%s, %s: the answer's Cookie = %q, want %q", c.name, proxyName, got, c.want)
-			}
-			checkEnvoyRemoval(t, resp, c.want == "")
+			checkAnswersCookie(t, c.name+", "+proxyName, resp, c.want)
 		}
 	}
 }
@@ -99,14 +92,7 @@ func TestVerify_AnAnonymousPassCarriesTheAppsCookies(t *testing.T) {
 		{"a dead session cookie among them", []string{"app_pref=1", "__Secure-socialgate_session=dead", "theme=dark"}, "app_pref=1; theme=dark"},
 	} {
 		for proxyName, resp := range tg.askWithCookies(t, "/_auth/verify/open", c.lines...) {
-			got := resp.Header["Cookie"]
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("%s, %s: verify = %d, want 200", c.name, proxyName, resp.StatusCode)
-			}
-			if c.want == "" && got != nil || c.want != "" && (len(got) != 1 || got[0] != c.want) {
-				t.Errorf("%s, %s: the answer's Cookie = %q, want %q", c.name, proxyName, got, c.want)
-			}
-			checkEnvoyRemoval(t, resp, c.want == "")
+			checkAnswersCookie(t, c.name+", "+proxyName, resp, c.want)
 		}
 	}
 }
@@ -135,6 +121,19 @@ func TestVerify_RefusalsCarryNoCookie(t *testing.T) {
 // tells Envoy to remove the request's (x-envoy-auth-headers-to-remove:
 // Envoy overwrites only the headers the answer has), and names none that
 // the answer has.
+// checkAnswersCookie fails unless resp is verify's 200 with Cookie want
+// (none for "") and Envoy's removal list to match.
+func checkAnswersCookie(t *testing.T, what string, resp *http.Response, want string) {
+	t.Helper()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: verify = %d, want 200", what, resp.StatusCode)
+	}
+	if got := resp.Header["Cookie"]; want == "" && got != nil || want != "" && (len(got) != 1 || got[0] != want) {
+		t.Errorf("%s: the answer's Cookie = %q, want %q", what, got, want)
+	}
+	checkEnvoyRemoval(t, resp, want == "")
+}
+
 func checkEnvoyRemoval(t *testing.T, resp *http.Response, none bool) {
 	t.Helper()
 	checkEnvoyRemovalOf(t, resp, none, resp.Header["Authorization"] == nil)
@@ -147,5 +146,25 @@ func checkEnvoyRemovalOf(t *testing.T, resp *http.Response, noCookie, noAuthoriz
 	if want != "" && (len(got) != 1 || got[0] != want) || want == "" && got != nil {
 		t.Errorf("an answer with Cookie %q and Authorization %q has x-envoy-auth-headers-to-remove %q, want %q",
 			resp.Header["Cookie"], resp.Header["Authorization"], got, want)
+	}
+}
+
+// Two live sessions' cookies in one question (one planted beside the
+// other, or both copied by whoever asks): verify admits neither, echoes
+// no cookie, and both sessions end, so neither cookie passes again alone.
+func TestVerify_TwoLiveSessionsAdmitNeitherAndBothEnd(t *testing.T) {
+	tg := newCookieGW(t)
+	_, ada := tg.signIn(t, "ada")
+	_, mallory := tg.signIn(t, "mallory")
+	both := "__Secure-socialgate_session=" + mallory + "; app=1; __Secure-socialgate_session=" + ada
+	resp := tg.askWithCookies(t, "/_auth/verify", both)["nginx"]
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header["Cookie"] != nil || resp.Header.Get("X-Auth-User-Id") != "" {
+		t.Fatalf("two live sessions: %d, Cookie %q, user %q; want 401 and neither", resp.StatusCode,
+			resp.Header["Cookie"], resp.Header.Get("X-Auth-User-Id"))
+	}
+	for who, v := range map[string]string{"ada": ada, "mallory": mallory} {
+		if resp := tg.askWithCookies(t, "/_auth/verify", "__Secure-socialgate_session="+v)["nginx"]; resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s's cookie alone after the question with both: %d, want 401 (ended)", who, resp.StatusCode)
+		}
 	}
 }
