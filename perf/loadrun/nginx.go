@@ -45,11 +45,12 @@ type authServer struct {
 	userHeader string // the auth server's answer header naming the user
 	mailHeader string // … and the email
 	serves     string // a server block of nginx's own that is the auth server, if any
-	appCookie  bool   // the app gets the answer's Cookie (docs/forward-auth.md), not the client's
+	appCookie  bool   // the app gets the answer's Cookie and Authorization (docs/forward-auth.md), not the client's
 }
 
 // socialgateAuth is docs/forward-auth.md's nginx configuration for the
-// gateway at addr, which answers for host.
+// gateway at addr, which answers for host, except that only the user's id
+// and email are copied (as for oauth2-proxy) and keep-alive is on.
 func socialgateAuth(port int, addr, host string) authServer {
 	name := fmt.Sprintf("auth%d", port)
 	return authServer{port: port, addr: addr, verifyPath: "/_socialgate_verify", upstream: name,
@@ -62,6 +63,7 @@ func socialgateAuth(port int, addr, host string) authServer {
 			proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
 			proxy_set_header X-Original-Method $request_method;
 			proxy_set_header X-Forwarded-Uri "";
+			proxy_set_header Upgrade $http_upgrade;
 			proxy_buffer_size 32k;
 			proxy_buffers 4 32k;
 			proxy_http_version 1.1;
@@ -186,10 +188,12 @@ func startNginx(bin, dir string, workers int, upstream string, servers []authSer
 	return p, nil
 }
 
-// appCookie is the location's lines that give the app the answer's Cookie.
+// appCookie is the location's lines that give the app the answer's Cookie
+// and Authorization.
 func appCookie(on bool) string {
 	if !on {
 		return ""
 	}
-	return "\t\t\tauth_request_set $app_cookie $upstream_http_cookie;\n\t\t\tproxy_set_header Cookie $app_cookie;\n"
+	return "\t\t\tauth_request_set $app_cookie $upstream_http_cookie;\n\t\t\tproxy_set_header Cookie $app_cookie;\n" +
+		"\t\t\tauth_request_set $app_authorization $upstream_http_authorization;\n\t\t\tproxy_set_header Authorization $app_authorization;\n"
 }
